@@ -1,0 +1,24 @@
+//! A sans-IO client for the OAuth 2.0 API of HoopAI / HighLevel (LeadConnector).
+//!
+//! This crate does no I/O: it builds `http::Request<Vec<u8>>` values, parses
+//! `http::Response` bytes, and runs the token lifecycle as a state machine. The
+//! caller's runtime moves the bytes and supplies the time.
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod config;
+pub mod error;
+pub mod rate_limit;
+mod response;
+mod sanitize;
+pub mod secret;
+pub mod token;
+pub mod token_endpoint;
+
+pub use config::*;
+pub use error::*;
+pub use rate_limit::*;
+pub use response::MAX_BODY_BYTES;
+pub use secret::*;
+pub use token::*;
+pub use token_endpoint::*;

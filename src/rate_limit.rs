@@ -1,0 +1,152 @@
+//! Rate-limit figures from response headers, and `Retry-After`.
+//!
+//! HighLevel documents `X-RateLimit-*` headers on every answer (100 requests per
+//! 10 s burst, 200,000 a day, per app and resource). `Retry-After` is not
+//! documented; it is honoured when present, as delta-seconds or an HTTP date.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use http::HeaderMap;
+
+/// What `Retry-After` said.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum RetryAfter {
+    /// Wait this long (delta-seconds).
+    Delay(Duration),
+    /// Wait until then (an HTTP date).
+    At(SystemTime),
+}
+
+/// The rate-limit headers of one answer. Every figure is optional.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RateLimit {
+    /// `Retry-After`, if present and readable.
+    pub retry_after: Option<RetryAfter>,
+    /// `X-RateLimit-Limit-Daily`.
+    pub daily_limit: Option<u64>,
+    /// `X-RateLimit-Daily-Remaining`.
+    pub daily_remaining: Option<u64>,
+    /// `X-RateLimit-Interval-Milliseconds`: the burst window.
+    pub interval: Option<Duration>,
+    /// `X-RateLimit-Max`: requests allowed per burst window.
+    pub max: Option<u64>,
+    /// `X-RateLimit-Remaining`: requests left in the current burst window.
+    pub remaining: Option<u64>,
+}
+
+impl RateLimit {
+    /// Reads the headers; `None` when none of them is present.
+    #[must_use]
+    pub fn from_headers(headers: &HeaderMap) -> Option<Self> {
+        let num = |name: &str| {
+            headers
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|s| s.trim().parse::<u64>().ok())
+        };
+        let r = RateLimit {
+            retry_after: headers
+                .get(http::header::RETRY_AFTER)
+                .and_then(|v| v.to_str().ok())
+                .and_then(parse_retry_after),
+            daily_limit: num("x-ratelimit-limit-daily"),
+            daily_remaining: num("x-ratelimit-daily-remaining"),
+            interval: num("x-ratelimit-interval-milliseconds").map(Duration::from_millis),
+            max: num("x-ratelimit-max"),
+            remaining: num("x-ratelimit-remaining"),
+        };
+        (r != RateLimit::default()).then_some(r)
+    }
+
+    /// When a retry may be sent, if the server said: `Retry-After` first; else,
+    /// when the burst window is used up, one window from `now`.
+    #[must_use]
+    pub fn retry_at(&self, now: SystemTime) -> Option<SystemTime> {
+        match self.retry_after {
+            Some(RetryAfter::Delay(d)) => Some(now + d),
+            Some(RetryAfter::At(t)) => Some(t.max(now)),
+            None => match (self.remaining, self.interval) {
+                (Some(0), Some(window)) => Some(now + window),
+                _ => None,
+            },
+        }
+    }
+}
+
+/// Parses `Retry-After`: delta-seconds, or an IMF-fixdate
+/// (`Sun, 06 Nov 1994 08:49:37 GMT`).
+#[must_use]
+pub fn parse_retry_after(value: &str) -> Option<RetryAfter> {
+    let value = value.trim();
+    if let Ok(secs) = value.parse::<u64>() {
+        return Some(RetryAfter::Delay(Duration::from_secs(secs)));
+    }
+    parse_http_date(value).map(RetryAfter::At)
+}
+
+fn parse_http_date(s: &str) -> Option<SystemTime> {
+    // "Sun, 06 Nov 1994 08:49:37 GMT"
+    let (_, rest) = s.split_once(", ")?;
+    let mut parts = rest.split(' ');
+    let day: u32 = parts.next()?.parse().ok()?;
+    let month = match parts.next()? {
+        "Jan" => 1,
+        "Feb" => 2,
+        "Mar" => 3,
+        "Apr" => 4,
+        "May" => 5,
+        "Jun" => 6,
+        "Jul" => 7,
+        "Aug" => 8,
+        "Sep" => 9,
+        "Oct" => 10,
+        "Nov" => 11,
+        "Dec" => 12,
+        _ => return None,
+    };
+    let year: i64 = parts.next()?.parse().ok()?;
+    let mut hms = parts.next()?.split(':');
+    let h: u64 = hms.next()?.parse().ok()?;
+    let m: u64 = hms.next()?.parse().ok()?;
+    let sec: u64 = hms.next()?.parse().ok()?;
+    if parts.next()? != "GMT" || parts.next().is_some() || hms.next().is_some() {
+        return None;
+    }
+    if !(1..=31).contains(&day) || h > 23 || m > 59 || sec > 60 || year < 1970 {
+        return None;
+    }
+    let days = days_from_civil(year, month, day);
+    let secs = u64::try_from(days).ok()? * 86_400 + h * 3600 + m * 60 + sec;
+    Some(UNIX_EPOCH + Duration::from_secs(secs))
+}
+
+/// Days since 1970-01-01 of a proleptic Gregorian date.
+fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let m = i64::from(m);
+    let mp = if m > 2 { m - 3 } else { m + 9 };
+    let doy = (153 * mp + 2) / 5 + i64::from(d) - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn http_date_parses() {
+        let t = parse_http_date("Sun, 06 Nov 1994 08:49:37 GMT").unwrap();
+        assert_eq!(t.duration_since(UNIX_EPOCH).unwrap().as_secs(), 784_111_777);
+        assert_eq!(parse_http_date("Sun, 06 Nov 1994 08:49:37 PST"), None);
+        assert_eq!(parse_http_date("garbage"), None);
+        assert_eq!(
+            parse_retry_after(" 7 "),
+            Some(RetryAfter::Delay(Duration::from_secs(7)))
+        );
+    }
+}

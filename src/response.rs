@@ -1,0 +1,100 @@
+//! Reading answers: the size cap, JSON, and telling error bodies from answers.
+
+use http::{Response, StatusCode};
+use serde_json::Value;
+
+use crate::error::{Endpoint, Error, Unreadable};
+
+/// The largest body the parsers read: 1 MiB. A token answer is a few KiB
+/// (JWTs included) and an installed-locations page of 100 is about 30 KiB; a
+/// larger body is a proxy or a fault, and gives [`Unreadable::TooLarge`].
+/// Drivers may refuse to download more than this, too.
+pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+
+/// Checks the cap and emptiness; returns the body for further reading.
+pub(crate) fn checked_body<B: AsRef<[u8]>>(resp: &Response<B>) -> Result<&[u8], Error> {
+    let body = resp.body().as_ref();
+    if body.len() > MAX_BODY_BYTES {
+        return Err(Error::unreadable(
+            Unreadable::TooLarge,
+            resp.status(),
+            &body[..256.min(body.len())],
+            format!(
+                "body of {} bytes is over the {MAX_BODY_BYTES}-byte cap",
+                body.len()
+            ),
+        ));
+    }
+    Ok(body)
+}
+
+/// The error for a non-2xx answer.
+pub(crate) fn failure<B: AsRef<[u8]>>(
+    endpoint: Endpoint,
+    resp: &Response<B>,
+    body: &[u8],
+) -> Error {
+    let parsed: Option<Value> = serde_json::from_slice(body).ok();
+    Error::from_answer(
+        endpoint,
+        resp.status(),
+        resp.headers(),
+        parsed.as_ref(),
+        body,
+    )
+}
+
+/// The error for a 2xx body that did not read as the expected shape.
+pub(crate) fn unreadable_success(status: StatusCode, body: &[u8], e: &serde_json::Error) -> Error {
+    let trimmed = body.iter().position(|b| !b.is_ascii_whitespace());
+    if trimmed.is_none() {
+        return Error::unreadable(Unreadable::Empty, status, body, "the body is empty");
+    }
+    let (why, detail) = if e.is_eof() {
+        (
+            Unreadable::Truncated,
+            "the JSON body ends early (truncated)",
+        )
+    } else if e.is_syntax() {
+        (Unreadable::NotJson, "the body is not JSON")
+    } else {
+        (
+            Unreadable::UnexpectedShape,
+            "the JSON body has an unexpected shape",
+        )
+    };
+    Error::unreadable(
+        why,
+        status,
+        body,
+        format!("{detail}: {}", serde_error_position(e)),
+    )
+}
+
+/// A serde_json error's category and position, without its text (which may quote a value).
+fn serde_error_position(e: &serde_json::Error) -> String {
+    format!("at line {} column {}", e.line(), e.column())
+}
+
+/// Reads a whole answer as JSON: non-2xx and error bodies on 2xx become errors.
+pub(crate) fn json_answer<B: AsRef<[u8]>>(
+    endpoint: Endpoint,
+    resp: &Response<B>,
+) -> Result<Value, Error> {
+    let body = checked_body(resp)?;
+    if !resp.status().is_success() {
+        return Err(failure(endpoint, resp, body));
+    }
+    let value: Value =
+        serde_json::from_slice(body).map_err(|e| unreadable_success(resp.status(), body, &e))?;
+    if Error::looks_like_error_body(&value) {
+        return Err(Error::from_answer(
+            endpoint,
+            resp.status(),
+            resp.headers(),
+            Some(&value),
+            body,
+        ));
+    }
+    Ok(value)
+}

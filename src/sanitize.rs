@@ -1,0 +1,144 @@
+//! Making server text safe to show: capped, printable, and with anything that
+//! looks like a token redacted.
+
+use crate::secret::redact;
+
+/// The longest excerpt of a body that an error keeps, in characters.
+pub const EXCERPT_CHARS: usize = 200;
+
+/// Runs of token characters at least this long are redacted. HighLevel ids are
+/// 20–24 characters; tokens are 31 and more (JWTs run to ~1 KiB).
+const OPAQUE_RUN: usize = 28;
+
+/// A short, printable, redacted excerpt of a body; `None` for an empty body.
+/// An HTML page is reduced to its text.
+pub(crate) fn excerpt(body: &[u8]) -> Option<String> {
+    // Look at no more than needed: a few KiB hold any useful excerpt.
+    let head = &body[..body.len().min(8 * 1024)];
+    let text = String::from_utf8_lossy(head);
+    let text = if text.trim_start().starts_with('<') {
+        strip_tags(&text)
+    } else {
+        text.into_owned()
+    };
+    let clean = sanitize_message(&text);
+    if clean.is_empty() {
+        return None;
+    }
+    let mut out: String = clean.chars().take(EXCERPT_CHARS).collect();
+    if clean.chars().count() > EXCERPT_CHARS {
+        out.push('…');
+    }
+    Some(out)
+}
+
+/// Collapses whitespace and control characters, and redacts long opaque runs.
+pub(crate) fn sanitize_message(text: &str) -> String {
+    let mut out = String::with_capacity(text.len().min(1024));
+    let mut run = String::new();
+    let mut last_space = true;
+    let flush = |run: &mut String, out: &mut String| {
+        if run.chars().count() >= OPAQUE_RUN {
+            out.push_str(&redact(run));
+        } else {
+            out.push_str(run);
+        }
+        run.clear();
+    };
+    for c in text.chars() {
+        if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '+' | '/' | '=') {
+            run.push(c);
+            last_space = false;
+            continue;
+        }
+        flush(&mut run, &mut out);
+        if c.is_whitespace() || c.is_control() {
+            if !last_space {
+                out.push(' ');
+                last_space = true;
+            }
+        } else {
+            out.push(c);
+            last_space = false;
+        }
+    }
+    flush(&mut run, &mut out);
+    out.trim().to_owned()
+}
+
+fn strip_tags(html: &str) -> String {
+    let mut out = String::with_capacity(html.len());
+    let mut in_tag = false;
+    let lower = html.to_ascii_lowercase();
+    let lower = lower.as_bytes();
+    let mut skip_until: Option<&str> = None;
+    let mut i = 0;
+    let bytes = html.as_bytes();
+    while i < bytes.len() {
+        if let Some(end) = skip_until {
+            if lower[i..].starts_with(end.as_bytes()) {
+                i += end.len();
+                skip_until = None;
+            } else {
+                i += 1;
+            }
+            continue;
+        }
+        if lower[i..].starts_with(b"<script") {
+            skip_until = Some("</script>");
+            continue;
+        }
+        if lower[i..].starts_with(b"<style") {
+            skip_until = Some("</style>");
+            continue;
+        }
+        let c = bytes[i];
+        if c == b'<' {
+            in_tag = true;
+            out.push(' ');
+        } else if c == b'>' && in_tag {
+            in_tag = false;
+        } else if !in_tag {
+            // Copy a whole UTF-8 character.
+            let ch_len = html[i..].chars().next().map_or(1, char::len_utf8);
+            out.push_str(&html[i..i + ch_len]);
+            i += ch_len;
+            continue;
+        }
+        i += 1;
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn html_is_reduced_to_text() {
+        let page = b"<html><head><title>502 Bad Gateway</title><style>a{}</style></head><body><h1>502 Bad Gateway</h1><hr>nginx</body></html>";
+        assert_eq!(
+            excerpt(page).unwrap(),
+            "502 Bad Gateway 502 Bad Gateway nginx"
+        );
+    }
+
+    #[test]
+    fn tokens_in_text_are_redacted() {
+        let s = sanitize_message("token\neyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIx is bad");
+        assert_eq!(s, "token eyJh…(50 chars) is bad");
+        assert_eq!(
+            sanitize_message("Location l1C08ntBrFjLS0elLIYU"),
+            "Location l1C08ntBrFjLS0elLIYU"
+        );
+    }
+
+    #[test]
+    fn excerpt_is_capped_and_multibyte_safe() {
+        let body = "é ".repeat(500);
+        let e = excerpt(body.as_bytes()).unwrap();
+        assert_eq!(e.chars().count(), EXCERPT_CHARS + 1);
+        assert_eq!(excerpt(b"   \n"), None);
+        assert!(excerpt(&[0xff, 0xfe, b'<', b'x']).is_some());
+    }
+}
