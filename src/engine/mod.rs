@@ -1,0 +1,1259 @@
+//! ENGINE-DOCS
+
+mod backoff;
+mod held;
+mod output;
+mod record;
+mod schedule;
+mod settings;
+
+use std::collections::{HashMap, VecDeque};
+use std::hash::{DefaultHasher, Hash, Hasher};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use http::Response;
+
+use crate::config::Config;
+use crate::error::{Error, ErrorKind};
+use crate::secret::RefreshToken;
+use crate::token::{TokenResponse, TokenSet, UserType};
+use crate::token_endpoint::{TokenRequest, parse_token_response, token_request};
+
+pub use output::{Event, Failure, Output, RequestId, TokenStatus};
+pub use record::{GrantId, GrantRecord, GrantStatus, Lease, RECORD_SCHEMA};
+pub use settings::EngineSettings;
+
+use backoff::{SplitMix64, backoff};
+use held::{Held, Interner};
+use schedule::Schedule;
+use settings::StoreMode;
+
+/// How many given-up requests per grant the engine remembers, so that a late
+/// answer to one of them is still recognized (and its tokens adopted).
+pub const ABANDONED_MEMORY: usize = 4;
+
+/// The token lifecycle of many grants, as a state machine. See the
+/// [module docs](self) for how to drive it.
+#[derive(Debug)]
+pub struct Engine {
+    config: Config,
+    settings: EngineSettings,
+    lease: Option<(String, Duration)>,
+    slots: Vec<Option<Slot>>,
+    free: Vec<u32>,
+    index: HashMap<GrantId, u32>,
+    schedule: Schedule,
+    queue: VecDeque<Queued>,
+    rng: SplitMix64,
+    seq: u32,
+    halted: bool,
+    parked: Vec<u32>,
+    interner: Interner,
+}
+
+/// An output waiting in the queue; sends and records are built when polled,
+/// from the grant's state at that moment.
+#[derive(Debug)]
+enum Queued {
+    Send { slot: u32, seq: u32 },
+    Persist { slot: u32 },
+    Event(Event),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum Status {
+    Active,
+    Suspended(SystemTime),
+    Reauth(Option<Box<str>>),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// Tokens held; the timer is the refresh time (none while a write awaits
+    /// confirmation in shared-store mode).
+    Idle,
+    /// Shared-store mode: the lease record at `version` awaits confirmation.
+    Leasing { until: SystemTime },
+    /// A refresh request is out.
+    InFlight {
+        seq: u32,
+        epoch: u32,
+        sent_at: SystemTime,
+    },
+    /// Waiting to retry after a failure.
+    Backoff,
+    /// Another engine's lease; the timer is its end.
+    WaitingLease,
+    /// Location not active; the timer is the next try.
+    Suspended,
+    /// Nothing to do until a new authorization.
+    Reauth,
+    /// The engine is halted (configuration rejected).
+    Parked,
+}
+
+/// Tokens held that the store may not have yet (shared-store mode).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Unconfirmed {
+    None,
+    /// Received from a refresh that spent the token with this fingerprint.
+    Refreshed {
+        spent: u64,
+    },
+    /// Handed in by `insert`: a new authorization, which always wins.
+    Installed,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Abandoned {
+    seq: u32,
+    epoch: u32,
+    sent_at: SystemTime,
+}
+
+#[derive(Debug)]
+struct Slot {
+    key: GrantId,
+    held: Held,
+    status: Status,
+    phase: Phase,
+    timer: Option<SystemTime>,
+    /// Version of the state in memory.
+    version: u64,
+    /// Last version handed out (or read from the store); what the next write replaces.
+    emitted: Option<u64>,
+    /// Last version known to be in the store.
+    confirmed: u64,
+    /// Bumped whenever the refresh token changes.
+    epoch: u32,
+    attempt: u32,
+    waiters: bool,
+    unconfirmed: Unconfirmed,
+    abandoned: Vec<Abandoned>,
+}
+
+/// Which request an answer belongs to.
+#[derive(Debug, Clone, Copy)]
+enum Which {
+    Current { epoch: u32, sent_at: SystemTime },
+    Abandoned { epoch: u32, sent_at: SystemTime },
+}
+
+fn fingerprint(token: &RefreshToken) -> u64 {
+    let mut h = DefaultHasher::new();
+    token.secret().hash(&mut h);
+    h.finish()
+}
+
+/// `t` rounded up to a whole second.
+fn ceil_seconds(t: SystemTime) -> SystemTime {
+    let d = t.duration_since(UNIX_EPOCH).unwrap_or_default();
+    let secs = d.as_secs() + u64::from(d.subsec_nanos() > 0);
+    UNIX_EPOCH + Duration::from_secs(secs)
+}
+
+fn unknown_grant(grant: &str) -> Error {
+    Error::new(
+        ErrorKind::UnknownGrant,
+        format!("the engine holds no grant {grant:?}"),
+    )
+}
+
+fn unknown_request(id: RequestId) -> Error {
+    Error::new(
+        ErrorKind::UnknownRequest,
+        format!("request {id} is not in flight"),
+    )
+}
+
+fn set_timer(schedule: &mut Schedule, idx: u32, slot: &mut Slot, at: Option<SystemTime>) {
+    if let Some(old) = slot.timer.take() {
+        schedule.remove(old, idx);
+    }
+    if let Some(t) = at {
+        schedule.insert(t, idx);
+        slot.timer = Some(t);
+    }
+}
+
+fn remember_abandoned(slot: &mut Slot, seq: u32, epoch: u32, sent_at: SystemTime) {
+    if slot.abandoned.len() >= ABANDONED_MEMORY {
+        slot.abandoned.remove(0);
+    }
+    slot.abandoned.push(Abandoned {
+        seq,
+        epoch,
+        sent_at,
+    });
+}
+
+impl Engine {
+    /// An engine with no grants.
+    #[must_use]
+    pub fn new(config: Config, settings: EngineSettings) -> Self {
+        let lease = match &settings.store {
+            StoreMode::Single => None,
+            StoreMode::Shared { holder, .. } => {
+                settings.lease_duration().map(|d| (holder.clone(), d))
+            }
+        };
+        Engine {
+            config,
+            rng: SplitMix64::new(settings.seed),
+            settings,
+            lease,
+            slots: Vec::new(),
+            free: Vec::new(),
+            index: HashMap::new(),
+            schedule: Schedule::default(),
+            queue: VecDeque::new(),
+            seq: 0,
+            halted: false,
+            parked: Vec::new(),
+            interner: Interner::default(),
+        }
+    }
+
+    /// Makes room for `additional` more grants.
+    pub fn reserve(&mut self, additional: usize) {
+        self.slots.reserve(additional);
+        self.index.reserve(additional);
+    }
+
+    /// The settings.
+    pub fn settings(&self) -> &EngineSettings {
+        &self.settings
+    }
+
+    /// The configuration.
+    #[must_use]
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// How many grants the engine holds.
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.index.len()
+    }
+
+    /// Whether the engine holds no grant.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.index.is_empty()
+    }
+
+    /// Whether the engine holds `grant`.
+    #[must_use]
+    pub fn contains(&self, grant: &str) -> bool {
+        self.index.contains_key(grant)
+    }
+
+    /// Whether the client credentials were rejected; nothing is sent until
+    /// [`reconfigure`](Self::reconfigure).
+    #[must_use]
+    pub fn is_halted(&self) -> bool {
+        self.halted
+    }
+
+    /// A snapshot of a grant's record as the engine holds it now.
+    #[must_use]
+    pub fn record(&self, grant: &str) -> Option<GrantRecord> {
+        let idx = *self.index.get(grant)?;
+        let slot = self.slot(idx)?;
+        Some(self.build_record(slot))
+    }
+
+    fn slot(&self, idx: u32) -> Option<&Slot> {
+        self.slots.get(idx as usize).and_then(Option::as_ref)
+    }
+
+    fn slot_mut(&mut self, idx: u32) -> Option<&mut Slot> {
+        self.slots.get_mut(idx as usize).and_then(Option::as_mut)
+    }
+
+    fn lookup(&self, grant: &str) -> Result<u32, Error> {
+        self.index
+            .get(grant)
+            .copied()
+            .ok_or_else(|| unknown_grant(grant))
+    }
+
+    fn next_seq(&mut self) -> u32 {
+        self.seq = self.seq.wrapping_add(1);
+        if self.seq == 0 {
+            self.seq = 1;
+        }
+        self.seq
+    }
+
+    // ---- grants in and out ----------------------------------------------------
+
+    /// Adds a grant from a new authorization (a code exchange or a location
+    /// token), or replaces the tokens of a grant the engine holds (a
+    /// re-install). Build `tokens` with [`TokenSet::new`] from the answer and
+    /// the time its request was sent.
+    ///
+    /// Emits an [`Output::Persist`] of the new record: the refresh token in it
+    /// is the installation. In shared-store mode this write wins over whatever
+    /// the store holds (a new authorization supersedes older tokens).
+    ///
+    /// # Errors
+    /// [`ErrorKind::InvalidInput`] if the answer has no refresh token.
+    pub fn insert(
+        &mut self,
+        grant: impl Into<GrantId>,
+        tokens: TokenSet,
+        now: SystemTime,
+    ) -> Result<(), Error> {
+        let grant = grant.into();
+        let held = Held::from_set(tokens, None, &mut self.interner).ok_or_else(|| {
+            Error::input(format!(
+                "the tokens for grant {grant} have no refresh token; the engine cannot keep them fresh"
+            ))
+        })?;
+        if let Some(&idx) = self.index.get(grant.as_str()) {
+            let margin = self.settings.refresh_margin;
+            let Some(slot) = self.slots.get_mut(idx as usize).and_then(Option::as_mut) else {
+                return Err(unknown_grant(grant.as_str()));
+            };
+            if let Phase::InFlight {
+                seq,
+                epoch,
+                sent_at,
+            } = slot.phase
+            {
+                remember_abandoned(slot, seq, epoch, sent_at);
+            }
+            slot.held = held;
+            slot.epoch = slot.epoch.wrapping_add(1);
+            slot.status = Status::Active;
+            slot.phase = Phase::Idle;
+            slot.attempt = 0;
+            slot.unconfirmed = Unconfirmed::Installed;
+            slot.version += 1;
+            let at = slot.held.refresh_at(margin).max(now);
+            set_timer(&mut self.schedule, idx, slot, Some(at));
+            let expires_at = slot.held.expires_at();
+            let waiters = std::mem::take(&mut slot.waiters);
+            self.queue.push_back(Queued::Persist { slot: idx });
+            if waiters {
+                self.queue
+                    .push_back(Queued::Event(Event::TokenReady { grant, expires_at }));
+            }
+            self.unpark_one(idx);
+            return Ok(());
+        }
+        let at = held.refresh_at(self.settings.refresh_margin).max(now);
+        let slot = Slot {
+            key: grant,
+            held,
+            status: Status::Active,
+            phase: Phase::Idle,
+            timer: None,
+            version: 1,
+            emitted: None,
+            confirmed: 0,
+            epoch: 0,
+            attempt: 0,
+            waiters: false,
+            unconfirmed: Unconfirmed::Installed,
+            abandoned: Vec::new(),
+        };
+        let idx = self.add_slot(slot);
+        self.arm(idx, Some(at));
+        self.queue.push_back(Queued::Persist { slot: idx });
+        Ok(())
+    }
+
+    /// Loads a grant from its stored record (at start-up, or when the store
+    /// says it changed). Nothing is persisted. A record saved mid-refresh
+    /// (with a lease) is resumed: the engine waits for the lease to end, then
+    /// refreshes with the record's refresh token.
+    ///
+    /// For a grant the engine already holds, the record must be newer than
+    /// the engine's; its tokens are then adopted.
+    ///
+    /// # Errors
+    /// - [`ErrorKind::StaleRecord`]: another schema, or not newer than what
+    ///   the engine holds;
+    /// - [`ErrorKind::InvalidInput`]: the record has no refresh token.
+    pub fn restore(&mut self, record: GrantRecord, now: SystemTime) -> Result<(), Error> {
+        record.check()?;
+        if let Some(&idx) = self.index.get(record.grant.as_str()) {
+            let held_version = self.slot(idx).map_or(0, |s| s.version);
+            if record.version <= held_version {
+                return Err(Error::new(
+                    ErrorKind::StaleRecord,
+                    format!(
+                        "record version {} of grant {} is not newer than version {held_version} held",
+                        record.version, record.grant
+                    ),
+                ));
+            }
+            self.adopt_record(idx, record, now);
+            return Ok(());
+        }
+        let version = record.version;
+        let GrantRecord {
+            grant,
+            status,
+            lease,
+            tokens,
+            ..
+        } = record;
+        let Some(held) = Held::from_set(tokens, None, &mut self.interner) else {
+            return Err(Error::input("the record has no refresh token"));
+        };
+        let slot = Slot {
+            key: grant,
+            held,
+            status: Status::Active,
+            phase: Phase::Idle,
+            timer: None,
+            version,
+            emitted: Some(version),
+            confirmed: version,
+            epoch: 0,
+            attempt: 0,
+            waiters: false,
+            unconfirmed: Unconfirmed::None,
+            abandoned: Vec::new(),
+        };
+        let idx = self.add_slot(slot);
+        self.apply_stored_state(idx, status, lease, now, false);
+        Ok(())
+    }
+
+    /// Forgets a grant (e.g. after an uninstall). Outputs not yet polled for
+    /// it are dropped; answers to its requests become unknown.
+    ///
+    /// # Errors
+    /// [`ErrorKind::UnknownGrant`].
+    pub fn remove(&mut self, grant: &str) -> Result<(), Error> {
+        let idx = self.lookup(grant)?;
+        if let Some(mut slot) = self.slots.get_mut(idx as usize).and_then(Option::take) {
+            set_timer(&mut self.schedule, idx, &mut slot, None);
+        }
+        self.index.remove(grant);
+        self.queue.retain(|q| match q {
+            Queued::Send { slot, .. } | Queued::Persist { slot } => *slot != idx,
+            Queued::Event(e) => e.grant().as_str() != grant,
+        });
+        self.parked.retain(|&p| p != idx);
+        self.free.push(idx);
+        Ok(())
+    }
+
+    fn add_slot(&mut self, slot: Slot) -> u32 {
+        let key = slot.key.clone();
+        let idx = if let Some(idx) = self.free.pop() {
+            if let Some(cell) = self.slots.get_mut(idx as usize) {
+                *cell = Some(slot);
+            }
+            idx
+        } else {
+            self.slots.push(Some(slot));
+            u32::try_from(self.slots.len() - 1).unwrap_or(u32::MAX)
+        };
+        self.index.insert(key, idx);
+        idx
+    }
+
+    fn arm(&mut self, idx: u32, at: Option<SystemTime>) {
+        if let Some(slot) = self.slots.get_mut(idx as usize).and_then(Option::as_mut) {
+            set_timer(&mut self.schedule, idx, slot, at);
+        }
+    }
+
+    // ---- asking for a token -----------------------------------------------------
+
+    /// The access token of `grant`, answered at once.
+    ///
+    /// - [`TokenStatus::Ready`]: a token valid for at least the expiry skew. A
+    ///   refresh may be running ahead of expiry meanwhile.
+    /// - [`TokenStatus::Pending`]: the token expired; a refresh is in flight or
+    ///   scheduled (and is started now if it was not). However many callers
+    ///   ask, one refresh runs. Wait for [`Event::TokenReady`].
+    /// - [`TokenStatus::Suspended`], [`TokenStatus::ReauthorizationNeeded`],
+    ///   [`TokenStatus::ConfigurationRejected`]: see each.
+    ///
+    /// May queue outputs: call [`poll_output`](Self::poll_output) afterwards.
+    ///
+    /// # Errors
+    /// [`ErrorKind::UnknownGrant`].
+    pub fn access_token(&mut self, grant: &str, now: SystemTime) -> Result<TokenStatus, Error> {
+        let idx = self.lookup(grant)?;
+        let skew = self.settings.expiry_skew;
+        let halted = self.halted;
+        let Some(slot) = self.slot_mut(idx) else {
+            return Err(unknown_grant(grant));
+        };
+        match slot.status {
+            Status::Reauth(_) => return Ok(TokenStatus::ReauthorizationNeeded),
+            Status::Suspended(until) => return Ok(TokenStatus::Suspended { until }),
+            Status::Active => {}
+        }
+        if now + skew < slot.held.expires_at() {
+            return Ok(TokenStatus::Ready(slot.held.access.clone()));
+        }
+        if halted {
+            return Ok(TokenStatus::ConfigurationRejected);
+        }
+        slot.waiters = true;
+        if slot.phase == Phase::Idle && slot.timer.is_some() {
+            self.start_refresh(idx, now);
+        }
+        Ok(TokenStatus::Pending)
+    }
+
+    // ---- time -------------------------------------------------------------------------
+
+    /// Handles every deadline due at `now`: refreshes that are due, retries,
+    /// request timeouts, ended leases. Call it when
+    /// [`poll_timeout`](Self::poll_timeout)'s instant is reached (calling it
+    /// early or often is harmless), then drain [`poll_output`](Self::poll_output).
+    ///
+    /// Costs O(log n) per due deadline.
+    pub fn handle_timeout(&mut self, now: SystemTime) {
+        while let Some((_, idx)) = self.schedule.pop_due(now) {
+            let Some(slot) = self.slot_mut(idx) else {
+                continue;
+            };
+            slot.timer = None;
+            match slot.phase {
+                Phase::InFlight {
+                    seq,
+                    epoch,
+                    sent_at,
+                } => {
+                    remember_abandoned(slot, seq, epoch, sent_at);
+                    slot.phase = Phase::Idle;
+                    self.retry_after_failure(idx, now, Failure::TimedOut);
+                }
+                Phase::Idle | Phase::Backoff | Phase::WaitingLease | Phase::Suspended => {
+                    self.start_refresh(idx, now);
+                }
+                Phase::Leasing { .. } | Phase::Reauth | Phase::Parked => {}
+            }
+        }
+    }
+
+    /// The next instant at which [`handle_timeout`](Self::handle_timeout) must
+    /// be called; `None` when nothing is scheduled. Ask again after every
+    /// `handle_*` call, `insert`, `restore` and `access_token`: the answer may
+    /// move earlier.
+    ///
+    /// O(log n).
+    #[must_use]
+    pub fn poll_timeout(&self) -> Option<SystemTime> {
+        self.schedule.first()
+    }
+
+    // ---- the refresh --------------------------------------------------------------
+
+    fn start_refresh(&mut self, idx: u32, now: SystemTime) {
+        if self.halted {
+            self.park(idx);
+            return;
+        }
+        let lease = self.lease.as_ref().map(|(_, d)| *d);
+        let Some(slot) = self.slots.get_mut(idx as usize).and_then(Option::as_mut) else {
+            return;
+        };
+        if matches!(slot.status, Status::Reauth(_))
+            || matches!(slot.phase, Phase::InFlight { .. } | Phase::Leasing { .. })
+        {
+            return;
+        }
+        set_timer(&mut self.schedule, idx, slot, None);
+        match lease {
+            Some(lease) => {
+                if slot.emitted != Some(slot.version) || slot.confirmed != slot.version {
+                    // A write is still out: refresh once it is confirmed.
+                    slot.phase = Phase::Idle;
+                    return;
+                }
+                slot.version += 1;
+                slot.phase = Phase::Leasing {
+                    until: ceil_seconds(now + lease),
+                };
+                self.queue.push_back(Queued::Persist { slot: idx });
+            }
+            None => self.send(idx, now),
+        }
+    }
+
+    fn send(&mut self, idx: u32, now: SystemTime) {
+        let seq = self.next_seq();
+        let timeout = self.settings.request_timeout;
+        let Some(slot) = self.slots.get_mut(idx as usize).and_then(Option::as_mut) else {
+            return;
+        };
+        slot.phase = Phase::InFlight {
+            seq,
+            epoch: slot.epoch,
+            sent_at: now,
+        };
+        set_timer(&mut self.schedule, idx, slot, Some(now + timeout));
+        self.queue.push_back(Queued::Send { slot: idx, seq });
+    }
+
+    fn park(&mut self, idx: u32) {
+        if let Some(slot) = self.slots.get_mut(idx as usize).and_then(Option::as_mut) {
+            set_timer(&mut self.schedule, idx, slot, None);
+            if slot.phase != Phase::Parked {
+                slot.phase = Phase::Parked;
+                self.parked.push(idx);
+            }
+        }
+    }
+
+    fn unpark_one(&mut self, idx: u32) {
+        self.parked.retain(|&p| p != idx);
+    }
+
+    /// Replaces the configuration (e.g. a corrected client secret) and lifts
+    /// the halt that a rejected configuration put on every grant: their
+    /// refreshes are due at once.
+    pub fn reconfigure(&mut self, config: Config, now: SystemTime) {
+        self.config = config;
+        self.halted = false;
+        for idx in std::mem::take(&mut self.parked) {
+            if let Some(slot) = self.slots.get_mut(idx as usize).and_then(Option::as_mut)
+                && slot.phase == Phase::Parked
+            {
+                slot.phase = Phase::Idle;
+                set_timer(&mut self.schedule, idx, slot, Some(now));
+            }
+        }
+    }
+
+    fn retry_after_failure(&mut self, idx: u32, now: SystemTime, failure: Failure) {
+        let (base, cap) = (self.settings.backoff_base, self.settings.backoff_cap);
+        let Some(slot) = self.slots.get_mut(idx as usize).and_then(Option::as_mut) else {
+            return;
+        };
+        slot.attempt = slot.attempt.saturating_add(1);
+        let at = now + backoff(base, cap, slot.attempt, &mut self.rng);
+        slot.phase = Phase::Backoff;
+        set_timer(&mut self.schedule, idx, slot, Some(at));
+        self.queue.push_back(Queued::Event(Event::RetryScheduled {
+            grant: slot.key.clone(),
+            at,
+            attempt: slot.attempt,
+            failure,
+        }));
+    }
+
+    // ---- answers ----------------------------------------------------------------------
+
+    /// Hands back the answer to request `id`: parsed with
+    /// [`parse_token_response`], then as [`handle_token_result`](Self::handle_token_result).
+    ///
+    /// # Errors
+    /// [`ErrorKind::UnknownRequest`] if `id` is not in flight (nor a recently
+    /// given-up request of a grant still held). Server errors in the answer
+    /// are not errors of this call: they become events.
+    pub fn handle_response<B: AsRef<[u8]>>(
+        &mut self,
+        id: RequestId,
+        response: Response<B>,
+        now: SystemTime,
+    ) -> Result<(), Error> {
+        self.which(id)?;
+        self.handle_token_result(id, parse_token_response(response), now)
+    }
+
+    /// Hands back an answer already parsed (e.g. by
+    /// [`parse_token_response`]) for request `id`.
+    ///
+    /// - Success: the new tokens are adopted (the old refresh token is kept
+    ///   if the answer has none), an [`Output::Persist`] is queued, then
+    ///   [`Event::Refreshed`] (and [`Event::TokenReady`] if callers wait). The
+    ///   expiry counts from when the request was sent. A success for a request
+    ///   the engine had given up on is adopted all the same.
+    /// - Failure, classified by [`Error::kind`]:
+    ///   - `InvalidGrant`: re-authorization needed, persisted; no retry.
+    ///   - `LocationNotActive`: suspended, persisted; the same refresh token is
+    ///     tried again after the suspended-retry interval.
+    ///   - `RateLimited`: retried when the server said (`Retry-After` or the
+    ///     rate-limit window), else after the rate-limit wait.
+    ///   - `InvalidClient`: [`Event::ConfigurationRejected`]; nothing more is
+    ///     sent for any grant until [`reconfigure`](Self::reconfigure).
+    ///   - anything else (server errors, unreadable answers, other refusals):
+    ///     exponential backoff with jitter, same refresh token.
+    ///
+    ///   A failure of a request that was given up on, or that presented a
+    ///   refresh token older than the one held, is ignored.
+    ///
+    /// # Errors
+    /// [`ErrorKind::UnknownRequest`].
+    pub fn handle_token_result(
+        &mut self,
+        id: RequestId,
+        result: Result<TokenResponse, Error>,
+        now: SystemTime,
+    ) -> Result<(), Error> {
+        let which = self.which(id)?;
+        let idx = id.slot();
+        match which {
+            Which::Current { epoch, sent_at } => {
+                let Some(slot) = self.slots.get_mut(idx as usize).and_then(Option::as_mut) else {
+                    return Err(unknown_request(id));
+                };
+                set_timer(&mut self.schedule, idx, slot, None);
+                slot.phase = Phase::Idle;
+                let current = epoch == slot.epoch;
+                match result {
+                    Ok(token) if current => self.adopt_answer(idx, token, sent_at, now),
+                    Err(e) if current => self.handle_failure(idx, e, now),
+                    // The tokens changed while it was out: refresh again with the new ones.
+                    _ => self.rearm_idle(idx, now),
+                }
+            }
+            Which::Abandoned { epoch, sent_at } => {
+                let Some(slot) = self.slots.get_mut(idx as usize).and_then(Option::as_mut) else {
+                    return Err(unknown_request(id));
+                };
+                slot.abandoned.retain(|a| a.seq != id.seq());
+                if let (Ok(token), true) = (result, epoch == slot.epoch) {
+                    // A late success: its refresh token is the newest one.
+                    if let Phase::InFlight {
+                        seq,
+                        epoch,
+                        sent_at,
+                    } = slot.phase
+                    {
+                        // The retry presented the token this answer spent.
+                        remember_abandoned(slot, seq, epoch, sent_at);
+                    }
+                    set_timer(&mut self.schedule, idx, slot, None);
+                    slot.phase = Phase::Idle;
+                    self.unpark_one(idx);
+                    self.adopt_answer(idx, token, sent_at, now);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Reports that request `id` got no answer (connection refused, reset,
+    /// the HTTP client's timeout…). The refresh is retried with backoff, with
+    /// the same refresh token. If an answer to it shows up later after all,
+    /// hand it in: a success is still adopted.
+    ///
+    /// # Errors
+    /// [`ErrorKind::UnknownRequest`].
+    pub fn handle_transport_error(&mut self, id: RequestId, now: SystemTime) -> Result<(), Error> {
+        let which = self.which(id)?;
+        let idx = id.slot();
+        if let Which::Current { epoch, sent_at } = which {
+            let Some(slot) = self.slots.get_mut(idx as usize).and_then(Option::as_mut) else {
+                return Err(unknown_request(id));
+            };
+            set_timer(&mut self.schedule, idx, slot, None);
+            remember_abandoned(slot, id.seq(), epoch, sent_at);
+            slot.phase = Phase::Idle;
+            if epoch == slot.epoch {
+                self.retry_after_failure(idx, now, Failure::Transport);
+            } else {
+                self.rearm_idle(idx, now);
+            }
+        }
+        Ok(())
+    }
+
+    fn which(&self, id: RequestId) -> Result<Which, Error> {
+        let slot = self.slot(id.slot()).ok_or_else(|| unknown_request(id))?;
+        if let Phase::InFlight {
+            seq,
+            epoch,
+            sent_at,
+        } = slot.phase
+            && seq == id.seq()
+        {
+            return Ok(Which::Current { epoch, sent_at });
+        }
+        slot.abandoned
+            .iter()
+            .find(|a| a.seq == id.seq())
+            .map(|a| Which::Abandoned {
+                epoch: a.epoch,
+                sent_at: a.sent_at,
+            })
+            .ok_or_else(|| unknown_request(id))
+    }
+
+    fn rearm_idle(&mut self, idx: u32, now: SystemTime) {
+        let margin = self.settings.refresh_margin;
+        if let Some(slot) = self.slots.get_mut(idx as usize).and_then(Option::as_mut) {
+            slot.phase = Phase::Idle;
+            let at = slot.held.refresh_at(margin).max(now);
+            set_timer(&mut self.schedule, idx, slot, Some(at));
+        }
+    }
+
+    fn adopt_answer(
+        &mut self,
+        idx: u32,
+        token: TokenResponse,
+        sent_at: SystemTime,
+        now: SystemTime,
+    ) {
+        let margin = self.settings.refresh_margin;
+        let Some(slot) = self.slots.get_mut(idx as usize).and_then(Option::as_mut) else {
+            return;
+        };
+        let old = slot.held.refresh.clone();
+        let Some(held) =
+            Held::from_set(TokenSet::new(token, sent_at), Some(old), &mut self.interner)
+        else {
+            return;
+        };
+        let spent = fingerprint(&slot.held.refresh);
+        if held.refresh != slot.held.refresh {
+            slot.epoch = slot.epoch.wrapping_add(1);
+            if slot.unconfirmed != Unconfirmed::Installed {
+                slot.unconfirmed = Unconfirmed::Refreshed { spent };
+            }
+        }
+        slot.held = held;
+        slot.status = Status::Active;
+        slot.phase = Phase::Idle;
+        slot.attempt = 0;
+        slot.version += 1;
+        let at = slot.held.refresh_at(margin).max(now);
+        set_timer(&mut self.schedule, idx, slot, Some(at));
+        let grant = slot.key.clone();
+        let expires_at = slot.held.expires_at();
+        let waiters = std::mem::take(&mut slot.waiters);
+        self.queue.push_back(Queued::Persist { slot: idx });
+        self.queue.push_back(Queued::Event(Event::Refreshed {
+            grant: grant.clone(),
+            expires_at,
+        }));
+        if waiters {
+            self.queue
+                .push_back(Queued::Event(Event::TokenReady { grant, expires_at }));
+        }
+    }
+
+    fn handle_failure(&mut self, idx: u32, error: Error, now: SystemTime) {
+        let suspended_retry = self.settings.suspended_retry;
+        let rate_wait = self.settings.rate_limit_wait;
+        let halted = self.halted;
+        let Some(slot) = self.slots.get_mut(idx as usize).and_then(Option::as_mut) else {
+            return;
+        };
+        let grant = slot.key.clone();
+        match error.kind() {
+            ErrorKind::InvalidGrant => {
+                slot.status = Status::Reauth(Some(error.to_string().into_boxed_str()));
+                slot.phase = Phase::Reauth;
+                slot.waiters = false;
+                slot.version += 1;
+                set_timer(&mut self.schedule, idx, slot, None);
+                self.queue.push_back(Queued::Persist { slot: idx });
+                self.queue
+                    .push_back(Queued::Event(Event::ReauthorizationNeeded { grant, error }));
+            }
+            ErrorKind::LocationNotActive => {
+                let until = ceil_seconds(now + suspended_retry);
+                slot.status = Status::Suspended(until);
+                slot.phase = Phase::Suspended;
+                slot.waiters = false;
+                slot.version += 1;
+                set_timer(&mut self.schedule, idx, slot, Some(until));
+                self.queue.push_back(Queued::Persist { slot: idx });
+                self.queue.push_back(Queued::Event(Event::Suspended {
+                    grant,
+                    until,
+                    error,
+                }));
+            }
+            ErrorKind::InvalidClient => {
+                self.halted = true;
+                self.park(idx);
+                if !halted {
+                    self.queue
+                        .push_back(Queued::Event(Event::ConfigurationRejected { grant, error }));
+                }
+            }
+            ErrorKind::RateLimited => {
+                let at = error
+                    .retry_at(now)
+                    .unwrap_or(now + rate_wait)
+                    .max(now + Duration::from_secs(1));
+                slot.phase = Phase::Backoff;
+                set_timer(&mut self.schedule, idx, slot, Some(at));
+                self.queue.push_back(Queued::Event(Event::RetryScheduled {
+                    grant,
+                    at,
+                    attempt: slot.attempt,
+                    failure: Failure::Answer(error),
+                }));
+            }
+            _ => self.retry_after_failure(idx, now, Failure::Answer(error)),
+        }
+    }
+
+    // ---- the store ----------------------------------------------------------------------
+
+    /// Confirms that the record `version` of `grant` was written (shared-store
+    /// mode: the compare-and-swap won). A lease confirmation releases the
+    /// refresh request. Optional in single-process mode; repeated or old
+    /// confirmations are harmless.
+    ///
+    /// # Errors
+    /// [`ErrorKind::UnknownGrant`]; [`ErrorKind::UnknownRequest`] if the engine
+    /// never emitted that version.
+    pub fn handle_persisted(
+        &mut self,
+        grant: &str,
+        version: u64,
+        now: SystemTime,
+    ) -> Result<(), Error> {
+        let idx = self.lookup(grant)?;
+        let Some(slot) = self.slot_mut(idx) else {
+            return Err(unknown_grant(grant));
+        };
+        if slot.emitted.is_none_or(|e| version > e) {
+            return Err(Error::new(
+                ErrorKind::UnknownRequest,
+                format!("version {version} of grant {grant} was never emitted"),
+            ));
+        }
+        if version <= slot.confirmed {
+            return Ok(());
+        }
+        slot.confirmed = version;
+        if version == slot.version {
+            slot.unconfirmed = Unconfirmed::None;
+        }
+        match slot.phase {
+            Phase::Leasing { .. } if version == slot.version => self.send(idx, now),
+            Phase::Idle if slot.timer.is_none() => self.rearm_idle(idx, now),
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// Reports that a write of `grant` lost its compare-and-swap, with the
+    /// record the store holds now (shared-store mode).
+    ///
+    /// - If the engine holds tokens newer than the stored ones (it received
+    ///   them, or they came from [`insert`](Self::insert)), it writes them
+    ///   again over `current`: a newer refresh token is never given up.
+    /// - Otherwise it adopts `current`: newer tokens instead of refreshing, or
+    ///   another engine's lease (it waits for it to end), or the stored
+    ///   status.
+    ///
+    /// # Errors
+    /// [`ErrorKind::UnknownGrant`]; [`ErrorKind::StaleRecord`] if `current` is
+    /// of another schema or grant, or older than a version known written;
+    /// [`ErrorKind::InvalidInput`] if it has no refresh token.
+    pub fn handle_persist_conflict(
+        &mut self,
+        grant: &str,
+        current: GrantRecord,
+        now: SystemTime,
+    ) -> Result<(), Error> {
+        let idx = self.lookup(grant)?;
+        current.check()?;
+        let holder = self.lease.as_ref().map(|(h, _)| h.as_str());
+        let Some(slot) = self.slot(idx) else {
+            return Err(unknown_grant(grant));
+        };
+        if current.grant.as_str() != grant {
+            return Err(Error::new(
+                ErrorKind::StaleRecord,
+                format!("the record is of grant {}, not {grant}", current.grant),
+            ));
+        }
+        if current.version < slot.confirmed {
+            return Err(Error::new(
+                ErrorKind::StaleRecord,
+                format!(
+                    "record version {} of grant {grant} is older than version {} known written",
+                    current.version, slot.confirmed
+                ),
+            ));
+        }
+        let Some(stored) = current.refresh_token() else {
+            return Err(Error::input("the record has no refresh token"));
+        };
+        let same_token = *stored == slot.held.refresh;
+        // Our own write, reported as a conflict (e.g. a retried write).
+        let ours = slot.emitted == Some(current.version)
+            && slot.version == current.version
+            && same_token
+            && match slot.phase {
+                Phase::Leasing { until } => current
+                    .lease
+                    .as_ref()
+                    .is_some_and(|l| Some(l.holder.as_str()) == holder && l.until == until),
+                _ => current.lease.is_none(),
+            };
+        if ours {
+            return self.handle_persisted(grant, current.version, now);
+        }
+        let overwrite = match slot.unconfirmed {
+            Unconfirmed::None => false,
+            Unconfirmed::Installed => true,
+            Unconfirmed::Refreshed { spent } => same_token || fingerprint(stored) == spent,
+        };
+        if overwrite {
+            let Some(slot) = self.slot_mut(idx) else {
+                return Err(unknown_grant(grant));
+            };
+            slot.emitted = Some(current.version);
+            slot.confirmed = current.version;
+            slot.version = slot.version.max(current.version) + 1;
+            self.queue.push_back(Queued::Persist { slot: idx });
+            return Ok(());
+        }
+        self.adopt_record(idx, current, now);
+        Ok(())
+    }
+
+    /// Takes a stored record that is newer than the engine's state.
+    fn adopt_record(&mut self, idx: u32, record: GrantRecord, now: SystemTime) {
+        let Some(slot) = self.slots.get_mut(idx as usize).and_then(Option::as_mut) else {
+            return;
+        };
+        let same_token = record.refresh_token() == Some(&slot.held.refresh);
+        let version = record.version;
+        slot.version = version;
+        slot.emitted = Some(version);
+        slot.confirmed = version;
+        slot.unconfirmed = Unconfirmed::None;
+        if same_token && matches!(slot.phase, Phase::InFlight { .. }) {
+            // Our refresh is out; its answer decides.
+            return;
+        }
+        let GrantRecord {
+            status,
+            lease,
+            tokens,
+            ..
+        } = record;
+        let mut adopted = false;
+        if !same_token {
+            let Some(held) = Held::from_set(tokens, None, &mut self.interner) else {
+                return;
+            };
+            if let Phase::InFlight {
+                seq,
+                epoch,
+                sent_at,
+            } = slot.phase
+            {
+                remember_abandoned(slot, seq, epoch, sent_at);
+            }
+            slot.held = held;
+            slot.epoch = slot.epoch.wrapping_add(1);
+            slot.attempt = 0;
+            adopted = true;
+        }
+        if slot.phase == Phase::Parked {
+            self.parked.retain(|&p| p != idx);
+        }
+        self.apply_stored_state(idx, status, lease, now, adopted);
+    }
+
+    /// Sets status, phase and timer from a stored record's status and lease,
+    /// and queues the matching events.
+    fn apply_stored_state(
+        &mut self,
+        idx: u32,
+        status: GrantStatus,
+        lease: Option<Lease>,
+        now: SystemTime,
+        adopted: bool,
+    ) {
+        let margin = self.settings.refresh_margin;
+        let skew = self.settings.expiry_skew;
+        let Some(slot) = self.slots.get_mut(idx as usize).and_then(Option::as_mut) else {
+            return;
+        };
+        let grant = slot.key.clone();
+        let expires_at = slot.held.expires_at();
+        let was = slot.status.clone();
+        let mut events = Vec::new();
+        if adopted {
+            events.push(Event::Adopted {
+                grant: grant.clone(),
+                expires_at,
+            });
+        }
+        let timer = match status {
+            GrantStatus::ReauthorizationNeeded { reason } => {
+                slot.status = Status::Reauth(reason.map(String::into_boxed_str));
+                slot.phase = Phase::Reauth;
+                slot.waiters = false;
+                if !matches!(was, Status::Reauth(_)) {
+                    events.push(Event::ReauthorizationNeeded {
+                        grant: grant.clone(),
+                        error: Error::new(
+                            ErrorKind::InvalidGrant,
+                            "the stored record says the grant needs re-authorization",
+                        ),
+                    });
+                }
+                None
+            }
+            GrantStatus::Suspended { until } => {
+                slot.status = Status::Suspended(until);
+                slot.phase = Phase::Suspended;
+                slot.waiters = false;
+                if was != Status::Suspended(until) {
+                    events.push(Event::Suspended {
+                        grant: grant.clone(),
+                        until,
+                        error: Error::new(
+                            ErrorKind::LocationNotActive,
+                            "the stored record says the location is not active",
+                        ),
+                    });
+                }
+                Some(until.max(now))
+            }
+            _ => {
+                slot.status = Status::Active;
+                match lease {
+                    Some(l) if l.until > now => {
+                        slot.phase = Phase::WaitingLease;
+                        events.push(Event::LeaseHeldElsewhere {
+                            grant: grant.clone(),
+                            holder: l.holder,
+                            until: l.until,
+                        });
+                        Some(l.until)
+                    }
+                    _ => {
+                        slot.phase = Phase::Idle;
+                        Some(slot.held.refresh_at(margin).max(now))
+                    }
+                }
+            }
+        };
+        set_timer(&mut self.schedule, idx, slot, timer);
+        if slot.waiters && slot.status == Status::Active && now + skew < expires_at {
+            slot.waiters = false;
+            events.push(Event::TokenReady { grant, expires_at });
+        }
+        self.queue.extend(events.into_iter().map(Queued::Event));
+    }
+
+    // ---- outputs -------------------------------------------------------------------------
+
+    /// The next thing to do, or `None` when there is nothing left.
+    ///
+    /// Call it until it returns `None` after every call that takes `now`
+    /// (`handle_*`, `insert`, `restore`, `access_token`, `reconfigure`), and
+    /// act on the outputs in order: an [`Output::Persist`] must be durable
+    /// before anything after it is acted on.
+    ///
+    /// Requests and records are built here, from the grants' state at this
+    /// moment, so a long queue costs little memory.
+    #[must_use]
+    pub fn poll_output(&mut self) -> Option<Output> {
+        while let Some(q) = self.queue.pop_front() {
+            match q {
+                Queued::Event(e) => return Some(Output::Event(e)),
+                Queued::Send { slot: idx, seq } => {
+                    if let Some(out) = self.build_send(idx, seq) {
+                        return Some(out);
+                    }
+                }
+                Queued::Persist { slot: idx } => {
+                    let shared = self.lease.is_some();
+                    let Some(slot) = self.slot(idx) else {
+                        continue;
+                    };
+                    if slot.emitted == Some(slot.version) {
+                        continue;
+                    }
+                    let record = self.build_record(slot);
+                    let replaces = slot.emitted;
+                    let grant = slot.key.clone();
+                    if let Some(slot) = self.slot_mut(idx) {
+                        slot.emitted = Some(slot.version);
+                        if !shared {
+                            slot.confirmed = slot.version;
+                            slot.unconfirmed = Unconfirmed::None;
+                        }
+                    }
+                    return Some(Output::Persist {
+                        grant,
+                        record,
+                        replaces,
+                    });
+                }
+            }
+        }
+        None
+    }
+
+    fn build_send(&mut self, idx: u32, seq: u32) -> Option<Output> {
+        let slot = self.slot(idx)?;
+        let Phase::InFlight { seq: s, epoch, .. } = slot.phase else {
+            return None;
+        };
+        if s != seq || epoch != slot.epoch {
+            return None;
+        }
+        let mut req = TokenRequest::refresh_token(slot.held.refresh.clone());
+        if let Some(t @ (UserType::Company | UserType::Location)) = slot.held.user_type() {
+            req = req.user_type(t.clone());
+        }
+        let grant = slot.key.clone();
+        match token_request(&self.config, &req) {
+            Ok(request) => Some(Output::Send {
+                id: RequestId::new(seq, idx),
+                grant,
+                request,
+            }),
+            Err(error) => {
+                // The configuration cannot build a refresh: nothing can be sent.
+                let was_halted = self.halted;
+                self.halted = true;
+                self.park(idx);
+                (!was_halted)
+                    .then_some(Output::Event(Event::ConfigurationRejected { grant, error }))
+            }
+        }
+    }
+
+    fn build_record(&self, slot: &Slot) -> GrantRecord {
+        let status = match &slot.status {
+            Status::Active => GrantStatus::Active,
+            Status::Suspended(until) => GrantStatus::Suspended { until: *until },
+            Status::Reauth(reason) => GrantStatus::ReauthorizationNeeded {
+                reason: reason.as_deref().map(str::to_owned),
+            },
+        };
+        let lease = match (slot.phase, &self.lease) {
+            (Phase::Leasing { until }, Some((holder, _))) => Some(Lease {
+                holder: holder.clone(),
+                until,
+            }),
+            _ => None,
+        };
+        let mut record = GrantRecord::new(slot.key.clone(), slot.held.to_set());
+        record.version = slot.version;
+        record.status = status;
+        record.lease = lease;
+        record
+    }
+
+    /// How many deadlines are scheduled (for tests and metrics).
+    #[must_use]
+    pub fn scheduled(&self) -> usize {
+        self.schedule.len()
+    }
+}
+
+#[cfg(test)]
+mod tests;

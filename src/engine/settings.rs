@@ -1,0 +1,161 @@
+//! Tuning of the engine: margins, timeouts, retry policy, store mode.
+
+use std::time::Duration;
+
+/// How records reach the store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum StoreMode {
+    Single,
+    Shared { holder: String, lease: Duration },
+}
+
+/// The engine's tuning. Start from [`EngineSettings::default()`] and change
+/// what you need:
+///
+/// ```
+/// use std::time::Duration;
+/// use hoopai_oauth::EngineSettings;
+///
+/// let settings = EngineSettings::default()
+///     .refresh_margin(Duration::from_secs(15 * 60))
+///     .jitter_seed(0x5eed)
+///     .shared_store("worker-1", Duration::from_secs(120));
+/// assert_eq!(settings.lease_duration(), Some(Duration::from_secs(120)));
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[must_use]
+pub struct EngineSettings {
+    pub(crate) refresh_margin: Duration,
+    pub(crate) expiry_skew: Duration,
+    pub(crate) request_timeout: Duration,
+    pub(crate) backoff_base: Duration,
+    pub(crate) backoff_cap: Duration,
+    pub(crate) rate_limit_wait: Duration,
+    pub(crate) suspended_retry: Duration,
+    pub(crate) seed: u64,
+    pub(crate) store: StoreMode,
+}
+
+impl Default for EngineSettings {
+    /// - refresh margin 10 min, expiry skew 30 s, request timeout 60 s;
+    /// - backoff from 2 s doubling to a 10 min cap, with jitter from seed 0;
+    /// - 60 s after a 429 that names no wait; 1 h between tries of a suspended location;
+    /// - single-process store mode.
+    fn default() -> Self {
+        EngineSettings {
+            refresh_margin: Duration::from_secs(10 * 60),
+            expiry_skew: Duration::from_secs(30),
+            request_timeout: Duration::from_secs(60),
+            backoff_base: Duration::from_secs(2),
+            backoff_cap: Duration::from_secs(10 * 60),
+            rate_limit_wait: Duration::from_secs(60),
+            suspended_retry: Duration::from_secs(60 * 60),
+            seed: 0,
+            store: StoreMode::Single,
+        }
+    }
+}
+
+impl EngineSettings {
+    /// Refresh this long before the access token expires. A token whose whole
+    /// lifetime is shorter than twice the margin is refreshed at half its life.
+    pub fn refresh_margin(mut self, margin: Duration) -> Self {
+        self.refresh_margin = margin;
+        self
+    }
+
+    /// [`Engine::access_token`](crate::Engine::access_token) treats a token as
+    /// expired this long before its expiry, so a token handed out still has
+    /// some life left.
+    pub fn expiry_skew(mut self, skew: Duration) -> Self {
+        self.expiry_skew = skew;
+        self
+    }
+
+    /// How long a refresh request may go unanswered before the engine gives up
+    /// on it and schedules a retry. Set your HTTP client's timeout to this or
+    /// less. Zero is raised to one second.
+    pub fn request_timeout(mut self, timeout: Duration) -> Self {
+        self.request_timeout = timeout.max(Duration::from_secs(1));
+        self
+    }
+
+    /// Exponential backoff after server errors, unreadable answers, transport
+    /// errors and timeouts: `base · 2^(attempt-1)` capped at `cap`, jittered to
+    /// between half and all of it.
+    pub fn backoff(mut self, base: Duration, cap: Duration) -> Self {
+        self.backoff_base = base.max(Duration::from_millis(1));
+        self.backoff_cap = cap.max(self.backoff_base);
+        self
+    }
+
+    /// The wait after a 429 whose headers name none (no `Retry-After`, no
+    /// spent rate-limit window).
+    pub fn rate_limit_wait(mut self, wait: Duration) -> Self {
+        self.rate_limit_wait = wait;
+        self
+    }
+
+    /// How long to wait before trying the same refresh token again after
+    /// "Location is not active".
+    pub fn suspended_retry(mut self, interval: Duration) -> Self {
+        self.suspended_retry = interval;
+        self
+    }
+
+    /// The seed of the jitter sequence. Give each process its own (e.g. drawn
+    /// once from the OS at start-up) so their retries spread out.
+    pub fn jitter_seed(mut self, seed: u64) -> Self {
+        self.seed = seed;
+        self
+    }
+
+    /// Single-process mode (the default): this engine is the only writer of
+    /// its grants' records. Each [`Output::Persist`](crate::Output::Persist) is
+    /// a plain write; confirmations are optional.
+    pub fn single_process(mut self) -> Self {
+        self.store = StoreMode::Single;
+        self
+    }
+
+    /// Shared-store mode: several engines share one store with
+    /// compare-and-swap on the record version. Before each refresh the engine
+    /// writes a lease of `lease` named `holder`, and sends only once the caller
+    /// confirms that the write won. The lease is raised to at least twice the
+    /// request timeout.
+    pub fn shared_store(mut self, holder: impl Into<String>, lease: Duration) -> Self {
+        self.store = StoreMode::Shared {
+            holder: holder.into(),
+            lease,
+        };
+        self
+    }
+
+    /// The refresh margin.
+    #[must_use]
+    pub fn margin(&self) -> Duration {
+        self.refresh_margin
+    }
+
+    /// The request timeout.
+    #[must_use]
+    pub fn timeout(&self) -> Duration {
+        self.request_timeout
+    }
+
+    /// The lease length in shared-store mode (after the raise to twice the
+    /// request timeout); `None` in single-process mode.
+    #[must_use]
+    pub fn lease_duration(&self) -> Option<Duration> {
+        match &self.store {
+            StoreMode::Single => None,
+            StoreMode::Shared { lease, .. } => Some((*lease).max(self.request_timeout * 2)),
+        }
+    }
+
+    /// Whether shared-store mode is on.
+    #[must_use]
+    pub fn is_shared(&self) -> bool {
+        matches!(self.store, StoreMode::Shared { .. })
+    }
+}
