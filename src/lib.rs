@@ -9,6 +9,8 @@
 pub mod config;
 pub mod engine;
 pub mod error;
+#[cfg(feature = "fake-server")]
+pub mod fake;
 pub mod rate_limit;
 mod response;
 mod sanitize;
