@@ -1,0 +1,644 @@
+//! A deterministic simulation for engine tests: a simulated clock, the fake
+//! server in-process, a network with scripted fates, an in-memory
+//! compare-and-swap store, and a transcript of everything that happens.
+//!
+//! The transcript names tokens by labels (`A1`, `R1`, …) in order of
+//! appearance, so no secret is ever written into a snapshot.
+//!
+//! Invariants are checked as the simulation runs and collected in
+//! [`Sim::violations`]:
+//! - at every send, the refresh token presented is live at the fake (never spent);
+//! - at every send, no other refresh of the same grant is in flight (from any engine).
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::fmt::Write as _;
+use std::time::{Duration, SystemTime};
+
+use hoopai_oauth::fake::{FakeServer, Install};
+use hoopai_oauth::{
+    Engine, EngineSettings, Event, Failure, GrantId, GrantRecord, GrantStatus, Output, RequestId,
+    TokenRequest, TokenSet, TokenStatus, parse_token_response, token_request,
+};
+
+use super::{CLIENT_ID, CLIENT_SECRET, config, t0};
+
+/// What happens to the next request sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fate {
+    /// Served at once, answered at once.
+    Normal,
+    /// Lost before it reaches the server.
+    Drop,
+    /// Served at once; the answer arrives after this delay.
+    Late(Duration),
+    /// Served at once; the answer is held until [`Sim::release`].
+    Hold,
+}
+
+/// An in-memory store with compare-and-swap on the record version.
+#[derive(Debug, Default)]
+pub struct Store {
+    pub records: BTreeMap<String, GrantRecord>,
+    pub writes: u64,
+    pub conflicts: u64,
+}
+
+impl Store {
+    /// Writes `record` if the stored version is `replaces` (none stored: only
+    /// for `None`); otherwise hands back the stored record.
+    pub fn cas(&mut self, replaces: Option<u64>, record: GrantRecord) -> Result<(), GrantRecord> {
+        let key = record.grant.as_str().to_owned();
+        let current = self.records.get(&key).map(|r| r.version);
+        if current == replaces || (current.is_none() && replaces.is_some()) {
+            self.records.insert(key, record);
+            self.writes += 1;
+            Ok(())
+        } else {
+            self.conflicts += 1;
+            Err(self.records[&key].clone())
+        }
+    }
+
+    /// Overwrites (single-process mode).
+    pub fn put(&mut self, record: GrantRecord) {
+        self.writes += 1;
+        self.records
+            .insert(record.grant.as_str().to_owned(), record);
+    }
+}
+
+/// One engine and its settings.
+pub struct Node {
+    pub name: String,
+    pub engine: Engine,
+    pub settings: EngineSettings,
+}
+
+struct Reply {
+    node: usize,
+    id: RequestId,
+    at: SystemTime,
+    late: bool,
+    response: http::Response<Vec<u8>>,
+}
+
+struct Flight {
+    node: usize,
+    id: RequestId,
+    grant: GrantId,
+    dropped: bool,
+}
+
+/// The simulation.
+pub struct Sim {
+    pub now: SystemTime,
+    pub fake: FakeServer,
+    pub store: Store,
+    pub nodes: Vec<Node>,
+    downlink: Vec<Reply>,
+    held: Vec<Reply>,
+    fates: VecDeque<Fate>,
+    flights: Vec<Flight>,
+    labels: HashMap<String, String>,
+    counters: [u32; 2],
+    log: String,
+    quiet: bool,
+    violations: Vec<String>,
+    pub sends: u64,
+}
+
+/// `+Dd HH:MM:SS` since [`t0`].
+pub fn rel(t: SystemTime) -> String {
+    match t.duration_since(t0()) {
+        Ok(d) => {
+            let s = d.as_secs();
+            format!(
+                "+{}d {:02}:{:02}:{:02}",
+                s / 86_400,
+                s / 3600 % 24,
+                s / 60 % 60,
+                s % 60
+            )
+        }
+        Err(e) => format!("-{}s", e.duration().as_secs()),
+    }
+}
+
+impl Default for Sim {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Sim {
+    /// A simulation at [`t0`] with a fake that knows the test client.
+    pub fn new() -> Self {
+        Sim {
+            now: t0(),
+            fake: FakeServer::new(CLIENT_ID, CLIENT_SECRET),
+            store: Store::default(),
+            nodes: Vec::new(),
+            downlink: Vec::new(),
+            held: Vec::new(),
+            fates: VecDeque::new(),
+            flights: Vec::new(),
+            labels: HashMap::new(),
+            counters: [0; 2],
+            log: String::new(),
+            quiet: false,
+            violations: Vec::new(),
+            sends: 0,
+        }
+    }
+
+    /// Adds an engine named `name`.
+    pub fn add_engine(&mut self, name: &str, settings: EngineSettings) -> usize {
+        self.nodes.push(Node {
+            name: name.to_owned(),
+            engine: Engine::new(config(), settings.clone()),
+            settings,
+        });
+        self.nodes.len() - 1
+    }
+
+    /// The transcript so far.
+    pub fn transcript(&self) -> &str {
+        &self.log
+    }
+
+    /// Invariant violations seen so far.
+    pub fn violations(&self) -> &[String] {
+        &self.violations
+    }
+
+    /// Stops (or resumes) writing the transcript; checks go on.
+    pub fn set_quiet(&mut self, quiet: bool) {
+        self.quiet = quiet;
+    }
+
+    /// Writes a line into the transcript.
+    pub fn note(&mut self, who: &str, text: impl AsRef<str>) {
+        if !self.quiet {
+            let _ = writeln!(self.log, "{}  {:<5} {}", rel(self.now), who, text.as_ref());
+        }
+    }
+
+    fn label(&mut self, kind: usize, secret: &str) -> String {
+        if let Some(l) = self.labels.get(secret) {
+            return l.clone();
+        }
+        self.counters[kind] += 1;
+        let l = format!("{}{}", ["A", "R"][kind], self.counters[kind]);
+        self.labels.insert(secret.to_owned(), l.clone());
+        l
+    }
+
+    /// The label of a refresh token (`R…`).
+    pub fn refresh_label(&mut self, secret: &str) -> String {
+        self.label(1, secret)
+    }
+
+    /// The label of an access token (`A…`).
+    pub fn access_label(&mut self, secret: &str) -> String {
+        self.label(0, secret)
+    }
+
+    /// Scripts the fate of the next sends, in order; later sends are normal.
+    pub fn fate(&mut self, fate: Fate) {
+        self.fates.push_back(fate);
+    }
+
+    /// Approves `install` at the fake, exchanges the code, and inserts the
+    /// grant (named by its location id, else company id) into engine `node`.
+    pub fn install(&mut self, node: usize, install: &Install) -> GrantId {
+        let code = self.fake.approve(install);
+        let req = token_request(
+            &config(),
+            &TokenRequest::authorization_code(code).user_type(install.user_type.clone()),
+        )
+        .expect("code exchange request");
+        let sent = self.now;
+        let token = parse_token_response(self.fake.handle(&req, sent)).expect("code exchange");
+        let grant = GrantId::from(
+            install
+                .location_id
+                .clone()
+                .unwrap_or_else(|| install.company_id.clone()),
+        );
+        let refresh = token.refresh_token.as_ref().map(|r| r.secret().to_owned());
+        let r = refresh.map(|r| self.refresh_label(&r)).unwrap_or_default();
+        let name = self.nodes[node].name.clone();
+        self.note(&name, format!("insert {grant} (code exchange) refresh={r}"));
+        self.nodes[node]
+            .engine
+            .insert(grant.clone(), TokenSet::new(token, sent), self.now)
+            .expect("insert");
+        self.pump(node);
+        grant
+    }
+
+    /// Asks engine `node` for the access token of `grant`, and logs the answer.
+    pub fn ask(&mut self, node: usize, grant: &str) -> TokenStatus {
+        let status = self.ask_quietly(node, grant);
+        let name = self.nodes[node].name.clone();
+        let text = self.status_text(&status);
+        self.note(&name, format!("ask {grant} -> {text}"));
+        status
+    }
+
+    /// [`ask`](Self::ask) without a transcript line.
+    pub fn ask_quietly(&mut self, node: usize, grant: &str) -> TokenStatus {
+        let status = self.nodes[node]
+            .engine
+            .access_token(grant, self.now)
+            .expect("access_token");
+        self.pump(node);
+        status
+    }
+
+    /// A short text for a token status.
+    pub fn status_text(&mut self, status: &TokenStatus) -> String {
+        match status {
+            TokenStatus::Ready(a) => format!("ready {}", self.access_label(a.secret())),
+            TokenStatus::Pending => "pending".into(),
+            TokenStatus::Suspended { until } => format!("suspended until {}", rel(*until)),
+            TokenStatus::ReauthorizationNeeded => "re-authorization needed".into(),
+            TokenStatus::ConfigurationRejected => "configuration rejected".into(),
+            other => format!("{other:?}"),
+        }
+    }
+
+    /// Runs until `end`: delivers answers, fires engine deadlines, drains outputs.
+    pub fn run_until(&mut self, end: SystemTime) {
+        loop {
+            self.settle();
+            let next = self
+                .nodes
+                .iter()
+                .filter_map(|n| n.engine.poll_timeout())
+                .chain(self.downlink.iter().map(|r| r.at))
+                .min();
+            match next {
+                Some(t) if t <= end => self.now = self.now.max(t),
+                _ => {
+                    self.now = self.now.max(end);
+                    self.settle();
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Runs for `d` of simulated time.
+    pub fn run_for(&mut self, d: Duration) {
+        self.run_until(self.now + d);
+    }
+
+    /// Everything due at `now`, until nothing changes.
+    pub fn settle(&mut self) {
+        for _ in 0..100_000 {
+            let mut progressed = false;
+            while let Some(i) = self.downlink.iter().position(|r| r.at <= self.now) {
+                let reply = self.downlink.remove(i);
+                self.deliver(reply);
+                progressed = true;
+            }
+            for node in 0..self.nodes.len() {
+                if self.nodes[node]
+                    .engine
+                    .poll_timeout()
+                    .is_some_and(|t| t <= self.now)
+                {
+                    self.nodes[node].engine.handle_timeout(self.now);
+                    self.pump(node);
+                    progressed = true;
+                }
+            }
+            if !progressed {
+                return;
+            }
+        }
+        panic!("the simulation does not settle at {}", rel(self.now));
+    }
+
+    /// Delivers every held answer now.
+    pub fn release(&mut self) {
+        for reply in std::mem::take(&mut self.held) {
+            self.deliver(reply);
+        }
+    }
+
+    /// Whether answers are on their way to `node` (late or held).
+    pub fn answers_pending(&self, node: usize) -> bool {
+        self.downlink
+            .iter()
+            .chain(self.held.iter())
+            .any(|r| r.node == node)
+    }
+
+    fn deliver(&mut self, reply: Reply) {
+        let name = self.nodes[reply.node].name.clone();
+        if reply.late {
+            self.note(&name, format!("late answer to {} arrives", reply.id));
+        }
+        self.flights
+            .retain(|f| !(f.node == reply.node && f.id == reply.id));
+        let result =
+            self.nodes[reply.node]
+                .engine
+                .handle_response(reply.id, reply.response, self.now);
+        if let Err(e) = result {
+            self.note(&name, format!("handle_response error: {:?}", e.kind()));
+        }
+        self.pump(reply.node);
+    }
+
+    /// Drains engine `node`'s outputs and acts on each.
+    pub fn pump(&mut self, node: usize) {
+        while let Some(out) = self.nodes[node].engine.poll_output() {
+            match out {
+                Output::Send { id, grant, request } => self.on_send(node, id, grant, request),
+                Output::Persist {
+                    grant,
+                    record,
+                    replaces,
+                } => self.on_persist(node, grant, record, replaces),
+                Output::Event(e) => self.on_event(node, e),
+                other => panic!("unexpected output {other:?}"),
+            }
+        }
+    }
+
+    fn on_send(
+        &mut self,
+        node: usize,
+        id: RequestId,
+        grant: GrantId,
+        request: http::Request<Vec<u8>>,
+    ) {
+        self.sends += 1;
+        let name = self.nodes[node].name.clone();
+        let form: Vec<(String, String)> =
+            serde_urlencoded::from_bytes(request.body()).unwrap_or_default();
+        let refresh = form
+            .iter()
+            .find(|(k, _)| k == "refresh_token" || k == "refreshToken")
+            .map(|(_, v)| v.clone())
+            .unwrap_or_default();
+        let r = self.refresh_label(&refresh);
+        if !self.fake.is_live_refresh_token(&refresh) {
+            self.violations.push(format!(
+                "{} {name}: sent {r}, which is not live, for {grant}",
+                rel(self.now)
+            ));
+        }
+        if let Some(other) = self.flights.iter().find(|f| f.grant == grant) {
+            let other = format!("{} of {}", other.id, self.nodes[other.node].name);
+            self.violations.push(format!(
+                "{} {name}: second refresh of {grant} while {other} is in flight",
+                rel(self.now)
+            ));
+        }
+        let fate = self.fates.pop_front().unwrap_or(Fate::Normal);
+        let how = match fate {
+            Fate::Normal => String::new(),
+            Fate::Drop => " (lost on the way)".into(),
+            Fate::Late(d) => format!(" (answer will take {}s)", d.as_secs()),
+            Fate::Hold => " (answer held)".into(),
+        };
+        self.note(&name, format!("send {id} {grant} refresh={r}{how}"));
+        self.flights.push(Flight {
+            node,
+            id,
+            grant,
+            dropped: fate == Fate::Drop,
+        });
+        if fate == Fate::Drop {
+            return;
+        }
+        let response = self.fake.handle(&request, self.now);
+        let summary = self.answer_text(&response);
+        self.note("fake", format!("{id} -> {summary}"));
+        let at = match fate {
+            Fate::Late(d) => self.now + d,
+            _ => self.now,
+        };
+        let reply = Reply {
+            node,
+            id,
+            at,
+            late: fate != Fate::Normal,
+            response,
+        };
+        if fate == Fate::Hold {
+            self.held.push(reply);
+        } else {
+            self.downlink.push(reply);
+        }
+    }
+
+    fn answer_text(&mut self, response: &http::Response<Vec<u8>>) -> String {
+        let copy = http::Response::builder()
+            .status(response.status())
+            .body(response.body().clone())
+            .expect("copy");
+        let mut with_headers = copy;
+        *with_headers.headers_mut() = response.headers().clone();
+        let status = response.status().as_u16();
+        match parse_token_response(with_headers) {
+            Ok(t) => {
+                let a = self.access_label(t.access_token.secret());
+                let r = t
+                    .refresh_token
+                    .as_ref()
+                    .map(|r| self.refresh_label(r.secret()))
+                    .unwrap_or_else(|| "none".into());
+                format!(
+                    "{status} access={a} refresh={r} expires_in={}",
+                    t.expires_in.unwrap_or_default()
+                )
+            }
+            Err(e) => {
+                let wait = e
+                    .retry_after(self.now)
+                    .map(|d| format!(" retry-after={}s", d.as_secs()))
+                    .unwrap_or_default();
+                format!("{status} {}{wait}", e.kind())
+            }
+        }
+    }
+
+    fn record_text(&mut self, record: &GrantRecord) -> String {
+        let status = match &record.status {
+            GrantStatus::Active => "active".to_owned(),
+            GrantStatus::Suspended { until } => format!("suspended until {}", rel(*until)),
+            GrantStatus::ReauthorizationNeeded { .. } => "re-authorization needed".to_owned(),
+            other => format!("{other:?}"),
+        };
+        let a = self.access_label(record.access_token().secret());
+        let r = record
+            .refresh_token()
+            .map(|r| self.refresh_label(r.secret()))
+            .unwrap_or_default();
+        let lease = record
+            .lease
+            .as_ref()
+            .map(|l| format!(" lease={}..{}", l.holder, rel(l.until)))
+            .unwrap_or_default();
+        format!(
+            "v{} {status} access={a} refresh={r} expires={}{lease}",
+            record.version,
+            rel(record.expires_at())
+        )
+    }
+
+    fn on_persist(
+        &mut self,
+        node: usize,
+        grant: GrantId,
+        record: GrantRecord,
+        replaces: Option<u64>,
+    ) {
+        let name = self.nodes[node].name.clone();
+        let text = self.record_text(&record);
+        let replaces_text = replaces.map_or("none".to_owned(), |v| format!("v{v}"));
+        let version = record.version;
+        if !self.nodes[node].settings.is_shared() {
+            self.note(
+                &name,
+                format!("persist {grant} {text} (replaces {replaces_text})"),
+            );
+            self.store.put(record);
+            return;
+        }
+        match self.store.cas(replaces, record) {
+            Ok(()) => {
+                self.note(
+                    &name,
+                    format!("persist {grant} {text} (cas on {replaces_text}: won)"),
+                );
+                self.nodes[node]
+                    .engine
+                    .handle_persisted(grant.as_str(), version, self.now)
+                    .expect("handle_persisted");
+            }
+            Err(current) => {
+                let cur = self.record_text(&current);
+                self.note(
+                    &name,
+                    format!("persist {grant} {text} (cas on {replaces_text}: lost to {cur})"),
+                );
+                self.nodes[node]
+                    .engine
+                    .handle_persist_conflict(grant.as_str(), current, self.now)
+                    .expect("handle_persist_conflict");
+            }
+        }
+    }
+
+    fn on_event(&mut self, node: usize, event: Event) {
+        let name = self.nodes[node].name.clone();
+        let text = match &event {
+            Event::TokenReady { grant, expires_at } => {
+                format!("token ready {grant} expires={}", rel(*expires_at))
+            }
+            Event::Refreshed { grant, expires_at } => {
+                format!("refreshed {grant} expires={}", rel(*expires_at))
+            }
+            Event::Adopted { grant, expires_at } => {
+                format!("adopted {grant} expires={}", rel(*expires_at))
+            }
+            Event::LeaseHeldElsewhere {
+                grant,
+                holder,
+                until,
+            } => format!("lease of {grant} held by {holder} until {}", rel(*until)),
+            Event::Suspended {
+                grant,
+                until,
+                error,
+            } => {
+                format!("suspended {grant} until {} ({})", rel(*until), error.kind())
+            }
+            Event::ReauthorizationNeeded { grant, error } => {
+                format!("re-authorization needed {grant} ({})", error.kind())
+            }
+            Event::ConfigurationRejected { grant, error } => {
+                format!("configuration rejected via {grant} ({})", error.kind())
+            }
+            Event::RetryScheduled {
+                grant,
+                at,
+                attempt,
+                failure,
+            } => {
+                let why = match failure {
+                    Failure::TimedOut => "timed out".to_owned(),
+                    Failure::Transport => "transport error".to_owned(),
+                    Failure::Answer(e) => e.kind().to_string(),
+                    other => format!("{other:?}"),
+                };
+                if matches!(failure, Failure::TimedOut) {
+                    // The engine gave up on its request: a lost one is no longer in flight.
+                    self.flights
+                        .retain(|f| !(f.node == node && f.grant == *grant && f.dropped));
+                }
+                format!("retry {grant} #{attempt} at {} ({why})", rel(*at))
+            }
+            other => format!("{other:?}"),
+        };
+        self.note(&name, format!("event {text}"));
+    }
+
+    /// Kills engine `node` (its lost requests die with it) and starts a new
+    /// one with the same settings that restores every stored record.
+    pub fn restart(&mut self, node: usize) {
+        let name = self.nodes[node].name.clone();
+        self.flights.retain(|f| f.node != node);
+        self.downlink.retain(|r| r.node != node);
+        self.held.retain(|r| r.node != node);
+        let settings = self.nodes[node].settings.clone();
+        self.note(&name, "crash; restart from the store");
+        self.nodes[node].engine = Engine::new(config(), settings);
+        self.load(node);
+    }
+
+    /// Restores every stored record into engine `node`.
+    pub fn load(&mut self, node: usize) {
+        let name = self.nodes[node].name.clone();
+        let records: Vec<GrantRecord> = self.store.records.values().cloned().collect();
+        for record in records {
+            let text = self.record_text(&record);
+            let grant = record.grant.clone();
+            self.note(&name, format!("restore {grant} {text}"));
+            self.nodes[node]
+                .engine
+                .restore(record, self.now)
+                .expect("restore");
+            self.pump(node);
+        }
+    }
+
+    /// Checks that every refresh token the fake holds live is the one stored
+    /// for its grant: nothing issued was lost.
+    pub fn check_nothing_lost(&mut self) -> Result<(), String> {
+        let stored: Vec<String> = self
+            .store
+            .records
+            .values()
+            .filter_map(|r| r.refresh_token().map(|t| t.secret().to_owned()))
+            .collect();
+        for live in self.fake.live_refresh_tokens() {
+            if !stored.contains(&live) {
+                let l = self.refresh_label(&live);
+                return Err(format!("live refresh token {l} is in no stored record"));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A Location install of `location` in `company-1`.
+pub fn location(location: &str) -> Install {
+    Install::location("company-1", location)
+}
