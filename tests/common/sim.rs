@@ -603,11 +603,14 @@ impl Sim {
         self.load(node);
     }
 
-    /// Restores every stored record into engine `node`.
+    /// Restores every stored record of a grant engine `node` does not hold.
     pub fn load(&mut self, node: usize) {
         let name = self.nodes[node].name.clone();
         let records: Vec<GrantRecord> = self.store.records.values().cloned().collect();
         for record in records {
+            if self.nodes[node].engine.contains(record.grant.as_str()) {
+                continue;
+            }
             let text = self.record_text(&record);
             let grant = record.grant.clone();
             self.note(&name, format!("restore {grant} {text}"));
