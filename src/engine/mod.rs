@@ -1121,22 +1121,22 @@ impl Engine {
             }
             _ => {
                 slot.status = Status::Active;
-                match lease {
-                    Some(l) if l.until > now => {
-                        slot.phase = Phase::WaitingLease;
-                        events.push(Event::LeaseHeldElsewhere {
-                            grant: grant.clone(),
-                            holder: l.holder,
-                            until: l.until,
-                        });
-                        Some(l.until)
-                    }
-                    _ => {
-                        slot.phase = Phase::Idle;
-                        Some(slot.held.refresh_at(margin).max(now))
-                    }
-                }
+                slot.phase = Phase::Idle;
+                Some(slot.held.refresh_at(margin).max(now))
             }
+        };
+        // A live lease (whatever the status) holds every refresh off until it ends.
+        let timer = match (lease, timer) {
+            (Some(l), Some(t)) if l.until > now => {
+                slot.phase = Phase::WaitingLease;
+                events.push(Event::LeaseHeldElsewhere {
+                    grant: grant.clone(),
+                    holder: l.holder,
+                    until: l.until,
+                });
+                Some(t.max(l.until))
+            }
+            (_, t) => t,
         };
         set_timer(&mut self.schedule, idx, slot, timer);
         if slot.waiters && slot.status == Status::Active && now + skew < expires_at {

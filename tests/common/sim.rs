@@ -203,6 +203,11 @@ impl Sim {
         self.label(0, secret)
     }
 
+    /// Forgets the scripted fates not used yet.
+    pub fn clear_fates(&mut self) {
+        self.fates.clear();
+    }
+
     /// Scripts the fate of the next sends, in order; later sends are normal.
     pub fn fate(&mut self, fate: Fate) {
         self.fates.push_back(fate);
@@ -348,7 +353,11 @@ impl Sim {
                 .engine
                 .handle_response(reply.id, reply.response, self.now);
         if let Err(e) = result {
-            self.note(&name, format!("handle_response error: {:?}", e.kind()));
+            self.violations.push(format!(
+                "{} {name}: answer to {} refused: {e}",
+                rel(self.now),
+                reply.id
+            ));
         }
         self.pump(reply.node);
     }
