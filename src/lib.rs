@@ -11,6 +11,7 @@ pub mod engine;
 pub mod error;
 #[cfg(feature = "fake-server")]
 pub mod fake;
+mod form;
 pub mod rate_limit;
 mod response;
 mod sanitize;

@@ -101,6 +101,12 @@ impl TokenRequest {
         &self.grant
     }
 
+    /// Takes the grant out (e.g. to reuse its refresh token without a copy).
+    #[must_use]
+    pub fn into_grant(self) -> Grant {
+        self.grant
+    }
+
     /// The requested user type.
     #[must_use]
     pub fn requested_user_type(&self) -> Option<&UserType> {
@@ -169,9 +175,7 @@ pub fn token_request(config: &Config, req: &TokenRequest) -> Result<Request<Vec<
     if let Some(uri) = redirect {
         form.push((name("redirect_uri", "redirectUri"), uri));
     }
-    let body = serde_urlencoded::to_string(&form)
-        .map_err(|e| Error::input(format!("the form could not be encoded: {e}")))?
-        .into_bytes();
+    let body = crate::form::encode(&form).into_bytes();
     let mut builder = Request::builder()
         .method(Method::POST)
         .uri(config.url(TOKEN_PATH))
