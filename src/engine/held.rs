@@ -2,15 +2,14 @@
 //!
 //! A [`TokenResponse`] is roomy (a few hundred bytes of fields, and a B-tree
 //! map for unknown fields). The engine keeps the two tokens as they came (moved,
-//! not copied), the times as seconds, and the rest in a small boxed struct;
-//! repeated strings (scope, token type) are shared. The full response is
-//! rebuilt only when a record is written.
+//! not copied), the times as seconds, and the known fields in a small boxed
+//! struct with the ids end to end in one string; repeated strings (scope, token
+//! type) are shared. Unknown fields are not kept. The full response is rebuilt
+//! only when a record is written.
 
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
-
-use serde_json::{Map, Value};
 
 use crate::secret::{AccessToken, RefreshToken};
 use crate::token::{LenientBool, Scopes, TokenResponse, TokenSet, UserType, unix};
@@ -37,31 +36,56 @@ impl Interner {
     }
 }
 
-/// The non-secret rest of a token answer.
+/// The non-secret rest of a token answer. Usually the same from one refresh
+/// to the next, and then kept as it is.
 #[derive(Debug, Clone, PartialEq, Default)]
 struct Meta {
     token_type: Option<Arc<str>>,
     scope: Option<Arc<str>>,
     user_type: Option<UserType>,
-    company_id: Option<Box<str>>,
-    location_id: Option<Box<str>>,
-    user_id: Option<Box<str>>,
-    plan_id: Option<Box<str>>,
-    app_id: Option<Box<str>>,
-    version_id: Option<Box<str>>,
+    /// companyId, locationId, userId, planId, appId, versionId, end to end.
+    ids: Box<str>,
+    /// Where each id ends in `ids`; `u16::MAX` when absent.
+    ends: [u16; IDS],
     approved_locations: Option<Box<[Box<str>]>>,
     /// isBulkInstallation, installToFutureLocations, approveAllLocations:
-    /// 0 absent, 1 false, 2 true (other shapes are kept in `extra`).
+    /// 0 absent (or not a boolean), 1 false, 2 true.
     flags: [u8; 3],
-    /// Unknown fields, as JSON object text.
-    extra: Option<Box<str>>,
 }
 
-const FLAG_NAMES: [&str; 3] = [
-    "isBulkInstallation",
-    "installToFutureLocations",
-    "approveAllLocations",
-];
+const IDS: usize = 6;
+const ABSENT: u16 = u16::MAX;
+
+impl Meta {
+    fn id(&self, i: usize) -> Option<&str> {
+        let end = *self.ends.get(i)?;
+        if end == ABSENT {
+            return None;
+        }
+        let start = self.ends[..i]
+            .iter()
+            .rev()
+            .find(|&&e| e != ABSENT)
+            .copied()
+            .unwrap_or(0);
+        self.ids.get(usize::from(start)..usize::from(end))
+    }
+}
+
+fn flag(v: Option<LenientBool>) -> u8 {
+    match v {
+        Some(LenientBool::Bool(b)) => 1 + u8::from(b),
+        _ => 0,
+    }
+}
+
+fn unflag(f: u8) -> Option<LenientBool> {
+    match f {
+        1 => Some(LenientBool::Bool(false)),
+        2 => Some(LenientBool::Bool(true)),
+        _ => None,
+    }
+}
 
 /// One grant's tokens.
 #[derive(Debug)]
@@ -72,27 +96,31 @@ pub(crate) struct Held {
     obtained: u64,
     /// Unix seconds.
     expires: u64,
-    meta: Box<Meta>,
-}
-
-fn boxed(s: Option<String>) -> Option<Box<str>> {
-    s.map(String::into_boxed_str)
-}
-
-fn unboxed(s: &Option<Box<str>>) -> Option<String> {
-    s.as_deref().map(str::to_owned)
+    /// Shared with the grant's previous tokens while unchanged.
+    meta: Arc<Meta>,
 }
 
 fn at(secs: u64) -> SystemTime {
     UNIX_EPOCH + Duration::from_secs(secs)
 }
 
+fn shared(prev: Option<&Arc<str>>, s: &str, interner: &mut Interner) -> Arc<str> {
+    match prev {
+        Some(p) if **p == *s => p.clone(),
+        _ => interner.intern(s),
+    }
+}
+
 impl Held {
-    /// Splits a token set. `fallback` is the refresh token to keep when the
-    /// answer carries none. Returns `None` when there is no refresh token at all.
+    /// Splits a token set. `prev` is what the grant held before: its refresh
+    /// token is kept when the answer carries none (`None` then means there is
+    /// no refresh token at all), and its unchanged parts are reused.
+    ///
+    /// Unknown fields of the answer (`extra`, e.g. `refreshTokenId`) and
+    /// non-boolean values of the boolean flags are not kept.
     pub(crate) fn from_set(
         set: TokenSet,
-        fallback: Option<RefreshToken>,
+        prev: Option<&Held>,
         interner: &mut Interner,
     ) -> Option<Held> {
         let obtained = unix(set.obtained_at());
@@ -100,94 +128,90 @@ impl Held {
         let mut t = set.into_token();
         let refresh = match t.refresh_token.take() {
             Some(r) if !r.secret().trim().is_empty() => r,
-            _ => fallback?,
+            _ => prev?.refresh.clone(),
         };
         let access = std::mem::replace(&mut t.access_token, AccessToken::new(String::new()));
-        let mut extra = std::mem::take(&mut t.extra);
-        let mut flags = [0u8; 3];
-        for (i, v) in [
-            t.is_bulk_installation.take(),
-            t.install_to_future_locations.take(),
-            t.approve_all_locations.take(),
+        let old = prev.map(|p| &*p.meta);
+        let mut ids = String::new();
+        let mut ends = [ABSENT; IDS];
+        for (i, id) in [
+            &t.company_id,
+            &t.location_id,
+            &t.user_id,
+            &t.plan_id,
+            &t.app_id,
+            &t.version_id,
         ]
         .into_iter()
         .enumerate()
         {
-            match v {
-                None => {}
-                Some(LenientBool::Bool(b)) => flags[i] = 1 + u8::from(b),
-                Some(LenientBool::Raw(raw)) => {
-                    extra.insert(FLAG_NAMES[i].to_owned(), raw);
-                }
+            if let Some(id) = id
+                && ids.len() + id.len() < usize::from(ABSENT)
+            {
+                ids.push_str(id);
+                ends[i] = u16::try_from(ids.len()).unwrap_or(ABSENT);
             }
         }
         let meta = Meta {
-            token_type: t.token_type.as_deref().map(|s| interner.intern(s)),
-            scope: t.scope.as_ref().map(|s| interner.intern(s.as_str())),
+            token_type: t
+                .token_type
+                .as_deref()
+                .map(|s| shared(old.and_then(|m| m.token_type.as_ref()), s, interner)),
+            scope: t
+                .scope
+                .as_ref()
+                .map(|s| shared(old.and_then(|m| m.scope.as_ref()), s.as_str(), interner)),
             user_type: t.user_type.take(),
-            company_id: boxed(t.company_id.take()),
-            location_id: boxed(t.location_id.take()),
-            user_id: boxed(t.user_id.take()),
-            plan_id: boxed(t.plan_id.take()),
-            app_id: boxed(t.app_id.take()),
-            version_id: boxed(t.version_id.take()),
+            ids: ids.into_boxed_str(),
+            ends,
             approved_locations: t.approved_locations.take().map(|v| {
                 v.into_iter()
                     .map(String::into_boxed_str)
                     .collect::<Vec<_>>()
                     .into_boxed_slice()
             }),
-            flags,
-            extra: if extra.is_empty() {
-                None
-            } else {
-                serde_json::to_string(&extra)
-                    .ok()
-                    .map(String::into_boxed_str)
-            },
+            flags: [
+                flag(t.is_bulk_installation.take()),
+                flag(t.install_to_future_locations.take()),
+                flag(t.approve_all_locations.take()),
+            ],
+        };
+        let meta = match prev {
+            Some(p) if *p.meta == meta => Arc::clone(&p.meta),
+            _ => Arc::new(meta),
         };
         Some(Held {
             access,
             refresh,
             obtained,
             expires,
-            meta: Box::new(meta),
+            meta,
         })
     }
 
     /// Rebuilds the token set (copies of the tokens).
     pub(crate) fn to_set(&self) -> TokenSet {
         let m = &*self.meta;
+        let id = |i: usize| m.id(i).map(str::to_owned);
         let mut t = TokenResponse::new(self.access.clone());
         t.refresh_token = Some(self.refresh.clone());
         t.expires_in = Some(self.expires.saturating_sub(self.obtained));
         t.token_type = m.token_type.as_deref().map(str::to_owned);
         t.scope = m.scope.as_deref().map(Scopes::new);
         t.user_type = m.user_type.clone();
-        t.company_id = unboxed(&m.company_id);
-        t.location_id = unboxed(&m.location_id);
-        t.user_id = unboxed(&m.user_id);
-        t.plan_id = unboxed(&m.plan_id);
-        t.app_id = unboxed(&m.app_id);
-        t.version_id = unboxed(&m.version_id);
+        t.company_id = id(0);
+        t.location_id = id(1);
+        t.user_id = id(2);
+        t.plan_id = id(3);
+        t.app_id = id(4);
+        t.version_id = id(5);
         t.approved_locations = m
             .approved_locations
             .as_ref()
             .map(|v| v.iter().map(|s| s.to_string()).collect());
-        let mut extra: Map<String, Value> = m
-            .extra
-            .as_deref()
-            .and_then(|s| serde_json::from_str(s).ok())
-            .unwrap_or_default();
-        let flag = |i: usize, extra: &mut Map<String, Value>| match m.flags[i] {
-            1 => Some(LenientBool::Bool(false)),
-            2 => Some(LenientBool::Bool(true)),
-            _ => extra.remove(FLAG_NAMES[i]).map(LenientBool::Raw),
-        };
-        t.is_bulk_installation = flag(0, &mut extra);
-        t.install_to_future_locations = flag(1, &mut extra);
-        t.approve_all_locations = flag(2, &mut extra);
-        t.extra = extra;
+        t.is_bulk_installation = unflag(m.flags[0]);
+        t.install_to_future_locations = unflag(m.flags[1]);
+        t.approve_all_locations = unflag(m.flags[2]);
         TokenSet::new(t, at(self.obtained))
     }
 
@@ -223,13 +247,30 @@ mod tests {
     }
 
     #[test]
-    fn round_trip_keeps_every_field() {
+    fn round_trip_keeps_every_known_field() {
         let t0 = UNIX_EPOCH + Duration::from_secs(1_767_225_600);
         let set = TokenSet::new(sample(), t0);
         let mut interner = Interner::default();
         let held = Held::from_set(set.clone(), None, &mut interner).unwrap();
-        assert_eq!(held.to_set(), set);
+        let mut expected = sample();
+        expected.extra.clear();
+        expected.is_bulk_installation = None; // "Bearer" is not a boolean
+        assert_eq!(held.to_set(), TokenSet::new(expected, t0));
         assert_eq!(held.expires_at(), set.expires_at());
+        // Absent ids stay absent; present ones keep their place.
+        let mut sparse = sample();
+        sparse.company_id = None;
+        sparse.plan_id = None;
+        let again = Held::from_set(TokenSet::new(sparse, t0), Some(&held), &mut interner).unwrap();
+        let t = again.to_set().into_token();
+        assert_eq!(
+            (t.company_id, t.location_id.as_deref()),
+            (None, Some("loc-1"))
+        );
+        assert_eq!(
+            (t.user_id.as_deref(), t.plan_id, t.app_id.as_deref()),
+            (Some("user-1"), None, Some("app"))
+        );
     }
 
     #[test]
@@ -239,13 +280,12 @@ mod tests {
         t.refresh_token = None;
         let mut interner = Interner::default();
         assert!(Held::from_set(TokenSet::new(t.clone(), t0), None, &mut interner).is_none());
-        let held = Held::from_set(
-            TokenSet::new(t, t0),
-            Some(RefreshToken::new("old-refresh-token-placeholder-0000")),
-            &mut interner,
-        )
-        .unwrap();
-        assert_eq!(held.refresh.secret(), "old-refresh-token-placeholder-0000");
+        let prev = Held::from_set(TokenSet::new(sample(), t0), None, &mut interner).unwrap();
+        let held = Held::from_set(TokenSet::new(t, t0), Some(&prev), &mut interner).unwrap();
+        assert_eq!(
+            held.refresh.secret(),
+            "refresh-token-placeholder-000000000000"
+        );
     }
 
     #[test]

@@ -17,7 +17,7 @@ use crate::config::Config;
 use crate::error::{Error, ErrorKind};
 use crate::secret::RefreshToken;
 use crate::token::{TokenResponse, TokenSet, UserType};
-use crate::token_endpoint::{TokenRequest, parse_token_response, token_request};
+use crate::token_endpoint::{Grant, TokenRequest, parse_token_response, token_request};
 
 pub use output::{Event, Failure, Output, RequestId, TokenStatus};
 pub use record::{GrantId, GrantRecord, GrantStatus, Lease, RECORD_SCHEMA};
@@ -802,20 +802,23 @@ impl Engine {
         now: SystemTime,
     ) {
         let margin = self.settings.refresh_margin;
+        let shared = self.lease.is_some();
         let Some(slot) = self.slots.get_mut(idx as usize).and_then(Option::as_mut) else {
             return;
         };
-        let old = slot.held.refresh.clone();
-        let Some(held) =
-            Held::from_set(TokenSet::new(token, sent_at), Some(old), &mut self.interner)
-        else {
+        let Some(held) = Held::from_set(
+            TokenSet::new(token, sent_at),
+            Some(&slot.held),
+            &mut self.interner,
+        ) else {
             return;
         };
-        let spent = fingerprint(&slot.held.refresh);
         if held.refresh != slot.held.refresh {
             slot.epoch = slot.epoch.wrapping_add(1);
-            if slot.unconfirmed != Unconfirmed::Installed {
-                slot.unconfirmed = Unconfirmed::Refreshed { spent };
+            if shared && slot.unconfirmed != Unconfirmed::Installed {
+                slot.unconfirmed = Unconfirmed::Refreshed {
+                    spent: fingerprint(&slot.held.refresh),
+                };
             }
         }
         slot.held = held;
@@ -1204,12 +1207,24 @@ impl Engine {
         if s != seq || epoch != slot.epoch {
             return None;
         }
-        let mut req = TokenRequest::refresh_token(slot.held.refresh.clone());
-        if let Some(t @ (UserType::Company | UserType::Location)) = slot.held.user_type() {
-            req = req.user_type(t.clone());
-        }
+        let user_type = match slot.held.user_type() {
+            Some(t @ (UserType::Company | UserType::Location)) => Some(t.clone()),
+            _ => None,
+        };
         let grant = slot.key.clone();
-        match token_request(&self.config, &req) {
+        // The refresh token goes into the request and comes back out: the
+        // secret is not copied (nor a copy left to zeroize).
+        let slot = self.slot_mut(idx)?;
+        let token = std::mem::replace(&mut slot.held.refresh, RefreshToken::new(String::new()));
+        let mut req = TokenRequest::refresh_token(token);
+        if let Some(t) = user_type {
+            req = req.user_type(t);
+        }
+        let built = token_request(&self.config, &req);
+        if let (Grant::RefreshToken(token), Some(slot)) = (req.into_grant(), self.slot_mut(idx)) {
+            slot.held.refresh = token;
+        }
+        match built {
             Ok(request) => Some(Output::Send {
                 id: RequestId::new(seq, idx),
                 grant,

@@ -46,7 +46,11 @@ pub struct Store {
 impl Store {
     /// Writes `record` if the stored version is `replaces` (none stored: only
     /// for `None`); otherwise hands back the stored record.
-    pub fn cas(&mut self, replaces: Option<u64>, record: GrantRecord) -> Result<(), GrantRecord> {
+    pub fn cas(
+        &mut self,
+        replaces: Option<u64>,
+        record: GrantRecord,
+    ) -> Result<(), Box<GrantRecord>> {
         let key = record.grant.as_str().to_owned();
         let current = self.records.get(&key).map(|r| r.version);
         if current == replaces || (current.is_none() && replaces.is_some()) {
@@ -55,7 +59,7 @@ impl Store {
             Ok(())
         } else {
             self.conflicts += 1;
-            Err(self.records[&key].clone())
+            Err(Box::new(self.records[&key].clone()))
         }
     }
 
@@ -539,7 +543,7 @@ impl Sim {
                 );
                 self.nodes[node]
                     .engine
-                    .handle_persist_conflict(grant.as_str(), current, self.now)
+                    .handle_persist_conflict(grant.as_str(), *current, self.now)
                     .expect("handle_persist_conflict");
             }
         }
