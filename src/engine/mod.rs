@@ -1,4 +1,255 @@
-//! ENGINE-DOCS
+//! The token lifecycle engine: keeps the access tokens of many grants fresh,
+//! and never loses a refresh token.
+//!
+//! The engine is a state machine with no I/O, no clock and no randomness
+//! (quinn-proto style). The caller feeds it inputs, each with the current time,
+//! and drains outputs named for what the caller must do:
+//!
+//! | Input | When |
+//! |---|---|
+//! | [`Engine::insert`] | a new authorization (code exchange or location token) |
+//! | [`Engine::restore`] | a stored record (start-up, or the store says it changed) |
+//! | [`Engine::access_token`] | someone needs a token: answered at once |
+//! | [`Engine::handle_response`] / [`Engine::handle_token_result`] | the answer to a [`Output::Send`] |
+//! | [`Engine::handle_transport_error`] | a [`Output::Send`] got no answer |
+//! | [`Engine::handle_timeout`] | [`Engine::poll_timeout`]'s instant is reached |
+//! | [`Engine::handle_persisted`] / [`Engine::handle_persist_conflict`] | a compare-and-swap of a [`Output::Persist`] won / lost (shared-store mode) |
+//!
+//! | Output ([`Engine::poll_output`]) | What to do |
+//! |---|---|
+//! | [`Output::Persist`] | write the record, durably, before acting on anything after it |
+//! | [`Output::Send`] | send the request; hand back the answer with its id |
+//! | [`Output::Event`] | tell the user or the log ([`Event`]) |
+//!
+//! After every input, call [`Engine::poll_output`] until it returns `None`,
+//! then [`Engine::poll_timeout`] for the next instant to wake up at.
+//!
+//! # A run loop
+//!
+//! A blocking driver is a short loop. `send` stands in for your HTTP client
+//! (`ureq`, `reqwest::blocking`, …) and the map for your store; here the clock
+//! is simulated so the example runs instantly, where a real driver sleeps until
+//! the next deadline.
+//!
+//! ```
+//! use std::collections::HashMap;
+//! use std::time::{Duration, UNIX_EPOCH};
+//! use hoopai_oauth::{
+//!     AccessToken, Config, Engine, EngineSettings, GrantRecord, Output, RefreshToken,
+//!     TokenResponse, TokenSet, TokenStatus,
+//! };
+//!
+//! // Stand-in for an HTTP client: every refresh gets new tokens.
+//! let mut issued = 0;
+//! let mut send = |request: &http::Request<Vec<u8>>| -> std::io::Result<http::Response<Vec<u8>>> {
+//!     assert_eq!(request.uri().path(), "/oauth/token");
+//!     issued += 1;
+//!     let body = format!(
+//!         r#"{{"access_token":"access-placeholder-{issued:032}","token_type":"Bearer",
+//!             "expires_in":86399,"refresh_token":"refresh-placeholder-{issued:032}",
+//!             "userType":"Location","locationId":"loc-1"}}"#
+//!     );
+//!     Ok(http::Response::builder().status(200).body(body.into_bytes()).unwrap())
+//! };
+//! // Stand-in for a store: grant id -> record as JSON.
+//! let mut store: HashMap<String, String> = HashMap::new();
+//!
+//! let config = Config::builder("my-client-id", "my-client-secret").build()?;
+//! let mut engine = Engine::new(config, EngineSettings::default().jitter_seed(42));
+//! let mut now = UNIX_EPOCH + Duration::from_secs(1_767_225_600);
+//!
+//! // A grant from a code exchange (normally `parse_token_response` of the answer).
+//! let mut first = TokenResponse::new(AccessToken::new("access-placeholder-0"));
+//! first.refresh_token = Some(RefreshToken::new("refresh-placeholder-0"));
+//! first.expires_in = Some(86_399);
+//! engine.insert("loc-1", TokenSet::new(first, now), now)?;
+//!
+//! let end = now + Duration::from_secs(3 * 86_400);
+//! loop {
+//!     // 1. Act on every output, in order.
+//!     while let Some(output) = engine.poll_output() {
+//!         match output {
+//!             Output::Persist { grant, record, .. } => {
+//!                 // Durable before going on: it may hold the only live refresh token.
+//!                 store.insert(grant.to_string(), serde_json::to_string(&record).unwrap());
+//!             }
+//!             Output::Send { id, request, .. } => match send(&request) {
+//!                 Ok(response) => engine.handle_response(id, response, now)?,
+//!                 Err(_) => engine.handle_transport_error(id, now)?,
+//!             },
+//!             Output::Event(event) => println!("{event}"),
+//!             _ => {}
+//!         }
+//!     }
+//!     // 2. Use the token whenever you need it.
+//!     match engine.access_token("loc-1", now)? {
+//!         TokenStatus::Ready(token) => { let _bearer = token.secret(); }
+//!         TokenStatus::Pending => { /* wait for Event::TokenReady */ }
+//!         other => println!("loc-1: {other:?}"),
+//!     }
+//!     // 3. Sleep until the next deadline, then handle it.
+//!     let Some(next) = engine.poll_timeout() else { break };
+//!     if next > end {
+//!         break;
+//!     }
+//!     // A real driver sleeps here:
+//!     // std::thread::sleep(next.duration_since(std::time::SystemTime::now()).unwrap_or_default());
+//!     now = next;
+//!     engine.handle_timeout(now);
+//! }
+//!
+//! // Three days, three refreshes; the store holds the newest refresh token.
+//! let record: GrantRecord = serde_json::from_str(&store["loc-1"]).unwrap();
+//! assert_eq!(record.refresh_token().unwrap().secret(), format!("refresh-placeholder-{:032}", 3));
+//! # Ok::<(), hoopai_oauth::Error>(())
+//! ```
+//!
+//! An async driver is the same loop: spawn each send, feed answers back
+//! through a channel, and wait for whichever comes first, an answer or
+//! `poll_timeout`'s instant. Several refreshes may be in flight at once (for
+//! different grants); each answer goes back with its [`RequestId`].
+//!
+//! # Single-process mode (the default)
+//!
+//! One engine owns its grants' records. Each [`Output::Persist`] is a plain
+//! overwrite; the store needs no compare-and-swap, and
+//! [`Engine::handle_persisted`] is optional. At start-up, [`Engine::restore`]
+//! every stored record.
+//!
+//! # Shared-store mode
+//!
+//! Several processes (or engines) hold the same grants and share one store
+//! that can compare-and-swap on [`GrantRecord::version`]. Before each refresh
+//! the engine writes a short [`Lease`] and sends the refresh only once the
+//! caller confirms that this write won. An engine that loses the race is handed
+//! the current record and adopts it: newer tokens instead of a refresh, or the
+//! other engine's lease, which it waits out.
+//!
+//! ```
+//! use std::collections::HashMap;
+//! use std::time::{Duration, UNIX_EPOCH};
+//! use hoopai_oauth::{
+//!     AccessToken, Config, Engine, EngineSettings, GrantRecord, Output, RefreshToken,
+//!     TokenResponse, TokenSet,
+//! };
+//!
+//! /// A store with compare-and-swap on the record version.
+//! #[derive(Default)]
+//! struct Store(HashMap<String, GrantRecord>);
+//!
+//! impl Store {
+//!     /// Writes `record` if the stored version is `replaces`; else returns the stored record.
+//!     fn compare_and_swap(&mut self, replaces: Option<u64>, record: &GrantRecord) -> Result<(), GrantRecord> {
+//!         let key = record.grant.to_string();
+//!         match self.0.get(&key) {
+//!             Some(current) if Some(current.version) != replaces => Err(current.clone()),
+//!             None if replaces.is_some() => Err(record.clone()), // (cannot happen here)
+//!             _ => {
+//!                 self.0.insert(key, record.clone());
+//!                 Ok(())
+//!             }
+//!         }
+//!     }
+//! }
+//!
+//! fn drive(engine: &mut Engine, store: &mut Store, now: std::time::SystemTime) -> Result<(), hoopai_oauth::Error> {
+//!     while let Some(output) = engine.poll_output() {
+//!         match output {
+//!             Output::Persist { grant, record, replaces } => {
+//!                 match store.compare_and_swap(replaces, &record) {
+//!                     Ok(()) => engine.handle_persisted(grant.as_str(), record.version, now)?,
+//!                     Err(current) => engine.handle_persist_conflict(grant.as_str(), current, now)?,
+//!                 }
+//!             }
+//!             Output::Send { .. } => { /* send it, as in the run loop above */ }
+//!             Output::Event(event) => println!("{event}"),
+//!             _ => {}
+//!         }
+//!     }
+//!     Ok(())
+//! }
+//!
+//! let config = Config::builder("my-client-id", "my-client-secret").build()?;
+//! let settings = |name: &str| {
+//!     EngineSettings::default().shared_store(name, Duration::from_secs(120))
+//! };
+//! let mut a = Engine::new(config.clone(), settings("worker-a"));
+//! let mut b = Engine::new(config, settings("worker-b"));
+//! let mut store = Store::default();
+//! let t0 = UNIX_EPOCH + Duration::from_secs(1_767_225_600);
+//!
+//! let mut token = TokenResponse::new(AccessToken::new("access-placeholder-0"));
+//! token.refresh_token = Some(RefreshToken::new("refresh-placeholder-0"));
+//! a.insert("loc-1", TokenSet::new(token, t0), t0)?;
+//! drive(&mut a, &mut store, t0)?;
+//! b.restore(store.0["loc-1"].clone(), t0)?;
+//!
+//! // Both come due at once. `a` writes its lease first and sends; `b`'s
+//! // compare-and-swap loses, and `b` waits out `a`'s lease.
+//! let due = a.poll_timeout().unwrap();
+//! a.handle_timeout(due);
+//! b.handle_timeout(due);
+//! let mut sends = 0;
+//! while let Some(output) = a.poll_output() {
+//!     match output {
+//!         Output::Persist { grant, record, replaces } => {
+//!             store.compare_and_swap(replaces, &record).unwrap();
+//!             a.handle_persisted(grant.as_str(), record.version, due)?;
+//!         }
+//!         Output::Send { .. } => sends += 1,
+//!         _ => {}
+//!     }
+//! }
+//! drive(&mut b, &mut store, due)?;
+//! assert_eq!(sends, 1);
+//! assert!(b.poll_timeout().unwrap() > due); // waiting for the lease to end
+//! # Ok::<(), hoopai_oauth::Error>(())
+//! ```
+//!
+//! In shared-store mode report every write's outcome: the engine refreshes a
+//! grant only once its previous write is confirmed. If a write fails for
+//! another reason (the store is down), retry that write.
+//!
+//! # Rotation safety
+//!
+//! Refresh tokens are single-use; the newest one *is* the installation.
+//! - Every newly received refresh token is in an [`Output::Persist`] before
+//!   any event reports the refresh, and before [`Engine::access_token`] hands
+//!   out the new access token.
+//! - A refresh token is never sent once a newer one was received, and one
+//!   refresh per grant is in flight at most (whatever the number of callers).
+//! - An answer without `refresh_token` keeps the old one.
+//! - An answer that arrives after the engine gave up on its request (timeout,
+//!   transport error) is still adopted and persisted; the engine remembers the
+//!   last [`ABANDONED_MEMORY`] given-up requests per grant for this.
+//! - Expiry counts from when the request was sent, not when its answer came.
+//!
+//! What no client can recover: if the server spent a refresh token and its
+//! answer is lost for good (the process died with it, or the network dropped
+//! it and nothing else arrives), the new refresh token exists only at the
+//! server. The next refresh gets "invalid grant", and the grant needs
+//! re-authorization. Keep your HTTP client's timeout at or below
+//! [`EngineSettings::request_timeout`], and let answers that do arrive late
+//! reach the engine.
+//!
+//! # Failures
+//!
+//! Classified by [`Error::kind`]:
+//!
+//! | Kind | What the engine does |
+//! |---|---|
+//! | `InvalidGrant` | re-authorization needed: persisted in that state, [`Event::ReauthorizationNeeded`], no retry |
+//! | `LocationNotActive` | suspended: persisted, [`Event::Suspended`]; the same refresh token is tried again after [`EngineSettings::suspended_retry`] |
+//! | `RateLimited` | retried when `Retry-After` (or the spent rate-limit window) says, else after [`EngineSettings::rate_limit_wait`] |
+//! | `ServerError`, `Unreadable`, others, timeouts, transport errors | exponential backoff with seeded jitter and a cap ([`EngineSettings::backoff`]), same refresh token |
+//! | `InvalidClient` | [`Event::ConfigurationRejected`]; nothing is sent for any grant until [`Engine::reconfigure`] |
+//!
+//! # Scale
+//!
+//! One engine holds hundreds of thousands of grants. Deadlines sit in an
+//! ordered set, so the next deadline and each timeout cost O(log n). Tokens are
+//! stored once, compactly; requests and records are built only when polled.
+//! Unknown fields of token answers (such as `refreshTokenId`) are not kept.
 
 mod backoff;
 mod held;
