@@ -213,9 +213,10 @@
 //! # Rotation safety
 //!
 //! Refresh tokens are single-use; the newest one *is* the installation.
-//! - Every newly received refresh token is in an [`Output::Persist`] before
-//!   any event reports the refresh, and before [`Engine::access_token`] hands
-//!   out the new access token.
+//! - Every newly received refresh token is in an [`Output::Persist`] queued
+//!   ahead of the events that report the refresh ([`Event::Refreshed`],
+//!   [`Event::TokenReady`]). A driver that acts on outputs in order, as the run
+//!   loop above does, has written it before anyone is told of the new token.
 //! - A refresh token is never sent once a newer one was received, and one
 //!   refresh per grant is in flight at most (whatever the number of callers).
 //! - An answer without `refresh_token` keeps the old one.
