@@ -195,18 +195,28 @@ impl ConfigBuilder {
     }
 }
 
-/// Checks that a redirect URI is absolute (a scheme and a host).
+/// Checks that a redirect URI is absolute: an RFC 3986 scheme, `://`, and a
+/// non-empty host. Non-ASCII characters and spaces are allowed (the form
+/// encoding carries them); control characters are not.
 pub(crate) fn check_redirect_uri(uri: &str) -> Result<(), String> {
     if uri.is_empty() {
         return Err("is empty".into());
     }
-    let parsed: Uri = uri
-        .parse()
-        .map_err(|_| format!("{uri:?} is not a valid URI"))?;
-    if parsed.scheme().is_none() || parsed.host().is_none_or(str::is_empty) {
-        return Err(format!(
-            "{uri:?} is not absolute (it needs a scheme and a host)"
-        ));
+    if uri.chars().any(char::is_control) {
+        return Err(format!("{uri:?} contains control characters"));
+    }
+    let not_absolute = || format!("{uri:?} is not absolute (it needs a scheme and a host)");
+    let (scheme, rest) = uri.split_once("://").ok_or_else(not_absolute)?;
+    let mut chars = scheme.chars();
+    let scheme_ok = chars.next().is_some_and(|c| c.is_ascii_alphabetic())
+        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'));
+    if !scheme_ok {
+        return Err(not_absolute());
+    }
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    let host = authority.rsplit('@').next().unwrap_or("");
+    if host.is_empty() || host.starts_with(':') {
+        return Err(not_absolute());
     }
     Ok(())
 }
