@@ -55,7 +55,6 @@ pub struct Config {
 
 impl Config {
     /// Starts a configuration from the app's client id and secret.
-    #[must_use]
     pub fn builder(
         client_id: impl Into<String>,
         client_secret: impl Into<ClientSecret>,

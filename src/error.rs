@@ -13,7 +13,7 @@ use http::{HeaderMap, StatusCode};
 use serde_json::Value;
 
 use crate::rate_limit::RateLimit;
-use crate::sanitize::{excerpt, sanitize_message};
+use crate::sanitize::{excerpt, printable, sanitize_message};
 
 /// What went wrong, stable for code to match on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -378,8 +378,8 @@ impl Error {
             .iter()
             .map(|m| sanitize_message(m))
             .collect();
-        e.0.code = fields.code.as_deref().map(sanitize_message);
-        e.0.trace_id = fields.trace_id.as_deref().map(sanitize_message);
+        e.0.code = fields.code.as_deref().map(printable);
+        e.0.trace_id = fields.trace_id.as_deref().map(printable);
         if body.is_none() || e.0.messages.is_empty() {
             e.0.excerpt = excerpt(raw);
         }
@@ -537,6 +537,8 @@ impl fmt::Display for Error {
         }
         if !i.messages.is_empty() {
             write!(f, ": {}", i.messages.join("; "))?;
+        } else if let Some(c) = &i.code {
+            write!(f, ": {c}")?;
         } else if let Some(x) = &i.excerpt {
             write!(f, ": body starts {x:?}")?;
         }

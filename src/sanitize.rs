@@ -32,6 +32,18 @@ pub(crate) fn excerpt(body: &[u8]) -> Option<String> {
     Some(out)
 }
 
+/// Collapses whitespace and control characters and caps the length, without
+/// redacting: for identifiers such as trace ids and error codes.
+pub(crate) fn printable(text: &str) -> String {
+    let mut out: String = text
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .take(120)
+        .collect();
+    out.truncate(out.trim_end().len());
+    out
+}
+
 /// Collapses whitespace and control characters, and redacts long opaque runs.
 pub(crate) fn sanitize_message(text: &str) -> String {
     let mut out = String::with_capacity(text.len().min(1024));
