@@ -137,8 +137,10 @@ mod tests {
 
     #[test]
     fn tokens_in_text_are_redacted() {
-        let s = sanitize_message("token\neyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIx is bad");
-        assert_eq!(s, "token eyJh…(50 chars) is bad");
+        let jwt = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIx";
+        let s = sanitize_message(&format!("token\n{jwt} is bad"));
+        assert_eq!(s, format!("token {} is bad", redact(jwt)));
+        assert!(!s.contains(jwt));
         assert_eq!(
             sanitize_message("Location l1C08ntBrFjLS0elLIYU"),
             "Location l1C08ntBrFjLS0elLIYU"
