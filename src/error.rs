@@ -269,6 +269,23 @@ impl Error {
         e
     }
 
+    /// Attaches a server's machine-readable code and message(s), sanitized, to
+    /// an error the crate raised itself (e.g. the `error` and
+    /// `error_description` of a consent redirect).
+    pub(crate) fn with_server_text<'a>(
+        mut self,
+        code: Option<&str>,
+        messages: impl IntoIterator<Item = &'a str>,
+    ) -> Self {
+        self.0.code = code.map(sanitize_message).filter(|c| !c.is_empty());
+        self.0.messages = messages
+            .into_iter()
+            .map(sanitize_message)
+            .filter(|m| !m.is_empty())
+            .collect();
+        self
+    }
+
     /// The stable kind.
     #[must_use]
     pub fn kind(&self) -> ErrorKind {
