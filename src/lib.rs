@@ -7,6 +7,7 @@
 #![warn(missing_docs)]
 
 pub mod config;
+pub mod consent;
 pub mod error;
 pub mod rate_limit;
 mod response;
@@ -17,6 +18,7 @@ pub mod token;
 pub mod token_endpoint;
 
 pub use config::*;
+pub use consent::*;
 pub use error::*;
 pub use rate_limit::*;
 pub use response::MAX_BODY_BYTES;
