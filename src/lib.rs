@@ -6,9 +6,11 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod bearer;
 pub mod config;
 pub mod consent;
 pub mod error;
+pub mod location_token;
 pub mod rate_limit;
 mod response;
 mod sanitize;
@@ -17,9 +19,11 @@ pub mod secret;
 pub mod token;
 pub mod token_endpoint;
 
+pub use bearer::*;
 pub use config::*;
 pub use consent::*;
 pub use error::*;
+pub use location_token::*;
 pub use rate_limit::*;
 pub use response::MAX_BODY_BYTES;
 pub use scope::*;
