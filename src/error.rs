@@ -277,7 +277,7 @@ impl Error {
         code: Option<&str>,
         messages: impl IntoIterator<Item = &'a str>,
     ) -> Self {
-        self.0.code = code.map(sanitize_message).filter(|c| !c.is_empty());
+        self.0.code = code.map(printable).filter(|c| !c.is_empty());
         self.0.messages = messages
             .into_iter()
             .map(sanitize_message)

@@ -220,8 +220,7 @@ fn check(scope: &str) -> Result<(), Error> {
     }
     if scope.chars().any(|c| c.is_whitespace() || c.is_control()) {
         return Err(Error::input(format!(
-            "the scope {:?} holds whitespace or a control character",
-            scope.escape_debug().to_string()
+            "the scope {scope:?} holds whitespace or a control character"
         )));
     }
     Ok(())
