@@ -154,7 +154,7 @@ pub fn parse_location_token_response<B: AsRef<[u8]>>(
         // No excerpt: the body holds a live access token.
         &[],
         format!(
-            "the location token answer lacks {} (or has them in an unreadable form)",
+            "the location token answer has no readable {}",
             missing.join(", ")
         ),
     ))
