@@ -35,6 +35,8 @@ fn render(req: &http::Request<Vec<u8>>) -> String {
     text.replace(token, &redact(token))
 }
 
+type Built = Result<http::Request<Vec<u8>>, Error>;
+
 /// A Company token answer, as `/oauth/token` gives it.
 fn company_token() -> TokenResponse {
     parse_token_response(response(
@@ -152,7 +154,7 @@ fn bad_inputs_build_nothing() {
     let location_set = TokenSet::new(location_answer.clone(), t0());
     let good = LocationTokenRequest::new(COMPANY_ID, LOCATION_ID);
 
-    let cases: Vec<(&str, Result<http::Request<Vec<u8>>, Error>)> = vec![
+    let cases: Vec<(&str, Built)> = vec![
         (
             "empty company id",
             location_token_request(
