@@ -22,3 +22,8 @@ pub use response::MAX_BODY_BYTES;
 pub use secret::*;
 pub use token::*;
 pub use token_endpoint::*;
+
+/// The README's code samples, compiled as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
