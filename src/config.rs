@@ -51,6 +51,8 @@ pub struct Config {
     base_url: String,
     consent_url: String,
     api_version: ApiVersion,
+    /// `base_url` + `/oauth/token`, parsed once.
+    token_uri: Uri,
 }
 
 impl Config {
@@ -111,7 +113,13 @@ impl Config {
         self.api_version
     }
 
+    /// The token endpoint's URI, parsed when the config was built.
+    pub(crate) fn token_uri(&self) -> &Uri {
+        &self.token_uri
+    }
+
     /// `base_url` joined with `path` (which starts with `/`).
+    #[allow(dead_code)] // used by the location-token and listing builders
     pub(crate) fn url(&self, path: &str) -> String {
         let mut s = String::with_capacity(self.base_url.len() + path.len());
         s.push_str(&self.base_url);
@@ -183,7 +191,13 @@ impl ConfigBuilder {
             .map_err(|why| Error::config(format!("base URL {why}")))?;
         let consent_url = check_service_url(&self.consent_url)
             .map_err(|why| Error::config(format!("consent URL {why}")))?;
+        let token_uri: Uri = format!("{base_url}{}", crate::token_endpoint::TOKEN_PATH)
+            .parse()
+            .map_err(|_| {
+                Error::config(format!("base URL {base_url:?} does not form a valid URI"))
+            })?;
         Ok(Config {
+            token_uri,
             client_id: self.client_id,
             client_secret: self.client_secret,
             redirect_uri: self.redirect_uri,

@@ -69,7 +69,7 @@ pub enum ErrorKind {
     Rejected,
 
     // ---- unreadable answers ---------------------------------------------
-    /// The response body could not be read. See [`Error::unreadable`].
+    /// The response body could not be read. See [`Error::unreadable_reason`].
     Unreadable,
 }
 

@@ -32,3 +32,8 @@ pub use scope::*;
 pub use secret::*;
 pub use token::*;
 pub use token_endpoint::*;
+
+/// The README's code samples, compiled as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

@@ -5,7 +5,7 @@
 //! artefact of its doc generator (the official OpenAPI has no security on this path,
 //! and a client fetching its first token has no bearer).
 
-use http::{Method, Request, Response, header};
+use http::{HeaderValue, Method, Request, Response, header};
 
 use crate::config::{ApiVersion, Config, check_redirect_uri};
 use crate::error::{Endpoint, Error};
@@ -172,18 +172,27 @@ pub fn token_request(config: &Config, req: &TokenRequest) -> Result<Request<Vec<
     let body = serde_urlencoded::to_string(&form)
         .map_err(|e| Error::input(format!("the form could not be encoded: {e}")))?
         .into_bytes();
-    let mut builder = Request::builder()
-        .method(Method::POST)
-        .uri(config.url(TOKEN_PATH))
-        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
-        .header(header::ACCEPT, "application/json");
+    let mut request = Request::new(body);
+    *request.method_mut() = Method::POST;
+    *request.uri_mut() = config.token_uri().clone();
+    let headers = request.headers_mut();
+    headers.reserve(3);
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(FORM_CONTENT_TYPE),
+    );
+    headers.insert(header::ACCEPT, HeaderValue::from_static("application/json"));
     if v3 {
-        builder = builder.header("Version", ApiVersion::V3.header_value());
+        headers.insert(
+            "version",
+            HeaderValue::from_static(ApiVersion::V3.header_value()),
+        );
     }
-    builder
-        .body(body)
-        .map_err(|e| Error::config(format!("the request could not be built: {e}")))
+    Ok(request)
 }
+
+/// The content type of form bodies.
+pub(crate) const FORM_CONTENT_TYPE: &str = "application/x-www-form-urlencoded";
 
 /// Parses the answer of `POST /oauth/token` (either API version).
 ///
