@@ -119,7 +119,6 @@ impl Config {
     }
 
     /// `base_url` joined with `path` (which starts with `/`).
-    #[allow(dead_code)] // used by the location-token and listing builders
     pub(crate) fn url(&self, path: &str) -> String {
         let mut s = String::with_capacity(self.base_url.len() + path.len());
         s.push_str(&self.base_url);

@@ -239,6 +239,7 @@ impl InstalledLocationsQuery {
     /// - v2 pages: the next query skips the locations seen so far. There is none
     ///   after an empty page, once `count` locations are seen, or, when there is
     ///   no `count`, after a page shorter than the page size.
+    #[must_use]
     pub fn next_page(&self, page: &InstalledLocationsPage) -> Option<InstalledLocationsQuery> {
         if let Some(p) = &page.pagination {
             if p.has_next_page == Some(false) {

@@ -76,7 +76,6 @@ fn serde_error_position(e: &serde_json::Error) -> String {
     format!("at line {} column {}", e.line(), e.column())
 }
 
-#[allow(dead_code)] // used by the location and listing parsers
 /// Reads a whole answer as JSON: non-2xx and error bodies on 2xx become errors.
 pub(crate) fn json_answer<B: AsRef<[u8]>>(
     endpoint: Endpoint,
