@@ -44,9 +44,9 @@ pub const MAX_CALLBACK_BYTES: usize = 16 * 1024;
 /// [`MIN_RANDOM_BYTES`](State::MIN_RANDOM_BYTES)), keep it with the user's
 /// session, and restore it with [`State::new`] when the redirect arrives.
 ///
-/// Comparison ([`State::matches`]) runs in constant time for equal lengths.
+/// Comparison ([`State::matches`], `==`) runs in constant time for equal lengths.
 /// `Debug` prints a redaction.
-#[derive(Clone, PartialEq, Eq, Hash)]
+#[derive(Clone)]
 pub struct State(String);
 
 impl State {
@@ -118,6 +118,15 @@ impl State {
         constant_time_eq(self.0.as_bytes(), received.as_bytes())
     }
 }
+
+/// Constant-time, like [`State::matches`].
+impl PartialEq for State {
+    fn eq(&self, other: &Self) -> bool {
+        self.matches(&other.0)
+    }
+}
+
+impl Eq for State {}
 
 impl fmt::Debug for State {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
