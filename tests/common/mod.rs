@@ -53,8 +53,8 @@ pub fn spec_path(file: &str) -> PathBuf {
 
 /// Reads a spec file as JSON.
 pub fn spec_json(file: &str) -> serde_json::Value {
-    let text = std::fs::read_to_string(spec_path(file))
-        .unwrap_or_else(|e| panic!("reading {file}: {e}"));
+    let text =
+        std::fs::read_to_string(spec_path(file)).unwrap_or_else(|e| panic!("reading {file}: {e}"));
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("parsing {file}: {e}"))
 }
 
@@ -72,7 +72,10 @@ pub fn render_request(req: &http::Request<Vec<u8>>) -> String {
     let is_form = req
         .headers()
         .get(http::header::CONTENT_TYPE)
-        .is_some_and(|v| v.as_bytes().starts_with(b"application/x-www-form-urlencoded"));
+        .is_some_and(|v| {
+            v.as_bytes()
+                .starts_with(b"application/x-www-form-urlencoded")
+        });
     if is_form {
         writeln!(out, "\n# decoded form").unwrap();
         let pairs: Vec<(String, String)> = serde_urlencoded::from_bytes(req.body()).unwrap();
@@ -84,7 +87,11 @@ pub fn render_request(req: &http::Request<Vec<u8>>) -> String {
 }
 
 /// Builds a response with a status, headers and body.
-pub fn response(status: u16, headers: &[(&str, &str)], body: impl Into<Vec<u8>>) -> http::Response<Vec<u8>> {
+pub fn response(
+    status: u16,
+    headers: &[(&str, &str)],
+    body: impl Into<Vec<u8>>,
+) -> http::Response<Vec<u8>> {
     let mut b = http::Response::builder().status(status);
     for (k, v) in headers {
         b = b.header(*k, *v);
