@@ -10,6 +10,8 @@ pub mod bearer;
 pub mod config;
 pub mod consent;
 pub mod error;
+#[cfg(feature = "fake-server")]
+pub mod fake;
 pub mod installed_locations;
 pub mod location_token;
 pub mod rate_limit;
