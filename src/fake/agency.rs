@@ -95,14 +95,15 @@ impl FakeServer {
         let (Some(company_id), Some(location_id)) = (company_id, location_id) else {
             return Err(Reply::unprocessable(&problems));
         };
-        let company = &self.grants.get(grant).ok_or_else(invalid_jwt)?.install;
+        let company_grant = self.grants.get(grant).ok_or_else(invalid_jwt)?;
+        let company = &company_grant.install;
         if company.company_id != company_id {
             return Err(Reply::nest(
                 StatusCode::FORBIDDEN,
                 "The token does not have access to this company.",
             ));
         }
-        if !company.approved_locations.contains(&location_id) {
+        if !company_grant.approved.contains(&location_id) {
             return Err(Reply::nest(
                 StatusCode::FORBIDDEN,
                 "The token does not have access to this location.",
@@ -121,11 +122,11 @@ impl FakeServer {
             plan_id: company.plan_id.clone(),
             install_to_future_locations: false,
         };
-        let issued = self.start_grant(install, now);
+        let (grant, issued) = self.start_grant(install, now);
         self.stats.location_tokens += 1;
         let install = self
             .grants
-            .last()
+            .get(grant)
             .map(|g| &g.install)
             .ok_or_else(invalid_jwt)?;
         Ok(Reply::json(
