@@ -7,8 +7,8 @@ use std::fmt::Write;
 
 use common::{CLIENT_ID, CLIENT_SECRET, REDIRECT_URI, config};
 use hoopai_oauth::{
-    ApiVersion, Config, ConsentRequest, Error, ErrorClass, ErrorKind, MAX_CALLBACK_BYTES, Scope,
-    State, WHITE_LABEL_CONSENT_URL, consent_url, parse_callback,
+    Config, ConsentRequest, Error, ErrorClass, ErrorKind, MAX_CALLBACK_BYTES, Scope, State,
+    WHITE_LABEL_CONSENT_URL, consent_url, parse_callback,
 };
 use proptest::prelude::*;
 
@@ -20,14 +20,6 @@ const SEED: [u8; 32] = [
 
 fn state() -> State {
     State::from_random_bytes(&SEED).unwrap()
-}
-
-fn v3_config() -> Config {
-    Config::builder(CLIENT_ID, CLIENT_SECRET)
-        .redirect_uri(REDIRECT_URI)
-        .api_version(ApiVersion::V3)
-        .build()
-        .unwrap()
 }
 
 /// The URL and its decoded parameters, for a snapshot.
@@ -138,7 +130,7 @@ fn white_label_host_explicit_version_and_other_redirect() {
 fn v3_config_builds_the_same_url() {
     let req = ConsentRequest::new([Scope::OAUTH_WRITE]).state(state());
     let v2 = req.build(&config()).unwrap();
-    let v3 = req.build(&v3_config()).unwrap();
+    let v3 = req.build(&common::config_v3()).unwrap();
     assert_eq!(v2, v3);
     snap!(render(&v3));
 }

@@ -7,8 +7,8 @@ use std::time::Duration;
 use common::{CLIENT_ID, CLIENT_SECRET, REDIRECT_URI, config, t0};
 use hoopai_oauth::fake::{FakeServer, FakeStats, Fault, Install};
 use hoopai_oauth::{
-    ApiVersion, AuthorizationCode, Config, ErrorKind, LenientBool, TokenRequest, TokenResponse,
-    UserType, parse_token_response, redact, token_request,
+    AuthorizationCode, Config, ErrorKind, LenientBool, TokenRequest, TokenResponse, UserType,
+    parse_token_response, redact, token_request,
 };
 use http::{Request, Response};
 use serde_json::{Value, json};
@@ -22,16 +22,8 @@ fn fake() -> FakeServer {
     FakeServer::new(CLIENT_ID, CLIENT_SECRET)
 }
 
-fn v3() -> Config {
-    Config::builder(CLIENT_ID, CLIENT_SECRET)
-        .redirect_uri(REDIRECT_URI)
-        .api_version(ApiVersion::V3)
-        .build()
-        .unwrap()
-}
-
 fn configs() -> [(&'static str, Config); 2] {
-    [("v2", config()), ("v3", v3())]
+    [("v2", config()), ("v3", common::config_v3())]
 }
 
 fn app_id() -> &'static str {
@@ -1146,7 +1138,7 @@ fn installed_locations_v2_pages_and_filters() {
 #[test]
 fn installed_locations_v3_pages_with_tokens() {
     let mut fake = fake();
-    let company = agency(&mut fake, &v3());
+    let company = agency(&mut fake, &common::config_v3());
     let bearer = access_of(&company);
     let all: Vec<String> = (1..=5).map(|i| format!("loc-{i}")).collect();
     assert_eq!(list_all_v3(&mut fake, &bearer, &[]), (all, 3));

@@ -5,26 +5,17 @@ mod common;
 
 use std::fmt::Write;
 
-use common::{CLIENT_ID, CLIENT_SECRET, REDIRECT_URI, config, render_request, response, t0};
+use common::{config, render_request, response, t0};
 use hoopai_oauth::{
-    AccessToken, ApiVersion, Config, Error, ErrorKind, LOCATION_TOKEN_REQUIRED_FIELDS,
-    LocationTokenRequest, MAX_BODY_BYTES, TokenResponse, TokenSet, Unreadable, UserType,
-    location_token_request, missing_location_token_fields, parse_location_token_response,
-    parse_token_response, redact,
+    AccessToken, Error, ErrorKind, LOCATION_TOKEN_REQUIRED_FIELDS, LocationTokenRequest,
+    MAX_BODY_BYTES, TokenResponse, TokenSet, Unreadable, UserType, location_token_request,
+    missing_location_token_fields, parse_location_token_response, parse_token_response, redact,
 };
 use serde_json::{Value, json};
 
 const COMPANY_TOKEN: &str = "placeholder-company-access-token-000001";
 const COMPANY_ID: &str = "tDtDnQdgm2LXpyiqYvZ6";
 const LOCATION_ID: &str = "l1C08ntBrFjLS0elLIYU";
-
-fn v3_config() -> Config {
-    Config::builder(CLIENT_ID, CLIENT_SECRET)
-        .redirect_uri(REDIRECT_URI)
-        .api_version(ApiVersion::V3)
-        .build()
-        .unwrap()
-}
 
 /// `render_request` with the bearer token redacted.
 fn render(req: &http::Request<Vec<u8>>) -> String {
@@ -112,7 +103,7 @@ fn v2_request() {
 #[test]
 fn v3_request() {
     let req = LocationTokenRequest::new(COMPANY_ID, LOCATION_ID)
-        .build(&v3_config(), &company_token())
+        .build(&common::config_v3(), &company_token())
         .unwrap();
     assert_eq!(
         req.uri(),
@@ -177,7 +168,7 @@ fn bad_inputs_build_nothing() {
         ),
         (
             "a location token set as bearer",
-            location_token_request(&v3_config(), &location_set, &good),
+            location_token_request(&common::config_v3(), &location_set, &good),
         ),
         (
             "a token with userType Location",

@@ -26,6 +26,17 @@ fn the_local_flow_succeeds_end_to_end() {
 const ID: &str = "6578278e879ad2646715ba9c-e2e";
 const SECRET: &str = "e2e-client-secret-placeholder";
 
+/// A fake on loopback with one approved Location install, and its code.
+fn approved() -> (LocalFake, hoopai_oauth::AuthorizationCode) {
+    let local = LocalFake::start(FakeServer::new(ID, SECRET)).unwrap();
+    let code = local
+        .fake
+        .lock()
+        .unwrap()
+        .approve(&Install::location("c-1", "l-1"));
+    (local, code)
+}
+
 fn settings(local: &LocalFake, code: String, file: Option<std::path::PathBuf>) -> RealSettings {
     RealSettings {
         client_id: ID.into(),
@@ -40,12 +51,7 @@ fn settings(local: &LocalFake, code: String, file: Option<std::path::PathBuf>) -
 
 #[test]
 fn the_real_server_path_exchanges_refreshes_and_writes_a_private_token_file() {
-    let local = LocalFake::start(FakeServer::new(ID, SECRET)).unwrap();
-    let code = local
-        .fake
-        .lock()
-        .unwrap()
-        .approve(&Install::location("c-1", "l-1"));
+    let (local, code) = approved();
     let dir = std::env::temp_dir().join(format!("hoopai-e2e-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let file = dir.join("tokens.json");
@@ -74,12 +80,7 @@ fn the_real_server_path_exchanges_refreshes_and_writes_a_private_token_file() {
 
 #[test]
 fn a_spent_code_fails_with_a_classified_error_and_no_secret() {
-    let local = LocalFake::start(FakeServer::new(ID, SECRET)).unwrap();
-    let code = local
-        .fake
-        .lock()
-        .unwrap()
-        .approve(&Install::location("c-1", "l-1"));
+    let (local, code) = approved();
     run_real(&settings(&local, code.secret().to_owned(), None)).unwrap();
     let err = run_real(&settings(&local, code.secret().to_owned(), None)).unwrap_err();
     match &err {
@@ -93,12 +94,7 @@ fn a_spent_code_fails_with_a_classified_error_and_no_secret() {
 
 #[test]
 fn a_wrong_secret_is_an_invalid_client() {
-    let local = LocalFake::start(FakeServer::new(ID, SECRET)).unwrap();
-    let code = local
-        .fake
-        .lock()
-        .unwrap()
-        .approve(&Install::location("c-1", "l-1"));
+    let (local, code) = approved();
     let mut s = settings(&local, code.secret().to_owned(), None);
     s.client_secret = "wrong-secret-value".into();
     match run_real(&s).unwrap_err() {

@@ -2,16 +2,8 @@
 
 mod common;
 
-use common::{CLIENT_ID, CLIENT_SECRET, REDIRECT_URI, config, render_request};
-use hoopai_oauth::{ApiVersion, Config, ErrorKind, TokenRequest, UserType, token_request};
-
-fn v3() -> Config {
-    Config::builder(CLIENT_ID, CLIENT_SECRET)
-        .redirect_uri(REDIRECT_URI)
-        .api_version(ApiVersion::V3)
-        .build()
-        .unwrap()
-}
+use common::{CLIENT_ID, CLIENT_SECRET, config, render_request};
+use hoopai_oauth::{Config, ErrorKind, TokenRequest, UserType, token_request};
 
 fn requests() -> Vec<(&'static str, TokenRequest)> {
     vec![
@@ -62,7 +54,7 @@ fn every_grant_with_and_without_user_type_v2() {
 #[test]
 fn every_grant_with_and_without_user_type_v3() {
     for (name, req) in requests() {
-        let built = token_request(&v3(), &req).unwrap();
+        let built = token_request(&common::config_v3(), &req).unwrap();
         snap!(format!("v3_{name}"), render_request(&built));
     }
 }
