@@ -346,6 +346,14 @@ pub fn parse_callback(
     let query = callback_query(redirect)?;
     let pairs: Vec<(String, String)> = serde_urlencoded::from_str(query)
         .map_err(|e| malformed(format!("the query could not be read: {e}")))?;
+    // The decoder replaces invalid UTF-8 with U+FFFD; such a code is not the
+    // code that was issued.
+    if pairs
+        .iter()
+        .any(|(k, v)| k.contains('\u{FFFD}') || v.contains('\u{FFFD}'))
+    {
+        return Err(malformed("a parameter is not valid UTF-8 once decoded"));
+    }
     let mut seen = std::collections::HashSet::with_capacity(pairs.len());
     for (key, _) in &pairs {
         if !seen.insert(key.as_str()) {

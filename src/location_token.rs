@@ -9,7 +9,7 @@ use http::{Method, Request, Response, header};
 
 use crate::bearer::{CompanyBearer, bearer_headers};
 use crate::config::{ApiVersion, Config};
-use crate::error::{Endpoint, Error, Unreadable};
+use crate::error::{Endpoint, Error};
 use crate::token::{TokenResponse, UserType};
 use crate::token_endpoint::parse_token_answer;
 
@@ -120,11 +120,12 @@ pub fn location_token_request(
 /// the same [`TokenResponse`] the token endpoint gives.
 ///
 /// - Any 2xx is success (the docs say 200; the server has been seen to send 201).
-/// - `access_token` and every field of [`LOCATION_TOKEN_REQUIRED_FIELDS`] are
-///   required; a missing one is [`Unreadable::UnexpectedShape`] naming it.
-///   **Except** when the answer carries a `refresh_token`: refusing it would
-///   drop that refresh token, so such an answer is returned as it is (check
-///   [`missing_location_token_fields`] if the fields matter).
+/// - Only `access_token` is required. The fields of
+///   [`LOCATION_TOKEN_REQUIRED_FIELDS`] are always present in the docs' answers,
+///   but the official OpenAPI requires only `userId`, and `planId` exists for
+///   paid apps only; refusing a working token over one of them would throw it
+///   (and any refresh token with it) away. Check
+///   [`missing_location_token_fields`] if they matter to you.
 /// - `appId`, `versionId` and `refresh_token` are optional; other fields are
 ///   kept in [`TokenResponse::extra`].
 /// - The answer has no `userType`; the parser sets
@@ -144,20 +145,7 @@ pub fn parse_location_token_response<B: AsRef<[u8]>>(
     if token.user_type.is_none() {
         token.user_type = Some(UserType::Location);
     }
-    let missing = missing_location_token_fields(&token);
-    if missing.is_empty() || token.refresh_token.is_some() {
-        return Ok(token);
-    }
-    Err(Error::unreadable(
-        Unreadable::UnexpectedShape,
-        resp.status(),
-        // No excerpt: the body holds a live access token.
-        &[],
-        format!(
-            "the location token answer has no readable {}",
-            missing.join(", ")
-        ),
-    ))
+    Ok(token)
 }
 
 /// Which of [`LOCATION_TOKEN_REQUIRED_FIELDS`] a token answer lacks (or has in

@@ -212,11 +212,11 @@ pub(crate) fn parse_token_answer<B: AsRef<[u8]>>(
     endpoint: Endpoint,
     resp: &Response<B>,
 ) -> Result<TokenResponse, Error> {
-    let body = checked_body(resp)?;
     let status = resp.status();
     if !status.is_success() {
-        return Err(failure(endpoint, resp, body));
+        return Err(failure(endpoint, resp));
     }
+    let body = checked_body(resp)?;
     let wire: WireToken =
         serde_json::from_slice(body).map_err(|e| unreadable_success(status, body, &e))?;
     match wire.access_token {
@@ -226,23 +226,23 @@ pub(crate) fn parse_token_answer<B: AsRef<[u8]>>(
             Ok(token)
         }
         _ => {
-            let as_value = serde_json::Value::Object(wire.rest.extra.clone());
-            if Error::looks_like_error_body(&as_value) {
-                Err(Error::from_answer(
-                    endpoint,
-                    status,
-                    resp.headers(),
-                    Some(&as_value),
-                    body,
-                ))
+            let mut rest = wire.rest;
+            let as_value = serde_json::Value::Object(std::mem::take(&mut rest.extra));
+            let err = if Error::looks_like_error_body(&as_value) {
+                Error::from_answer(endpoint, status, resp.headers(), Some(&as_value), body)
             } else {
-                Err(Error::unreadable(
+                Error::unreadable(
                     crate::error::Unreadable::UnexpectedShape,
                     status,
                     body,
                     "the answer has no access_token",
-                ))
-            }
+                )
+            };
+            // Never drop a refresh token the server may have just rotated.
+            Err(match rest.refresh_token.take() {
+                Some(rt) if !rt.is_empty() => err.with_rescued_refresh_token(rt),
+                _ => err,
+            })
         }
     }
 }

@@ -507,3 +507,22 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn invalid_utf8_in_a_percent_encoded_code_is_malformed() {
+    for redirect in [
+        "?code=%FF%FE",
+        "?code=ok&x=%C3",
+        "https://myapp.com/cb?code=a%80b",
+    ] {
+        let err = parse_callback(redirect, None).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::MalformedCallback, "{redirect}");
+    }
+    // Valid multi-byte UTF-8 is fine.
+    assert_eq!(
+        parse_callback("?code=%C3%A9t%C3%A9", None)
+            .unwrap()
+            .secret(),
+        "été"
+    );
+}
