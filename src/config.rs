@@ -51,11 +51,12 @@ pub struct Config {
     base_url: String,
     consent_url: String,
     api_version: ApiVersion,
+    /// `base_url` + `/oauth/token`, parsed once.
+    token_uri: Uri,
 }
 
 impl Config {
     /// Starts a configuration from the app's client id and secret.
-    #[must_use]
     pub fn builder(
         client_id: impl Into<String>,
         client_secret: impl Into<ClientSecret>,
@@ -110,6 +111,11 @@ impl Config {
     #[must_use]
     pub fn api_version(&self) -> ApiVersion {
         self.api_version
+    }
+
+    /// The token endpoint's URI, parsed when the config was built.
+    pub(crate) fn token_uri(&self) -> &Uri {
+        &self.token_uri
     }
 
     /// `base_url` joined with `path` (which starts with `/`).
@@ -184,7 +190,13 @@ impl ConfigBuilder {
             .map_err(|why| Error::config(format!("base URL {why}")))?;
         let consent_url = check_service_url(&self.consent_url)
             .map_err(|why| Error::config(format!("consent URL {why}")))?;
+        let token_uri: Uri = format!("{base_url}{}", crate::token_endpoint::TOKEN_PATH)
+            .parse()
+            .map_err(|_| {
+                Error::config(format!("base URL {base_url:?} does not form a valid URI"))
+            })?;
         Ok(Config {
+            token_uri,
             client_id: self.client_id,
             client_secret: self.client_secret,
             redirect_uri: self.redirect_uri,
@@ -195,18 +207,28 @@ impl ConfigBuilder {
     }
 }
 
-/// Checks that a redirect URI is absolute (a scheme and a host).
+/// Checks that a redirect URI is absolute: an RFC 3986 scheme, `://`, and a
+/// non-empty host. Non-ASCII characters and spaces are allowed (the form
+/// encoding carries them); control characters are not.
 pub(crate) fn check_redirect_uri(uri: &str) -> Result<(), String> {
     if uri.is_empty() {
         return Err("is empty".into());
     }
-    let parsed: Uri = uri
-        .parse()
-        .map_err(|_| format!("{uri:?} is not a valid URI"))?;
-    if parsed.scheme().is_none() || parsed.host().is_none_or(str::is_empty) {
-        return Err(format!(
-            "{uri:?} is not absolute (it needs a scheme and a host)"
-        ));
+    if uri.chars().any(char::is_control) {
+        return Err(format!("{uri:?} contains control characters"));
+    }
+    let not_absolute = || format!("{uri:?} is not absolute (it needs a scheme and a host)");
+    let (scheme, rest) = uri.split_once("://").ok_or_else(not_absolute)?;
+    let mut chars = scheme.chars();
+    let scheme_ok = chars.next().is_some_and(|c| c.is_ascii_alphabetic())
+        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'));
+    if !scheme_ok {
+        return Err(not_absolute());
+    }
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    let host = authority.rsplit('@').next().unwrap_or("");
+    if host.is_empty() || host.starts_with(':') {
+        return Err(not_absolute());
     }
     Ok(())
 }

@@ -13,7 +13,8 @@ use http::{HeaderMap, StatusCode};
 use serde_json::Value;
 
 use crate::rate_limit::RateLimit;
-use crate::sanitize::{excerpt, sanitize_message};
+use crate::sanitize::{excerpt, identifier, sanitize_message};
+use crate::secret::RefreshToken;
 
 /// What went wrong, stable for code to match on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -69,7 +70,7 @@ pub enum ErrorKind {
     Rejected,
 
     // ---- unreadable answers ---------------------------------------------
-    /// The response body could not be read. See [`Error::unreadable`].
+    /// The response body could not be read. See [`Error::unreadable_reason`].
     Unreadable,
 }
 
@@ -221,6 +222,7 @@ struct Inner {
     excerpt: Option<String>,
     rate_limit: Option<RateLimit>,
     unreadable: Option<Unreadable>,
+    rescued: Option<RefreshToken>,
 }
 
 impl Error {
@@ -235,6 +237,7 @@ impl Error {
             excerpt: None,
             rate_limit: None,
             unreadable: None,
+            rescued: None,
         }))
     }
 
@@ -267,6 +270,44 @@ impl Error {
         e.0.unreadable = Some(why);
         e.0.excerpt = excerpt(body);
         e
+    }
+
+    /// Keeps a refresh token found in an answer that failed otherwise.
+    pub(crate) fn with_rescued_refresh_token(mut self, token: RefreshToken) -> Self {
+        self.0.rescued = Some(token);
+        self
+    }
+
+    /// A refresh token found in an answer that was otherwise unusable (say, a
+    /// 2xx without an access token). The server may already have spent the
+    /// token that was sent, so this one may be the installation now: persist it
+    /// before retrying, and refresh with it.
+    #[must_use]
+    pub fn rescued_refresh_token(&self) -> Option<&RefreshToken> {
+        self.0.rescued.as_ref()
+    }
+
+    /// Marks why the body could not be read.
+    pub(crate) fn with_unreadable(mut self, why: Unreadable) -> Self {
+        self.0.unreadable = Some(why);
+        self
+    }
+
+    /// Attaches a server's machine-readable code and message(s), sanitized, to
+    /// an error the crate raised itself (e.g. the `error` and
+    /// `error_description` of a consent redirect).
+    pub(crate) fn with_server_text<'a>(
+        mut self,
+        code: Option<&str>,
+        messages: impl IntoIterator<Item = &'a str>,
+    ) -> Self {
+        self.0.code = code.map(sanitize_message).filter(|c| !c.is_empty());
+        self.0.messages = messages
+            .into_iter()
+            .map(sanitize_message)
+            .filter(|m| !m.is_empty())
+            .collect();
+        self
     }
 
     /// The stable kind.
@@ -379,7 +420,7 @@ impl Error {
             .map(|m| sanitize_message(m))
             .collect();
         e.0.code = fields.code.as_deref().map(sanitize_message);
-        e.0.trace_id = fields.trace_id.as_deref().map(sanitize_message);
+        e.0.trace_id = fields.trace_id.as_deref().map(identifier);
         if body.is_none() || e.0.messages.is_empty() {
             e.0.excerpt = excerpt(raw);
         }
@@ -489,7 +530,13 @@ fn classify(endpoint: Endpoint, status: StatusCode, f: &ErrorFields) -> ErrorKin
     if code == "invalid_grant" || text.contains("invalid grant") {
         return ErrorKind::InvalidGrant;
     }
-    if code == "invalid_client" || text.contains("invalid client") {
+    if code == "invalid_client"
+        || text.contains("invalid client")
+        || text.contains("invalid parameter: clientid")
+        || text.contains("invalid parameter: clientsecret")
+        || text.contains("invalid parameter: client_id")
+        || text.contains("invalid parameter: client_secret")
+    {
         return ErrorKind::InvalidClient;
     }
     if status == StatusCode::TOO_MANY_REQUESTS || code == "resource_exhausted" {
@@ -537,6 +584,8 @@ impl fmt::Display for Error {
         }
         if !i.messages.is_empty() {
             write!(f, ": {}", i.messages.join("; "))?;
+        } else if let Some(c) = &i.code {
+            write!(f, ": {c}")?;
         } else if let Some(x) = &i.excerpt {
             write!(f, ": body starts {x:?}")?;
         }
@@ -577,6 +626,9 @@ impl fmt::Debug for Error {
         }
         if let Some(u) = &i.unreadable {
             d.field("unreadable", u);
+        }
+        if let Some(r) = &i.rescued {
+            d.field("rescued_refresh_token", r);
         }
         d.finish()
     }

@@ -65,14 +65,30 @@ impl RateLimit {
     #[must_use]
     pub fn retry_at(&self, now: SystemTime) -> Option<SystemTime> {
         match self.retry_after {
-            Some(RetryAfter::Delay(d)) => Some(now + d),
+            Some(RetryAfter::Delay(d)) => Some(saturating_add(now, d)),
             Some(RetryAfter::At(t)) => Some(t.max(now)),
             None => match (self.remaining, self.interval) {
-                (Some(0), Some(window)) => Some(now + window),
+                (Some(0), Some(window)) => Some(saturating_add(now, window)),
                 _ => None,
             },
         }
     }
+}
+
+/// `t + d`, or the latest representable time instead of a panic.
+pub(crate) fn saturating_add(t: SystemTime, d: Duration) -> SystemTime {
+    t.checked_add(d).unwrap_or_else(|| {
+        // Halve until it fits: the platform's range is finite and unknown.
+        let mut step = d;
+        let mut out = t;
+        while step > Duration::from_secs(1) {
+            step /= 2;
+            if let Some(next) = out.checked_add(step) {
+                out = next;
+            }
+        }
+        out
+    })
 }
 
 /// Parses `Retry-After`: delta-seconds, or an IMF-fixdate
@@ -106,7 +122,11 @@ fn parse_http_date(s: &str) -> Option<SystemTime> {
         "Dec" => 12,
         _ => return None,
     };
-    let year: i64 = parts.next()?.parse().ok()?;
+    let year_text = parts.next()?;
+    if year_text.len() != 4 {
+        return None;
+    }
+    let year: i64 = year_text.parse().ok()?;
     let mut hms = parts.next()?.split(':');
     let h: u64 = hms.next()?.parse().ok()?;
     let m: u64 = hms.next()?.parse().ok()?;
@@ -119,7 +139,7 @@ fn parse_http_date(s: &str) -> Option<SystemTime> {
     }
     let days = days_from_civil(year, month, day);
     let secs = u64::try_from(days).ok()? * 86_400 + h * 3600 + m * 60 + sec;
-    Some(UNIX_EPOCH + Duration::from_secs(secs))
+    UNIX_EPOCH.checked_add(Duration::from_secs(secs))
 }
 
 /// Days since 1970-01-01 of a proleptic Gregorian date.
@@ -144,6 +164,15 @@ mod tests {
         assert_eq!(t.duration_since(UNIX_EPOCH).unwrap().as_secs(), 784_111_777);
         assert_eq!(parse_http_date("Sun, 06 Nov 1994 08:49:37 PST"), None);
         assert_eq!(parse_http_date("garbage"), None);
+        assert_eq!(
+            parse_http_date("Sun, 06 Nov 300000000000 08:49:37 GMT"),
+            None
+        );
+        assert_eq!(
+            parse_http_date("Sun, 06 Nov 9223372036854775807 08:49:37 GMT"),
+            None
+        );
+        assert!(parse_http_date("Fri, 31 Dec 9999 23:59:59 GMT").is_some());
         assert_eq!(
             parse_retry_after(" 7 "),
             Some(RetryAfter::Delay(Duration::from_secs(7)))

@@ -28,20 +28,27 @@ pub(crate) fn checked_body<B: AsRef<[u8]>>(resp: &Response<B>) -> Result<&[u8], 
     Ok(body)
 }
 
-/// The error for a non-2xx answer.
-pub(crate) fn failure<B: AsRef<[u8]>>(
-    endpoint: Endpoint,
-    resp: &Response<B>,
-    body: &[u8],
-) -> Error {
-    let parsed: Option<Value> = serde_json::from_slice(body).ok();
-    Error::from_answer(
-        endpoint,
-        resp.status(),
-        resp.headers(),
-        parsed.as_ref(),
-        body,
-    )
+/// The error for a non-2xx answer. The status and headers classify it even
+/// when the body is too large to read or is not JSON.
+pub(crate) fn failure<B: AsRef<[u8]>>(endpoint: Endpoint, resp: &Response<B>) -> Error {
+    let body = resp.body().as_ref();
+    if body.len() > MAX_BODY_BYTES {
+        return Error::from_answer(endpoint, resp.status(), resp.headers(), None, &body[..256])
+            .with_unreadable(Unreadable::TooLarge);
+    }
+    match serde_json::from_slice::<Value>(body) {
+        Ok(parsed) => {
+            Error::from_answer(endpoint, resp.status(), resp.headers(), Some(&parsed), body)
+        }
+        Err(e) => {
+            let err = Error::from_answer(endpoint, resp.status(), resp.headers(), None, body);
+            if e.is_eof() && body.iter().any(|b| !b.is_ascii_whitespace()) {
+                err.with_unreadable(Unreadable::Truncated)
+            } else {
+                err
+            }
+        }
+    }
 }
 
 /// The error for a 2xx body that did not read as the expected shape.
@@ -81,10 +88,10 @@ pub(crate) fn json_answer<B: AsRef<[u8]>>(
     endpoint: Endpoint,
     resp: &Response<B>,
 ) -> Result<Value, Error> {
-    let body = checked_body(resp)?;
     if !resp.status().is_success() {
-        return Err(failure(endpoint, resp, body));
+        return Err(failure(endpoint, resp));
     }
+    let body = checked_body(resp)?;
     let value: Value =
         serde_json::from_slice(body).map_err(|e| unreadable_success(resp.status(), body, &e))?;
     if Error::looks_like_error_body(&value) {

@@ -32,26 +32,69 @@ pub(crate) fn excerpt(body: &[u8]) -> Option<String> {
     Some(out)
 }
 
-/// Collapses whitespace and control characters, and redacts long opaque runs.
+/// Sanitizes an identifier such as a trace id: a UUID-like value (hex digits
+/// and dashes) is kept whole, anything else is treated as a message.
+pub(crate) fn identifier(text: &str) -> String {
+    let uuid_like = !text.is_empty()
+        && text.len() <= 64
+        && text.chars().all(|c| c.is_ascii_hexdigit() || c == '-');
+    if uuid_like {
+        text.to_owned()
+    } else {
+        sanitize_message(text)
+    }
+}
+
+/// Characters that make up one opaque run (a token, an id, base64, percent-encoding).
+fn in_run(c: char) -> bool {
+    c.is_ascii_alphanumeric()
+        || matches!(
+            c,
+            '.' | '_' | '-' | '+' | '/' | '~' | '%' | '!' | '*' | '\'' | '(' | ')'
+        )
+}
+
+/// Words after which the next run is a credential whatever its length, e.g.
+/// `client_secret=…`, `refresh token …`, `Bearer …`.
+fn names_a_secret(word: &str) -> bool {
+    let w = word.to_ascii_lowercase();
+    ["token", "secret", "code", "bearer", "password", "assertion"]
+        .iter()
+        .any(|k| w.ends_with(k))
+}
+
+/// Collapses whitespace and control characters, and redacts what may be a
+/// credential: any opaque run of 28 characters or more, and any run of 6 or
+/// more that contains a digit or `%` and follows a word naming a secret
+/// (`token`, `secret`, `code`, `Bearer`…).
 pub(crate) fn sanitize_message(text: &str) -> String {
     let mut out = String::with_capacity(text.len().min(1024));
     let mut run = String::new();
+    let mut previous = String::new();
     let mut last_space = true;
-    let flush = |run: &mut String, out: &mut String| {
-        if run.chars().count() >= OPAQUE_RUN {
+    let flush = |run: &mut String, out: &mut String, previous: &mut String| {
+        if run.is_empty() {
+            return;
+        }
+        let len = run.chars().count();
+        let after_secret_word = names_a_secret(previous)
+            && len >= 6
+            && run.chars().any(|c| c.is_ascii_digit() || c == '%');
+        if len >= OPAQUE_RUN || after_secret_word {
             out.push_str(&redact(run));
         } else {
             out.push_str(run);
         }
+        std::mem::swap(previous, run);
         run.clear();
     };
     for c in text.chars() {
-        if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '+' | '/' | '=') {
+        if in_run(c) {
             run.push(c);
             last_space = false;
             continue;
         }
-        flush(&mut run, &mut out);
+        flush(&mut run, &mut out, &mut previous);
         if c.is_whitespace() || c.is_control() {
             if !last_space {
                 out.push(' ');
@@ -62,7 +105,7 @@ pub(crate) fn sanitize_message(text: &str) -> String {
             last_space = false;
         }
     }
-    flush(&mut run, &mut out);
+    flush(&mut run, &mut out, &mut previous);
     out.trim().to_owned()
 }
 
@@ -125,8 +168,10 @@ mod tests {
 
     #[test]
     fn tokens_in_text_are_redacted() {
-        let s = sanitize_message("token\neyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIx is bad");
-        assert_eq!(s, "token eyJh…(50 chars) is bad");
+        let jwt = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIx";
+        let s = sanitize_message(&format!("token\n{jwt} is bad"));
+        assert_eq!(s, format!("token {} is bad", redact(jwt)));
+        assert!(!s.contains(jwt));
         assert_eq!(
             sanitize_message("Location l1C08ntBrFjLS0elLIYU"),
             "Location l1C08ntBrFjLS0elLIYU"

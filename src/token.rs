@@ -473,9 +473,17 @@ fn set(slot: &mut Option<String>, s: String) -> Option<Value> {
     None
 }
 
+/// The longest `expires_in` taken at face value: ten years. Anything longer
+/// is nonsense for a token that lives a day, and is kept in `extra` instead.
+const MAX_EXPIRES_IN: u64 = 10 * 365 * 86_400;
+
 /// Whole seconds from an integer, a float or a numeric string; `None` for
-/// anything negative, non-finite or non-numeric.
+/// anything negative, non-finite, non-numeric or over [`MAX_EXPIRES_IN`].
 fn seconds(v: &Value) -> Option<u64> {
+    seconds_unchecked(v).filter(|s| *s <= MAX_EXPIRES_IN)
+}
+
+fn seconds_unchecked(v: &Value) -> Option<u64> {
     match v {
         Value::Number(n) => n.as_u64().or_else(|| {
             n.as_f64()
@@ -573,7 +581,7 @@ impl TokenSet {
     #[must_use]
     pub fn new(token: TokenResponse, obtained_at: SystemTime) -> Self {
         let obtained_at = floor_seconds(obtained_at);
-        let expires_at = obtained_at + token.lifetime();
+        let expires_at = crate::rate_limit::saturating_add(obtained_at, token.lifetime());
         TokenSet {
             obtained_at,
             expires_at,
@@ -596,7 +604,7 @@ impl TokenSet {
     /// Whether the access token is expired at `now`, or will be within `skew`.
     #[must_use]
     pub fn is_expired(&self, now: SystemTime, skew: Duration) -> bool {
-        now + skew >= self.expires_at
+        now.checked_add(skew).is_none_or(|t| t >= self.expires_at)
     }
 
     /// The access token.

@@ -5,7 +5,7 @@
 //! artefact of its doc generator (the official OpenAPI has no security on this path,
 //! and a client fetching its first token has no bearer).
 
-use http::{Method, Request, Response, header};
+use http::{HeaderValue, Method, Request, Response, header};
 
 use crate::config::{ApiVersion, Config, check_redirect_uri};
 use crate::error::{Endpoint, Error};
@@ -176,18 +176,27 @@ pub fn token_request(config: &Config, req: &TokenRequest) -> Result<Request<Vec<
         form.push((name("redirect_uri", "redirectUri"), uri));
     }
     let body = crate::form::encode(&form).into_bytes();
-    let mut builder = Request::builder()
-        .method(Method::POST)
-        .uri(config.url(TOKEN_PATH))
-        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
-        .header(header::ACCEPT, "application/json");
+    let mut request = Request::new(body);
+    *request.method_mut() = Method::POST;
+    *request.uri_mut() = config.token_uri().clone();
+    let headers = request.headers_mut();
+    headers.reserve(3);
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(FORM_CONTENT_TYPE),
+    );
+    headers.insert(header::ACCEPT, HeaderValue::from_static("application/json"));
     if v3 {
-        builder = builder.header("Version", ApiVersion::V3.header_value());
+        headers.insert(
+            "version",
+            HeaderValue::from_static(ApiVersion::V3.header_value()),
+        );
     }
-    builder
-        .body(body)
-        .map_err(|e| Error::config(format!("the request could not be built: {e}")))
+    Ok(request)
 }
+
+/// The content type of form bodies.
+pub(crate) const FORM_CONTENT_TYPE: &str = "application/x-www-form-urlencoded";
 
 /// Parses the answer of `POST /oauth/token` (either API version).
 ///
@@ -207,11 +216,11 @@ pub(crate) fn parse_token_answer<B: AsRef<[u8]>>(
     endpoint: Endpoint,
     resp: &Response<B>,
 ) -> Result<TokenResponse, Error> {
-    let body = checked_body(resp)?;
     let status = resp.status();
     if !status.is_success() {
-        return Err(failure(endpoint, resp, body));
+        return Err(failure(endpoint, resp));
     }
+    let body = checked_body(resp)?;
     let wire: WireToken =
         serde_json::from_slice(body).map_err(|e| unreadable_success(status, body, &e))?;
     match wire.access_token {
@@ -221,23 +230,23 @@ pub(crate) fn parse_token_answer<B: AsRef<[u8]>>(
             Ok(token)
         }
         _ => {
-            let as_value = serde_json::Value::Object(wire.rest.extra.clone());
-            if Error::looks_like_error_body(&as_value) {
-                Err(Error::from_answer(
-                    endpoint,
-                    status,
-                    resp.headers(),
-                    Some(&as_value),
-                    body,
-                ))
+            let mut rest = wire.rest;
+            let as_value = serde_json::Value::Object(std::mem::take(&mut rest.extra));
+            let err = if Error::looks_like_error_body(&as_value) {
+                Error::from_answer(endpoint, status, resp.headers(), Some(&as_value), body)
             } else {
-                Err(Error::unreadable(
+                Error::unreadable(
                     crate::error::Unreadable::UnexpectedShape,
                     status,
                     body,
                     "the answer has no access_token",
-                ))
-            }
+                )
+            };
+            // Never drop a refresh token the server may have just rotated.
+            Err(match rest.refresh_token.take() {
+                Some(rt) if !rt.is_empty() => err.with_rescued_refresh_token(rt),
+                _ => err,
+            })
         }
     }
 }

@@ -4,6 +4,7 @@ use std::time::SystemTime;
 
 use http::{Request, StatusCode};
 use serde::Serialize;
+use serde_json::Value;
 
 use super::wire::{
     Pairs, Param, Params, Reply, TokenBody, TokenShape, VersionHeader, bearer, invalid_jwt,
@@ -94,14 +95,15 @@ impl FakeServer {
         let (Some(company_id), Some(location_id)) = (company_id, location_id) else {
             return Err(Reply::unprocessable(&problems));
         };
-        let company = &self.grants.get(grant).ok_or_else(invalid_jwt)?.install;
+        let company_grant = self.grants.get(grant).ok_or_else(invalid_jwt)?;
+        let company = &company_grant.install;
         if company.company_id != company_id {
             return Err(Reply::nest(
                 StatusCode::FORBIDDEN,
                 "The token does not have access to this company.",
             ));
         }
-        if !company.approved_locations.contains(&location_id) {
+        if !company_grant.approved.contains(&location_id) {
             return Err(Reply::nest(
                 StatusCode::FORBIDDEN,
                 "The token does not have access to this location.",
@@ -120,11 +122,11 @@ impl FakeServer {
             plan_id: company.plan_id.clone(),
             install_to_future_locations: false,
         };
-        let issued = self.start_grant(install, now);
+        let (grant, issued) = self.start_grant(install, now);
         self.stats.location_tokens += 1;
         let install = self
             .grants
-            .last()
+            .get(grant)
             .map(|g| &g.install)
             .ok_or_else(invalid_jwt)?;
         Ok(Reply::json(
@@ -247,15 +249,20 @@ impl FakeServer {
             ));
         }
         let end = offset.saturating_add(page.len());
-        let mut applied = vec![("companyId", company_id)];
-        for (name, value) in [
-            ("isInstalled", flag_text(filter.is_installed)),
-            ("onTrial", flag_text(filter.on_trial)),
+        let mut applied = vec![("companyId", Value::from(company_id))];
+        let texts = [
             ("query", text("query")?),
             ("locationId", filter.location_id),
             ("versionId", filter.version_id),
             ("planId", filter.plan_id),
-        ] {
+        ];
+        for (name, value) in [
+            ("isInstalled", filter.is_installed.map(Value::from)),
+            ("onTrial", filter.on_trial.map(Value::from)),
+        ]
+        .into_iter()
+        .chain(texts.map(|(n, v)| (n, v.map(Value::from))))
+        {
             if let Some(v) = value {
                 applied.push((name, v));
             }
@@ -299,10 +306,6 @@ impl FakeServer {
             plan_id: installed.as_ref().and_then(Option::as_deref),
         })
     }
-}
-
-fn flag_text(flag: Option<bool>) -> Option<&'static str> {
-    flag.map(|b| if b { "true" } else { "false" })
 }
 
 /// The filters of a listing.
@@ -459,6 +462,6 @@ struct Pagination {
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 struct Metadata<'a> {
-    filter_applied: Pairs<'a>,
+    filter_applied: Pairs<'a, Value>,
     sort_applied: Pairs<'a>,
 }

@@ -186,6 +186,8 @@ struct CodeRecord {
 #[derive(Debug, Clone)]
 struct GrantRecord {
     install: Install,
+    /// A Company install's approved locations, for lookups (empty otherwise).
+    approved: HashSet<String>,
     refresh_token: String,
 }
 
@@ -546,15 +548,22 @@ impl FakeServer {
         code
     }
 
-    /// Starts a grant for `install` and issues its first tokens.
-    fn start_grant(&mut self, install: Install, now: SystemTime) -> Issued {
+    /// Starts a grant for `install` and issues its first tokens; returns the
+    /// grant's index with them.
+    fn start_grant(&mut self, install: Install, now: SystemTime) -> (usize, Issued) {
         let grant = self.grants.len();
         let refresh_token = self.next_token(Kind::Refresh);
+        let approved = if install.user_type == UserType::Company {
+            install.approved_locations.iter().cloned().collect()
+        } else {
+            HashSet::new()
+        };
         self.grants.push(GrantRecord {
             install,
+            approved,
             refresh_token: refresh_token.clone(),
         });
-        self.issue(grant, refresh_token, now)
+        (grant, self.issue(grant, refresh_token, now))
     }
 
     /// Spends the grant's refresh token and issues the next pair.
@@ -596,14 +605,11 @@ impl FakeServer {
         }
     }
 
-    /// Whether every registered location of the company is approved.
-    fn approves_all(&self, install: &Install) -> bool {
-        self.companies.get(&install.company_id).is_some_and(|all| {
-            !all.is_empty()
-                && all
-                    .iter()
-                    .all(|l| install.approved_locations.iter().any(|a| a == l))
-        })
+    /// Whether a Company grant approves every registered location of its company.
+    fn approves_all(&self, grant: &GrantRecord) -> bool {
+        self.companies
+            .get(&grant.install.company_id)
+            .is_some_and(|all| !all.is_empty() && all.iter().all(|l| grant.approved.contains(l)))
     }
 
     fn is_inactive(&self, install: &Install) -> bool {

@@ -164,9 +164,9 @@ impl FakeServer {
                 "Invalid grant: authorization code is invalid",
             ));
         };
-        let issued = self.start_grant(record.install, now);
+        let (grant, issued) = self.start_grant(record.install, now);
         self.stats.code_exchanges += 1;
-        Ok(self.token_reply(self.grants.len() - 1, &issued, v3))
+        Ok(self.token_reply(grant, &issued, v3))
     }
 
     fn refresh(
@@ -212,7 +212,7 @@ impl FakeServer {
                 issued,
                 expires_in: self.access_lifetime.as_secs(),
                 install: &g.install,
-                approve_all_locations: self.approves_all(&g.install),
+                approve_all_locations: self.approves_all(g),
                 app_id: &self.app_id,
             },
         )

@@ -129,7 +129,7 @@ impl Reply {
             Fault::BadGatewayHtml => Reply::raw(
                 StatusCode::BAD_GATEWAY,
                 Some("text/html"),
-                b"<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body>\r\n<center><h1>502 Bad Gateway</h1></center>\r\n<hr><center>cloudflare</center>\r\n</body>\r\n</html>\r\n".to_vec(),
+                b"<html>\n<head><title>502 Bad Gateway</title></head>\n<body>\n<center><h1>502 Bad Gateway</h1></center>\n<hr><center>cloudflare</center>\n</body>\n</html>\n".to_vec(),
             ),
             Fault::LocationNotActive => location_not_active(),
         }
@@ -182,12 +182,12 @@ struct AipBody<'a> {
     resolution: &'a str,
 }
 
-/// String pairs serialized as a JSON object, in order.
-pub(super) struct Pairs<'a>(pub(super) &'a [(&'a str, &'a str)]);
+/// Pairs serialized as a JSON object, in order.
+pub(super) struct Pairs<'a, V = &'a str>(pub(super) &'a [(&'a str, V)]);
 
-impl Serialize for Pairs<'_> {
+impl<V: Serialize> Serialize for Pairs<'_, V> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_map(self.0.iter().copied())
+        s.collect_map(self.0.iter().map(|(k, v)| (k, v)))
     }
 }
 

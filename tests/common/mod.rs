@@ -41,6 +41,15 @@ pub fn config() -> Config {
         .expect("test config")
 }
 
+/// A v3 config for tests.
+pub fn config_v3() -> Config {
+    Config::builder(CLIENT_ID, CLIENT_SECRET)
+        .redirect_uri(REDIRECT_URI)
+        .api_version(hoopai_oauth::ApiVersion::V3)
+        .build()
+        .expect("test config")
+}
+
 /// A fixed instant: 2026-01-01T00:00:00Z.
 pub fn t0() -> SystemTime {
     UNIX_EPOCH + Duration::from_secs(1_767_225_600)

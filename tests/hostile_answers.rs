@@ -1,0 +1,152 @@
+//! Answers built to break a client: absurd numbers, huge bodies on error
+//! statuses, and a rotated refresh token inside an otherwise useless answer.
+//! None may panic, and none may lose a refresh token.
+
+mod common;
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use common::{response, t0};
+use hoopai_oauth::{
+    ErrorKind, MAX_BODY_BYTES, TokenSet, Unreadable, parse_location_token_response,
+    parse_token_response,
+};
+
+#[test]
+fn absurd_lifetimes_fall_back_to_the_documented_one() {
+    for raw in [
+        "18446744073709551615",
+        "\"18446744073709551615\"",
+        "1e300",
+        "315360001",
+        "99999999999999999999999",
+    ] {
+        let body = format!(r#"{{"access_token":"a","refresh_token":"r","expires_in":{raw}}}"#);
+        let token = parse_token_response(response(200, &[], body)).unwrap();
+        assert_eq!(token.expires_in, None, "{raw}");
+        assert!(token.extra.contains_key("expires_in"), "{raw}");
+        let set = TokenSet::new(token, t0());
+        assert_eq!(set.expires_at(), t0() + hoopai_oauth::DEFAULT_LIFETIME);
+    }
+    // Far-off instants never panic either.
+    let token = parse_token_response(response(
+        200,
+        &[],
+        r#"{"access_token":"a","expires_in":315360000}"#,
+    ))
+    .unwrap();
+    let set = TokenSet::new(token, t0());
+    assert!(set.is_expired(t0(), Duration::MAX));
+    let _ = TokenSet::new(
+        set.token().clone(),
+        UNIX_EPOCH + Duration::from_secs(u64::MAX / 4),
+    );
+}
+
+#[test]
+fn absurd_retry_after_values_never_panic() {
+    for value in [
+        "18446744073709551615",
+        "Sun, 06 Nov 300000000000 08:49:37 GMT",
+        "Sun, 06 Nov 9223372036854775807 08:49:37 GMT",
+        "Fri, 31 Dec 9999 23:59:59 GMT",
+        "-1",
+        "",
+    ] {
+        let err = parse_token_response(response(429, &[("Retry-After", value)], "")).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::RateLimited, "{value}");
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+        if let Some(at) = err.retry_at(now) {
+            assert!(at >= now, "{value}");
+        }
+        let _ = err.to_string();
+    }
+}
+
+#[test]
+fn a_huge_error_body_keeps_its_status_classification() {
+    let body = vec![b'x'; MAX_BODY_BYTES + 10];
+    let err =
+        parse_token_response(response(429, &[("Retry-After", "3")], body.clone())).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::RateLimited);
+    assert_eq!(err.unreadable_reason(), Some(Unreadable::TooLarge));
+    assert_eq!(err.retry_after(t0()), Some(Duration::from_secs(3)));
+    let err = parse_token_response(response(503, &[], body)).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::ServerError);
+}
+
+#[test]
+fn truncated_json_on_an_error_status_is_marked_truncated() {
+    let err = parse_token_response(response(500, &[], r#"{"statusCode":500,"mess"#)).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::ServerError);
+    assert_eq!(err.unreadable_reason(), Some(Unreadable::Truncated));
+}
+
+#[test]
+fn a_rotated_refresh_token_in_a_useless_answer_is_rescued() {
+    let rotated = "rt-rotated-0000000000000000000000000001";
+    for body in [
+        format!(r#"{{"access_token":"","refresh_token":"{rotated}"}}"#),
+        format!(r#"{{"refresh_token":"{rotated}","expires_in":86399}}"#),
+        format!(r#"{{"statusCode":500,"message":"oops","refresh_token":"{rotated}"}}"#),
+    ] {
+        let err = parse_token_response(response(200, &[], body.clone())).unwrap_err();
+        assert_eq!(
+            err.rescued_refresh_token().map(|t| t.secret()),
+            Some(rotated),
+            "{body}"
+        );
+        let shown = format!("{err:?} {err}");
+        assert!(!shown.contains(rotated), "{shown}");
+        assert!(shown.contains("rescued_refresh_token"), "{shown}");
+    }
+    let plain = parse_token_response(response(200, &[], "{}")).unwrap_err();
+    assert!(plain.rescued_refresh_token().is_none());
+}
+
+#[test]
+fn the_documented_400_for_a_bad_client_parameter_is_an_invalid_client() {
+    for message in [
+        "Invalid parameter: clientId",
+        "Invalid parameter: clientSecret",
+        "Invalid parameter: client_secret",
+    ] {
+        let body = format!(r#"{{"statusCode":400,"message":"{message}"}}"#);
+        let err = parse_token_response(response(400, &[], body)).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::InvalidClient, "{message}");
+    }
+    let err = parse_token_response(response(
+        400,
+        &[],
+        r#"{"statusCode":400,"message":"Invalid parameter: grantType"}"#,
+    ))
+    .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidParameter);
+}
+
+#[test]
+fn secrets_in_error_codes_are_redacted() {
+    let jwt = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.sig";
+    let err =
+        parse_token_response(response(400, &[], format!(r#"{{"error":"{jwt}"}}"#))).unwrap_err();
+    let shown = format!("{err:?} {err}");
+    assert!(!shown.contains(jwt), "{shown}");
+    let err = parse_token_response(response(
+        400,
+        &[],
+        r#"{"statusCode":400,"message":"refresh token rt_9f8e7d6c5b4a3 is invalid"}"#,
+    ))
+    .unwrap_err();
+    assert!(!err.to_string().contains("rt_9f8e7d6c5b4a3"), "{err}");
+}
+
+#[test]
+fn a_location_token_without_the_documented_fields_is_kept() {
+    let token = parse_location_token_response(response(
+        201,
+        &[],
+        r#"{"access_token":"placeholder-location-access-token-000001","userId":"u1"}"#,
+    ))
+    .unwrap();
+    assert_eq!(token.user_id.as_deref(), Some("u1"));
+}
