@@ -925,7 +925,9 @@ impl Engine {
     ///   [`Event::Refreshed`] (and [`Event::TokenReady`] if callers wait). The
     ///   expiry counts from when the request was sent. A success for a request
     ///   the engine had given up on is adopted all the same.
-    /// - Failure, classified by [`Error::kind`]:
+    /// - Failure: a refresh token rescued from the answer
+    ///   ([`Error::rescued_refresh_token`]) is adopted and persisted first, and
+    ///   the refresh retried with it. Otherwise, classified by [`Error::kind`]:
     ///   - `InvalidGrant`: re-authorization needed, persisted; no retry.
     ///   - `LocationNotActive`: suspended, persisted; the same refresh token is
     ///     tried again after the suspended-retry interval.
@@ -969,7 +971,13 @@ impl Engine {
                     return Err(unknown_request(id));
                 };
                 slot.abandoned.retain(|a| a.seq != id.seq());
-                if let (Ok(token), true) = (result, epoch == slot.epoch) {
+                let current = epoch == slot.epoch;
+                if let (Err(e), true) = (&result, current) {
+                    // A late failure is ignored, but never a refresh token in it.
+                    self.rescue(idx, e);
+                    return Ok(());
+                }
+                if let (Ok(token), true) = (result, current) {
                     // A late success: its refresh token is the newest one.
                     if let Phase::InFlight {
                         seq,
@@ -1094,7 +1102,37 @@ impl Engine {
         }
     }
 
+    /// Adopts (and queues for persistence) a refresh token found in a failed
+    /// answer: the server may have spent the one sent. Returns whether it did.
+    fn rescue(&mut self, idx: u32, error: &Error) -> bool {
+        let shared = self.lease.is_some();
+        let Some(token) = error.rescued_refresh_token() else {
+            return false;
+        };
+        let Some(slot) = self.slots.get_mut(idx as usize).and_then(Option::as_mut) else {
+            return false;
+        };
+        if token.secret().trim().is_empty() || *token == slot.held.refresh {
+            return false;
+        }
+        if shared && slot.unconfirmed != Unconfirmed::Installed {
+            slot.unconfirmed = Unconfirmed::Refreshed {
+                spent: fingerprint(&slot.held.refresh),
+            };
+        }
+        slot.held.refresh = token.clone();
+        slot.epoch = slot.epoch.wrapping_add(1);
+        slot.version += 1;
+        self.queue.push_back(Queued::Persist { slot: idx });
+        true
+    }
+
     fn handle_failure(&mut self, idx: u32, error: Error, now: SystemTime) {
+        if self.rescue(idx, &error) {
+            // Whatever the answer said, the next try goes with the new token.
+            self.retry_after_failure(idx, now, Failure::Answer(error));
+            return;
+        }
         let suspended_retry = self.settings.suspended_retry;
         let rate_wait = self.settings.rate_limit_wait;
         let halted = self.halted;

@@ -669,3 +669,59 @@ fn send_output_debug_hides_the_body() {
     let debug = format!("{out:?}");
     assert!(!debug.contains("placeholder"), "{debug}");
 }
+
+#[test]
+fn a_refresh_token_rescued_from_a_failed_answer_is_persisted_and_used() {
+    let mut e = with_grant(EngineSettings::default());
+    e.handle_timeout(t(86_000));
+    let id = one_send(&drain(&mut e));
+    // A 200 without access_token, but with a rotated refresh token.
+    e.handle_response(
+        id,
+        http_answer(
+            200,
+            &[],
+            r#"{"refresh_token":"refresh-token-placeholder-00000009"}"#,
+        ),
+        t(86_001),
+    )
+    .unwrap();
+    let out = drain(&mut e);
+    assert_eq!(kinds(&out), ["persist", "retry"]);
+    assert_eq!(
+        persisted_refresh(&out).as_deref(),
+        Some("refresh-token-placeholder-00000009")
+    );
+    e.handle_timeout(e.poll_timeout().unwrap());
+    let out = drain(&mut e);
+    assert!(
+        sends(&out)[0]
+            .1
+            .contains("refresh-token-placeholder-00000009")
+    );
+}
+
+#[test]
+fn a_late_failure_still_gives_up_its_rescued_token() {
+    let mut e = with_grant(EngineSettings::default().request_timeout(Duration::from_secs(30)));
+    e.handle_timeout(t(86_000));
+    let id = one_send(&drain(&mut e));
+    e.handle_timeout(t(86_030));
+    assert_eq!(kinds(&drain(&mut e)), ["retry"]);
+    e.handle_response(
+        id,
+        http_answer(
+            200,
+            &[],
+            r#"{"refresh_token":"refresh-token-placeholder-00000009"}"#,
+        ),
+        t(86_031),
+    )
+    .unwrap();
+    let out = drain(&mut e);
+    assert_eq!(kinds(&out), ["persist"]);
+    assert_eq!(
+        persisted_refresh(&out).as_deref(),
+        Some("refresh-token-placeholder-00000009")
+    );
+}
