@@ -1,35 +1,21 @@
-//! `application/x-www-form-urlencoded` bodies, byte-identical to the
-//! `form_urlencoded` crate's (and so `serde_urlencoded`'s) encoding.
+//! `application/x-www-form-urlencoded` bodies, byte-identical to
+//! `serde_urlencoded`'s encoding, written with the `percent-encoding` crate.
 //!
-//! Tokens and JWTs need no escaping; this checks that with one table lookup per
-//! byte and copies them whole, where the general encoder costs several
-//! nanoseconds per byte of random-looking text.
+//! `serde_urlencoded` (through `form_urlencoded`) costs a few nanoseconds per
+//! byte; request bodies here are dominated by ~1 KiB JWTs that need no escaping,
+//! which `percent-encoding` passes through as whole runs, about three times faster.
 
-/// Bytes sent as they are: `A-Z a-z 0-9 * - . _`.
-const UNRESERVED: [bool; 256] = {
-    let mut t = [false; 256];
-    let mut b = 0;
-    while b < 256 {
-        let c = b as u8;
-        t[b] = c.is_ascii_alphanumeric() || matches!(c, b'*' | b'-' | b'.' | b'_');
-        b += 1;
-    }
-    t
-};
+use std::borrow::Cow;
 
-const HEX: &[u8; 16] = b"0123456789ABCDEF";
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 
-/// [`UNRESERVED`] without a lookup or a branch, so a whole value is checked in
-/// vector registers.
-fn unreserved(b: u8) -> bool {
-    let lower = b | 0x20;
-    (lower.wrapping_sub(b'a') < 26)
-        | (b.wrapping_sub(b'0') < 10)
-        | (b == b'*')
-        | (b == b'-')
-        | (b == b'.')
-        | (b == b'_')
-}
+/// What the form encoding escapes: every byte but `A-Z a-z 0-9 * - . _`.
+/// (A space is escaped too, then written as `+`, as the form encoding does.)
+const FORM: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'*')
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_');
 
 /// Encodes `pairs` as `k1=v1&k2=v2…`.
 pub(crate) fn encode(pairs: &[(&str, &str)]) -> String {
@@ -47,21 +33,14 @@ pub(crate) fn encode(pairs: &[(&str, &str)]) -> String {
 }
 
 fn push_encoded(out: &mut String, s: &str) {
-    let bytes = s.as_bytes();
-    if bytes.iter().fold(true, |all, &b| all & unreserved(b)) {
-        out.push_str(s);
-        return;
-    }
-    for &b in bytes {
-        if UNRESERVED[usize::from(b)] {
-            out.push(char::from(b));
-        } else if b == b' ' {
-            out.push('+');
-        } else {
-            out.push('%');
-            out.push(char::from(HEX[usize::from(b >> 4)]));
-            out.push(char::from(HEX[usize::from(b & 15)]));
-        }
+    // Borrowed, without a copy, when nothing needs escaping (a JWT).
+    let encoded: Cow<'_, str> = utf8_percent_encode(s, FORM).into();
+    if s.contains(' ') {
+        // A `%20` in the output can only come from a space: a literal `%20` in
+        // the input is written `%2520`.
+        out.push_str(&encoded.replace("%20", "+"));
+    } else {
+        out.push_str(&encoded);
     }
 }
 
@@ -72,23 +51,13 @@ mod tests {
     use super::encode;
 
     #[test]
-    fn the_fast_check_agrees_with_the_table() {
-        for b in 0..=255u8 {
-            assert_eq!(
-                super::unreserved(b),
-                super::UNRESERVED[usize::from(b)],
-                "{b}"
-            );
-        }
-    }
-
-    #[test]
     fn matches_serde_urlencoded_on_examples() {
         let pairs = [
             ("client_id", "6578278e879ad2646715ba9c-lq3w8xd2"),
             ("client_secret", "s3cr3t with spaces & symbols=+/?é"),
             ("grant_type", "refresh_token"),
             ("refresh_token", "eyJhbGciOi.JSUzI1-NiIs_In*R5c"),
+            ("literal", "%20 and + and %2B and  two  spaces"),
             ("", ""),
         ];
         assert_eq!(encode(&pairs), serde_urlencoded::to_string(pairs).unwrap());
