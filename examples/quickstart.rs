@@ -16,10 +16,10 @@ use std::time::{Duration, SystemTime};
 
 use hoopai_oauth::fake::{FakeServer, Install};
 use hoopai_oauth::{
-    AuthorizationCode, Config, ConsentRequest, Error, InstalledLocationsQuery,
-    LocationTokenRequest, Scope, State, TokenRequest, TokenResponse, TokenSet, UserType,
-    installed_locations_request, location_token_request, parse_callback, parse_installed_locations,
-    parse_location_token_response, parse_token_response, token_request,
+    AuthorizationCode, Config, ConsentRequest, Engine, EngineSettings, Error, Event, GrantRecord,
+    InstalledLocationsQuery, LocationTokenRequest, Output, Scope, State, TokenRequest, TokenSet,
+    TokenStatus, UserType, installed_locations_request, location_token_request, parse_callback,
+    parse_installed_locations, parse_location_token_response, parse_token_response, token_request,
 };
 
 fn main() -> ExitCode {
@@ -137,45 +137,109 @@ fn agent() -> ureq::Agent {
         .into()
 }
 
-/// Exchanges a code, then refreshes once.
+/// Exchanges a code, then refreshes once through the engine, which persists
+/// each new record (to `token_file`, when given) before it reports the token.
 fn exchange_and_refresh(
     agent: &ureq::Agent,
     config: &Config,
     code: &str,
     user_type: Option<UserType>,
+    token_file: Option<&std::path::Path>,
     summary: &mut Summary,
-) -> Result<TokenSet, Failure> {
+) -> Result<GrantRecord, Failure> {
     let mut exchange = TokenRequest::authorization_code(code);
-    if let Some(t) = user_type.clone() {
+    if let Some(t) = user_type {
         exchange = exchange.user_type(t);
     }
     let sent_at = SystemTime::now();
     let token = parse_token_response(send(agent, token_request(config, &exchange)?)?)?;
     let first = TokenSet::new(token, sent_at);
     summary.step(format!("code exchanged: {}", describe(&first)));
+    let grant = first
+        .token()
+        .location_id
+        .clone()
+        .or_else(|| first.token().company_id.clone())
+        .unwrap_or_else(|| "grant".to_owned());
+    refresh_once(agent, config, &grant, first, token_file, summary)
+}
 
-    let refresh_token = first
-        .refresh_token()
-        .ok_or_else(|| Failure::Setup("the server sent no refresh token to refresh with".into()))?;
-    let mut refresh = TokenRequest::refresh_token(refresh_token.clone());
-    if let Some(t) = user_type {
-        refresh = refresh.user_type(t);
+/// Hands the token set to the engine, asks it to refresh now, and drives it
+/// until the new token is ready: the run loop of the crate docs, with ureq.
+fn refresh_once(
+    agent: &ureq::Agent,
+    config: &Config,
+    grant: &str,
+    tokens: TokenSet,
+    token_file: Option<&std::path::Path>,
+    summary: &mut Summary,
+) -> Result<GrantRecord, Failure> {
+    let old_refresh = tokens.refresh_token().cloned();
+    let seed = random_bytes()
+        .iter()
+        .fold(0u64, |a, b| a.rotate_left(8) ^ u64::from(*b));
+    let mut engine = Engine::new(config.clone(), EngineSettings::default().jitter_seed(seed));
+    let start = SystemTime::now();
+    engine.insert(grant, tokens, start)?;
+    engine.refresh_now(grant, start)?;
+    let give_up = start + Duration::from_secs(120);
+    let mut latest: Option<GrantRecord> = None;
+    let mut refreshed = false;
+    loop {
+        while let Some(output) = engine.poll_output() {
+            match output {
+                Output::Persist { record, .. } => {
+                    // Durable before going on: it may hold the only live refresh token.
+                    if let Some(path) = token_file {
+                        write_private(path, &record)?;
+                    }
+                    latest = Some(record);
+                }
+                Output::Send { id, request, .. } => match send(agent, request) {
+                    Ok(response) => engine.handle_response(id, response, SystemTime::now())?,
+                    Err(Failure::Transport(why)) => {
+                        println!("    transport error, the engine will retry: {why}");
+                        engine.handle_transport_error(id, SystemTime::now())?;
+                    }
+                    Err(other) => return Err(other),
+                },
+                Output::Event(event) => match event {
+                    Event::Refreshed { .. } => refreshed = true,
+                    Event::ReauthorizationNeeded { error, .. }
+                    | Event::ConfigurationRejected { error, .. }
+                    | Event::Suspended { error, .. } => return Err(Failure::OAuth(error)),
+                    Event::TokenReady { .. } => {}
+                    other => println!("    engine: {other}"),
+                },
+                _ => {}
+            }
+        }
+        if refreshed
+            && let TokenStatus::Ready(_) = engine.access_token(grant, SystemTime::now())?
+            && let Some(record) = latest.take()
+        {
+            let rotated = record.tokens.refresh_token() != old_refresh.as_ref();
+            summary.step(format!(
+                "refreshed by the engine ({}), record v{} persisted first: {}",
+                if rotated {
+                    "refresh token rotated"
+                } else {
+                    "refresh token kept"
+                },
+                record.version,
+                describe(&record.tokens)
+            ));
+            return Ok(record);
+        }
+        let Some(next) = engine.poll_timeout() else {
+            return Err(Failure::Setup("the engine has nothing left to do".into()));
+        };
+        if next > give_up {
+            return Err(Failure::Setup("no refresh within two minutes".into()));
+        }
+        std::thread::sleep(next.duration_since(SystemTime::now()).unwrap_or_default());
+        engine.handle_timeout(SystemTime::now());
     }
-    let sent_at = SystemTime::now();
-    let token: TokenResponse =
-        parse_token_response(send(agent, token_request(config, &refresh)?)?)?;
-    let second = TokenSet::new(token, sent_at);
-    let rotated = second.refresh_token() != first.refresh_token();
-    summary.step(format!(
-        "refreshed ({}): {}",
-        if rotated {
-            "refresh token rotated"
-        } else {
-            "refresh token kept"
-        },
-        describe(&second)
-    ));
-    Ok(second)
 }
 
 // ---- against a real server ----------------------------------------------------------------
@@ -244,27 +308,27 @@ pub fn run_real(settings: &RealSettings) -> Result<Summary, Failure> {
     let config = builder.build()?;
     let mut summary = Summary::default();
     summary.step(format!("server {}", config.base_url()));
-    let tokens = exchange_and_refresh(
+    exchange_and_refresh(
         &agent(),
         &config,
         &settings.code,
         settings.user_type.clone(),
+        settings.token_file.as_deref(),
         &mut summary,
     )?;
     if let Some(path) = &settings.token_file {
-        write_private(path, &tokens)?;
         summary.step(format!(
-            "token set written to {} (mode 0600)",
+            "grant record written to {} (mode 0600)",
             path.display()
         ));
     }
     Ok(summary)
 }
 
-/// Writes the token set as JSON, readable by the owner only.
-fn write_private(path: &std::path::Path, tokens: &TokenSet) -> Result<(), Failure> {
+/// Writes the grant record as JSON, readable by the owner only.
+fn write_private(path: &std::path::Path, record: &GrantRecord) -> Result<(), Failure> {
     use std::io::Write;
-    let json = serde_json::to_vec_pretty(tokens).map_err(|e| Failure::Setup(e.to_string()))?;
+    let json = serde_json::to_vec_pretty(record).map_err(|e| Failure::Setup(e.to_string()))?;
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create(true).truncate(true);
     #[cfg(unix)]
@@ -470,6 +534,7 @@ pub fn run_local() -> Result<Summary, Failure> {
         &config,
         code.secret(),
         Some(UserType::Location),
+        None,
         &mut summary,
     )?;
 

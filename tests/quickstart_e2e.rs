@@ -6,7 +6,7 @@
 mod quickstart;
 
 use hoopai_oauth::fake::{FakeServer, Install};
-use hoopai_oauth::{ErrorKind, TokenSet, UserType};
+use hoopai_oauth::{ErrorKind, GrantRecord, UserType};
 use quickstart::{Failure, LocalFake, RealSettings, run_local, run_real};
 
 #[test]
@@ -63,10 +63,11 @@ fn the_real_server_path_exchanges_refreshes_and_writes_a_private_token_file() {
     .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(summary.steps.len(), 4, "{:?}", summary.steps);
 
-    // The file holds the refreshed set: its refresh token is the live one.
-    let saved: TokenSet = serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
+    // The file holds the refreshed record: its refresh token is the live one.
+    let saved: GrantRecord = serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
+    assert_eq!(saved.version, 2);
     let fake = local.fake.lock().unwrap();
-    let live = saved.refresh_token().unwrap().secret();
+    let live = saved.tokens.refresh_token().unwrap().secret();
     assert!(fake.is_live_refresh_token(live));
     assert_eq!(fake.live_refresh_tokens(), vec![live.to_owned()]);
     #[cfg(unix)]

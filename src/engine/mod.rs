@@ -26,88 +26,9 @@
 //!
 //! # A run loop
 //!
-//! A blocking driver is a short loop. `send` stands in for your HTTP client
-//! (`ureq`, `reqwest::blocking`, …) and the map for your store; here the clock
-//! is simulated so the example runs instantly, where a real driver sleeps until
-//! the next deadline.
-//!
-//! ```
-//! use std::collections::HashMap;
-//! use std::time::{Duration, UNIX_EPOCH};
-//! use hoopai_oauth::{
-//!     AccessToken, Config, Engine, EngineSettings, GrantRecord, Output, RefreshToken,
-//!     TokenResponse, TokenSet, TokenStatus,
-//! };
-//!
-//! // Stand-in for an HTTP client: every refresh gets new tokens.
-//! let mut issued = 0;
-//! let mut send = |request: &http::Request<Vec<u8>>| -> std::io::Result<http::Response<Vec<u8>>> {
-//!     assert_eq!(request.uri().path(), "/oauth/token");
-//!     issued += 1;
-//!     let body = format!(
-//!         r#"{{"access_token":"access-placeholder-{issued:032}","token_type":"Bearer",
-//!             "expires_in":86399,"refresh_token":"refresh-placeholder-{issued:032}",
-//!             "userType":"Location","locationId":"loc-1"}}"#
-//!     );
-//!     Ok(http::Response::builder().status(200).body(body.into_bytes()).unwrap())
-//! };
-//! // Stand-in for a store: grant id -> record as JSON.
-//! let mut store: HashMap<String, String> = HashMap::new();
-//!
-//! let config = Config::builder("my-client-id", "my-client-secret").build()?;
-//! let mut engine = Engine::new(config, EngineSettings::default().jitter_seed(42));
-//! let mut now = UNIX_EPOCH + Duration::from_secs(1_767_225_600);
-//!
-//! // A grant from a code exchange (normally `parse_token_response` of the answer).
-//! let mut first = TokenResponse::new(AccessToken::new("access-placeholder-0"));
-//! first.refresh_token = Some(RefreshToken::new("refresh-placeholder-0"));
-//! first.expires_in = Some(86_399);
-//! engine.insert("loc-1", TokenSet::new(first, now), now)?;
-//!
-//! let end = now + Duration::from_secs(3 * 86_400);
-//! loop {
-//!     // 1. Act on every output, in order.
-//!     while let Some(output) = engine.poll_output() {
-//!         match output {
-//!             Output::Persist { grant, record, .. } => {
-//!                 // Durable before going on: it may hold the only live refresh token.
-//!                 store.insert(grant.to_string(), serde_json::to_string(&record).unwrap());
-//!             }
-//!             Output::Send { id, request, .. } => match send(&request) {
-//!                 Ok(response) => engine.handle_response(id, response, now)?,
-//!                 Err(_) => engine.handle_transport_error(id, now)?,
-//!             },
-//!             Output::Event(event) => println!("{event}"),
-//!             _ => {}
-//!         }
-//!     }
-//!     // 2. Use the token whenever you need it.
-//!     match engine.access_token("loc-1", now)? {
-//!         TokenStatus::Ready(token) => { let _bearer = token.secret(); }
-//!         TokenStatus::Pending => { /* wait for Event::TokenReady */ }
-//!         other => println!("loc-1: {other:?}"),
-//!     }
-//!     // 3. Sleep until the next deadline, then handle it.
-//!     let Some(next) = engine.poll_timeout() else { break };
-//!     if next > end {
-//!         break;
-//!     }
-//!     // A real driver sleeps here:
-//!     // std::thread::sleep(next.duration_since(std::time::SystemTime::now()).unwrap_or_default());
-//!     now = next;
-//!     engine.handle_timeout(now);
-//! }
-//!
-//! // Three days, three refreshes; the store holds the newest refresh token.
-//! let record: GrantRecord = serde_json::from_str(&store["loc-1"]).unwrap();
-//! assert_eq!(record.refresh_token().unwrap().secret(), format!("refresh-placeholder-{:032}", 3));
-//! # Ok::<(), hoopai_oauth::Error>(())
-//! ```
-//!
-//! An async driver is the same loop: spawn each send, feed answers back
-//! through a channel, and wait for whichever comes first, an answer or
-//! `poll_timeout`'s instant. Several refreshes may be in flight at once (for
-//! different grants); each answer goes back with its [`RequestId`].
+//! The [crate documentation](crate#a-run-loop) has a complete, compiling
+//! blocking driver: drain the outputs, hand the token out, sleep until the next
+//! deadline.
 //!
 //! # Single-process mode (the default)
 //!
@@ -275,6 +196,7 @@ pub use output::{Event, Failure, Output, RequestId, TokenStatus};
 pub use record::{GrantId, GrantRecord, GrantStatus, Lease, RECORD_SCHEMA};
 pub use settings::EngineSettings;
 
+use crate::rate_limit::saturating_add as add;
 use backoff::{SplitMix64, backoff};
 use held::{Held, Interner};
 use schedule::Schedule;
@@ -746,7 +668,7 @@ impl Engine {
             Status::Suspended(until) => return Ok(TokenStatus::Suspended { until }),
             Status::Active => {}
         }
-        if now + skew < slot.held.expires_at() {
+        if add(now, skew) < slot.held.expires_at() {
             return Ok(TokenStatus::Ready(slot.held.access.clone()));
         }
         if halted {
@@ -757,6 +679,31 @@ impl Engine {
             self.start_refresh(idx, now);
         }
         Ok(TokenStatus::Pending)
+    }
+
+    /// Starts a refresh of `grant` now, whatever its expiry: for instance after
+    /// an API call was answered 401 with its access token. Single-flight: if a
+    /// refresh is already in flight, leased or waiting to be retried, nothing
+    /// new starts. A suspended grant or one that needs re-authorization is left
+    /// as it is. An [`Event::Refreshed`] and an [`Event::TokenReady`] follow the
+    /// refresh; until then [`access_token`](Self::access_token) keeps answering
+    /// with the token held.
+    ///
+    /// May queue outputs: call [`poll_output`](Self::poll_output) afterwards.
+    ///
+    /// # Errors
+    /// [`ErrorKind::UnknownGrant`].
+    pub fn refresh_now(&mut self, grant: &str, now: SystemTime) -> Result<(), Error> {
+        let idx = self.lookup(grant)?;
+        let Some(slot) = self.slot_mut(idx) else {
+            return Err(unknown_grant(grant));
+        };
+        if slot.status != Status::Active || slot.phase != Phase::Idle {
+            return Ok(());
+        }
+        slot.waiters = true;
+        self.start_refresh(idx, now);
+        Ok(())
     }
 
     // ---- time -------------------------------------------------------------------------
@@ -828,7 +775,7 @@ impl Engine {
                 }
                 slot.version += 1;
                 slot.phase = Phase::Leasing {
-                    until: ceil_seconds(now + lease),
+                    until: ceil_seconds(add(now, lease)),
                 };
                 self.queue.push_back(Queued::Persist { slot: idx });
             }
@@ -847,7 +794,7 @@ impl Engine {
             epoch: slot.epoch,
             sent_at: now,
         };
-        set_timer(&mut self.schedule, idx, slot, Some(now + timeout));
+        set_timer(&mut self.schedule, idx, slot, Some(add(now, timeout)));
         self.queue.push_back(Queued::Send { slot: idx, seq });
     }
 
@@ -887,7 +834,7 @@ impl Engine {
             return;
         };
         slot.attempt = slot.attempt.saturating_add(1);
-        let at = now + backoff(base, cap, slot.attempt, &mut self.rng);
+        let at = add(now, backoff(base, cap, slot.attempt, &mut self.rng));
         slot.phase = Phase::Backoff;
         set_timer(&mut self.schedule, idx, slot, Some(at));
         self.queue.push_back(Queued::Event(Event::RetryScheduled {
@@ -1152,7 +1099,7 @@ impl Engine {
                     .push_back(Queued::Event(Event::ReauthorizationNeeded { grant, error }));
             }
             ErrorKind::LocationNotActive => {
-                let until = ceil_seconds(now + suspended_retry);
+                let until = ceil_seconds(add(now, suspended_retry));
                 slot.status = Status::Suspended(until);
                 slot.phase = Phase::Suspended;
                 slot.waiters = false;
@@ -1176,8 +1123,8 @@ impl Engine {
             ErrorKind::RateLimited => {
                 let at = error
                     .retry_at(now)
-                    .unwrap_or(now + rate_wait)
-                    .max(now + Duration::from_secs(1));
+                    .unwrap_or(add(now, rate_wait))
+                    .max(add(now, Duration::from_secs(1)));
                 slot.phase = Phase::Backoff;
                 set_timer(&mut self.schedule, idx, slot, Some(at));
                 self.queue.push_back(Queued::Event(Event::RetryScheduled {
@@ -1432,7 +1379,7 @@ impl Engine {
             (_, t) => t,
         };
         set_timer(&mut self.schedule, idx, slot, timer);
-        if slot.waiters && slot.status == Status::Active && now + skew < expires_at {
+        if slot.waiters && slot.status == Status::Active && add(now, skew) < expires_at {
             slot.waiters = false;
             events.push(Event::TokenReady { grant, expires_at });
         }
