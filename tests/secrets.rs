@@ -140,3 +140,31 @@ fn config_errors_never_quote_the_secret() {
         .unwrap_err();
     assert_clean("config error", &format!("{err:?} {err}"));
 }
+
+#[test]
+fn the_engine_and_its_outputs_redact() {
+    use hoopai_oauth::{Engine, EngineSettings, TokenSet};
+    let config = Config::builder(CLIENT_ID, SECRET).build().unwrap();
+    let mut engine = Engine::new(config, EngineSettings::default());
+    let body = serde_json::json!({
+        "access_token": ACCESS, "refresh_token": REFRESH, "expires_in": 86399,
+        "userType": "Location", "locationId": "loc-1",
+    });
+    let token = parse_token_response(response(200, &[], body.to_string())).unwrap();
+    let now = common::t0();
+    engine
+        .insert("loc-1", TokenSet::new(token, now), now)
+        .unwrap();
+    engine.refresh_now("loc-1", now).unwrap();
+    let mut seen = 0;
+    while let Some(output) = engine.poll_output() {
+        assert_clean("Output", &format!("{output:?} {output:#?}"));
+        seen += 1;
+    }
+    assert!(seen >= 2, "a persist and a send");
+    assert_clean("Engine", &format!("{engine:?}"));
+    let record = engine.record("loc-1").unwrap();
+    assert_clean("GrantRecord", &format!("{record:?}"));
+    let status = engine.access_token("loc-1", now).unwrap();
+    assert_clean("TokenStatus", &format!("{status:?}"));
+}
