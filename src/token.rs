@@ -247,8 +247,12 @@ impl fmt::Debug for TokenResponse {
                 }
             )*};
         }
+        // Free-text fields the server fills go through the same redaction as
+        // `extra`, in case one carries a credential.
+        if let Some(t) = &self.token_type {
+            d.field("token_type", &crate::sanitize::sanitize_message(t));
+        }
         opt!(
-            token_type,
             expires_in,
             refresh_token,
             scope,
@@ -257,13 +261,27 @@ impl fmt::Debug for TokenResponse {
             company_id,
             approved_locations,
             user_id,
-            plan_id,
-            is_bulk_installation,
-            install_to_future_locations,
-            approve_all_locations,
-            app_id,
-            version_id
+            plan_id
         );
+        for (name, flag) in [
+            ("is_bulk_installation", &self.is_bulk_installation),
+            (
+                "install_to_future_locations",
+                &self.install_to_future_locations,
+            ),
+            ("approve_all_locations", &self.approve_all_locations),
+        ] {
+            match flag {
+                Some(LenientBool::Raw(v)) => {
+                    d.field(name, &format_args!("Raw({:?})", RedactedValue(v)));
+                }
+                Some(b) => {
+                    d.field(name, b);
+                }
+                None => {}
+            }
+        }
+        opt!(app_id, version_id);
         if !self.extra.is_empty() {
             d.field("extra", &RedactedMap(&self.extra));
         }
