@@ -4,7 +4,7 @@
 //! 10 s burst, 200,000 a day, per app and resource). `Retry-After` is not
 //! documented; it is honoured when present, as delta-seconds or an HTTP date.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
 use http::HeaderMap;
 
@@ -91,7 +91,7 @@ pub(crate) fn saturating_add(t: SystemTime, d: Duration) -> SystemTime {
     })
 }
 
-/// Parses `Retry-After`: delta-seconds, or an IMF-fixdate
+/// Parses `Retry-After`: delta-seconds, or an HTTP date
 /// (`Sun, 06 Nov 1994 08:49:37 GMT`).
 #[must_use]
 pub fn parse_retry_after(value: &str) -> Option<RetryAfter> {
@@ -102,61 +102,15 @@ pub fn parse_retry_after(value: &str) -> Option<RetryAfter> {
     parse_http_date(value).map(RetryAfter::At)
 }
 
+/// An HTTP date (IMF-fixdate, RFC 850 or asctime), years 1970–9999.
 fn parse_http_date(s: &str) -> Option<SystemTime> {
-    // "Sun, 06 Nov 1994 08:49:37 GMT"
-    let (_, rest) = s.split_once(", ")?;
-    let mut parts = rest.split(' ');
-    let day: u32 = parts.next()?.parse().ok()?;
-    let month = match parts.next()? {
-        "Jan" => 1,
-        "Feb" => 2,
-        "Mar" => 3,
-        "Apr" => 4,
-        "May" => 5,
-        "Jun" => 6,
-        "Jul" => 7,
-        "Aug" => 8,
-        "Sep" => 9,
-        "Oct" => 10,
-        "Nov" => 11,
-        "Dec" => 12,
-        _ => return None,
-    };
-    let year_text = parts.next()?;
-    if year_text.len() != 4 {
-        return None;
-    }
-    let year: i64 = year_text.parse().ok()?;
-    let mut hms = parts.next()?.split(':');
-    let h: u64 = hms.next()?.parse().ok()?;
-    let m: u64 = hms.next()?.parse().ok()?;
-    let sec: u64 = hms.next()?.parse().ok()?;
-    if parts.next()? != "GMT" || parts.next().is_some() || hms.next().is_some() {
-        return None;
-    }
-    if !(1..=31).contains(&day) || h > 23 || m > 59 || sec > 60 || year < 1970 {
-        return None;
-    }
-    let days = days_from_civil(year, month, day);
-    let secs = u64::try_from(days).ok()? * 86_400 + h * 3600 + m * 60 + sec;
-    UNIX_EPOCH.checked_add(Duration::from_secs(secs))
-}
-
-/// Days since 1970-01-01 of a proleptic Gregorian date.
-fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let m = i64::from(m);
-    let mp = if m > 2 { m - 3 } else { m + 9 };
-    let doy = (153 * mp + 2) / 5 + i64::from(d) - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
+    httpdate::parse_http_date(s).ok()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::UNIX_EPOCH;
 
     #[test]
     fn http_date_parses() {
