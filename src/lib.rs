@@ -15,7 +15,7 @@
 //!
 //! Your runtime moves the bytes and supplies the time, so the same code serves
 //! tokio, a blocking client, WASM `fetch`, or a test harness with no network.
-//! The `fake-server` feature adds [`fake::FakeServer`](crate::fake), a sans-IO
+//! The `fake-server` feature adds `fake::FakeServer`, a sans-IO
 //! fake of every endpoint for tests.
 //!
 //! Secrets ([`ClientSecret`], [`AccessToken`], [`RefreshToken`],
