@@ -565,6 +565,12 @@ impl Engine {
                     ),
                 ));
             }
+            if self.holds_newer(idx, &record) {
+                // Tokens received (or installed) that the store may not have
+                // yet: never trade them for the stored ones; write them again.
+                self.rewrite_over(idx, record.version);
+                return Ok(());
+            }
             self.adopt_record(idx, record, now);
             return Ok(());
         }
@@ -1009,7 +1015,7 @@ impl Engine {
         now: SystemTime,
     ) {
         let margin = self.settings.refresh_margin;
-        let shared = self.lease.is_some();
+
         let Some(slot) = self.slots.get_mut(idx as usize).and_then(Option::as_mut) else {
             return;
         };
@@ -1022,7 +1028,7 @@ impl Engine {
         };
         if held.refresh != slot.held.refresh {
             slot.epoch = slot.epoch.wrapping_add(1);
-            if shared && slot.unconfirmed != Unconfirmed::Installed {
+            if slot.unconfirmed != Unconfirmed::Installed {
                 slot.unconfirmed = Unconfirmed::Refreshed {
                     spent: fingerprint(&slot.held.refresh),
                 };
@@ -1052,7 +1058,6 @@ impl Engine {
     /// Adopts (and queues for persistence) a refresh token found in a failed
     /// answer: the server may have spent the one sent. Returns whether it did.
     fn rescue(&mut self, idx: u32, error: &Error) -> bool {
-        let shared = self.lease.is_some();
         let Some(token) = error.rescued_refresh_token() else {
             return false;
         };
@@ -1062,7 +1067,7 @@ impl Engine {
         if token.secret().trim().is_empty() || *token == slot.held.refresh {
             return false;
         }
-        if shared && slot.unconfirmed != Unconfirmed::Installed {
+        if slot.unconfirmed != Unconfirmed::Installed {
             slot.unconfirmed = Unconfirmed::Refreshed {
                 spent: fingerprint(&slot.held.refresh),
             };
@@ -1238,23 +1243,39 @@ impl Engine {
         if ours {
             return self.handle_persisted(grant, current.version, now);
         }
-        let overwrite = match slot.unconfirmed {
-            Unconfirmed::None => false,
-            Unconfirmed::Installed => true,
-            Unconfirmed::Refreshed { spent } => same_token || fingerprint(stored) == spent,
-        };
-        if overwrite {
-            let Some(slot) = self.slot_mut(idx) else {
-                return Err(unknown_grant(grant));
-            };
-            slot.emitted = Some(current.version);
-            slot.confirmed = current.version;
-            slot.version = slot.version.max(current.version) + 1;
-            self.queue.push_back(Queued::Persist { slot: idx });
+        if same_token && slot.unconfirmed != Unconfirmed::None || self.holds_newer(idx, &current) {
+            self.rewrite_over(idx, current.version);
             return Ok(());
         }
         self.adopt_record(idx, current, now);
         Ok(())
+    }
+
+    /// Whether the engine holds tokens that are newer than `record`'s and
+    /// that the store may not have: a new authorization, or tokens received
+    /// for the refresh token the record holds.
+    fn holds_newer(&self, idx: u32, record: &GrantRecord) -> bool {
+        let Some(slot) = self.slot(idx) else {
+            return false;
+        };
+        match slot.unconfirmed {
+            Unconfirmed::None => false,
+            Unconfirmed::Installed => true,
+            Unconfirmed::Refreshed { spent } => record
+                .refresh_token()
+                .is_some_and(|t| fingerprint(t) == spent),
+        }
+    }
+
+    /// Writes the held state again, over the stored `version`.
+    fn rewrite_over(&mut self, idx: u32, version: u64) {
+        let Some(slot) = self.slot_mut(idx) else {
+            return;
+        };
+        slot.emitted = Some(version);
+        slot.confirmed = version;
+        slot.version = slot.version.max(version).saturating_add(1);
+        self.queue.push_back(Queued::Persist { slot: idx });
     }
 
     /// Takes a stored record that is newer than the engine's state.

@@ -1,0 +1,137 @@
+//! Regression tests: each one replays a sequence of inputs that once lost a
+//! refresh token, sent a spent one, sent after a halt, reported a token before
+//! it was persisted, or panicked.
+
+mod common;
+
+use std::time::{Duration, SystemTime};
+
+use common::{config, t0};
+use hoopai_oauth::*;
+
+fn tok(n: u32) -> TokenResponse {
+    let mut t = TokenResponse::new(AccessToken::new(format!("access-{n}")));
+    t.refresh_token = Some(RefreshToken::new(format!("refresh-{n}")));
+    t.expires_in = Some(86_399);
+    t.user_type = Some(UserType::Location);
+    t
+}
+
+fn resp(status: u16, body: &str) -> http::Response<Vec<u8>> {
+    http::Response::builder()
+        .status(status)
+        .header("content-type", "application/json")
+        .body(body.as_bytes().to_vec())
+        .unwrap()
+}
+
+fn ok_body(n: u32) -> String {
+    format!(
+        r#"{{"access_token":"access-{n}","token_type":"Bearer","expires_in":86399,"refresh_token":"refresh-{n}","userType":"Location","locationId":"loc-1"}}"#
+    )
+}
+
+fn drain(e: &mut Engine) -> Vec<Output> {
+    std::iter::from_fn(|| e.poll_output()).collect()
+}
+
+/// The id and the refresh token of a send.
+fn sent_token(o: &Output) -> Option<(RequestId, String)> {
+    let Output::Send { id, request, .. } = o else {
+        return None;
+    };
+    let form: Vec<(String, String)> = serde_urlencoded::from_bytes(request.body()).unwrap();
+    let rt = form.into_iter().find(|(k, _)| k == "refresh_token")?.1;
+    Some((*id, rt))
+}
+
+/// The refresh tokens of the records persisted.
+fn persisted(outs: &[Output]) -> Vec<String> {
+    outs.iter()
+        .filter_map(|o| match o {
+            Output::Persist { record, .. } => {
+                Some(record.refresh_token().unwrap().secret().to_owned())
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+fn shared() -> EngineSettings {
+    EngineSettings::default().shared_store("a", Duration::from_secs(120))
+}
+
+/// Confirms every persist (a store whose compare-and-swap always wins);
+/// returns the sends.
+fn drive_confirm(e: &mut Engine, now: SystemTime) -> Vec<(RequestId, String)> {
+    let mut out = vec![];
+    while let Some(o) = e.poll_output() {
+        match &o {
+            Output::Persist { grant, record, .. } => e
+                .handle_persisted(grant.as_str(), record.version, now)
+                .unwrap(),
+            Output::Send { .. } => out.push(sent_token(&o).unwrap()),
+            _ => {}
+        }
+    }
+    out
+}
+
+/// Shared mode: refresh-1 is spent, refresh-2 received and its write (v3)
+/// still out when the store reports a v4 that holds refresh-1.
+fn shared_engine_with_unconfirmed_refresh_2() -> (Engine, SystemTime, GrantRecord) {
+    let mut e = Engine::new(config(), shared());
+    e.insert("loc-1", TokenSet::new(tok(1), t0()), t0())
+        .unwrap();
+    drive_confirm(&mut e, t0());
+    let due = e.poll_timeout().unwrap();
+    e.handle_timeout(due);
+    let sent = drive_confirm(&mut e, due);
+    assert_eq!(sent.len(), 1);
+    let (id, rt) = sent[0].clone();
+    assert_eq!(rt, "refresh-1");
+    e.handle_response(id, resp(200, &ok_body(2)), due).unwrap();
+    let outs = drain(&mut e);
+    let write = outs.iter().find_map(|o| match o {
+        Output::Persist {
+            record, replaces, ..
+        } => Some((record.version, *replaces)),
+        _ => None,
+    });
+    assert_eq!(write, Some((3, Some(2))));
+    let mut stored = GrantRecord::new("loc-1", TokenSet::new(tok(1), t0()));
+    stored.version = 4;
+    (e, due, stored)
+}
+
+#[test]
+fn restore_keeps_an_unconfirmed_new_refresh_token() {
+    let (mut e, due, stored) = shared_engine_with_unconfirmed_refresh_2();
+    e.restore(stored.clone(), due).unwrap();
+    e.handle_persist_conflict("loc-1", stored, due).unwrap();
+    let outs = drain(&mut e);
+    assert_eq!(persisted(&outs), ["refresh-2"], "{outs:?}");
+    let held = e.record("loc-1").unwrap();
+    assert_eq!(held.refresh_token().unwrap().secret(), "refresh-2");
+    // The rewrite goes over the version the store holds.
+    let Some(Output::Persist { replaces, .. }) = outs.first() else {
+        panic!("{outs:?}")
+    };
+    assert_eq!(*replaces, Some(4));
+}
+
+#[test]
+fn restore_then_conflict_never_sends_the_spent_token() {
+    let (mut e, due, stored) = shared_engine_with_unconfirmed_refresh_2();
+    e.restore(stored.clone(), due).unwrap();
+    e.handle_persist_conflict("loc-1", stored, due).unwrap();
+    drive_confirm(&mut e, due);
+    let later = e.poll_timeout().unwrap();
+    assert!(later > due);
+    e.handle_timeout(later);
+    let sent = drive_confirm(&mut e, later);
+    assert_eq!(
+        sent.iter().map(|(_, rt)| rt.as_str()).collect::<Vec<_>>(),
+        ["refresh-2"]
+    );
+}
