@@ -135,3 +135,45 @@ fn restore_then_conflict_never_sends_the_spent_token() {
         ["refresh-2"]
     );
 }
+
+#[test]
+fn a_success_after_a_restore_during_the_refresh_is_adopted() {
+    let mut e = Engine::new(config(), EngineSettings::default());
+    e.insert("loc-1", TokenSet::new(tok(1), t0()), t0())
+        .unwrap();
+    drain(&mut e);
+    let due = e.poll_timeout().unwrap();
+    e.handle_timeout(due);
+    let (id, rt) = drain(&mut e).iter().find_map(sent_token).unwrap();
+    assert_eq!(rt, "refresh-1");
+    // The store hands in a newer record with an older token.
+    let mut stored = GrantRecord::new("loc-1", TokenSet::new(tok(0), t0()));
+    stored.version = 5;
+    e.restore(stored, due).unwrap();
+    drain(&mut e);
+    e.handle_response(id, resp(200, &ok_body(2)), due).unwrap();
+    let outs = drain(&mut e);
+    assert_eq!(persisted(&outs), ["refresh-2"], "{outs:?}");
+    let later = e.poll_timeout().unwrap();
+    e.handle_timeout(later);
+    let sent: Vec<_> = drain(&mut e).iter().filter_map(sent_token).collect();
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0].1, "refresh-2");
+}
+
+#[test]
+fn a_success_sent_before_a_new_authorization_does_not_replace_it() {
+    let mut e = Engine::new(config(), EngineSettings::default());
+    e.insert("loc-1", TokenSet::new(tok(1), t0()), t0())
+        .unwrap();
+    drain(&mut e);
+    let due = e.poll_timeout().unwrap();
+    e.handle_timeout(due);
+    let (id, _) = drain(&mut e).iter().find_map(sent_token).unwrap();
+    e.insert("loc-1", TokenSet::new(tok(7), due), due).unwrap();
+    drain(&mut e);
+    e.handle_response(id, resp(200, &ok_body(2)), due).unwrap();
+    assert_eq!(persisted(&drain(&mut e)), Vec::<String>::new());
+    let held = e.record("loc-1").unwrap();
+    assert_eq!(held.refresh_token().unwrap().secret(), "refresh-7");
+}

@@ -300,6 +300,9 @@ struct Slot {
     confirmed: u64,
     /// Bumped whenever the refresh token changes.
     epoch: u32,
+    /// The epoch of the last new authorization ([`Engine::insert`]): answers
+    /// to requests sent before it are superseded.
+    installed: u32,
     attempt: u32,
     waiters: bool,
     unconfirmed: Unconfirmed,
@@ -311,6 +314,12 @@ struct Slot {
 enum Which {
     Current { epoch: u32, sent_at: SystemTime },
     Abandoned { epoch: u32, sent_at: SystemTime },
+}
+
+/// Whether a new authorization came in after a request of `epoch` was sent.
+fn superseded(slot: &Slot, epoch: u32) -> bool {
+    // Wrapping order: `installed` is at most 2^31 epochs after `epoch`.
+    slot.installed != epoch && slot.installed.wrapping_sub(epoch) < 1 << 31
 }
 
 fn fingerprint(token: &RefreshToken) -> u64 {
@@ -501,6 +510,7 @@ impl Engine {
             }
             slot.held = held;
             slot.epoch = slot.epoch.wrapping_add(1);
+            slot.installed = slot.epoch;
             slot.status = Status::Active;
             slot.phase = Phase::Idle;
             slot.attempt = 0;
@@ -529,6 +539,7 @@ impl Engine {
             emitted: None,
             confirmed: 0,
             epoch: 0,
+            installed: 0,
             attempt: 0,
             waiters: false,
             unconfirmed: Unconfirmed::Installed,
@@ -595,6 +606,7 @@ impl Engine {
             emitted: Some(version),
             confirmed: version,
             epoch: 0,
+            installed: 0,
             attempt: 0,
             waiters: false,
             unconfirmed: Unconfirmed::None,
@@ -877,7 +889,10 @@ impl Engine {
     ///   if the answer has none), an [`Output::Persist`] is queued, then
     ///   [`Event::Refreshed`] (and [`Event::TokenReady`] if callers wait). The
     ///   expiry counts from when the request was sent. A success for a request
-    ///   the engine had given up on is adopted all the same.
+    ///   the engine had given up on is adopted all the same, as is one whose
+    ///   grant was restored from an older record meanwhile: only a new
+    ///   authorization ([`insert`](Self::insert)) since its request
+    ///   supersedes it.
     /// - Failure: a refresh token rescued from the answer
     ///   ([`Error::rescued_refresh_token`]) is adopted and persisted first, and
     ///   the refresh retried with it. Otherwise, classified by [`Error::kind`]:
@@ -912,8 +927,12 @@ impl Engine {
                 set_timer(&mut self.schedule, idx, slot, None);
                 slot.phase = Phase::Idle;
                 let current = epoch == slot.epoch;
+                let adopt = current || !superseded(slot, epoch);
                 match result {
-                    Ok(token) if current => self.adopt_answer(idx, token, sent_at, now),
+                    // New tokens are adopted even if the held ones changed
+                    // meanwhile: the server spent the token this request
+                    // presented, and only a new authorization supersedes them.
+                    Ok(token) if adopt => self.adopt_answer(idx, token, sent_at, now),
                     Err(e) if current => self.handle_failure(idx, e, now),
                     // The tokens changed while it was out: refresh again with the new ones.
                     _ => self.rearm_idle(idx, now),
@@ -930,7 +949,8 @@ impl Engine {
                     self.rescue(idx, e);
                     return Ok(());
                 }
-                if let (Ok(token), true) = (result, current) {
+                let adopt = current || !superseded(slot, epoch);
+                if let (Ok(token), true) = (result, adopt) {
                     // A late success: its refresh token is the newest one.
                     if let Phase::InFlight {
                         seq,
