@@ -177,3 +177,68 @@ fn a_success_sent_before_a_new_authorization_does_not_replace_it() {
     let held = e.record("loc-1").unwrap();
     assert_eq!(held.refresh_token().unwrap().secret(), "refresh-7");
 }
+
+/// A grant with refresh-1 in flight, and the record written at insert.
+fn refresh_in_flight() -> (Engine, SystemTime, RequestId, GrantRecord) {
+    let mut e = Engine::new(config(), EngineSettings::default());
+    e.insert("loc-1", TokenSet::new(tok(1), t0()), t0())
+        .unwrap();
+    let Some(Output::Persist { record, .. }) = e.poll_output() else {
+        panic!("no persist")
+    };
+    drain(&mut e);
+    let due = e.poll_timeout().unwrap();
+    e.handle_timeout(due);
+    let (id, rt) = drain(&mut e).iter().find_map(sent_token).unwrap();
+    assert_eq!(rt, "refresh-1");
+    (e, due, id, record)
+}
+
+#[test]
+fn removed_then_restored_grant_still_adopts_its_answer() {
+    let (mut e, due, id, record) = refresh_in_flight();
+    e.remove("loc-1").unwrap();
+    e.restore(record, due).unwrap();
+    // Its refresh is still out: no second one.
+    assert!(sends_of(drain(&mut e)).is_empty());
+    e.handle_response(id, resp(200, &ok_body(2)), due).unwrap();
+    assert_eq!(persisted(&drain(&mut e)), ["refresh-2"]);
+    let later = e.poll_timeout().unwrap();
+    e.handle_timeout(later);
+    assert_eq!(sends_of(drain(&mut e)), ["refresh-2"]);
+}
+
+#[test]
+fn removed_grant_answer_is_unknown_but_hands_back_its_refresh_token() {
+    let (mut e, due, id, _) = refresh_in_flight();
+    e.remove("loc-1").unwrap();
+    assert!(drain(&mut e).is_empty());
+    let err = e
+        .handle_response(id, resp(200, &ok_body(2)), due)
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::UnknownRequest);
+    assert_eq!(err.rescued_refresh_token().unwrap().secret(), "refresh-2");
+    // Forgotten for good now.
+    let again = e.handle_response(id, resp(200, &ok_body(2)), due);
+    assert_eq!(again.unwrap_err().kind(), ErrorKind::UnknownRequest);
+    assert_eq!(e.poll_timeout(), None);
+}
+
+#[test]
+fn removed_then_reinstalled_grant_keeps_its_new_authorization() {
+    let (mut e, due, id, _) = refresh_in_flight();
+    e.remove("loc-1").unwrap();
+    e.insert("loc-1", TokenSet::new(tok(7), due), due).unwrap();
+    drain(&mut e);
+    e.handle_response(id, resp(200, &ok_body(2)), due).unwrap();
+    assert!(persisted(&drain(&mut e)).is_empty());
+    let held = e.record("loc-1").unwrap();
+    assert_eq!(held.refresh_token().unwrap().secret(), "refresh-7");
+}
+
+fn sends_of(outs: Vec<Output>) -> Vec<String> {
+    outs.iter()
+        .filter_map(sent_token)
+        .map(|(_, rt)| rt)
+        .collect()
+}

@@ -206,6 +206,10 @@ use settings::StoreMode;
 /// answer to one of them is still recognized (and its tokens adopted).
 pub const ABANDONED_MEMORY: usize = 4;
 
+/// How many removed grants with requests still out the engine remembers, so
+/// that their answers are recognized (adopted if the grant comes back).
+const REMOVED_MEMORY: usize = 1024;
+
 /// The token lifecycle of many grants, as a state machine. See the
 /// [module docs](self) for how to drive it.
 #[derive(Debug)]
@@ -221,7 +225,12 @@ pub struct Engine {
     rng: SplitMix64,
     seq: u32,
     halted: bool,
+    /// Slots that were parked (lazily cleaned: a slot counts only while its
+    /// phase is `Parked`).
     parked: Vec<u32>,
+    /// Removed grants whose requests are still out, by grant and in order.
+    removed: HashMap<GrantId, u32>,
+    removed_order: VecDeque<u32>,
     interner: Interner,
 }
 
@@ -307,6 +316,8 @@ struct Slot {
     waiters: bool,
     unconfirmed: Unconfirmed,
     abandoned: Vec<Abandoned>,
+    /// Removed by [`Engine::remove`]; kept only until its requests are answered.
+    removed: bool,
 }
 
 /// Which request an answer belongs to.
@@ -393,6 +404,8 @@ impl Engine {
             seq: 0,
             halted: false,
             parked: Vec::new(),
+            removed: HashMap::new(),
+            removed_order: VecDeque::new(),
             interner: Interner::default(),
         }
     }
@@ -495,6 +508,7 @@ impl Engine {
                 "the tokens for grant {grant} have no refresh token; the engine cannot keep them fresh"
             ))
         })?;
+        self.reattach(grant.as_str(), now);
         if let Some(&idx) = self.index.get(grant.as_str()) {
             let margin = self.settings.refresh_margin;
             let Some(slot) = self.slots.get_mut(idx as usize).and_then(Option::as_mut) else {
@@ -525,7 +539,6 @@ impl Engine {
                 self.queue
                     .push_back(Queued::Event(Event::TokenReady { grant, expires_at }));
             }
-            self.unpark_one(idx);
             return Ok(());
         }
         let at = held.refresh_at(self.settings.refresh_margin).max(now);
@@ -544,6 +557,7 @@ impl Engine {
             waiters: false,
             unconfirmed: Unconfirmed::Installed,
             abandoned: Vec::new(),
+            removed: false,
         };
         let idx = self.add_slot(slot);
         self.arm(idx, Some(at));
@@ -565,6 +579,12 @@ impl Engine {
     /// - [`ErrorKind::InvalidInput`]: the record has no refresh token.
     pub fn restore(&mut self, record: GrantRecord, now: SystemTime) -> Result<(), Error> {
         record.check()?;
+        if let Some(idx) = self.reattach(record.grant.as_str(), now) {
+            // A removed grant comes back while its refresh is out: the
+            // answer to that refresh decides, as for a grant never removed.
+            self.adopt_record(idx, record, now);
+            return Ok(());
+        }
         if let Some(&idx) = self.index.get(record.grant.as_str()) {
             let held_version = self.slot(idx).map_or(0, |s| s.version);
             if record.version <= held_version {
@@ -611,6 +631,7 @@ impl Engine {
             waiters: false,
             unconfirmed: Unconfirmed::None,
             abandoned: Vec::new(),
+            removed: false,
         };
         let idx = self.add_slot(slot);
         self.apply_stored_state(idx, status, lease, now, false);
@@ -618,23 +639,98 @@ impl Engine {
     }
 
     /// Forgets a grant (e.g. after an uninstall). Outputs not yet polled for
-    /// it are dropped; answers to its requests become unknown.
+    /// it are dropped.
+    ///
+    /// If a refresh of the grant is out, the engine remembers it (for the
+    /// last 1,024 removed grants): should the grant come
+    /// back ([`insert`](Self::insert), [`restore`](Self::restore)) before the
+    /// answer, the answer is handled as if the grant had never left, so its
+    /// new refresh token is not lost. Otherwise the answer is an
+    /// [`ErrorKind::UnknownRequest`], and a success carries its refresh token
+    /// in [`Error::rescued_refresh_token`].
     ///
     /// # Errors
     /// [`ErrorKind::UnknownGrant`].
     pub fn remove(&mut self, grant: &str) -> Result<(), Error> {
         let idx = self.lookup(grant)?;
-        if let Some(mut slot) = self.slots.get_mut(idx as usize).and_then(Option::take) {
-            set_timer(&mut self.schedule, idx, &mut slot, None);
-        }
         self.index.remove(grant);
-        self.queue.retain(|q| match q {
-            Queued::Send { slot, .. } | Queued::Persist { slot } => *slot != idx,
-            Queued::Event(e) => e.grant().as_str() != grant,
-        });
-        self.parked.retain(|&p| p != idx);
-        self.free.push(idx);
+        let Some(slot) = self.slots.get_mut(idx as usize).and_then(Option::as_mut) else {
+            return Ok(());
+        };
+        set_timer(&mut self.schedule, idx, slot, None);
+        slot.waiters = false;
+        if matches!(slot.phase, Phase::InFlight { .. }) || !slot.abandoned.is_empty() {
+            slot.removed = true;
+            let key = slot.key.clone();
+            self.removed.insert(key, idx);
+            self.removed_order.push_back(idx);
+            while self.removed.len() > REMOVED_MEMORY {
+                let Some(old) = self.removed_order.pop_front() else {
+                    break;
+                };
+                if self.slot(old).is_some_and(|s| s.removed) {
+                    self.free_slot(old);
+                }
+            }
+        } else {
+            self.free_slot(idx);
+        }
         Ok(())
+    }
+
+    /// Drops a slot for good.
+    fn free_slot(&mut self, idx: u32) {
+        let Some(mut slot) = self.slots.get_mut(idx as usize).and_then(Option::take) else {
+            return;
+        };
+        set_timer(&mut self.schedule, idx, &mut slot, None);
+        if slot.removed && self.removed.get(slot.key.as_str()) == Some(&idx) {
+            self.removed.remove(slot.key.as_str());
+        }
+        self.free.push(idx);
+    }
+
+    /// Takes a removed grant back (with its requests still out), if there is
+    /// one of that name.
+    fn reattach(&mut self, grant: &str, now: SystemTime) -> Option<u32> {
+        let idx = self.removed.remove(grant)?;
+        let timeout = self.settings.request_timeout;
+        let slot = self.slots.get_mut(idx as usize).and_then(Option::as_mut)?;
+        slot.removed = false;
+        if let Phase::InFlight { sent_at, .. } = slot.phase {
+            set_timer(
+                &mut self.schedule,
+                idx,
+                slot,
+                Some(add(sent_at, timeout).max(now)),
+            );
+        }
+        let key = slot.key.clone();
+        self.index.insert(key, idx);
+        Some(idx)
+    }
+
+    /// An answer for a removed grant: forgotten, and the slot freed once
+    /// nothing of it is out.
+    fn answer_for_removed(&mut self, id: RequestId, rescued: Option<RefreshToken>) -> Error {
+        let idx = id.slot();
+        if let Some(slot) = self.slot_mut(idx) {
+            if matches!(slot.phase, Phase::InFlight { seq, .. } if seq == id.seq()) {
+                slot.phase = Phase::Idle;
+            }
+            slot.abandoned.retain(|a| a.seq != id.seq());
+            if !matches!(slot.phase, Phase::InFlight { .. }) && slot.abandoned.is_empty() {
+                self.free_slot(idx);
+            }
+        }
+        let error = Error::new(
+            ErrorKind::UnknownRequest,
+            format!("request {id} is of a removed grant"),
+        );
+        match rescued {
+            Some(token) => error.with_rescued_refresh_token(token),
+            None => error,
+        }
     }
 
     fn add_slot(&mut self, slot: Slot) -> u32 {
@@ -824,10 +920,18 @@ impl Engine {
                 self.parked.push(idx);
             }
         }
-    }
-
-    fn unpark_one(&mut self, idx: u32) {
-        self.parked.retain(|&p| p != idx);
+        // Slots leave `Parked` without leaving the list; keep it short.
+        if self.parked.len() > 2 * self.slots.len() + 64 {
+            let slots = &self.slots;
+            self.parked.retain(|&p| {
+                slots
+                    .get(p as usize)
+                    .and_then(Option::as_ref)
+                    .is_some_and(|s| s.phase == Phase::Parked)
+            });
+            self.parked.sort_unstable();
+            self.parked.dedup();
+        }
     }
 
     /// Replaces the configuration (e.g. a corrected client secret) and lifts
@@ -839,6 +943,7 @@ impl Engine {
         for idx in std::mem::take(&mut self.parked) {
             if let Some(slot) = self.slots.get_mut(idx as usize).and_then(Option::as_mut)
                 && slot.phase == Phase::Parked
+                && !slot.removed
             {
                 slot.phase = Phase::Idle;
                 set_timer(&mut self.schedule, idx, slot, Some(now));
@@ -919,6 +1024,13 @@ impl Engine {
     ) -> Result<(), Error> {
         let which = self.which(id)?;
         let idx = id.slot();
+        if self.slot(idx).is_some_and(|s| s.removed) {
+            let rescued = match result {
+                Ok(mut token) => token.refresh_token.take(),
+                Err(e) => e.rescued_refresh_token().cloned(),
+            };
+            return Err(self.answer_for_removed(id, rescued));
+        }
         match which {
             Which::Current { epoch, sent_at } => {
                 let Some(slot) = self.slots.get_mut(idx as usize).and_then(Option::as_mut) else {
@@ -963,7 +1075,6 @@ impl Engine {
                     }
                     set_timer(&mut self.schedule, idx, slot, None);
                     slot.phase = Phase::Idle;
-                    self.unpark_one(idx);
                     self.adopt_answer(idx, token, sent_at, now);
                 }
             }
@@ -981,6 +1092,9 @@ impl Engine {
     pub fn handle_transport_error(&mut self, id: RequestId, now: SystemTime) -> Result<(), Error> {
         let which = self.which(id)?;
         let idx = id.slot();
+        if self.slot(idx).is_some_and(|s| s.removed) {
+            return Err(self.answer_for_removed(id, None));
+        }
         if let Which::Current { epoch, sent_at } = which {
             let Some(slot) = self.slots.get_mut(idx as usize).and_then(Option::as_mut) else {
                 return Err(unknown_request(id));
@@ -1337,9 +1451,6 @@ impl Engine {
             slot.attempt = 0;
             adopted = true;
         }
-        if slot.phase == Phase::Parked {
-            self.parked.retain(|&p| p != idx);
-        }
         self.apply_stored_state(idx, status, lease, now, adopted);
     }
 
@@ -1442,7 +1553,11 @@ impl Engine {
     pub fn poll_output(&mut self) -> Option<Output> {
         while let Some(q) = self.queue.pop_front() {
             match q {
-                Queued::Event(e) => return Some(Output::Event(e)),
+                Queued::Event(e) => {
+                    if self.index.contains_key(e.grant().as_str()) {
+                        return Some(Output::Event(e));
+                    }
+                }
                 Queued::Send { slot: idx, seq } => {
                     if let Some(out) = self.build_send(idx, seq) {
                         return Some(out);
@@ -1453,7 +1568,7 @@ impl Engine {
                     let Some(slot) = self.slot(idx) else {
                         continue;
                     };
-                    if slot.emitted == Some(slot.version) {
+                    if slot.removed || slot.emitted == Some(slot.version) {
                         continue;
                     }
                     let record = self.build_record(slot);
@@ -1482,7 +1597,7 @@ impl Engine {
         let Phase::InFlight { seq: s, epoch, .. } = slot.phase else {
             return None;
         };
-        if s != seq || epoch != slot.epoch {
+        if s != seq || epoch != slot.epoch || slot.removed {
             return None;
         }
         let user_type = match slot.held.user_type() {
