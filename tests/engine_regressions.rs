@@ -200,12 +200,12 @@ fn removed_then_restored_grant_still_adopts_its_answer() {
     e.remove("loc-1").unwrap();
     e.restore(record, due).unwrap();
     // Its refresh is still out: no second one.
-    assert!(sends_of(drain(&mut e)).is_empty());
+    assert!(sends_of(&drain(&mut e)).is_empty());
     e.handle_response(id, resp(200, &ok_body(2)), due).unwrap();
     assert_eq!(persisted(&drain(&mut e)), ["refresh-2"]);
     let later = e.poll_timeout().unwrap();
     e.handle_timeout(later);
-    assert_eq!(sends_of(drain(&mut e)), ["refresh-2"]);
+    assert_eq!(sends_of(&drain(&mut e)), ["refresh-2"]);
 }
 
 #[test]
@@ -236,9 +236,87 @@ fn removed_then_reinstalled_grant_keeps_its_new_authorization() {
     assert_eq!(held.refresh_token().unwrap().secret(), "refresh-7");
 }
 
-fn sends_of(outs: Vec<Output>) -> Vec<String> {
+fn sends_of(outs: &[Output]) -> Vec<String> {
     outs.iter()
         .filter_map(sent_token)
         .map(|(_, rt)| rt)
         .collect()
+}
+
+#[test]
+fn first_write_of_a_never_stored_record_is_create_only() {
+    let mut e = Engine::new(config(), shared());
+    let rec = GrantRecord::new("loc-1", TokenSet::new(tok(1), t0()));
+    e.restore(rec, t0()).unwrap();
+    let due = e.poll_timeout().unwrap();
+    e.handle_timeout(due);
+    let outs = drain(&mut e);
+    let write = outs.iter().find_map(|o| match o {
+        Output::Persist {
+            replaces, record, ..
+        } => Some((*replaces, record.version, record.lease.is_some())),
+        _ => None,
+    });
+    assert_eq!(write, Some((None, 1, true)));
+    e.handle_persisted("loc-1", 1, due).unwrap();
+    assert_eq!(sends_of(&drain(&mut e)), ["refresh-1"]);
+}
+
+#[test]
+fn an_unanswered_lease_write_is_taken_again_when_it_ends() {
+    let mut e = Engine::new(config(), shared());
+    e.insert("loc-1", TokenSet::new(tok(1), t0()), t0())
+        .unwrap();
+    drive_confirm(&mut e, t0());
+    let due = e.poll_timeout().unwrap();
+    e.handle_timeout(due);
+    let first = drain(&mut e);
+    let Some(Output::Persist { record, .. }) = first.first() else {
+        panic!("{first:?}")
+    };
+    let until = record.lease.clone().unwrap().until;
+    // The write's outcome never comes; the engine does not wait forever.
+    assert_eq!(e.poll_timeout(), Some(until));
+    e.handle_timeout(until);
+    let again = drain(&mut e);
+    let Some(Output::Persist {
+        record, replaces, ..
+    }) = again.first()
+    else {
+        panic!("{again:?}")
+    };
+    assert_eq!((record.version, *replaces), (3, Some(2)));
+    assert!(record.lease.as_ref().unwrap().until > until);
+    assert!(sends_of(&again).is_empty());
+}
+
+#[test]
+fn a_lease_confirmed_too_late_is_taken_again_instead_of_sending() {
+    let mut e = Engine::new(config(), shared());
+    e.insert("loc-1", TokenSet::new(tok(1), t0()), t0())
+        .unwrap();
+    drive_confirm(&mut e, t0());
+    let due = e.poll_timeout().unwrap();
+    e.handle_timeout(due);
+    let outs = drain(&mut e);
+    let (v, until) = outs
+        .iter()
+        .find_map(|o| match o {
+            Output::Persist { record, .. } => {
+                Some((record.version, record.lease.clone().unwrap().until))
+            }
+            _ => None,
+        })
+        .unwrap();
+    // Confirmed when less than a request timeout of the lease is left.
+    let late = until - Duration::from_secs(30);
+    e.handle_persisted("loc-1", v, late).unwrap();
+    let outs = drain(&mut e);
+    assert!(sends_of(&outs).is_empty(), "{outs:?}");
+    let Some(Output::Persist { record, .. }) = outs.first() else {
+        panic!("{outs:?}")
+    };
+    assert!(record.lease.as_ref().unwrap().until >= late + Duration::from_secs(60));
+    e.handle_persisted("loc-1", record.version, late).unwrap();
+    assert_eq!(sends_of(&drain(&mut e)), ["refresh-1"]);
 }

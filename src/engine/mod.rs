@@ -129,7 +129,11 @@
 //!
 //! In shared-store mode report every write's outcome: the engine refreshes a
 //! grant only once its previous write is confirmed. If a write fails for
-//! another reason (the store is down), retry that write.
+//! another reason (the store is down), retry that write. A lease whose
+//! confirmation has not come when it ends is written again; a lease confirmed
+//! with less than [`EngineSettings::request_timeout`] left is renewed instead
+//! of used. A record of version 0 ([`GrantRecord::new`]) counts as never
+//! stored: the first write of it has `replaces: None`.
 //!
 //! # Rotation safety
 //!
@@ -623,7 +627,8 @@ impl Engine {
             phase: Phase::Idle,
             timer: None,
             version,
-            emitted: Some(version),
+            // Version 0 is a record that was never stored.
+            emitted: (version > 0).then_some(version),
             confirmed: version,
             epoch: 0,
             installed: 0,
@@ -847,7 +852,9 @@ impl Engine {
                 Phase::Idle | Phase::Backoff | Phase::WaitingLease | Phase::Suspended => {
                     self.start_refresh(idx, now);
                 }
-                Phase::Leasing { .. } | Phase::Reauth | Phase::Parked => {}
+                // The lease write was never confirmed (nor refused): take it again.
+                Phase::Leasing { .. } => self.take_lease(idx, now),
+                Phase::Reauth | Phase::Parked => {}
             }
         }
     }
@@ -870,7 +877,7 @@ impl Engine {
             self.park(idx);
             return;
         }
-        let lease = self.lease.as_ref().map(|(_, d)| *d);
+        let shared = self.lease.is_some();
         let Some(slot) = self.slots.get_mut(idx as usize).and_then(Option::as_mut) else {
             return;
         };
@@ -880,21 +887,33 @@ impl Engine {
             return;
         }
         set_timer(&mut self.schedule, idx, slot, None);
-        match lease {
-            Some(lease) => {
-                if slot.emitted != Some(slot.version) || slot.confirmed != slot.version {
+        match shared {
+            true => {
+                if slot.emitted.unwrap_or(0) != slot.version || slot.confirmed != slot.version {
                     // A write is still out: refresh once it is confirmed.
                     slot.phase = Phase::Idle;
                     return;
                 }
-                slot.version += 1;
-                slot.phase = Phase::Leasing {
-                    until: ceil_seconds(add(now, lease)),
-                };
-                self.queue.push_back(Queued::Persist { slot: idx });
+                self.take_lease(idx, now);
             }
-            None => self.send(idx, now),
+            false => self.send(idx, now),
         }
+    }
+
+    /// Writes a new lease (shared-store mode). If its confirmation has not
+    /// come when the lease ends, a new one is written.
+    fn take_lease(&mut self, idx: u32, now: SystemTime) {
+        let Some((_, lease)) = self.lease else {
+            return;
+        };
+        let Some(slot) = self.slots.get_mut(idx as usize).and_then(Option::as_mut) else {
+            return;
+        };
+        let until = ceil_seconds(add(now, lease));
+        slot.version = slot.version.saturating_add(1);
+        slot.phase = Phase::Leasing { until };
+        set_timer(&mut self.schedule, idx, slot, Some(until));
+        self.queue.push_back(Queued::Persist { slot: idx });
     }
 
     fn send(&mut self, idx: u32, now: SystemTime) {
@@ -1294,6 +1313,7 @@ impl Engine {
         now: SystemTime,
     ) -> Result<(), Error> {
         let idx = self.lookup(grant)?;
+        let timeout = self.settings.request_timeout;
         let Some(slot) = self.slot_mut(idx) else {
             return Err(unknown_grant(grant));
         };
@@ -1311,7 +1331,15 @@ impl Engine {
             slot.unconfirmed = Unconfirmed::None;
         }
         match slot.phase {
-            Phase::Leasing { .. } if version == slot.version => self.send(idx, now),
+            Phase::Leasing { until } if version == slot.version => {
+                if add(now, timeout) > until {
+                    // Confirmed too late: the lease would end before the
+                    // answer is due, and another engine could take over.
+                    self.take_lease(idx, now);
+                } else {
+                    self.send(idx, now);
+                }
+            }
             Phase::Idle if slot.timer.is_none() => self.rearm_idle(idx, now),
             _ => {}
         }
