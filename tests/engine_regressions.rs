@@ -320,3 +320,79 @@ fn a_lease_confirmed_too_late_is_taken_again_instead_of_sending() {
     e.handle_persisted("loc-1", record.version, late).unwrap();
     assert_eq!(sends_of(&drain(&mut e)), ["refresh-1"]);
 }
+
+fn access(status: TokenStatus) -> Option<String> {
+    match status {
+        TokenStatus::Ready(a) => Some(a.secret().to_owned()),
+        _ => None,
+    }
+}
+
+#[test]
+fn a_new_token_is_ready_only_once_its_persist_is_polled() {
+    let mut e = Engine::new(config(), EngineSettings::default());
+    e.insert("loc-1", TokenSet::new(tok(1), t0()), t0())
+        .unwrap();
+    drain(&mut e);
+    // Refresh ahead: the old token is still good.
+    let due = e.poll_timeout().unwrap();
+    e.handle_timeout(due);
+    let (id, _) = drain(&mut e).iter().find_map(sent_token).unwrap();
+    e.handle_response(id, resp(200, &ok_body(2)), due).unwrap();
+    let ask = |e: &mut Engine, at| access(e.access_token("loc-1", at).unwrap());
+    assert_eq!(ask(&mut e, due).as_deref(), Some("access-1"));
+    drain(&mut e);
+    assert_eq!(ask(&mut e, due).as_deref(), Some("access-2"));
+
+    // Refresh after expiry: wait, then a TokenReady right after the persist.
+    let exp = due + Duration::from_secs(86_399);
+    e.handle_timeout(exp);
+    assert_eq!(ask(&mut e, exp), None);
+    let (id, _) = drain(&mut e).iter().find_map(sent_token).unwrap();
+    e.handle_response(id, resp(200, &ok_body(3)), exp).unwrap();
+    assert_eq!(e.access_token("loc-1", exp).unwrap(), TokenStatus::Pending);
+    let outs = drain(&mut e);
+    assert!(
+        matches!(
+            outs.as_slice(),
+            [
+                Output::Persist { .. },
+                Output::Event(Event::TokenReady { .. }),
+                ..
+            ]
+        ),
+        "{outs:?}"
+    );
+    assert_eq!(ask(&mut e, exp).as_deref(), Some("access-3"));
+}
+
+#[test]
+fn shared_mode_a_new_token_is_ready_only_once_its_write_is_confirmed() {
+    let mut e = Engine::new(config(), shared());
+    e.insert("loc-1", TokenSet::new(tok(1), t0()), t0())
+        .unwrap();
+    drive_confirm(&mut e, t0());
+    let exp = t0() + Duration::from_secs(86_399);
+    assert_eq!(e.access_token("loc-1", exp).unwrap(), TokenStatus::Pending);
+    let (id, _) = drive_confirm(&mut e, exp)[0].clone();
+    e.handle_response(id, resp(200, &ok_body(2)), exp).unwrap();
+    let outs = drain(&mut e);
+    let Some(Output::Persist { record, .. }) = outs.first() else {
+        panic!("{outs:?}")
+    };
+    assert!(
+        !outs
+            .iter()
+            .any(|o| matches!(o, Output::Event(Event::TokenReady { .. }))),
+        "{outs:?}"
+    );
+    assert_eq!(e.access_token("loc-1", exp).unwrap(), TokenStatus::Pending);
+    e.handle_persisted("loc-1", record.version, exp).unwrap();
+    let outs = drain(&mut e);
+    assert!(
+        matches!(outs.as_slice(), [Output::Event(Event::TokenReady { .. })]),
+        "{outs:?}"
+    );
+    let ready = access(e.access_token("loc-1", exp).unwrap());
+    assert_eq!(ready.as_deref(), Some("access-2"));
+}

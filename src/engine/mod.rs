@@ -142,6 +142,8 @@
 //!   ahead of the events that report the refresh ([`Event::Refreshed`],
 //!   [`Event::TokenReady`]). A driver that acts on outputs in order, as the run
 //!   loop above does, has written it before anyone is told of the new token.
+//!   [`Engine::access_token`] hands the new access token out only once that
+//!   [`Output::Persist`] was polled (in shared-store mode: confirmed).
 //! - A refresh token is never sent once a newer one was received, and one
 //!   refresh per grant is in flight at most (whatever the number of callers).
 //! - An answer without `refresh_token` keeps the old one.
@@ -192,7 +194,7 @@ use http::Response;
 
 use crate::config::Config;
 use crate::error::{Error, ErrorKind};
-use crate::secret::RefreshToken;
+use crate::secret::{AccessToken, RefreshToken};
 use crate::token::{TokenResponse, TokenSet, UserType};
 use crate::token_endpoint::{Grant, TokenRequest, parse_token_response, token_request};
 
@@ -322,6 +324,10 @@ struct Slot {
     abandoned: Vec<Abandoned>,
     /// Removed by [`Engine::remove`]; kept only until its requests are answered.
     removed: bool,
+    /// While a newly received refresh token is not yet written (not polled;
+    /// in shared-store mode, not confirmed): the access token held before it
+    /// and its expiry, which callers get meanwhile.
+    prev: Option<Box<(AccessToken, SystemTime)>>,
 }
 
 /// Which request an answer belongs to.
@@ -529,6 +535,7 @@ impl Engine {
             slot.held = held;
             slot.epoch = slot.epoch.wrapping_add(1);
             slot.installed = slot.epoch;
+            slot.prev = None;
             slot.status = Status::Active;
             slot.phase = Phase::Idle;
             slot.attempt = 0;
@@ -562,6 +569,7 @@ impl Engine {
             unconfirmed: Unconfirmed::Installed,
             abandoned: Vec::new(),
             removed: false,
+            prev: None,
         };
         let idx = self.add_slot(slot);
         self.arm(idx, Some(at));
@@ -637,6 +645,7 @@ impl Engine {
             unconfirmed: Unconfirmed::None,
             abandoned: Vec::new(),
             removed: false,
+            prev: None,
         };
         let idx = self.add_slot(slot);
         self.apply_stored_state(idx, status, lease, now, false);
@@ -764,7 +773,10 @@ impl Engine {
     /// The access token of `grant`, answered at once.
     ///
     /// - [`TokenStatus::Ready`]: a token valid for at least the expiry skew. A
-    ///   refresh may be running ahead of expiry meanwhile.
+    ///   refresh may be running ahead of expiry meanwhile. A token from a
+    ///   refresh is handed out only once the record with its refresh token
+    ///   is written: its [`Output::Persist`] polled (in shared-store mode:
+    ///   confirmed). Until then the previous access token is, while it lasts.
     /// - [`TokenStatus::Pending`]: the token expired; a refresh is in flight or
     ///   scheduled (and is started now if it was not). However many callers
     ///   ask, one refresh runs. Wait for [`Event::TokenReady`].
@@ -786,6 +798,14 @@ impl Engine {
             Status::Reauth(_) => return Ok(TokenStatus::ReauthorizationNeeded),
             Status::Suspended(until) => return Ok(TokenStatus::Suspended { until }),
             Status::Active => {}
+        }
+        if let Some(prev) = &slot.prev {
+            // New tokens are not written yet: the old access token, or wait.
+            if add(now, skew) < prev.1 {
+                return Ok(TokenStatus::Ready(prev.0.clone()));
+            }
+            slot.waiters = true;
+            return Ok(TokenStatus::Pending);
         }
         if add(now, skew) < slot.held.expires_at() {
             return Ok(TokenStatus::Ready(slot.held.access.clone()));
@@ -1168,7 +1188,7 @@ impl Engine {
         now: SystemTime,
     ) {
         let margin = self.settings.refresh_margin;
-
+        let shared = self.lease.is_some();
         let Some(slot) = self.slots.get_mut(idx as usize).and_then(Option::as_mut) else {
             return;
         };
@@ -1179,7 +1199,8 @@ impl Engine {
         ) else {
             return;
         };
-        if held.refresh != slot.held.refresh {
+        let rotated = held.refresh != slot.held.refresh;
+        if rotated {
             slot.epoch = slot.epoch.wrapping_add(1);
             if slot.unconfirmed != Unconfirmed::Installed {
                 slot.unconfirmed = Unconfirmed::Refreshed {
@@ -1187,7 +1208,13 @@ impl Engine {
                 };
             }
         }
-        slot.held = held;
+        let old = std::mem::replace(&mut slot.held, held);
+        if rotated && slot.prev.is_none() {
+            // Until the new refresh token is written, callers get the old
+            // access token (while it lasts).
+            let expires = old.expires_at();
+            slot.prev = Some(Box::new((old.access, expires)));
+        }
         slot.status = Status::Active;
         slot.phase = Phase::Idle;
         slot.attempt = 0;
@@ -1196,7 +1223,9 @@ impl Engine {
         set_timer(&mut self.schedule, idx, slot, Some(at));
         let grant = slot.key.clone();
         let expires_at = slot.held.expires_at();
-        let waiters = std::mem::take(&mut slot.waiters);
+        // In shared-store mode a new refresh token is ready once its write is
+        // confirmed (see `durable`).
+        let waiters = !(shared && slot.prev.is_some()) && std::mem::take(&mut slot.waiters);
         self.queue.push_back(Queued::Persist { slot: idx });
         self.queue.push_back(Queued::Event(Event::Refreshed {
             grant: grant.clone(),
@@ -1329,7 +1358,13 @@ impl Engine {
         slot.confirmed = version;
         if version == slot.version {
             slot.unconfirmed = Unconfirmed::None;
+            if let Some(ready) = self.durable(idx) {
+                self.queue.push_back(Queued::Event(ready));
+            }
         }
+        let Some(slot) = self.slot_mut(idx) else {
+            return Err(unknown_grant(grant));
+        };
         match slot.phase {
             Phase::Leasing { until } if version == slot.version => {
                 if add(now, timeout) > until {
@@ -1413,6 +1448,21 @@ impl Engine {
         Ok(())
     }
 
+    /// The held tokens are written: the old access token goes, and callers
+    /// told to wait are told a token is ready (the event to queue).
+    fn durable(&mut self, idx: u32) -> Option<Event> {
+        let slot = self.slot_mut(idx)?;
+        slot.prev.take()?;
+        if !(slot.waiters && slot.status == Status::Active) {
+            return None;
+        }
+        slot.waiters = false;
+        Some(Event::TokenReady {
+            grant: slot.key.clone(),
+            expires_at: slot.held.expires_at(),
+        })
+    }
+
     /// Whether the engine holds tokens that are newer than `record`'s and
     /// that the store may not have: a new authorization, or tokens received
     /// for the refresh token the record holds.
@@ -1451,6 +1501,7 @@ impl Engine {
         slot.emitted = Some(version);
         slot.confirmed = version;
         slot.unconfirmed = Unconfirmed::None;
+        slot.prev = None;
         if same_token && matches!(slot.phase, Phase::InFlight { .. }) {
             // Our refresh is out; its answer decides.
             return;
@@ -1608,6 +1659,10 @@ impl Engine {
                             slot.confirmed = slot.version;
                             slot.unconfirmed = Unconfirmed::None;
                         }
+                    }
+                    if !shared && let Some(ready) = self.durable(idx) {
+                        // Right after the record that holds the token.
+                        self.queue.push_front(Queued::Event(ready));
                     }
                     return Some(Output::Persist {
                         grant,
