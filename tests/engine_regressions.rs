@@ -31,6 +31,8 @@ fn ok_body(n: u32) -> String {
     )
 }
 
+const INVALID_CLIENT: &str = r#"{"error":"invalid_client","error_description":"bad secret"}"#;
+
 fn drain(e: &mut Engine) -> Vec<Output> {
     std::iter::from_fn(|| e.poll_output()).collect()
 }
@@ -395,4 +397,73 @@ fn shared_mode_a_new_token_is_ready_only_once_its_write_is_confirmed() {
     );
     let ready = access(e.access_token("loc-1", exp).unwrap());
     assert_eq!(ready.as_deref(), Some("access-2"));
+}
+
+#[test]
+fn a_lease_confirmed_after_the_client_was_rejected_sends_nothing() {
+    let mut e = Engine::new(config(), shared());
+    let mut other = tok(1);
+    other.refresh_token = Some(RefreshToken::new("refresh-b"));
+    e.insert("loc-1", TokenSet::new(tok(1), t0()), t0())
+        .unwrap();
+    e.insert("loc-2", TokenSet::new(other, t0()), t0()).unwrap();
+    drive_confirm(&mut e, t0());
+    let due = e.poll_timeout().unwrap();
+    e.handle_timeout(due);
+    let leases: Vec<(GrantId, u64)> = drain(&mut e)
+        .into_iter()
+        .filter_map(|o| match o {
+            Output::Persist { grant, record, .. } => Some((grant, record.version)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(leases.len(), 2);
+    e.handle_persisted(leases[0].0.as_str(), leases[0].1, due)
+        .unwrap();
+    let sent: Vec<_> = drain(&mut e).iter().filter_map(sent_token).collect();
+    assert_eq!(sent.len(), 1);
+    e.handle_response(sent[0].0, resp(401, INVALID_CLIENT), due)
+        .unwrap();
+    let outs = drain(&mut e);
+    assert!(e.is_halted());
+    assert!(
+        outs.iter()
+            .any(|o| matches!(o, Output::Event(Event::ConfigurationRejected { .. }))),
+        "{outs:?}"
+    );
+    e.handle_persisted(leases[1].0.as_str(), leases[1].1, due)
+        .unwrap();
+    assert!(sends_of(&drain(&mut e)).is_empty());
+    // A corrected configuration sends again.
+    e.reconfigure(config(), due);
+    e.handle_timeout(due);
+    assert_eq!(drive_confirm(&mut e, due).len(), 2);
+}
+
+#[test]
+fn sends_queued_before_the_client_was_rejected_are_not_sent() {
+    let mut e = Engine::new(config(), EngineSettings::default());
+    for i in 0..3 {
+        let mut t = tok(1);
+        t.refresh_token = Some(RefreshToken::new(format!("refresh-g{i}")));
+        e.insert(format!("loc-{i}"), TokenSet::new(t, t0()), t0())
+            .unwrap();
+    }
+    drain(&mut e);
+    let due = e.poll_timeout().unwrap();
+    e.handle_timeout(due);
+    let (id, _) = sent_token(&e.poll_output().unwrap()).unwrap();
+    // The answer to the first comes before the others are polled.
+    e.handle_response(id, resp(401, INVALID_CLIENT), due)
+        .unwrap();
+    let outs = drain(&mut e);
+    assert!(e.is_halted());
+    assert!(sends_of(&outs).is_empty(), "{outs:?}");
+    for i in 1..3 {
+        let status = e.access_token(&format!("loc-{i}"), due).unwrap();
+        assert!(matches!(status, TokenStatus::Ready(_)));
+    }
+    e.reconfigure(config(), due);
+    e.handle_timeout(due);
+    assert_eq!(sends_of(&drain(&mut e)).len(), 3);
 }

@@ -937,6 +937,10 @@ impl Engine {
     }
 
     fn send(&mut self, idx: u32, now: SystemTime) {
+        if self.halted {
+            self.park(idx);
+            return;
+        }
         let seq = self.next_seq();
         let timeout = self.settings.request_timeout;
         let Some(slot) = self.slots.get_mut(idx as usize).and_then(Option::as_mut) else {
@@ -1681,6 +1685,11 @@ impl Engine {
             return None;
         };
         if s != seq || epoch != slot.epoch || slot.removed {
+            return None;
+        }
+        if self.halted {
+            // Queued before the client was rejected: it waits for reconfigure.
+            self.park(idx);
             return None;
         }
         let user_type = match slot.held.user_type() {
