@@ -467,3 +467,34 @@ fn sends_queued_before_the_client_was_rejected_are_not_sent() {
     e.handle_timeout(due);
     assert_eq!(sends_of(&drain(&mut e)).len(), 3);
 }
+
+#[test]
+fn a_record_whose_version_cannot_go_up_is_refused() {
+    let mut e = Engine::new(config(), EngineSettings::default());
+    for version in [u64::MAX, MAX_RECORD_VERSION + 1] {
+        let mut rec = GrantRecord::new("loc-1", TokenSet::new(tok(1), t0()));
+        rec.version = version;
+        let err = e.restore(rec, t0()).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::StaleRecord, "{err}");
+    }
+    assert!(e.is_empty());
+    // The highest one taken still goes up (and would then be refused).
+    let mut rec = GrantRecord::new("loc-1", TokenSet::new(tok(1), t0()));
+    rec.version = MAX_RECORD_VERSION;
+    e.restore(rec, t0()).unwrap();
+    let due = e.poll_timeout().unwrap();
+    e.handle_timeout(due);
+    let (id, _) = drain(&mut e).iter().find_map(sent_token).unwrap();
+    e.handle_response(id, resp(200, &ok_body(2)), due).unwrap();
+    let outs = drain(&mut e);
+    let Some(Output::Persist {
+        record, replaces, ..
+    }) = outs.first()
+    else {
+        panic!("{outs:?}")
+    };
+    assert_eq!(
+        (record.version, *replaces),
+        (MAX_RECORD_VERSION + 1, Some(MAX_RECORD_VERSION))
+    );
+}

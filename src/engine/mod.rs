@@ -199,7 +199,7 @@ use crate::token::{TokenResponse, TokenSet, UserType};
 use crate::token_endpoint::{Grant, TokenRequest, parse_token_response, token_request};
 
 pub use output::{Event, Failure, Output, RequestId, TokenStatus};
-pub use record::{GrantId, GrantRecord, GrantStatus, Lease, RECORD_SCHEMA};
+pub use record::{GrantId, GrantRecord, GrantStatus, Lease, MAX_RECORD_VERSION, RECORD_SCHEMA};
 pub use settings::EngineSettings;
 
 use crate::rate_limit::saturating_add as add;
@@ -540,7 +540,7 @@ impl Engine {
             slot.phase = Phase::Idle;
             slot.attempt = 0;
             slot.unconfirmed = Unconfirmed::Installed;
-            slot.version += 1;
+            slot.version = slot.version.saturating_add(1);
             let at = slot.held.refresh_at(margin).max(now);
             set_timer(&mut self.schedule, idx, slot, Some(at));
             let expires_at = slot.held.expires_at();
@@ -1222,7 +1222,7 @@ impl Engine {
         slot.status = Status::Active;
         slot.phase = Phase::Idle;
         slot.attempt = 0;
-        slot.version += 1;
+        slot.version = slot.version.saturating_add(1);
         let at = slot.held.refresh_at(margin).max(now);
         set_timer(&mut self.schedule, idx, slot, Some(at));
         let grant = slot.key.clone();
@@ -1260,7 +1260,7 @@ impl Engine {
         }
         slot.held.refresh = token.clone();
         slot.epoch = slot.epoch.wrapping_add(1);
-        slot.version += 1;
+        slot.version = slot.version.saturating_add(1);
         self.queue.push_back(Queued::Persist { slot: idx });
         true
     }
@@ -1283,7 +1283,7 @@ impl Engine {
                 slot.status = Status::Reauth(Some(error.to_string().into_boxed_str()));
                 slot.phase = Phase::Reauth;
                 slot.waiters = false;
-                slot.version += 1;
+                slot.version = slot.version.saturating_add(1);
                 set_timer(&mut self.schedule, idx, slot, None);
                 self.queue.push_back(Queued::Persist { slot: idx });
                 self.queue
@@ -1294,7 +1294,7 @@ impl Engine {
                 slot.status = Status::Suspended(until);
                 slot.phase = Phase::Suspended;
                 slot.waiters = false;
-                slot.version += 1;
+                slot.version = slot.version.saturating_add(1);
                 set_timer(&mut self.schedule, idx, slot, Some(until));
                 self.queue.push_back(Queued::Persist { slot: idx });
                 self.queue.push_back(Queued::Event(Event::Suspended {
