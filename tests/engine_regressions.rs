@@ -498,3 +498,50 @@ fn a_record_whose_version_cannot_go_up_is_refused() {
         (MAX_RECORD_VERSION + 1, Some(MAX_RECORD_VERSION))
     );
 }
+
+#[test]
+fn an_endless_suspended_retry_does_not_panic() {
+    let settings = EngineSettings::default().suspended_retry(Duration::MAX);
+    let mut e = Engine::new(config(), settings);
+    e.insert("loc-1", TokenSet::new(tok(1), t0()), t0())
+        .unwrap();
+    drain(&mut e);
+    let due = e.poll_timeout().unwrap();
+    e.handle_timeout(due);
+    let (id, _) = drain(&mut e).iter().find_map(sent_token).unwrap();
+    let body = r#"{"statusCode":400,"message":"Location is not active"}"#;
+    let at = due + Duration::from_nanos(1);
+    e.handle_response(id, resp(400, body), at).unwrap();
+    let outs = drain(&mut e);
+    assert!(
+        outs.iter().any(
+            |o| matches!(o, Output::Event(Event::Suspended { until, .. }) if *until > at + Duration::from_secs(1 << 40))
+        ),
+        "{outs:?}"
+    );
+}
+
+#[test]
+fn an_endless_lease_does_not_panic() {
+    let settings = EngineSettings::default().shared_store("a", Duration::MAX);
+    let mut e = Engine::new(config(), settings);
+    e.insert("loc-1", TokenSet::new(tok(1), t0()), t0())
+        .unwrap();
+    drive_confirm(&mut e, t0());
+    let due = e.poll_timeout().unwrap() + Duration::from_nanos(1);
+    e.handle_timeout(due);
+    assert_eq!(sends_of(&drain_confirmed(&mut e, due)), ["refresh-1"]);
+}
+
+/// Like [`drive_confirm`], returning every output.
+fn drain_confirmed(e: &mut Engine, now: SystemTime) -> Vec<Output> {
+    let mut outs = vec![];
+    while let Some(o) = e.poll_output() {
+        if let Output::Persist { grant, record, .. } = &o {
+            e.handle_persisted(grant.as_str(), record.version, now)
+                .unwrap();
+        }
+        outs.push(o);
+    }
+    outs
+}

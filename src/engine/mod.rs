@@ -349,11 +349,14 @@ fn fingerprint(token: &RefreshToken) -> u64 {
     h.finish()
 }
 
-/// `t` rounded up to a whole second.
+/// `t` rounded up to a whole second (down, at the end of the platform's range).
 fn ceil_seconds(t: SystemTime) -> SystemTime {
     let d = t.duration_since(UNIX_EPOCH).unwrap_or_default();
-    let secs = d.as_secs() + u64::from(d.subsec_nanos() > 0);
-    UNIX_EPOCH + Duration::from_secs(secs)
+    let down = add(UNIX_EPOCH, Duration::from_secs(d.as_secs()));
+    if d.subsec_nanos() == 0 {
+        return down;
+    }
+    down.checked_add(Duration::from_secs(1)).unwrap_or(down)
 }
 
 fn unknown_grant(grant: &str) -> Error {
