@@ -545,3 +545,12 @@ fn drain_confirmed(e: &mut Engine, now: SystemTime) -> Vec<Output> {
     }
     outs
 }
+
+#[test]
+fn engine_debug_prints_no_fingerprint_of_a_spent_token() {
+    let (e, _, _) = shared_engine_with_unconfirmed_refresh_2();
+    let debug = format!("{e:?}");
+    assert!(debug.contains("unconfirmed: Refreshed"), "{debug}");
+    assert!(!debug.contains("spent"), "{debug}");
+    assert!(!debug.contains("refresh-1") && !debug.contains("refresh-2"));
+}

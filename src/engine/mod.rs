@@ -281,8 +281,8 @@ enum Phase {
     Parked,
 }
 
-/// Tokens held that the store may not have yet (shared-store mode).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Tokens held that the store may not have yet.
+#[derive(Clone, Copy, PartialEq, Eq)]
 enum Unconfirmed {
     None,
     /// Received from a refresh that spent the token with this fingerprint.
@@ -291,6 +291,17 @@ enum Unconfirmed {
     },
     /// Handed in by `insert`: a new authorization, which always wins.
     Installed,
+}
+
+/// Without the fingerprint: with a guessed token, it would confirm the guess.
+impl std::fmt::Debug for Unconfirmed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Unconfirmed::None => "None",
+            Unconfirmed::Refreshed { .. } => "Refreshed",
+            Unconfirmed::Installed => "Installed",
+        })
+    }
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -343,9 +354,15 @@ fn superseded(slot: &Slot, epoch: u32) -> bool {
     slot.installed != epoch && slot.installed.wrapping_sub(epoch) < 1 << 31
 }
 
+/// Tells refresh tokens apart (never printed). Tokens are JWTs or random
+/// strings: the length and the last 64 bytes (the signature) suffice, and
+/// keep this cheap for ~1 KiB tokens.
 fn fingerprint(token: &RefreshToken) -> u64 {
+    let bytes = token.secret().as_bytes();
+    let tail = bytes.get(bytes.len().saturating_sub(64)..).unwrap_or(bytes);
     let mut h = DefaultHasher::new();
-    token.secret().hash(&mut h);
+    bytes.len().hash(&mut h);
+    tail.hash(&mut h);
     h.finish()
 }
 
