@@ -554,3 +554,23 @@ fn engine_debug_prints_no_fingerprint_of_a_spent_token() {
     assert!(!debug.contains("spent"), "{debug}");
     assert!(!debug.contains("refresh-1") && !debug.contains("refresh-2"));
 }
+
+#[test]
+fn removed_and_restored_grant_keeps_its_backoff_while_an_answer_is_late() {
+    let (mut e, due, id, record) = refresh_in_flight();
+    // The request times out; the retry waits.
+    let timeout = e.poll_timeout().unwrap();
+    e.handle_timeout(timeout);
+    drain(&mut e);
+    let retry = e.poll_timeout().unwrap();
+    assert!(retry > timeout);
+    e.remove("loc-1").unwrap();
+    e.restore(record, timeout).unwrap();
+    assert!(drain(&mut e).is_empty());
+    assert_eq!(e.poll_timeout(), Some(retry));
+    // The late answer still wins.
+    e.handle_response(id, resp(200, &ok_body(2)), timeout)
+        .unwrap();
+    assert_eq!(persisted(&drain(&mut e)), ["refresh-2"]);
+    assert!(e.poll_timeout().unwrap() > due + Duration::from_secs(3600));
+}

@@ -538,7 +538,7 @@ impl Engine {
                 "the tokens for grant {grant} have no refresh token; the engine cannot keep them fresh"
             ))
         })?;
-        self.reattach(grant.as_str(), now);
+        self.reattach(grant.as_str());
         if let Some(&idx) = self.index.get(grant.as_str()) {
             let margin = self.settings.refresh_margin;
             let Some(slot) = self.slots.get_mut(idx as usize).and_then(Option::as_mut) else {
@@ -611,10 +611,12 @@ impl Engine {
     /// - [`ErrorKind::InvalidInput`]: the record has no refresh token.
     pub fn restore(&mut self, record: GrantRecord, now: SystemTime) -> Result<(), Error> {
         record.check()?;
-        if let Some(idx) = self.reattach(record.grant.as_str(), now) {
-            // A removed grant comes back while its refresh is out: the
-            // answer to that refresh decides, as for a grant never removed.
-            self.adopt_record(idx, record, now);
+        if let Some(idx) = self.reattach(record.grant.as_str()) {
+            // A removed grant comes back while its requests are out: it goes
+            // on as if never removed, and takes the record only if newer.
+            if self.slot(idx).is_some_and(|s| record.version > s.version) {
+                self.adopt_record(idx, record, now);
+            }
             return Ok(());
         }
         if let Some(&idx) = self.index.get(record.grant.as_str()) {
@@ -678,8 +680,9 @@ impl Engine {
     /// If a refresh of the grant is out, the engine remembers it (for the
     /// last 1,024 removed grants): should the grant come
     /// back ([`insert`](Self::insert), [`restore`](Self::restore)) before the
-    /// answer, the answer is handled as if the grant had never left, so its
-    /// new refresh token is not lost. Otherwise the answer is an
+    /// answer, it goes on as if it had never left (its scheduled retry, its
+    /// answers; a restore takes the record only if it is newer), so no new
+    /// refresh token is lost and no second refresh starts. Otherwise the answer is an
     /// [`ErrorKind::UnknownRequest`], and a success carries its refresh token
     /// in [`Error::rescued_refresh_token`].
     ///
@@ -691,9 +694,12 @@ impl Engine {
         let Some(slot) = self.slots.get_mut(idx as usize).and_then(Option::as_mut) else {
             return Ok(());
         };
-        set_timer(&mut self.schedule, idx, slot, None);
         slot.waiters = false;
         if matches!(slot.phase, Phase::InFlight { .. }) || !slot.abandoned.is_empty() {
+            // Out of the schedule, but remembered should the grant come back.
+            if let Some(t) = slot.timer {
+                self.schedule.remove(t, idx);
+            }
             slot.removed = true;
             let key = slot.key.clone();
             self.removed.insert(key, idx);
@@ -726,18 +732,12 @@ impl Engine {
 
     /// Takes a removed grant back (with its requests still out), if there is
     /// one of that name.
-    fn reattach(&mut self, grant: &str, now: SystemTime) -> Option<u32> {
+    fn reattach(&mut self, grant: &str) -> Option<u32> {
         let idx = self.removed.remove(grant)?;
-        let timeout = self.settings.request_timeout;
         let slot = self.slots.get_mut(idx as usize).and_then(Option::as_mut)?;
         slot.removed = false;
-        if let Phase::InFlight { sent_at, .. } = slot.phase {
-            set_timer(
-                &mut self.schedule,
-                idx,
-                slot,
-                Some(add(sent_at, timeout).max(now)),
-            );
+        if let Some(t) = slot.timer {
+            self.schedule.insert(t, idx);
         }
         let key = slot.key.clone();
         self.index.insert(key, idx);

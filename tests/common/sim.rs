@@ -39,6 +39,9 @@ pub enum Fate {
 #[derive(Debug, Default)]
 pub struct Store {
     pub records: BTreeMap<String, GrantRecord>,
+    /// The last few records written per grant, oldest first (the current
+    /// one last): stale records for out-of-order notifications.
+    pub history: BTreeMap<String, VecDeque<GrantRecord>>,
     pub writes: u64,
     pub conflicts: u64,
 }
@@ -55,6 +58,7 @@ impl Store {
         let key = record.grant.as_str().to_owned();
         let current = self.records.get(&key);
         if current.map(|r| r.version) == replaces {
+            self.remember(&record);
             self.records.insert(key, record);
             self.writes += 1;
             Ok(())
@@ -64,8 +68,20 @@ impl Store {
         }
     }
 
+    fn remember(&mut self, record: &GrantRecord) {
+        let h = self
+            .history
+            .entry(record.grant.as_str().to_owned())
+            .or_default();
+        if h.len() == 6 {
+            h.pop_front();
+        }
+        h.push_back(record.clone());
+    }
+
     /// Overwrites (single-process mode).
     pub fn put(&mut self, record: GrantRecord) {
+        self.remember(&record);
         self.writes += 1;
         self.records
             .insert(record.grant.as_str().to_owned(), record);
