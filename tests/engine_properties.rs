@@ -1,6 +1,7 @@
 //! Property tests: random interleavings of asks, answers (on time, late, or
 //! lost), server faults, suspensions, store conflicts (two engines on one
-//! compare-and-swap store) and restarts. Whatever happens:
+//! compare-and-swap store), restarts, notifications of current and of stale
+//! records, and grants removed and restored. Whatever happens:
 //! - never two refreshes of one grant in flight;
 //! - no spent refresh token is ever sent (checked at the fake when sent);
 //! - every refresh token the fake issued is spent or is the one last
@@ -26,14 +27,42 @@ const GRANTS: usize = 2;
 
 #[derive(Debug, Clone)]
 enum Action {
-    Ask { node: usize, grant: usize },
-    Advance { secs: u64 },
-    Fault { fault: Fault, times: usize },
-    Suspend { grant: usize },
-    Reactivate { grant: usize },
+    Ask {
+        node: usize,
+        grant: usize,
+    },
+    Advance {
+        secs: u64,
+    },
+    Fault {
+        fault: Fault,
+        times: usize,
+    },
+    Suspend {
+        grant: usize,
+    },
+    Reactivate {
+        grant: usize,
+    },
     NextFate(Fate),
-    Restart { node: usize },
-    Notify { node: usize, grant: usize },
+    Restart {
+        node: usize,
+    },
+    Notify {
+        node: usize,
+        grant: usize,
+    },
+    /// An out-of-order notification: a record written `back` writes ago.
+    NotifyStale {
+        node: usize,
+        grant: usize,
+        back: usize,
+    },
+    /// The grant is removed, then restored from the store at once.
+    RemoveRestore {
+        node: usize,
+        grant: usize,
+    },
 }
 
 fn action() -> impl Strategy<Value = Action> {
@@ -63,6 +92,9 @@ fn action() -> impl Strategy<Value = Action> {
         3 => fate.prop_map(Action::NextFate),
         1 => (0..2usize).prop_map(|node| Action::Restart { node }),
         1 => (0..2usize, 0..GRANTS).prop_map(|(node, grant)| Action::Notify { node, grant }),
+        1 => (0..2usize, 0..GRANTS, 1..6usize)
+            .prop_map(|(node, grant, back)| Action::NotifyStale { node, grant, back }),
+        1 => (0..2usize, 0..GRANTS).prop_map(|(node, grant)| Action::RemoveRestore { node, grant }),
     ]
 }
 
@@ -119,6 +151,32 @@ fn run(shared: bool, actions: &[Action]) -> Result<(), TestCaseError> {
                 let record = sim.store.records[&grants[*grant]].clone();
                 let _ = sim.nodes[node % nodes].engine.restore(record, sim.now);
                 sim.pump(node % nodes);
+            }
+            Action::NotifyStale { node, grant, back } => {
+                let history = &sim.store.history[&grants[*grant]];
+                if let Some(record) = history
+                    .len()
+                    .checked_sub(1 + back)
+                    .map(|i| history[i].clone())
+                {
+                    // Refused if not newer than what the engine holds; else adopted.
+                    let _ = sim.nodes[node % nodes].engine.restore(record, sim.now);
+                    sim.pump(node % nodes);
+                }
+            }
+            Action::RemoveRestore { node, grant } => {
+                let node = node % nodes;
+                let g = &grants[*grant];
+                let name = sim.nodes[node].name.clone();
+                sim.note(&name, format!("remove {g}; restore it"));
+                sim.nodes[node].engine.remove(g).expect("remove");
+                sim.pump(node);
+                let record = sim.store.records[g].clone();
+                sim.nodes[node]
+                    .engine
+                    .restore(record, sim.now)
+                    .expect("restore");
+                sim.pump(node);
             }
         }
         prop_assert!(

@@ -129,7 +129,11 @@
 //!
 //! In shared-store mode report every write's outcome: the engine refreshes a
 //! grant only once its previous write is confirmed. If a write fails for
-//! another reason (the store is down), retry that write.
+//! another reason (the store is down), retry that write. A lease whose
+//! confirmation has not come when it ends is written again; a lease confirmed
+//! with less than [`EngineSettings::request_timeout`] left is renewed instead
+//! of used. A record of version 0 ([`GrantRecord::new`]) counts as never
+//! stored: the first write of it has `replaces: None`.
 //!
 //! # Rotation safety
 //!
@@ -138,6 +142,8 @@
 //!   ahead of the events that report the refresh ([`Event::Refreshed`],
 //!   [`Event::TokenReady`]). A driver that acts on outputs in order, as the run
 //!   loop above does, has written it before anyone is told of the new token.
+//!   [`Engine::access_token`] hands the new access token out only once that
+//!   [`Output::Persist`] was polled (in shared-store mode: confirmed).
 //! - A refresh token is never sent once a newer one was received, and one
 //!   refresh per grant is in flight at most (whatever the number of callers).
 //! - An answer without `refresh_token` keeps the old one.
@@ -188,12 +194,12 @@ use http::Response;
 
 use crate::config::Config;
 use crate::error::{Error, ErrorKind};
-use crate::secret::RefreshToken;
+use crate::secret::{AccessToken, RefreshToken};
 use crate::token::{TokenResponse, TokenSet, UserType};
 use crate::token_endpoint::{Grant, TokenRequest, parse_token_response, token_request};
 
 pub use output::{Event, Failure, Output, RequestId, TokenStatus};
-pub use record::{GrantId, GrantRecord, GrantStatus, Lease, RECORD_SCHEMA};
+pub use record::{GrantId, GrantRecord, GrantStatus, Lease, MAX_RECORD_VERSION, RECORD_SCHEMA};
 pub use settings::EngineSettings;
 
 use crate::rate_limit::saturating_add as add;
@@ -205,6 +211,10 @@ use settings::StoreMode;
 /// How many given-up requests per grant the engine remembers, so that a late
 /// answer to one of them is still recognized (and its tokens adopted).
 pub const ABANDONED_MEMORY: usize = 4;
+
+/// How many removed grants with requests still out the engine remembers, so
+/// that their answers are recognized (adopted if the grant comes back).
+const REMOVED_MEMORY: usize = 1024;
 
 /// The token lifecycle of many grants, as a state machine. See the
 /// [module docs](self) for how to drive it.
@@ -221,7 +231,12 @@ pub struct Engine {
     rng: SplitMix64,
     seq: u32,
     halted: bool,
+    /// Slots that were parked (lazily cleaned: a slot counts only while its
+    /// phase is `Parked`).
     parked: Vec<u32>,
+    /// Removed grants whose requests are still out, by grant and in order.
+    removed: HashMap<GrantId, u32>,
+    removed_order: VecDeque<u32>,
     interner: Interner,
 }
 
@@ -266,8 +281,8 @@ enum Phase {
     Parked,
 }
 
-/// Tokens held that the store may not have yet (shared-store mode).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Tokens held that the store may not have yet.
+#[derive(Clone, Copy, PartialEq, Eq)]
 enum Unconfirmed {
     None,
     /// Received from a refresh that spent the token with this fingerprint.
@@ -276,6 +291,17 @@ enum Unconfirmed {
     },
     /// Handed in by `insert`: a new authorization, which always wins.
     Installed,
+}
+
+/// Without the fingerprint: with a guessed token, it would confirm the guess.
+impl std::fmt::Debug for Unconfirmed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Unconfirmed::None => "None",
+            Unconfirmed::Refreshed { .. } => "Refreshed",
+            Unconfirmed::Installed => "Installed",
+        })
+    }
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -300,10 +326,19 @@ struct Slot {
     confirmed: u64,
     /// Bumped whenever the refresh token changes.
     epoch: u32,
+    /// The epoch of the last new authorization ([`Engine::insert`]): answers
+    /// to requests sent before it are superseded.
+    installed: u32,
     attempt: u32,
     waiters: bool,
     unconfirmed: Unconfirmed,
     abandoned: Vec<Abandoned>,
+    /// Removed by [`Engine::remove`]; kept only until its requests are answered.
+    removed: bool,
+    /// While a newly received refresh token is not yet written (not polled;
+    /// in shared-store mode, not confirmed): the access token held before it
+    /// and its expiry, which callers get meanwhile.
+    prev: Option<Box<(AccessToken, SystemTime)>>,
 }
 
 /// Which request an answer belongs to.
@@ -313,17 +348,32 @@ enum Which {
     Abandoned { epoch: u32, sent_at: SystemTime },
 }
 
+/// Whether a new authorization came in after a request of `epoch` was sent.
+fn superseded(slot: &Slot, epoch: u32) -> bool {
+    // Wrapping order: `installed` is at most 2^31 epochs after `epoch`.
+    slot.installed != epoch && slot.installed.wrapping_sub(epoch) < 1 << 31
+}
+
+/// Tells refresh tokens apart (never printed). Tokens are JWTs or random
+/// strings: the length and the last 64 bytes (the signature) suffice, and
+/// keep this cheap for ~1 KiB tokens.
 fn fingerprint(token: &RefreshToken) -> u64 {
+    let bytes = token.secret().as_bytes();
+    let tail = bytes.get(bytes.len().saturating_sub(64)..).unwrap_or(bytes);
     let mut h = DefaultHasher::new();
-    token.secret().hash(&mut h);
+    bytes.len().hash(&mut h);
+    tail.hash(&mut h);
     h.finish()
 }
 
-/// `t` rounded up to a whole second.
+/// `t` rounded up to a whole second (down, at the end of the platform's range).
 fn ceil_seconds(t: SystemTime) -> SystemTime {
     let d = t.duration_since(UNIX_EPOCH).unwrap_or_default();
-    let secs = d.as_secs() + u64::from(d.subsec_nanos() > 0);
-    UNIX_EPOCH + Duration::from_secs(secs)
+    let down = add(UNIX_EPOCH, Duration::from_secs(d.as_secs()));
+    if d.subsec_nanos() == 0 {
+        return down;
+    }
+    down.checked_add(Duration::from_secs(1)).unwrap_or(down)
 }
 
 fn unknown_grant(grant: &str) -> Error {
@@ -384,6 +434,8 @@ impl Engine {
             seq: 0,
             halted: false,
             parked: Vec::new(),
+            removed: HashMap::new(),
+            removed_order: VecDeque::new(),
             interner: Interner::default(),
         }
     }
@@ -486,6 +538,7 @@ impl Engine {
                 "the tokens for grant {grant} have no refresh token; the engine cannot keep them fresh"
             ))
         })?;
+        self.reattach(grant.as_str());
         if let Some(&idx) = self.index.get(grant.as_str()) {
             let margin = self.settings.refresh_margin;
             let Some(slot) = self.slots.get_mut(idx as usize).and_then(Option::as_mut) else {
@@ -501,11 +554,13 @@ impl Engine {
             }
             slot.held = held;
             slot.epoch = slot.epoch.wrapping_add(1);
+            slot.installed = slot.epoch;
+            slot.prev = None;
             slot.status = Status::Active;
             slot.phase = Phase::Idle;
             slot.attempt = 0;
             slot.unconfirmed = Unconfirmed::Installed;
-            slot.version += 1;
+            slot.version = slot.version.saturating_add(1);
             let at = slot.held.refresh_at(margin).max(now);
             set_timer(&mut self.schedule, idx, slot, Some(at));
             let expires_at = slot.held.expires_at();
@@ -515,7 +570,6 @@ impl Engine {
                 self.queue
                     .push_back(Queued::Event(Event::TokenReady { grant, expires_at }));
             }
-            self.unpark_one(idx);
             return Ok(());
         }
         let at = held.refresh_at(self.settings.refresh_margin).max(now);
@@ -529,10 +583,13 @@ impl Engine {
             emitted: None,
             confirmed: 0,
             epoch: 0,
+            installed: 0,
             attempt: 0,
             waiters: false,
             unconfirmed: Unconfirmed::Installed,
             abandoned: Vec::new(),
+            removed: false,
+            prev: None,
         };
         let idx = self.add_slot(slot);
         self.arm(idx, Some(at));
@@ -554,6 +611,14 @@ impl Engine {
     /// - [`ErrorKind::InvalidInput`]: the record has no refresh token.
     pub fn restore(&mut self, record: GrantRecord, now: SystemTime) -> Result<(), Error> {
         record.check()?;
+        if let Some(idx) = self.reattach(record.grant.as_str()) {
+            // A removed grant comes back while its requests are out: it goes
+            // on as if never removed, and takes the record only if newer.
+            if self.slot(idx).is_some_and(|s| record.version > s.version) {
+                self.adopt_record(idx, record, now);
+            }
+            return Ok(());
+        }
         if let Some(&idx) = self.index.get(record.grant.as_str()) {
             let held_version = self.slot(idx).map_or(0, |s| s.version);
             if record.version <= held_version {
@@ -564,6 +629,12 @@ impl Engine {
                         record.version, record.grant
                     ),
                 ));
+            }
+            if self.holds_newer(idx, &record) {
+                // Tokens received (or installed) that the store may not have
+                // yet: never trade them for the stored ones; write them again.
+                self.rewrite_over(idx, record.version);
+                return Ok(());
             }
             self.adopt_record(idx, record, now);
             return Ok(());
@@ -586,13 +657,17 @@ impl Engine {
             phase: Phase::Idle,
             timer: None,
             version,
-            emitted: Some(version),
+            // Version 0 is a record that was never stored.
+            emitted: (version > 0).then_some(version),
             confirmed: version,
             epoch: 0,
+            installed: 0,
             attempt: 0,
             waiters: false,
             unconfirmed: Unconfirmed::None,
             abandoned: Vec::new(),
+            removed: false,
+            prev: None,
         };
         let idx = self.add_slot(slot);
         self.apply_stored_state(idx, status, lease, now, false);
@@ -600,23 +675,96 @@ impl Engine {
     }
 
     /// Forgets a grant (e.g. after an uninstall). Outputs not yet polled for
-    /// it are dropped; answers to its requests become unknown.
+    /// it are dropped.
+    ///
+    /// If a refresh of the grant is out, the engine remembers it (for the
+    /// last 1,024 removed grants): should the grant come
+    /// back ([`insert`](Self::insert), [`restore`](Self::restore)) before the
+    /// answer, it goes on as if it had never left (its scheduled retry, its
+    /// answers; a restore takes the record only if it is newer), so no new
+    /// refresh token is lost and no second refresh starts. Otherwise the answer is an
+    /// [`ErrorKind::UnknownRequest`], and a success carries its refresh token
+    /// in [`Error::rescued_refresh_token`].
     ///
     /// # Errors
     /// [`ErrorKind::UnknownGrant`].
     pub fn remove(&mut self, grant: &str) -> Result<(), Error> {
         let idx = self.lookup(grant)?;
-        if let Some(mut slot) = self.slots.get_mut(idx as usize).and_then(Option::take) {
-            set_timer(&mut self.schedule, idx, &mut slot, None);
-        }
         self.index.remove(grant);
-        self.queue.retain(|q| match q {
-            Queued::Send { slot, .. } | Queued::Persist { slot } => *slot != idx,
-            Queued::Event(e) => e.grant().as_str() != grant,
-        });
-        self.parked.retain(|&p| p != idx);
-        self.free.push(idx);
+        let Some(slot) = self.slots.get_mut(idx as usize).and_then(Option::as_mut) else {
+            return Ok(());
+        };
+        slot.waiters = false;
+        if matches!(slot.phase, Phase::InFlight { .. }) || !slot.abandoned.is_empty() {
+            // Out of the schedule, but remembered should the grant come back.
+            if let Some(t) = slot.timer {
+                self.schedule.remove(t, idx);
+            }
+            slot.removed = true;
+            let key = slot.key.clone();
+            self.removed.insert(key, idx);
+            self.removed_order.push_back(idx);
+            while self.removed.len() > REMOVED_MEMORY {
+                let Some(old) = self.removed_order.pop_front() else {
+                    break;
+                };
+                if self.slot(old).is_some_and(|s| s.removed) {
+                    self.free_slot(old);
+                }
+            }
+        } else {
+            self.free_slot(idx);
+        }
         Ok(())
+    }
+
+    /// Drops a slot for good.
+    fn free_slot(&mut self, idx: u32) {
+        let Some(mut slot) = self.slots.get_mut(idx as usize).and_then(Option::take) else {
+            return;
+        };
+        set_timer(&mut self.schedule, idx, &mut slot, None);
+        if slot.removed && self.removed.get(slot.key.as_str()) == Some(&idx) {
+            self.removed.remove(slot.key.as_str());
+        }
+        self.free.push(idx);
+    }
+
+    /// Takes a removed grant back (with its requests still out), if there is
+    /// one of that name.
+    fn reattach(&mut self, grant: &str) -> Option<u32> {
+        let idx = self.removed.remove(grant)?;
+        let slot = self.slots.get_mut(idx as usize).and_then(Option::as_mut)?;
+        slot.removed = false;
+        if let Some(t) = slot.timer {
+            self.schedule.insert(t, idx);
+        }
+        let key = slot.key.clone();
+        self.index.insert(key, idx);
+        Some(idx)
+    }
+
+    /// An answer for a removed grant: forgotten, and the slot freed once
+    /// nothing of it is out.
+    fn answer_for_removed(&mut self, id: RequestId, rescued: Option<RefreshToken>) -> Error {
+        let idx = id.slot();
+        if let Some(slot) = self.slot_mut(idx) {
+            if matches!(slot.phase, Phase::InFlight { seq, .. } if seq == id.seq()) {
+                slot.phase = Phase::Idle;
+            }
+            slot.abandoned.retain(|a| a.seq != id.seq());
+            if !matches!(slot.phase, Phase::InFlight { .. }) && slot.abandoned.is_empty() {
+                self.free_slot(idx);
+            }
+        }
+        let error = Error::new(
+            ErrorKind::UnknownRequest,
+            format!("request {id} is of a removed grant"),
+        );
+        match rescued {
+            Some(token) => error.with_rescued_refresh_token(token),
+            None => error,
+        }
     }
 
     fn add_slot(&mut self, slot: Slot) -> u32 {
@@ -645,7 +793,10 @@ impl Engine {
     /// The access token of `grant`, answered at once.
     ///
     /// - [`TokenStatus::Ready`]: a token valid for at least the expiry skew. A
-    ///   refresh may be running ahead of expiry meanwhile.
+    ///   refresh may be running ahead of expiry meanwhile. A token from a
+    ///   refresh is handed out only once the record with its refresh token
+    ///   is written: its [`Output::Persist`] polled (in shared-store mode:
+    ///   confirmed). Until then the previous access token is, while it lasts.
     /// - [`TokenStatus::Pending`]: the token expired; a refresh is in flight or
     ///   scheduled (and is started now if it was not). However many callers
     ///   ask, one refresh runs. Wait for [`Event::TokenReady`].
@@ -667,6 +818,14 @@ impl Engine {
             Status::Reauth(_) => return Ok(TokenStatus::ReauthorizationNeeded),
             Status::Suspended(until) => return Ok(TokenStatus::Suspended { until }),
             Status::Active => {}
+        }
+        if let Some(prev) = &slot.prev {
+            // New tokens are not written yet: the old access token, or wait.
+            if add(now, skew) < prev.1 {
+                return Ok(TokenStatus::Ready(prev.0.clone()));
+            }
+            slot.waiters = true;
+            return Ok(TokenStatus::Pending);
         }
         if add(now, skew) < slot.held.expires_at() {
             return Ok(TokenStatus::Ready(slot.held.access.clone()));
@@ -733,7 +892,9 @@ impl Engine {
                 Phase::Idle | Phase::Backoff | Phase::WaitingLease | Phase::Suspended => {
                     self.start_refresh(idx, now);
                 }
-                Phase::Leasing { .. } | Phase::Reauth | Phase::Parked => {}
+                // The lease write was never confirmed (nor refused): take it again.
+                Phase::Leasing { .. } => self.take_lease(idx, now),
+                Phase::Reauth | Phase::Parked => {}
             }
         }
     }
@@ -756,7 +917,7 @@ impl Engine {
             self.park(idx);
             return;
         }
-        let lease = self.lease.as_ref().map(|(_, d)| *d);
+        let shared = self.lease.is_some();
         let Some(slot) = self.slots.get_mut(idx as usize).and_then(Option::as_mut) else {
             return;
         };
@@ -766,24 +927,40 @@ impl Engine {
             return;
         }
         set_timer(&mut self.schedule, idx, slot, None);
-        match lease {
-            Some(lease) => {
-                if slot.emitted != Some(slot.version) || slot.confirmed != slot.version {
+        match shared {
+            true => {
+                if slot.emitted.unwrap_or(0) != slot.version || slot.confirmed != slot.version {
                     // A write is still out: refresh once it is confirmed.
                     slot.phase = Phase::Idle;
                     return;
                 }
-                slot.version += 1;
-                slot.phase = Phase::Leasing {
-                    until: ceil_seconds(add(now, lease)),
-                };
-                self.queue.push_back(Queued::Persist { slot: idx });
+                self.take_lease(idx, now);
             }
-            None => self.send(idx, now),
+            false => self.send(idx, now),
         }
     }
 
+    /// Writes a new lease (shared-store mode). If its confirmation has not
+    /// come when the lease ends, a new one is written.
+    fn take_lease(&mut self, idx: u32, now: SystemTime) {
+        let Some((_, lease)) = self.lease else {
+            return;
+        };
+        let Some(slot) = self.slots.get_mut(idx as usize).and_then(Option::as_mut) else {
+            return;
+        };
+        let until = ceil_seconds(add(now, lease));
+        slot.version = slot.version.saturating_add(1);
+        slot.phase = Phase::Leasing { until };
+        set_timer(&mut self.schedule, idx, slot, Some(until));
+        self.queue.push_back(Queued::Persist { slot: idx });
+    }
+
     fn send(&mut self, idx: u32, now: SystemTime) {
+        if self.halted {
+            self.park(idx);
+            return;
+        }
         let seq = self.next_seq();
         let timeout = self.settings.request_timeout;
         let Some(slot) = self.slots.get_mut(idx as usize).and_then(Option::as_mut) else {
@@ -806,10 +983,18 @@ impl Engine {
                 self.parked.push(idx);
             }
         }
-    }
-
-    fn unpark_one(&mut self, idx: u32) {
-        self.parked.retain(|&p| p != idx);
+        // Slots leave `Parked` without leaving the list; keep it short.
+        if self.parked.len() > 2 * self.slots.len() + 64 {
+            let slots = &self.slots;
+            self.parked.retain(|&p| {
+                slots
+                    .get(p as usize)
+                    .and_then(Option::as_ref)
+                    .is_some_and(|s| s.phase == Phase::Parked)
+            });
+            self.parked.sort_unstable();
+            self.parked.dedup();
+        }
     }
 
     /// Replaces the configuration (e.g. a corrected client secret) and lifts
@@ -821,6 +1006,7 @@ impl Engine {
         for idx in std::mem::take(&mut self.parked) {
             if let Some(slot) = self.slots.get_mut(idx as usize).and_then(Option::as_mut)
                 && slot.phase == Phase::Parked
+                && !slot.removed
             {
                 slot.phase = Phase::Idle;
                 set_timer(&mut self.schedule, idx, slot, Some(now));
@@ -871,7 +1057,10 @@ impl Engine {
     ///   if the answer has none), an [`Output::Persist`] is queued, then
     ///   [`Event::Refreshed`] (and [`Event::TokenReady`] if callers wait). The
     ///   expiry counts from when the request was sent. A success for a request
-    ///   the engine had given up on is adopted all the same.
+    ///   the engine had given up on is adopted all the same, as is one whose
+    ///   grant was restored from an older record meanwhile: only a new
+    ///   authorization ([`insert`](Self::insert)) since its request
+    ///   supersedes it.
     /// - Failure: a refresh token rescued from the answer
     ///   ([`Error::rescued_refresh_token`]) is adopted and persisted first, and
     ///   the refresh retried with it. Otherwise, classified by [`Error::kind`]:
@@ -898,6 +1087,13 @@ impl Engine {
     ) -> Result<(), Error> {
         let which = self.which(id)?;
         let idx = id.slot();
+        if self.slot(idx).is_some_and(|s| s.removed) {
+            let rescued = match result {
+                Ok(mut token) => token.refresh_token.take(),
+                Err(e) => e.rescued_refresh_token().cloned(),
+            };
+            return Err(self.answer_for_removed(id, rescued));
+        }
         match which {
             Which::Current { epoch, sent_at } => {
                 let Some(slot) = self.slots.get_mut(idx as usize).and_then(Option::as_mut) else {
@@ -906,8 +1102,12 @@ impl Engine {
                 set_timer(&mut self.schedule, idx, slot, None);
                 slot.phase = Phase::Idle;
                 let current = epoch == slot.epoch;
+                let adopt = current || !superseded(slot, epoch);
                 match result {
-                    Ok(token) if current => self.adopt_answer(idx, token, sent_at, now),
+                    // New tokens are adopted even if the held ones changed
+                    // meanwhile: the server spent the token this request
+                    // presented, and only a new authorization supersedes them.
+                    Ok(token) if adopt => self.adopt_answer(idx, token, sent_at, now),
                     Err(e) if current => self.handle_failure(idx, e, now),
                     // The tokens changed while it was out: refresh again with the new ones.
                     _ => self.rearm_idle(idx, now),
@@ -924,7 +1124,8 @@ impl Engine {
                     self.rescue(idx, e);
                     return Ok(());
                 }
-                if let (Ok(token), true) = (result, current) {
+                let adopt = current || !superseded(slot, epoch);
+                if let (Ok(token), true) = (result, adopt) {
                     // A late success: its refresh token is the newest one.
                     if let Phase::InFlight {
                         seq,
@@ -937,7 +1138,6 @@ impl Engine {
                     }
                     set_timer(&mut self.schedule, idx, slot, None);
                     slot.phase = Phase::Idle;
-                    self.unpark_one(idx);
                     self.adopt_answer(idx, token, sent_at, now);
                 }
             }
@@ -955,6 +1155,9 @@ impl Engine {
     pub fn handle_transport_error(&mut self, id: RequestId, now: SystemTime) -> Result<(), Error> {
         let which = self.which(id)?;
         let idx = id.slot();
+        if self.slot(idx).is_some_and(|s| s.removed) {
+            return Err(self.answer_for_removed(id, None));
+        }
         if let Which::Current { epoch, sent_at } = which {
             let Some(slot) = self.slots.get_mut(idx as usize).and_then(Option::as_mut) else {
                 return Err(unknown_request(id));
@@ -1020,24 +1223,33 @@ impl Engine {
         ) else {
             return;
         };
-        if held.refresh != slot.held.refresh {
+        let rotated = held.refresh != slot.held.refresh;
+        if rotated {
             slot.epoch = slot.epoch.wrapping_add(1);
-            if shared && slot.unconfirmed != Unconfirmed::Installed {
+            if slot.unconfirmed != Unconfirmed::Installed {
                 slot.unconfirmed = Unconfirmed::Refreshed {
                     spent: fingerprint(&slot.held.refresh),
                 };
             }
         }
-        slot.held = held;
+        let old = std::mem::replace(&mut slot.held, held);
+        if rotated && slot.prev.is_none() {
+            // Until the new refresh token is written, callers get the old
+            // access token (while it lasts).
+            let expires = old.expires_at();
+            slot.prev = Some(Box::new((old.access, expires)));
+        }
         slot.status = Status::Active;
         slot.phase = Phase::Idle;
         slot.attempt = 0;
-        slot.version += 1;
+        slot.version = slot.version.saturating_add(1);
         let at = slot.held.refresh_at(margin).max(now);
         set_timer(&mut self.schedule, idx, slot, Some(at));
         let grant = slot.key.clone();
         let expires_at = slot.held.expires_at();
-        let waiters = std::mem::take(&mut slot.waiters);
+        // In shared-store mode a new refresh token is ready once its write is
+        // confirmed (see `durable`).
+        let waiters = !(shared && slot.prev.is_some()) && std::mem::take(&mut slot.waiters);
         self.queue.push_back(Queued::Persist { slot: idx });
         self.queue.push_back(Queued::Event(Event::Refreshed {
             grant: grant.clone(),
@@ -1052,7 +1264,6 @@ impl Engine {
     /// Adopts (and queues for persistence) a refresh token found in a failed
     /// answer: the server may have spent the one sent. Returns whether it did.
     fn rescue(&mut self, idx: u32, error: &Error) -> bool {
-        let shared = self.lease.is_some();
         let Some(token) = error.rescued_refresh_token() else {
             return false;
         };
@@ -1062,14 +1273,14 @@ impl Engine {
         if token.secret().trim().is_empty() || *token == slot.held.refresh {
             return false;
         }
-        if shared && slot.unconfirmed != Unconfirmed::Installed {
+        if slot.unconfirmed != Unconfirmed::Installed {
             slot.unconfirmed = Unconfirmed::Refreshed {
                 spent: fingerprint(&slot.held.refresh),
             };
         }
         slot.held.refresh = token.clone();
         slot.epoch = slot.epoch.wrapping_add(1);
-        slot.version += 1;
+        slot.version = slot.version.saturating_add(1);
         self.queue.push_back(Queued::Persist { slot: idx });
         true
     }
@@ -1092,7 +1303,7 @@ impl Engine {
                 slot.status = Status::Reauth(Some(error.to_string().into_boxed_str()));
                 slot.phase = Phase::Reauth;
                 slot.waiters = false;
-                slot.version += 1;
+                slot.version = slot.version.saturating_add(1);
                 set_timer(&mut self.schedule, idx, slot, None);
                 self.queue.push_back(Queued::Persist { slot: idx });
                 self.queue
@@ -1103,7 +1314,7 @@ impl Engine {
                 slot.status = Status::Suspended(until);
                 slot.phase = Phase::Suspended;
                 slot.waiters = false;
-                slot.version += 1;
+                slot.version = slot.version.saturating_add(1);
                 set_timer(&mut self.schedule, idx, slot, Some(until));
                 self.queue.push_back(Queued::Persist { slot: idx });
                 self.queue.push_back(Queued::Event(Event::Suspended {
@@ -1155,6 +1366,7 @@ impl Engine {
         now: SystemTime,
     ) -> Result<(), Error> {
         let idx = self.lookup(grant)?;
+        let timeout = self.settings.request_timeout;
         let Some(slot) = self.slot_mut(idx) else {
             return Err(unknown_grant(grant));
         };
@@ -1170,9 +1382,23 @@ impl Engine {
         slot.confirmed = version;
         if version == slot.version {
             slot.unconfirmed = Unconfirmed::None;
+            if let Some(ready) = self.durable(idx) {
+                self.queue.push_back(Queued::Event(ready));
+            }
         }
+        let Some(slot) = self.slot_mut(idx) else {
+            return Err(unknown_grant(grant));
+        };
         match slot.phase {
-            Phase::Leasing { .. } if version == slot.version => self.send(idx, now),
+            Phase::Leasing { until } if version == slot.version => {
+                if add(now, timeout) > until {
+                    // Confirmed too late: the lease would end before the
+                    // answer is due, and another engine could take over.
+                    self.take_lease(idx, now);
+                } else {
+                    self.send(idx, now);
+                }
+            }
             Phase::Idle if slot.timer.is_none() => self.rearm_idle(idx, now),
             _ => {}
         }
@@ -1238,23 +1464,54 @@ impl Engine {
         if ours {
             return self.handle_persisted(grant, current.version, now);
         }
-        let overwrite = match slot.unconfirmed {
-            Unconfirmed::None => false,
-            Unconfirmed::Installed => true,
-            Unconfirmed::Refreshed { spent } => same_token || fingerprint(stored) == spent,
-        };
-        if overwrite {
-            let Some(slot) = self.slot_mut(idx) else {
-                return Err(unknown_grant(grant));
-            };
-            slot.emitted = Some(current.version);
-            slot.confirmed = current.version;
-            slot.version = slot.version.max(current.version) + 1;
-            self.queue.push_back(Queued::Persist { slot: idx });
+        if same_token && slot.unconfirmed != Unconfirmed::None || self.holds_newer(idx, &current) {
+            self.rewrite_over(idx, current.version);
             return Ok(());
         }
         self.adopt_record(idx, current, now);
         Ok(())
+    }
+
+    /// The held tokens are written: the old access token goes, and callers
+    /// told to wait are told a token is ready (the event to queue).
+    fn durable(&mut self, idx: u32) -> Option<Event> {
+        let slot = self.slot_mut(idx)?;
+        slot.prev.take()?;
+        if !(slot.waiters && slot.status == Status::Active) {
+            return None;
+        }
+        slot.waiters = false;
+        Some(Event::TokenReady {
+            grant: slot.key.clone(),
+            expires_at: slot.held.expires_at(),
+        })
+    }
+
+    /// Whether the engine holds tokens that are newer than `record`'s and
+    /// that the store may not have: a new authorization, or tokens received
+    /// for the refresh token the record holds.
+    fn holds_newer(&self, idx: u32, record: &GrantRecord) -> bool {
+        let Some(slot) = self.slot(idx) else {
+            return false;
+        };
+        match slot.unconfirmed {
+            Unconfirmed::None => false,
+            Unconfirmed::Installed => true,
+            Unconfirmed::Refreshed { spent } => record
+                .refresh_token()
+                .is_some_and(|t| fingerprint(t) == spent),
+        }
+    }
+
+    /// Writes the held state again, over the stored `version`.
+    fn rewrite_over(&mut self, idx: u32, version: u64) {
+        let Some(slot) = self.slot_mut(idx) else {
+            return;
+        };
+        slot.emitted = Some(version);
+        slot.confirmed = version;
+        slot.version = slot.version.max(version).saturating_add(1);
+        self.queue.push_back(Queued::Persist { slot: idx });
     }
 
     /// Takes a stored record that is newer than the engine's state.
@@ -1268,6 +1525,7 @@ impl Engine {
         slot.emitted = Some(version);
         slot.confirmed = version;
         slot.unconfirmed = Unconfirmed::None;
+        slot.prev = None;
         if same_token && matches!(slot.phase, Phase::InFlight { .. }) {
             // Our refresh is out; its answer decides.
             return;
@@ -1295,9 +1553,6 @@ impl Engine {
             slot.epoch = slot.epoch.wrapping_add(1);
             slot.attempt = 0;
             adopted = true;
-        }
-        if slot.phase == Phase::Parked {
-            self.parked.retain(|&p| p != idx);
         }
         self.apply_stored_state(idx, status, lease, now, adopted);
     }
@@ -1401,7 +1656,11 @@ impl Engine {
     pub fn poll_output(&mut self) -> Option<Output> {
         while let Some(q) = self.queue.pop_front() {
             match q {
-                Queued::Event(e) => return Some(Output::Event(e)),
+                Queued::Event(e) => {
+                    if self.index.contains_key(e.grant().as_str()) {
+                        return Some(Output::Event(e));
+                    }
+                }
                 Queued::Send { slot: idx, seq } => {
                     if let Some(out) = self.build_send(idx, seq) {
                         return Some(out);
@@ -1412,7 +1671,7 @@ impl Engine {
                     let Some(slot) = self.slot(idx) else {
                         continue;
                     };
-                    if slot.emitted == Some(slot.version) {
+                    if slot.removed || slot.emitted == Some(slot.version) {
                         continue;
                     }
                     let record = self.build_record(slot);
@@ -1424,6 +1683,10 @@ impl Engine {
                             slot.confirmed = slot.version;
                             slot.unconfirmed = Unconfirmed::None;
                         }
+                    }
+                    if !shared && let Some(ready) = self.durable(idx) {
+                        // Right after the record that holds the token.
+                        self.queue.push_front(Queued::Event(ready));
                     }
                     return Some(Output::Persist {
                         grant,
@@ -1441,7 +1704,12 @@ impl Engine {
         let Phase::InFlight { seq: s, epoch, .. } = slot.phase else {
             return None;
         };
-        if s != seq || epoch != slot.epoch {
+        if s != seq || epoch != slot.epoch || slot.removed {
+            return None;
+        }
+        if self.halted {
+            // Queued before the client was rejected: it waits for reconfigure.
+            self.park(idx);
             return None;
         }
         let user_type = match slot.held.user_type() {

@@ -15,6 +15,11 @@ use crate::token::{Scopes, TokenSet, unix_seconds};
 /// schema is refused with [`ErrorKind::StaleRecord`].
 pub const RECORD_SCHEMA: u32 = 1;
 
+/// The highest record version the engine takes (`i64::MAX`, so that stores
+/// with signed 64-bit integers hold every version). A record above it is
+/// refused with [`ErrorKind::StaleRecord`]: its version could not go up.
+pub const MAX_RECORD_VERSION: u64 = i64::MAX as u64;
+
 /// The caller's name for one grant (one installation): typically the Company
 /// id of an agency token or the Location id of a sub-account token.
 ///
@@ -209,8 +214,18 @@ impl GrantRecord {
         self.tokens.token().location_id.as_deref()
     }
 
-    /// Checks what the engine needs: the schema, and a non-empty refresh token.
+    /// Checks what the engine needs: the schema, a version that can go up,
+    /// and a non-empty refresh token.
     pub(crate) fn check(&self) -> Result<(), Error> {
+        if self.version > MAX_RECORD_VERSION {
+            return Err(Error::new(
+                ErrorKind::StaleRecord,
+                format!(
+                    "record of grant {} has version {}, above the highest the engine takes ({MAX_RECORD_VERSION})",
+                    self.grant, self.version
+                ),
+            ));
+        }
         if self.schema != RECORD_SCHEMA {
             return Err(Error::new(
                 ErrorKind::StaleRecord,

@@ -725,3 +725,40 @@ fn a_late_failure_still_gives_up_its_rescued_token() {
         Some("refresh-token-placeholder-00000009")
     );
 }
+
+#[test]
+fn the_parked_list_stays_short_while_grants_come_and_go() {
+    let mut e = with_grant(EngineSettings::default());
+    e.handle_timeout(t(85_800));
+    let id = one_send(&drain(&mut e));
+    let body = r#"{"error":"invalid_client","error_description":"bad secret"}"#;
+    e.handle_response(id, http_answer(401, &[], body), t(85_801))
+        .unwrap();
+    drain(&mut e);
+    assert!(e.is_halted());
+    // Each new authorization unparks the grant; its refresh parks it again.
+    for n in 1..2_000u32 {
+        let now = t(86_000 + u64::from(n) * 100_000);
+        e.insert("g", TokenSet::new(answer(n, true), now), now)
+            .unwrap();
+        e.insert(
+            format!("h{}", n % 5),
+            TokenSet::new(answer(n, true), now),
+            now,
+        )
+        .unwrap();
+        e.handle_timeout(now + Duration::from_secs(86_400));
+        drain(&mut e);
+        if n % 3 == 0 {
+            e.remove(&format!("h{}", n % 5)).unwrap();
+        }
+    }
+    assert!(
+        e.parked.len() <= 2 * e.slots.len() + 65,
+        "{}",
+        e.parked.len()
+    );
+    e.reconfigure(config(), t(1));
+    e.handle_timeout(t(1));
+    assert_eq!(sends(&drain(&mut e)).len(), e.len());
+}

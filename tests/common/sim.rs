@@ -39,32 +39,49 @@ pub enum Fate {
 #[derive(Debug, Default)]
 pub struct Store {
     pub records: BTreeMap<String, GrantRecord>,
+    /// The last few records written per grant, oldest first (the current
+    /// one last): stale records for out-of-order notifications.
+    pub history: BTreeMap<String, VecDeque<GrantRecord>>,
     pub writes: u64,
     pub conflicts: u64,
 }
 
 impl Store {
-    /// Writes `record` if the stored version is `replaces` (none stored: only
-    /// for `None`); otherwise hands back the stored record.
+    /// Writes `record` if the stored version is `replaces` (`None`: only if
+    /// nothing is stored); otherwise hands back the stored record, or the
+    /// write's error when nothing is stored.
     pub fn cas(
         &mut self,
         replaces: Option<u64>,
         record: GrantRecord,
-    ) -> Result<(), Box<GrantRecord>> {
+    ) -> Result<(), Option<Box<GrantRecord>>> {
         let key = record.grant.as_str().to_owned();
-        let current = self.records.get(&key).map(|r| r.version);
-        if current == replaces || (current.is_none() && replaces.is_some()) {
+        let current = self.records.get(&key);
+        if current.map(|r| r.version) == replaces {
+            self.remember(&record);
             self.records.insert(key, record);
             self.writes += 1;
             Ok(())
         } else {
             self.conflicts += 1;
-            Err(Box::new(self.records[&key].clone()))
+            Err(current.cloned().map(Box::new))
         }
+    }
+
+    fn remember(&mut self, record: &GrantRecord) {
+        let h = self
+            .history
+            .entry(record.grant.as_str().to_owned())
+            .or_default();
+        if h.len() == 6 {
+            h.pop_front();
+        }
+        h.push_back(record.clone());
     }
 
     /// Overwrites (single-process mode).
     pub fn put(&mut self, record: GrantRecord) {
+        self.remember(&record);
         self.writes += 1;
         self.records
             .insert(record.grant.as_str().to_owned(), record);
@@ -535,7 +552,20 @@ impl Sim {
                     .handle_persisted(grant.as_str(), version, self.now)
                     .expect("handle_persisted");
             }
-            Err(current) => {
+            Err(None) => {
+                // Nothing stored to hand back: the write failed, and the
+                // engine waits for an outcome that never comes.
+                self.violations.push(format!(
+                    "{} {name}: write of {grant} replaces v{} but nothing is stored",
+                    rel(self.now),
+                    replaces.unwrap_or_default()
+                ));
+                self.note(
+                    &name,
+                    format!("persist {grant} {text} (cas on {replaces_text}: nothing stored)"),
+                );
+            }
+            Err(Some(current)) => {
                 let cur = self.record_text(&current);
                 self.note(
                     &name,

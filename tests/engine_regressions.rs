@@ -1,0 +1,576 @@
+//! Regression tests: each one replays a sequence of inputs that once lost a
+//! refresh token, sent a spent one, sent after a halt, reported a token before
+//! it was persisted, or panicked.
+
+mod common;
+
+use std::time::{Duration, SystemTime};
+
+use common::{config, t0};
+use hoopai_oauth::*;
+
+fn tok(n: u32) -> TokenResponse {
+    let mut t = TokenResponse::new(AccessToken::new(format!("access-{n}")));
+    t.refresh_token = Some(RefreshToken::new(format!("refresh-{n}")));
+    t.expires_in = Some(86_399);
+    t.user_type = Some(UserType::Location);
+    t
+}
+
+fn resp(status: u16, body: &str) -> http::Response<Vec<u8>> {
+    http::Response::builder()
+        .status(status)
+        .header("content-type", "application/json")
+        .body(body.as_bytes().to_vec())
+        .unwrap()
+}
+
+fn ok_body(n: u32) -> String {
+    format!(
+        r#"{{"access_token":"access-{n}","token_type":"Bearer","expires_in":86399,"refresh_token":"refresh-{n}","userType":"Location","locationId":"loc-1"}}"#
+    )
+}
+
+const INVALID_CLIENT: &str = r#"{"error":"invalid_client","error_description":"bad secret"}"#;
+
+fn drain(e: &mut Engine) -> Vec<Output> {
+    std::iter::from_fn(|| e.poll_output()).collect()
+}
+
+/// The id and the refresh token of a send.
+fn sent_token(o: &Output) -> Option<(RequestId, String)> {
+    let Output::Send { id, request, .. } = o else {
+        return None;
+    };
+    let form: Vec<(String, String)> = serde_urlencoded::from_bytes(request.body()).unwrap();
+    let rt = form.into_iter().find(|(k, _)| k == "refresh_token")?.1;
+    Some((*id, rt))
+}
+
+/// The refresh tokens of the records persisted.
+fn persisted(outs: &[Output]) -> Vec<String> {
+    outs.iter()
+        .filter_map(|o| match o {
+            Output::Persist { record, .. } => {
+                Some(record.refresh_token().unwrap().secret().to_owned())
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+fn shared() -> EngineSettings {
+    EngineSettings::default().shared_store("a", Duration::from_secs(120))
+}
+
+/// Confirms every persist (a store whose compare-and-swap always wins);
+/// returns the sends.
+fn drive_confirm(e: &mut Engine, now: SystemTime) -> Vec<(RequestId, String)> {
+    let mut out = vec![];
+    while let Some(o) = e.poll_output() {
+        match &o {
+            Output::Persist { grant, record, .. } => e
+                .handle_persisted(grant.as_str(), record.version, now)
+                .unwrap(),
+            Output::Send { .. } => out.push(sent_token(&o).unwrap()),
+            _ => {}
+        }
+    }
+    out
+}
+
+/// Shared mode: refresh-1 is spent, refresh-2 received and its write (v3)
+/// still out when the store reports a v4 that holds refresh-1.
+fn shared_engine_with_unconfirmed_refresh_2() -> (Engine, SystemTime, GrantRecord) {
+    let mut e = Engine::new(config(), shared());
+    e.insert("loc-1", TokenSet::new(tok(1), t0()), t0())
+        .unwrap();
+    drive_confirm(&mut e, t0());
+    let due = e.poll_timeout().unwrap();
+    e.handle_timeout(due);
+    let sent = drive_confirm(&mut e, due);
+    assert_eq!(sent.len(), 1);
+    let (id, rt) = sent[0].clone();
+    assert_eq!(rt, "refresh-1");
+    e.handle_response(id, resp(200, &ok_body(2)), due).unwrap();
+    let outs = drain(&mut e);
+    let write = outs.iter().find_map(|o| match o {
+        Output::Persist {
+            record, replaces, ..
+        } => Some((record.version, *replaces)),
+        _ => None,
+    });
+    assert_eq!(write, Some((3, Some(2))));
+    let mut stored = GrantRecord::new("loc-1", TokenSet::new(tok(1), t0()));
+    stored.version = 4;
+    (e, due, stored)
+}
+
+#[test]
+fn restore_keeps_an_unconfirmed_new_refresh_token() {
+    let (mut e, due, stored) = shared_engine_with_unconfirmed_refresh_2();
+    e.restore(stored.clone(), due).unwrap();
+    e.handle_persist_conflict("loc-1", stored, due).unwrap();
+    let outs = drain(&mut e);
+    assert_eq!(persisted(&outs), ["refresh-2"], "{outs:?}");
+    let held = e.record("loc-1").unwrap();
+    assert_eq!(held.refresh_token().unwrap().secret(), "refresh-2");
+    // The rewrite goes over the version the store holds.
+    let Some(Output::Persist { replaces, .. }) = outs.first() else {
+        panic!("{outs:?}")
+    };
+    assert_eq!(*replaces, Some(4));
+}
+
+#[test]
+fn restore_then_conflict_never_sends_the_spent_token() {
+    let (mut e, due, stored) = shared_engine_with_unconfirmed_refresh_2();
+    e.restore(stored.clone(), due).unwrap();
+    e.handle_persist_conflict("loc-1", stored, due).unwrap();
+    drive_confirm(&mut e, due);
+    let later = e.poll_timeout().unwrap();
+    assert!(later > due);
+    e.handle_timeout(later);
+    let sent = drive_confirm(&mut e, later);
+    assert_eq!(
+        sent.iter().map(|(_, rt)| rt.as_str()).collect::<Vec<_>>(),
+        ["refresh-2"]
+    );
+}
+
+#[test]
+fn a_success_after_a_restore_during_the_refresh_is_adopted() {
+    let mut e = Engine::new(config(), EngineSettings::default());
+    e.insert("loc-1", TokenSet::new(tok(1), t0()), t0())
+        .unwrap();
+    drain(&mut e);
+    let due = e.poll_timeout().unwrap();
+    e.handle_timeout(due);
+    let (id, rt) = drain(&mut e).iter().find_map(sent_token).unwrap();
+    assert_eq!(rt, "refresh-1");
+    // The store hands in a newer record with an older token.
+    let mut stored = GrantRecord::new("loc-1", TokenSet::new(tok(0), t0()));
+    stored.version = 5;
+    e.restore(stored, due).unwrap();
+    drain(&mut e);
+    e.handle_response(id, resp(200, &ok_body(2)), due).unwrap();
+    let outs = drain(&mut e);
+    assert_eq!(persisted(&outs), ["refresh-2"], "{outs:?}");
+    let later = e.poll_timeout().unwrap();
+    e.handle_timeout(later);
+    let sent: Vec<_> = drain(&mut e).iter().filter_map(sent_token).collect();
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0].1, "refresh-2");
+}
+
+#[test]
+fn a_success_sent_before_a_new_authorization_does_not_replace_it() {
+    let mut e = Engine::new(config(), EngineSettings::default());
+    e.insert("loc-1", TokenSet::new(tok(1), t0()), t0())
+        .unwrap();
+    drain(&mut e);
+    let due = e.poll_timeout().unwrap();
+    e.handle_timeout(due);
+    let (id, _) = drain(&mut e).iter().find_map(sent_token).unwrap();
+    e.insert("loc-1", TokenSet::new(tok(7), due), due).unwrap();
+    drain(&mut e);
+    e.handle_response(id, resp(200, &ok_body(2)), due).unwrap();
+    assert_eq!(persisted(&drain(&mut e)), Vec::<String>::new());
+    let held = e.record("loc-1").unwrap();
+    assert_eq!(held.refresh_token().unwrap().secret(), "refresh-7");
+}
+
+/// A grant with refresh-1 in flight, and the record written at insert.
+fn refresh_in_flight() -> (Engine, SystemTime, RequestId, GrantRecord) {
+    let mut e = Engine::new(config(), EngineSettings::default());
+    e.insert("loc-1", TokenSet::new(tok(1), t0()), t0())
+        .unwrap();
+    let Some(Output::Persist { record, .. }) = e.poll_output() else {
+        panic!("no persist")
+    };
+    drain(&mut e);
+    let due = e.poll_timeout().unwrap();
+    e.handle_timeout(due);
+    let (id, rt) = drain(&mut e).iter().find_map(sent_token).unwrap();
+    assert_eq!(rt, "refresh-1");
+    (e, due, id, record)
+}
+
+#[test]
+fn removed_then_restored_grant_still_adopts_its_answer() {
+    let (mut e, due, id, record) = refresh_in_flight();
+    e.remove("loc-1").unwrap();
+    e.restore(record, due).unwrap();
+    // Its refresh is still out: no second one.
+    assert!(sends_of(&drain(&mut e)).is_empty());
+    e.handle_response(id, resp(200, &ok_body(2)), due).unwrap();
+    assert_eq!(persisted(&drain(&mut e)), ["refresh-2"]);
+    let later = e.poll_timeout().unwrap();
+    e.handle_timeout(later);
+    assert_eq!(sends_of(&drain(&mut e)), ["refresh-2"]);
+}
+
+#[test]
+fn removed_grant_answer_is_unknown_but_hands_back_its_refresh_token() {
+    let (mut e, due, id, _) = refresh_in_flight();
+    e.remove("loc-1").unwrap();
+    assert!(drain(&mut e).is_empty());
+    let err = e
+        .handle_response(id, resp(200, &ok_body(2)), due)
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::UnknownRequest);
+    assert_eq!(err.rescued_refresh_token().unwrap().secret(), "refresh-2");
+    // Forgotten for good now.
+    let again = e.handle_response(id, resp(200, &ok_body(2)), due);
+    assert_eq!(again.unwrap_err().kind(), ErrorKind::UnknownRequest);
+    assert_eq!(e.poll_timeout(), None);
+}
+
+#[test]
+fn removed_then_reinstalled_grant_keeps_its_new_authorization() {
+    let (mut e, due, id, _) = refresh_in_flight();
+    e.remove("loc-1").unwrap();
+    e.insert("loc-1", TokenSet::new(tok(7), due), due).unwrap();
+    drain(&mut e);
+    e.handle_response(id, resp(200, &ok_body(2)), due).unwrap();
+    assert!(persisted(&drain(&mut e)).is_empty());
+    let held = e.record("loc-1").unwrap();
+    assert_eq!(held.refresh_token().unwrap().secret(), "refresh-7");
+}
+
+fn sends_of(outs: &[Output]) -> Vec<String> {
+    outs.iter()
+        .filter_map(sent_token)
+        .map(|(_, rt)| rt)
+        .collect()
+}
+
+#[test]
+fn first_write_of_a_never_stored_record_is_create_only() {
+    let mut e = Engine::new(config(), shared());
+    let rec = GrantRecord::new("loc-1", TokenSet::new(tok(1), t0()));
+    e.restore(rec, t0()).unwrap();
+    let due = e.poll_timeout().unwrap();
+    e.handle_timeout(due);
+    let outs = drain(&mut e);
+    let write = outs.iter().find_map(|o| match o {
+        Output::Persist {
+            replaces, record, ..
+        } => Some((*replaces, record.version, record.lease.is_some())),
+        _ => None,
+    });
+    assert_eq!(write, Some((None, 1, true)));
+    e.handle_persisted("loc-1", 1, due).unwrap();
+    assert_eq!(sends_of(&drain(&mut e)), ["refresh-1"]);
+}
+
+#[test]
+fn an_unanswered_lease_write_is_taken_again_when_it_ends() {
+    let mut e = Engine::new(config(), shared());
+    e.insert("loc-1", TokenSet::new(tok(1), t0()), t0())
+        .unwrap();
+    drive_confirm(&mut e, t0());
+    let due = e.poll_timeout().unwrap();
+    e.handle_timeout(due);
+    let first = drain(&mut e);
+    let Some(Output::Persist { record, .. }) = first.first() else {
+        panic!("{first:?}")
+    };
+    let until = record.lease.clone().unwrap().until;
+    // The write's outcome never comes; the engine does not wait forever.
+    assert_eq!(e.poll_timeout(), Some(until));
+    e.handle_timeout(until);
+    let again = drain(&mut e);
+    let Some(Output::Persist {
+        record, replaces, ..
+    }) = again.first()
+    else {
+        panic!("{again:?}")
+    };
+    assert_eq!((record.version, *replaces), (3, Some(2)));
+    assert!(record.lease.as_ref().unwrap().until > until);
+    assert!(sends_of(&again).is_empty());
+}
+
+#[test]
+fn a_lease_confirmed_too_late_is_taken_again_instead_of_sending() {
+    let mut e = Engine::new(config(), shared());
+    e.insert("loc-1", TokenSet::new(tok(1), t0()), t0())
+        .unwrap();
+    drive_confirm(&mut e, t0());
+    let due = e.poll_timeout().unwrap();
+    e.handle_timeout(due);
+    let outs = drain(&mut e);
+    let (v, until) = outs
+        .iter()
+        .find_map(|o| match o {
+            Output::Persist { record, .. } => {
+                Some((record.version, record.lease.clone().unwrap().until))
+            }
+            _ => None,
+        })
+        .unwrap();
+    // Confirmed when less than a request timeout of the lease is left.
+    let late = until - Duration::from_secs(30);
+    e.handle_persisted("loc-1", v, late).unwrap();
+    let outs = drain(&mut e);
+    assert!(sends_of(&outs).is_empty(), "{outs:?}");
+    let Some(Output::Persist { record, .. }) = outs.first() else {
+        panic!("{outs:?}")
+    };
+    assert!(record.lease.as_ref().unwrap().until >= late + Duration::from_secs(60));
+    e.handle_persisted("loc-1", record.version, late).unwrap();
+    assert_eq!(sends_of(&drain(&mut e)), ["refresh-1"]);
+}
+
+fn access(status: TokenStatus) -> Option<String> {
+    match status {
+        TokenStatus::Ready(a) => Some(a.secret().to_owned()),
+        _ => None,
+    }
+}
+
+#[test]
+fn a_new_token_is_ready_only_once_its_persist_is_polled() {
+    let mut e = Engine::new(config(), EngineSettings::default());
+    e.insert("loc-1", TokenSet::new(tok(1), t0()), t0())
+        .unwrap();
+    drain(&mut e);
+    // Refresh ahead: the old token is still good.
+    let due = e.poll_timeout().unwrap();
+    e.handle_timeout(due);
+    let (id, _) = drain(&mut e).iter().find_map(sent_token).unwrap();
+    e.handle_response(id, resp(200, &ok_body(2)), due).unwrap();
+    let ask = |e: &mut Engine, at| access(e.access_token("loc-1", at).unwrap());
+    assert_eq!(ask(&mut e, due).as_deref(), Some("access-1"));
+    drain(&mut e);
+    assert_eq!(ask(&mut e, due).as_deref(), Some("access-2"));
+
+    // Refresh after expiry: wait, then a TokenReady right after the persist.
+    let exp = due + Duration::from_secs(86_399);
+    e.handle_timeout(exp);
+    assert_eq!(ask(&mut e, exp), None);
+    let (id, _) = drain(&mut e).iter().find_map(sent_token).unwrap();
+    e.handle_response(id, resp(200, &ok_body(3)), exp).unwrap();
+    assert_eq!(e.access_token("loc-1", exp).unwrap(), TokenStatus::Pending);
+    let outs = drain(&mut e);
+    assert!(
+        matches!(
+            outs.as_slice(),
+            [
+                Output::Persist { .. },
+                Output::Event(Event::TokenReady { .. }),
+                ..
+            ]
+        ),
+        "{outs:?}"
+    );
+    assert_eq!(ask(&mut e, exp).as_deref(), Some("access-3"));
+}
+
+#[test]
+fn shared_mode_a_new_token_is_ready_only_once_its_write_is_confirmed() {
+    let mut e = Engine::new(config(), shared());
+    e.insert("loc-1", TokenSet::new(tok(1), t0()), t0())
+        .unwrap();
+    drive_confirm(&mut e, t0());
+    let exp = t0() + Duration::from_secs(86_399);
+    assert_eq!(e.access_token("loc-1", exp).unwrap(), TokenStatus::Pending);
+    let (id, _) = drive_confirm(&mut e, exp)[0].clone();
+    e.handle_response(id, resp(200, &ok_body(2)), exp).unwrap();
+    let outs = drain(&mut e);
+    let Some(Output::Persist { record, .. }) = outs.first() else {
+        panic!("{outs:?}")
+    };
+    assert!(
+        !outs
+            .iter()
+            .any(|o| matches!(o, Output::Event(Event::TokenReady { .. }))),
+        "{outs:?}"
+    );
+    assert_eq!(e.access_token("loc-1", exp).unwrap(), TokenStatus::Pending);
+    e.handle_persisted("loc-1", record.version, exp).unwrap();
+    let outs = drain(&mut e);
+    assert!(
+        matches!(outs.as_slice(), [Output::Event(Event::TokenReady { .. })]),
+        "{outs:?}"
+    );
+    let ready = access(e.access_token("loc-1", exp).unwrap());
+    assert_eq!(ready.as_deref(), Some("access-2"));
+}
+
+#[test]
+fn a_lease_confirmed_after_the_client_was_rejected_sends_nothing() {
+    let mut e = Engine::new(config(), shared());
+    let mut other = tok(1);
+    other.refresh_token = Some(RefreshToken::new("refresh-b"));
+    e.insert("loc-1", TokenSet::new(tok(1), t0()), t0())
+        .unwrap();
+    e.insert("loc-2", TokenSet::new(other, t0()), t0()).unwrap();
+    drive_confirm(&mut e, t0());
+    let due = e.poll_timeout().unwrap();
+    e.handle_timeout(due);
+    let leases: Vec<(GrantId, u64)> = drain(&mut e)
+        .into_iter()
+        .filter_map(|o| match o {
+            Output::Persist { grant, record, .. } => Some((grant, record.version)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(leases.len(), 2);
+    e.handle_persisted(leases[0].0.as_str(), leases[0].1, due)
+        .unwrap();
+    let sent: Vec<_> = drain(&mut e).iter().filter_map(sent_token).collect();
+    assert_eq!(sent.len(), 1);
+    e.handle_response(sent[0].0, resp(401, INVALID_CLIENT), due)
+        .unwrap();
+    let outs = drain(&mut e);
+    assert!(e.is_halted());
+    assert!(
+        outs.iter()
+            .any(|o| matches!(o, Output::Event(Event::ConfigurationRejected { .. }))),
+        "{outs:?}"
+    );
+    e.handle_persisted(leases[1].0.as_str(), leases[1].1, due)
+        .unwrap();
+    assert!(sends_of(&drain(&mut e)).is_empty());
+    // A corrected configuration sends again.
+    e.reconfigure(config(), due);
+    e.handle_timeout(due);
+    assert_eq!(drive_confirm(&mut e, due).len(), 2);
+}
+
+#[test]
+fn sends_queued_before_the_client_was_rejected_are_not_sent() {
+    let mut e = Engine::new(config(), EngineSettings::default());
+    for i in 0..3 {
+        let mut t = tok(1);
+        t.refresh_token = Some(RefreshToken::new(format!("refresh-g{i}")));
+        e.insert(format!("loc-{i}"), TokenSet::new(t, t0()), t0())
+            .unwrap();
+    }
+    drain(&mut e);
+    let due = e.poll_timeout().unwrap();
+    e.handle_timeout(due);
+    let (id, _) = sent_token(&e.poll_output().unwrap()).unwrap();
+    // The answer to the first comes before the others are polled.
+    e.handle_response(id, resp(401, INVALID_CLIENT), due)
+        .unwrap();
+    let outs = drain(&mut e);
+    assert!(e.is_halted());
+    assert!(sends_of(&outs).is_empty(), "{outs:?}");
+    for i in 1..3 {
+        let status = e.access_token(&format!("loc-{i}"), due).unwrap();
+        assert!(matches!(status, TokenStatus::Ready(_)));
+    }
+    e.reconfigure(config(), due);
+    e.handle_timeout(due);
+    assert_eq!(sends_of(&drain(&mut e)).len(), 3);
+}
+
+#[test]
+fn a_record_whose_version_cannot_go_up_is_refused() {
+    let mut e = Engine::new(config(), EngineSettings::default());
+    for version in [u64::MAX, MAX_RECORD_VERSION + 1] {
+        let mut rec = GrantRecord::new("loc-1", TokenSet::new(tok(1), t0()));
+        rec.version = version;
+        let err = e.restore(rec, t0()).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::StaleRecord, "{err}");
+    }
+    assert!(e.is_empty());
+    // The highest one taken still goes up (and would then be refused).
+    let mut rec = GrantRecord::new("loc-1", TokenSet::new(tok(1), t0()));
+    rec.version = MAX_RECORD_VERSION;
+    e.restore(rec, t0()).unwrap();
+    let due = e.poll_timeout().unwrap();
+    e.handle_timeout(due);
+    let (id, _) = drain(&mut e).iter().find_map(sent_token).unwrap();
+    e.handle_response(id, resp(200, &ok_body(2)), due).unwrap();
+    let outs = drain(&mut e);
+    let Some(Output::Persist {
+        record, replaces, ..
+    }) = outs.first()
+    else {
+        panic!("{outs:?}")
+    };
+    assert_eq!(
+        (record.version, *replaces),
+        (MAX_RECORD_VERSION + 1, Some(MAX_RECORD_VERSION))
+    );
+}
+
+#[test]
+fn an_endless_suspended_retry_does_not_panic() {
+    let settings = EngineSettings::default().suspended_retry(Duration::MAX);
+    let mut e = Engine::new(config(), settings);
+    e.insert("loc-1", TokenSet::new(tok(1), t0()), t0())
+        .unwrap();
+    drain(&mut e);
+    let due = e.poll_timeout().unwrap();
+    e.handle_timeout(due);
+    let (id, _) = drain(&mut e).iter().find_map(sent_token).unwrap();
+    let body = r#"{"statusCode":400,"message":"Location is not active"}"#;
+    let at = due + Duration::from_nanos(1);
+    e.handle_response(id, resp(400, body), at).unwrap();
+    let outs = drain(&mut e);
+    assert!(
+        outs.iter().any(
+            |o| matches!(o, Output::Event(Event::Suspended { until, .. }) if *until > at + Duration::from_secs(1 << 40))
+        ),
+        "{outs:?}"
+    );
+}
+
+#[test]
+fn an_endless_lease_does_not_panic() {
+    let settings = EngineSettings::default().shared_store("a", Duration::MAX);
+    let mut e = Engine::new(config(), settings);
+    e.insert("loc-1", TokenSet::new(tok(1), t0()), t0())
+        .unwrap();
+    drive_confirm(&mut e, t0());
+    let due = e.poll_timeout().unwrap() + Duration::from_nanos(1);
+    e.handle_timeout(due);
+    assert_eq!(sends_of(&drain_confirmed(&mut e, due)), ["refresh-1"]);
+}
+
+/// Like [`drive_confirm`], returning every output.
+fn drain_confirmed(e: &mut Engine, now: SystemTime) -> Vec<Output> {
+    let mut outs = vec![];
+    while let Some(o) = e.poll_output() {
+        if let Output::Persist { grant, record, .. } = &o {
+            e.handle_persisted(grant.as_str(), record.version, now)
+                .unwrap();
+        }
+        outs.push(o);
+    }
+    outs
+}
+
+#[test]
+fn engine_debug_prints_no_fingerprint_of_a_spent_token() {
+    let (e, _, _) = shared_engine_with_unconfirmed_refresh_2();
+    let debug = format!("{e:?}");
+    assert!(debug.contains("unconfirmed: Refreshed"), "{debug}");
+    assert!(!debug.contains("spent"), "{debug}");
+    assert!(!debug.contains("refresh-1") && !debug.contains("refresh-2"));
+}
+
+#[test]
+fn removed_and_restored_grant_keeps_its_backoff_while_an_answer_is_late() {
+    let (mut e, due, id, record) = refresh_in_flight();
+    // The request times out; the retry waits.
+    let timeout = e.poll_timeout().unwrap();
+    e.handle_timeout(timeout);
+    drain(&mut e);
+    let retry = e.poll_timeout().unwrap();
+    assert!(retry > timeout);
+    e.remove("loc-1").unwrap();
+    e.restore(record, timeout).unwrap();
+    assert!(drain(&mut e).is_empty());
+    assert_eq!(e.poll_timeout(), Some(retry));
+    // The late answer still wins.
+    e.handle_response(id, resp(200, &ok_body(2)), timeout)
+        .unwrap();
+    assert_eq!(persisted(&drain(&mut e)), ["refresh-2"]);
+    assert!(e.poll_timeout().unwrap() > due + Duration::from_secs(3600));
+}
