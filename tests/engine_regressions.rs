@@ -574,3 +574,148 @@ fn removed_and_restored_grant_keeps_its_backoff_while_an_answer_is_late() {
     assert_eq!(persisted(&drain(&mut e)), ["refresh-2"]);
     assert!(e.poll_timeout().unwrap() > due + Duration::from_secs(3600));
 }
+
+/// Send A (refresh-1) times out, retry B (refresh-1) out; A's late success
+/// gives refresh-2 (Persist queued, not polled); then remove + restore.
+#[test]
+fn removed_before_its_write_is_polled_then_restored_still_persists_the_new_token() {
+    let (mut e, due, id_a, record) = refresh_in_flight();
+    let t1 = due + Duration::from_secs(61);
+    e.handle_timeout(t1);
+    drain(&mut e);
+    let t2 = e.poll_timeout().unwrap();
+    e.handle_timeout(t2);
+    let (_id_b, rt) = drain(&mut e).iter().find_map(sent_token).unwrap();
+    assert_eq!(rt, "refresh-1");
+    e.handle_response(id_a, resp(200, &ok_body(2)), t2).unwrap();
+    // not polled yet
+    e.remove("loc-1").unwrap();
+    let outs = drain(&mut e);
+    e.restore(record, t2).unwrap();
+    let mut outs2 = drain(&mut e);
+    outs2.extend(outs);
+    assert_eq!(
+        e.record("loc-1").unwrap().refresh_token().unwrap().secret(),
+        "refresh-2"
+    );
+    // refresh-2 is held but must have been persisted
+    assert_eq!(
+        persisted(&outs2),
+        ["refresh-2"],
+        "refresh-2 never persisted"
+    );
+}
+
+#[test]
+fn removed_before_its_write_is_polled_then_restored_hands_out_the_new_token() {
+    let (mut e, due, id_a, record) = refresh_in_flight();
+    let t1 = due + Duration::from_secs(61);
+    e.handle_timeout(t1);
+    drain(&mut e);
+    let t2 = e.poll_timeout().unwrap();
+    e.handle_timeout(t2);
+    drain(&mut e);
+    e.handle_response(id_a, resp(200, &ok_body(2)), t2).unwrap();
+    e.remove("loc-1").unwrap();
+    drain(&mut e);
+    e.restore(record, t2).unwrap();
+    drain(&mut e);
+    // After the old token's expiry, the new one (valid ~24h) is never handed out.
+    let later = t0() + Duration::from_secs(86_399 + 10);
+    let st = e.access_token("loc-1", later).unwrap();
+    assert!(
+        matches!(st, TokenStatus::Ready(_)),
+        "got {st:?}; timeout {:?}",
+        e.poll_timeout()
+    );
+}
+
+#[test]
+fn answer_of_a_forgotten_request_hands_back_its_refresh_token() {
+    let mut e = Engine::new(config(), EngineSettings::default());
+    let mut ids = vec![];
+    for i in 0..1100u32 {
+        let g = format!("loc-{i}");
+        e.insert(g.as_str(), TokenSet::new(tok(1), t0()), t0())
+            .unwrap();
+    }
+    drain(&mut e);
+    let due = e.poll_timeout().unwrap();
+    e.handle_timeout(due);
+    for o in drain(&mut e) {
+        if let Output::Send { id, grant, .. } = o {
+            ids.push((id, grant));
+        }
+    }
+    for (_, g) in &ids {
+        e.remove(g.as_str()).unwrap();
+    }
+    let (id, _) = ids[0].clone();
+    let err = e
+        .handle_response(id, resp(200, &ok_body(2)), due)
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::UnknownRequest);
+    assert!(
+        err.rescued_refresh_token().is_some(),
+        "success of an evicted removed grant: new refresh token dropped"
+    );
+}
+
+#[test]
+fn removed_then_restored_grant_keeps_an_unconfirmed_new_refresh_token() {
+    let mut e = Engine::new(config(), shared());
+    e.insert("loc-1", TokenSet::new(tok(1), t0()), t0())
+        .unwrap();
+    drive_confirm(&mut e, t0());
+    let due = e.poll_timeout().unwrap();
+    e.handle_timeout(due);
+    let (id_a, _) = drive_confirm(&mut e, due)[0].clone();
+    let t1 = e.poll_timeout().unwrap(); // request timeout
+    e.handle_timeout(t1);
+    drive_confirm(&mut e, t1);
+    let t2 = e.poll_timeout().unwrap(); // backoff over
+    e.handle_timeout(t2);
+    let sent = drive_confirm(&mut e, t2);
+    assert_eq!(sent[0].1, "refresh-1");
+    // A's late success: refresh-2, written (polled) but not confirmed yet.
+    e.handle_response(id_a, resp(200, &ok_body(2)), t2).unwrap();
+    let outs = drain(&mut e);
+    let v = outs
+        .iter()
+        .find_map(|o| match o {
+            Output::Persist { record, .. } => Some(record.version),
+            _ => None,
+        })
+        .unwrap();
+    e.remove("loc-1").unwrap();
+    let mut stored = GrantRecord::new("loc-1", TokenSet::new(tok(1), t0()));
+    stored.version = v + 1;
+    // Same record the non-removed path keeps refresh-2 for (see restore_keeps_an_unconfirmed_new_refresh_token).
+    e.restore(stored, t2).unwrap();
+    let outs = drain(&mut e);
+    assert_eq!(
+        e.record("loc-1").unwrap().refresh_token().unwrap().secret(),
+        "refresh-2",
+        "reattach path adopted the stored refresh-1; outs {outs:?}"
+    );
+}
+
+#[test]
+fn events_of_a_removed_grant_never_reach_its_reinstall() {
+    let (mut e, due, id, _) = refresh_in_flight();
+    e.handle_response(id, resp(400, r#"{"error":"invalid_grant","error_description":"Invalid grant: refresh token is invalid"}"#), due).unwrap();
+    // not polled; uninstall and re-install
+    e.remove("loc-1").unwrap();
+    e.insert("loc-1", TokenSet::new(tok(7), due), due).unwrap();
+    let outs = drain(&mut e);
+    assert!(
+        !outs
+            .iter()
+            .any(|o| matches!(o, Output::Event(Event::ReauthorizationNeeded { .. }))),
+        "{outs:?}"
+    );
+    assert_eq!(
+        e.access_token("loc-1", due).unwrap(),
+        TokenStatus::Ready(AccessToken::new("access-7"))
+    );
+}

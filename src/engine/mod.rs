@@ -212,10 +212,6 @@ use settings::StoreMode;
 /// answer to one of them is still recognized (and its tokens adopted).
 pub const ABANDONED_MEMORY: usize = 4;
 
-/// How many removed grants with requests still out the engine remembers, so
-/// that their answers are recognized (adopted if the grant comes back).
-const REMOVED_MEMORY: usize = 1024;
-
 /// The token lifecycle of many grants, as a state machine. See the
 /// [module docs](self) for how to drive it.
 #[derive(Debug)]
@@ -230,23 +226,46 @@ pub struct Engine {
     queue: VecDeque<Queued>,
     rng: SplitMix64,
     seq: u32,
+    /// The last incarnation given out.
+    lives: u32,
     halted: bool,
     /// Slots that were parked (lazily cleaned: a slot counts only while its
     /// phase is `Parked`).
     parked: Vec<u32>,
-    /// Removed grants whose requests are still out, by grant and in order.
+    /// Removed grants whose requests are still out, by grant: kept until
+    /// those requests are answered or the grant comes back.
     removed: HashMap<GrantId, u32>,
-    removed_order: VecDeque<u32>,
     interner: Interner,
 }
 
 /// An output waiting in the queue; sends and records are built when polled,
 /// from the grant's state at that moment.
+///
+/// Writes and events carry the incarnation of their grant they were queued
+/// for: nothing queued for a removed grant reaches it once it is back, nor a
+/// grant that took its slot. (A send is its slot's in-flight request, told by
+/// its unique sequence number.)
 #[derive(Debug)]
 enum Queued {
     Send { slot: u32, seq: u32 },
-    Persist { slot: u32 },
-    Event(Event),
+    Persist(Tag),
+    Event(Tag, Event),
+}
+
+/// A slot and the incarnation of the grant in it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Tag {
+    slot: u32,
+    life: u32,
+}
+
+/// The tag of the grant in slot `idx` now.
+fn tag(slots: &[Option<Slot>], idx: u32) -> Tag {
+    let life = slots
+        .get(idx as usize)
+        .and_then(Option::as_ref)
+        .map_or(0, |s| s.life);
+    Tag { slot: idx, life }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -335,6 +354,8 @@ struct Slot {
     abandoned: Vec<Abandoned>,
     /// Removed by [`Engine::remove`]; kept only until its requests are answered.
     removed: bool,
+    /// Incarnation: new for each new grant in a slot, and on removal.
+    life: u32,
     /// While a newly received refresh token is not yet written (not polled;
     /// in shared-store mode, not confirmed): the access token held before it
     /// and its expiry, which callers get meanwhile.
@@ -432,10 +453,10 @@ impl Engine {
             schedule: Schedule::default(),
             queue: VecDeque::new(),
             seq: 0,
+            lives: 0,
             halted: false,
             parked: Vec::new(),
             removed: HashMap::new(),
-            removed_order: VecDeque::new(),
             interner: Interner::default(),
         }
     }
@@ -505,6 +526,11 @@ impl Engine {
             .ok_or_else(|| unknown_grant(grant))
     }
 
+    fn next_life(&mut self) -> u32 {
+        self.lives = self.lives.wrapping_add(1);
+        self.lives
+    }
+
     fn next_seq(&mut self) -> u32 {
         self.seq = self.seq.wrapping_add(1);
         if self.seq == 0 {
@@ -538,7 +564,7 @@ impl Engine {
                 "the tokens for grant {grant} have no refresh token; the engine cannot keep them fresh"
             ))
         })?;
-        self.reattach(grant.as_str());
+        self.reattach(grant.as_str(), now);
         if let Some(&idx) = self.index.get(grant.as_str()) {
             let margin = self.settings.refresh_margin;
             let Some(slot) = self.slots.get_mut(idx as usize).and_then(Option::as_mut) else {
@@ -565,10 +591,12 @@ impl Engine {
             set_timer(&mut self.schedule, idx, slot, Some(at));
             let expires_at = slot.held.expires_at();
             let waiters = std::mem::take(&mut slot.waiters);
-            self.queue.push_back(Queued::Persist { slot: idx });
+            self.queue.push_back(Queued::Persist(tag(&self.slots, idx)));
             if waiters {
-                self.queue
-                    .push_back(Queued::Event(Event::TokenReady { grant, expires_at }));
+                self.queue.push_back(Queued::Event(
+                    tag(&self.slots, idx),
+                    Event::TokenReady { grant, expires_at },
+                ));
             }
             return Ok(());
         }
@@ -589,11 +617,12 @@ impl Engine {
             unconfirmed: Unconfirmed::Installed,
             abandoned: Vec::new(),
             removed: false,
+            life: 0,
             prev: None,
         };
         let idx = self.add_slot(slot);
         self.arm(idx, Some(at));
-        self.queue.push_back(Queued::Persist { slot: idx });
+        self.queue.push_back(Queued::Persist(tag(&self.slots, idx)));
         Ok(())
     }
 
@@ -611,17 +640,15 @@ impl Engine {
     /// - [`ErrorKind::InvalidInput`]: the record has no refresh token.
     pub fn restore(&mut self, record: GrantRecord, now: SystemTime) -> Result<(), Error> {
         record.check()?;
-        if let Some(idx) = self.reattach(record.grant.as_str()) {
-            // A removed grant comes back while its requests are out: it goes
-            // on as if never removed, and takes the record only if newer.
-            if self.slot(idx).is_some_and(|s| record.version > s.version) {
-                self.adopt_record(idx, record, now);
-            }
-            return Ok(());
-        }
+        // A removed grant that comes back while its requests are out goes on
+        // as if never removed: it takes the record only if newer.
+        let reattached = self.reattach(record.grant.as_str(), now).is_some();
         if let Some(&idx) = self.index.get(record.grant.as_str()) {
             let held_version = self.slot(idx).map_or(0, |s| s.version);
             if record.version <= held_version {
+                if reattached {
+                    return Ok(());
+                }
                 return Err(Error::new(
                     ErrorKind::StaleRecord,
                     format!(
@@ -667,6 +694,7 @@ impl Engine {
             unconfirmed: Unconfirmed::None,
             abandoned: Vec::new(),
             removed: false,
+            life: 0,
             prev: None,
         };
         let idx = self.add_slot(slot);
@@ -677,11 +705,13 @@ impl Engine {
     /// Forgets a grant (e.g. after an uninstall). Outputs not yet polled for
     /// it are dropped.
     ///
-    /// If a refresh of the grant is out, the engine remembers it (for the
-    /// last 1,024 removed grants): should the grant come
+    /// If a refresh of the grant is out, the engine remembers the grant until
+    /// its answers are handed in (answers or transport errors, also of
+    /// requests it gave up on): should the grant come
     /// back ([`insert`](Self::insert), [`restore`](Self::restore)) before the
     /// answer, it goes on as if it had never left (its scheduled retry, its
-    /// answers; a restore takes the record only if it is newer), so no new
+    /// answers, its unwritten tokens; a restore takes the record only if it
+    /// is newer and holds no older tokens than the engine's), so no new
     /// refresh token is lost and no second refresh starts. Otherwise the answer is an
     /// [`ErrorKind::UnknownRequest`], and a success carries its refresh token
     /// in [`Error::rescued_refresh_token`].
@@ -691,6 +721,7 @@ impl Engine {
     pub fn remove(&mut self, grant: &str) -> Result<(), Error> {
         let idx = self.lookup(grant)?;
         self.index.remove(grant);
+        let life = self.next_life();
         let Some(slot) = self.slots.get_mut(idx as usize).and_then(Option::as_mut) else {
             return Ok(());
         };
@@ -701,17 +732,10 @@ impl Engine {
                 self.schedule.remove(t, idx);
             }
             slot.removed = true;
+            // Nothing queued for it reaches it, even once it is back.
+            slot.life = life;
             let key = slot.key.clone();
             self.removed.insert(key, idx);
-            self.removed_order.push_back(idx);
-            while self.removed.len() > REMOVED_MEMORY {
-                let Some(old) = self.removed_order.pop_front() else {
-                    break;
-                };
-                if self.slot(old).is_some_and(|s| s.removed) {
-                    self.free_slot(old);
-                }
-            }
         } else {
             self.free_slot(idx);
         }
@@ -731,16 +755,27 @@ impl Engine {
     }
 
     /// Takes a removed grant back (with its requests still out), if there is
-    /// one of that name.
-    fn reattach(&mut self, grant: &str) -> Option<u32> {
+    /// one of that name, as it was; what was queued for it and dropped is
+    /// queued again: the write of tokens not yet handed out.
+    fn reattach(&mut self, grant: &str, now: SystemTime) -> Option<u32> {
         let idx = self.removed.remove(grant)?;
+        let halted = self.halted;
         let slot = self.slots.get_mut(idx as usize).and_then(Option::as_mut)?;
         slot.removed = false;
+        if slot.phase == Phase::Parked && !halted {
+            // Reconfigured meanwhile.
+            slot.phase = Phase::Idle;
+            slot.timer = Some(now);
+        }
         if let Some(t) = slot.timer {
             self.schedule.insert(t, idx);
         }
+        let unwritten = slot.emitted != Some(slot.version);
         let key = slot.key.clone();
         self.index.insert(key, idx);
+        if unwritten {
+            self.queue.push_back(Queued::Persist(tag(&self.slots, idx)));
+        }
         Some(idx)
     }
 
@@ -767,7 +802,8 @@ impl Engine {
         }
     }
 
-    fn add_slot(&mut self, slot: Slot) -> u32 {
+    fn add_slot(&mut self, mut slot: Slot) -> u32 {
+        slot.life = self.next_life();
         let key = slot.key.clone();
         let idx = if let Some(idx) = self.free.pop() {
             if let Some(cell) = self.slots.get_mut(idx as usize) {
@@ -953,7 +989,7 @@ impl Engine {
         slot.version = slot.version.saturating_add(1);
         slot.phase = Phase::Leasing { until };
         set_timer(&mut self.schedule, idx, slot, Some(until));
-        self.queue.push_back(Queued::Persist { slot: idx });
+        self.queue.push_back(Queued::Persist(tag(&self.slots, idx)));
     }
 
     fn send(&mut self, idx: u32, now: SystemTime) {
@@ -1023,12 +1059,18 @@ impl Engine {
         let at = add(now, backoff(base, cap, slot.attempt, &mut self.rng));
         slot.phase = Phase::Backoff;
         set_timer(&mut self.schedule, idx, slot, Some(at));
-        self.queue.push_back(Queued::Event(Event::RetryScheduled {
-            grant: slot.key.clone(),
-            at,
-            attempt: slot.attempt,
-            failure,
-        }));
+        self.queue.push_back(Queued::Event(
+            Tag {
+                slot: idx,
+                life: slot.life,
+            },
+            Event::RetryScheduled {
+                grant: slot.key.clone(),
+                at,
+                attempt: slot.attempt,
+                failure,
+            },
+        ));
     }
 
     // ---- answers ----------------------------------------------------------------------
@@ -1250,14 +1292,19 @@ impl Engine {
         // In shared-store mode a new refresh token is ready once its write is
         // confirmed (see `durable`).
         let waiters = !(shared && slot.prev.is_some()) && std::mem::take(&mut slot.waiters);
-        self.queue.push_back(Queued::Persist { slot: idx });
-        self.queue.push_back(Queued::Event(Event::Refreshed {
-            grant: grant.clone(),
-            expires_at,
-        }));
+        self.queue.push_back(Queued::Persist(tag(&self.slots, idx)));
+        self.queue.push_back(Queued::Event(
+            tag(&self.slots, idx),
+            Event::Refreshed {
+                grant: grant.clone(),
+                expires_at,
+            },
+        ));
         if waiters {
-            self.queue
-                .push_back(Queued::Event(Event::TokenReady { grant, expires_at }));
+            self.queue.push_back(Queued::Event(
+                tag(&self.slots, idx),
+                Event::TokenReady { grant, expires_at },
+            ));
         }
     }
 
@@ -1281,7 +1328,7 @@ impl Engine {
         slot.held.refresh = token.clone();
         slot.epoch = slot.epoch.wrapping_add(1);
         slot.version = slot.version.saturating_add(1);
-        self.queue.push_back(Queued::Persist { slot: idx });
+        self.queue.push_back(Queued::Persist(tag(&self.slots, idx)));
         true
     }
 
@@ -1305,9 +1352,11 @@ impl Engine {
                 slot.waiters = false;
                 slot.version = slot.version.saturating_add(1);
                 set_timer(&mut self.schedule, idx, slot, None);
-                self.queue.push_back(Queued::Persist { slot: idx });
-                self.queue
-                    .push_back(Queued::Event(Event::ReauthorizationNeeded { grant, error }));
+                self.queue.push_back(Queued::Persist(tag(&self.slots, idx)));
+                self.queue.push_back(Queued::Event(
+                    tag(&self.slots, idx),
+                    Event::ReauthorizationNeeded { grant, error },
+                ));
             }
             ErrorKind::LocationNotActive => {
                 let until = ceil_seconds(add(now, suspended_retry));
@@ -1316,19 +1365,24 @@ impl Engine {
                 slot.waiters = false;
                 slot.version = slot.version.saturating_add(1);
                 set_timer(&mut self.schedule, idx, slot, Some(until));
-                self.queue.push_back(Queued::Persist { slot: idx });
-                self.queue.push_back(Queued::Event(Event::Suspended {
-                    grant,
-                    until,
-                    error,
-                }));
+                self.queue.push_back(Queued::Persist(tag(&self.slots, idx)));
+                self.queue.push_back(Queued::Event(
+                    tag(&self.slots, idx),
+                    Event::Suspended {
+                        grant,
+                        until,
+                        error,
+                    },
+                ));
             }
             ErrorKind::InvalidClient => {
                 self.halted = true;
                 self.park(idx);
                 if !halted {
-                    self.queue
-                        .push_back(Queued::Event(Event::ConfigurationRejected { grant, error }));
+                    self.queue.push_back(Queued::Event(
+                        tag(&self.slots, idx),
+                        Event::ConfigurationRejected { grant, error },
+                    ));
                 }
             }
             ErrorKind::RateLimited => {
@@ -1338,12 +1392,18 @@ impl Engine {
                     .max(add(now, Duration::from_secs(1)));
                 slot.phase = Phase::Backoff;
                 set_timer(&mut self.schedule, idx, slot, Some(at));
-                self.queue.push_back(Queued::Event(Event::RetryScheduled {
-                    grant,
-                    at,
-                    attempt: slot.attempt,
-                    failure: Failure::Answer(error),
-                }));
+                self.queue.push_back(Queued::Event(
+                    Tag {
+                        slot: idx,
+                        life: slot.life,
+                    },
+                    Event::RetryScheduled {
+                        grant,
+                        at,
+                        attempt: slot.attempt,
+                        failure: Failure::Answer(error),
+                    },
+                ));
             }
             _ => self.retry_after_failure(idx, now, Failure::Answer(error)),
         }
@@ -1383,7 +1443,8 @@ impl Engine {
         if version == slot.version {
             slot.unconfirmed = Unconfirmed::None;
             if let Some(ready) = self.durable(idx) {
-                self.queue.push_back(Queued::Event(ready));
+                self.queue
+                    .push_back(Queued::Event(tag(&self.slots, idx), ready));
             }
         }
         let Some(slot) = self.slot_mut(idx) else {
@@ -1511,7 +1572,7 @@ impl Engine {
         slot.emitted = Some(version);
         slot.confirmed = version;
         slot.version = slot.version.max(version).saturating_add(1);
-        self.queue.push_back(Queued::Persist { slot: idx });
+        self.queue.push_back(Queued::Persist(tag(&self.slots, idx)));
     }
 
     /// Takes a stored record that is newer than the engine's state.
@@ -1638,7 +1699,9 @@ impl Engine {
             slot.waiters = false;
             events.push(Event::TokenReady { grant, expires_at });
         }
-        self.queue.extend(events.into_iter().map(Queued::Event));
+        let t = tag(&self.slots, idx);
+        self.queue
+            .extend(events.into_iter().map(|e| Queued::Event(t, e)));
     }
 
     // ---- outputs -------------------------------------------------------------------------
@@ -1656,8 +1719,8 @@ impl Engine {
     pub fn poll_output(&mut self) -> Option<Output> {
         while let Some(q) = self.queue.pop_front() {
             match q {
-                Queued::Event(e) => {
-                    if self.index.contains_key(e.grant().as_str()) {
+                Queued::Event(t, e) => {
+                    if self.live(t) {
                         return Some(Output::Event(e));
                     }
                 }
@@ -1666,12 +1729,13 @@ impl Engine {
                         return Some(out);
                     }
                 }
-                Queued::Persist { slot: idx } => {
+                Queued::Persist(t) => {
                     let shared = self.lease.is_some();
-                    let Some(slot) = self.slot(idx) else {
+                    let idx = t.slot;
+                    let Some(slot) = self.slot(idx).filter(|_| self.live(t)) else {
                         continue;
                     };
-                    if slot.removed || slot.emitted == Some(slot.version) {
+                    if slot.emitted == Some(slot.version) {
                         continue;
                     }
                     let record = self.build_record(slot);
@@ -1686,7 +1750,7 @@ impl Engine {
                     }
                     if !shared && let Some(ready) = self.durable(idx) {
                         // Right after the record that holds the token.
-                        self.queue.push_front(Queued::Event(ready));
+                        self.queue.push_front(Queued::Event(t, ready));
                     }
                     return Some(Output::Persist {
                         grant,
@@ -1699,12 +1763,26 @@ impl Engine {
         None
     }
 
+    /// Whether the grant a write or event was queued for is still there.
+    fn live(&self, t: Tag) -> bool {
+        self.slot(t.slot)
+            .is_some_and(|s| s.life == t.life && !s.removed)
+    }
+
     fn build_send(&mut self, idx: u32, seq: u32) -> Option<Output> {
         let slot = self.slot(idx)?;
         let Phase::InFlight { seq: s, epoch, .. } = slot.phase else {
             return None;
         };
-        if s != seq || epoch != slot.epoch || slot.removed {
+        if s != seq {
+            return None;
+        }
+        if slot.removed {
+            // Removed before it was sent: no answer will come.
+            let _ = self.answer_for_removed(RequestId::new(seq, idx), None);
+            return None;
+        }
+        if epoch != slot.epoch {
             return None;
         }
         if self.halted {

@@ -762,3 +762,39 @@ fn the_parked_list_stays_short_while_grants_come_and_go() {
     e.handle_timeout(t(1));
     assert_eq!(sends(&drain(&mut e)).len(), e.len());
 }
+
+#[test]
+fn removed_grants_leave_nothing_behind_once_answered() {
+    let mut e = Engine::new(config(), EngineSettings::default());
+    for round in 0..5000u32 {
+        let now = t(round as u64 * 100_000);
+        e.insert("loc-1", TokenSet::new(answer(round, true), now), now)
+            .unwrap();
+        while e.poll_output().is_some() {}
+        e.refresh_now("loc-1", now).unwrap();
+        let mut id = None;
+        while let Some(o) = e.poll_output() {
+            if let Output::Send { id: i, .. } = o {
+                id = Some(i);
+            }
+        }
+        e.remove("loc-1").unwrap();
+        let _ = e.handle_token_result(id.unwrap(), Ok(answer(round + 1, true)), now);
+    }
+    assert!(e.removed.is_empty());
+    assert!(e.slots.len() <= 2, "{} slots for one grant", e.slots.len());
+    assert!(e.slots.iter().all(Option::is_none));
+    assert_eq!(e.free.len(), e.slots.len());
+}
+
+#[test]
+fn removed_grant_whose_request_was_never_sent_is_forgotten() {
+    let mut e = with_grant(EngineSettings::default());
+    e.handle_timeout(t(86_000));
+    // The send is queued, not polled.
+    e.remove("g").unwrap();
+    assert!(drain(&mut e).is_empty());
+    assert!(e.removed.is_empty());
+    assert!(e.slots.iter().all(Option::is_none));
+    assert_eq!(e.poll_timeout(), None);
+}
