@@ -719,3 +719,20 @@ fn events_of_a_removed_grant_never_reach_its_reinstall() {
         TokenStatus::Ready(AccessToken::new("access-7"))
     );
 }
+
+#[test]
+fn success_for_a_request_the_engine_never_knew_hands_back_its_refresh_token() {
+    let (_, due, id, _) = refresh_in_flight();
+    // Another engine (e.g. after a restart) gets the answer.
+    let mut other = Engine::new(config(), EngineSettings::default());
+    let err = other
+        .handle_response(id, resp(200, &ok_body(2)), due)
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::UnknownRequest);
+    assert_eq!(err.rescued_refresh_token().unwrap().secret(), "refresh-2");
+    // A failure without a token in it has none to hand back.
+    let err = other
+        .handle_response(id, resp(500, r#"{"message":"boom"}"#), due)
+        .unwrap_err();
+    assert!(err.rescued_refresh_token().is_none());
+}

@@ -411,6 +411,24 @@ fn unknown_request(id: RequestId) -> Error {
     )
 }
 
+/// The refresh token an answer carries, if any: a success's, or one rescued
+/// from a failure.
+fn rescued(result: Result<TokenResponse, Error>) -> Option<RefreshToken> {
+    match result {
+        Ok(mut token) => token.refresh_token.take(),
+        Err(e) => e.rescued_refresh_token().cloned(),
+    }
+    .filter(|t| !t.secret().trim().is_empty())
+}
+
+/// `error`, carrying `token` for the caller to keep.
+fn with_rescued(error: Error, token: Option<RefreshToken>) -> Error {
+    match token {
+        Some(token) => error.with_rescued_refresh_token(token),
+        None => error,
+    }
+}
+
 fn set_timer(schedule: &mut Schedule, idx: u32, slot: &mut Slot, at: Option<SystemTime>) {
     if let Some(old) = slot.timer.take() {
         schedule.remove(old, idx);
@@ -781,7 +799,7 @@ impl Engine {
 
     /// An answer for a removed grant: forgotten, and the slot freed once
     /// nothing of it is out.
-    fn answer_for_removed(&mut self, id: RequestId, rescued: Option<RefreshToken>) -> Error {
+    fn answer_for_removed(&mut self, id: RequestId) -> Error {
         let idx = id.slot();
         if let Some(slot) = self.slot_mut(idx) {
             if matches!(slot.phase, Phase::InFlight { seq, .. } if seq == id.seq()) {
@@ -792,14 +810,10 @@ impl Engine {
                 self.free_slot(idx);
             }
         }
-        let error = Error::new(
+        Error::new(
             ErrorKind::UnknownRequest,
             format!("request {id} is of a removed grant"),
-        );
-        match rescued {
-            Some(token) => error.with_rescued_refresh_token(token),
-            None => error,
-        }
+        )
     }
 
     fn add_slot(&mut self, mut slot: Slot) -> u32 {
@@ -1080,15 +1094,17 @@ impl Engine {
     ///
     /// # Errors
     /// [`ErrorKind::UnknownRequest`] if `id` is not in flight (nor a recently
-    /// given-up request of a grant still held). Server errors in the answer
-    /// are not errors of this call: they become events.
+    /// given-up request of a grant still held, or of a removed grant); if the
+    /// answer holds a refresh token, the error carries it in
+    /// [`Error::rescued_refresh_token`]: keep it, the server may have spent
+    /// the one sent. Server errors in the answer are not errors of this
+    /// call: they become events.
     pub fn handle_response<B: AsRef<[u8]>>(
         &mut self,
         id: RequestId,
         response: Response<B>,
         now: SystemTime,
     ) -> Result<(), Error> {
-        self.which(id)?;
         self.handle_token_result(id, parse_token_response(response), now)
     }
 
@@ -1120,21 +1136,22 @@ impl Engine {
     ///   refresh token older than the one held, is ignored.
     ///
     /// # Errors
-    /// [`ErrorKind::UnknownRequest`].
+    /// [`ErrorKind::UnknownRequest`], carrying the answer's refresh token (if
+    /// any) in [`Error::rescued_refresh_token`].
     pub fn handle_token_result(
         &mut self,
         id: RequestId,
         result: Result<TokenResponse, Error>,
         now: SystemTime,
     ) -> Result<(), Error> {
-        let which = self.which(id)?;
+        let which = match self.which(id) {
+            Ok(which) => which,
+            Err(error) => return Err(with_rescued(error, rescued(result))),
+        };
         let idx = id.slot();
         if self.slot(idx).is_some_and(|s| s.removed) {
-            let rescued = match result {
-                Ok(mut token) => token.refresh_token.take(),
-                Err(e) => e.rescued_refresh_token().cloned(),
-            };
-            return Err(self.answer_for_removed(id, rescued));
+            let error = self.answer_for_removed(id);
+            return Err(with_rescued(error, rescued(result)));
         }
         match which {
             Which::Current { epoch, sent_at } => {
@@ -1198,7 +1215,7 @@ impl Engine {
         let which = self.which(id)?;
         let idx = id.slot();
         if self.slot(idx).is_some_and(|s| s.removed) {
-            return Err(self.answer_for_removed(id, None));
+            return Err(self.answer_for_removed(id));
         }
         if let Which::Current { epoch, sent_at } = which {
             let Some(slot) = self.slots.get_mut(idx as usize).and_then(Option::as_mut) else {
@@ -1779,7 +1796,7 @@ impl Engine {
         }
         if slot.removed {
             // Removed before it was sent: no answer will come.
-            let _ = self.answer_for_removed(RequestId::new(seq, idx), None);
+            let _ = self.answer_for_removed(RequestId::new(seq, idx));
             return None;
         }
         if epoch != slot.epoch {
