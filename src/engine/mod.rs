@@ -130,7 +130,9 @@
 //! In shared-store mode report every write's outcome: the engine refreshes a
 //! grant only once its previous write is confirmed. If a write fails for
 //! another reason (the store is down), retry that write. A lease whose
-//! confirmation has not come when it ends is written again; a lease confirmed
+//! outcome has not come when it ends is written again, over the last version
+//! known written (the unreported write may have lost to another engine's
+//! write of the same version); a lease confirmed
 //! with less than [`EngineSettings::request_timeout`] left is renewed instead
 //! of used. A record of version 0 ([`GrantRecord::new`]) counts as never
 //! stored: the first write of it has `replaces: None`.
@@ -281,7 +283,10 @@ enum Phase {
     /// confirmation in shared-store mode).
     Idle,
     /// Shared-store mode: the lease record at `version` awaits confirmation.
-    Leasing { until: SystemTime },
+    /// `again`: written again after an earlier lease write whose outcome was
+    /// never reported; that write may have lost to another engine's of the
+    /// same version, so this one replaces the last version known written.
+    Leasing { until: SystemTime, again: bool },
     /// A refresh request is out.
     InFlight {
         seq: u32,
@@ -1000,8 +1005,9 @@ impl Engine {
             return;
         };
         let until = ceil_seconds(add(now, lease));
+        let again = matches!(slot.phase, Phase::Leasing { .. });
         slot.version = slot.version.saturating_add(1);
-        slot.phase = Phase::Leasing { until };
+        slot.phase = Phase::Leasing { until, again };
         set_timer(&mut self.schedule, idx, slot, Some(until));
         self.queue.push_back(Queued::Persist(tag(&self.slots, idx)));
     }
@@ -1468,7 +1474,7 @@ impl Engine {
             return Err(unknown_grant(grant));
         };
         match slot.phase {
-            Phase::Leasing { until } if version == slot.version => {
+            Phase::Leasing { until, .. } if version == slot.version => {
                 if add(now, timeout) > until {
                     // Confirmed too late: the lease would end before the
                     // answer is due, and another engine could take over.
@@ -1492,6 +1498,9 @@ impl Engine {
     /// - Otherwise it adopts `current`: newer tokens instead of refreshing, or
     ///   another engine's lease (it waits for it to end), or the stored
     ///   status.
+    /// - If `current` is the version the engine knows written while a newer
+    ///   write of its own is out, this is the late outcome of an older write:
+    ///   ignored (the newer write's outcome decides).
     ///
     /// # Errors
     /// [`ErrorKind::UnknownGrant`]; [`ErrorKind::StaleRecord`] if `current` is
@@ -1527,13 +1536,18 @@ impl Engine {
         let Some(stored) = current.refresh_token() else {
             return Err(Error::input("the record has no refresh token"));
         };
+        if current.version == slot.confirmed && slot.emitted != Some(current.version) {
+            // The version known stored: the late outcome of an older write,
+            // which the outcome of the newer one out supersedes.
+            return Ok(());
+        }
         let same_token = *stored == slot.held.refresh;
         // Our own write, reported as a conflict (e.g. a retried write).
         let ours = slot.emitted == Some(current.version)
             && slot.version == current.version
             && same_token
             && match slot.phase {
-                Phase::Leasing { until } => current
+                Phase::Leasing { until, .. } => current
                     .lease
                     .as_ref()
                     .is_some_and(|l| Some(l.holder.as_str()) == holder && l.until == until),
@@ -1756,7 +1770,12 @@ impl Engine {
                         continue;
                     }
                     let record = self.build_record(slot);
-                    let replaces = slot.emitted;
+                    let replaces = match slot.phase {
+                        Phase::Leasing { again: true, .. } => {
+                            (slot.confirmed > 0).then_some(slot.confirmed)
+                        }
+                        _ => slot.emitted,
+                    };
                     let grant = slot.key.clone();
                     if let Some(slot) = self.slot_mut(idx) {
                         slot.emitted = Some(slot.version);
@@ -1850,7 +1869,7 @@ impl Engine {
             },
         };
         let lease = match (slot.phase, &self.lease) {
-            (Phase::Leasing { until }, Some((holder, _))) => Some(Lease {
+            (Phase::Leasing { until, .. }, Some((holder, _))) => Some(Lease {
                 holder: holder.clone(),
                 until,
             }),
