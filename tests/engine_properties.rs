@@ -1,11 +1,14 @@
 //! Property tests: random interleavings of asks, answers (on time, late, or
 //! lost), server faults, suspensions, store conflicts (two engines on one
 //! compare-and-swap store), restarts, notifications of current and of stale
-//! records, and grants removed and restored. Whatever happens:
+//! records, grants removed and restored (before or after the driver polls),
+//! writes that reach the store late (their outcome reported late), and asks
+//! right after an answer, before its outputs are polled. Whatever happens:
 //! - never two refreshes of one grant in flight;
 //! - no spent refresh token is ever sent (checked at the fake when sent);
 //! - every refresh token the fake issued is spent or is the one last
 //!   persisted for its grant;
+//! - an access token is handed out only once its refresh token is stored;
 //! - nothing panics, and no answer is refused as unknown.
 //!
 //! The network model: a request is lost before it reaches the server, or is
@@ -58,11 +61,21 @@ enum Action {
         grant: usize,
         back: usize,
     },
-    /// The grant is removed, then restored from the store at once.
+    /// The grant is removed, then restored from the store at once (with the
+    /// outputs queued for it polled in between, or not).
     RemoveRestore {
         node: usize,
         grant: usize,
+        poll_between: bool,
     },
+    /// The next writes reach the store (and their outcome is reported) late,
+    /// or at `Confirm` if sooner.
+    HoldConfirmations {
+        writes: usize,
+    },
+    Confirm,
+    /// Whether to ask for a token right after an answer, before polling.
+    AskOnAnswer(bool),
 }
 
 fn action() -> impl Strategy<Value = Action> {
@@ -94,7 +107,11 @@ fn action() -> impl Strategy<Value = Action> {
         1 => (0..2usize, 0..GRANTS).prop_map(|(node, grant)| Action::Notify { node, grant }),
         1 => (0..2usize, 0..GRANTS, 1..6usize)
             .prop_map(|(node, grant, back)| Action::NotifyStale { node, grant, back }),
-        1 => (0..2usize, 0..GRANTS).prop_map(|(node, grant)| Action::RemoveRestore { node, grant }),
+        1 => (0..2usize, 0..GRANTS, any::<bool>())
+            .prop_map(|(node, grant, poll_between)| Action::RemoveRestore { node, grant, poll_between }),
+        2 => (1..4usize).prop_map(|writes| Action::HoldConfirmations { writes }),
+        2 => Just(Action::Confirm),
+        1 => any::<bool>().prop_map(Action::AskOnAnswer),
     ]
 }
 
@@ -141,6 +158,9 @@ fn run(shared: bool, actions: &[Action]) -> Result<(), TestCaseError> {
             Action::Suspend { grant } => sim.fake.set_location_active(&grants[*grant], false),
             Action::Reactivate { grant } => sim.fake.set_location_active(&grants[*grant], true),
             Action::NextFate(f) => sim.fate(*f),
+            Action::HoldConfirmations { writes } => sim.hold_confirmations = *writes,
+            Action::Confirm => sim.confirm(),
+            Action::AskOnAnswer(on) => sim.ask_on_answer = *on,
             Action::Restart { node } => {
                 if !sim.answers_pending(node % nodes) {
                     sim.restart(node % nodes);
@@ -164,13 +184,20 @@ fn run(shared: bool, actions: &[Action]) -> Result<(), TestCaseError> {
                     sim.pump(node % nodes);
                 }
             }
-            Action::RemoveRestore { node, grant } => {
+            Action::RemoveRestore {
+                node,
+                grant,
+                poll_between,
+            } => {
                 let node = node % nodes;
                 let g = &grants[*grant];
                 let name = sim.nodes[node].name.clone();
                 sim.note(&name, format!("remove {g}; restore it"));
                 sim.nodes[node].engine.remove(g).expect("remove");
-                sim.pump(node);
+                sim.forget_writes(node, g);
+                if *poll_between {
+                    sim.pump(node);
+                }
                 let record = sim.store.records[g].clone();
                 sim.nodes[node]
                     .engine
@@ -191,6 +218,8 @@ fn run(shared: bool, actions: &[Action]) -> Result<(), TestCaseError> {
         sim.fake.set_location_active(g, true);
     }
     sim.clear_fates();
+    sim.hold_confirmations = 0;
+    sim.confirm();
     sim.run_for(Duration::from_secs(3600));
     prop_assert!(
         sim.violations().is_empty(),

@@ -8,9 +8,11 @@
 //! Invariants are checked as the simulation runs and collected in
 //! [`Sim::violations`]:
 //! - at every send, the refresh token presented is live at the fake (never spent);
-//! - at every send, no other refresh of the same grant is in flight (from any engine).
+//! - at every send, no other refresh of the same grant is in flight (from any engine);
+//! - an access token handed out as ready was issued with a refresh token
+//!   that is (or was) in the store.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::fmt::Write as _;
 use std::time::{Duration, SystemTime};
 
@@ -44,6 +46,8 @@ pub struct Store {
     pub history: BTreeMap<String, VecDeque<GrantRecord>>,
     pub writes: u64,
     pub conflicts: u64,
+    /// Every refresh token ever written.
+    pub ever_stored: HashSet<String>,
 }
 
 impl Store {
@@ -69,6 +73,9 @@ impl Store {
     }
 
     fn remember(&mut self, record: &GrantRecord) {
+        if let Some(r) = record.refresh_token() {
+            self.ever_stored.insert(r.secret().to_owned());
+        }
         let h = self
             .history
             .entry(record.grant.as_str().to_owned())
@@ -103,6 +110,22 @@ struct Reply {
     response: http::Response<Vec<u8>>,
 }
 
+/// How long a delayed write takes to reach the store: well within a lease,
+/// with a late answer before it (a write slower than the lease lets another
+/// engine take over while it is out, and no engine can help that).
+pub const WRITE_DELAY: Duration = Duration::from_secs(20);
+
+/// A write on its way to the store (shared-store mode).
+struct Delayed {
+    at: SystemTime,
+    node: usize,
+    grant: GrantId,
+    record: GrantRecord,
+    replaces: Option<u64>,
+    /// Whether the outcome is reported (not once the grant was removed).
+    report: bool,
+}
+
 struct Flight {
     node: usize,
     id: RequestId,
@@ -126,6 +149,16 @@ pub struct Sim {
     quiet: bool,
     violations: Vec<String>,
     pub sends: u64,
+    /// How many of the next writes (shared-store mode) reach the store, and
+    /// have their outcome reported, only after [`WRITE_DELAY`] (or at
+    /// [`Sim::confirm`]).
+    pub hold_confirmations: usize,
+    delayed: Vec<Delayed>,
+    /// Whether to ask for the token of a grant right after handing in an
+    /// answer for it, before its outputs are polled.
+    pub ask_on_answer: bool,
+    /// The refresh token issued with each access token.
+    issued: HashMap<String, String>,
 }
 
 /// `+Dd HH:MM:SS` since [`t0`].
@@ -169,6 +202,10 @@ impl Sim {
             quiet: false,
             violations: Vec::new(),
             sends: 0,
+            hold_confirmations: 0,
+            delayed: Vec::new(),
+            ask_on_answer: false,
+            issued: HashMap::new(),
         }
     }
 
@@ -252,6 +289,10 @@ impl Sim {
                 .unwrap_or_else(|| install.company_id.clone()),
         );
         let refresh = token.refresh_token.as_ref().map(|r| r.secret().to_owned());
+        if let Some(r) = &refresh {
+            self.issued
+                .insert(token.access_token.secret().to_owned(), r.clone());
+        }
         let r = refresh.map(|r| self.refresh_label(&r)).unwrap_or_default();
         let name = self.nodes[node].name.clone();
         self.note(&name, format!("insert {grant} (code exchange) refresh={r}"));
@@ -278,6 +319,18 @@ impl Sim {
             .engine
             .access_token(grant, self.now)
             .expect("access_token");
+        if let TokenStatus::Ready(a) = &status
+            && let Some(r) = self.issued.get(a.secret())
+            && !self.store.ever_stored.contains(r)
+        {
+            let (a, r) = (a.secret().to_owned(), r.clone());
+            let (a, r) = (self.access_label(&a), self.refresh_label(&r));
+            let name = self.nodes[node].name.clone();
+            self.violations.push(format!(
+                "{} {name}: {grant} handed out {a} while its refresh token {r} is not stored",
+                rel(self.now)
+            ));
+        }
         self.pump(node);
         status
     }
@@ -303,6 +356,7 @@ impl Sim {
                 .iter()
                 .filter_map(|n| n.engine.poll_timeout())
                 .chain(self.downlink.iter().map(|r| r.at))
+                .chain(self.delayed.iter().map(|d| d.at))
                 .min();
             match next {
                 Some(t) if t <= end => self.now = self.now.max(t),
@@ -327,6 +381,11 @@ impl Sim {
             while let Some(i) = self.downlink.iter().position(|r| r.at <= self.now) {
                 let reply = self.downlink.remove(i);
                 self.deliver(reply);
+                progressed = true;
+            }
+            while let Some(i) = self.delayed.iter().position(|d| d.at <= self.now) {
+                let d = self.delayed.remove(i);
+                self.arrive(d);
                 progressed = true;
             }
             for node in 0..self.nodes.len() {
@@ -367,12 +426,21 @@ impl Sim {
         if reply.late {
             self.note(&name, format!("late answer to {} arrives", reply.id));
         }
+        let grant = self
+            .flights
+            .iter()
+            .find(|f| f.node == reply.node && f.id == reply.id)
+            .map(|f| f.grant.clone());
         self.flights
             .retain(|f| !(f.node == reply.node && f.id == reply.id));
         let result =
             self.nodes[reply.node]
                 .engine
                 .handle_response(reply.id, reply.response, self.now);
+        if let (true, Some(grant)) = (self.ask_on_answer, grant) {
+            // Before the outputs of the answer are polled.
+            self.ask(reply.node, grant.as_str());
+        }
         if let Err(e) = result {
             self.violations.push(format!(
                 "{} {name}: answer to {} refused: {e}",
@@ -477,6 +545,10 @@ impl Sim {
         let status = response.status().as_u16();
         match parse_token_response(with_headers) {
             Ok(t) => {
+                if let Some(r) = &t.refresh_token {
+                    self.issued
+                        .insert(t.access_token.secret().to_owned(), r.secret().to_owned());
+                }
                 let a = self.access_label(t.access_token.secret());
                 let r = t
                     .refresh_token
@@ -532,7 +604,6 @@ impl Sim {
         let name = self.nodes[node].name.clone();
         let text = self.record_text(&record);
         let replaces_text = replaces.map_or("none".to_owned(), |v| format!("v{v}"));
-        let version = record.version;
         if !self.nodes[node].settings.is_shared() {
             self.note(
                 &name,
@@ -541,16 +612,63 @@ impl Sim {
             self.store.put(record);
             return;
         }
-        match self.store.cas(replaces, record) {
+        if self.hold_confirmations > 0 {
+            self.hold_confirmations -= 1;
+            self.note(
+                &name,
+                format!("persist {grant} {text} (cas on {replaces_text}: delayed)"),
+            );
+            self.delayed.push(Delayed {
+                at: self.now + WRITE_DELAY,
+                node,
+                grant,
+                record,
+                replaces,
+                report: true,
+            });
+            return;
+        }
+        self.write(node, grant, record, replaces, true);
+    }
+
+    /// A compare-and-swap, and its outcome reported to the engine.
+    fn write(
+        &mut self,
+        node: usize,
+        grant: GrantId,
+        record: GrantRecord,
+        replaces: Option<u64>,
+        report: bool,
+    ) {
+        let name = self.nodes[node].name.clone();
+        let text = self.record_text(&record);
+        let replaces_text = replaces.map_or("none".to_owned(), |v| format!("v{v}"));
+        let version = record.version;
+        let outcome = self.store.cas(replaces, record);
+        if !report {
+            let how = if outcome.is_ok() { "won" } else { "lost" };
+            self.note(
+                &name,
+                format!("persist {grant} {text} (cas on {replaces_text}: {how}; not reported)"),
+            );
+            return;
+        }
+        match outcome {
             Ok(()) => {
                 self.note(
                     &name,
                     format!("persist {grant} {text} (cas on {replaces_text}: won)"),
                 );
-                self.nodes[node]
-                    .engine
-                    .handle_persisted(grant.as_str(), version, self.now)
-                    .expect("handle_persisted");
+                let result =
+                    self.nodes[node]
+                        .engine
+                        .handle_persisted(grant.as_str(), version, self.now);
+                if let Err(e) = result {
+                    self.violations.push(format!(
+                        "{} {name}: handle_persisted of {grant} refused: {e}",
+                        rel(self.now)
+                    ));
+                }
             }
             Err(None) => {
                 // Nothing stored to hand back: the write failed, and the
@@ -571,10 +689,17 @@ impl Sim {
                     &name,
                     format!("persist {grant} {text} (cas on {replaces_text}: lost to {cur})"),
                 );
-                self.nodes[node]
-                    .engine
-                    .handle_persist_conflict(grant.as_str(), *current, self.now)
-                    .expect("handle_persist_conflict");
+                let result = self.nodes[node].engine.handle_persist_conflict(
+                    grant.as_str(),
+                    *current,
+                    self.now,
+                );
+                if let Err(e) = result {
+                    self.violations.push(format!(
+                        "{} {name}: handle_persist_conflict of {grant} refused: {e}",
+                        rel(self.now)
+                    ));
+                }
             }
         }
     }
@@ -633,6 +758,31 @@ impl Sim {
         self.note(&name, format!("event {text}"));
     }
 
+    /// The writes held back reach the store now, in order, and their
+    /// outcomes are reported.
+    pub fn confirm(&mut self) {
+        for d in std::mem::take(&mut self.delayed) {
+            self.arrive(d);
+        }
+    }
+
+    fn arrive(&mut self, d: Delayed) {
+        let name = self.nodes[d.node].name.clone();
+        self.note(&name, format!("delayed write of {} arrives", d.grant));
+        self.write(d.node, d.grant, d.record, d.replaces, d.report);
+        self.pump(d.node);
+    }
+
+    /// The grant was removed from engine `node`: the outcomes of its writes
+    /// still out are not reported (they still reach the store).
+    pub fn forget_writes(&mut self, node: usize, grant: &str) {
+        for d in &mut self.delayed {
+            if d.node == node && d.grant.as_str() == grant {
+                d.report = false;
+            }
+        }
+    }
+
     /// Kills engine `node` (its lost requests die with it) and starts a new
     /// one with the same settings that restores every stored record.
     pub fn restart(&mut self, node: usize) {
@@ -640,6 +790,7 @@ impl Sim {
         self.flights.retain(|f| f.node != node);
         self.downlink.retain(|r| r.node != node);
         self.held.retain(|r| r.node != node);
+        self.delayed.retain(|d| d.node != node);
         let settings = self.nodes[node].settings.clone();
         self.note(&name, "crash; restart from the store");
         self.nodes[node].engine = Engine::new(config(), settings);
