@@ -243,7 +243,7 @@ pub struct Engine {
 /// An output waiting in the queue; sends and records are built when polled,
 /// from the grant's state at that moment.
 ///
-/// Writes and events carry the incarnation of their grant they were queued
+/// Writes and events carry the incarnation of the grant they were queued
 /// for: nothing queued for a removed grant reaches it once it is back, nor a
 /// grant that took its slot. (A send is its slot's in-flight request, told by
 /// its unique sequence number.)
