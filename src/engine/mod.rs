@@ -444,7 +444,17 @@ fn set_timer(schedule: &mut Schedule, idx: u32, slot: &mut Slot, at: Option<Syst
     }
 }
 
-fn remember_abandoned(slot: &mut Slot, seq: u32, epoch: u32, sent_at: SystemTime) {
+/// Gives up on the slot's request in flight, if any, remembering it so that a
+/// late answer is still recognized. The phase is left for the caller to set.
+fn abandon_in_flight(slot: &mut Slot) {
+    let Phase::InFlight {
+        seq,
+        epoch,
+        sent_at,
+    } = slot.phase
+    else {
+        return;
+    };
     if slot.abandoned.len() >= ABANDONED_MEMORY {
         slot.abandoned.remove(0);
     }
@@ -453,6 +463,14 @@ fn remember_abandoned(slot: &mut Slot, seq: u32, epoch: u32, sent_at: SystemTime
         epoch,
         sent_at,
     });
+}
+
+/// Replaces the held tokens with others (a new authorization or a record from
+/// the store): the request in flight is given up on, and the epoch moves on.
+fn replace_held(slot: &mut Slot, held: Held) {
+    abandon_in_flight(slot);
+    slot.held = held;
+    slot.epoch = slot.epoch.wrapping_add(1);
 }
 
 impl Engine {
@@ -593,16 +611,7 @@ impl Engine {
             let Some(slot) = self.slots.get_mut(idx as usize).and_then(Option::as_mut) else {
                 return Err(unknown_grant(grant.as_str()));
             };
-            if let Phase::InFlight {
-                seq,
-                epoch,
-                sent_at,
-            } = slot.phase
-            {
-                remember_abandoned(slot, seq, epoch, sent_at);
-            }
-            slot.held = held;
-            slot.epoch = slot.epoch.wrapping_add(1);
+            replace_held(slot, held);
             slot.installed = slot.epoch;
             slot.prev = None;
             slot.status = Status::Active;
@@ -935,12 +944,8 @@ impl Engine {
             };
             slot.timer = None;
             match slot.phase {
-                Phase::InFlight {
-                    seq,
-                    epoch,
-                    sent_at,
-                } => {
-                    remember_abandoned(slot, seq, epoch, sent_at);
+                Phase::InFlight { .. } => {
+                    abandon_in_flight(slot);
                     slot.phase = Phase::Idle;
                     self.retry_after_failure(idx, now, Failure::TimedOut);
                 }
@@ -1192,15 +1197,8 @@ impl Engine {
                 let adopt = current || !superseded(slot, epoch);
                 if let (Ok(token), true) = (result, adopt) {
                     // A late success: its refresh token is the newest one.
-                    if let Phase::InFlight {
-                        seq,
-                        epoch,
-                        sent_at,
-                    } = slot.phase
-                    {
-                        // The retry presented the token this answer spent.
-                        remember_abandoned(slot, seq, epoch, sent_at);
-                    }
+                    // The retry presented the token this answer spent.
+                    abandon_in_flight(slot);
                     set_timer(&mut self.schedule, idx, slot, None);
                     slot.phase = Phase::Idle;
                     self.adopt_answer(idx, token, sent_at, now);
@@ -1223,12 +1221,12 @@ impl Engine {
         if self.slot(idx).is_some_and(|s| s.removed) {
             return Err(self.answer_for_removed(id));
         }
-        if let Which::Current { epoch, sent_at } = which {
+        if let Which::Current { epoch, .. } = which {
             let Some(slot) = self.slots.get_mut(idx as usize).and_then(Option::as_mut) else {
                 return Err(unknown_request(id));
             };
             set_timer(&mut self.schedule, idx, slot, None);
-            remember_abandoned(slot, id.seq(), epoch, sent_at);
+            abandon_in_flight(slot);
             slot.phase = Phase::Idle;
             if epoch == slot.epoch {
                 self.retry_after_failure(idx, now, Failure::Transport);
@@ -1633,16 +1631,7 @@ impl Engine {
             let Some(held) = Held::from_set(tokens, None, &mut self.interner) else {
                 return;
             };
-            if let Phase::InFlight {
-                seq,
-                epoch,
-                sent_at,
-            } = slot.phase
-            {
-                remember_abandoned(slot, seq, epoch, sent_at);
-            }
-            slot.held = held;
-            slot.epoch = slot.epoch.wrapping_add(1);
+            replace_held(slot, held);
             slot.attempt = 0;
             adopted = true;
         }
