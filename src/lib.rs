@@ -10,6 +10,8 @@
 //!   [`Error`] with a stable [`ErrorKind`]: [`parse_token_response`],
 //!   [`parse_location_token_response`], [`parse_installed_locations`],
 //!   [`parse_callback`];
+//! - install webhooks are verified over their raw bytes, parsed into typed
+//!   events and checked for replays by [`WebhookVerifier`];
 //! - the [`Engine`] runs the token lifecycle for many grants: refresh-ahead,
 //!   single-flight, rotation-safe persistence, retries, shared-store leases.
 //!
@@ -126,6 +128,7 @@ pub mod scope;
 pub mod secret;
 pub mod token;
 pub mod token_endpoint;
+pub mod webhook;
 
 pub use bearer::*;
 pub use config::*;
@@ -140,6 +143,7 @@ pub use scope::*;
 pub use secret::*;
 pub use token::*;
 pub use token_endpoint::*;
+pub use webhook::*;
 
 /// The README's code samples, compiled as doc tests.
 #[cfg(doctest)]
