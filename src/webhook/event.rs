@@ -4,11 +4,12 @@
 //! Location, a Company or a bulk install with `locationIds`; UNINSTALL for a
 //! location or an agency; any other type kept as raw JSON.
 
+use std::fmt;
 use std::time::SystemTime;
 
 use serde_json::{Map, Value};
 
-use super::timestamp::parse_rfc3339;
+use super::timestamp::{format_rfc3339_millis, parse_rfc3339};
 use crate::error::{Error, ErrorKind};
 use crate::token::{LenientBool, UserType};
 
@@ -22,7 +23,7 @@ pub const MAX_WEBHOOK_BYTES: usize = 1024 * 1024;
 /// Parsing is lenient like the token parser: unknown fields are kept, and an
 /// optional field of the wrong shape is kept as sent in the event's `extra`
 /// map (for INSTALL and UNINSTALL) instead of failing the event.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Clone, PartialEq)]
 #[non_exhaustive]
 pub struct WebhookEvent {
     /// `type`, as sent (`"INSTALL"`, `"UNINSTALL"`, `"LocationCreate"`…).
@@ -162,6 +163,25 @@ pub struct UninstallEvent {
     pub extra: Map<String, Value>,
 }
 
+/// Shows the timestamp as RFC 3339 (UTC, milliseconds), the same on every platform.
+impl fmt::Debug for WebhookEvent {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        struct Rfc3339(SystemTime);
+        impl fmt::Debug for Rfc3339 {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&format_rfc3339_millis(self.0))
+            }
+        }
+        f.debug_struct("WebhookEvent")
+            .field("event_type", &self.event_type)
+            .field("app_id", &self.app_id)
+            .field("webhook_id", &self.webhook_id)
+            .field("timestamp", &self.timestamp.map(Rfc3339))
+            .field("payload", &self.payload)
+            .finish()
+    }
+}
+
 impl WebhookEvent {
     /// The `(webhookId, timestamp)` pair that identifies the delivery for
     /// replay checks, when it has both.
@@ -225,14 +245,15 @@ pub fn parse_webhook(body: &[u8]) -> Result<WebhookEvent, Error> {
     }
     let json = body.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(body);
     let value: Value = serde_json::from_slice(json).map_err(|e| {
-        let what = if json.iter().all(u8::is_ascii_whitespace) {
-            "the body is empty"
-        } else if e.is_eof() {
+        if json.iter().all(u8::is_ascii_whitespace) {
+            return malformed("the body is empty".to_owned());
+        }
+        let what = if e.is_eof() {
             "the JSON body ends early (truncated)"
-        } else if e.is_syntax() {
-            "the body is not JSON"
+        } else if std::str::from_utf8(json).is_err() {
+            "the body is not UTF-8"
         } else {
-            "the body is not valid JSON text"
+            "the body is not JSON"
         };
         malformed(format!(
             "{what} (at line {} column {})",

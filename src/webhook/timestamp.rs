@@ -85,7 +85,6 @@ pub(crate) fn parse_rfc3339(text: &str) -> Option<SystemTime> {
 /// `toISOString()` does: `2026-01-01T00:00:00.000Z`. Times before 1970 are
 /// written as the epoch.
 #[must_use]
-#[cfg_attr(not(feature = "fake-server"), allow(dead_code))]
 pub(crate) fn format_rfc3339_millis(t: SystemTime) -> String {
     let since = t.duration_since(UNIX_EPOCH).unwrap_or_default();
     let secs = since.as_secs();
@@ -126,7 +125,6 @@ fn days_from_civil(year: i64, month: u32, day: u32) -> i64 {
 }
 
 /// The date of a day count since 1970-01-01 (the inverse of [`days_from_civil`]).
-#[cfg_attr(not(feature = "fake-server"), allow(dead_code))]
 fn civil_from_days(days: i64) -> (i64, u32, u32) {
     let z = days + 719_468;
     let era = z.div_euclid(146_097);
