@@ -242,7 +242,7 @@ impl ErrorKind {
                 "refuse the delivery (HTTP 401) and do not act on it"
             }
             WebhookLegacySignature => {
-                "refuse the delivery (HTTP 401): HighLevel ended the x-wh-signature scheme on 2026-07-01"
+                "refuse the delivery (HTTP 401); genuine deliveries carry x-ghl-signature"
             }
             WebhookMalformed => "refuse the delivery (HTTP 400) and do not act on it",
             WebhookOtherApp => "ignore the delivery: it is not for this app",

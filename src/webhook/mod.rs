@@ -65,7 +65,7 @@ use http::HeaderMap;
 
 use crate::config::Config;
 use crate::error::{Error, ErrorKind};
-use crate::sanitize::sanitize_message;
+use crate::sanitize::{identifier, sanitize_message};
 
 pub use event::{
     InstallEvent, InstallTarget, MAX_WEBHOOK_BYTES, Trial, UninstallEvent, UninstallTarget,
@@ -283,7 +283,7 @@ impl WebhookVerifier {
     /// - [`ErrorKind::WebhookReplayed`] for [`Recorded::Duplicate`];
     /// - [`ErrorKind::WebhookStale`] for [`Recorded::BeyondMemory`].
     pub fn accept(&self, event: WebhookEvent, recorded: Recorded) -> Result<WebhookEvent, Error> {
-        let id = || sanitize_message(event.webhook_id.as_deref().unwrap_or(""));
+        let id = || identifier(event.webhook_id.as_deref().unwrap_or(""));
         match recorded {
             Recorded::New => Ok(event),
             Recorded::Duplicate => Err(Error::webhook(
