@@ -159,9 +159,15 @@ impl ErrorKind {
             InvalidConfig | InvalidInput | StateMismatch | MalformedCallback => ErrorClass::Caller,
             UnknownRequest | UnknownGrant | StaleRecord => ErrorClass::Misuse,
             Unreadable => ErrorClass::Unreadable,
-            WebhookUnsigned | WebhookLegacySignature | WebhookMalformedSignature
-            | WebhookBadSignature | WebhookMalformed | WebhookOtherApp | WebhookStale
-            | WebhookReplayed | WebhookUndated => ErrorClass::Webhook,
+            WebhookUnsigned
+            | WebhookLegacySignature
+            | WebhookMalformedSignature
+            | WebhookBadSignature
+            | WebhookMalformed
+            | WebhookOtherApp
+            | WebhookStale
+            | WebhookReplayed
+            | WebhookUndated => ErrorClass::Webhook,
             _ => ErrorClass::Server,
         }
     }
@@ -246,7 +252,9 @@ impl ErrorKind {
             }
             WebhookMalformed => "refuse the delivery (HTTP 400) and do not act on it",
             WebhookOtherApp => "ignore the delivery: it is not for this app",
-            WebhookStale => "refuse the delivery: it is too old or too far ahead to rule out a replay",
+            WebhookStale => {
+                "refuse the delivery: it is too old or too far ahead to rule out a replay"
+            }
             WebhookReplayed => "do not act on it again: it was already accepted once",
             WebhookUndated => {
                 "refuse the delivery, or opt in to undated deliveries and reconcile installs by listing them"

@@ -30,7 +30,12 @@ fn render(resp: &Response<Vec<u8>>) -> String {
     }
     let mut body = String::from_utf8_lossy(resp.body()).into_owned();
     if let Ok(Value::Object(map)) = serde_json::from_slice::<Value>(resp.body()) {
-        for key in ["access_token", "refresh_token", "accessToken", "refreshToken"] {
+        for key in [
+            "access_token",
+            "refresh_token",
+            "accessToken",
+            "refreshToken",
+        ] {
             if let Some(Value::String(s)) = map.get(key) {
                 body = body.replace(s, &redact(s));
             }
@@ -85,7 +90,12 @@ fn the_rate_limit_answers_429_with_the_documented_headers() {
     // 100 requests spread over the first 5 s all pass, the last with 0 left.
     let mut last = None;
     for i in 0..100u64 {
-        let resp = mint(&mut fake, &company, "loc-1", start + Duration::from_millis(i * 50));
+        let resp = mint(
+            &mut fake,
+            &company,
+            "loc-1",
+            start + Duration::from_millis(i * 50),
+        );
         assert_eq!(resp.status(), 201, "request {i}");
         last = Some(resp);
     }
@@ -93,7 +103,12 @@ fn the_rate_limit_answers_429_with_the_documented_headers() {
     assert_eq!(last.headers()["x-ratelimit-remaining"], "0");
     // The 101st, 9.9 s after the first, is refused, and nothing is minted.
     let minted = fake.stats().location_tokens;
-    let refused = mint(&mut fake, &company, "loc-1", start + Duration::from_millis(9_900));
+    let refused = mint(
+        &mut fake,
+        &company,
+        "loc-1",
+        start + Duration::from_millis(9_900),
+    );
     assert_eq!(refused.status(), 429);
     assert_eq!(fake.stats().location_tokens, minted);
     assert_eq!(fake.stats().rate_limited, 1);
@@ -144,7 +159,11 @@ fn location_tokens_with_and_without_a_refresh_token() {
     // Its access token works; it can only be minted again.
     let live = fake.live_refresh_tokens();
     assert_eq!(live.len(), 2, "the Company grant's and loc-1's: {live:?}");
-    assert!(mint(&mut fake, &company, "loc-2", t0() + secs(60)).status().is_success());
+    assert!(
+        mint(&mut fake, &company, "loc-2", t0() + secs(60))
+            .status()
+            .is_success()
+    );
     snap!(format!("{}\n{}", render(&with), render(&without)));
 }
 

@@ -180,7 +180,10 @@ fn wrong_shapes_never_fail_the_event() {
         "somethingNew": {"nested": [1, 2, 3]}
     });
     let event = parse_webhook(body.to_string().as_bytes()).unwrap();
-    assert_eq!(event.timestamp, None, "a number is not an ISO 8601 timestamp");
+    assert_eq!(
+        event.timestamp, None,
+        "a number is not an ISO 8601 timestamp"
+    );
     let WebhookPayload::Install(install) = &event.payload else {
         panic!()
     };
@@ -207,8 +210,14 @@ fn every_refusal() {
     let cases: Vec<(&str, Vec<u8>)> = vec![
         ("empty", b"".to_vec()),
         ("whitespace", b" \n\t ".to_vec()),
-        ("HTML", b"<html><body>502 Bad Gateway</body></html>".to_vec()),
-        ("truncated JSON", br#"{"type":"INSTALL","appId":"a"#.to_vec()),
+        (
+            "HTML",
+            b"<html><body>502 Bad Gateway</body></html>".to_vec(),
+        ),
+        (
+            "truncated JSON",
+            br#"{"type":"INSTALL","appId":"a"#.to_vec(),
+        ),
         ("not UTF-8", b"{\"type\":\"INSTALL\xff\xfe\"}".to_vec()),
         ("a JSON array", br#"[{"type":"INSTALL"}]"#.to_vec()),
         ("a JSON string", br#""INSTALL""#.to_vec()),

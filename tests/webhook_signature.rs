@@ -97,7 +97,12 @@ fn rfc8032_test_vectors() {
         let public: [u8; 32] = t.public.as_slice().try_into().unwrap();
         // The primitive: key derivation and deterministic signing.
         let signing = SigningKey::from_bytes(&secret);
-        assert_eq!(signing.verifying_key().to_bytes(), public, "TEST {}", t.name);
+        assert_eq!(
+            signing.verifying_key().to_bytes(),
+            public,
+            "TEST {}",
+            t.name
+        );
         assert_eq!(
             signing.sign(&t.message).to_bytes().to_vec(),
             t.signature,
@@ -219,7 +224,10 @@ fn keys_rotate_and_an_empty_set_refuses_everything() {
     // The published key alone trusts neither test key.
     let published = WebhookKeys::default();
     assert_eq!(
-        published.verify(new.headers(), new.body()).unwrap_err().kind(),
+        published
+            .verify(new.headers(), new.body())
+            .unwrap_err()
+            .kind(),
         ErrorKind::WebhookBadSignature
     );
     // No key, no delivery: verification is never skipped.
@@ -227,7 +235,10 @@ fn keys_rotate_and_an_empty_set_refuses_everything() {
         .verify(new.headers(), new.body())
         .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::WebhookBadSignature);
-    assert!(err.to_string().contains("none of the 0 trusted key(s)"), "{err}");
+    assert!(
+        err.to_string().contains("none of the 0 trusted key(s)"),
+        "{err}"
+    );
 }
 
 #[test]

@@ -71,7 +71,9 @@ fn forged_stale_replayed_and_foreign_deliveries_are_refused() {
     let mut out = String::new();
     macro_rules! check {
         ($name:expr, $request:expr, $at:expr, $want:expr $(,)?) => {{
-            let err = verifier.verify_request($request, $at, &mut seen).unwrap_err();
+            let err = verifier
+                .verify_request($request, $at, &mut seen)
+                .unwrap_err();
             assert_eq!(err.kind(), $want, "{}: {err}", $name);
             assert_eq!(err.class(), ErrorClass::Webhook);
             writeln!(out, "== {}\n{:?}: {err}", $name, err.kind()).unwrap();
@@ -121,13 +123,23 @@ fn forged_stale_replayed_and_foreign_deliveries_are_refused() {
         br#"{"type":"INSTALL","installType":"Company","companyId":"c","timestamp":"2026-01-01T00:00:00.000Z","webhookId":"w"}"#
             .to_vec(),
     );
-    check!("INSTALL without appId", &no_app, now, ErrorKind::WebhookOtherApp);
+    check!(
+        "INSTALL without appId",
+        &no_app,
+        now,
+        ErrorKind::WebhookOtherApp
+    );
 
     // Undated: an old UNINSTALL delivery.
     let undated = fake.signed_webhook(
         br#"{"type":"UNINSTALL","appId":"6578278e879ad2646715ba9c","locationId":"loc-1"}"#.to_vec(),
     );
-    check!("undated UNINSTALL", &undated, now, ErrorKind::WebhookUndated);
+    check!(
+        "undated UNINSTALL",
+        &undated,
+        now,
+        ErrorKind::WebhookUndated
+    );
     let no_id = fake.signed_webhook(
         br#"{"type":"UNINSTALL","appId":"6578278e879ad2646715ba9c","locationId":"loc-1","timestamp":"2026-01-01T00:00:00.000Z"}"#.to_vec(),
     );
@@ -135,17 +147,28 @@ fn forged_stale_replayed_and_foreign_deliveries_are_refused() {
     let bad_time = fake.signed_webhook(
         br#"{"type":"UNINSTALL","appId":"6578278e879ad2646715ba9c","locationId":"loc-1","timestamp":"yesterday","webhookId":"w-1"}"#.to_vec(),
     );
-    check!("unreadable timestamp", &bad_time, now, ErrorKind::WebhookUndated);
+    check!(
+        "unreadable timestamp",
+        &bad_time,
+        now,
+        ErrorKind::WebhookUndated
+    );
 
     // Unsigned, and legacy-only.
     let mut unsigned = fresh.clone();
     unsigned.headers_mut().remove("x-ghl-signature");
     check!("unsigned", &unsigned, now, ErrorKind::WebhookUnsigned);
     let mut legacy = unsigned.clone();
-    legacy
-        .headers_mut()
-        .insert("x-wh-signature", http::HeaderValue::from_static("c2lnbmF0dXJl"));
-    check!("legacy only", &legacy, now, ErrorKind::WebhookLegacySignature);
+    legacy.headers_mut().insert(
+        "x-wh-signature",
+        http::HeaderValue::from_static("c2lnbmF0dXJl"),
+    );
+    check!(
+        "legacy only",
+        &legacy,
+        now,
+        ErrorKind::WebhookLegacySignature
+    );
 
     snap!(out);
 }
@@ -257,7 +280,13 @@ impl Table {
 }
 
 impl WebhookIdStore for Table {
-    fn record(&mut self, id: &str, timestamp: SystemTime, now: SystemTime, window: Duration) -> Recorded {
+    fn record(
+        &mut self,
+        id: &str,
+        timestamp: SystemTime,
+        now: SystemTime,
+        window: Duration,
+    ) -> Recorded {
         if self.insert_if_absent(id, timestamp + window, now) {
             Recorded::New
         } else {
@@ -292,7 +321,11 @@ fn a_store_of_the_apps_own() {
         .unwrap();
     let (id, timestamp) = event.replay_key().unwrap();
     let new = table.insert_if_absent(id, timestamp + verifier.replay_window(), now);
-    let recorded = if new { Recorded::New } else { Recorded::Duplicate };
+    let recorded = if new {
+        Recorded::New
+    } else {
+        Recorded::Duplicate
+    };
     verifier.accept(event.clone(), recorded).unwrap();
     let again = table.insert_if_absent(id, timestamp + verifier.replay_window(), now);
     assert!(!again);

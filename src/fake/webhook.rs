@@ -176,11 +176,8 @@ impl FakeServer {
     /// [`approve_with_webhook`](Self::approve_with_webhook) and
     /// [`uninstall`](Self::uninstall) for deliveries that go with a change.
     pub fn webhook(&mut self, event: &FakeWebhook, now: SystemTime) -> Request<Vec<u8>> {
-        let company_of = |location: &str| {
-            self.locations
-                .get(location)
-                .map(|l| l.company_id.clone())
-        };
+        let company_of =
+            |location: &str| self.locations.get(location).map(|l| l.company_id.clone());
         let (event_type, install_type, location_id, location_ids, company_id) = match event {
             FakeWebhook::InstallLocation {
                 company_id,
@@ -331,7 +328,8 @@ impl FakeServer {
                     g.approved.remove(l);
                 }
             }
-            self.access_tokens.retain(|_, a| !revoked.contains(&a.grant));
+            self.access_tokens
+                .retain(|_, a| !revoked.contains(&a.grant));
             self.stats.uninstalls += 1;
         }
         self.webhook(event, now)

@@ -365,7 +365,11 @@ fn install(map: &mut Map<String, Value>) -> Result<InstallEvent, Error> {
         Some(Value::Array(items)) if items.iter().all(Value::is_string) => {
             let mut ids: Vec<String> = Vec::with_capacity(items.len() + 1);
             let mut seen = std::collections::HashSet::with_capacity(items.len() + 1);
-            for id in items.iter().filter_map(Value::as_str).chain(location_id.as_deref()) {
+            for id in items
+                .iter()
+                .filter_map(Value::as_str)
+                .chain(location_id.as_deref())
+            {
                 if !id.is_empty() && seen.insert(id) {
                     ids.push(id.to_owned());
                 }

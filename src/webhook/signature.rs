@@ -279,7 +279,10 @@ mod tests {
         let der = BASE64.decode(HIGHLEVEL_WEBHOOK_PUBLIC_KEY).unwrap();
         assert_eq!(der.len(), 44);
         assert_eq!(&der[12..], &raw[..]);
-        assert_eq!(format!("{:?}", keys.keys()[0]), "WebhookKey(8b61d1d6cacbe28d…)");
+        assert_eq!(
+            format!("{:?}", keys.keys()[0]),
+            "WebhookKey(8b61d1d6cacbe28d…)"
+        );
     }
 
     #[test]
