@@ -212,7 +212,7 @@ fn a_bulk_of_mints_at_the_budgets_pace_draws_no_429() {
     let mut unpaced = fake;
     let mut refused = None;
     for (i, location) in locations.iter().enumerate() {
-        let at = now + ms(i as u64);
+        let at = now + Duration::from_secs(10) + ms(i as u64);
         let request = location_token_request(
             &config(),
             &company,
