@@ -44,8 +44,8 @@ pub struct WebhookEvent {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub enum WebhookPayload {
-    /// `type: "INSTALL"`: the app was installed.
-    Install(InstallEvent),
+    /// `type: "INSTALL"`: the app was installed (boxed: it is the largest).
+    Install(Box<InstallEvent>),
     /// `type: "UNINSTALL"`: the app was uninstalled.
     Uninstall(UninstallEvent),
     /// Any other type (`LocationCreate`, `PLAN_CHANGE`, contact events…): the
@@ -275,7 +275,7 @@ pub fn parse_webhook(body: &[u8]) -> Result<WebhookEvent, Error> {
         .and_then(Value::as_str)
         .and_then(parse_rfc3339);
     let payload = if event_type.eq_ignore_ascii_case("INSTALL") {
-        WebhookPayload::Install(install(&mut map)?)
+        WebhookPayload::Install(Box::new(install(&mut map)?))
     } else if event_type.eq_ignore_ascii_case("UNINSTALL") {
         WebhookPayload::Uninstall(uninstall(&mut map)?)
     } else {

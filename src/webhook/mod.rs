@@ -24,7 +24,7 @@
 //! one, and a replayed UNINSTALL would make the app drop the tokens of a
 //! location that is installed again — an installation the customer must then
 //! redo. Such deliveries are therefore refused by default
-//! ([`ErrorKind::WebhookUndated`](crate::ErrorKind::WebhookUndated)): an
+//! ([`ErrorKind::WebhookUndated`]): an
 //! uninstall that is really meant shows up anyway, as the grant's next refresh
 //! failing with `invalid grant` and in the installed-locations list. Apps that
 //! must act on them opt in with [`WebhookVerifier::accept_undated`]; the
