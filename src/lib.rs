@@ -12,6 +12,8 @@
 //!   [`parse_callback`];
 //! - install webhooks are verified over their raw bytes, parsed into typed
 //!   events and checked for replays by [`WebhookVerifier`];
+//! - a [`RequestBudget`] paces requests to HighLevel's rate limit (100 per
+//!   10 s by default), following the server's `X-RateLimit-*` headers;
 //! - the [`Engine`] runs the token lifecycle for many grants: refresh-ahead,
 //!   single-flight, rotation-safe persistence, retries, shared-store leases.
 //!

@@ -28,8 +28,8 @@
 //! uninstall that is really meant shows up anyway, as the grant's next refresh
 //! failing with `invalid grant` and in the installed-locations list. Apps that
 //! must act on them opt in with [`WebhookVerifier::accept_undated`]; the
-//! signature and app id are still checked, and whatever replay check the
-//! fields allow is still made.
+//! signature and app id are still checked, and a `timestamp` present is still
+//! held to the window, but the seen-id check needs both fields and is skipped.
 //!
 //! ```
 //! use std::time::{Duration, UNIX_EPOCH};
