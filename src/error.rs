@@ -1,10 +1,17 @@
 //! The one error type of the crate, with a stable [`ErrorKind`] to match on.
 //!
-//! Errors fall into four classes ([`ErrorClass`]):
+//! Errors fall into five classes ([`ErrorClass`]):
 //! - **caller** mistakes: bad configuration or input; nothing was sent;
 //! - **misuse** of the engine, such as a response for an id that is not in flight;
 //! - **server** answers: the server understood and said no;
-//! - **unreadable** answers: the body could not be read at all.
+//! - **unreadable** answers: the body could not be read at all;
+//! - **webhook** refusals: an incoming delivery was unsigned, forged, stale,
+//!   replayed, unreadable or for another app.
+//!
+//! Webhook refusals are kinds of this one error, not a type of their own, so
+//! that a webhook handler and the token code share one `?` and one match on
+//! [`ErrorKind`]; their class tells a router to answer the sender instead of
+//! retrying anything.
 
 use std::fmt;
 use std::time::{Duration, SystemTime};
@@ -72,9 +79,44 @@ pub enum ErrorKind {
     // ---- unreadable answers ---------------------------------------------
     /// The response body could not be read. See [`Error::unreadable_reason`].
     Unreadable,
+
+    // ---- refused webhook deliveries ---------------------------------------
+    /// The delivery has no `x-ghl-signature` header (or an empty one). Never
+    /// process an unsigned delivery.
+    WebhookUnsigned,
+    /// The delivery carries only the legacy `x-wh-signature` (RSA) header.
+    /// HighLevel ended that scheme on 2026-07-01 (per FACTS.md); genuine
+    /// deliveries are signed with `x-ghl-signature` now.
+    WebhookLegacySignature,
+    /// The `x-ghl-signature` header is not one standard-base64 value of a
+    /// 64-byte Ed25519 signature (bad base64, wrong length, sent twice).
+    WebhookMalformedSignature,
+    /// The signature does not verify over the raw body with any trusted key:
+    /// a forgery, another key, or a body changed after signing (for example
+    /// parsed and re-serialized before verification). The two cannot be told
+    /// apart.
+    WebhookBadSignature,
+    /// The signed body is not a webhook this crate can read: not a JSON
+    /// object, no `type`, too large, or an INSTALL/UNINSTALL without the ids
+    /// it needs.
+    WebhookMalformed,
+    /// The delivery is for another app: its `appId` is not the part of the
+    /// configured client id before the first `-`, or an INSTALL/UNINSTALL has
+    /// no `appId`.
+    WebhookOtherApp,
+    /// The payload `timestamp` is outside the accepted window around `now`,
+    /// or older than the replay memory reaches.
+    WebhookStale,
+    /// The `webhookId` was seen before: a replay or a retried delivery
+    /// already accepted.
+    WebhookReplayed,
+    /// The payload has no readable `timestamp` or no `webhookId`, so a replay
+    /// cannot be ruled out (old UNINSTALL deliveries); refused unless the
+    /// verifier was told to accept such deliveries.
+    WebhookUndated,
 }
 
-/// The four broad classes of [`ErrorKind`].
+/// The five broad classes of [`ErrorKind`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum ErrorClass {
@@ -86,6 +128,9 @@ pub enum ErrorClass {
     Server,
     /// The server's answer could not be read.
     Unreadable,
+    /// An incoming webhook delivery was refused: unsigned, forged, stale,
+    /// replayed, unreadable or for another app. Do not act on it.
+    Webhook,
 }
 
 /// Why a response body was unreadable.
@@ -114,6 +159,15 @@ impl ErrorKind {
             InvalidConfig | InvalidInput | StateMismatch | MalformedCallback => ErrorClass::Caller,
             UnknownRequest | UnknownGrant | StaleRecord => ErrorClass::Misuse,
             Unreadable => ErrorClass::Unreadable,
+            WebhookUnsigned
+            | WebhookLegacySignature
+            | WebhookMalformedSignature
+            | WebhookBadSignature
+            | WebhookMalformed
+            | WebhookOtherApp
+            | WebhookStale
+            | WebhookReplayed
+            | WebhookUndated => ErrorClass::Webhook,
             _ => ErrorClass::Server,
         }
     }
@@ -152,6 +206,15 @@ impl ErrorKind {
             ServerError => "server error",
             Rejected => "request rejected",
             Unreadable => "unreadable response",
+            WebhookUnsigned => "unsigned webhook",
+            WebhookLegacySignature => "webhook with a legacy signature only",
+            WebhookMalformedSignature => "malformed webhook signature",
+            WebhookBadSignature => "bad webhook signature",
+            WebhookMalformed => "malformed webhook",
+            WebhookOtherApp => "webhook for another app",
+            WebhookStale => "stale webhook",
+            WebhookReplayed => "replayed webhook",
+            WebhookUndated => "webhook without replay protection",
         }
     }
 
@@ -181,6 +244,21 @@ impl ErrorKind {
             ServerError => "retry later with backoff",
             Rejected => "the server refused the request",
             Unreadable => "retry later; the answer may have come from a proxy",
+            WebhookUnsigned | WebhookMalformedSignature | WebhookBadSignature => {
+                "refuse the delivery (HTTP 401) and do not act on it"
+            }
+            WebhookLegacySignature => {
+                "refuse the delivery (HTTP 401); genuine deliveries carry x-ghl-signature"
+            }
+            WebhookMalformed => "refuse the delivery (HTTP 400) and do not act on it",
+            WebhookOtherApp => "ignore the delivery: it is not for this app",
+            WebhookStale => {
+                "refuse the delivery: it is too old or too far ahead to rule out a replay"
+            }
+            WebhookReplayed => "do not act on it again: it was already accepted once",
+            WebhookUndated => {
+                "refuse the delivery, or opt in to undated deliveries and reconcile installs by listing them"
+            }
         }
     }
 }
@@ -246,6 +324,12 @@ impl Error {
         let mut e = Self::bare(kind);
         e.0.detail = Some(detail.into());
         e
+    }
+
+    /// A refused webhook delivery.
+    pub(crate) fn webhook(kind: ErrorKind, detail: impl Into<String>) -> Self {
+        debug_assert_eq!(kind.class(), ErrorClass::Webhook);
+        Self::new(kind, detail)
     }
 
     /// A configuration error.

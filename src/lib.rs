@@ -10,6 +10,10 @@
 //!   [`Error`] with a stable [`ErrorKind`]: [`parse_token_response`],
 //!   [`parse_location_token_response`], [`parse_installed_locations`],
 //!   [`parse_callback`];
+//! - install webhooks are verified over their raw bytes, parsed into typed
+//!   events and checked for replays by [`WebhookVerifier`];
+//! - a [`RequestBudget`] paces requests to HighLevel's rate limit (100 per
+//!   10 s by default), following the server's `X-RateLimit-*` headers;
 //! - the [`Engine`] runs the token lifecycle for many grants: refresh-ahead,
 //!   single-flight, rotation-safe persistence, retries, shared-store leases.
 //!
@@ -120,12 +124,14 @@ mod form;
 pub mod installed_locations;
 pub mod location_token;
 pub mod rate_limit;
+pub mod request_budget;
 mod response;
 mod sanitize;
 pub mod scope;
 pub mod secret;
 pub mod token;
 pub mod token_endpoint;
+pub mod webhook;
 
 pub use bearer::*;
 pub use config::*;
@@ -135,11 +141,13 @@ pub use error::*;
 pub use installed_locations::*;
 pub use location_token::*;
 pub use rate_limit::*;
+pub use request_budget::*;
 pub use response::MAX_BODY_BYTES;
 pub use scope::*;
 pub use secret::*;
 pub use token::*;
 pub use token_endpoint::*;
+pub use webhook::*;
 
 /// The README's code samples, compiled as doc tests.
 #[cfg(doctest)]

@@ -141,7 +141,7 @@ impl LenientBool {
         }
     }
 
-    fn from_value(v: Value) -> Self {
+    pub(crate) fn from_value(v: Value) -> Self {
         match v {
             Value::Bool(b) => LenientBool::Bool(b),
             Value::String(s) if s.eq_ignore_ascii_case("true") => LenientBool::Bool(true),

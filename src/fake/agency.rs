@@ -124,6 +124,13 @@ impl FakeServer {
         };
         let (grant, issued) = self.start_grant(install, now);
         self.stats.location_tokens += 1;
+        let with_refresh_token = self.location_refresh_tokens;
+        if !with_refresh_token {
+            // Never handed out: the grant can only be minted again.
+            if let Some(rec) = self.refresh_tokens.get_mut(&issued.refresh_token) {
+                rec.revoked = true;
+            }
+        }
         let install = self
             .grants
             .get(grant)
@@ -133,7 +140,7 @@ impl FakeServer {
             StatusCode::CREATED,
             &TokenBody {
                 v3,
-                shape: TokenShape::LocationToken,
+                shape: TokenShape::LocationToken { with_refresh_token },
                 issued: &issued,
                 expires_in: self.access_lifetime.as_secs(),
                 install,

@@ -11,6 +11,11 @@
 //! | `GET /oauth/installedLocations` (v3 `/oauth/installed-locations`) | the company's locations, page by page |
 //! | `GET …/oauth/chooselocation` | the consent page, approved at once: a `302` to the redirect URI |
 //!
+//! It also sends what HighLevel sends: signed INSTALL and UNINSTALL webhooks
+//! ([`FakeServer::webhook`], [`FakeServer::approve_with_webhook`],
+//! [`FakeServer::uninstall`]), and it can enforce a rate limit
+//! ([`FakeServer::set_rate_limit`]).
+//!
 //! The version is chosen per request: the `Version: v3` header or a v3 path
 //! selects v3 (camelCase bodies, AIP errors on the installed-locations list).
 //! Every path is matched by its end, so a base URL with a path prefix works.
@@ -41,8 +46,13 @@
 
 mod agency;
 mod consent;
+mod rate;
 mod token;
+mod webhook;
 mod wire;
+
+pub use rate::FakeRateLimit;
+pub use webhook::{DEFAULT_WEBHOOK_URL, FAKE_WEBHOOK_SEED, FakeWebhook};
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, HashSet, VecDeque};
@@ -162,6 +172,12 @@ pub struct FakeStats {
     pub location_tokens: u64,
     /// Installed-locations pages served.
     pub installed_location_pages: u64,
+    /// Requests refused with `429` by the enforced rate limit.
+    pub rate_limited: u64,
+    /// Webhook deliveries built.
+    pub webhooks_sent: u64,
+    /// Uninstalls applied through [`FakeServer::uninstall`].
+    pub uninstalls: u64,
 }
 
 /// A sub-account known to the fake.
@@ -197,6 +213,8 @@ struct RefreshRecord {
     /// `None` when the expiry is beyond what `SystemTime` holds.
     expires_at: Option<SystemTime>,
     spent: bool,
+    /// Revoked by an uninstall, or never handed out.
+    revoked: bool,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -239,7 +257,12 @@ enum Kind {
 ///   refresh tokens expire [a year](REFRESH_TOKEN_LIFETIME) after issue;
 /// - `client_credentials` is refused with `400 Invalid parameter: grantType`;
 /// - the `X-RateLimit-*` headers count requests per day and per 10 s window
-///   of `now`, but nothing is enforced: script [`Fault::RateLimited`] for a 429.
+///   of `now`; nothing is enforced unless [`set_rate_limit`](Self::set_rate_limit)
+///   says so (or script [`Fault::RateLimited`] for a single 429);
+/// - Location tokens carry a refresh token unless
+///   [`set_location_refresh_tokens(false)`](Self::set_location_refresh_tokens);
+/// - webhooks are signed with a key of the fake's own
+///   ([`webhook_key`](Self::webhook_key)), not HighLevel's.
 ///
 /// `now` should not go backwards: expired access tokens are forgotten.
 pub struct FakeServer {
@@ -261,6 +284,9 @@ pub struct FakeServer {
     access_expiry: BinaryHeap<Reverse<(SystemTime, String)>>,
     faults: VecDeque<(Fault, usize)>,
     window: RateWindow,
+    limiter: Option<rate::Limiter>,
+    location_refresh_tokens: bool,
+    webhooks: webhook::WebhookSender,
     stats: FakeStats,
 }
 
@@ -274,6 +300,8 @@ impl fmt::Debug for FakeServer {
             .field("pending_codes", &self.codes.len())
             .field("grants", &self.grants.len())
             .field("queued_faults", &self.faults)
+            .field("rate_limit", &self.limiter.as_ref().map(|l| l.rule))
+            .field("location_refresh_tokens", &self.location_refresh_tokens)
             .field("stats", &self.stats)
             .finish_non_exhaustive()
     }
@@ -302,6 +330,9 @@ impl FakeServer {
             access_expiry: BinaryHeap::new(),
             faults: VecDeque::new(),
             window: RateWindow::default(),
+            limiter: None,
+            location_refresh_tokens: true,
+            webhooks: webhook::WebhookSender::default(),
             stats: FakeStats::default(),
         }
     }
@@ -310,6 +341,24 @@ impl FakeServer {
     /// 86,399 s), in whole seconds.
     pub fn set_access_lifetime(&mut self, lifetime: Duration) {
         self.access_lifetime = lifetime;
+    }
+
+    /// Enforces `limit` on every request from now on (`None`, the default,
+    /// enforces nothing). A refused request gets `429` with a NestJS body
+    /// (`ThrottlerException: Too Many Requests`), `X-RateLimit-Remaining: 0`
+    /// and the other documented `X-RateLimit-*` headers, and is not handled.
+    /// While a limit is set, `X-RateLimit-Max`, `-Interval-Milliseconds` and
+    /// `-Remaining` report it.
+    pub fn set_rate_limit(&mut self, limit: Option<FakeRateLimit>) {
+        self.limiter = limit.map(rate::Limiter::new);
+    }
+
+    /// Whether minted Location tokens come with a refresh token (default
+    /// `true`, as newer docs show). Without one, the answer has no
+    /// `refresh_token` and the Location grant can only be minted again from
+    /// the Company token.
+    pub fn set_location_refresh_tokens(&mut self, with_refresh_token: bool) {
+        self.location_refresh_tokens = with_refresh_token;
     }
 
     /// The app id: the client id before its first `-`.
@@ -396,7 +445,7 @@ impl FakeServer {
     pub fn is_live_refresh_token(&self, refresh_token: &str) -> bool {
         self.refresh_tokens
             .get(refresh_token)
-            .is_some_and(|r| !r.spent)
+            .is_some_and(|r| !r.spent && !r.revoked)
     }
 
     /// Whether this refresh token was ever issued, spent or not.
@@ -405,12 +454,15 @@ impl FakeServer {
         self.refresh_tokens.contains_key(refresh_token)
     }
 
-    /// Every unspent refresh token, one per grant, in the order the grants began.
+    /// Every unspent refresh token, one per grant not revoked, in the order
+    /// the grants began.
     #[must_use]
     pub fn live_refresh_tokens(&self) -> Vec<String> {
         self.grants
             .iter()
-            .map(|g| g.refresh_token.clone())
+            .map(|g| &g.refresh_token)
+            .filter(|t| self.is_live_refresh_token(t))
+            .cloned()
             .collect()
     }
 
@@ -425,6 +477,23 @@ impl FakeServer {
         self.stats.requests += 1;
         self.forget_expired_access_tokens(now);
         let (daily_remaining, remaining) = self.count_request(now);
+        let mut burst = Burst {
+            max: BURST_MAX,
+            interval_ms: BURST_WINDOW_MS,
+            remaining,
+        };
+        if let Some(limiter) = &mut self.limiter {
+            burst.max = limiter.rule.max;
+            burst.interval_ms = limiter.rule.interval_ms();
+            match limiter.admit(now) {
+                Ok(left) => burst.remaining = left,
+                Err(wait) => {
+                    self.stats.rate_limited += 1;
+                    burst.remaining = 0;
+                    return limiter.refusal(wait).into_response(daily_remaining, burst);
+                }
+            }
+        }
         let reply = match self.next_fault() {
             Some(fault) => {
                 self.stats.faults_served += 1;
@@ -432,8 +501,10 @@ impl FakeServer {
             }
             None => self.route(request, now),
         };
-        let remaining = if reply.exhausted { 0 } else { remaining };
-        reply.into_response(daily_remaining, remaining)
+        if reply.exhausted {
+            burst.remaining = 0;
+        }
+        reply.into_response(daily_remaining, burst)
     }
 
     fn route(&mut self, request: &Request<Vec<u8>>, now: SystemTime) -> Reply {
@@ -591,6 +662,7 @@ impl FakeServer {
                 grant,
                 expires_at: now.checked_add(REFRESH_TOKEN_LIFETIME),
                 spent: false,
+                revoked: false,
             },
         );
         let refresh_token_id = format!(
@@ -620,6 +692,13 @@ impl FakeServer {
     }
 }
 
+/// The burst figures of one answer's `X-RateLimit-*` headers.
+struct Burst {
+    max: u64,
+    interval_ms: u64,
+    remaining: u64,
+}
+
 /// Tokens just issued.
 struct Issued {
     access_token: String,
@@ -629,7 +708,7 @@ struct Issued {
 
 impl Reply {
     /// Finishes a reply with the rate-limit headers.
-    fn into_response(self, daily_remaining: u64, remaining: u64) -> Response<Vec<u8>> {
+    fn into_response(self, daily_remaining: u64, burst: Burst) -> Response<Vec<u8>> {
         let mut resp = Response::new(self.body);
         *resp.status_mut() = self.status;
         let h = resp.headers_mut();
@@ -643,10 +722,10 @@ impl Reply {
         );
         h.insert(
             "x-ratelimit-interval-milliseconds",
-            HeaderValue::from(BURST_WINDOW_MS),
+            HeaderValue::from(burst.interval_ms),
         );
-        h.insert("x-ratelimit-max", HeaderValue::from(BURST_MAX));
-        h.insert("x-ratelimit-remaining", HeaderValue::from(remaining));
+        h.insert("x-ratelimit-max", HeaderValue::from(burst.max));
+        h.insert("x-ratelimit-remaining", HeaderValue::from(burst.remaining));
         if let Some(secs) = self.retry_after {
             h.insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }

@@ -183,6 +183,9 @@ impl FakeServer {
             )
         };
         let record = *self.refresh_tokens.get(refresh_token).ok_or_else(invalid)?;
+        if record.revoked {
+            return Err(invalid());
+        }
         if record.spent {
             self.stats.spent_refresh_token_reuses += 1;
             return Err(invalid());

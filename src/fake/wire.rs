@@ -268,8 +268,12 @@ pub(super) fn media_type<B>(req: &Request<B>) -> Option<String> {
 pub(super) enum TokenShape {
     /// `/oauth/token`: the v2 schema plus `refreshTokenId`, or the v3 schema.
     Token,
-    /// `/oauth/locationToken` / `/oauth/location-token`.
-    LocationToken,
+    /// `/oauth/locationToken` / `/oauth/location-token`, with or without a
+    /// refresh token.
+    LocationToken {
+        /// Whether the answer carries `refresh_token`.
+        with_refresh_token: bool,
+    },
 }
 
 /// A token answer, serialized with the field names and order of its schema.
@@ -318,7 +322,7 @@ impl Serialize for TokenBody<'_> {
                     m.serialize_entry("refreshTokenId", &self.issued.refresh_token_id)?;
                 }
             }
-            TokenShape::LocationToken => {
+            TokenShape::LocationToken { with_refresh_token } => {
                 m.serialize_entry("scope", &i.scope)?;
                 if let Some(l) = &i.location_id {
                     m.serialize_entry("locationId", l)?;
@@ -329,10 +333,12 @@ impl Serialize for TokenBody<'_> {
                 m.serialize_entry("userId", &i.user_id)?;
                 m.serialize_entry("appId", self.app_id)?;
                 m.serialize_entry("versionId", self.app_id)?;
-                m.serialize_entry(
-                    n("refresh_token", "refreshToken"),
-                    &self.issued.refresh_token,
-                )?;
+                if with_refresh_token {
+                    m.serialize_entry(
+                        n("refresh_token", "refreshToken"),
+                        &self.issued.refresh_token,
+                    )?;
+                }
             }
         }
         m.end()
