@@ -203,6 +203,8 @@ pub(crate) const FORM_CONTENT_TYPE: &str = "application/x-www-form-urlencoded";
 /// - Any 2xx is success; a 2xx whose body is an error body is an error.
 /// - Only `access_token` is required; a missing `refresh_token` is fine.
 /// - Bodies over [`MAX_BODY_BYTES`](crate::MAX_BODY_BYTES) are refused unread.
+/// - A body (success or error) that starts with UTF-8 byte-order marks is
+///   read as the JSON after them (RFC 8259 §8.1), as by every parser.
 ///
 /// # Errors
 /// A server error of the kind the answer describes, or
