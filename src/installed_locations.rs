@@ -564,12 +564,7 @@ fn number(v: &Value) -> Option<u64> {
 }
 
 fn boolean(v: &Value) -> Option<bool> {
-    match v {
-        Value::Bool(b) => Some(*b),
-        Value::String(s) if s.eq_ignore_ascii_case("true") => Some(true),
-        Value::String(s) if s.eq_ignore_ascii_case("false") => Some(false),
-        _ => None,
-    }
+    crate::token::read_bool(v)
 }
 
 fn string(v: &Value) -> Option<String> {

@@ -69,6 +69,11 @@ impl<'de> Deserialize<'de> for UserType {
 }
 
 /// A space-separated scope list, kept exactly as the server sent it.
+///
+/// The server sends a space-separated string (per FACTS.md and the OpenAPI).
+/// A JSON list of strings (`["contacts.readonly","locations.readonly"]`),
+/// seen in the field, reads as the same scopes: its items joined with one
+/// space. It is written back as the joined string.
 #[derive(Clone, PartialEq, Eq, Hash, Default)]
 pub struct Scopes(String);
 
@@ -76,6 +81,27 @@ impl Scopes {
     /// Wraps a raw, space-separated scope string.
     pub fn new(raw: impl Into<String>) -> Self {
         Scopes(raw.into())
+    }
+
+    /// Reads the wire value: a space-separated string, or a list of strings
+    /// (joined with one space). `None` for any other shape.
+    #[must_use]
+    pub fn from_value(v: &Value) -> Option<Self> {
+        match v {
+            Value::String(s) => Some(Scopes(s.clone())),
+            Value::Array(items) => {
+                let mut joined = String::new();
+                for item in items {
+                    let s = item.as_str()?;
+                    if !joined.is_empty() {
+                        joined.push(' ');
+                    }
+                    joined.push_str(s);
+                }
+                Some(Scopes(joined))
+            }
+            _ => None,
+        }
     }
 
     /// The raw string, as sent.
@@ -114,14 +140,25 @@ impl Serialize for Scopes {
     }
 }
 
+/// Reads a string or a list of strings, as [`Scopes::from_value`].
 impl<'de> Deserialize<'de> for Scopes {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        String::deserialize(d).map(Scopes)
+        let v = Value::deserialize(d)?;
+        Scopes::from_value(&v)
+            .ok_or_else(|| de::Error::custom("a scope string or a list of scope strings"))
     }
 }
 
 /// A flag declared boolean that servers send in other shapes too: `true`,
 /// `"false"`, or the documented example `"Bearer"` for `isBulkInstallation`.
+///
+/// What reads as a boolean (`true`/`false`, or the strings `"true"` /
+/// `"false"` in any case, surrounding whitespace ignored) becomes
+/// [`Bool`](Self::Bool);
+/// anything else is kept as sent in [`Raw`](Self::Raw), numbers included (a
+/// `1` may be a count as well as a flag). A `Raw` made by hand of a value
+/// that reads as a boolean is written as that value, and reads back as
+/// `Bool`.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub enum LenientBool {
@@ -129,6 +166,18 @@ pub enum LenientBool {
     Bool(bool),
     /// Anything else, kept as sent.
     Raw(Value),
+}
+
+/// A boolean as servers send one: `true`/`false`, or the strings `"true"` /
+/// `"false"` in any case and with surrounding whitespace. Anything else
+/// (numbers included) is not a boolean. Shared by every parser of the crate.
+pub(crate) fn read_bool(v: &Value) -> Option<bool> {
+    match v {
+        Value::Bool(b) => Some(*b),
+        Value::String(s) if s.trim().eq_ignore_ascii_case("true") => Some(true),
+        Value::String(s) if s.trim().eq_ignore_ascii_case("false") => Some(false),
+        _ => None,
+    }
 }
 
 impl LenientBool {
@@ -142,11 +191,9 @@ impl LenientBool {
     }
 
     fn from_value(v: Value) -> Self {
-        match v {
-            Value::Bool(b) => LenientBool::Bool(b),
-            Value::String(s) if s.eq_ignore_ascii_case("true") => LenientBool::Bool(true),
-            Value::String(s) if s.eq_ignore_ascii_case("false") => LenientBool::Bool(false),
-            other => LenientBool::Raw(other),
+        match read_bool(&v) {
+            Some(b) => LenientBool::Bool(b),
+            None => LenientBool::Raw(v),
         }
     }
 
@@ -175,7 +222,7 @@ pub struct TokenResponse {
     pub expires_in: Option<u64>,
     /// `refresh_token`; absent from some answers (the old one then stays valid).
     pub refresh_token: Option<RefreshToken>,
-    /// `scope`.
+    /// `scope`: a space-separated string, or a list of strings (see [`Scopes`]).
     pub scope: Option<Scopes>,
     /// `userType`.
     pub user_type: Option<UserType>,
@@ -183,7 +230,9 @@ pub struct TokenResponse {
     pub location_id: Option<String>,
     /// `companyId`.
     pub company_id: Option<String>,
-    /// `approvedLocations`, for agency tokens.
+    /// `approvedLocations`, for agency tokens: a list of location ids. A
+    /// single string reads as a list of that one id (an empty string as an
+    /// empty list); it is not split, since ids hold no separator.
     pub approved_locations: Option<Vec<String>>,
     /// `userId`: who installed the app. Documented as required; tolerated missing.
     pub user_id: Option<String>,
@@ -428,10 +477,13 @@ impl<'de> Deserialize<'de> for WireToken {
                             None => Some(v),
                         },
                         (Field::TokenType, Value::String(s)) => set(&mut r.token_type, s),
-                        (Field::Scope, Value::String(s)) => {
-                            r.scope = Some(Scopes(s));
-                            None
-                        }
+                        (Field::Scope, v) => match Scopes::from_value(&v) {
+                            Some(scopes) => {
+                                r.scope = Some(scopes);
+                                None
+                            }
+                            None => Some(v),
+                        },
                         (Field::UserType, Value::String(s)) => {
                             r.user_type = Some(UserType::parse(&s));
                             None
@@ -442,6 +494,11 @@ impl<'de> Deserialize<'de> for WireToken {
                         (Field::PlanId, Value::String(s)) => set(&mut r.plan_id, s),
                         (Field::AppId, Value::String(s)) => set(&mut r.app_id, s),
                         (Field::VersionId, Value::String(s)) => set(&mut r.version_id, s),
+                        (Field::ApprovedLocations, Value::String(s)) => {
+                            r.approved_locations =
+                                Some(if s.is_empty() { Vec::new() } else { vec![s] });
+                            None
+                        }
                         (Field::ApprovedLocations, Value::Array(items)) => {
                             if items.iter().all(Value::is_string) {
                                 r.approved_locations = Some(
