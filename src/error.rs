@@ -303,6 +303,15 @@ impl Error {
         self.0.rescued.as_ref()
     }
 
+    /// The same answer, classified as `kind` by the crate's own judgement
+    /// (e.g. several grants refused in a row mean the client is), with
+    /// `detail` saying why. The server's status and text are kept.
+    pub(crate) fn reclassified(mut self, kind: ErrorKind, detail: impl Into<String>) -> Self {
+        self.0.kind = kind;
+        self.0.detail = Some(detail.into());
+        self
+    }
+
     /// Marks why the body could not be read.
     pub(crate) fn with_unreadable(mut self, why: Unreadable) -> Self {
         self.0.unreadable = Some(why);
