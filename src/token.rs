@@ -16,8 +16,16 @@ use crate::secret::{AccessToken, RefreshToken};
 /// HighLevel's documented 86,399 seconds.
 pub const DEFAULT_LIFETIME: Duration = Duration::from_secs(86_399);
 
+/// The longest `expires_in` taken at face value: ten years. A longer one is
+/// kept in [`TokenResponse::expires_in`] as sent, but the lifetime counted
+/// is [`DEFAULT_LIFETIME`].
+pub const MAX_LIFETIME: Duration = Duration::from_secs(10 * 365 * 86_400);
+
 /// The class of a token: agency-wide or one sub-account.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+///
+/// Two values are equal when their wire values are: `Other("Company")` made
+/// by hand is [`Company`](Self::Company), as it reads back.
+#[derive(Debug, Clone)]
 #[non_exhaustive]
 pub enum UserType {
     /// An agency (Company) token.
@@ -47,6 +55,20 @@ impl UserType {
             "Location" => UserType::Location,
             other => UserType::Other(other.to_owned()),
         }
+    }
+}
+
+impl PartialEq for UserType {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_str() == other.as_str()
+    }
+}
+
+impl Eq for UserType {}
+
+impl std::hash::Hash for UserType {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.as_str().hash(state);
     }
 }
 
@@ -218,7 +240,9 @@ pub struct TokenResponse {
     pub access_token: AccessToken,
     /// `token_type`, normally `"Bearer"`.
     pub token_type: Option<String>,
-    /// `expires_in` in whole seconds, read from an integer, a float or a numeric string.
+    /// `expires_in` in whole seconds, read from an integer, a float or a
+    /// numeric string; any whole number of seconds is kept as sent (see
+    /// [`lifetime`](Self::lifetime) for how much of it counts).
     pub expires_in: Option<u64>,
     /// `refresh_token`; absent from some answers (the old one then stays valid).
     pub refresh_token: Option<RefreshToken>,
@@ -277,10 +301,12 @@ impl TokenResponse {
         }
     }
 
-    /// The lifetime: `expires_in`, or [`DEFAULT_LIFETIME`] when absent.
+    /// The lifetime: `expires_in`, or [`DEFAULT_LIFETIME`] when it is absent
+    /// or longer than [`MAX_LIFETIME`] (nonsense for a token that lives a day).
     #[must_use]
     pub fn lifetime(&self) -> Duration {
         self.expires_in
+            .filter(|s| *s <= MAX_LIFETIME.as_secs())
             .map_or(DEFAULT_LIFETIME, Duration::from_secs)
     }
 }
@@ -548,17 +574,11 @@ fn set(slot: &mut Option<String>, s: String) -> Option<Value> {
     None
 }
 
-/// The longest `expires_in` taken at face value: ten years. Anything longer
-/// is nonsense for a token that lives a day, and is kept in `extra` instead.
-const MAX_EXPIRES_IN: u64 = 10 * 365 * 86_400;
-
 /// Whole seconds from an integer, a float or a numeric string; `None` for
-/// anything negative, non-finite, non-numeric or over [`MAX_EXPIRES_IN`].
+/// anything negative, non-finite, non-numeric, or a float of 10^15 or more
+/// (past the integers a float holds exactly). Every `u64` reads, so what the
+/// writer writes reads back.
 fn seconds(v: &Value) -> Option<u64> {
-    seconds_unchecked(v).filter(|s| *s <= MAX_EXPIRES_IN)
-}
-
-fn seconds_unchecked(v: &Value) -> Option<u64> {
     match v {
         Value::Number(n) => n.as_u64().or_else(|| {
             n.as_f64()
@@ -637,7 +657,8 @@ impl Serialize for TokenResponse {
 // ---- token set -----------------------------------------------------------------
 
 /// A token answer pinned to the time it was obtained, with an absolute expiry.
-/// Serializable, so it can be persisted.
+/// Serializable, so it can be persisted; a token set read back from its JSON
+/// equals the one written.
 ///
 /// Times are kept in whole Unix seconds; `obtained_at` is rounded down, so the
 /// expiry errs early, never late.
@@ -656,10 +677,28 @@ impl TokenSet {
     #[must_use]
     pub fn new(token: TokenResponse, obtained_at: SystemTime) -> Self {
         let obtained_at = floor_seconds(obtained_at);
-        let expires_at = crate::rate_limit::saturating_add(obtained_at, token.lifetime());
+        // Whole seconds also where the sum is cut at the end of time.
+        let expires_at = floor_seconds(crate::rate_limit::saturating_add(
+            obtained_at,
+            token.lifetime(),
+        ));
         TokenSet {
             obtained_at,
             expires_at,
+            token,
+        }
+    }
+
+    /// A token set with its times as stored (whole seconds), whatever the
+    /// token's `expires_in` says.
+    pub(crate) fn from_parts(
+        token: TokenResponse,
+        obtained_at: SystemTime,
+        expires_at: SystemTime,
+    ) -> Self {
+        TokenSet {
+            obtained_at: floor_seconds(obtained_at),
+            expires_at: floor_seconds(expires_at),
             token,
         }
     }

@@ -131,8 +131,9 @@ impl TokenRequest {
 ///
 /// # Errors
 /// [`ErrorKind::InvalidInput`](crate::ErrorKind::InvalidInput), and no request,
-/// for an empty code or refresh token, a relative redirect URI, or a
-/// `user_type` other than `Company` or `Location`.
+/// for an empty code or refresh token, a redirect URI the config would refuse
+/// (see [`ConfigBuilder::redirect_uri`](crate::ConfigBuilder::redirect_uri)),
+/// or a `user_type` other than `Company` or `Location`.
 pub fn token_request(config: &Config, req: &TokenRequest) -> Result<Request<Vec<u8>>, Error> {
     let v3 = config.api_version() == ApiVersion::V3;
     let name = |v2: &'static str, v3name: &'static str| if v3 { v3name } else { v2 };
