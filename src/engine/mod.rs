@@ -875,7 +875,8 @@ impl Engine {
     /// - [`TokenStatus::Pending`]: the token expired; a refresh is in flight or
     ///   scheduled (and is started now if it was not). However many callers
     ///   ask, one refresh runs. Wait for [`Event::TokenReady`].
-    /// - [`TokenStatus::Suspended`], [`TokenStatus::ReauthorizationNeeded`],
+    /// - [`TokenStatus::Suspended`], [`TokenStatus::Unauthorized`],
+    ///   [`TokenStatus::ReauthorizationNeeded`],
     ///   [`TokenStatus::ConfigurationRejected`]: see each.
     ///
     /// May queue outputs: call [`poll_output`](Self::poll_output) afterwards.
@@ -919,10 +920,10 @@ impl Engine {
     /// Starts a refresh of `grant` now, whatever its expiry: for instance after
     /// an API call was answered 401 with its access token. Single-flight: if a
     /// refresh is already in flight, leased or waiting to be retried, nothing
-    /// new starts. A suspended grant or one that needs re-authorization is left
-    /// as it is. An [`Event::Refreshed`] and an [`Event::TokenReady`] follow the
-    /// refresh; until then [`access_token`](Self::access_token) keeps answering
-    /// with the token held.
+    /// new starts. A suspended grant, one parked as unauthorized, or one that
+    /// needs re-authorization is left as it is. An [`Event::Refreshed`] and an
+    /// [`Event::TokenReady`] follow the refresh; until then
+    /// [`access_token`](Self::access_token) keeps answering with the token held.
     ///
     /// May queue outputs: call [`poll_output`](Self::poll_output) afterwards.
     ///
