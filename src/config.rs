@@ -141,7 +141,10 @@ pub struct ConfigBuilder {
 
 impl ConfigBuilder {
     /// The redirect URI registered for the app; used by the code exchange and
-    /// the consent URL unless they are given another.
+    /// the consent URL unless they are given another. It must make the round
+    /// trip through the consent redirect: an absolute RFC 3986 URI (ASCII; no
+    /// fragment; at most [`MAX_REDIRECT_URI_BYTES`]) whose query, if any,
+    /// does not already hold `code`, `state`, `error` or `error_description`.
     pub fn redirect_uri(mut self, uri: impl Into<String>) -> Self {
         self.redirect_uri = Some(uri.into());
         self
@@ -171,8 +174,10 @@ impl ConfigBuilder {
     ///
     /// # Errors
     /// [`ErrorKind::InvalidConfig`](crate::ErrorKind::InvalidConfig) for an empty
-    /// or blank client id or secret, a relative redirect URI, or a base or consent
-    /// URL that is not `https` (or `http` on loopback), has a query, or does not parse.
+    /// or blank client id or secret, a redirect URI that could not come back
+    /// through the consent redirect (see [`redirect_uri`](Self::redirect_uri)),
+    /// or a base or consent URL that is not `https` (or `http` on loopback),
+    /// has a query, or does not parse.
     pub fn build(self) -> Result<Config, Error> {
         if self.client_id.trim().is_empty() {
             return Err(Error::config("client id is empty"));
@@ -207,15 +212,43 @@ impl ConfigBuilder {
     }
 }
 
-/// Checks that a redirect URI is absolute: an RFC 3986 scheme, `://`, and a
-/// non-empty host. Non-ASCII characters and spaces are allowed (the form
-/// encoding carries them); control characters are not.
+/// The longest redirect URI the crate takes, in bytes. The redirect that
+/// comes back adds the code and the state to it, and [`parse_callback`]
+/// reads at most [`MAX_CALLBACK_BYTES`].
+///
+/// [`parse_callback`]: crate::parse_callback
+/// [`MAX_CALLBACK_BYTES`]: crate::MAX_CALLBACK_BYTES
+pub const MAX_REDIRECT_URI_BYTES: usize = 2048;
+
+/// The query parameters the consent redirect adds to the redirect URI.
+const REDIRECT_PARAMETERS: [&str; 4] = ["code", "state", "error", "error_description"];
+
+/// Checks that a redirect URI makes the round trip: sent in the consent URL,
+/// redirected to with `code` and `state` added to its query, and read back by
+/// [`parse_callback`](crate::parse_callback). That takes an absolute URI as
+/// RFC 6749 §3.1.2 asks (RFC 3986 §4.3):
+/// - a scheme, `://` and a non-empty host;
+/// - only URI characters: ASCII letters and digits, ``-._~:/?[]@!$&'()*+,;=``,
+///   and `%` as the start of a `%XX` escape; so no space, no control
+///   character and no non-ASCII character (percent-encode them; write an
+///   international host name in punycode);
+/// - no fragment (RFC 6749 §3.1.2);
+/// - a query, if any, of `name=value` pairs that decode to UTF-8, with no
+///   name twice and none of `code`, `state`, `error` and `error_description`
+///   (the redirect adds those);
+/// - at most [`MAX_REDIRECT_URI_BYTES`].
 pub(crate) fn check_redirect_uri(uri: &str) -> Result<(), String> {
     if uri.is_empty() {
         return Err("is empty".into());
     }
     if uri.chars().any(char::is_control) {
         return Err(format!("{uri:?} contains control characters"));
+    }
+    if uri.len() > MAX_REDIRECT_URI_BYTES {
+        return Err(format!(
+            "is {} bytes long; at most {MAX_REDIRECT_URI_BYTES} are taken",
+            uri.len()
+        ));
     }
     let not_absolute = || format!("{uri:?} is not absolute (it needs a scheme and a host)");
     let (scheme, rest) = uri.split_once("://").ok_or_else(not_absolute)?;
@@ -230,7 +263,65 @@ pub(crate) fn check_redirect_uri(uri: &str) -> Result<(), String> {
     if host.is_empty() || host.starts_with(':') {
         return Err(not_absolute());
     }
+    if let Some(c) = uri.chars().find(|c| !is_uri_char(*c)) {
+        return Err(format!(
+            "{uri:?} holds {c:?}, which a URI cannot (percent-encode it; write an \
+             international host name in punycode)"
+        ));
+    }
+    if uri.contains('#') {
+        return Err(format!(
+            "{uri:?} has a fragment; a redirect URI must not (RFC 6749 §3.1.2)"
+        ));
+    }
+    let bytes = uri.as_bytes();
+    let bad_escape = bytes.iter().enumerate().any(|(i, b)| {
+        *b == b'%'
+            && !(bytes.get(i + 1).is_some_and(u8::is_ascii_hexdigit)
+                && bytes.get(i + 2).is_some_and(u8::is_ascii_hexdigit))
+    });
+    if bad_escape {
+        return Err(format!("{uri:?} has a % that does not start a %XX escape"));
+    }
+    // What the callback parser reads the redirect with.
+    let parsed: Uri = uri
+        .parse()
+        .map_err(|_| format!("{uri:?} is not a valid URI"))?;
+    if parsed.host().is_none_or(str::is_empty) {
+        return Err(not_absolute());
+    }
+    if let Some((_, query)) = uri.split_once('?') {
+        let pairs: Vec<(String, String)> = serde_urlencoded::from_str(query)
+            .map_err(|_| format!("{uri:?} has a query that cannot be read"))?;
+        let mut seen = std::collections::HashSet::with_capacity(pairs.len());
+        for (name, value) in &pairs {
+            if name.contains(char::REPLACEMENT_CHARACTER)
+                || value.contains(char::REPLACEMENT_CHARACTER)
+            {
+                return Err(format!(
+                    "{uri:?} has a query that is not UTF-8 once decoded"
+                ));
+            }
+            if REDIRECT_PARAMETERS.contains(&name.as_str()) {
+                return Err(format!(
+                    "{uri:?} has a query parameter {name:?}, which the consent redirect adds"
+                ));
+            }
+            if !seen.insert(name.as_str()) {
+                return Err(format!(
+                    "{uri:?} has the query parameter {name:?} twice; the redirect could \
+                     not be read back"
+                ));
+            }
+        }
+    }
     Ok(())
+}
+
+/// Whether `c` may appear in a URI (RFC 3986 §2: unreserved, reserved, and
+/// `%` for escapes).
+fn is_uri_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || "-._~:/?#[]@!$&'()*+,;=%".contains(c)
 }
 
 /// Checks a service URL and returns it without a trailing slash.

@@ -84,9 +84,14 @@ impl State {
 
     /// Restores a state kept by the app (or takes one the app made itself).
     ///
+    /// Any state it takes comes back unchanged through the consent URL and
+    /// [`parse_callback`].
+    ///
     /// # Errors
     /// [`ErrorKind::InvalidInput`] for an empty state, one longer than
-    /// [`MAX_LEN`](State::MAX_LEN), or one with a control character.
+    /// [`MAX_LEN`](State::MAX_LEN), one with a control character, or one
+    /// with U+FFFD (the replacement character, which [`parse_callback`]
+    /// refuses: it is what a decoder puts for bytes that are not UTF-8).
     pub fn new(value: impl Into<String>) -> Result<State, Error> {
         let value = value.into();
         if value.is_empty() {
@@ -101,6 +106,11 @@ impl State {
         }
         if value.chars().any(char::is_control) {
             return Err(Error::input("the state holds a control character"));
+        }
+        if value.contains(char::REPLACEMENT_CHARACTER) {
+            return Err(Error::input(
+                "the state holds U+FFFD, which a redirect cannot carry back",
+            ));
         }
         Ok(State(value))
     }
@@ -198,7 +208,9 @@ impl ConsentRequest {
         self
     }
 
-    /// A redirect URI other than the config's.
+    /// A redirect URI other than the config's, under the same rules
+    /// ([`ConfigBuilder::redirect_uri`](crate::ConfigBuilder::redirect_uri)),
+    /// checked when the URL is built.
     pub fn redirect_uri(mut self, uri: impl Into<String>) -> Self {
         self.redirect_uri = Some(uri.into());
         self
@@ -255,8 +267,11 @@ impl ConsentRequest {
 ///
 /// # Errors
 /// [`ErrorKind::InvalidInput`] when no scope is asked for, when there is no
-/// redirect URI (neither in the request nor in the config) or it is not
-/// absolute, or for an empty `version_id`.
+/// redirect URI (neither in the request nor in the config) or it could not
+/// come back through the redirect (the rules of
+/// [`ConfigBuilder::redirect_uri`](crate::ConfigBuilder::redirect_uri)), or
+/// for an empty `version_id`. What it builds comes back: the redirect to the
+/// redirect URI with the code and the state reads with [`parse_callback`].
 pub fn consent_url(config: &Config, req: &ConsentRequest) -> Result<String, Error> {
     if req.scopes.is_empty() {
         return Err(Error::input("the consent request asks for no scope"));

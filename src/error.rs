@@ -60,11 +60,21 @@ pub enum ErrorKind {
     /// again once the location is reactivated.
     LocationNotActive,
     /// The client id or secret was rejected. Retrying will not help.
+    ///
+    /// A 401 from `/oauth/token` counts only when its message or code names
+    /// the client credentials (`clientId`, `client_secret`, "Invalid
+    /// client"…); any other 401 there is [`GrantUnauthorized`](Self::GrantUnauthorized).
     InvalidClient,
     /// A parameter is missing or has an invalid value (HTTP 400 or 422).
     InvalidParameter,
     /// The bearer token was rejected (HTTP 401 on an API endpoint).
     Unauthorized,
+    /// `/oauth/token` answered 401 without naming the client credentials,
+    /// e.g. the official OpenAPI's own example for that path, "Invalid token:
+    /// access token is invalid". It concerns the grant (the code or refresh
+    /// token presented), not the whole client. A 401 refuses before anything
+    /// is spent: keep the refresh token.
+    GrantUnauthorized,
     /// The token lacks access (HTTP 403), e.g. to that location.
     Forbidden,
     /// The resource does not exist (HTTP 404).
@@ -200,6 +210,7 @@ impl ErrorKind {
             InvalidClient => "invalid client",
             InvalidParameter => "invalid parameter",
             Unauthorized => "unauthorized",
+            GrantUnauthorized => "grant unauthorized",
             Forbidden => "forbidden",
             NotFound => "not found",
             RateLimited => "rate limited",
@@ -238,6 +249,10 @@ impl ErrorKind {
             InvalidClient => "check the client id and secret; retrying will not help",
             InvalidParameter => "a parameter is missing or invalid",
             Unauthorized => "the bearer token was rejected; refresh it or re-authorize",
+            GrantUnauthorized => {
+                "keep the refresh token: the server refused this grant with 401 without naming \
+                 the client; look into the grant, and re-authorize it if this persists"
+            }
             Forbidden => "the token has no access to this resource",
             NotFound => "check the ids in the request",
             RateLimited => "wait before retrying",
@@ -269,8 +284,9 @@ impl fmt::Display for ErrorKind {
     }
 }
 
-/// Which endpoint an answer came from; it decides what a bare status means
-/// (a 401 from `/oauth/token` is a rejected client, elsewhere a rejected bearer).
+/// Which endpoint an answer came from; it decides what a bare status means:
+/// a 401 from `/oauth/token` is a rejected client when its message names the
+/// client credentials, else a refused grant; elsewhere a rejected bearer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum Endpoint {
@@ -369,6 +385,15 @@ impl Error {
     #[must_use]
     pub fn rescued_refresh_token(&self) -> Option<&RefreshToken> {
         self.0.rescued.as_ref()
+    }
+
+    /// The same answer, classified as `kind` by the crate's own judgement
+    /// (e.g. several grants refused in a row mean the client is), with
+    /// `detail` saying why. The server's status and text are kept.
+    pub(crate) fn reclassified(mut self, kind: ErrorKind, detail: impl Into<String>) -> Self {
+        self.0.kind = kind;
+        self.0.detail = Some(detail.into());
+        self
     }
 
     /// Marks why the body could not be read.
@@ -640,7 +665,8 @@ fn classify(endpoint: Endpoint, status: StatusCode, f: &ErrorFields) -> ErrorKin
     }
     if code == "unauthenticated" || status == StatusCode::UNAUTHORIZED {
         return match endpoint {
-            Endpoint::Token => ErrorKind::InvalidClient,
+            Endpoint::Token if names_client(&text, &code) => ErrorKind::InvalidClient,
+            Endpoint::Token => ErrorKind::GrantUnauthorized,
             _ => ErrorKind::Unauthorized,
         };
     }
@@ -654,6 +680,25 @@ fn classify(endpoint: Endpoint, status: StatusCode, f: &ErrorFields) -> ErrorKin
         return ErrorKind::NotFound;
     }
     ErrorKind::Rejected
+}
+
+/// Whether a refusal's message or code (lowercased) names the client
+/// credentials rather than the grant: what makes a 401 from `/oauth/token`
+/// an [`ErrorKind::InvalidClient`].
+fn names_client(text: &str, code: &str) -> bool {
+    const CLIENT_WORDS: [&str; 10] = [
+        "clientid",
+        "client_id",
+        "client id",
+        "clientsecret",
+        "client_secret",
+        "client secret",
+        "invalid client",
+        "invalid_client",
+        "client credentials",
+        "client authentication",
+    ];
+    code.contains("client") || CLIENT_WORDS.iter().any(|w| text.contains(w))
 }
 
 impl fmt::Display for Error {

@@ -35,7 +35,7 @@ use serde_json::{Map, Value};
 use crate::bearer::{CompanyBearer, bearer_headers};
 use crate::config::{ApiVersion, Config};
 use crate::error::{Endpoint, Error, Unreadable};
-use crate::response::json_answer;
+use crate::response::{json_answer, prepared_body};
 
 /// The v2 path.
 pub const INSTALLED_LOCATIONS_PATH: &str = "/oauth/installedLocations";
@@ -445,6 +445,7 @@ pub struct InstalledLocation {
 /// Parses the answer of `GET /oauth/installedLocations` (either API version).
 ///
 /// - Any 2xx is success; an error body on a 2xx is an error.
+/// - A leading UTF-8 byte-order mark is ignored, as by every parser.
 /// - The list is `locations` (v2) or `items` (v3); one of them is required.
 ///   Each location needs an `_id`; every other field is optional and read
 ///   leniently (a wrongly typed one is kept in `extra`, never fails the page).
@@ -463,7 +464,7 @@ pub fn parse_installed_locations<B: AsRef<[u8]>>(
         Error::unreadable(
             Unreadable::UnexpectedShape,
             resp.status(),
-            resp.body().as_ref(),
+            prepared_body(&resp),
             detail,
         )
     };
@@ -563,12 +564,7 @@ fn number(v: &Value) -> Option<u64> {
 }
 
 fn boolean(v: &Value) -> Option<bool> {
-    match v {
-        Value::Bool(b) => Some(*b),
-        Value::String(s) if s.eq_ignore_ascii_case("true") => Some(true),
-        Value::String(s) if s.eq_ignore_ascii_case("false") => Some(false),
-        _ => None,
-    }
+    crate::token::read_bool(v)
 }
 
 fn string(v: &Value) -> Option<String> {

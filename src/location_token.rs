@@ -120,6 +120,7 @@ pub fn location_token_request(
 /// the same [`TokenResponse`] the token endpoint gives.
 ///
 /// - Any 2xx is success (the docs say 200; the server has been seen to send 201).
+/// - A leading UTF-8 byte-order mark is ignored, as by every parser.
 /// - Only `access_token` is required. The fields of
 ///   [`LOCATION_TOKEN_REQUIRED_FIELDS`] are always present in the docs' answers,
 ///   but the official OpenAPI requires only `userId`, and `planId` exists for

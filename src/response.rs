@@ -1,4 +1,5 @@
-//! Reading answers: the size cap, JSON, and telling error bodies from answers.
+//! Reading answers: the one place that prepares a body for the parsers (the
+//! byte-order mark, the size cap), JSON, and telling error bodies from answers.
 
 use http::{Response, StatusCode};
 use serde_json::Value;
@@ -11,9 +12,41 @@ use crate::error::{Endpoint, Error, Unreadable};
 /// Drivers may refuse to download more than this, too.
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 
-/// Checks the cap and emptiness; returns the body for further reading.
+/// The UTF-8 byte-order mark, `EF BB BF`.
+const BOM: &[u8] = b"\xEF\xBB\xBF";
+
+/// The body every parser reads: the raw body without the UTF-8 byte-order
+/// marks it starts with. RFC 8259 §8.1 lets a JSON reader ignore a leading
+/// mark, and servers behind some proxies (or .NET and Windows tooling) send
+/// one.
+///
+/// The marks of a body marked twice on its way, or with whitespace before
+/// the mark, are stripped too (everything up to the last mark of the leading
+/// run of marks and whitespace): the JSON after them is intact, and refusing
+/// it would throw away a success that may hold the only copy of a rotated
+/// refresh token. A body without a leading mark is read as it is.
+///
+/// Every parser goes through here: success and error answers of the token,
+/// location-token and installed-locations endpoints.
+pub(crate) fn prepared_body<B: AsRef<[u8]>>(resp: &Response<B>) -> &[u8] {
+    let raw = resp.body().as_ref();
+    let (mut at, mut after_mark) = (0, 0);
+    loop {
+        if raw[at..].starts_with(BOM) {
+            at += BOM.len();
+            after_mark = at;
+        } else if raw.get(at).is_some_and(u8::is_ascii_whitespace) {
+            at += 1;
+        } else {
+            break;
+        }
+    }
+    &raw[after_mark..]
+}
+
+/// Checks the cap; returns the [prepared](prepared_body) body for further reading.
 pub(crate) fn checked_body<B: AsRef<[u8]>>(resp: &Response<B>) -> Result<&[u8], Error> {
-    let body = resp.body().as_ref();
+    let body = prepared_body(resp);
     if body.len() > MAX_BODY_BYTES {
         return Err(Error::unreadable(
             Unreadable::TooLarge,
@@ -31,7 +64,7 @@ pub(crate) fn checked_body<B: AsRef<[u8]>>(resp: &Response<B>) -> Result<&[u8], 
 /// The error for a non-2xx answer. The status and headers classify it even
 /// when the body is too large to read or is not JSON.
 pub(crate) fn failure<B: AsRef<[u8]>>(endpoint: Endpoint, resp: &Response<B>) -> Error {
-    let body = resp.body().as_ref();
+    let body = prepared_body(resp);
     if body.len() > MAX_BODY_BYTES {
         return Error::from_answer(endpoint, resp.status(), resp.headers(), None, &body[..256])
             .with_unreadable(Unreadable::TooLarge);

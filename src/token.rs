@@ -16,8 +16,16 @@ use crate::secret::{AccessToken, RefreshToken};
 /// HighLevel's documented 86,399 seconds.
 pub const DEFAULT_LIFETIME: Duration = Duration::from_secs(86_399);
 
+/// The longest `expires_in` taken at face value: ten years. A longer one is
+/// kept in [`TokenResponse::expires_in`] as sent, but the lifetime counted
+/// is [`DEFAULT_LIFETIME`].
+pub const MAX_LIFETIME: Duration = Duration::from_secs(10 * 365 * 86_400);
+
 /// The class of a token: agency-wide or one sub-account.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+///
+/// Two values are equal when their wire values are: `Other("Company")` made
+/// by hand is [`Company`](Self::Company), as it reads back.
+#[derive(Debug, Clone)]
 #[non_exhaustive]
 pub enum UserType {
     /// An agency (Company) token.
@@ -50,6 +58,20 @@ impl UserType {
     }
 }
 
+impl PartialEq for UserType {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_str() == other.as_str()
+    }
+}
+
+impl Eq for UserType {}
+
+impl std::hash::Hash for UserType {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.as_str().hash(state);
+    }
+}
+
 impl fmt::Display for UserType {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
@@ -69,6 +91,11 @@ impl<'de> Deserialize<'de> for UserType {
 }
 
 /// A space-separated scope list, kept exactly as the server sent it.
+///
+/// The server sends a space-separated string (per FACTS.md and the OpenAPI).
+/// A JSON list of strings (`["contacts.readonly","locations.readonly"]`),
+/// seen in the field, reads as the same scopes: its items joined with one
+/// space. It is written back as the joined string.
 #[derive(Clone, PartialEq, Eq, Hash, Default)]
 pub struct Scopes(String);
 
@@ -76,6 +103,27 @@ impl Scopes {
     /// Wraps a raw, space-separated scope string.
     pub fn new(raw: impl Into<String>) -> Self {
         Scopes(raw.into())
+    }
+
+    /// Reads the wire value: a space-separated string, or a list of strings
+    /// (joined with one space). `None` for any other shape.
+    #[must_use]
+    pub fn from_value(v: &Value) -> Option<Self> {
+        match v {
+            Value::String(s) => Some(Scopes(s.clone())),
+            Value::Array(items) => {
+                let mut joined = String::new();
+                for item in items {
+                    let s = item.as_str()?;
+                    if !joined.is_empty() {
+                        joined.push(' ');
+                    }
+                    joined.push_str(s);
+                }
+                Some(Scopes(joined))
+            }
+            _ => None,
+        }
     }
 
     /// The raw string, as sent.
@@ -114,14 +162,25 @@ impl Serialize for Scopes {
     }
 }
 
+/// Reads a string or a list of strings, as [`Scopes::from_value`].
 impl<'de> Deserialize<'de> for Scopes {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        String::deserialize(d).map(Scopes)
+        let v = Value::deserialize(d)?;
+        Scopes::from_value(&v)
+            .ok_or_else(|| de::Error::custom("a scope string or a list of scope strings"))
     }
 }
 
 /// A flag declared boolean that servers send in other shapes too: `true`,
 /// `"false"`, or the documented example `"Bearer"` for `isBulkInstallation`.
+///
+/// What reads as a boolean (`true`/`false`, or the strings `"true"` /
+/// `"false"` in any case, surrounding whitespace ignored) becomes
+/// [`Bool`](Self::Bool);
+/// anything else is kept as sent in [`Raw`](Self::Raw), numbers included (a
+/// `1` may be a count as well as a flag). A `Raw` made by hand of a value
+/// that reads as a boolean is written as that value, and reads back as
+/// `Bool`.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub enum LenientBool {
@@ -129,6 +188,18 @@ pub enum LenientBool {
     Bool(bool),
     /// Anything else, kept as sent.
     Raw(Value),
+}
+
+/// A boolean as servers send one: `true`/`false`, or the strings `"true"` /
+/// `"false"` in any case and with surrounding whitespace. Anything else
+/// (numbers included) is not a boolean. Shared by every parser of the crate.
+pub(crate) fn read_bool(v: &Value) -> Option<bool> {
+    match v {
+        Value::Bool(b) => Some(*b),
+        Value::String(s) if s.trim().eq_ignore_ascii_case("true") => Some(true),
+        Value::String(s) if s.trim().eq_ignore_ascii_case("false") => Some(false),
+        _ => None,
+    }
 }
 
 impl LenientBool {
@@ -142,11 +213,9 @@ impl LenientBool {
     }
 
     pub(crate) fn from_value(v: Value) -> Self {
-        match v {
-            Value::Bool(b) => LenientBool::Bool(b),
-            Value::String(s) if s.eq_ignore_ascii_case("true") => LenientBool::Bool(true),
-            Value::String(s) if s.eq_ignore_ascii_case("false") => LenientBool::Bool(false),
-            other => LenientBool::Raw(other),
+        match read_bool(&v) {
+            Some(b) => LenientBool::Bool(b),
+            None => LenientBool::Raw(v),
         }
     }
 
@@ -171,11 +240,13 @@ pub struct TokenResponse {
     pub access_token: AccessToken,
     /// `token_type`, normally `"Bearer"`.
     pub token_type: Option<String>,
-    /// `expires_in` in whole seconds, read from an integer, a float or a numeric string.
+    /// `expires_in` in whole seconds, read from an integer, a float or a
+    /// numeric string; any whole number of seconds is kept as sent (see
+    /// [`lifetime`](Self::lifetime) for how much of it counts).
     pub expires_in: Option<u64>,
     /// `refresh_token`; absent from some answers (the old one then stays valid).
     pub refresh_token: Option<RefreshToken>,
-    /// `scope`.
+    /// `scope`: a space-separated string, or a list of strings (see [`Scopes`]).
     pub scope: Option<Scopes>,
     /// `userType`.
     pub user_type: Option<UserType>,
@@ -183,7 +254,9 @@ pub struct TokenResponse {
     pub location_id: Option<String>,
     /// `companyId`.
     pub company_id: Option<String>,
-    /// `approvedLocations`, for agency tokens.
+    /// `approvedLocations`, for agency tokens: a list of location ids. A
+    /// single string reads as a list of that one id (an empty string as an
+    /// empty list); it is not split, since ids hold no separator.
     pub approved_locations: Option<Vec<String>>,
     /// `userId`: who installed the app. Documented as required; tolerated missing.
     pub user_id: Option<String>,
@@ -228,10 +301,12 @@ impl TokenResponse {
         }
     }
 
-    /// The lifetime: `expires_in`, or [`DEFAULT_LIFETIME`] when absent.
+    /// The lifetime: `expires_in`, or [`DEFAULT_LIFETIME`] when it is absent
+    /// or longer than [`MAX_LIFETIME`] (nonsense for a token that lives a day).
     #[must_use]
     pub fn lifetime(&self) -> Duration {
         self.expires_in
+            .filter(|s| *s <= MAX_LIFETIME.as_secs())
             .map_or(DEFAULT_LIFETIME, Duration::from_secs)
     }
 }
@@ -428,10 +503,13 @@ impl<'de> Deserialize<'de> for WireToken {
                             None => Some(v),
                         },
                         (Field::TokenType, Value::String(s)) => set(&mut r.token_type, s),
-                        (Field::Scope, Value::String(s)) => {
-                            r.scope = Some(Scopes(s));
-                            None
-                        }
+                        (Field::Scope, v) => match Scopes::from_value(&v) {
+                            Some(scopes) => {
+                                r.scope = Some(scopes);
+                                None
+                            }
+                            None => Some(v),
+                        },
                         (Field::UserType, Value::String(s)) => {
                             r.user_type = Some(UserType::parse(&s));
                             None
@@ -442,6 +520,11 @@ impl<'de> Deserialize<'de> for WireToken {
                         (Field::PlanId, Value::String(s)) => set(&mut r.plan_id, s),
                         (Field::AppId, Value::String(s)) => set(&mut r.app_id, s),
                         (Field::VersionId, Value::String(s)) => set(&mut r.version_id, s),
+                        (Field::ApprovedLocations, Value::String(s)) => {
+                            r.approved_locations =
+                                Some(if s.is_empty() { Vec::new() } else { vec![s] });
+                            None
+                        }
                         (Field::ApprovedLocations, Value::Array(items)) => {
                             if items.iter().all(Value::is_string) {
                                 r.approved_locations = Some(
@@ -491,17 +574,11 @@ fn set(slot: &mut Option<String>, s: String) -> Option<Value> {
     None
 }
 
-/// The longest `expires_in` taken at face value: ten years. Anything longer
-/// is nonsense for a token that lives a day, and is kept in `extra` instead.
-const MAX_EXPIRES_IN: u64 = 10 * 365 * 86_400;
-
 /// Whole seconds from an integer, a float or a numeric string; `None` for
-/// anything negative, non-finite, non-numeric or over [`MAX_EXPIRES_IN`].
+/// anything negative, non-finite, non-numeric, or a float of 10^15 or more
+/// (past the integers a float holds exactly). Every `u64` reads, so what the
+/// writer writes reads back.
 fn seconds(v: &Value) -> Option<u64> {
-    seconds_unchecked(v).filter(|s| *s <= MAX_EXPIRES_IN)
-}
-
-fn seconds_unchecked(v: &Value) -> Option<u64> {
     match v {
         Value::Number(n) => n.as_u64().or_else(|| {
             n.as_f64()
@@ -580,7 +657,8 @@ impl Serialize for TokenResponse {
 // ---- token set -----------------------------------------------------------------
 
 /// A token answer pinned to the time it was obtained, with an absolute expiry.
-/// Serializable, so it can be persisted.
+/// Serializable, so it can be persisted; a token set read back from its JSON
+/// equals the one written.
 ///
 /// Times are kept in whole Unix seconds; `obtained_at` is rounded down, so the
 /// expiry errs early, never late.
@@ -599,10 +677,28 @@ impl TokenSet {
     #[must_use]
     pub fn new(token: TokenResponse, obtained_at: SystemTime) -> Self {
         let obtained_at = floor_seconds(obtained_at);
-        let expires_at = crate::rate_limit::saturating_add(obtained_at, token.lifetime());
+        // Whole seconds also where the sum is cut at the end of time.
+        let expires_at = floor_seconds(crate::rate_limit::saturating_add(
+            obtained_at,
+            token.lifetime(),
+        ));
         TokenSet {
             obtained_at,
             expires_at,
+            token,
+        }
+    }
+
+    /// A token set with its times as stored (whole seconds), whatever the
+    /// token's `expires_in` says.
+    pub(crate) fn from_parts(
+        token: TokenResponse,
+        obtained_at: SystemTime,
+        expires_at: SystemTime,
+    ) -> Self {
+        TokenSet {
+            obtained_at: floor_seconds(obtained_at),
+            expires_at: floor_seconds(expires_at),
             token,
         }
     }

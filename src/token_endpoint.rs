@@ -131,8 +131,9 @@ impl TokenRequest {
 ///
 /// # Errors
 /// [`ErrorKind::InvalidInput`](crate::ErrorKind::InvalidInput), and no request,
-/// for an empty code or refresh token, a relative redirect URI, or a
-/// `user_type` other than `Company` or `Location`.
+/// for an empty code or refresh token, a redirect URI the config would refuse
+/// (see [`ConfigBuilder::redirect_uri`](crate::ConfigBuilder::redirect_uri)),
+/// or a `user_type` other than `Company` or `Location`.
 pub fn token_request(config: &Config, req: &TokenRequest) -> Result<Request<Vec<u8>>, Error> {
     let v3 = config.api_version() == ApiVersion::V3;
     let name = |v2: &'static str, v3name: &'static str| if v3 { v3name } else { v2 };
@@ -203,6 +204,8 @@ pub(crate) const FORM_CONTENT_TYPE: &str = "application/x-www-form-urlencoded";
 /// - Any 2xx is success; a 2xx whose body is an error body is an error.
 /// - Only `access_token` is required; a missing `refresh_token` is fine.
 /// - Bodies over [`MAX_BODY_BYTES`](crate::MAX_BODY_BYTES) are refused unread.
+/// - A body (success or error) that starts with UTF-8 byte-order marks is
+///   read as the JSON after them (RFC 8259 §8.1), as by every parser.
 ///
 /// # Errors
 /// A server error of the kind the answer describes, or

@@ -111,12 +111,12 @@ fn white_label_host_explicit_version_and_other_redirect() {
         .unwrap();
     let req = ConsentRequest::new([Scope::LOCATIONS_READONLY])
         .scope(Scope::custom("beta/thing.readonly").unwrap())
-        .redirect_uri("https://other.example/cb?tenant=a b")
+        .redirect_uri("https://other.example/cb?tenant=a+b")
         .version_id("65f0c0ffee0000000000abcd");
     let url = consent_url(&config, &req).unwrap();
     assert!(url.starts_with("https://marketplace.leadconnectorhq.com/v2/oauth/chooselocation?"));
     let p = params(&url);
-    assert_eq!(p[2].1, "https://other.example/cb?tenant=a b");
+    assert_eq!(p[2].1, "https://other.example/cb?tenant=a+b");
     assert_eq!(p[3].1, "locations.readonly beta/thing.readonly");
     assert_eq!(
         p[4],

@@ -1,5 +1,5 @@
 //! Property tests: random interleavings of asks, answers (on time, late, or
-//! lost), server faults, suspensions, store conflicts (two engines on one
+//! lost), server faults (grant 401s included), suspensions, store conflicts (two engines on one
 //! compare-and-swap store), restarts, notifications of current and of stale
 //! records, grants removed and restored (before or after the driver polls),
 //! writes that reach the store late (their outcome reported late), and asks
@@ -89,6 +89,9 @@ fn action() -> impl Strategy<Value = Action> {
         Just(Fault::ServerError),
         Just(Fault::BadGatewayHtml),
         Just(Fault::LocationNotActive),
+        Just(Fault::Unauthorized {
+            message: "Invalid token: access token is invalid".into()
+        }),
     ];
     let fate = prop_oneof![
         Just(Fate::Normal),
@@ -122,6 +125,7 @@ fn settings(holder: &str, shared: bool) -> EngineSettings {
         .backoff(Duration::from_secs(10), Duration::from_secs(120))
         .rate_limit_wait(Duration::from_secs(20))
         .suspended_retry(Duration::from_secs(300))
+        .unauthorized_retry(Duration::from_secs(60), Duration::from_secs(300))
         .jitter_seed(holder.len() as u64);
     if shared {
         s.shared_store(holder, Duration::from_secs(90))

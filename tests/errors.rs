@@ -68,7 +68,7 @@ fn cases() -> Vec<Case> {
             401,
             vec![],
             json(r#"{"statusCode":401,"message":"Invalid JWT","error":"Unauthorized"}"#),
-            ErrorKind::InvalidClient,
+            ErrorKind::GrantUnauthorized,
         ),
         (
             "nest_422_message_list",
@@ -86,7 +86,7 @@ fn cases() -> Vec<Case> {
             json(
                 r#"{"status":401,"message":"This authClass type is not allowed to access this scope. Please reach out to the Platform team to get it added.","name":"HttpException","traceId":"6a1b2c3d-0000-4000-8000-123456789abc"}"#,
             ),
-            ErrorKind::InvalidClient,
+            ErrorKind::GrantUnauthorized,
         ),
         (
             "forbidden_location",

@@ -14,17 +14,25 @@ use hoopai_oauth::{
 
 #[test]
 fn absurd_lifetimes_fall_back_to_the_documented_one() {
-    for raw in [
-        "18446744073709551615",
-        "\"18446744073709551615\"",
-        "1e300",
-        "315360001",
-        "99999999999999999999999",
+    // Whole seconds are kept as sent (so a record holding them reads back
+    // equal); numbers no u64 holds go to `extra`. Either way the lifetime
+    // counted is the documented one.
+    for (raw, kept) in [
+        ("18446744073709551615", Some(u64::MAX)),
+        ("\"18446744073709551615\"", Some(u64::MAX)),
+        ("315360001", Some(315_360_001)),
+        ("1e300", None),
+        ("99999999999999999999999", None),
     ] {
         let body = format!(r#"{{"access_token":"a","refresh_token":"r","expires_in":{raw}}}"#);
         let token = parse_token_response(response(200, &[], body)).unwrap();
-        assert_eq!(token.expires_in, None, "{raw}");
-        assert!(token.extra.contains_key("expires_in"), "{raw}");
+        assert_eq!(token.expires_in, kept, "{raw}");
+        assert_eq!(
+            token.extra.contains_key("expires_in"),
+            kept.is_none(),
+            "{raw}"
+        );
+        assert_eq!(token.lifetime(), hoopai_oauth::DEFAULT_LIFETIME, "{raw}");
         let set = TokenSet::new(token, t0());
         assert_eq!(set.expires_at(), t0() + hoopai_oauth::DEFAULT_LIFETIME);
     }

@@ -212,7 +212,9 @@ impl Held {
         t.is_bulk_installation = unflag(m.flags[0]);
         t.install_to_future_locations = unflag(m.flags[1]);
         t.approve_all_locations = unflag(m.flags[2]);
-        TokenSet::new(t, at(self.obtained))
+        // The expiry as held, even where `expires_in` would count otherwise
+        // (a stored record may hold any expiry).
+        TokenSet::from_parts(t, at(self.obtained), at(self.expires))
     }
 
     pub(crate) fn expires_at(&self) -> SystemTime {

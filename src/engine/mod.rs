@@ -173,6 +173,7 @@
 //! | `RateLimited` | retried when `Retry-After` (or the spent rate-limit window) says, else after [`EngineSettings::rate_limit_wait`] |
 //! | `ServerError`, `Unreadable`, others, timeouts, transport errors | exponential backoff with seeded jitter and a cap ([`EngineSettings::backoff`]), same refresh token |
 //! | `InvalidClient` | [`Event::ConfigurationRejected`]; nothing is sent for any grant until [`Engine::reconfigure`] |
+//! | `GrantUnauthorized` (a 401 not naming the client) | that grant alone: refresh token kept, persisted as [`GrantStatus::Unauthorized`], [`Event::Unauthorized`], tried again after [`EngineSettings::unauthorized_retry`]; several distinct grants in a row ([`EngineSettings::unauthorized_halt_after`]) count as `InvalidClient` |
 //!
 //! # Scale
 //!
@@ -187,6 +188,7 @@ mod output;
 mod record;
 mod schedule;
 mod settings;
+mod unauthorized;
 
 use std::collections::{HashMap, VecDeque};
 use std::hash::{DefaultHasher, Hash, Hasher};
@@ -238,6 +240,9 @@ pub struct Engine {
     /// those requests are answered or the grant comes back.
     removed: HashMap<GrantId, u32>,
     interner: Interner,
+    /// Distinct grants refused with a 401 that does not name the client,
+    /// since the last successful refresh.
+    unauthorized: unauthorized::Streak,
 }
 
 /// An output waiting in the queue; sends and records are built when polled,
@@ -274,6 +279,11 @@ fn tag(slots: &[Option<Slot>], idx: u32) -> Tag {
 enum Status {
     Active,
     Suspended(SystemTime),
+    /// Refused with a 401 that does not name the client; tried again at `until`.
+    Unauthorized {
+        until: SystemTime,
+        reason: Option<Box<str>>,
+    },
     Reauth(Option<Box<str>>),
 }
 
@@ -499,6 +509,7 @@ impl Engine {
             parked: Vec::new(),
             removed: HashMap::new(),
             interner: Interner::default(),
+            unauthorized: unauthorized::Streak::default(),
         }
     }
 
@@ -864,7 +875,8 @@ impl Engine {
     /// - [`TokenStatus::Pending`]: the token expired; a refresh is in flight or
     ///   scheduled (and is started now if it was not). However many callers
     ///   ask, one refresh runs. Wait for [`Event::TokenReady`].
-    /// - [`TokenStatus::Suspended`], [`TokenStatus::ReauthorizationNeeded`],
+    /// - [`TokenStatus::Suspended`], [`TokenStatus::Unauthorized`],
+    ///   [`TokenStatus::ReauthorizationNeeded`],
     ///   [`TokenStatus::ConfigurationRejected`]: see each.
     ///
     /// May queue outputs: call [`poll_output`](Self::poll_output) afterwards.
@@ -881,6 +893,7 @@ impl Engine {
         match slot.status {
             Status::Reauth(_) => return Ok(TokenStatus::ReauthorizationNeeded),
             Status::Suspended(until) => return Ok(TokenStatus::Suspended { until }),
+            Status::Unauthorized { until, .. } => return Ok(TokenStatus::Unauthorized { until }),
             Status::Active => {}
         }
         if let Some(prev) = &slot.prev {
@@ -907,10 +920,10 @@ impl Engine {
     /// Starts a refresh of `grant` now, whatever its expiry: for instance after
     /// an API call was answered 401 with its access token. Single-flight: if a
     /// refresh is already in flight, leased or waiting to be retried, nothing
-    /// new starts. A suspended grant or one that needs re-authorization is left
-    /// as it is. An [`Event::Refreshed`] and an [`Event::TokenReady`] follow the
-    /// refresh; until then [`access_token`](Self::access_token) keeps answering
-    /// with the token held.
+    /// new starts. A suspended grant, one parked as unauthorized, or one that
+    /// needs re-authorization is left as it is. An [`Event::Refreshed`] and an
+    /// [`Event::TokenReady`] follow the refresh; until then
+    /// [`access_token`](Self::access_token) keeps answering with the token held.
     ///
     /// May queue outputs: call [`poll_output`](Self::poll_output) afterwards.
     ///
@@ -1064,6 +1077,7 @@ impl Engine {
     pub fn reconfigure(&mut self, config: Config, now: SystemTime) {
         self.config = config;
         self.halted = false;
+        self.unauthorized.reset();
         for idx in std::mem::take(&mut self.parked) {
             if let Some(slot) = self.slots.get_mut(idx as usize).and_then(Option::as_mut)
                 && slot.phase == Phase::Parked
@@ -1140,6 +1154,12 @@ impl Engine {
     ///     rate-limit window), else after the rate-limit wait.
     ///   - `InvalidClient`: [`Event::ConfigurationRejected`]; nothing more is
     ///     sent for any grant until [`reconfigure`](Self::reconfigure).
+    ///   - `GrantUnauthorized`: that grant alone is parked, persisted as
+    ///     unauthorized with its refresh token, [`Event::Unauthorized`]; the
+    ///     same refresh token is tried again after
+    ///     [`EngineSettings::unauthorized_retry`]. Distinct grants refused so
+    ///     in a row ([`EngineSettings::unauthorized_halt_after`]) count as
+    ///     `InvalidClient`.
     ///   - anything else (server errors, unreadable answers, other refusals):
     ///     exponential backoff with jitter, same refresh token.
     ///
@@ -1276,6 +1296,8 @@ impl Engine {
     ) {
         let margin = self.settings.refresh_margin;
         let shared = self.lease.is_some();
+        // A refresh went through: refused grants are not the client's doing.
+        self.unauthorized.reset();
         let Some(slot) = self.slots.get_mut(idx as usize).and_then(Option::as_mut) else {
             return;
         };
@@ -1406,6 +1428,7 @@ impl Engine {
                     ));
                 }
             }
+            ErrorKind::GrantUnauthorized => self.grant_unauthorized(idx, error, now),
             ErrorKind::RateLimited => {
                 let at = error
                     .retry_at(now)
@@ -1695,6 +1718,27 @@ impl Engine {
                 }
                 Some(until.max(now))
             }
+            GrantStatus::Unauthorized { until, reason } => {
+                slot.phase = Phase::Backoff;
+                slot.waiters = false;
+                // Refused once at least: the next refusal waits longer.
+                slot.attempt = slot.attempt.max(1);
+                if !matches!(was, Status::Unauthorized { until: u, .. } if u == until) {
+                    events.push(Event::Unauthorized {
+                        grant: grant.clone(),
+                        until,
+                        error: Error::new(
+                            ErrorKind::GrantUnauthorized,
+                            "the stored record says the grant's refresh was refused with 401",
+                        ),
+                    });
+                }
+                slot.status = Status::Unauthorized {
+                    until,
+                    reason: reason.map(String::into_boxed_str),
+                };
+                Some(until.max(now))
+            }
             _ => {
                 slot.status = Status::Active;
                 slot.phase = Phase::Idle;
@@ -1853,6 +1897,10 @@ impl Engine {
         let status = match &slot.status {
             Status::Active => GrantStatus::Active,
             Status::Suspended(until) => GrantStatus::Suspended { until: *until },
+            Status::Unauthorized { until, reason } => GrantStatus::Unauthorized {
+                until: *until,
+                reason: reason.as_deref().map(str::to_owned),
+            },
             Status::Reauth(reason) => GrantStatus::ReauthorizationNeeded {
                 reason: reason.as_deref().map(str::to_owned),
             },

@@ -189,6 +189,22 @@ pub enum Event {
         /// The server's answer.
         error: Error,
     },
+    /// The refresh was refused with a 401 that does not name the client
+    /// credentials ([`ErrorKind::GrantUnauthorized`](crate::ErrorKind::GrantUnauthorized)).
+    /// It concerns this grant alone: its refresh token is kept, the grant is
+    /// parked (persisted as [`GrantStatus::Unauthorized`](crate::GrantStatus::Unauthorized))
+    /// and tried again at `until` (see
+    /// [`EngineSettings::unauthorized_retry`](crate::EngineSettings::unauthorized_retry)),
+    /// and the other grants go on. Have someone look at it; a new
+    /// authorization ([`Engine::insert`](crate::Engine::insert)) replaces it.
+    Unauthorized {
+        /// The grant.
+        grant: GrantId,
+        /// When its refresh token is tried again.
+        until: SystemTime,
+        /// The server's answer.
+        error: Error,
+    },
     /// The grant is gone: the user must re-authorize (re-install) the app.
     /// Nothing is retried.
     ReauthorizationNeeded {
@@ -199,6 +215,12 @@ pub enum Event {
     },
     /// The client id or secret was rejected. The engine sends nothing more,
     /// for any grant, until [`Engine::reconfigure`](crate::Engine::reconfigure).
+    ///
+    /// Also raised, with an error of kind
+    /// [`InvalidClient`](crate::ErrorKind::InvalidClient) that keeps the
+    /// server's answer, when several distinct grants in a row are refused
+    /// with a 401 that does not name the client (see
+    /// [`EngineSettings::unauthorized_halt_after`](crate::EngineSettings::unauthorized_halt_after)).
     ConfigurationRejected {
         /// The grant whose refresh showed it.
         grant: GrantId,
@@ -229,6 +251,7 @@ impl Event {
             | Event::Adopted { grant, .. }
             | Event::LeaseHeldElsewhere { grant, .. }
             | Event::Suspended { grant, .. }
+            | Event::Unauthorized { grant, .. }
             | Event::ReauthorizationNeeded { grant, .. }
             | Event::ConfigurationRejected { grant, .. }
             | Event::RetryScheduled { grant, .. } => grant,
@@ -264,6 +287,15 @@ impl fmt::Display for Event {
                 until,
                 error,
             } => write!(f, "{grant}: suspended until {}: {error}", unix(*until)),
+            Event::Unauthorized {
+                grant,
+                until,
+                error,
+            } => write!(
+                f,
+                "{grant}: refresh refused, parked until {}: {error}",
+                unix(*until)
+            ),
             Event::ReauthorizationNeeded { grant, error } => {
                 write!(f, "{grant}: re-authorization needed: {error}")
             }
@@ -291,6 +323,13 @@ pub enum TokenStatus {
     Pending,
     /// The location is not active; the engine tries again at `until`.
     Suspended {
+        /// When the next attempt is due.
+        until: SystemTime,
+    },
+    /// The grant's refresh was refused with a 401 that does not name the
+    /// client; the engine tries its refresh token again at `until`. See
+    /// [`Event::Unauthorized`].
+    Unauthorized {
         /// When the next attempt is due.
         until: SystemTime,
     },

@@ -108,6 +108,18 @@ pub enum GrantStatus {
         #[serde(with = "unix_seconds")]
         until: SystemTime,
     },
+    /// The refresh was refused with a 401 that does not name the client
+    /// credentials ([`ErrorKind::GrantUnauthorized`]). The refresh token is
+    /// kept; the engine tries it again at `until`. Someone should look at the
+    /// grant meanwhile.
+    Unauthorized {
+        /// When the next attempt is due.
+        #[serde(with = "unix_seconds")]
+        until: SystemTime,
+        /// Why, for humans (sanitized; no secrets).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
+    },
     /// The refresh token was refused as invalid: only a new authorization
     /// (re-install) recovers. Nothing is retried.
     ReauthorizationNeeded {

@@ -32,6 +32,9 @@ pub struct EngineSettings {
     pub(crate) backoff_cap: Duration,
     pub(crate) rate_limit_wait: Duration,
     pub(crate) suspended_retry: Duration,
+    pub(crate) unauthorized_retry: Duration,
+    pub(crate) unauthorized_retry_cap: Duration,
+    pub(crate) unauthorized_halt_after: u32,
     pub(crate) seed: u64,
     pub(crate) store: StoreMode,
 }
@@ -40,6 +43,9 @@ impl Default for EngineSettings {
     /// - refresh margin 10 min, expiry skew 30 s, request timeout 60 s;
     /// - backoff from 2 s doubling to a 10 min cap, with jitter from seed 0;
     /// - 60 s after a 429 that names no wait; 1 h between tries of a suspended location;
+    /// - a grant refused with a 401 that names no client credentials is tried
+    ///   again after 1 h, doubling up to a day; 3 distinct grants refused so
+    ///   in a row mean the client is rejected;
     /// - single-process store mode.
     fn default() -> Self {
         EngineSettings {
@@ -50,6 +56,9 @@ impl Default for EngineSettings {
             backoff_cap: Duration::from_secs(10 * 60),
             rate_limit_wait: Duration::from_secs(60),
             suspended_retry: Duration::from_secs(60 * 60),
+            unauthorized_retry: Duration::from_secs(60 * 60),
+            unauthorized_retry_cap: Duration::from_secs(24 * 60 * 60),
+            unauthorized_halt_after: 3,
             seed: 0,
             store: StoreMode::Single,
         }
@@ -100,6 +109,37 @@ impl EngineSettings {
     /// "Location is not active".
     pub fn suspended_retry(mut self, interval: Duration) -> Self {
         self.suspended_retry = interval;
+        self
+    }
+
+    /// How long a grant whose refresh got a 401 that does not name the client
+    /// credentials ([`ErrorKind::GrantUnauthorized`](crate::ErrorKind::GrantUnauthorized))
+    /// waits before its refresh token is tried again: `first`, doubling with
+    /// each refusal in a row, up to `cap`.
+    ///
+    /// The grant is parked meanwhile ([`Event::Unauthorized`](crate::Event::Unauthorized)),
+    /// for someone to look at. It is tried again at all because a 401 refuses
+    /// before anything is spent: the refresh token is still good if the fault
+    /// passes, and parking it for good would leave the installation without a
+    /// token until someone acts. At growing intervals a grant that stays
+    /// refused costs about one request a day. `first` is raised to 1 s and
+    /// `cap` to `first`.
+    pub fn unauthorized_retry(mut self, first: Duration, cap: Duration) -> Self {
+        self.unauthorized_retry = first.max(Duration::from_secs(1));
+        self.unauthorized_retry_cap = cap.max(self.unauthorized_retry);
+        self
+    }
+
+    /// How many distinct grants in a row, with no successful refresh in
+    /// between, may get a 401 that does not name the client credentials
+    /// before the engine takes it that the client is rejected after all:
+    /// [`Event::ConfigurationRejected`](crate::Event::ConfigurationRejected),
+    /// and nothing more is sent until
+    /// [`Engine::reconfigure`](crate::Engine::reconfigure). The same grant
+    /// refused twice counts once. Default 3; 1 treats every such 401 as the
+    /// client's; 0 is raised to 1.
+    pub fn unauthorized_halt_after(mut self, grants: u32) -> Self {
+        self.unauthorized_halt_after = grants.max(1);
         self
     }
 

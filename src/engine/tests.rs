@@ -99,6 +99,7 @@ fn kinds(out: &[Output]) -> Vec<&'static str> {
             Output::Event(Event::Adopted { .. }) => "adopted",
             Output::Event(Event::LeaseHeldElsewhere { .. }) => "lease-held",
             Output::Event(Event::Suspended { .. }) => "suspended",
+            Output::Event(Event::Unauthorized { .. }) => "unauthorized",
             Output::Event(Event::ReauthorizationNeeded { .. }) => "reauth",
             Output::Event(Event::ConfigurationRejected { .. }) => "config-rejected",
             Output::Event(Event::RetryScheduled { .. }) => "retry",

@@ -58,6 +58,9 @@ fn error_redirect(redirect_uri: &str, state: Option<&str>, description: &str) ->
 }
 
 /// `302` to `redirect_uri` with `query` appended to its own query, if any.
+/// A `Location` that is not a plain ASCII header value is never sent
+/// without the header: the answer is `400 Invalid parameter: redirect_uri`
+/// instead (the URI rules of the crate's config keep this from happening).
 fn redirect(redirect_uri: &str, query: &[(&str, &str)]) -> Reply {
     let Ok(encoded) = serde_urlencoded::to_string(query) else {
         return Reply::nest(StatusCode::INTERNAL_SERVER_ERROR, "Internal server error");
@@ -70,6 +73,9 @@ fn redirect(redirect_uri: &str, query: &[(&str, &str)]) -> Reply {
     if let Some(f) = fragment {
         location.push('#');
         location.push_str(f);
+    }
+    if !location.bytes().all(|b| b.is_ascii_graphic()) {
+        return Reply::invalid("redirect_uri");
     }
     Reply::redirect(location)
 }

@@ -152,6 +152,13 @@ pub enum Fault {
     BadGatewayHtml,
     /// `400 {"statusCode":400,"message":"Location is not active"}`.
     LocationNotActive,
+    /// `401 {"statusCode":401,"message":<message>,"error":"Unauthorized"}`,
+    /// e.g. the official OpenAPI's example for `/oauth/token`, "Invalid
+    /// token: access token is invalid".
+    Unauthorized {
+        /// The message.
+        message: String,
+    },
 }
 
 /// What the fake has done so far.

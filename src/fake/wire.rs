@@ -132,6 +132,7 @@ impl Reply {
                 b"<html>\n<head><title>502 Bad Gateway</title></head>\n<body>\n<center><h1>502 Bad Gateway</h1></center>\n<hr><center>cloudflare</center>\n</body>\n</html>\n".to_vec(),
             ),
             Fault::LocationNotActive => location_not_active(),
+            Fault::Unauthorized { message } => Reply::nest(StatusCode::UNAUTHORIZED, message),
         }
     }
 }

@@ -341,6 +341,7 @@ impl Sim {
             TokenStatus::Ready(a) => format!("ready {}", self.access_label(a.secret())),
             TokenStatus::Pending => "pending".into(),
             TokenStatus::Suspended { until } => format!("suspended until {}", rel(*until)),
+            TokenStatus::Unauthorized { until } => format!("unauthorized until {}", rel(*until)),
             TokenStatus::ReauthorizationNeeded => "re-authorization needed".into(),
             TokenStatus::ConfigurationRejected => "configuration rejected".into(),
             other => format!("{other:?}"),
@@ -574,6 +575,9 @@ impl Sim {
         let status = match &record.status {
             GrantStatus::Active => "active".to_owned(),
             GrantStatus::Suspended { until } => format!("suspended until {}", rel(*until)),
+            GrantStatus::Unauthorized { until, .. } => {
+                format!("unauthorized until {}", rel(*until))
+            }
             GrantStatus::ReauthorizationNeeded { .. } => "re-authorization needed".to_owned(),
             other => format!("{other:?}"),
         };
@@ -727,6 +731,17 @@ impl Sim {
                 error,
             } => {
                 format!("suspended {grant} until {} ({})", rel(*until), error.kind())
+            }
+            Event::Unauthorized {
+                grant,
+                until,
+                error,
+            } => {
+                format!(
+                    "unauthorized {grant} until {} ({})",
+                    rel(*until),
+                    error.kind()
+                )
             }
             Event::ReauthorizationNeeded { grant, error } => {
                 format!("re-authorization needed {grant} ({})", error.kind())
