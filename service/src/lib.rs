@@ -1,0 +1,7 @@
+//! Async runtime for [`hoopai_oauth`].
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod store;
+
+pub use store::*;
