@@ -5,3 +5,6 @@
 pub mod store;
 
 pub use store::*;
+pub mod transport;
+
+pub use transport::*;
