@@ -2,9 +2,11 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+mod actor;
+pub mod service;
 pub mod store;
-
-pub use store::*;
 pub mod transport;
 
+pub use service::*;
+pub use store::*;
 pub use transport::*;

@@ -114,17 +114,18 @@ impl std::ops::DerefMut for FakeGuard<'_> {
 }
 
 async fn fake_route(State(shared): State<Shared>, request: Request) -> Response {
-    let delay = *shared.delay.lock().unwrap();
-    if !delay.is_zero() {
-        tokio::time::sleep(delay).await;
-    }
     let (parts, body) = request.into_parts();
     let bytes = axum::body::to_bytes(body, 1 << 20)
         .await
         .unwrap_or_default();
     let request = http::Request::from_parts(parts, bytes.to_vec());
+    // Counted on arrival, before the delay.
     if request.uri().path().ends_with("/oauth/token") {
         shared.token_calls.fetch_add(1, Ordering::SeqCst);
+    }
+    let delay = *shared.delay.lock().unwrap();
+    if !delay.is_zero() {
+        tokio::time::sleep(delay).await;
     }
     let response = shared
         .fake
