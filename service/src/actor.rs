@@ -359,6 +359,10 @@ impl<S: GrantStore, H: HttpClient> Actor<S, H> {
         grant: &GrantId,
         waiter: &Waiter,
     ) -> Option<Result<AccessToken, TokenError>> {
+        if self.blocked.contains_key(grant) {
+            // Its newest record is not written yet: hand nothing out until it is.
+            return None;
+        }
         let status = match self.engine.access_token(grant.as_str(), SystemTime::now()) {
             Ok(status) => status,
             Err(_) => return Some(Err(TokenError::UnknownGrant(grant.clone()))),
@@ -629,6 +633,7 @@ impl<S: GrantStore, H: HttpClient> Actor<S, H> {
                             let _ = self.events.send(ServiceEvent::StoreWriteRecovered {
                                 grant: grant.clone(),
                             });
+                            self.wake_waiters(&grant);
                             break;
                         }
                     }
