@@ -250,8 +250,7 @@ impl<S: GrantStore, H: HttpClient> Actor<S, H> {
                 tokens,
                 reply,
             } => {
-                let span = tracing::info_span!("add", grant = %grant);
-                let _ = span.enter();
+                tracing::info!(grant = %grant, "grant added");
                 if let Err(e) = self
                     .engine
                     .insert(grant.clone(), *tokens, SystemTime::now())
@@ -261,14 +260,9 @@ impl<S: GrantStore, H: HttpClient> Actor<S, H> {
                 }
                 self.grants.insert(grant.clone());
                 self.drain().await;
-                let outcome = match self.blocked.get(&grant) {
-                    Some(_) => Err(ServiceError::Store(StoreError::Backend {
-                        store: "service",
-                        message: format!(
-                            "the record of grant {grant} is not written yet; retrying"
-                        ),
-                    })),
-                    None => Ok(()),
+                let outcome = match self.blocked.contains_key(&grant) {
+                    true => Err(ServiceError::WritePending(grant)),
+                    false => Ok(()),
                 };
                 let _ = reply.send(outcome);
             }

@@ -142,6 +142,10 @@ pub enum ServiceError {
     /// The service holds no grant of that id.
     #[error("unknown grant {0}")]
     UnknownGrant(GrantId),
+    /// The grant is held but its record could not be written yet; the write
+    /// is retried in the background ([`ServiceEvent::StoreWriteFailed`]).
+    #[error("the record of grant {0} is not written yet; the write is retried")]
+    WritePending(GrantId),
     /// The input cannot be served (e.g. a token answer naming no grant).
     #[error("{0}")]
     InvalidInput(String),
@@ -327,6 +331,12 @@ impl TokenService {
         })
     }
 
+    /// The client configuration.
+    #[must_use]
+    pub fn config(&self) -> &Config {
+        &self.inner.config
+    }
+
     /// What was restored at start-up.
     #[must_use]
     pub fn start_report(&self) -> &StartReport {
@@ -438,8 +448,8 @@ impl TokenService {
     ///
     /// # Errors
     /// [`ServiceError::OAuth`] if the tokens have no refresh token;
-    /// [`ServiceError::Store`] if the write failed (it is retried in the
-    /// background; the grant is held).
+    /// [`ServiceError::WritePending`] if the write failed (it is retried in
+    /// the background; the grant is held).
     pub async fn add(&self, grant: &str, tokens: TokenSet) -> Result<(), ServiceError> {
         let grant = GrantId::new(grant);
         self.call(|reply| Command::Add {
