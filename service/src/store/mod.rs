@@ -369,7 +369,7 @@ mod tests {
         let m = r#"invalid type: string "access-placeholder-000000000000000000000000", expected u64 at line 1"#;
         assert_eq!(
             redact_quoted(m),
-            r#"invalid type: string "acce…(44 chars)", expected u64 at line 1"#
+            r#"invalid type: string "acce…(43 chars)", expected u64 at line 1"#
         );
         assert_eq!(
             redact_quoted("missing field `tokens`"),
