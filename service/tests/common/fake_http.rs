@@ -25,6 +25,8 @@ pub struct Shared {
     /// Access tokens `/api/me` refuses with 401.
     pub revoked: Arc<Mutex<HashSet<String>>>,
     pub api_calls: Arc<AtomicU64>,
+    /// `/api/me` calls answered 401.
+    pub api_refused: Arc<AtomicU64>,
     pub token_calls: Arc<AtomicU64>,
 }
 
@@ -164,6 +166,9 @@ async fn api_me(State(shared): State<Shared>, request: Request) -> Response {
         .unwrap_or("")
         .to_owned();
     let refused = bearer.is_empty() || shared.revoked.lock().unwrap().contains(&bearer);
+    if refused {
+        shared.api_refused.fetch_add(1, Ordering::SeqCst);
+    }
     let status = if refused { 401 } else { 200 };
     let body = if refused {
         r#"{"statusCode":401,"message":"Invalid JWT","error":"Unauthorized"}"#
