@@ -228,7 +228,7 @@ async fn a_401_refreshes_once_for_every_caller_and_retries() {
     let calls = env.server.shared.api_calls.load(Ordering::SeqCst);
     let refused = env.server.shared.api_refused.load(Ordering::SeqCst);
     assert_eq!(calls - refused, 10, "one success per caller");
-    assert!(refused >= 1 && refused <= 10, "{refused} refused");
+    assert!((1..=10).contains(&refused), "{refused} refused");
     let new = service.access_token("loc-1").await.unwrap();
     assert_ne!(new.secret(), old.secret());
     // An API that refuses every token: one refresh, one retry, and the
