@@ -1,0 +1,380 @@
+//! Where grant records live: the [`GrantStore`] trait and its implementations.
+//!
+//! A grant's record ([`GrantRecord`], JSON) holds its refresh token, which
+//! *is* the installation: per FACTS.md refresh tokens are single-use, and
+//! losing the newest one means the customer must re-install the app. Every
+//! store here therefore writes durably before it answers, and offers
+//! compare-and-swap on [`GrantRecord::version`] so that several engines can
+//! share it (the engine's shared-store mode).
+//!
+//! | Store | For | Where tokens sit at rest |
+//! |---|---|---|
+//! | [`SqliteStore`] (feature `sqlite`, default) | one process, embedded, one file | the database file and its `-wal` file, created with mode `0600` |
+//! | [`PostgresStore`] (feature `postgres`, default) | several processes or machines | the `hoopai_grants` table of your database |
+//! | [`MemoryStore`] | tests | process memory only; lost on exit |
+//!
+//! # Protecting tokens at rest
+//!
+//! Records are stored as plain JSON: the access token, the refresh token and
+//! the ids are readable by anyone who can read the storage. Treat the store as
+//! you treat the client secret:
+//!
+//! - SQLite: [`SqliteStore::open`] creates the file with mode `0600` (owner
+//!   read/write only; SQLite gives its `-wal` and `-shm` files the same mode)
+//!   and warns through `tracing` when an existing file is readable by others.
+//!   Keep it on a disk that is encrypted at rest and out of backups that
+//!   others can read.
+//! - Postgres: give the service its own role that owns only the
+//!   `hoopai_grants` table (`GRANT`s for nobody else), connect with TLS
+//!   ([`PostgresStore::connect_with`] takes any `tokio-postgres` TLS
+//!   connector), and keep database backups as secret as the database.
+//! - Never log a record: its `Debug` redacts tokens, but its JSON does not.
+//!
+//! # Errors and corrupted records
+//!
+//! Every operation returns a [`StoreError`]. A stored row that cannot be read
+//! back as a record of this grant (not JSON, another schema, another grant's
+//! id, a version that disagrees with the row's) is a
+//! [`StoreError::Corrupt`] naming the grant, never a panic:
+//!
+//! - [`GrantStore::load`] returns it as the error;
+//! - [`GrantStore::load_page`] puts it in [`Page::corrupt`] and goes on with the
+//!   other rows, so one bad row never stops a restore;
+//! - [`GrantStore::compare_and_swap`] returns it when the write lost and the
+//!   stored row it lost to is corrupt. The row is left as it is for a human
+//!   to look at: nothing is ever overwritten without compare-and-swap.
+
+use std::fmt;
+use std::future::Future;
+
+use hoopai_oauth::{GrantId, GrantRecord, MAX_RECORD_VERSION, RECORD_SCHEMA};
+use serde_json::Value;
+
+mod memory;
+#[cfg(feature = "postgres")]
+mod postgres;
+#[cfg(feature = "sqlite")]
+mod sqlite;
+
+pub use memory::MemoryStore;
+#[cfg(feature = "postgres")]
+pub use postgres::PostgresStore;
+#[cfg(feature = "sqlite")]
+pub use sqlite::{SqliteOptions, SqliteStore};
+
+/// How many records [`GrantStore::load_page`] returns at most when the
+/// caller asks for more, and what the service asks for at start-up.
+pub const DEFAULT_PAGE_SIZE: usize = 1_000;
+
+/// The outcome of [`GrantStore::compare_and_swap`] when the store answered.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum Swap {
+    /// The record was written: the stored version was the one it replaces
+    /// (or nothing was stored and it replaces nothing).
+    Written,
+    /// Not written: another version is stored. Here it is.
+    Conflict(Box<GrantRecord>),
+    /// Not written: the write replaces a version, but nothing is stored for
+    /// the grant (it was deleted, e.g. by another process after an uninstall).
+    Missing,
+}
+
+/// A stored row that cannot be read back as the record of its grant.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CorruptRecord {
+    /// The grant (the row's key).
+    pub grant: GrantId,
+    /// The version column of the row, if the store has one and it was readable.
+    pub version: Option<u64>,
+    /// What is wrong, for humans. Quoted values longer than 16 characters are
+    /// redacted, so no token reaches it.
+    pub reason: String,
+}
+
+impl fmt::Display for CorruptRecord {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "the stored record of grant {} is unreadable: {}",
+            self.grant, self.reason
+        )
+    }
+}
+
+/// Why a store operation failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// A stored row is not a readable record of its grant; see [`CorruptRecord`].
+    #[error("{0}")]
+    Corrupt(CorruptRecord),
+    /// The write was refused before reaching the database: the record's
+    /// version does not go up from the one it replaces, or is above
+    /// [`MAX_RECORD_VERSION`].
+    #[error("write of grant {grant} refused: {reason}")]
+    InvalidWrite {
+        /// The grant.
+        grant: GrantId,
+        /// Why.
+        reason: String,
+    },
+    /// The database failed (I/O, connection lost, locked past the busy
+    /// timeout, migration failed, …). The operation may be retried.
+    #[error("{store} store: {message}")]
+    Backend {
+        /// Which store (`"sqlite"`, `"postgres"`, `"memory"`).
+        store: &'static str,
+        /// The database's message (it holds no record data).
+        message: String,
+    },
+}
+
+impl StoreError {
+    pub(crate) fn backend(store: &'static str, error: impl fmt::Display) -> Self {
+        StoreError::Backend {
+            store,
+            message: error.to_string(),
+        }
+    }
+}
+
+/// One page of [`GrantStore::load_page`], in grant id order (byte order).
+#[derive(Debug, Default)]
+#[non_exhaustive]
+pub struct Page {
+    /// The readable records.
+    pub records: Vec<GrantRecord>,
+    /// The rows that could not be read (they count toward the page size).
+    pub corrupt: Vec<CorruptRecord>,
+    /// Where the next page starts (pass it as `after`); `None` on the last page.
+    pub next: Option<GrantId>,
+}
+
+/// A durable home for grant records, with compare-and-swap on
+/// [`GrantRecord::version`].
+///
+/// Implementations must be safe to call from many tasks at once: two
+/// concurrent compare-and-swaps replacing the same version never both win.
+/// Every method is async; blocking work runs off the async runtime.
+pub trait GrantStore: Send + Sync + 'static {
+    /// The stored record of `grant`, if any.
+    ///
+    /// # Errors
+    /// [`StoreError::Corrupt`] if the row is unreadable; [`StoreError::Backend`].
+    fn load(
+        &self,
+        grant: &GrantId,
+    ) -> impl Future<Output = Result<Option<GrantRecord>, StoreError>> + Send;
+
+    /// Up to `limit` records (at least 1, at most [`DEFAULT_PAGE_SIZE`]·10)
+    /// with a grant id greater than `after`, in grant id order. Restoring
+    /// 100,000 grants page by page needs memory for one page beyond the
+    /// records themselves.
+    ///
+    /// # Errors
+    /// [`StoreError::Backend`]. Unreadable rows are not errors: they are in
+    /// [`Page::corrupt`].
+    fn load_page(
+        &self,
+        after: Option<&GrantId>,
+        limit: usize,
+    ) -> impl Future<Output = Result<Page, StoreError>> + Send;
+
+    /// Writes `record` (keyed by `record.grant`) only if the stored version
+    /// is `replaces`; `replaces: None` writes only if nothing is stored
+    /// (create-only). Answers [`Swap::Written`], [`Swap::Conflict`] with the
+    /// stored record, or [`Swap::Missing`] when `replaces` is `Some` and
+    /// nothing is stored.
+    ///
+    /// # Errors
+    /// [`StoreError::InvalidWrite`] if `record.version` is not above
+    /// `replaces` or above [`MAX_RECORD_VERSION`]; [`StoreError::Corrupt`] if
+    /// the write lost to an unreadable row; [`StoreError::Backend`].
+    fn compare_and_swap(
+        &self,
+        record: &GrantRecord,
+        replaces: Option<u64>,
+    ) -> impl Future<Output = Result<Swap, StoreError>> + Send;
+
+    /// Writes `record` whatever is stored (the engine's single-process mode,
+    /// where this process is the only writer).
+    ///
+    /// # Errors
+    /// [`StoreError::InvalidWrite`] if the version is above
+    /// [`MAX_RECORD_VERSION`]; [`StoreError::Backend`].
+    fn put(&self, record: &GrantRecord) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Deletes the record of `grant`; `true` if there was one.
+    ///
+    /// # Errors
+    /// [`StoreError::Backend`].
+    fn delete(&self, grant: &GrantId) -> impl Future<Output = Result<bool, StoreError>> + Send;
+}
+
+/// The page size actually used for a requested `limit`.
+pub(crate) fn page_limit(limit: usize) -> usize {
+    limit.clamp(1, DEFAULT_PAGE_SIZE * 10)
+}
+
+/// Checks a write before it reaches the database.
+pub(crate) fn check_write(record: &GrantRecord, replaces: Option<u64>) -> Result<(), StoreError> {
+    let refuse = |reason: String| {
+        Err(StoreError::InvalidWrite {
+            grant: record.grant.clone(),
+            reason,
+        })
+    };
+    if record.version > MAX_RECORD_VERSION {
+        return refuse(format!(
+            "version {} is above the highest a store keeps ({MAX_RECORD_VERSION})",
+            record.version
+        ));
+    }
+    if let Some(old) = replaces
+        && record.version <= old
+    {
+        return refuse(format!(
+            "version {} does not go up from version {old} it replaces",
+            record.version
+        ));
+    }
+    Ok(())
+}
+
+/// The record as stored: JSON text.
+pub(crate) fn encode(record: &GrantRecord) -> Result<String, StoreError> {
+    serde_json::to_string(record).map_err(|e| StoreError::InvalidWrite {
+        grant: record.grant.clone(),
+        reason: format!("not serializable: {e}"),
+    })
+}
+
+/// Reads a stored row back: it must be a record of this schema, of this
+/// grant, at the row's version.
+pub(crate) fn decode(
+    grant: &str,
+    version: Option<u64>,
+    text: &str,
+) -> Result<GrantRecord, CorruptRecord> {
+    let corrupt = |reason: String| CorruptRecord {
+        grant: GrantId::new(grant),
+        version,
+        reason,
+    };
+    let record: GrantRecord = match serde_json::from_str(text) {
+        Ok(record) => record,
+        Err(e) => {
+            // Say "another schema" rather than a field error when that is why.
+            let schema = serde_json::from_str::<Value>(text)
+                .ok()
+                .and_then(|v| v.get("schema").and_then(Value::as_u64));
+            return Err(corrupt(match schema {
+                Some(s) if s != u64::from(RECORD_SCHEMA) => {
+                    format!("record of schema {s}; this build reads schema {RECORD_SCHEMA}")
+                }
+                _ => format!("not a grant record: {}", redact_quoted(&e.to_string())),
+            }));
+        }
+    };
+    if record.schema != RECORD_SCHEMA {
+        return Err(corrupt(format!(
+            "record of schema {}; this build reads schema {RECORD_SCHEMA}",
+            record.schema
+        )));
+    }
+    if record.grant.as_str() != grant {
+        return Err(corrupt(format!(
+            "the record names grant {}",
+            redact_quoted(&format!("\"{}\"", record.grant))
+        )));
+    }
+    if let Some(v) = version
+        && v != record.version
+    {
+        return Err(corrupt(format!(
+            "the row's version is {v} but the record's is {}",
+            record.version
+        )));
+    }
+    Ok(record)
+}
+
+/// Replaces the inside of every quoted (`"…"` or `` `…` ``) run longer than
+/// 16 characters by its length: serde messages quote the values they refuse.
+pub(crate) fn redact_quoted(message: &str) -> String {
+    let mut out = String::with_capacity(message.len());
+    let mut rest = message;
+    while let Some(start) = rest.find(['"', '`']) {
+        let quote = rest[start..].chars().next().unwrap_or('"');
+        out.push_str(&rest[..=start]);
+        rest = &rest[start + 1..];
+        let Some(end) = rest.find(quote) else {
+            break;
+        };
+        let inner = &rest[..end];
+        let chars = inner.chars().count();
+        if chars > 16 {
+            let head: String = inner.chars().take(4).collect();
+            out.push_str(&format!("{head}…({chars} chars)"));
+        } else {
+            out.push_str(inner);
+        }
+        out.push(quote);
+        rest = &rest[end + 1..];
+    }
+    out.push_str(rest);
+    out
+}
+
+impl<S: GrantStore> GrantStore for std::sync::Arc<S> {
+    fn load(
+        &self,
+        grant: &GrantId,
+    ) -> impl Future<Output = Result<Option<GrantRecord>, StoreError>> + Send {
+        (**self).load(grant)
+    }
+
+    fn load_page(
+        &self,
+        after: Option<&GrantId>,
+        limit: usize,
+    ) -> impl Future<Output = Result<Page, StoreError>> + Send {
+        (**self).load_page(after, limit)
+    }
+
+    fn compare_and_swap(
+        &self,
+        record: &GrantRecord,
+        replaces: Option<u64>,
+    ) -> impl Future<Output = Result<Swap, StoreError>> + Send {
+        (**self).compare_and_swap(record, replaces)
+    }
+
+    fn put(&self, record: &GrantRecord) -> impl Future<Output = Result<(), StoreError>> + Send {
+        (**self).put(record)
+    }
+
+    fn delete(&self, grant: &GrantId) -> impl Future<Output = Result<bool, StoreError>> + Send {
+        (**self).delete(grant)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact_quoted;
+
+    #[test]
+    fn long_quoted_values_are_redacted() {
+        let m = r#"invalid type: string "access-placeholder-000000000000000000000000", expected u64 at line 1"#;
+        assert_eq!(
+            redact_quoted(m),
+            r#"invalid type: string "acce…(43 chars)", expected u64 at line 1"#
+        );
+        assert_eq!(
+            redact_quoted("missing field `tokens`"),
+            "missing field `tokens`"
+        );
+        assert_eq!(redact_quoted("unbalanced \"quote"), "unbalanced \"quote");
+    }
+}

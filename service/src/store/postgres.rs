@@ -1,0 +1,357 @@
+//! The store for several processes or machines: PostgreSQL (tokio-postgres).
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use hoopai_oauth::{GrantId, GrantRecord};
+use tokio::sync::Mutex;
+use tokio_postgres::tls::{MakeTlsConnect, TlsConnect};
+use tokio_postgres::{Client, Config, NoTls, Socket, Statement};
+
+use super::{GrantStore, Page, StoreError, Swap, check_write, decode, encode, page_limit};
+
+const STORE: &str = "postgres";
+
+/// The schema migrations, in order; `hoopai_schema_migrations` lists those applied.
+const MIGRATIONS: &[&str] = &[include_str!("../../migrations/postgres/0001_grants.sql")];
+
+/// The advisory lock that serializes migrations across processes ("hoopai").
+const MIGRATION_LOCK: i64 = 0x686f_6f70_6169;
+
+type Connect = dyn Fn() -> Pin<Box<dyn Future<Output = Result<Client, tokio_postgres::Error>> + Send>>
+    + Send
+    + Sync;
+
+/// A connection and its prepared statements.
+struct Conn {
+    client: Client,
+    load: Statement,
+    first_page: Statement,
+    page: Statement,
+    insert: Statement,
+    update: Statement,
+    upsert: Statement,
+    delete: Statement,
+}
+
+/// A [`GrantStore`] in a PostgreSQL table, `hoopai_grants`, for several
+/// processes or machines sharing grants (the engine's shared-store mode).
+///
+/// - Compare-and-swap is one conditional `INSERT … ON CONFLICT DO NOTHING`
+///   or `UPDATE … WHERE version = $replaces`: atomic in any isolation level.
+/// - The schema lives in the package's `migrations/postgres/`, applied at
+///   connect under an advisory lock (several processes may start at once).
+///   Tables are created in the connection's `search_path` schema.
+/// - One connection, pipelined by all callers; if it drops, the next call
+///   connects again.
+///
+/// Tokens sit in the `record` column as JSON text. Restrict the table to the
+/// service's role, and connect with TLS off loopback
+/// ([`connect_with`](Self::connect_with)).
+///
+/// Cheap to clone.
+#[derive(Clone)]
+pub struct PostgresStore {
+    connect: Arc<Connect>,
+    conn: Arc<Mutex<Option<Arc<Conn>>>>,
+}
+
+impl fmt::Debug for PostgresStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PostgresStore").finish_non_exhaustive()
+    }
+}
+
+impl PostgresStore {
+    /// Connects without TLS to `url` (`postgres://user@127.0.0.1:5432/db`,
+    /// or key-value form) and brings the schema up to date. Without TLS the
+    /// tokens cross the network in clear: use it on loopback or a private
+    /// socket only, else [`connect_with`](Self::connect_with).
+    ///
+    /// # Errors
+    /// [`StoreError::Backend`] if the URL is invalid, the server unreachable
+    /// or the migration fails.
+    pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        let config: Config = url.parse().map_err(|e| StoreError::backend(STORE, e))?;
+        Self::connect_with(config, NoTls).await
+    }
+
+    /// Connects with `config` through `tls` (any `tokio-postgres` TLS
+    /// connector, e.g. from `tokio-postgres-rustls`), and brings the schema
+    /// up to date.
+    ///
+    /// # Errors
+    /// [`StoreError::Backend`] if the server is unreachable or the migration fails.
+    pub async fn connect_with<T>(config: Config, tls: T) -> Result<Self, StoreError>
+    where
+        T: MakeTlsConnect<Socket> + Clone + Send + Sync + 'static,
+        T::Stream: Send + 'static,
+        T::TlsConnect: Send,
+        <T::TlsConnect as TlsConnect<Socket>>::Future: Send,
+    {
+        let connect: Arc<Connect> = Arc::new(move || {
+            let config = config.clone();
+            let tls = tls.clone();
+            Box::pin(async move {
+                let (client, connection) = config.connect(tls).await?;
+                tokio::spawn(async move {
+                    if let Err(e) = connection.await {
+                        tracing::warn!(error = %e, "postgres connection closed");
+                    }
+                });
+                Ok(client)
+            })
+        });
+        let store = PostgresStore {
+            connect,
+            conn: Arc::new(Mutex::new(None)),
+        };
+        let mut client = (store.connect)().await.map_err(db)?;
+        migrate(&mut client).await?;
+        let conn = prepare(client).await?;
+        *store.conn.lock().await = Some(Arc::new(conn));
+        Ok(store)
+    }
+
+    /// The live connection, connecting again if it dropped.
+    async fn conn(&self) -> Result<Arc<Conn>, StoreError> {
+        let mut slot = self.conn.lock().await;
+        if let Some(conn) = slot.as_ref()
+            && !conn.client.is_closed()
+        {
+            return Ok(Arc::clone(conn));
+        }
+        *slot = None;
+        let client = (self.connect)().await.map_err(db)?;
+        let conn = Arc::new(prepare(client).await?);
+        *slot = Some(Arc::clone(&conn));
+        Ok(conn)
+    }
+}
+
+fn db(e: tokio_postgres::Error) -> StoreError {
+    // The server's message and SQLSTATE; its detail, which may quote row
+    // values, is left out.
+    match e.as_db_error() {
+        Some(d) => StoreError::backend(
+            STORE,
+            format!(
+                "{}: {} (SQLSTATE {})",
+                d.severity(),
+                d.message(),
+                d.code().code()
+            ),
+        ),
+        None => StoreError::backend(STORE, e),
+    }
+}
+
+async fn migrate(client: &mut Client) -> Result<(), StoreError> {
+    let tx = client.transaction().await.map_err(db)?;
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
+        .await
+        .map_err(db)?;
+    tx.batch_execute(
+        "CREATE TABLE IF NOT EXISTS hoopai_schema_migrations (
+             version    INTEGER     NOT NULL PRIMARY KEY,
+             applied_at TIMESTAMPTZ NOT NULL DEFAULT now())",
+    )
+    .await
+    .map_err(db)?;
+    let applied: i32 = tx
+        .query_one(
+            "SELECT COALESCE(MAX(version), 0) FROM hoopai_schema_migrations",
+            &[],
+        )
+        .await
+        .map_err(db)?
+        .get(0);
+    let applied = usize::try_from(applied).unwrap_or(0);
+    if applied > MIGRATIONS.len() {
+        return Err(StoreError::backend(
+            STORE,
+            format!(
+                "the database is at schema {applied}, newer than this build's {}",
+                MIGRATIONS.len()
+            ),
+        ));
+    }
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(applied) {
+        tx.batch_execute(sql).await.map_err(db)?;
+        let version = i32::try_from(i + 1).unwrap_or(i32::MAX);
+        tx.execute(
+            "INSERT INTO hoopai_schema_migrations (version) VALUES ($1)",
+            &[&version],
+        )
+        .await
+        .map_err(db)?;
+    }
+    tx.commit().await.map_err(db)
+}
+
+async fn prepare(client: Client) -> Result<Conn, StoreError> {
+    let p = |sql: &'static str| {
+        let client = &client;
+        async move { client.prepare(sql).await.map_err(db) }
+    };
+    let load = p("SELECT version, record FROM hoopai_grants WHERE grant_id = $1").await?;
+    let first_page =
+        p("SELECT grant_id, version, record FROM hoopai_grants ORDER BY grant_id LIMIT $1").await?;
+    let page = p("SELECT grant_id, version, record FROM hoopai_grants
+                  WHERE grant_id > $1 ORDER BY grant_id LIMIT $2")
+    .await?;
+    let insert = p(
+        "INSERT INTO hoopai_grants (grant_id, version, record) VALUES ($1, $2, $3)
+                    ON CONFLICT (grant_id) DO NOTHING",
+    )
+    .await?;
+    let update = p(
+        "UPDATE hoopai_grants SET version = $2, record = $3, updated_at = now()
+                    WHERE grant_id = $1 AND version = $4",
+    )
+    .await?;
+    let upsert = p(
+        "INSERT INTO hoopai_grants (grant_id, version, record) VALUES ($1, $2, $3)
+                    ON CONFLICT (grant_id) DO UPDATE SET version = EXCLUDED.version,
+                        record = EXCLUDED.record, updated_at = now()",
+    )
+    .await?;
+    let delete = p("DELETE FROM hoopai_grants WHERE grant_id = $1").await?;
+    Ok(Conn {
+        client,
+        load,
+        first_page,
+        page,
+        insert,
+        update,
+        upsert,
+        delete,
+    })
+}
+
+fn to_i64(grant: &GrantId, version: u64) -> Result<i64, StoreError> {
+    i64::try_from(version).map_err(|_| StoreError::InvalidWrite {
+        grant: grant.clone(),
+        reason: format!("version {version} does not fit a BIGINT"),
+    })
+}
+
+async fn current(conn: &Conn, grant: &GrantId) -> Result<Option<GrantRecord>, StoreError> {
+    let row = conn
+        .client
+        .query_opt(&conn.load, &[&grant.as_str()])
+        .await
+        .map_err(db)?;
+    row.map(|row| {
+        let version: i64 = row.get(0);
+        let text: &str = row.get(1);
+        decode(grant.as_str(), u64::try_from(version).ok(), text).map_err(StoreError::Corrupt)
+    })
+    .transpose()
+}
+
+impl GrantStore for PostgresStore {
+    async fn load(&self, grant: &GrantId) -> Result<Option<GrantRecord>, StoreError> {
+        let conn = self.conn().await?;
+        current(&conn, grant).await
+    }
+
+    async fn load_page(&self, after: Option<&GrantId>, limit: usize) -> Result<Page, StoreError> {
+        let limit = page_limit(limit);
+        let conn = self.conn().await?;
+        let limit_sql = i64::try_from(limit).unwrap_or(i64::MAX);
+        let rows = match after {
+            Some(after) => {
+                conn.client
+                    .query(&conn.page, &[&after.as_str(), &limit_sql])
+                    .await
+            }
+            None => conn.client.query(&conn.first_page, &[&limit_sql]).await,
+        }
+        .map_err(db)?;
+        let mut page = Page::default();
+        let full = rows.len() == limit;
+        for row in &rows {
+            let grant: &str = row.get(0);
+            let version: i64 = row.get(1);
+            let text: &str = row.get(2);
+            match decode(grant, u64::try_from(version).ok(), text) {
+                Ok(record) => page.records.push(record),
+                Err(corrupt) => page.corrupt.push(corrupt),
+            }
+        }
+        if full {
+            page.next = rows.last().map(|r| GrantId::new(r.get::<_, &str>(0)));
+        }
+        Ok(page)
+    }
+
+    async fn compare_and_swap(
+        &self,
+        record: &GrantRecord,
+        replaces: Option<u64>,
+    ) -> Result<Swap, StoreError> {
+        check_write(record, replaces)?;
+        let text = encode(record)?;
+        let grant = &record.grant;
+        let version = to_i64(grant, record.version)?;
+        let conn = self.conn().await?;
+        // A row can change between a lost write and the read of what it
+        // lost to: read until the answer is consistent with the loss.
+        for _ in 0..8 {
+            let changed = match replaces {
+                None => {
+                    conn.client
+                        .execute(&conn.insert, &[&grant.as_str(), &version, &text])
+                        .await
+                }
+                Some(old) => {
+                    let old = to_i64(grant, old)?;
+                    conn.client
+                        .execute(&conn.update, &[&grant.as_str(), &version, &text, &old])
+                        .await
+                }
+            }
+            .map_err(db)?;
+            if changed == 1 {
+                return Ok(Swap::Written);
+            }
+            match (current(&conn, grant).await?, replaces) {
+                (Some(stored), _) if Some(stored.version) != replaces => {
+                    return Ok(Swap::Conflict(Box::new(stored)));
+                }
+                (None, Some(_)) => return Ok(Swap::Missing),
+                // Deleted, or put back at the version replaced, in between: again.
+                _ => {}
+            }
+        }
+        Err(StoreError::backend(
+            STORE,
+            format!("grant {grant} kept changing during a compare-and-swap"),
+        ))
+    }
+
+    async fn put(&self, record: &GrantRecord) -> Result<(), StoreError> {
+        check_write(record, None)?;
+        let text = encode(record)?;
+        let version = to_i64(&record.grant, record.version)?;
+        let conn = self.conn().await?;
+        conn.client
+            .execute(&conn.upsert, &[&record.grant.as_str(), &version, &text])
+            .await
+            .map_err(db)?;
+        Ok(())
+    }
+
+    async fn delete(&self, grant: &GrantId) -> Result<bool, StoreError> {
+        let conn = self.conn().await?;
+        let n = conn
+            .client
+            .execute(&conn.delete, &[&grant.as_str()])
+            .await
+            .map_err(db)?;
+        Ok(n > 0)
+    }
+}

@@ -1,0 +1,136 @@
+//! Two token services sharing one store in shared-store mode (as two
+//! processes would): one refresh between them, no refresh token spent twice.
+//! Run on SQLite (one file, two connections) and on Postgres.
+
+mod common;
+
+use std::time::{Duration, SystemTime};
+
+use common::fake_http::FakeHttp;
+use common::pg;
+use hoopai_oauth::fake::Install;
+use hoopai_oauth::{
+    AccessToken, EngineSettings, GrantId, GrantRecord, RefreshToken, TokenResponse, TokenSet,
+    UserType,
+};
+use hoopai_oauth_service::{GrantStore, ReqwestClient, ServiceSettings, SqliteStore, TokenService};
+
+fn settings(holder: &str) -> ServiceSettings {
+    ServiceSettings::new(
+        EngineSettings::default()
+            .expiry_skew(Duration::from_secs(1))
+            .request_timeout(Duration::from_secs(1))
+            .shared_store(holder, Duration::from_secs(2)),
+    )
+    .wait(Duration::from_secs(15))
+}
+
+async fn start<S: GrantStore>(server: &FakeHttp, holder: &str, store: S) -> TokenService {
+    let settings = settings(holder);
+    let http = ReqwestClient::new(settings.engine()).unwrap();
+    TokenService::start(server.config(), settings, store, http)
+        .await
+        .unwrap()
+}
+
+fn expired(grant: &str, refresh: &str) -> TokenSet {
+    let mut token = TokenResponse::new(AccessToken::new(format!(
+        "access-expired-{grant}-00000000000000000000"
+    )));
+    token.refresh_token = Some(RefreshToken::new(refresh));
+    token.expires_in = Some(86_399);
+    token.location_id = Some(grant.to_owned());
+    TokenSet::new(token, SystemTime::now() - Duration::from_secs(2 * 86_400))
+}
+
+/// `open` gives a new connection to the same store each call.
+async fn one_refresh_between_two<S, F, Fut>(open: F)
+where
+    S: GrantStore,
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = S>,
+{
+    let server = FakeHttp::start().await;
+    // A grant installed earlier, whose access token has expired: both
+    // services restore it and find it due at once, so they race for it.
+    let code = server
+        .fake()
+        .approve(&Install::location("company-1", "loc-1"));
+    let request = hoopai_oauth::token_request(
+        &server.config(),
+        &hoopai_oauth::TokenRequest::authorization_code(code).user_type(UserType::Location),
+    )
+    .unwrap();
+    let token =
+        hoopai_oauth::parse_token_response(server.fake().handle(&request, SystemTime::now()))
+            .unwrap();
+    let live = token.refresh_token.unwrap().secret().to_owned();
+    let mut record = GrantRecord::new("loc-1", expired("loc-1", &live));
+    record.version = 1;
+    open().await.put(&record).await.unwrap();
+    let calls = server
+        .shared
+        .token_calls
+        .load(std::sync::atomic::Ordering::SeqCst);
+    let a = start(&server, "worker-a", open().await).await;
+    let b = start(&server, "worker-b", open().await).await;
+    assert_eq!(
+        (a.start_report().restored, b.start_report().restored),
+        (1, 1)
+    );
+
+    let (ta, tb) = tokio::join!(a.access_token("loc-1"), b.access_token("loc-1"));
+    let (ta, tb) = (ta.unwrap(), tb.unwrap());
+    assert_eq!(
+        ta.secret(),
+        tb.secret(),
+        "the loser adopted the winner's tokens"
+    );
+    let after = server
+        .shared
+        .token_calls
+        .load(std::sync::atomic::Ordering::SeqCst);
+    assert_eq!(after - calls, 1, "one refresh between two services");
+    assert_eq!(server.fake().stats().spent_refresh_token_reuses, 0);
+    let stored = open()
+        .await
+        .load(&GrantId::new("loc-1"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        server
+            .fake()
+            .is_live_refresh_token(stored.refresh_token().unwrap().secret())
+    );
+    a.shutdown().await;
+    b.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_two_services_one_refresh() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("grants.sqlite3");
+    one_refresh_between_two(|| {
+        let path = path.clone();
+        async move { SqliteStore::open(path).await.unwrap() }
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_two_services_one_refresh() {
+    let Some(config) = pg::config("postgres_two_services_one_refresh") else {
+        return;
+    };
+    let scoped = pg::fresh_schema(&config).await;
+    one_refresh_between_two(|| {
+        let scoped = scoped.clone();
+        async move {
+            hoopai_oauth_service::PostgresStore::connect_with(scoped, tokio_postgres::NoTls)
+                .await
+                .unwrap()
+        }
+    })
+    .await;
+}
