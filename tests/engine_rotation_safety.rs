@@ -17,6 +17,7 @@ use hoopai_oauth::*;
 struct Store(BTreeMap<String, GrantRecord>);
 
 impl Store {
+    #[allow(clippy::result_large_err)] // a test store
     fn cas(
         &mut self,
         replaces: Option<u64>,
@@ -39,8 +40,7 @@ impl Store {
 
 /// The next output of `e` at `now`.
 fn poll(e: &mut Engine, now: SystemTime) -> Option<Output> {
-    let _ = now;
-    e.poll_output()
+    e.poll_output(now)
 }
 
 /// Writes one persist with compare-and-swap and reports the outcome.
@@ -61,7 +61,7 @@ fn write(e: &mut Engine, store: &mut Store, out: &Output, now: SystemTime) {
         Err(Some(current)) => e
             .handle_persist_conflict(grant.as_str(), current, now)
             .unwrap(),
-        Err(None) => panic!("nothing stored for {grant}"),
+        Err(None) => e.handle_record_deleted(grant.as_str(), now).unwrap(),
     }
 }
 
@@ -76,6 +76,10 @@ fn drive(e: &mut Engine, store: &mut Store, fake: &mut FakeServer, now: SystemTi
             Output::Send { id, request, .. } => {
                 let answer = fake.handle(&request, now);
                 e.handle_response(id, answer, now).unwrap();
+            }
+            Output::Load { grant, .. } => {
+                let current = store.0.get(grant.as_str()).cloned();
+                e.handle_loaded(grant.as_str(), current, now).unwrap();
             }
             Output::Event(ev) => events.push(ev),
             other => panic!("{other:?}"),
@@ -168,14 +172,27 @@ fn nothing_is_sent_that_its_lease_cannot_cover() {
     // less than the 30 s request timeout.
     let late = due + Duration::from_secs(70);
     assert!(until < late + Duration::from_secs(30));
+    let mut sends = 0;
     while let Some(out) = poll(&mut e, late) {
-        if let Output::Send { .. } = out {
-            panic!("a send handed out at {late:?} with its lease ending at {until:?}");
-        }
-        if let Output::Persist { .. } = out {
-            write(&mut e, &mut store, &out, late);
+        match &out {
+            Output::Send { not_after, .. } => {
+                // Only under a new lease that covers it.
+                let until = store.0[&grant].lease.as_ref().unwrap().until;
+                assert!(*not_after >= late);
+                assert!(
+                    *not_after + Duration::from_secs(30) <= until,
+                    "a send handed out at {late:?}, to be dispatched by {not_after:?}, with its lease ending at {until:?}"
+                );
+                sends += 1;
+            }
+            Output::Persist { record, .. } => {
+                assert!(record.lease.as_ref().is_some_and(|l| l.until > until));
+                write(&mut e, &mut store, &out, late);
+            }
+            _ => {}
         }
     }
+    assert_eq!(sends, 1);
 }
 
 /// Sequence 2: an engine refused with "invalid grant" while another engine
@@ -226,6 +243,10 @@ fn invalid_grant_is_checked_against_the_store() {
                 b.handle_response(id, answer, later).unwrap();
             }
             Output::Persist { .. } => write(&mut b, &mut store, &out, later),
+            Output::Load { grant, .. } => {
+                let current = store.0.get(grant.as_str()).cloned();
+                b.handle_loaded(grant.as_str(), current, later).unwrap();
+            }
             Output::Event(ev) => b_events.push(ev),
             other => panic!("{other:?}"),
         }
@@ -406,7 +427,7 @@ fn handle_timeout_terminates_at_the_end_of_time() {
             let mut now = end;
             let mut handled = None;
             for _ in 0..10_000 {
-                while let Some(out) = e.poll_output() {
+                while let Some(out) = e.poll_output(now) {
                     if let Output::Persist { grant, record, .. } = out {
                         e.handle_persisted(grant.as_str(), record.version, now)
                             .unwrap();
@@ -426,4 +447,253 @@ fn handle_timeout_terminates_at_the_end_of_time() {
             }
         });
     }
+}
+
+/// One grant inserted into a shared-store engine and written; returns the
+/// engine, the store, the fake and the grant.
+fn one_grant() -> (Engine, Store, FakeServer, String) {
+    let mut fake = FakeServer::new(common::CLIENT_ID, common::CLIENT_SECRET);
+    let mut store = Store::default();
+    let mut e = Engine::new(config(), settings("a"));
+    let (grant, tokens) = installs(&mut fake, 1).remove(0);
+    e.insert(grant.as_str(), tokens, t0()).unwrap();
+    let events = drive(&mut e, &mut store, &mut fake, t0());
+    assert!(
+        matches!(events.as_slice(), [Event::Durable { version: 1, .. }]),
+        "{events:?}"
+    );
+    (e, store, fake, grant)
+}
+
+/// A driver that queues its sends drops one it could not dispatch in time
+/// and says so: the refresh goes out again under a new lease.
+#[test]
+fn an_expired_send_is_leased_again() {
+    let (mut e, mut store, mut fake, grant) = one_grant();
+    let due = e.poll_timeout().unwrap();
+    e.handle_timeout(due);
+    let lease = poll(&mut e, due).unwrap();
+    write(&mut e, &mut store, &lease, due);
+    let Some(Output::Send { id, not_after, .. }) = poll(&mut e, due) else {
+        panic!("no send")
+    };
+    assert_eq!(e.in_flight(), 1);
+    let late = not_after + Duration::from_millis(1);
+    e.handle_send_expired(id, late).unwrap();
+    assert_eq!(e.in_flight(), 0);
+    // An answer to it cannot come: it never went out.
+    assert_eq!(
+        e.handle_transport_error(id, late).unwrap_err().kind(),
+        ErrorKind::UnknownRequest
+    );
+    let lease = poll(&mut e, late).unwrap();
+    let Output::Persist { record, .. } = &lease else {
+        panic!("{lease:?}")
+    };
+    assert!(record.lease.is_some());
+    write(&mut e, &mut store, &lease, late);
+    let Some(Output::Send { id, request, .. }) = poll(&mut e, late) else {
+        panic!("no send")
+    };
+    e.handle_response(id, fake.handle(&request, late), late)
+        .unwrap();
+    drive(&mut e, &mut store, &mut fake, late);
+    assert_eq!(e.in_flight(), 0);
+    assert!(fake.is_live_refresh_token(&store.refresh(&grant)));
+    assert_eq!(fake.stats().spent_refresh_token_reuses, 0);
+}
+
+/// A compare-and-swap that finds no record: the grant was removed elsewhere.
+#[test]
+fn a_deleted_record_means_removed_elsewhere() {
+    let (mut e, mut store, mut fake, grant) = one_grant();
+    store.0.clear();
+    let due = e.poll_timeout().unwrap();
+    e.handle_timeout(due);
+    let events = drive(&mut e, &mut store, &mut fake, due);
+    assert!(
+        matches!(events.as_slice(), [Event::RemovedElsewhere { grant: g }] if g.as_str() == grant),
+        "{events:?}"
+    );
+    assert!(!e.contains(&grant));
+    assert_eq!(e.poll_timeout(), None);
+    assert!(store.0.is_empty());
+    // A read that finds nothing says the same.
+    let (mut e, mut store, mut fake, grant) = one_grant();
+    store.0.clear();
+    e.reread(&grant).unwrap();
+    let events = drive(&mut e, &mut store, &mut fake, t0());
+    assert!(matches!(
+        events.as_slice(),
+        [Event::RemovedElsewhere { .. }]
+    ));
+    assert!(!e.contains(&grant));
+}
+
+/// Sends and writes name their refresh token by fingerprint, never in full.
+#[test]
+fn sends_and_writes_carry_fingerprints() {
+    let (mut e, mut store, mut fake, grant) = one_grant();
+    let due = e.poll_timeout().unwrap();
+    e.handle_timeout(due);
+    let mut seen = 0;
+    while let Some(out) = poll(&mut e, due) {
+        match &out {
+            Output::Persist {
+                record, refresh, ..
+            } => {
+                assert_eq!(*refresh, record.refresh_token().unwrap().fingerprint());
+                assert!(!refresh.is_short());
+                let shown = format!("{refresh} {out:?}");
+                assert!(!shown.contains(record.refresh_token().unwrap().secret()));
+                write(&mut e, &mut store, &out, due);
+                seen += 1;
+            }
+            Output::Send {
+                id,
+                request,
+                refresh,
+                ..
+            } => {
+                assert_eq!(*refresh, Fingerprint::of(&store.refresh(&grant)));
+                let answer = fake.handle(request, due);
+                e.handle_response(*id, answer, due).unwrap();
+                seen += 1;
+            }
+            _ => {}
+        }
+    }
+    // The lease, the send, the new token.
+    assert_eq!(seen, 3);
+}
+
+/// A write that fails is written again after a backoff; a lease that fails
+/// is retried.
+#[test]
+fn a_failed_write_is_written_again() {
+    let mut fake = FakeServer::new(common::CLIENT_ID, common::CLIENT_SECRET);
+    let mut store = Store::default();
+    let mut e = Engine::new(config(), settings("a"));
+    let (grant, tokens) = installs(&mut fake, 1).remove(0);
+    e.insert(grant.as_str(), tokens, t0()).unwrap();
+    let Some(Output::Persist { record, .. }) = poll(&mut e, t0()) else {
+        panic!()
+    };
+    e.handle_persist_failed(&grant, record.version, t0())
+        .unwrap();
+    assert!(poll(&mut e, t0()).is_none());
+    let retry = e.poll_timeout().unwrap();
+    assert!(retry > t0() && retry < t0() + Duration::from_secs(10));
+    e.handle_timeout(retry);
+    let events = drive(&mut e, &mut store, &mut fake, retry);
+    assert!(
+        matches!(events.as_slice(), [Event::Durable { .. }]),
+        "{events:?}"
+    );
+    assert_eq!(store.0[&grant].version, record.version);
+    // A lease write that fails: retried with backoff.
+    let due = e.poll_timeout().unwrap();
+    e.handle_timeout(due);
+    let Some(Output::Persist { record, .. }) = poll(&mut e, due) else {
+        panic!()
+    };
+    assert!(record.lease.is_some());
+    e.handle_persist_failed(&grant, record.version, due)
+        .unwrap();
+    let events: Vec<_> = std::iter::from_fn(|| poll(&mut e, due)).collect();
+    assert!(
+        matches!(
+            events.as_slice(),
+            [Output::Event(Event::RetryScheduled {
+                failure: Failure::Store,
+                ..
+            })]
+        ),
+        "{events:?}"
+    );
+    let retry = e.poll_timeout().unwrap();
+    e.handle_timeout(retry);
+    drive(&mut e, &mut store, &mut fake, retry);
+    assert!(fake.is_live_refresh_token(&store.refresh(&grant)));
+    assert_eq!(fake.stats().refreshes, 1);
+}
+
+/// A refresh token rescued from an answer the engine could not take (its
+/// grant was removed and added again meanwhile) is handed back, adopted and
+/// written first.
+#[test]
+fn a_rescued_refresh_token_is_adopted_and_written() {
+    let (mut e, mut store, mut fake, grant) = one_grant();
+    let due = e.poll_timeout().unwrap();
+    e.handle_timeout(due);
+    let lease = poll(&mut e, due).unwrap();
+    write(&mut e, &mut store, &lease, due);
+    let Some(Output::Send { id, request, .. }) = poll(&mut e, due) else {
+        panic!()
+    };
+    let answer = fake.handle(&request, due);
+    // Uninstalled and installed again from the store while the answer was out.
+    let old = store.0[&grant].clone();
+    e.remove(&grant).unwrap();
+    let err = e.handle_response(id, answer, due).unwrap_err();
+    let rescued = err.rescued_refresh_token().unwrap().clone();
+    e.handle_loaded(&grant, Some(old.clone()), due).unwrap_err();
+    e.restore(old, due).unwrap();
+    drive(&mut e, &mut store, &mut fake, due);
+    e.handle_rescued(&grant, rescued.clone(), due).unwrap();
+    let Some(Output::Persist { record, .. }) = poll(&mut e, due) else {
+        panic!()
+    };
+    assert_eq!(record.refresh_token(), Some(&rescued));
+    assert_eq!(
+        e.handle_rescued(&grant, RefreshToken::new(" "), due)
+            .unwrap_err()
+            .kind(),
+        ErrorKind::InvalidInput
+    );
+}
+
+/// Waiting out another engine's lease, the engine re-reads the store every
+/// few seconds and adopts the other engine's tokens as soon as they are
+/// written, not when the lease ends.
+#[test]
+fn a_lease_held_elsewhere_is_not_waited_out() {
+    let mut fake = FakeServer::new(common::CLIENT_ID, common::CLIENT_SECRET);
+    let mut store = Store::default();
+    let (grant, tokens) = installs(&mut fake, 1).remove(0);
+    let mut a = Engine::new(config(), settings("a"));
+    let mut b = Engine::new(config(), settings("b"));
+    a.insert(grant.as_str(), tokens, t0()).unwrap();
+    drive(&mut a, &mut store, &mut fake, t0());
+    b.restore(store.0[&grant].clone(), t0()).unwrap();
+    let due = a.poll_timeout().unwrap();
+    a.handle_timeout(due);
+    let lease = poll(&mut a, due).unwrap();
+    write(&mut a, &mut store, &lease, due);
+    b.handle_timeout(due);
+    let events = drive(&mut b, &mut store, &mut fake, due);
+    assert!(matches!(
+        events.as_slice(),
+        [Event::LeaseHeldElsewhere { .. }]
+    ));
+    // `a` answers and writes 2 s later.
+    let Some(Output::Send { id, request, .. }) = poll(&mut a, due) else {
+        panic!()
+    };
+    let answer = fake.handle(&request, due);
+    let later = due + Duration::from_secs(2);
+    a.handle_response(id, answer, later).unwrap();
+    drive(&mut a, &mut store, &mut fake, later);
+    let next = b.poll_timeout().unwrap();
+    assert_eq!(next, due + Duration::from_secs(5));
+    b.handle_timeout(next);
+    let events = drive(&mut b, &mut store, &mut fake, next);
+    assert!(
+        matches!(events.as_slice(), [Event::Adopted { .. }]),
+        "{events:?}"
+    );
+    assert_eq!(
+        b.record(&grant).unwrap().refresh_token(),
+        store.0[&grant].refresh_token()
+    );
 }

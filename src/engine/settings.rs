@@ -34,13 +34,20 @@ pub struct EngineSettings {
     pub(crate) suspended_retry: Duration,
     pub(crate) seed: u64,
     pub(crate) store: StoreMode,
+    pub(crate) reread_interval: Duration,
+    pub(crate) max_in_flight: usize,
+    pub(crate) refresh_spread: Duration,
+    pub(crate) dispatch_window: Duration,
 }
 
 impl Default for EngineSettings {
     /// - refresh margin 10 min, expiry skew 30 s, request timeout 60 s;
     /// - backoff from 2 s doubling to a 10 min cap, with jitter from seed 0;
     /// - 60 s after a 429 that names no wait; 1 h between tries of a suspended location;
-    /// - single-process store mode.
+    /// - single-process store mode; in shared-store mode the store is re-read
+    ///   every 5 s while waiting;
+    /// - at most 16 leases and requests out at once; grants already due when
+    ///   restored spread over 30 s; sends dispatched within 1 s.
     fn default() -> Self {
         EngineSettings {
             refresh_margin: Duration::from_secs(10 * 60),
@@ -52,6 +59,10 @@ impl Default for EngineSettings {
             suspended_retry: Duration::from_secs(60 * 60),
             seed: 0,
             store: StoreMode::Single,
+            reread_interval: Duration::from_secs(5),
+            max_in_flight: 16,
+            refresh_spread: Duration::from_secs(30),
+            dispatch_window: Duration::from_secs(1),
         }
     }
 }
@@ -128,6 +139,43 @@ impl EngineSettings {
             holder: holder.into(),
             lease,
         };
+        self
+    }
+
+    /// Shared-store mode: how often the store is read again while the engine
+    /// waits (for a lease held elsewhere, for the answer to a read, for
+    /// re-authorization: there less and less often, up to the backoff cap).
+    /// A stale view of the store lasts about this long. Raised to at least
+    /// 100 ms.
+    pub fn reread_interval(mut self, interval: Duration) -> Self {
+        self.reread_interval = interval.max(Duration::from_millis(100));
+        self
+    }
+
+    /// The most grants that hold a lease or a refresh request at once (at
+    /// least 1). Others that come due wait their turn, in order. Per
+    /// HighLevel's limits (FACTS.md: 100 requests per 10 s burst per app),
+    /// a few processes with the default 16 stay well inside them.
+    pub fn max_in_flight(mut self, cap: usize) -> Self {
+        self.max_in_flight = cap.max(1);
+        self
+    }
+
+    /// Shared-store mode: grants already due when restored (a restart after
+    /// a pause) are refreshed at random points within this window (drawn from the jitter
+    /// seed), so that engines starting together neither refresh every grant
+    /// at once nor take them in the same order. Zero: at once.
+    pub fn refresh_spread(mut self, spread: Duration) -> Self {
+        self.refresh_spread = spread;
+        self
+    }
+
+    /// How long after being handed out an [`Output::Send`](crate::Output::Send)
+    /// may still be dispatched (its `not_after`, at most; in shared-store mode
+    /// also bounded by the lease). The engine gives up on the request a
+    /// request timeout after that. Raised to at least 1 ms.
+    pub fn dispatch_window(mut self, window: Duration) -> Self {
+        self.dispatch_window = window.max(Duration::from_millis(1));
         self
     }
 

@@ -453,17 +453,41 @@ impl Sim {
 
     /// Drains engine `node`'s outputs and acts on each.
     pub fn pump(&mut self, node: usize) {
-        while let Some(out) = self.nodes[node].engine.poll_output() {
+        while let Some(out) = self.nodes[node].engine.poll_output(self.now) {
             match out {
-                Output::Send { id, grant, request } => self.on_send(node, id, grant, request),
+                Output::Send {
+                    id, grant, request, ..
+                } => self.on_send(node, id, grant, request),
                 Output::Persist {
                     grant,
                     record,
                     replaces,
+                    ..
                 } => self.on_persist(node, grant, record, replaces),
+                Output::Load { grant, .. } => self.on_load(node, grant),
                 Output::Event(e) => self.on_event(node, e),
                 other => panic!("unexpected output {other:?}"),
             }
+        }
+    }
+
+    /// Reads the record for engine `node` and hands it back.
+    fn on_load(&mut self, node: usize, grant: GrantId) {
+        let name = self.nodes[node].name.clone();
+        let current = self.store.records.get(grant.as_str()).cloned();
+        let text = match &current {
+            Some(r) => self.record_text(r),
+            None => "none".to_owned(),
+        };
+        self.note(&name, format!("load {grant} -> {text}"));
+        let result = self.nodes[node]
+            .engine
+            .handle_loaded(grant.as_str(), current, self.now);
+        if let Err(e) = result {
+            self.violations.push(format!(
+                "{} {name}: handle_loaded of {grant} refused: {e}",
+                rel(self.now)
+            ));
         }
     }
 
@@ -753,6 +777,8 @@ impl Sim {
                 }
                 format!("retry {grant} #{attempt} at {} ({why})", rel(*at))
             }
+            Event::Durable { grant, version } => format!("durable {grant} v{version}"),
+            Event::RemovedElsewhere { grant } => format!("removed elsewhere {grant}"),
             other => format!("{other:?}"),
         };
         self.note(&name, format!("event {text}"));
