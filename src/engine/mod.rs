@@ -32,8 +32,8 @@
 //! then [`Engine::poll_timeout`] for the next instant to wake up at.
 //! [`Engine::in_flight`] counts the requests out (for a clean shutdown).
 //!
-//! The code is laid out by concern: [`grant`](self) (one grant's state
-//! machine and its answers), `shared` (the shared-store protocol: leases,
+//! The code is laid out by concern: `grant` (one grant's state machine and
+//! its answers), `shared` (the shared-store protocol: leases,
 //! compare-and-swap outcomes, re-reads), `schedule` (timers, caps and
 //! spreading over many grants), `output` (the queue and what it hands out),
 //! `record` (what is stored), `grants` (adding and removing grants).
