@@ -86,7 +86,9 @@ fn grant_name(i: usize) -> String {
 
 /// An engine holding `GRANTS` grants, all due for refresh one day after `t0`.
 fn loaded() -> (Engine, usize) {
-    let mut engine = Engine::new(config(), EngineSettings::default());
+    // Every grant comes due at once and is answered in one go: no cap.
+    let settings = EngineSettings::default().max_in_flight(GRANTS);
+    let mut engine = Engine::new(config(), settings);
     engine.reserve(GRANTS);
     let mut token_bytes = 0;
     for i in 0..GRANTS {
@@ -107,8 +109,11 @@ fn due() -> SystemTime {
 fn emit(engine: &mut Engine, now: SystemTime) -> Vec<(RequestId, usize)> {
     engine.handle_timeout(now);
     let mut ids = Vec::with_capacity(GRANTS);
-    while let Some(out) = engine.poll_output() {
-        if let Output::Send { id, grant, request } = out {
+    while let Some(out) = engine.poll_output(now) {
+        if let Output::Send {
+            id, grant, request, ..
+        } = out
+        {
             let i: usize = grant.as_str()[3..].parse().expect("grant index");
             black_box(request);
             ids.push((id, i));
@@ -118,9 +123,9 @@ fn emit(engine: &mut Engine, now: SystemTime) -> Vec<(RequestId, usize)> {
 }
 
 /// Drains what an answer produced (the persist and the event).
-fn drain(engine: &mut Engine) -> usize {
+fn drain(engine: &mut Engine, now: SystemTime) -> usize {
     let mut n = 0;
-    while let Some(out) = engine.poll_output() {
+    while let Some(out) = engine.poll_output(now) {
         black_box(out);
         n += 1;
     }
@@ -152,7 +157,7 @@ fn cycle_with_parse(bencher: Bencher) {
             for (id, i) in ids {
                 let resp = bodies[i].take().expect("one answer per grant");
                 engine.handle_response(id, resp, now).expect("answer");
-                outputs += drain(&mut engine);
+                outputs += drain(&mut engine, now);
             }
             assert_eq!(outputs, 2 * GRANTS);
             engine
@@ -177,7 +182,7 @@ fn cycle_pre_parsed(bencher: Bencher) {
                 engine
                     .handle_token_result(id, Ok(token), now)
                     .expect("answer");
-                outputs += drain(&mut engine);
+                outputs += drain(&mut engine, now);
             }
             assert_eq!(outputs, 2 * GRANTS);
             engine
@@ -227,7 +232,7 @@ fn memory_report() {
         engine
             .handle_token_result(id, Ok(answer(1, i)), now)
             .expect("answer");
-        drain(&mut engine);
+        drain(&mut engine, now);
     }
     let cycled = rss().saturating_sub(before);
     println!(

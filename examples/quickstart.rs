@@ -186,7 +186,7 @@ fn refresh_once(
     let mut latest: Option<GrantRecord> = None;
     let mut refreshed = false;
     loop {
-        while let Some(output) = engine.poll_output() {
+        while let Some(output) = engine.poll_output(SystemTime::now()) {
             match output {
                 Output::Persist { record, .. } => {
                     // Durable before going on: it may hold the only live refresh token.

@@ -68,7 +68,7 @@
 //! let end = now + Duration::from_secs(3 * 86_400);
 //! loop {
 //!     // 1. Act on every output, in order.
-//!     while let Some(output) = engine.poll_output() {
+//!     while let Some(output) = engine.poll_output(now) {
 //!         match output {
 //!             Output::Persist { grant, record, .. } => {
 //!                 // Durable before going on: it may hold the only live refresh token.

@@ -126,6 +126,87 @@ secret_type! {
     RefreshToken
 }
 
+impl RefreshToken {
+    /// A short, non-secret name of this token, for logs: see [`Fingerprint`].
+    #[must_use]
+    pub fn fingerprint(&self) -> Fingerprint {
+        Fingerprint::of(self.secret())
+    }
+}
+
+/// Below this many bytes, a token's [`Fingerprint`] shows only its length.
+pub const FINGERPRINT_MIN_LEN: usize = 32;
+
+/// A short, non-secret name of a refresh token, to follow it through logs
+/// (which token a request presented, which one a write holds) without
+/// printing it.
+///
+/// - What it is: the first 48 bits of SHA-256 over a fixed domain prefix and
+///   the token, shown as 12 hex digits (`fp:3fa9c02b41de`). The same token has
+///   the same fingerprint in every process and every version of this crate.
+/// - What it is not: a secret, or a way to check a token. Anyone can compute
+///   the fingerprint of a token they hold, so a fingerprint confirms a guess
+///   exactly as well as the guess could be checked otherwise; it hides a token
+///   only as well as the token's own randomness does. HighLevel refresh tokens
+///   are signed JWTs of about a kilobyte, which no one guesses. A token shorter
+///   than [`FINGERPRINT_MIN_LEN`] bytes could come from a small space that a
+///   guesser can go through, so its fingerprint shows only its length
+///   (`short:9`) and tells such tokens apart by length alone.
+/// - 48 bits make two live tokens of one app look alike with odds of about
+///   one in 10^14 per pair: fine for logs, not an identity check.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Fingerprint(FingerprintRepr);
+
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+enum FingerprintRepr {
+    Short(u8),
+    Hash([u8; 6]),
+}
+
+impl Fingerprint {
+    /// The fingerprint of a token's value.
+    #[must_use]
+    pub fn of(token: &str) -> Self {
+        use sha2::{Digest, Sha256};
+        if token.len() < FINGERPRINT_MIN_LEN {
+            // Below the threshold the length fits in a byte.
+            return Fingerprint(FingerprintRepr::Short(token.len() as u8));
+        }
+        let mut h = Sha256::new();
+        h.update(b"hoopai-oauth refresh token fingerprint v1\0");
+        h.update(token.as_bytes());
+        let digest = h.finalize();
+        let mut out = [0u8; 6];
+        out.copy_from_slice(&digest[..6]);
+        Fingerprint(FingerprintRepr::Hash(out))
+    }
+
+    /// Whether the token was too short to be fingerprinted (only its length
+    /// is shown).
+    #[must_use]
+    pub fn is_short(&self) -> bool {
+        matches!(self.0, FingerprintRepr::Short(_))
+    }
+}
+
+impl fmt::Display for Fingerprint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            FingerprintRepr::Short(len) => write!(f, "short:{len}"),
+            FingerprintRepr::Hash(h) => {
+                f.write_str("fp:")?;
+                h.iter().try_for_each(|b| write!(f, "{b:02x}"))
+            }
+        }
+    }
+}
+
+impl fmt::Debug for Fingerprint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Fingerprint({self})")
+    }
+}
+
 secret_type! {
     /// The one-time authorization code from the consent redirect.
     AuthorizationCode
@@ -141,6 +222,22 @@ mod tests {
         assert_eq!(format!("{token:?}"), "RefreshToken(xy34…(31 chars))");
         assert_eq!(token.to_string(), "xy34…(31 chars)");
         assert_eq!(token.secret(), "xy34dc0ae1234a4858f9ff06d4f66ba");
+    }
+
+    #[test]
+    fn fingerprints_name_long_tokens_and_only_measure_short_ones() {
+        let long = RefreshToken::new("x".repeat(40));
+        let other = RefreshToken::new(format!("{}y", "x".repeat(39)));
+        let fp = long.fingerprint();
+        assert_eq!(fp, Fingerprint::of(&"x".repeat(40)));
+        assert_ne!(fp, other.fingerprint());
+        let shown = fp.to_string();
+        assert!(shown.starts_with("fp:") && shown.len() == 15, "{shown}");
+        assert!(!shown.contains("xxxx"));
+        let short = RefreshToken::new("refresh-1");
+        assert_eq!(short.fingerprint().to_string(), "short:9");
+        assert!(short.fingerprint().is_short());
+        assert_eq!(format!("{:?}", short.fingerprint()), "Fingerprint(short:9)");
     }
 
     #[test]

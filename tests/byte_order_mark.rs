@@ -301,12 +301,12 @@ fn the_engine_reads_marked_answers() {
     engine
         .insert("loc-1", TokenSet::new(first, t0()), t0())
         .unwrap();
-    while engine.poll_output().is_some() {}
+    while engine.poll_output(t0()).is_some() {}
 
     let send = |engine: &mut Engine, at| {
         engine.handle_timeout(at);
         loop {
-            match engine.poll_output() {
+            match engine.poll_output(at) {
                 Some(Output::Send { id, .. }) => return id,
                 Some(_) => {}
                 None => panic!("no refresh was sent"),
@@ -321,7 +321,7 @@ fn the_engine_reads_marked_answers() {
         .unwrap();
     let mut persisted = None;
     let mut events = Vec::new();
-    while let Some(out) = engine.poll_output() {
+    while let Some(out) = engine.poll_output(due) {
         match out {
             Output::Persist { record, .. } => persisted = Some(record),
             Output::Event(e) => events.push(e),
@@ -342,7 +342,7 @@ fn the_engine_reads_marked_answers() {
         .handle_response(id, response(400, &[], body), due)
         .unwrap();
     let mut events = Vec::new();
-    while let Some(out) = engine.poll_output() {
+    while let Some(out) = engine.poll_output(due) {
         if let Output::Event(e) = out {
             events.push(e);
         }

@@ -33,8 +33,8 @@ fn ok_body(n: u32) -> String {
 
 const INVALID_CLIENT: &str = r#"{"error":"invalid_client","error_description":"bad secret"}"#;
 
-fn drain(e: &mut Engine) -> Vec<Output> {
-    std::iter::from_fn(|| e.poll_output()).collect()
+fn drain(e: &mut Engine, now: SystemTime) -> Vec<Output> {
+    std::iter::from_fn(|| e.poll_output(now)).collect()
 }
 
 /// The id and the refresh token of a send.
@@ -67,7 +67,7 @@ fn shared() -> EngineSettings {
 /// returns the sends.
 fn drive_confirm(e: &mut Engine, now: SystemTime) -> Vec<(RequestId, String)> {
     let mut out = vec![];
-    while let Some(o) = e.poll_output() {
+    while let Some(o) = e.poll_output(now) {
         match &o {
             Output::Persist { grant, record, .. } => e
                 .handle_persisted(grant.as_str(), record.version, now)
@@ -93,7 +93,7 @@ fn shared_engine_with_unconfirmed_refresh_2() -> (Engine, SystemTime, GrantRecor
     let (id, rt) = sent[0].clone();
     assert_eq!(rt, "refresh-1");
     e.handle_response(id, resp(200, &ok_body(2)), due).unwrap();
-    let outs = drain(&mut e);
+    let outs = drain(&mut e, due);
     let write = outs.iter().find_map(|o| match o {
         Output::Persist {
             record, replaces, ..
@@ -111,7 +111,7 @@ fn restore_keeps_an_unconfirmed_new_refresh_token() {
     let (mut e, due, stored) = shared_engine_with_unconfirmed_refresh_2();
     e.restore(stored.clone(), due).unwrap();
     e.handle_persist_conflict("loc-1", stored, due).unwrap();
-    let outs = drain(&mut e);
+    let outs = drain(&mut e, due);
     assert_eq!(persisted(&outs), ["refresh-2"], "{outs:?}");
     let held = e.record("loc-1").unwrap();
     assert_eq!(held.refresh_token().unwrap().secret(), "refresh-2");
@@ -143,22 +143,22 @@ fn a_success_after_a_restore_during_the_refresh_is_adopted() {
     let mut e = Engine::new(config(), EngineSettings::default());
     e.insert("loc-1", TokenSet::new(tok(1), t0()), t0())
         .unwrap();
-    drain(&mut e);
+    drain(&mut e, t0());
     let due = e.poll_timeout().unwrap();
     e.handle_timeout(due);
-    let (id, rt) = drain(&mut e).iter().find_map(sent_token).unwrap();
+    let (id, rt) = drain(&mut e, due).iter().find_map(sent_token).unwrap();
     assert_eq!(rt, "refresh-1");
     // The store hands in a newer record with an older token.
     let mut stored = GrantRecord::new("loc-1", TokenSet::new(tok(0), t0()));
     stored.version = 5;
     e.restore(stored, due).unwrap();
-    drain(&mut e);
+    drain(&mut e, due);
     e.handle_response(id, resp(200, &ok_body(2)), due).unwrap();
-    let outs = drain(&mut e);
+    let outs = drain(&mut e, due);
     assert_eq!(persisted(&outs), ["refresh-2"], "{outs:?}");
     let later = e.poll_timeout().unwrap();
     e.handle_timeout(later);
-    let sent: Vec<_> = drain(&mut e).iter().filter_map(sent_token).collect();
+    let sent: Vec<_> = drain(&mut e, later).iter().filter_map(sent_token).collect();
     assert_eq!(sent.len(), 1);
     assert_eq!(sent[0].1, "refresh-2");
 }
@@ -168,14 +168,14 @@ fn a_success_sent_before_a_new_authorization_does_not_replace_it() {
     let mut e = Engine::new(config(), EngineSettings::default());
     e.insert("loc-1", TokenSet::new(tok(1), t0()), t0())
         .unwrap();
-    drain(&mut e);
+    drain(&mut e, t0());
     let due = e.poll_timeout().unwrap();
     e.handle_timeout(due);
-    let (id, _) = drain(&mut e).iter().find_map(sent_token).unwrap();
+    let (id, _) = drain(&mut e, due).iter().find_map(sent_token).unwrap();
     e.insert("loc-1", TokenSet::new(tok(7), due), due).unwrap();
-    drain(&mut e);
+    drain(&mut e, due);
     e.handle_response(id, resp(200, &ok_body(2)), due).unwrap();
-    assert_eq!(persisted(&drain(&mut e)), Vec::<String>::new());
+    assert_eq!(persisted(&drain(&mut e, due)), Vec::<String>::new());
     let held = e.record("loc-1").unwrap();
     assert_eq!(held.refresh_token().unwrap().secret(), "refresh-7");
 }
@@ -185,13 +185,13 @@ fn refresh_in_flight() -> (Engine, SystemTime, RequestId, GrantRecord) {
     let mut e = Engine::new(config(), EngineSettings::default());
     e.insert("loc-1", TokenSet::new(tok(1), t0()), t0())
         .unwrap();
-    let Some(Output::Persist { record, .. }) = e.poll_output() else {
+    let Some(Output::Persist { record, .. }) = e.poll_output(t0()) else {
         panic!("no persist")
     };
-    drain(&mut e);
+    drain(&mut e, t0());
     let due = e.poll_timeout().unwrap();
     e.handle_timeout(due);
-    let (id, rt) = drain(&mut e).iter().find_map(sent_token).unwrap();
+    let (id, rt) = drain(&mut e, due).iter().find_map(sent_token).unwrap();
     assert_eq!(rt, "refresh-1");
     (e, due, id, record)
 }
@@ -202,19 +202,19 @@ fn removed_then_restored_grant_still_adopts_its_answer() {
     e.remove("loc-1").unwrap();
     e.restore(record, due).unwrap();
     // Its refresh is still out: no second one.
-    assert!(sends_of(&drain(&mut e)).is_empty());
+    assert!(sends_of(&drain(&mut e, due)).is_empty());
     e.handle_response(id, resp(200, &ok_body(2)), due).unwrap();
-    assert_eq!(persisted(&drain(&mut e)), ["refresh-2"]);
+    assert_eq!(persisted(&drain(&mut e, due)), ["refresh-2"]);
     let later = e.poll_timeout().unwrap();
     e.handle_timeout(later);
-    assert_eq!(sends_of(&drain(&mut e)), ["refresh-2"]);
+    assert_eq!(sends_of(&drain(&mut e, later)), ["refresh-2"]);
 }
 
 #[test]
 fn removed_grant_answer_is_unknown_but_hands_back_its_refresh_token() {
     let (mut e, due, id, _) = refresh_in_flight();
     e.remove("loc-1").unwrap();
-    assert!(drain(&mut e).is_empty());
+    assert!(drain(&mut e, due).is_empty());
     let err = e
         .handle_response(id, resp(200, &ok_body(2)), due)
         .unwrap_err();
@@ -231,9 +231,9 @@ fn removed_then_reinstalled_grant_keeps_its_new_authorization() {
     let (mut e, due, id, _) = refresh_in_flight();
     e.remove("loc-1").unwrap();
     e.insert("loc-1", TokenSet::new(tok(7), due), due).unwrap();
-    drain(&mut e);
+    drain(&mut e, due);
     e.handle_response(id, resp(200, &ok_body(2)), due).unwrap();
-    assert!(persisted(&drain(&mut e)).is_empty());
+    assert!(persisted(&drain(&mut e, due)).is_empty());
     let held = e.record("loc-1").unwrap();
     assert_eq!(held.refresh_token().unwrap().secret(), "refresh-7");
 }
@@ -252,7 +252,7 @@ fn first_write_of_a_never_stored_record_is_create_only() {
     e.restore(rec, t0()).unwrap();
     let due = e.poll_timeout().unwrap();
     e.handle_timeout(due);
-    let outs = drain(&mut e);
+    let outs = drain(&mut e, due);
     let write = outs.iter().find_map(|o| match o {
         Output::Persist {
             replaces, record, ..
@@ -261,7 +261,7 @@ fn first_write_of_a_never_stored_record_is_create_only() {
     });
     assert_eq!(write, Some((None, 1, true)));
     e.handle_persisted("loc-1", 1, due).unwrap();
-    assert_eq!(sends_of(&drain(&mut e)), ["refresh-1"]);
+    assert_eq!(sends_of(&drain(&mut e, due)), ["refresh-1"]);
 }
 
 #[test]
@@ -272,7 +272,7 @@ fn an_unanswered_lease_write_is_taken_again_when_it_ends() {
     drive_confirm(&mut e, t0());
     let due = e.poll_timeout().unwrap();
     e.handle_timeout(due);
-    let first = drain(&mut e);
+    let first = drain(&mut e, due);
     let Some(Output::Persist { record, .. }) = first.first() else {
         panic!("{first:?}")
     };
@@ -280,7 +280,7 @@ fn an_unanswered_lease_write_is_taken_again_when_it_ends() {
     // The write's outcome never comes; the engine does not wait forever.
     assert_eq!(e.poll_timeout(), Some(until));
     e.handle_timeout(until);
-    let again = drain(&mut e);
+    let again = drain(&mut e, until);
     let Some(Output::Persist {
         record, replaces, ..
     }) = again.first()
@@ -302,7 +302,7 @@ fn a_lease_confirmed_too_late_is_taken_again_instead_of_sending() {
     drive_confirm(&mut e, t0());
     let due = e.poll_timeout().unwrap();
     e.handle_timeout(due);
-    let outs = drain(&mut e);
+    let outs = drain(&mut e, due);
     let (v, until) = outs
         .iter()
         .find_map(|o| match o {
@@ -315,14 +315,14 @@ fn a_lease_confirmed_too_late_is_taken_again_instead_of_sending() {
     // Confirmed when less than a request timeout of the lease is left.
     let late = until - Duration::from_secs(30);
     e.handle_persisted("loc-1", v, late).unwrap();
-    let outs = drain(&mut e);
+    let outs = drain(&mut e, late);
     assert!(sends_of(&outs).is_empty(), "{outs:?}");
     let Some(Output::Persist { record, .. }) = outs.first() else {
         panic!("{outs:?}")
     };
     assert!(record.lease.as_ref().unwrap().until >= late + Duration::from_secs(60));
     e.handle_persisted("loc-1", record.version, late).unwrap();
-    assert_eq!(sends_of(&drain(&mut e)), ["refresh-1"]);
+    assert_eq!(sends_of(&drain(&mut e, late)), ["refresh-1"]);
 }
 
 fn access(status: TokenStatus) -> Option<String> {
@@ -337,25 +337,25 @@ fn a_new_token_is_ready_only_once_its_persist_is_polled() {
     let mut e = Engine::new(config(), EngineSettings::default());
     e.insert("loc-1", TokenSet::new(tok(1), t0()), t0())
         .unwrap();
-    drain(&mut e);
+    drain(&mut e, t0());
     // Refresh ahead: the old token is still good.
     let due = e.poll_timeout().unwrap();
     e.handle_timeout(due);
-    let (id, _) = drain(&mut e).iter().find_map(sent_token).unwrap();
+    let (id, _) = drain(&mut e, due).iter().find_map(sent_token).unwrap();
     e.handle_response(id, resp(200, &ok_body(2)), due).unwrap();
     let ask = |e: &mut Engine, at| access(e.access_token("loc-1", at).unwrap());
     assert_eq!(ask(&mut e, due).as_deref(), Some("access-1"));
-    drain(&mut e);
+    drain(&mut e, due);
     assert_eq!(ask(&mut e, due).as_deref(), Some("access-2"));
 
     // Refresh after expiry: wait, then a TokenReady right after the persist.
     let exp = due + Duration::from_secs(86_399);
     e.handle_timeout(exp);
     assert_eq!(ask(&mut e, exp), None);
-    let (id, _) = drain(&mut e).iter().find_map(sent_token).unwrap();
+    let (id, _) = drain(&mut e, exp).iter().find_map(sent_token).unwrap();
     e.handle_response(id, resp(200, &ok_body(3)), exp).unwrap();
     assert_eq!(e.access_token("loc-1", exp).unwrap(), TokenStatus::Pending);
-    let outs = drain(&mut e);
+    let outs = drain(&mut e, exp);
     assert!(
         matches!(
             outs.as_slice(),
@@ -380,7 +380,7 @@ fn shared_mode_a_new_token_is_ready_only_once_its_write_is_confirmed() {
     assert_eq!(e.access_token("loc-1", exp).unwrap(), TokenStatus::Pending);
     let (id, _) = drive_confirm(&mut e, exp)[0].clone();
     e.handle_response(id, resp(200, &ok_body(2)), exp).unwrap();
-    let outs = drain(&mut e);
+    let outs = drain(&mut e, exp);
     let Some(Output::Persist { record, .. }) = outs.first() else {
         panic!("{outs:?}")
     };
@@ -392,7 +392,7 @@ fn shared_mode_a_new_token_is_ready_only_once_its_write_is_confirmed() {
     );
     assert_eq!(e.access_token("loc-1", exp).unwrap(), TokenStatus::Pending);
     e.handle_persisted("loc-1", record.version, exp).unwrap();
-    let outs = drain(&mut e);
+    let outs = drain(&mut e, exp);
     assert!(
         matches!(outs.as_slice(), [Output::Event(Event::TokenReady { .. })]),
         "{outs:?}"
@@ -412,7 +412,7 @@ fn a_lease_confirmed_after_the_client_was_rejected_sends_nothing() {
     drive_confirm(&mut e, t0());
     let due = e.poll_timeout().unwrap();
     e.handle_timeout(due);
-    let leases: Vec<(GrantId, u64)> = drain(&mut e)
+    let leases: Vec<(GrantId, u64)> = drain(&mut e, due)
         .into_iter()
         .filter_map(|o| match o {
             Output::Persist { grant, record, .. } => Some((grant, record.version)),
@@ -422,11 +422,11 @@ fn a_lease_confirmed_after_the_client_was_rejected_sends_nothing() {
     assert_eq!(leases.len(), 2);
     e.handle_persisted(leases[0].0.as_str(), leases[0].1, due)
         .unwrap();
-    let sent: Vec<_> = drain(&mut e).iter().filter_map(sent_token).collect();
+    let sent: Vec<_> = drain(&mut e, due).iter().filter_map(sent_token).collect();
     assert_eq!(sent.len(), 1);
     e.handle_response(sent[0].0, resp(401, INVALID_CLIENT), due)
         .unwrap();
-    let outs = drain(&mut e);
+    let outs = drain(&mut e, due);
     assert!(e.is_halted());
     assert!(
         outs.iter()
@@ -435,7 +435,7 @@ fn a_lease_confirmed_after_the_client_was_rejected_sends_nothing() {
     );
     e.handle_persisted(leases[1].0.as_str(), leases[1].1, due)
         .unwrap();
-    assert!(sends_of(&drain(&mut e)).is_empty());
+    assert!(sends_of(&drain(&mut e, due)).is_empty());
     // A corrected configuration sends again.
     e.reconfigure(config(), due);
     e.handle_timeout(due);
@@ -451,14 +451,14 @@ fn sends_queued_before_the_client_was_rejected_are_not_sent() {
         e.insert(format!("loc-{i}"), TokenSet::new(t, t0()), t0())
             .unwrap();
     }
-    drain(&mut e);
+    drain(&mut e, t0());
     let due = e.poll_timeout().unwrap();
     e.handle_timeout(due);
-    let (id, _) = sent_token(&e.poll_output().unwrap()).unwrap();
+    let (id, _) = sent_token(&e.poll_output(due).unwrap()).unwrap();
     // The answer to the first comes before the others are polled.
     e.handle_response(id, resp(401, INVALID_CLIENT), due)
         .unwrap();
-    let outs = drain(&mut e);
+    let outs = drain(&mut e, due);
     assert!(e.is_halted());
     assert!(sends_of(&outs).is_empty(), "{outs:?}");
     for i in 1..3 {
@@ -467,7 +467,7 @@ fn sends_queued_before_the_client_was_rejected_are_not_sent() {
     }
     e.reconfigure(config(), due);
     e.handle_timeout(due);
-    assert_eq!(sends_of(&drain(&mut e)).len(), 3);
+    assert_eq!(sends_of(&drain(&mut e, due)).len(), 3);
 }
 
 #[test]
@@ -486,9 +486,9 @@ fn a_record_whose_version_cannot_go_up_is_refused() {
     e.restore(rec, t0()).unwrap();
     let due = e.poll_timeout().unwrap();
     e.handle_timeout(due);
-    let (id, _) = drain(&mut e).iter().find_map(sent_token).unwrap();
+    let (id, _) = drain(&mut e, due).iter().find_map(sent_token).unwrap();
     e.handle_response(id, resp(200, &ok_body(2)), due).unwrap();
-    let outs = drain(&mut e);
+    let outs = drain(&mut e, due);
     let Some(Output::Persist {
         record, replaces, ..
     }) = outs.first()
@@ -507,14 +507,14 @@ fn an_endless_suspended_retry_does_not_panic() {
     let mut e = Engine::new(config(), settings);
     e.insert("loc-1", TokenSet::new(tok(1), t0()), t0())
         .unwrap();
-    drain(&mut e);
+    drain(&mut e, t0());
     let due = e.poll_timeout().unwrap();
     e.handle_timeout(due);
-    let (id, _) = drain(&mut e).iter().find_map(sent_token).unwrap();
+    let (id, _) = drain(&mut e, due).iter().find_map(sent_token).unwrap();
     let body = r#"{"statusCode":400,"message":"Location is not active"}"#;
     let at = due + Duration::from_nanos(1);
     e.handle_response(id, resp(400, body), at).unwrap();
-    let outs = drain(&mut e);
+    let outs = drain(&mut e, at);
     assert!(
         outs.iter().any(
             |o| matches!(o, Output::Event(Event::Suspended { until, .. }) if *until > at + Duration::from_secs(1 << 40))
@@ -538,7 +538,7 @@ fn an_endless_lease_does_not_panic() {
 /// Like [`drive_confirm`], returning every output.
 fn drain_confirmed(e: &mut Engine, now: SystemTime) -> Vec<Output> {
     let mut outs = vec![];
-    while let Some(o) = e.poll_output() {
+    while let Some(o) = e.poll_output(now) {
         if let Output::Persist { grant, record, .. } = &o {
             e.handle_persisted(grant.as_str(), record.version, now)
                 .unwrap();
@@ -563,17 +563,17 @@ fn removed_and_restored_grant_keeps_its_backoff_while_an_answer_is_late() {
     // The request times out; the retry waits.
     let timeout = e.poll_timeout().unwrap();
     e.handle_timeout(timeout);
-    drain(&mut e);
+    drain(&mut e, timeout);
     let retry = e.poll_timeout().unwrap();
     assert!(retry > timeout);
     e.remove("loc-1").unwrap();
     e.restore(record, timeout).unwrap();
-    assert!(drain(&mut e).is_empty());
+    assert!(drain(&mut e, timeout).is_empty());
     assert_eq!(e.poll_timeout(), Some(retry));
     // The late answer still wins.
     e.handle_response(id, resp(200, &ok_body(2)), timeout)
         .unwrap();
-    assert_eq!(persisted(&drain(&mut e)), ["refresh-2"]);
+    assert_eq!(persisted(&drain(&mut e, timeout)), ["refresh-2"]);
     assert!(e.poll_timeout().unwrap() > due + Duration::from_secs(3600));
 }
 
@@ -584,17 +584,17 @@ fn removed_before_its_write_is_polled_then_restored_still_persists_the_new_token
     let (mut e, due, id_a, record) = refresh_in_flight();
     let t1 = due + Duration::from_secs(61);
     e.handle_timeout(t1);
-    drain(&mut e);
+    drain(&mut e, t1);
     let t2 = e.poll_timeout().unwrap();
     e.handle_timeout(t2);
-    let (_id_b, rt) = drain(&mut e).iter().find_map(sent_token).unwrap();
+    let (_id_b, rt) = drain(&mut e, t2).iter().find_map(sent_token).unwrap();
     assert_eq!(rt, "refresh-1");
     e.handle_response(id_a, resp(200, &ok_body(2)), t2).unwrap();
     // not polled yet
     e.remove("loc-1").unwrap();
-    let outs = drain(&mut e);
+    let outs = drain(&mut e, t2);
     e.restore(record, t2).unwrap();
-    let mut outs2 = drain(&mut e);
+    let mut outs2 = drain(&mut e, t2);
     outs2.extend(outs);
     assert_eq!(
         e.record("loc-1").unwrap().refresh_token().unwrap().secret(),
@@ -613,15 +613,15 @@ fn removed_before_its_write_is_polled_then_restored_hands_out_the_new_token() {
     let (mut e, due, id_a, record) = refresh_in_flight();
     let t1 = due + Duration::from_secs(61);
     e.handle_timeout(t1);
-    drain(&mut e);
+    drain(&mut e, t1);
     let t2 = e.poll_timeout().unwrap();
     e.handle_timeout(t2);
-    drain(&mut e);
+    drain(&mut e, t2);
     e.handle_response(id_a, resp(200, &ok_body(2)), t2).unwrap();
     e.remove("loc-1").unwrap();
-    drain(&mut e);
+    drain(&mut e, t2);
     e.restore(record, t2).unwrap();
-    drain(&mut e);
+    drain(&mut e, t2);
     // After the old token's expiry, the new one (valid ~24h) is never handed out.
     let later = t0() + Duration::from_secs(86_399 + 10);
     let st = e.access_token("loc-1", later).unwrap();
@@ -641,10 +641,10 @@ fn answer_of_a_forgotten_request_hands_back_its_refresh_token() {
         e.insert(g.as_str(), TokenSet::new(tok(1), t0()), t0())
             .unwrap();
     }
-    drain(&mut e);
+    drain(&mut e, t0());
     let due = e.poll_timeout().unwrap();
     e.handle_timeout(due);
-    for o in drain(&mut e) {
+    for o in drain(&mut e, due) {
         if let Output::Send { id, grant, .. } = o {
             ids.push((id, grant));
         }
@@ -681,7 +681,7 @@ fn removed_then_restored_grant_keeps_an_unconfirmed_new_refresh_token() {
     assert_eq!(sent[0].1, "refresh-1");
     // A's late success: refresh-2, written (polled) but not confirmed yet.
     e.handle_response(id_a, resp(200, &ok_body(2)), t2).unwrap();
-    let outs = drain(&mut e);
+    let outs = drain(&mut e, t2);
     let v = outs
         .iter()
         .find_map(|o| match o {
@@ -694,7 +694,7 @@ fn removed_then_restored_grant_keeps_an_unconfirmed_new_refresh_token() {
     stored.version = v + 1;
     // Same record the non-removed path keeps refresh-2 for (see restore_keeps_an_unconfirmed_new_refresh_token).
     e.restore(stored, t2).unwrap();
-    let outs = drain(&mut e);
+    let outs = drain(&mut e, t2);
     assert_eq!(
         e.record("loc-1").unwrap().refresh_token().unwrap().secret(),
         "refresh-2",
@@ -709,7 +709,7 @@ fn events_of_a_removed_grant_never_reach_its_reinstall() {
     // not polled; uninstall and re-install
     e.remove("loc-1").unwrap();
     e.insert("loc-1", TokenSet::new(tok(7), due), due).unwrap();
-    let outs = drain(&mut e);
+    let outs = drain(&mut e, due);
     assert!(
         !outs
             .iter()
@@ -748,14 +748,14 @@ fn a_late_conflict_of_an_older_write_leaves_the_newer_write_standing() {
     let stored = e.record("loc-1").unwrap();
     let due = e.poll_timeout().unwrap();
     e.handle_timeout(due);
-    drain(&mut e); // lease v2: its outcome does not come in time
+    drain(&mut e, due); // lease v2: its outcome does not come in time
     let until = e.poll_timeout().unwrap();
     e.handle_timeout(until);
-    drain(&mut e); // lease v3, over v1
+    drain(&mut e, until); // lease v3, over v1
     // Now the old write's outcome: it lost, and the store holds v1.
     e.handle_persist_conflict("loc-1", stored, until).unwrap();
-    assert!(drain(&mut e).is_empty());
+    assert!(drain(&mut e, until).is_empty());
     // The newer write won: its refresh goes out.
     e.handle_persisted("loc-1", 3, until).unwrap();
-    assert_eq!(sends_of(&drain(&mut e)), ["refresh-1"]);
+    assert_eq!(sends_of(&drain(&mut e, until)), ["refresh-1"]);
 }

@@ -188,7 +188,7 @@ fn a_limit_of_one_halts_at_the_first_refusal() {
     let t = due(&sim, a);
     let mut rejected = None;
     sim.nodes[a].engine.handle_timeout(t);
-    while let Some(out) = sim.nodes[a].engine.poll_output() {
+    while let Some(out) = sim.nodes[a].engine.poll_output(t) {
         if let hoopai_oauth::Output::Send { id, request, .. } = out {
             let response = sim.fake.handle(&request, t);
             sim.nodes[a]

@@ -26,7 +26,7 @@ fn persisted(token: TokenResponse) -> GrantRecord {
     engine
         .insert("grant-1", TokenSet::new(token, t0()), t0())
         .unwrap();
-    while let Some(out) = engine.poll_output() {
+    while let Some(out) = engine.poll_output(t0()) {
         if let Output::Persist { record, .. } = out {
             return record;
         }

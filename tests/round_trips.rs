@@ -504,7 +504,7 @@ proptest! {
         let now = UNIX_EPOCH + Duration::from_secs(at);
         let mut engine = Engine::new(common::config(), EngineSettings::default());
         engine.insert("g", TokenSet::new(token, now), now).unwrap();
-        let record = std::iter::from_fn(|| engine.poll_output())
+        let record = std::iter::from_fn(|| engine.poll_output(now))
             .find_map(|o| match o {
                 Output::Persist { record, .. } => Some(record),
                 _ => None,

@@ -157,7 +157,7 @@ fn the_engine_and_its_outputs_redact() {
         .unwrap();
     engine.refresh_now("loc-1", now).unwrap();
     let mut seen = 0;
-    while let Some(output) = engine.poll_output() {
+    while let Some(output) = engine.poll_output(now) {
         assert_clean("Output", &format!("{output:?} {output:#?}"));
         seen += 1;
     }

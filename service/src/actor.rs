@@ -437,21 +437,41 @@ impl<S: GrantStore, H: HttpClient> Actor<S, H> {
     // ---- outputs --------------------------------------------------------------
 
     async fn drain(&mut self) {
-        while let Some(output) = self.engine.poll_output() {
+        while let Some(output) = self.engine.poll_output(SystemTime::now()) {
             match output {
                 Output::Persist {
                     grant,
                     record,
                     replaces,
+                    ..
                 } => self.persist(grant, record, replaces).await,
-                Output::Send { id, grant, request } => self.send(id, grant, request),
+                Output::Send {
+                    id,
+                    grant,
+                    request,
+                    not_after,
+                    ..
+                } => self.send(id, grant, request, not_after),
+                Output::Load { grant, .. } => self.load(grant).await,
                 Output::Event(event) => self.event(event),
                 _ => {}
             }
         }
     }
 
-    fn send(&mut self, id: RequestId, grant: GrantId, request: http::Request<Vec<u8>>) {
+    fn send(
+        &mut self,
+        id: RequestId,
+        grant: GrantId,
+        request: http::Request<Vec<u8>>,
+        not_after: SystemTime,
+    ) {
+        if SystemTime::now() > not_after {
+            // Too late for the lease that covers it: never sent, so not spent.
+            tracing::debug!(grant = %grant, request = %id, "refresh expired before dispatch");
+            let _ = self.engine.handle_send_expired(id, SystemTime::now());
+            return;
+        }
         if self.stopping.is_some() || self.blocked.contains_key(&grant) {
             // Not sent, so not spent: the engine retries it later.
             tracing::debug!(grant = %grant, request = %id, "refresh held back");
@@ -590,12 +610,31 @@ impl<S: GrantStore, H: HttpClient> Actor<S, H> {
             }
             Swap::Missing => {
                 tracing::warn!(grant = %grant, "record deleted elsewhere; dropping the grant");
-                let _ = self.engine.remove(grant.as_str());
+                let _ = self.engine.handle_record_deleted(grant.as_str(), now());
                 self.forget(&grant);
                 let _ = self.events.send(ServiceEvent::RemovedElsewhere { grant });
             }
         }
         Ok(())
+    }
+
+    /// The engine asks for the stored record (to check a refusal against
+    /// the store, or to converge while waiting): read it and hand it back.
+    async fn load(&mut self, grant: GrantId) {
+        match self.store.load(&grant).await {
+            Ok(record) => {
+                if let Err(e) = self
+                    .engine
+                    .handle_loaded(grant.as_str(), record, SystemTime::now())
+                {
+                    tracing::warn!(grant = %grant, error = %e, "stored record refused");
+                }
+            }
+            Err(error) => {
+                // Asked again on the engine's re-read timer.
+                tracing::warn!(grant = %grant, error = %error, "store read failed");
+            }
+        }
     }
 
     async fn retry_blocked(&mut self) {

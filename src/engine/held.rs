@@ -11,7 +11,7 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use crate::secret::{AccessToken, RefreshToken};
+use crate::secret::{AccessToken, Fingerprint, RefreshToken};
 use crate::token::{LenientBool, Scopes, TokenResponse, TokenSet, UserType, unix};
 
 /// Shares identical strings (scopes, token types) between grants. Bounded: past
@@ -92,6 +92,8 @@ fn unflag(f: u8) -> Option<LenientBool> {
 pub(crate) struct Held {
     pub(crate) access: AccessToken,
     pub(crate) refresh: RefreshToken,
+    /// The refresh token's fingerprint, computed once per token.
+    fp: Fingerprint,
     /// Unix seconds.
     obtained: u64,
     /// Unix seconds.
@@ -126,9 +128,18 @@ impl Held {
         let obtained = unix(set.obtained_at());
         let expires = unix(set.expires_at());
         let mut t = set.into_token();
-        let refresh = match t.refresh_token.take() {
-            Some(r) if !r.secret().trim().is_empty() => r,
-            _ => prev?.refresh.clone(),
+        let (refresh, fp) = match t.refresh_token.take() {
+            Some(r) if !r.secret().trim().is_empty() => match prev {
+                Some(p) if p.refresh == r => (r, p.fp),
+                _ => {
+                    let fp = r.fingerprint();
+                    (r, fp)
+                }
+            },
+            _ => {
+                let p = prev?;
+                (p.refresh.clone(), p.fp)
+            }
         };
         let access = std::mem::replace(&mut t.access_token, AccessToken::new(String::new()));
         let old = prev.map(|p| &*p.meta);
@@ -183,6 +194,7 @@ impl Held {
         Some(Held {
             access,
             refresh,
+            fp,
             obtained,
             expires,
             meta,
@@ -215,6 +227,28 @@ impl Held {
         // The expiry as held, even where `expires_in` would count otherwise
         // (a stored record may hold any expiry).
         TokenSet::from_parts(t, at(self.obtained), at(self.expires))
+    }
+
+    /// The refresh token's fingerprint.
+    pub(crate) fn fingerprint(&self) -> Fingerprint {
+        self.fp
+    }
+
+    /// Replaces the refresh token (one rescued from an answer).
+    pub(crate) fn set_refresh(&mut self, token: RefreshToken) {
+        self.fp = token.fingerprint();
+        self.refresh = token;
+    }
+
+    /// Takes the refresh token out to build a request, without copying the
+    /// secret; [`put_back_refresh`](Self::put_back_refresh) returns it.
+    pub(crate) fn take_refresh(&mut self) -> RefreshToken {
+        std::mem::replace(&mut self.refresh, RefreshToken::new(String::new()))
+    }
+
+    /// Puts back the token taken by [`take_refresh`](Self::take_refresh).
+    pub(crate) fn put_back_refresh(&mut self, token: RefreshToken) {
+        self.refresh = token;
     }
 
     pub(crate) fn expires_at(&self) -> SystemTime {

@@ -5,10 +5,13 @@ use std::fmt;
 use std::time::SystemTime;
 
 use crate::error::Error;
-use crate::secret::AccessToken;
-use crate::token::unix;
+use crate::secret::{AccessToken, Fingerprint};
+use crate::token::{UserType, unix};
+use crate::token_endpoint::{Grant, TokenRequest, token_request};
 
-use super::record::{GrantId, GrantRecord};
+use super::Engine;
+use super::grant::{Phase, Slot, Status};
+use super::record::{GrantId, GrantRecord, GrantStatus, Lease};
 
 /// The id of one emitted refresh request. Hand it back with the answer.
 ///
@@ -64,6 +67,13 @@ pub enum Output {
     /// answer back with [`Engine::handle_response`](crate::Engine::handle_response),
     /// or a failure to get one with
     /// [`Engine::handle_transport_error`](crate::Engine::handle_transport_error).
+    ///
+    /// Dispatch it no later than `not_after`; a driver that could not (its
+    /// sends wait in a queue) drops it and reports
+    /// [`Engine::handle_send_expired`](crate::Engine::handle_send_expired).
+    /// In shared-store mode, `not_after` is a request timeout before the
+    /// lease ends, so that the answer is in while the lease holds.
+    #[non_exhaustive]
     Send {
         /// The id to hand back.
         id: RequestId,
@@ -71,6 +81,10 @@ pub enum Output {
         grant: GrantId,
         /// The request. Its body holds the client secret and the refresh token.
         request: http::Request<Vec<u8>>,
+        /// The latest instant the request may still be dispatched.
+        not_after: SystemTime,
+        /// The fingerprint of the refresh token presented, for logs.
+        refresh: Fingerprint,
     },
     /// Write this record, durably, before acting on any later output.
     ///
@@ -80,6 +94,12 @@ pub enum Output {
     ///   [`Engine::handle_persisted`](crate::Engine::handle_persisted) if it
     ///   won, or [`Engine::handle_persist_conflict`](crate::Engine::handle_persist_conflict)
     ///   with the stored record if it lost.
+    ///
+    /// A failed write is reported with
+    /// [`Engine::handle_persist_failed`](crate::Engine::handle_persist_failed);
+    /// a compare-and-swap that finds no record at all with
+    /// [`Engine::handle_record_deleted`](crate::Engine::handle_record_deleted).
+    #[non_exhaustive]
     Persist {
         /// The grant.
         grant: GrantId,
@@ -87,6 +107,18 @@ pub enum Output {
         record: GrantRecord,
         /// The version this write replaces, for compare-and-swap.
         replaces: Option<u64>,
+        /// The fingerprint of the refresh token in `record`, for logs.
+        refresh: Fingerprint,
+    },
+    /// Read the grant's record as the store holds it now and hand it back
+    /// with [`Engine::handle_loaded`](crate::Engine::handle_loaded) (`None`
+    /// if there is none). Shared-store mode: asked before a refusal is taken
+    /// as the grant's loss, and while waiting (for a lease held elsewhere,
+    /// for re-authorization), every [`EngineSettings::reread_interval`](crate::EngineSettings::reread_interval).
+    #[non_exhaustive]
+    Load {
+        /// The grant.
+        grant: GrantId,
     },
     /// Something to tell the user or log.
     Event(Event),
@@ -95,24 +127,35 @@ pub enum Output {
 impl fmt::Debug for Output {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Output::Send { id, grant, request } => f
+            Output::Send {
+                id,
+                grant,
+                request,
+                not_after,
+                refresh,
+            } => f
                 .debug_struct("Send")
                 .field("id", id)
                 .field("grant", grant)
                 .field("method", request.method())
                 .field("uri", request.uri())
                 .field("body_bytes", &request.body().len())
+                .field("not_after", &unix(*not_after))
+                .field("refresh", refresh)
                 .finish(),
             Output::Persist {
                 grant,
                 record,
                 replaces,
+                refresh,
             } => f
                 .debug_struct("Persist")
                 .field("grant", grant)
                 .field("record", record)
                 .field("replaces", replaces)
+                .field("refresh", refresh)
                 .finish(),
+            Output::Load { grant } => f.debug_struct("Load").field("grant", grant).finish(),
             Output::Event(e) => f.debug_tuple("Event").field(e).finish(),
         }
     }
@@ -129,6 +172,9 @@ pub enum Failure {
     /// The server answered with an error (rate limit, server error, an
     /// unreadable answer, or another refusal).
     Answer(Error),
+    /// The write of the lease failed
+    /// ([`Engine::handle_persist_failed`](crate::Engine::handle_persist_failed)).
+    Store,
 }
 
 impl fmt::Display for Failure {
@@ -137,6 +183,7 @@ impl fmt::Display for Failure {
             Failure::TimedOut => f.write_str("timed out"),
             Failure::Transport => f.write_str("transport error"),
             Failure::Answer(e) => write!(f, "{e}"),
+            Failure::Store => f.write_str("the store refused the write"),
         }
     }
 }
@@ -239,6 +286,22 @@ pub enum Event {
         /// What went wrong.
         failure: Failure,
     },
+    /// The record of a new authorization ([`Engine::insert`](crate::Engine::insert))
+    /// is durable: polled in single-process mode, its compare-and-swap won in
+    /// shared-store mode. The installation is safe from here on.
+    Durable {
+        /// The grant.
+        grant: GrantId,
+        /// The version written.
+        version: u64,
+    },
+    /// The store holds no record of the grant: it was removed elsewhere
+    /// (e.g. uninstalled by another process). The engine forgot it and its
+    /// tokens.
+    RemovedElsewhere {
+        /// The grant.
+        grant: GrantId,
+    },
 }
 
 impl Event {
@@ -254,7 +317,9 @@ impl Event {
             | Event::Unauthorized { grant, .. }
             | Event::ReauthorizationNeeded { grant, .. }
             | Event::ConfigurationRejected { grant, .. }
-            | Event::RetryScheduled { grant, .. } => grant,
+            | Event::RetryScheduled { grant, .. }
+            | Event::Durable { grant, .. }
+            | Event::RemovedElsewhere { grant } => grant,
         }
     }
 }
@@ -308,6 +373,12 @@ impl fmt::Display for Event {
                 attempt,
                 failure,
             } => write!(f, "{grant}: retry {attempt} at {}: {failure}", unix(*at)),
+            Event::Durable { grant, version } => {
+                write!(f, "{grant}: new authorization written (version {version})")
+            }
+            Event::RemovedElsewhere { grant } => {
+                write!(f, "{grant}: removed from the store elsewhere; forgotten")
+            }
         }
     }
 }
@@ -338,4 +409,248 @@ pub enum TokenStatus {
     /// The token expired and the client credentials were rejected; see
     /// [`Event::ConfigurationRejected`].
     ConfigurationRejected,
+}
+
+/// An output waiting in the queue; sends and records are built when polled,
+/// from the grant's state at that moment.
+///
+/// Writes, reads and events carry the incarnation of the grant they were
+/// queued for: nothing queued for a removed grant reaches it once it is
+/// back, nor a grant that took its slot. (A send is its slot's in-flight
+/// request, told by its unique sequence number.)
+#[derive(Debug)]
+pub(crate) enum Queued {
+    Send {
+        slot: u32,
+        seq: u32,
+    },
+    Persist(Tag),
+    Load(Tag),
+    Event(Tag, Event),
+    /// An event about a grant no longer held.
+    Global(Event),
+}
+
+/// A slot and the incarnation of the grant in it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Tag {
+    pub(crate) slot: u32,
+    pub(crate) life: u32,
+}
+
+/// The tag of the grant in slot `idx` now.
+pub(crate) fn tag(slots: &[Option<Slot>], idx: u32) -> Tag {
+    let life = slots
+        .get(idx as usize)
+        .and_then(Option::as_ref)
+        .map_or(0, |s| s.life);
+    Tag { slot: idx, life }
+}
+
+impl Engine {
+    /// The next thing to do at `now`, or `None` when there is nothing left.
+    ///
+    /// Call it until it returns `None` after every call that takes `now`
+    /// (`handle_*`, `insert`, `restore`, `access_token`, `reconfigure`), and
+    /// act on the outputs in order: an [`Output::Persist`] must be durable
+    /// before anything after it is acted on. The write of a newly received
+    /// refresh token comes ahead of every other output queued.
+    ///
+    /// `now` decides what may still be sent: a refresh whose lease would end
+    /// before its answer is due (shared-store mode) is not handed out; a new
+    /// lease is written instead. Grants waiting for a place under
+    /// [`EngineSettings::max_in_flight`](crate::EngineSettings::max_in_flight)
+    /// start here, in order, as places free up.
+    ///
+    /// Requests and records are built here, from the grants' state at this
+    /// moment, so a long queue costs little memory.
+    #[must_use]
+    pub fn poll_output(&mut self, now: SystemTime) -> Option<Output> {
+        loop {
+            let Some(q) = self.queue.pop_front() else {
+                if self.admit(now) {
+                    continue;
+                }
+                return None;
+            };
+            match q {
+                Queued::Event(t, e) => {
+                    if self.live(t) {
+                        return Some(Output::Event(e));
+                    }
+                }
+                Queued::Global(e) => return Some(Output::Event(e)),
+                Queued::Load(t) => {
+                    if let Some(slot) = self.slot(t.slot).filter(|_| self.live(t)) {
+                        return Some(Output::Load {
+                            grant: slot.key.clone(),
+                        });
+                    }
+                }
+                Queued::Send { slot: idx, seq } => {
+                    if let Some(out) = self.build_send(idx, seq, now) {
+                        return Some(out);
+                    }
+                }
+                Queued::Persist(t) => {
+                    if let Some(out) = self.build_persist(t) {
+                        return Some(out);
+                    }
+                }
+            }
+        }
+    }
+
+    fn build_persist(&mut self, t: Tag) -> Option<Output> {
+        let shared = self.lease.is_some();
+        let idx = t.slot;
+        let slot = self.slot(idx).filter(|_| self.live(t))?;
+        if slot.emitted == Some(slot.version) {
+            return None;
+        }
+        let record = self.build_record(slot);
+        let replaces = match slot.phase {
+            Phase::Leasing { again: true, .. } => (slot.confirmed > 0).then_some(slot.confirmed),
+            _ => slot.emitted,
+        };
+        let grant = slot.key.clone();
+        let refresh = slot.held.fingerprint();
+        if let Some(slot) = self.slot_mut(idx) {
+            slot.emitted = Some(slot.version);
+            if !shared {
+                slot.confirmed = slot.version;
+            }
+        }
+        if !shared {
+            // Right after the record that holds the token.
+            for event in self.durable(idx).into_iter().rev() {
+                self.queue.push_front(Queued::Event(t, event));
+            }
+        }
+        Some(Output::Persist {
+            grant,
+            record,
+            replaces,
+            refresh,
+        })
+    }
+
+    /// Whether the grant a write or event was queued for is still there.
+    pub(crate) fn live(&self, t: Tag) -> bool {
+        self.slot(t.slot)
+            .is_some_and(|s| s.life == t.life && !s.removed)
+    }
+
+    fn build_send(&mut self, idx: u32, seq: u32, now: SystemTime) -> Option<Output> {
+        let (timeout, window) = (self.settings.request_timeout, self.settings.dispatch_window);
+        let slot = self.slot(idx)?;
+        let Phase::InFlight { seq: s, epoch, .. } = slot.phase else {
+            return None;
+        };
+        if s != seq {
+            return None;
+        }
+        if slot.removed {
+            // Removed before it was sent: no answer will come.
+            let _ = self.answer_for_removed(RequestId::new(seq, idx));
+            return None;
+        }
+        if epoch != slot.epoch {
+            return None;
+        }
+        if self.halted {
+            // Queued before the client was rejected: it waits for reconfigure.
+            self.park(idx);
+            return None;
+        }
+        // The lease this request goes under (shared-store mode): the answer
+        // must be due before it ends.
+        let mut not_after = crate::rate_limit::saturating_add(now, window);
+        if self.lease.is_some() {
+            let until = slot.lease_until;
+            let latest = until.and_then(|u| u.checked_sub(timeout));
+            match latest {
+                Some(latest) if latest >= now => not_after = not_after.min(latest),
+                _ => {
+                    // Too little of the lease left: write a new one.
+                    self.take_lease(idx, now);
+                    return None;
+                }
+            }
+        }
+        let user_type = match slot.held.user_type() {
+            Some(t @ (UserType::Company | UserType::Location)) => Some(t.clone()),
+            _ => None,
+        };
+        let grant = slot.key.clone();
+        let refresh = slot.held.fingerprint();
+        // The refresh token goes into the request and comes back out: the
+        // secret is not copied (nor a copy left to zeroize).
+        let slot = self.slot_mut(idx)?;
+        let token = slot.held.take_refresh();
+        let mut req = TokenRequest::refresh_token(token);
+        if let Some(t) = user_type {
+            req = req.user_type(t);
+        }
+        let built = token_request(&self.config, &req);
+        if let (Grant::RefreshToken(token), Some(slot)) = (req.into_grant(), self.slot_mut(idx)) {
+            slot.held.put_back_refresh(token);
+        }
+        match built {
+            Ok(request) => {
+                if let Some(slot) = self.slot_mut(idx) {
+                    slot.phase = Phase::InFlight {
+                        seq,
+                        epoch,
+                        sent_at: now,
+                        not_after,
+                        dispatched: true,
+                    };
+                }
+                let give_up = crate::rate_limit::saturating_add(not_after, timeout);
+                self.arm(idx, Some(give_up));
+                Some(Output::Send {
+                    id: RequestId::new(seq, idx),
+                    grant,
+                    request,
+                    not_after,
+                    refresh,
+                })
+            }
+            Err(error) => {
+                // The configuration cannot build a refresh: nothing can be sent.
+                let was_halted = self.halted;
+                self.halted = true;
+                self.park(idx);
+                (!was_halted)
+                    .then_some(Output::Event(Event::ConfigurationRejected { grant, error }))
+            }
+        }
+    }
+
+    pub(crate) fn build_record(&self, slot: &Slot) -> GrantRecord {
+        let status = match &slot.status {
+            Status::Active => GrantStatus::Active,
+            Status::Suspended(until) => GrantStatus::Suspended { until: *until },
+            Status::Unauthorized { until, reason } => GrantStatus::Unauthorized {
+                until: *until,
+                reason: reason.as_deref().map(str::to_owned),
+            },
+            Status::Reauth(reason) => GrantStatus::ReauthorizationNeeded {
+                reason: reason.as_deref().map(str::to_owned),
+            },
+        };
+        let lease = match (slot.phase, &self.lease) {
+            (Phase::Leasing { until, .. }, Some((holder, _))) => Some(Lease {
+                holder: holder.clone(),
+                until,
+            }),
+            _ => None,
+        };
+        let mut record = GrantRecord::new(slot.key.clone(), slot.held.to_set());
+        record.version = slot.version;
+        record.status = status;
+        record.lease = lease;
+        record
+    }
 }

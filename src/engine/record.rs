@@ -9,7 +9,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::error::{Error, ErrorKind};
 use crate::secret::{AccessToken, RefreshToken};
-use crate::token::{Scopes, TokenSet, unix_seconds};
+use crate::token::{Scopes, TokenSet, unix, unix_seconds};
 
 /// The schema version written into every [`GrantRecord`]. A record of another
 /// schema is refused with [`ErrorKind::StaleRecord`].
@@ -19,6 +19,13 @@ pub const RECORD_SCHEMA: u32 = 1;
 /// with signed 64-bit integers hold every version). A record above it is
 /// refused with [`ErrorKind::StaleRecord`]: its version could not go up.
 pub const MAX_RECORD_VERSION: u64 = i64::MAX as u64;
+
+/// The latest time a record may hold (`obtained_at`, `expires_at`, a lease's
+/// or a suspension's end): 9999-12-31T23:59:59Z, in Unix seconds. A record
+/// with a later time is refused with [`ErrorKind::InvalidInput`]: such times
+/// are corrupt, and deadlines computed from them would reach the end of the
+/// platform's time range.
+pub const MAX_RECORD_TIME: u64 = 253_402_300_799;
 
 /// The caller's name for one grant (one installation): typically the Company
 /// id of an agency token or the Location id of a sub-account token.
@@ -227,7 +234,7 @@ impl GrantRecord {
     }
 
     /// Checks what the engine needs: the schema, a version that can go up,
-    /// and a non-empty refresh token.
+    /// times before [`MAX_RECORD_TIME`], and a non-empty refresh token.
     pub(crate) fn check(&self) -> Result<(), Error> {
         if self.version > MAX_RECORD_VERSION {
             return Err(Error::new(
@@ -246,6 +253,29 @@ impl GrantRecord {
                     self.grant, self.schema
                 ),
             ));
+        }
+        let times = [
+            ("obtained_at", Some(self.tokens.obtained_at())),
+            ("expires_at", Some(self.tokens.expires_at())),
+            ("lease until", self.lease.as_ref().map(|l| l.until)),
+            (
+                "suspended until",
+                match &self.status {
+                    GrantStatus::Suspended { until } => Some(*until),
+                    _ => None,
+                },
+            ),
+        ];
+        for (name, t) in times {
+            if let Some(t) = t
+                && unix(t) > MAX_RECORD_TIME
+            {
+                return Err(Error::input(format!(
+                    "record of grant {} has {name} {} s after the Unix epoch, past the latest time the engine takes ({MAX_RECORD_TIME})",
+                    self.grant,
+                    unix(t)
+                )));
+            }
         }
         match self.refresh_token() {
             Some(r) if !r.secret().trim().is_empty() => Ok(()),

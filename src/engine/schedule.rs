@@ -1,8 +1,16 @@
-//! The timer wheel of the engine: one deadline per grant slot, ordered, so the
-//! next deadline and each insert or removal cost O(log n).
+//! The scheduling of many grants: one deadline per grant in an ordered set
+//! (the next deadline and each insert or removal cost O(log n)), the caps on
+//! leases and requests in flight with the grants waiting their turn in
+//! order, and the spreading of refreshes that are due at once.
 
 use std::collections::BTreeSet;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use super::Engine;
+use super::backoff::backoff;
+use super::grant::{Phase, Slot, Status, abandon_in_flight};
+use super::output::{Event, Failure, Queued, Tag, tag};
+use crate::rate_limit::saturating_add as add;
 
 #[derive(Debug, Default)]
 pub(crate) struct Schedule {
@@ -32,5 +40,353 @@ impl Schedule {
 
     pub(crate) fn len(&self) -> usize {
         self.set.len()
+    }
+}
+
+/// A grant holding a place under the cap: its slot, incarnation and run.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Busy {
+    pub(crate) tag: Tag,
+    pub(crate) run: u32,
+}
+
+/// `t` rounded up to a whole second (down, at the end of the platform's range).
+pub(crate) fn ceil_seconds(t: SystemTime) -> SystemTime {
+    let d = t.duration_since(UNIX_EPOCH).unwrap_or_default();
+    let down = add(UNIX_EPOCH, Duration::from_secs(d.as_secs()));
+    if d.subsec_nanos() == 0 {
+        return down;
+    }
+    down.checked_add(Duration::from_secs(1)).unwrap_or(down)
+}
+
+/// Sets (or clears) a slot's deadline, as it is ([`Engine::arm`] keeps
+/// deadlines set while handling timeouts later than the one handled).
+pub(crate) fn set_timer(
+    schedule: &mut Schedule,
+    idx: u32,
+    slot: &mut Slot,
+    at: Option<SystemTime>,
+) {
+    if let Some(old) = slot.timer.take() {
+        schedule.remove(old, idx);
+    }
+    if let Some(t) = at {
+        schedule.insert(t, idx);
+        slot.timer = Some(t);
+    }
+}
+
+impl Engine {
+    /// Handles every deadline due at `now`: refreshes that are due, retries,
+    /// request timeouts, ended leases, re-reads of the store, writes to try
+    /// again. Call it when [`poll_timeout`](Self::poll_timeout)'s instant is
+    /// reached (calling it early or often is harmless), then drain
+    /// [`poll_output`](Self::poll_output).
+    ///
+    /// Always returns: it handles the deadlines due when called, and every
+    /// deadline it sets is later than `now` (at the end of the platform's
+    /// time range, where that is impossible, the grant gets none).
+    ///
+    /// Costs O(log n) per due deadline.
+    pub fn handle_timeout(&mut self, now: SystemTime) {
+        self.floor = Some(now);
+        while let Some((_, idx)) = self.rewrites.pop_due(now) {
+            self.rewrite_due(idx);
+        }
+        while let Some((_, idx)) = self.schedule.pop_due(now) {
+            let Some(slot) = self.slot_mut(idx) else {
+                continue;
+            };
+            slot.timer = None;
+            match slot.phase {
+                Phase::InFlight { .. } => {
+                    abandon_in_flight(slot);
+                    slot.phase = Phase::Idle;
+                    self.retry_after_failure(idx, now, Failure::TimedOut);
+                }
+                Phase::Idle | Phase::Backoff | Phase::Suspended => self.start_refresh(idx, now),
+                Phase::WaitingLease { until } if until <= now => self.resume(idx, now),
+                Phase::WaitingLease { .. } | Phase::Checking | Phase::Reauth => {
+                    self.reread_due(idx, now);
+                }
+                // The lease write was never confirmed (nor refused): take it again.
+                Phase::Leasing { .. } => self.take_lease(idx, now),
+                Phase::Queued | Phase::Parked => {}
+            }
+        }
+        self.floor = None;
+    }
+
+    /// The next instant at which [`handle_timeout`](Self::handle_timeout) must
+    /// be called; `None` when nothing is scheduled. Ask again after every
+    /// `handle_*` call, `insert`, `restore`, `access_token` and
+    /// [`poll_output`](Self::poll_output): the answer may move earlier.
+    ///
+    /// O(log n).
+    #[must_use]
+    pub fn poll_timeout(&self) -> Option<SystemTime> {
+        match (self.schedule.first(), self.rewrites.first()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// How many deadlines are scheduled (for tests and metrics).
+    #[must_use]
+    pub fn scheduled(&self) -> usize {
+        self.schedule.len() + self.rewrites.len()
+    }
+
+    /// How many refresh requests are out: handed out by
+    /// [`poll_output`](Self::poll_output) and neither answered nor given up
+    /// on. A driver shutting down cleanly waits for this to reach zero (and
+    /// writes what the answers bring). O(cap).
+    #[must_use]
+    pub fn in_flight(&self) -> usize {
+        self.busy
+            .iter()
+            .filter(|b| {
+                self.live_run(**b)
+                    && self.slot(b.tag.slot).is_some_and(|s| {
+                        matches!(
+                            s.phase,
+                            Phase::InFlight {
+                                dispatched: true,
+                                ..
+                            }
+                        )
+                    })
+            })
+            .count()
+    }
+
+    /// Sets (or clears) a slot's deadline. While
+    /// [`handle_timeout`](Self::handle_timeout) handles deadlines up to
+    /// `floor`, a deadline at or before it is not set: at the end of time
+    /// (where additions saturate) the grant rests rather than coming due
+    /// again at once.
+    pub(crate) fn arm(&mut self, idx: u32, at: Option<SystemTime>) {
+        let at = at.filter(|t| self.floor.is_none_or(|f| *t > f));
+        if let Some(slot) = self.slots.get_mut(idx as usize).and_then(Option::as_mut) {
+            set_timer(&mut self.schedule, idx, slot, at);
+        }
+    }
+
+    /// Whether a place under the cap is still taken by that run.
+    fn live_run(&self, b: Busy) -> bool {
+        self.slot(b.tag.slot).is_some_and(|s| {
+            s.life == b.tag.life && s.run == b.run && !s.removed && s.phase.is_busy()
+        })
+    }
+
+    /// Whether a new lease or request would go over the cap. Cleans the list
+    /// only when it could be full: O(cap) then, O(1) otherwise.
+    fn at_cap(&mut self) -> bool {
+        let cap = self.settings.max_in_flight;
+        if self.busy.len() < cap {
+            return false;
+        }
+        let busy = std::mem::take(&mut self.busy);
+        self.busy = busy.into_iter().filter(|b| self.live_run(*b)).collect();
+        self.busy.len() >= cap
+    }
+
+    /// Starts the grants waiting for a place under the cap, in order, while
+    /// places are free. Returns whether it started any.
+    pub(crate) fn admit(&mut self, now: SystemTime) -> bool {
+        let mut started = false;
+        while !self.waiting.is_empty() && !self.at_cap() {
+            let Some(t) = self.waiting.pop_front() else {
+                break;
+            };
+            let queued = self
+                .slot(t.slot)
+                .is_some_and(|s| s.life == t.life && !s.removed && s.phase == Phase::Queued);
+            if queued {
+                if let Some(slot) = self.slot_mut(t.slot) {
+                    slot.phase = Phase::Idle;
+                }
+                self.start_refresh(t.slot, now);
+                started = true;
+            }
+        }
+        started
+    }
+
+    pub(crate) fn start_refresh(&mut self, idx: u32, now: SystemTime) {
+        if self.halted {
+            self.park(idx);
+            return;
+        }
+        let shared = self.lease.is_some();
+        let Some(slot) = self.slot(idx) else {
+            return;
+        };
+        if matches!(slot.status, Status::Reauth(_))
+            || matches!(
+                slot.phase,
+                Phase::InFlight { .. } | Phase::Leasing { .. } | Phase::Checking | Phase::Queued
+            )
+        {
+            return;
+        }
+        let write_out = slot.emitted.is_some_and(|e| e > slot.confirmed);
+        self.arm(idx, None);
+        if shared && write_out {
+            // A write is still out: refresh once its outcome is known.
+            if let Some(slot) = self.slot_mut(idx) {
+                slot.phase = Phase::Idle;
+            }
+            return;
+        }
+        if self.at_cap() {
+            let t = tag(&self.slots, idx);
+            if let Some(slot) = self.slot_mut(idx) {
+                slot.phase = Phase::Queued;
+            }
+            self.waiting.push_back(t);
+            return;
+        }
+        let Some(slot) = self.slot_mut(idx) else {
+            return;
+        };
+        slot.run = slot.run.wrapping_add(1);
+        let run = slot.run;
+        let t = tag(&self.slots, idx);
+        self.busy.push(Busy { tag: t, run });
+        if shared {
+            self.take_lease(idx, now);
+        } else {
+            self.send(idx, now);
+        }
+    }
+
+    /// Queues the refresh request. Its deadlines are set again when it is
+    /// handed out ([`poll_output`](Self::poll_output)).
+    pub(crate) fn send(&mut self, idx: u32, now: SystemTime) {
+        if self.halted {
+            self.park(idx);
+            return;
+        }
+        let seq = self.next_seq();
+        let (window, timeout) = (self.settings.dispatch_window, self.settings.request_timeout);
+        let Some(slot) = self.slots.get_mut(idx as usize).and_then(Option::as_mut) else {
+            return;
+        };
+        let Some(not_after) = now
+            .checked_add(window)
+            .filter(|t| t.checked_add(timeout).is_some())
+        else {
+            // The end of time: no deadline could follow it; the grant rests.
+            slot.phase = Phase::Idle;
+            self.arm(idx, None);
+            return;
+        };
+        slot.phase = Phase::InFlight {
+            seq,
+            epoch: slot.epoch,
+            sent_at: now,
+            not_after,
+            dispatched: false,
+        };
+        self.arm(idx, Some(add(not_after, timeout)));
+        self.queue.push_back(Queued::Send { slot: idx, seq });
+    }
+
+    pub(crate) fn park(&mut self, idx: u32) {
+        if let Some(slot) = self.slots.get_mut(idx as usize).and_then(Option::as_mut) {
+            set_timer(&mut self.schedule, idx, slot, None);
+            if slot.phase != Phase::Parked {
+                slot.phase = Phase::Parked;
+                self.parked.push(idx);
+            }
+        }
+        // Slots leave `Parked` without leaving the list; keep it short.
+        if self.parked.len() > 2 * self.slots.len() + 64 {
+            let slots = &self.slots;
+            self.parked.retain(|&p| {
+                slots
+                    .get(p as usize)
+                    .and_then(Option::as_ref)
+                    .is_some_and(|s| s.phase == Phase::Parked)
+            });
+            self.parked.sort_unstable();
+            self.parked.dedup();
+        }
+    }
+
+    /// Replaces the configuration (e.g. a corrected client secret) and lifts
+    /// the halt that a rejected configuration put on every grant: their
+    /// refreshes are due at once.
+    pub fn reconfigure(&mut self, config: crate::config::Config, now: SystemTime) {
+        self.config = config;
+        self.halted = false;
+        self.unauthorized.reset();
+        for idx in std::mem::take(&mut self.parked) {
+            if let Some(slot) = self.slots.get_mut(idx as usize).and_then(Option::as_mut)
+                && slot.phase == Phase::Parked
+                && !slot.removed
+            {
+                slot.phase = Phase::Idle;
+                set_timer(&mut self.schedule, idx, slot, Some(now));
+            }
+        }
+    }
+
+    pub(crate) fn retry_after_failure(&mut self, idx: u32, now: SystemTime, failure: Failure) {
+        let (base, cap) = (self.settings.backoff_base, self.settings.backoff_cap);
+        let Some(slot) = self.slots.get_mut(idx as usize).and_then(Option::as_mut) else {
+            return;
+        };
+        slot.attempt = slot.attempt.saturating_add(1);
+        let at = add(now, backoff(base, cap, slot.attempt, &mut self.rng));
+        slot.phase = Phase::Backoff;
+        let event = Event::RetryScheduled {
+            grant: slot.key.clone(),
+            at,
+            attempt: slot.attempt,
+            failure,
+        };
+        self.arm(idx, Some(at));
+        self.queue
+            .push_back(Queued::Event(tag(&self.slots, idx), event));
+    }
+
+    pub(crate) fn rearm_idle(&mut self, idx: u32, now: SystemTime) {
+        let margin = self.settings.refresh_margin;
+        if let Some(slot) = self.slots.get_mut(idx as usize).and_then(Option::as_mut) {
+            slot.phase = Phase::Idle;
+            let at = slot.held.refresh_at(margin).max(now);
+            self.arm(idx, Some(at));
+        }
+    }
+
+    /// Back to the refresh schedule: refreshed now if due, else at its time.
+    pub(crate) fn resume(&mut self, idx: u32, now: SystemTime) {
+        let margin = self.settings.refresh_margin;
+        let Some(slot) = self.slot_mut(idx) else {
+            return;
+        };
+        slot.phase = Phase::Idle;
+        let at = slot.held.refresh_at(margin);
+        if at <= now {
+            self.start_refresh(idx, now);
+        } else {
+            self.arm(idx, Some(at));
+        }
+    }
+
+    /// The refresh time of a grant just loaded: if it is already due (and
+    /// in shared-store mode, where other engines load the same grants), a
+    /// random point within [`EngineSettings::refresh_spread`](super::EngineSettings::refresh_spread)
+    /// from now, so that engines starting together over the same grants
+    /// neither refresh all at once nor take them in the same order.
+    pub(crate) fn spread_from(&mut self, at: SystemTime, now: SystemTime) -> SystemTime {
+        let spread = self.settings.refresh_spread;
+        if at > now || spread.is_zero() || self.lease.is_none() {
+            return at.max(now);
+        }
+        add(now, spread.mul_f64(self.rng.next_unit()))
     }
 }

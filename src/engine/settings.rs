@@ -37,6 +37,10 @@ pub struct EngineSettings {
     pub(crate) unauthorized_halt_after: u32,
     pub(crate) seed: u64,
     pub(crate) store: StoreMode,
+    pub(crate) reread_interval: Duration,
+    pub(crate) max_in_flight: usize,
+    pub(crate) refresh_spread: Duration,
+    pub(crate) dispatch_window: Duration,
 }
 
 impl Default for EngineSettings {
@@ -46,7 +50,10 @@ impl Default for EngineSettings {
     /// - a grant refused with a 401 that names no client credentials is tried
     ///   again after 1 h, doubling up to a day; 3 distinct grants refused so
     ///   in a row mean the client is rejected;
-    /// - single-process store mode.
+    /// - single-process store mode; in shared-store mode the store is re-read
+    ///   every 5 s while waiting;
+    /// - at most 16 leases and requests out at once; grants already due when
+    ///   restored spread over 30 s; sends dispatched within 1 s.
     fn default() -> Self {
         EngineSettings {
             refresh_margin: Duration::from_secs(10 * 60),
@@ -61,6 +68,10 @@ impl Default for EngineSettings {
             unauthorized_halt_after: 3,
             seed: 0,
             store: StoreMode::Single,
+            reread_interval: Duration::from_secs(5),
+            max_in_flight: 16,
+            refresh_spread: Duration::from_secs(30),
+            dispatch_window: Duration::from_secs(1),
         }
     }
 }
@@ -168,6 +179,43 @@ impl EngineSettings {
             holder: holder.into(),
             lease,
         };
+        self
+    }
+
+    /// Shared-store mode: how often the store is read again while the engine
+    /// waits (for a lease held elsewhere, for the answer to a read, for
+    /// re-authorization: there less and less often, up to the backoff cap).
+    /// A stale view of the store lasts about this long. Raised to at least
+    /// 100 ms.
+    pub fn reread_interval(mut self, interval: Duration) -> Self {
+        self.reread_interval = interval.max(Duration::from_millis(100));
+        self
+    }
+
+    /// The most grants that hold a lease or a refresh request at once (at
+    /// least 1). Others that come due wait their turn, in order. Per
+    /// HighLevel's limits (FACTS.md: 100 requests per 10 s burst per app),
+    /// a few processes with the default 16 stay well inside them.
+    pub fn max_in_flight(mut self, cap: usize) -> Self {
+        self.max_in_flight = cap.max(1);
+        self
+    }
+
+    /// Shared-store mode: grants already due when restored (a restart after
+    /// a pause) are refreshed at random points within this window (drawn from the jitter
+    /// seed), so that engines starting together neither refresh every grant
+    /// at once nor take them in the same order. Zero: at once.
+    pub fn refresh_spread(mut self, spread: Duration) -> Self {
+        self.refresh_spread = spread;
+        self
+    }
+
+    /// How long after being handed out an [`Output::Send`](crate::Output::Send)
+    /// may still be dispatched (its `not_after`, at most; in shared-store mode
+    /// also bounded by the lease). The engine gives up on the request a
+    /// request timeout after that. Raised to at least 1 ms.
+    pub fn dispatch_window(mut self, window: Duration) -> Self {
+        self.dispatch_window = window.max(Duration::from_millis(1));
         self
     }
 

@@ -3,7 +3,9 @@
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use super::*;
-use crate::secret::AccessToken;
+use crate::secret::{AccessToken, RefreshToken};
+use crate::token::{TokenResponse, TokenSet, UserType};
+use crate::{Config, ErrorKind};
 
 const T0: u64 = 1_767_225_600;
 
@@ -48,27 +50,35 @@ fn json_answer(n: u32) -> http::Response<Vec<u8>> {
     )
 }
 
-fn drain(e: &mut Engine) -> Vec<Output> {
-    std::iter::from_fn(|| e.poll_output()).collect()
+fn drain(e: &mut Engine, now: SystemTime) -> Vec<Output> {
+    std::iter::from_fn(|| e.poll_output(now)).collect()
 }
 
 fn engine(settings: EngineSettings) -> Engine {
     Engine::new(config(), settings)
 }
 
-/// An engine holding grant "g" with tokens #0 obtained at t(0); outputs drained.
+/// An engine holding grant "g" with tokens #0 obtained at t(0); outputs
+/// drained (the write, then its confirmation as an event).
 fn with_grant(settings: EngineSettings) -> Engine {
     let mut e = engine(settings);
     e.insert("g", TokenSet::new(answer(0, true), t(0)), t(0))
         .unwrap();
-    let out = drain(&mut e);
-    assert!(matches!(
-        out.as_slice(),
-        [Output::Persist { replaces: None, .. }]
-    ));
+    let mut out = drain(&mut e, t(0));
     if e.settings().is_shared() {
         e.handle_persisted("g", 1, t(0)).unwrap();
+        out.extend(drain(&mut e, t(0)));
     }
+    assert!(
+        matches!(
+            out.as_slice(),
+            [
+                Output::Persist { replaces: None, .. },
+                Output::Event(Event::Durable { version: 1, .. })
+            ]
+        ),
+        "{out:?}"
+    );
     e
 }
 
@@ -103,6 +113,9 @@ fn kinds(out: &[Output]) -> Vec<&'static str> {
             Output::Event(Event::ReauthorizationNeeded { .. }) => "reauth",
             Output::Event(Event::ConfigurationRejected { .. }) => "config-rejected",
             Output::Event(Event::RetryScheduled { .. }) => "retry",
+            Output::Event(Event::Durable { .. }) => "durable",
+            Output::Event(Event::RemovedElsewhere { .. }) => "removed-elsewhere",
+            Output::Load { .. } => "load",
         })
         .collect()
 }
@@ -120,9 +133,9 @@ fn refreshes_ahead_of_expiry_and_persists_before_reporting() {
     let due = t(86_399 - 600);
     assert_eq!(e.poll_timeout(), Some(due));
     e.handle_timeout(due - Duration::from_secs(1));
-    assert!(drain(&mut e).is_empty());
+    assert!(drain(&mut e, due - Duration::from_secs(1)).is_empty());
     e.handle_timeout(due);
-    let out = drain(&mut e);
+    let out = drain(&mut e, due);
     let id = one_send(&out);
     assert!(
         sends(&out)[0]
@@ -133,7 +146,7 @@ fn refreshes_ahead_of_expiry_and_persists_before_reporting() {
     // Answered 5 s later: the expiry counts from the send.
     e.handle_response(id, json_answer(1), due + Duration::from_secs(5))
         .unwrap();
-    let out = drain(&mut e);
+    let out = drain(&mut e, due + Duration::from_secs(5));
     assert_eq!(kinds(&out), ["persist", "refreshed"]);
     let Output::Persist {
         record, replaces, ..
@@ -158,10 +171,10 @@ fn refreshes_ahead_of_expiry_and_persists_before_reporting() {
 fn an_answer_without_refresh_token_keeps_the_old_one() {
     let mut e = with_grant(EngineSettings::default());
     e.handle_timeout(t(86_000));
-    let id = one_send(&drain(&mut e));
+    let id = one_send(&drain(&mut e, t(86_000)));
     e.handle_token_result(id, Ok(answer(1, false)), t(86_001))
         .unwrap();
-    let out = drain(&mut e);
+    let out = drain(&mut e, t(86_001));
     assert_eq!(
         persisted_refresh(&out).as_deref(),
         Some("refresh-token-placeholder-00000000")
@@ -209,7 +222,7 @@ fn misuse_is_a_typed_error() {
     );
     // An answered id is no longer in flight.
     e.handle_timeout(t(86_000));
-    let id = one_send(&drain(&mut e));
+    let id = one_send(&drain(&mut e, t(86_000)));
     e.handle_response(id, json_answer(1), t(86_001)).unwrap();
     assert_eq!(
         e.handle_response(id, json_answer(1), t(86_002))
@@ -226,13 +239,16 @@ fn many_callers_one_refresh() {
     let mut out = Vec::new();
     for _ in 0..100 {
         assert_eq!(e.access_token("g", late).unwrap(), TokenStatus::Pending);
-        out.extend(drain(&mut e));
+        out.extend(drain(&mut e, late));
     }
     e.handle_timeout(late);
-    out.extend(drain(&mut e));
+    out.extend(drain(&mut e, late));
     let id = one_send(&out);
     e.handle_response(id, json_answer(1), late).unwrap();
-    assert_eq!(kinds(&drain(&mut e)), ["persist", "refreshed", "ready"]);
+    assert_eq!(
+        kinds(&drain(&mut e, late)),
+        ["persist", "refreshed", "ready"]
+    );
     assert!(matches!(
         e.access_token("g", late).unwrap(),
         TokenStatus::Ready(_)
@@ -244,14 +260,14 @@ fn late_success_after_timeout_is_adopted() {
     let mut e = with_grant(EngineSettings::default().request_timeout(Duration::from_secs(30)));
     let due = t(86_399 - 600);
     e.handle_timeout(due);
-    let id = one_send(&drain(&mut e));
-    e.handle_timeout(due + Duration::from_secs(30));
-    let out = drain(&mut e);
+    let id = one_send(&drain(&mut e, due));
+    e.handle_timeout(due + Duration::from_secs(31));
+    let out = drain(&mut e, due + Duration::from_secs(31));
     assert_eq!(kinds(&out), ["retry"]);
     // The answer shows up after the engine gave up on it.
-    e.handle_response(id, json_answer(1), due + Duration::from_secs(31))
+    e.handle_response(id, json_answer(1), due + Duration::from_secs(32))
         .unwrap();
-    let out = drain(&mut e);
+    let out = drain(&mut e, due + Duration::from_secs(32));
     assert_eq!(kinds(&out), ["persist", "refreshed"]);
     assert_eq!(
         persisted_refresh(&out).as_deref(),
@@ -269,12 +285,12 @@ fn late_success_after_the_retry_went_out_wins_over_its_invalid_grant() {
     let mut e = with_grant(EngineSettings::default().request_timeout(Duration::from_secs(30)));
     let due = t(86_399 - 600);
     e.handle_timeout(due);
-    let first = one_send(&drain(&mut e));
-    e.handle_timeout(due + Duration::from_secs(30));
-    drain(&mut e);
+    let first = one_send(&drain(&mut e, due));
+    e.handle_timeout(due + Duration::from_secs(31));
+    drain(&mut e, due + Duration::from_secs(31));
     let retry_at = e.poll_timeout().unwrap();
     e.handle_timeout(retry_at);
-    let second = one_send(&drain(&mut e));
+    let second = one_send(&drain(&mut e, retry_at));
     // The first reached the server and spent the token: the retry is refused...
     e.handle_response(
         second,
@@ -286,11 +302,11 @@ fn late_success_after_the_retry_went_out_wins_over_its_invalid_grant() {
         retry_at,
     )
     .unwrap();
-    assert_eq!(kinds(&drain(&mut e)), ["persist", "reauth"]);
+    assert_eq!(kinds(&drain(&mut e, retry_at)), ["persist", "reauth"]);
     // ...and the first one's answer, late, restores the grant.
     e.handle_response(first, json_answer(1), retry_at + Duration::from_secs(1))
         .unwrap();
-    let out = drain(&mut e);
+    let out = drain(&mut e, retry_at + Duration::from_secs(1));
     assert_eq!(kinds(&out), ["persist", "refreshed"]);
     assert!(matches!(e.record("g").unwrap().status, GrantStatus::Active));
 }
@@ -299,7 +315,7 @@ fn late_success_after_the_retry_went_out_wins_over_its_invalid_grant() {
 fn invalid_grant_needs_reauthorization_without_retry() {
     let mut e = with_grant(EngineSettings::default());
     e.handle_timeout(t(86_000));
-    let id = one_send(&drain(&mut e));
+    let id = one_send(&drain(&mut e, t(86_000)));
     e.handle_response(
         id,
         http_answer(
@@ -310,7 +326,7 @@ fn invalid_grant_needs_reauthorization_without_retry() {
         t(86_001),
     )
     .unwrap();
-    let out = drain(&mut e);
+    let out = drain(&mut e, t(86_000));
     assert_eq!(kinds(&out), ["persist", "reauth"]);
     let Output::Persist { record, .. } = &out[0] else {
         unreachable!()
@@ -324,14 +340,14 @@ fn invalid_grant_needs_reauthorization_without_retry() {
         e.access_token("g", t(90_000)).unwrap(),
         TokenStatus::ReauthorizationNeeded
     );
-    assert!(drain(&mut e).is_empty());
+    assert!(drain(&mut e, t(90_000)).is_empty());
 }
 
 #[test]
 fn suspended_location_keeps_the_token_and_retries_late() {
     let mut e = with_grant(EngineSettings::default().suspended_retry(Duration::from_secs(3600)));
     e.handle_timeout(t(86_000));
-    let id = one_send(&drain(&mut e));
+    let id = one_send(&drain(&mut e, t(86_000)));
     e.handle_response(
         id,
         http_answer(
@@ -342,7 +358,7 @@ fn suspended_location_keeps_the_token_and_retries_late() {
         t(86_001),
     )
     .unwrap();
-    let out = drain(&mut e);
+    let out = drain(&mut e, t(86_000));
     assert_eq!(kinds(&out), ["persist", "suspended"]);
     assert_eq!(
         persisted_refresh(&out).as_deref(),
@@ -356,7 +372,7 @@ fn suspended_location_keeps_the_token_and_retries_late() {
         }
     );
     e.handle_timeout(t(86_001 + 3600));
-    let out = drain(&mut e);
+    let out = drain(&mut e, t(86_001 + 3600));
     assert!(
         sends(&out)[0]
             .1
@@ -368,7 +384,7 @@ fn suspended_location_keeps_the_token_and_retries_late() {
 fn rate_limit_waits_for_retry_after() {
     let mut e = with_grant(EngineSettings::default());
     e.handle_timeout(t(86_000));
-    let id = one_send(&drain(&mut e));
+    let id = one_send(&drain(&mut e, t(86_000)));
     e.handle_response(
         id,
         http_answer(
@@ -379,7 +395,7 @@ fn rate_limit_waits_for_retry_after() {
         t(86_001),
     )
     .unwrap();
-    assert_eq!(kinds(&drain(&mut e)), ["retry"]);
+    assert_eq!(kinds(&drain(&mut e, t(86_000))), ["retry"]);
     assert_eq!(e.poll_timeout(), Some(t(86_043)));
 }
 
@@ -391,10 +407,10 @@ fn server_errors_back_off_exponentially_with_a_cap() {
     let mut now = t(86_000);
     e.handle_timeout(now);
     for attempt in 1..=10u32 {
-        let id = one_send(&drain(&mut e));
+        let id = one_send(&drain(&mut e, now));
         e.handle_response(id, http_answer(502, &[], "<html>Bad Gateway</html>"), now)
             .unwrap();
-        let out = drain(&mut e);
+        let out = drain(&mut e, now);
         let [Output::Event(Event::RetryScheduled { at, attempt: a, .. })] = out.as_slice() else {
             panic!("{out:?}")
         };
@@ -406,7 +422,7 @@ fn server_errors_back_off_exponentially_with_a_cap() {
         e.handle_timeout(now);
     }
     // Every retry presented the same refresh token.
-    let out = drain(&mut e);
+    let out = drain(&mut e, now);
     assert!(
         sends(&out)[0]
             .1
@@ -419,9 +435,9 @@ fn invalid_client_halts_every_grant_until_reconfigured() {
     let mut e = with_grant(EngineSettings::default());
     e.insert("h", TokenSet::new(answer(5, true), t(200)), t(200))
         .unwrap();
-    drain(&mut e);
+    drain(&mut e, t(200));
     e.handle_timeout(t(85_800));
-    let id = one_send(&drain(&mut e));
+    let id = one_send(&drain(&mut e, t(85_800)));
     e.handle_response(
         id,
         http_answer(
@@ -432,11 +448,11 @@ fn invalid_client_halts_every_grant_until_reconfigured() {
         t(85_801),
     )
     .unwrap();
-    assert_eq!(kinds(&drain(&mut e)), ["config-rejected"]);
+    assert_eq!(kinds(&drain(&mut e, t(85_800))), ["config-rejected"]);
     assert!(e.is_halted());
     // The other grant comes due: nothing is sent.
     e.handle_timeout(t(86_000));
-    assert!(drain(&mut e).is_empty());
+    assert!(drain(&mut e, t(86_000)).is_empty());
     assert_eq!(e.poll_timeout(), None);
     assert_eq!(
         e.access_token("h", t(90_000)).unwrap(),
@@ -444,16 +460,16 @@ fn invalid_client_halts_every_grant_until_reconfigured() {
     );
     e.reconfigure(config(), t(90_000));
     e.handle_timeout(t(90_000));
-    assert_eq!(sends(&drain(&mut e)).len(), 2);
+    assert_eq!(sends(&drain(&mut e, t(90_000))).len(), 2);
 }
 
 #[test]
 fn transport_error_retries_with_the_same_token() {
     let mut e = with_grant(EngineSettings::default());
     e.handle_timeout(t(86_000));
-    let id = one_send(&drain(&mut e));
+    let id = one_send(&drain(&mut e, t(86_000)));
     e.handle_transport_error(id, t(86_001)).unwrap();
-    let out = drain(&mut e);
+    let out = drain(&mut e, t(86_001));
     assert!(matches!(
         out.as_slice(),
         [Output::Event(Event::RetryScheduled {
@@ -465,7 +481,7 @@ fn transport_error_retries_with_the_same_token() {
     // Reported twice: harmless.
     e.handle_transport_error(id, t(86_001)).unwrap();
     e.handle_timeout(e.poll_timeout().unwrap());
-    let out = drain(&mut e);
+    let out = drain(&mut e, t(86_001));
     assert!(
         sends(&out)[0]
             .1
@@ -475,9 +491,12 @@ fn transport_error_retries_with_the_same_token() {
 
 // ---- shared-store mode ----------------------------------------------------------
 
+/// Shared-store mode; re-reads of the store while waiting are left out
+/// (an hour apart), see `engine_rotation_safety::a_lease_held_elsewhere_is_not_waited_out`.
 fn shared(holder: &str) -> EngineSettings {
     EngineSettings::default()
         .request_timeout(Duration::from_secs(30))
+        .reread_interval(Duration::from_secs(3600))
         .shared_store(holder, Duration::from_secs(120))
 }
 
@@ -485,7 +504,7 @@ fn shared(holder: &str) -> EngineSettings {
 fn shared_mode_sends_only_after_the_lease_is_confirmed() {
     let mut e = with_grant(shared("a"));
     e.handle_timeout(t(86_000));
-    let out = drain(&mut e);
+    let out = drain(&mut e, t(86_000));
     assert_eq!(kinds(&out), ["persist"]);
     let Output::Persist {
         record, replaces, ..
@@ -503,9 +522,9 @@ fn shared_mode_sends_only_after_the_lease_is_confirmed() {
         })
     );
     e.handle_persisted("g", 2, t(86_000)).unwrap();
-    let id = one_send(&drain(&mut e));
+    let id = one_send(&drain(&mut e, t(86_000)));
     e.handle_response(id, json_answer(1), t(86_001)).unwrap();
-    let out = drain(&mut e);
+    let out = drain(&mut e, t(86_001));
     assert_eq!(kinds(&out), ["persist", "refreshed"]);
     let Output::Persist {
         record, replaces, ..
@@ -523,12 +542,12 @@ fn shared_mode_sends_only_after_the_lease_is_confirmed() {
 fn shared_mode_conflict_adopts_newer_tokens_instead_of_refreshing() {
     let mut e = with_grant(shared("a"));
     e.handle_timeout(t(86_000));
-    drain(&mut e);
+    drain(&mut e, t(86_000));
     // Another engine refreshed first and wrote version 3.
     let mut theirs = GrantRecord::new("g", TokenSet::new(answer(7, true), t(85_990)));
     theirs.version = 3;
     e.handle_persist_conflict("g", theirs, t(86_000)).unwrap();
-    let out = drain(&mut e);
+    let out = drain(&mut e, t(86_000));
     assert_eq!(kinds(&out), ["adopted"]);
     assert_eq!(
         e.access_token("g", t(86_001)).unwrap(),
@@ -541,7 +560,7 @@ fn shared_mode_conflict_adopts_newer_tokens_instead_of_refreshing() {
 fn shared_mode_conflict_with_a_live_lease_waits_for_it() {
     let mut e = with_grant(shared("a"));
     e.handle_timeout(t(86_000));
-    drain(&mut e);
+    drain(&mut e, t(86_000));
     let mut theirs = e.record("g").unwrap();
     theirs.version = 2;
     theirs.lease = Some(Lease {
@@ -549,11 +568,11 @@ fn shared_mode_conflict_with_a_live_lease_waits_for_it() {
         until: t(86_090),
     });
     e.handle_persist_conflict("g", theirs, t(86_000)).unwrap();
-    assert_eq!(kinds(&drain(&mut e)), ["lease-held"]);
+    assert_eq!(kinds(&drain(&mut e, t(86_000))), ["lease-held"]);
     assert_eq!(e.poll_timeout(), Some(t(86_090)));
     // At the lease's end it tries again (a new compare-and-swap on version 2).
     e.handle_timeout(t(86_090));
-    let out = drain(&mut e);
+    let out = drain(&mut e, t(86_090));
     assert!(matches!(
         out.as_slice(),
         [Output::Persist {
@@ -567,14 +586,14 @@ fn shared_mode_conflict_with_a_live_lease_waits_for_it() {
 fn shared_mode_late_tokens_overwrite_a_lease_on_the_spent_token() {
     let mut e = with_grant(shared("a"));
     e.handle_timeout(t(86_000));
-    drain(&mut e);
+    drain(&mut e, t(86_000));
     e.handle_persisted("g", 2, t(86_000)).unwrap();
-    let id = one_send(&drain(&mut e));
-    e.handle_timeout(t(86_030));
-    drain(&mut e);
-    e.handle_token_result(id, Ok(answer(1, true)), t(86_031))
+    let id = one_send(&drain(&mut e, t(86_000)));
+    e.handle_timeout(t(86_031));
+    drain(&mut e, t(86_031));
+    e.handle_token_result(id, Ok(answer(1, true)), t(86_032))
         .unwrap();
-    let out = drain(&mut e);
+    let out = drain(&mut e, t(86_032));
     assert_eq!(kinds(&out), ["persist", "refreshed"]);
     // Meanwhile another engine leased the old token (version 3).
     let mut theirs = GrantRecord::new("g", TokenSet::new(answer(0, true), t(0)));
@@ -583,8 +602,8 @@ fn shared_mode_late_tokens_overwrite_a_lease_on_the_spent_token() {
         holder: "b".into(),
         until: t(86_200),
     });
-    e.handle_persist_conflict("g", theirs, t(86_032)).unwrap();
-    let out = drain(&mut e);
+    e.handle_persist_conflict("g", theirs, t(86_033)).unwrap();
+    let out = drain(&mut e, t(86_033));
     assert!(matches!(
         out.as_slice(),
         [Output::Persist {
@@ -602,23 +621,23 @@ fn shared_mode_late_tokens_overwrite_a_lease_on_the_spent_token() {
 fn restore_of_a_leased_record_waits_for_the_lease() {
     let mut a = with_grant(shared("a"));
     a.handle_timeout(t(86_000));
-    let out = drain(&mut a);
+    let out = drain(&mut a, t(86_000));
     let Some(Output::Persist { record, .. }) = out.into_iter().next() else {
         unreachable!()
     };
     // The process dies here. Its successor restores the leased record.
     let mut b = engine(shared("a"));
     b.restore(record, t(86_010)).unwrap();
-    assert_eq!(kinds(&drain(&mut b)), ["lease-held"]);
+    assert_eq!(kinds(&drain(&mut b, t(86_010))), ["lease-held"]);
     assert_eq!(b.poll_timeout(), Some(t(86_120)));
     assert!(matches!(
         b.access_token("g", t(86_010)).unwrap(),
         TokenStatus::Ready(_)
     ));
     b.handle_timeout(t(86_120));
-    assert_eq!(kinds(&drain(&mut b)), ["persist"]);
+    assert_eq!(kinds(&drain(&mut b, t(86_120))), ["persist"]);
     b.handle_persisted("g", 3, t(86_120)).unwrap();
-    let out = drain(&mut b);
+    let out = drain(&mut b, t(86_120));
     assert!(
         sends(&out)[0]
             .1
@@ -650,7 +669,7 @@ fn record_serializes_to_the_documented_shape() {
 fn removed_grants_forget_their_requests() {
     let mut e = with_grant(EngineSettings::default());
     e.handle_timeout(t(86_000));
-    let id = one_send(&drain(&mut e));
+    let id = one_send(&drain(&mut e, t(86_000)));
     e.remove("g").unwrap();
     assert_eq!(
         e.handle_response(id, json_answer(1), t(86_001))
@@ -666,7 +685,7 @@ fn removed_grants_forget_their_requests() {
 fn send_output_debug_hides_the_body() {
     let mut e = with_grant(EngineSettings::default());
     e.handle_timeout(t(86_000));
-    let out = drain(&mut e);
+    let out = drain(&mut e, t(86_000));
     let debug = format!("{out:?}");
     assert!(!debug.contains("placeholder"), "{debug}");
 }
@@ -675,7 +694,7 @@ fn send_output_debug_hides_the_body() {
 fn a_refresh_token_rescued_from_a_failed_answer_is_persisted_and_used() {
     let mut e = with_grant(EngineSettings::default());
     e.handle_timeout(t(86_000));
-    let id = one_send(&drain(&mut e));
+    let id = one_send(&drain(&mut e, t(86_000)));
     // A 200 without access_token, but with a rotated refresh token.
     e.handle_response(
         id,
@@ -687,14 +706,14 @@ fn a_refresh_token_rescued_from_a_failed_answer_is_persisted_and_used() {
         t(86_001),
     )
     .unwrap();
-    let out = drain(&mut e);
+    let out = drain(&mut e, t(86_000));
     assert_eq!(kinds(&out), ["persist", "retry"]);
     assert_eq!(
         persisted_refresh(&out).as_deref(),
         Some("refresh-token-placeholder-00000009")
     );
     e.handle_timeout(e.poll_timeout().unwrap());
-    let out = drain(&mut e);
+    let out = drain(&mut e, t(86_000));
     assert!(
         sends(&out)[0]
             .1
@@ -706,9 +725,9 @@ fn a_refresh_token_rescued_from_a_failed_answer_is_persisted_and_used() {
 fn a_late_failure_still_gives_up_its_rescued_token() {
     let mut e = with_grant(EngineSettings::default().request_timeout(Duration::from_secs(30)));
     e.handle_timeout(t(86_000));
-    let id = one_send(&drain(&mut e));
-    e.handle_timeout(t(86_030));
-    assert_eq!(kinds(&drain(&mut e)), ["retry"]);
+    let id = one_send(&drain(&mut e, t(86_000)));
+    e.handle_timeout(t(86_031));
+    assert_eq!(kinds(&drain(&mut e, t(86_031))), ["retry"]);
     e.handle_response(
         id,
         http_answer(
@@ -716,10 +735,10 @@ fn a_late_failure_still_gives_up_its_rescued_token() {
             &[],
             r#"{"refresh_token":"refresh-token-placeholder-00000009"}"#,
         ),
-        t(86_031),
+        t(86_032),
     )
     .unwrap();
-    let out = drain(&mut e);
+    let out = drain(&mut e, t(86_031));
     assert_eq!(kinds(&out), ["persist"]);
     assert_eq!(
         persisted_refresh(&out).as_deref(),
@@ -731,11 +750,11 @@ fn a_late_failure_still_gives_up_its_rescued_token() {
 fn the_parked_list_stays_short_while_grants_come_and_go() {
     let mut e = with_grant(EngineSettings::default());
     e.handle_timeout(t(85_800));
-    let id = one_send(&drain(&mut e));
+    let id = one_send(&drain(&mut e, t(85_800)));
     let body = r#"{"error":"invalid_client","error_description":"bad secret"}"#;
     e.handle_response(id, http_answer(401, &[], body), t(85_801))
         .unwrap();
-    drain(&mut e);
+    drain(&mut e, t(85_801));
     assert!(e.is_halted());
     // Each new authorization unparks the grant; its refresh parks it again.
     for n in 1..2_000u32 {
@@ -749,7 +768,7 @@ fn the_parked_list_stays_short_while_grants_come_and_go() {
         )
         .unwrap();
         e.handle_timeout(now + Duration::from_secs(86_400));
-        drain(&mut e);
+        drain(&mut e, now + Duration::from_secs(86_400));
         if n % 3 == 0 {
             e.remove(&format!("h{}", n % 5)).unwrap();
         }
@@ -761,7 +780,7 @@ fn the_parked_list_stays_short_while_grants_come_and_go() {
     );
     e.reconfigure(config(), t(1));
     e.handle_timeout(t(1));
-    assert_eq!(sends(&drain(&mut e)).len(), e.len());
+    assert_eq!(sends(&drain(&mut e, t(1))).len(), e.len());
 }
 
 #[test]
@@ -771,10 +790,10 @@ fn removed_grants_leave_nothing_behind_once_answered() {
         let now = t(round as u64 * 100_000);
         e.insert("loc-1", TokenSet::new(answer(round, true), now), now)
             .unwrap();
-        while e.poll_output().is_some() {}
+        while e.poll_output(now).is_some() {}
         e.refresh_now("loc-1", now).unwrap();
         let mut id = None;
-        while let Some(o) = e.poll_output() {
+        while let Some(o) = e.poll_output(now) {
             if let Output::Send { id: i, .. } = o {
                 id = Some(i);
             }
@@ -794,7 +813,7 @@ fn removed_grant_whose_request_was_never_sent_is_forgotten() {
     e.handle_timeout(t(86_000));
     // The send is queued, not polled.
     e.remove("g").unwrap();
-    assert!(drain(&mut e).is_empty());
+    assert!(drain(&mut e, t(86_000)).is_empty());
     assert!(e.removed.is_empty());
     assert!(e.slots.iter().all(Option::is_none));
     assert_eq!(e.poll_timeout(), None);

@@ -13,7 +13,11 @@ use std::time::{Duration, SystemTime};
 use crate::error::{Error, ErrorKind};
 use crate::rate_limit::saturating_add as add;
 
-use super::{Engine, Event, GrantId, Phase, Queued, Status, ceil_seconds, set_timer, tag};
+use super::Engine;
+use super::grant::{Phase, Status};
+use super::output::{Event, Queued, tag};
+use super::record::GrantId;
+use super::schedule::{ceil_seconds, set_timer};
 
 /// The distinct grants refused so since the last successful refresh.
 #[derive(Debug, Default)]

@@ -126,6 +126,16 @@ struct Delayed {
     report: bool,
 }
 
+/// A send handed out and not yet dispatched by a slow driver.
+struct Outgoing {
+    at: SystemTime,
+    node: usize,
+    id: RequestId,
+    grant: GrantId,
+    not_after: SystemTime,
+    request: http::Request<Vec<u8>>,
+}
+
 struct Flight {
     node: usize,
     id: RequestId,
@@ -159,6 +169,13 @@ pub struct Sim {
     pub ask_on_answer: bool,
     /// The refresh token issued with each access token.
     issued: HashMap<String, String>,
+    /// How long after being handed out each send is dispatched.
+    pub send_delay: Duration,
+    outbox: Vec<Outgoing>,
+    /// How many of the next reads of the store return an older record.
+    pub stale_reads: usize,
+    /// How many of the next writes fail without reaching the store.
+    pub fail_writes: usize,
 }
 
 /// `+Dd HH:MM:SS` since [`t0`].
@@ -206,6 +223,10 @@ impl Sim {
             delayed: Vec::new(),
             ask_on_answer: false,
             issued: HashMap::new(),
+            send_delay: Duration::ZERO,
+            outbox: Vec::new(),
+            stale_reads: 0,
+            fail_writes: 0,
         }
     }
 
@@ -358,6 +379,7 @@ impl Sim {
                 .filter_map(|n| n.engine.poll_timeout())
                 .chain(self.downlink.iter().map(|r| r.at))
                 .chain(self.delayed.iter().map(|d| d.at))
+                .chain(self.outbox.iter().map(|o| o.at))
                 .min();
             match next {
                 Some(t) if t <= end => self.now = self.now.max(t),
@@ -389,6 +411,11 @@ impl Sim {
                 self.arrive(d);
                 progressed = true;
             }
+            while let Some(i) = self.outbox.iter().position(|o| o.at <= self.now) {
+                let o = self.outbox.remove(i);
+                self.dispatch(o);
+                progressed = true;
+            }
             for node in 0..self.nodes.len() {
                 if self.nodes[node]
                     .engine
@@ -401,6 +428,7 @@ impl Sim {
                 }
             }
             if !progressed {
+                self.check_newest();
                 return;
             }
         }
@@ -420,6 +448,7 @@ impl Sim {
             .iter()
             .chain(self.held.iter())
             .any(|r| r.node == node)
+            || self.outbox.iter().any(|o| o.node == node)
     }
 
     fn deliver(&mut self, reply: Reply) {
@@ -454,17 +483,150 @@ impl Sim {
 
     /// Drains engine `node`'s outputs and acts on each.
     pub fn pump(&mut self, node: usize) {
-        while let Some(out) = self.nodes[node].engine.poll_output() {
+        while let Some(out) = self.nodes[node].engine.poll_output(self.now) {
             match out {
-                Output::Send { id, grant, request } => self.on_send(node, id, grant, request),
+                Output::Send {
+                    id,
+                    grant,
+                    request,
+                    not_after,
+                    ..
+                } => {
+                    if self.send_delay.is_zero() {
+                        self.on_send(node, id, grant, request);
+                    } else {
+                        let name = self.nodes[node].name.clone();
+                        let d = self.send_delay.as_millis();
+                        self.note(
+                            &name,
+                            format!("queue send {id} {grant} (dispatch in {d} ms)"),
+                        );
+                        self.outbox.push(Outgoing {
+                            at: self.now + self.send_delay,
+                            node,
+                            id,
+                            grant,
+                            not_after,
+                            request,
+                        });
+                    }
+                }
                 Output::Persist {
                     grant,
                     record,
                     replaces,
+                    ..
                 } => self.on_persist(node, grant, record, replaces),
+                Output::Load { grant, .. } => self.on_load(node, grant),
                 Output::Event(e) => self.on_event(node, e),
                 other => panic!("unexpected output {other:?}"),
             }
+        }
+    }
+
+    /// A queued send's turn: dispatched, or reported expired past its
+    /// `not_after`.
+    fn dispatch(&mut self, o: Outgoing) {
+        let name = self.nodes[o.node].name.clone();
+        if self.now > o.not_after {
+            self.note(
+                &name,
+                format!("send {} {} expired in the queue", o.id, o.grant),
+            );
+            let result = self.nodes[o.node]
+                .engine
+                .handle_send_expired(o.id, self.now);
+            if let Err(e) = result
+                && e.kind() != hoopai_oauth::ErrorKind::UnknownRequest
+            {
+                self.violations.push(format!(
+                    "{} {name}: handle_send_expired refused: {e}",
+                    rel(self.now)
+                ));
+            }
+        } else {
+            self.on_send(o.node, o.id, o.grant, o.request);
+        }
+        self.pump(o.node);
+    }
+
+    /// Checks that each grant's newest refresh token, issued in an answer
+    /// the engines were sent, is somewhere a client can still reach: the
+    /// store, an engine, a write or an answer on its way.
+    fn check_newest(&mut self) {
+        let mut reachable: HashSet<String> = self
+            .store
+            .records
+            .values()
+            .filter_map(|r| r.refresh_token().map(|t| t.secret().to_owned()))
+            .collect();
+        for node in &self.nodes {
+            for grant in self.store.records.keys() {
+                if let Some(r) = node.engine.record(grant)
+                    && let Some(t) = r.refresh_token()
+                {
+                    reachable.insert(t.secret().to_owned());
+                }
+            }
+        }
+        for d in &self.delayed {
+            if let Some(t) = d.record.refresh_token() {
+                reachable.insert(t.secret().to_owned());
+            }
+        }
+        for r in self.downlink.iter().chain(self.held.iter()) {
+            if let Ok(t) = serde_json::from_slice::<serde_json::Value>(r.response.body())
+                && let Some(rt) = t.get("refresh_token").and_then(|v| v.as_str())
+            {
+                reachable.insert(rt.to_owned());
+            }
+        }
+        // Tokens issued to someone else (a test spending one behind the
+        // engines' back) are not the engines' to keep.
+        let seen: HashSet<&String> = self.issued.values().collect();
+        let lost: Vec<String> = self
+            .fake
+            .live_refresh_tokens()
+            .into_iter()
+            .filter(|t| seen.contains(t) && !reachable.contains(t))
+            .collect();
+        for live in lost {
+            {
+                let l = self.refresh_label(&live);
+                self.violations.push(format!(
+                    "{} the newest refresh token {l} is only at the server",
+                    rel(self.now)
+                ));
+            }
+        }
+    }
+
+    /// Reads the record for engine `node` (stale, if so scripted) and hands
+    /// it back.
+    fn on_load(&mut self, node: usize, grant: GrantId) {
+        let name = self.nodes[node].name.clone();
+        let mut current = self.store.records.get(grant.as_str()).cloned();
+        if self.stale_reads > 0 {
+            self.stale_reads -= 1;
+            let history = self.store.history.get(grant.as_str());
+            if let Some(old) = history.and_then(|h| h.len().checked_sub(3).map(|i| h[i].clone())) {
+                self.note(&name, "stale read");
+                current = Some(old);
+            }
+        }
+        let text = match &current {
+            Some(r) => self.record_text(r),
+            None => "none".to_owned(),
+        };
+        self.note(&name, format!("load {grant} -> {text}"));
+        let result = self.nodes[node]
+            .engine
+            .handle_loaded(grant.as_str(), current, self.now);
+        if let Err(e) = result {
+            self.violations.push(format!(
+                "{} {name}: handle_loaded of {grant} refused: {e}",
+                rel(self.now)
+            ));
         }
     }
 
@@ -614,6 +776,25 @@ impl Sim {
                 format!("persist {grant} {text} (replaces {replaces_text})"),
             );
             self.store.put(record);
+            return;
+        }
+        if self.fail_writes > 0 {
+            self.fail_writes -= 1;
+            self.note(
+                &name,
+                format!("persist {grant} {text} (cas on {replaces_text}: store down)"),
+            );
+            let result = self.nodes[node].engine.handle_persist_failed(
+                grant.as_str(),
+                record.version,
+                self.now,
+            );
+            if let Err(e) = result {
+                self.violations.push(format!(
+                    "{} {name}: handle_persist_failed of {grant} refused: {e}",
+                    rel(self.now)
+                ));
+            }
             return;
         }
         if self.hold_confirmations > 0 {
@@ -768,6 +949,8 @@ impl Sim {
                 }
                 format!("retry {grant} #{attempt} at {} ({why})", rel(*at))
             }
+            Event::Durable { grant, version } => format!("durable {grant} v{version}"),
+            Event::RemovedElsewhere { grant } => format!("removed elsewhere {grant}"),
             other => format!("{other:?}"),
         };
         self.note(&name, format!("event {text}"));
@@ -806,6 +989,7 @@ impl Sim {
         self.downlink.retain(|r| r.node != node);
         self.held.retain(|r| r.node != node);
         self.delayed.retain(|d| d.node != node);
+        self.outbox.retain(|o| o.node != node);
         let settings = self.nodes[node].settings.clone();
         self.note(&name, "crash; restart from the store");
         self.nodes[node].engine = Engine::new(config(), settings);

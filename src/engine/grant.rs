@@ -1,0 +1,776 @@
+//! One grant's state machine: its phases, and what an answer to its refresh
+//! does to it (new tokens, failures, rescued tokens).
+//!
+//! A grant is refreshed by presenting its refresh token (the only grant kind
+//! today); the request is built in [`output`](super::output) from the slot's
+//! state when it is polled.
+
+use std::hash::{DefaultHasher, Hash, Hasher};
+use std::time::{Duration, SystemTime};
+
+use http::Response;
+
+use crate::error::{Error, ErrorKind};
+use crate::secret::{AccessToken, RefreshToken};
+use crate::token::{TokenResponse, TokenSet};
+use crate::token_endpoint::parse_token_response;
+
+use super::held::Held;
+use super::output::{Event, Failure, Queued, RequestId, TokenStatus, tag};
+use super::record::GrantId;
+use super::{ABANDONED_MEMORY, Engine, unknown_grant, unknown_request};
+use crate::rate_limit::saturating_add as add;
+
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Status {
+    Active,
+    Suspended(SystemTime),
+    /// Refused with a 401 that does not name the client; tried again at `until`.
+    Unauthorized {
+        until: SystemTime,
+        reason: Option<Box<str>>,
+    },
+    Reauth(Option<Box<str>>),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Phase {
+    /// Tokens held; the timer is the refresh time (none while a write awaits
+    /// confirmation in shared-store mode).
+    Idle,
+    /// Due, and waiting for a place under [`EngineSettings::max_in_flight`](super::EngineSettings::max_in_flight).
+    Queued,
+    /// Shared-store mode: the lease record at `version` awaits confirmation.
+    /// `again`: written again after an earlier lease write whose outcome was
+    /// never reported; that write may have lost to another engine's of the
+    /// same version, so this one replaces the last version known written.
+    Leasing { until: SystemTime, again: bool },
+    /// A refresh request is queued (`dispatched: false`) or handed out.
+    /// `not_after`: the latest instant it may be dispatched; the engine gives
+    /// up on it a request timeout after that.
+    InFlight {
+        seq: u32,
+        epoch: u32,
+        sent_at: SystemTime,
+        not_after: SystemTime,
+        dispatched: bool,
+    },
+    /// Waiting to retry after a failure.
+    Backoff,
+    /// Another engine's lease, ending at `until`; the timer is the next
+    /// re-read of the store or the lease's end.
+    WaitingLease { until: SystemTime },
+    /// Shared-store mode: the refresh token was refused as invalid; the
+    /// store is read before the grant is declared lost.
+    Checking,
+    /// Location not active; the timer is the next try.
+    Suspended,
+    /// Nothing to do until a new authorization (in shared-store mode, the
+    /// timer is the next re-read of the store).
+    Reauth,
+    /// The engine is halted (configuration rejected).
+    Parked,
+}
+
+impl Phase {
+    /// Whether the grant holds a place under the cap (a lease being taken, or
+    /// a request out).
+    pub(crate) fn is_busy(self) -> bool {
+        matches!(self, Phase::Leasing { .. } | Phase::InFlight { .. })
+    }
+}
+
+/// Tokens held that the store may not have yet.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Unconfirmed {
+    None,
+    /// Received from a refresh that spent the token with this key.
+    Refreshed {
+        spent: u64,
+    },
+    /// Handed in by `insert`: a new authorization, which always wins.
+    Installed,
+}
+
+/// Without the key: with a guessed token, it would confirm the guess.
+impl std::fmt::Debug for Unconfirmed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Unconfirmed::None => "None",
+            Unconfirmed::Refreshed { .. } => "Refreshed",
+            Unconfirmed::Installed => "Installed",
+        })
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Abandoned {
+    pub(crate) seq: u32,
+    pub(crate) epoch: u32,
+    pub(crate) sent_at: SystemTime,
+}
+
+#[derive(Debug)]
+pub(crate) struct Slot {
+    pub(crate) key: GrantId,
+    pub(crate) held: Held,
+    pub(crate) status: Status,
+    pub(crate) phase: Phase,
+    pub(crate) timer: Option<SystemTime>,
+    /// Version of the state in memory.
+    pub(crate) version: u64,
+    /// Last version handed out (or read from the store); what the next write replaces.
+    pub(crate) emitted: Option<u64>,
+    /// Last version known to be in the store.
+    pub(crate) confirmed: u64,
+    /// Bumped whenever the refresh token changes.
+    pub(crate) epoch: u32,
+    /// The epoch of the last new authorization ([`Engine::insert`]): answers
+    /// to requests sent before it are superseded.
+    pub(crate) installed: u32,
+    pub(crate) attempt: u32,
+    pub(crate) waiters: bool,
+    pub(crate) unconfirmed: Unconfirmed,
+    pub(crate) abandoned: Vec<Abandoned>,
+    /// Removed by [`Engine::remove`]; kept only until its requests are answered.
+    pub(crate) removed: bool,
+    /// Incarnation: new for each new grant in a slot, and on removal.
+    pub(crate) life: u32,
+    /// While a newly received refresh token is not yet written (not polled;
+    /// in shared-store mode, not confirmed): the access token held before it
+    /// and its expiry, which callers get meanwhile.
+    pub(crate) prev: Option<Box<(AccessToken, SystemTime)>>,
+    /// Which refresh run of this slot holds a place under the cap.
+    pub(crate) run: u32,
+    /// Re-reads in a row while waiting for re-authorization.
+    pub(crate) rereads: u8,
+    /// Failed writes in a row.
+    pub(crate) write_failures: u8,
+    /// Shared-store mode: the refusal to report once "re-authorization
+    /// needed" is written.
+    pub(crate) condemned: Option<Box<Error>>,
+    /// Shared-store mode: the end of the lease last confirmed.
+    pub(crate) lease_until: Option<SystemTime>,
+}
+
+impl Slot {
+    pub(crate) fn new(key: GrantId, held: Held, version: u64, unconfirmed: Unconfirmed) -> Self {
+        Slot {
+            key,
+            held,
+            status: Status::Active,
+            phase: Phase::Idle,
+            timer: None,
+            version,
+            // Version 0 is a record that was never stored.
+            emitted: (version > 0).then_some(version),
+            confirmed: version,
+            epoch: 0,
+            installed: 0,
+            attempt: 0,
+            waiters: false,
+            unconfirmed,
+            abandoned: Vec::new(),
+            removed: false,
+            life: 0,
+            prev: None,
+            run: 0,
+            rereads: 0,
+            write_failures: 0,
+            condemned: None,
+            lease_until: None,
+        }
+    }
+}
+
+/// Which request an answer belongs to.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Which {
+    Current { epoch: u32, sent_at: SystemTime },
+    Abandoned { epoch: u32, sent_at: SystemTime },
+}
+
+/// Whether a new authorization came in after a request of `epoch` was sent.
+fn superseded(slot: &Slot, epoch: u32) -> bool {
+    // Wrapping order: `installed` is at most 2^31 epochs after `epoch`.
+    slot.installed != epoch && slot.installed.wrapping_sub(epoch) < 1 << 31
+}
+
+/// Tells refresh tokens apart in memory (never printed, never handed out).
+/// Tokens are JWTs or random strings: the length and the last 64 bytes (the
+/// signature) suffice, and keep this cheap for ~1 KiB tokens.
+pub(crate) fn token_key(token: &RefreshToken) -> u64 {
+    let bytes = token.secret().as_bytes();
+    let tail = bytes.get(bytes.len().saturating_sub(64)..).unwrap_or(bytes);
+    let mut h = DefaultHasher::new();
+    bytes.len().hash(&mut h);
+    tail.hash(&mut h);
+    h.finish()
+}
+
+/// The refresh token an answer carries, if any: a success's, or one rescued
+/// from a failure.
+fn rescued(result: Result<TokenResponse, Error>) -> Option<RefreshToken> {
+    match result {
+        Ok(mut token) => token.refresh_token.take(),
+        Err(e) => e.rescued_refresh_token().cloned(),
+    }
+    .filter(|t| !t.secret().trim().is_empty())
+}
+
+/// `error`, carrying `token` for the caller to keep.
+fn with_rescued(error: Error, token: Option<RefreshToken>) -> Error {
+    match token {
+        Some(token) => error.with_rescued_refresh_token(token),
+        None => error,
+    }
+}
+
+/// Gives up on the slot's request in flight, if any, remembering it so that a
+/// late answer is still recognized. The phase is left for the caller to set.
+/// A request never handed out is simply dropped.
+pub(crate) fn abandon_in_flight(slot: &mut Slot) {
+    let Phase::InFlight {
+        seq,
+        epoch,
+        sent_at,
+        dispatched,
+        ..
+    } = slot.phase
+    else {
+        return;
+    };
+    if !dispatched {
+        return;
+    }
+    if slot.abandoned.len() >= ABANDONED_MEMORY {
+        slot.abandoned.remove(0);
+    }
+    slot.abandoned.push(Abandoned {
+        seq,
+        epoch,
+        sent_at,
+    });
+}
+
+/// Replaces the held tokens with others (a new authorization or a record from
+/// the store): the request in flight is given up on, and the epoch moves on.
+pub(crate) fn replace_held(slot: &mut Slot, held: Held) {
+    abandon_in_flight(slot);
+    slot.held = held;
+    slot.epoch = slot.epoch.wrapping_add(1);
+}
+
+impl Engine {
+    /// The access token of `grant`, answered at once.
+    ///
+    /// - [`TokenStatus::Ready`]: a token valid for at least the expiry skew. A
+    ///   refresh may be running ahead of expiry meanwhile. A token from a
+    ///   refresh is handed out only once the record with its refresh token
+    ///   is written: its [`Output::Persist`](super::Output::Persist) polled
+    ///   (in shared-store mode: confirmed). Until then the previous access
+    ///   token is, while it lasts.
+    /// - [`TokenStatus::Pending`]: the token expired; a refresh is in flight or
+    ///   scheduled (and is started now if it was not). However many callers
+    ///   ask, one refresh runs. Wait for [`Event::TokenReady`].
+    /// - [`TokenStatus::Suspended`], [`TokenStatus::Unauthorized`],
+    ///   [`TokenStatus::ReauthorizationNeeded`],
+    ///   [`TokenStatus::ConfigurationRejected`]: see each.
+    ///
+    /// May queue outputs: call [`poll_output`](Self::poll_output) afterwards.
+    ///
+    /// # Errors
+    /// [`ErrorKind::UnknownGrant`].
+    pub fn access_token(&mut self, grant: &str, now: SystemTime) -> Result<TokenStatus, Error> {
+        let idx = self.lookup(grant)?;
+        let skew = self.settings.expiry_skew;
+        let halted = self.halted;
+        let Some(slot) = self.slot_mut(idx) else {
+            return Err(unknown_grant(grant));
+        };
+        match slot.status {
+            Status::Reauth(_) => return Ok(TokenStatus::ReauthorizationNeeded),
+            Status::Suspended(until) => return Ok(TokenStatus::Suspended { until }),
+            Status::Unauthorized { until, .. } => return Ok(TokenStatus::Unauthorized { until }),
+            Status::Active => {}
+        }
+        if let Some(prev) = &slot.prev {
+            // New tokens are not written yet: the old access token, or wait.
+            if add(now, skew) < prev.1 {
+                return Ok(TokenStatus::Ready(prev.0.clone()));
+            }
+            slot.waiters = true;
+            return Ok(TokenStatus::Pending);
+        }
+        if add(now, skew) < slot.held.expires_at() {
+            return Ok(TokenStatus::Ready(slot.held.access.clone()));
+        }
+        if halted {
+            return Ok(TokenStatus::ConfigurationRejected);
+        }
+        slot.waiters = true;
+        if slot.phase == Phase::Idle && slot.timer.is_some() {
+            self.start_refresh(idx, now);
+        }
+        Ok(TokenStatus::Pending)
+    }
+
+    /// Starts a refresh of `grant` now, whatever its expiry: for instance after
+    /// an API call was answered 401 with its access token. Single-flight: if a
+    /// refresh is already in flight, leased or waiting to be retried, nothing
+    /// new starts. A suspended grant, one parked as unauthorized, or one that
+    /// needs re-authorization is left as it is. An [`Event::Refreshed`] and an
+    /// [`Event::TokenReady`] follow the refresh; until then
+    /// [`access_token`](Self::access_token) keeps answering with the token held.
+    ///
+    /// May queue outputs: call [`poll_output`](Self::poll_output) afterwards.
+    ///
+    /// # Errors
+    /// [`ErrorKind::UnknownGrant`].
+    pub fn refresh_now(&mut self, grant: &str, now: SystemTime) -> Result<(), Error> {
+        let idx = self.lookup(grant)?;
+        let Some(slot) = self.slot_mut(idx) else {
+            return Err(unknown_grant(grant));
+        };
+        if slot.status != Status::Active || slot.phase != Phase::Idle {
+            return Ok(());
+        }
+        slot.waiters = true;
+        self.start_refresh(idx, now);
+        Ok(())
+    }
+
+    /// Hands back the answer to request `id`: parsed with
+    /// [`parse_token_response`], then as [`handle_token_result`](Self::handle_token_result).
+    ///
+    /// # Errors
+    /// [`ErrorKind::UnknownRequest`] if `id` is not in flight (nor a recently
+    /// given-up request of a grant still held, or of a removed grant); if the
+    /// answer holds a refresh token, the error carries it in
+    /// [`Error::rescued_refresh_token`]: keep it (see
+    /// [`handle_rescued`](Self::handle_rescued)), the server may have spent
+    /// the one sent. Server errors in the answer are not errors of this
+    /// call: they become events.
+    pub fn handle_response<B: AsRef<[u8]>>(
+        &mut self,
+        id: RequestId,
+        response: Response<B>,
+        now: SystemTime,
+    ) -> Result<(), Error> {
+        self.handle_token_result(id, parse_token_response(response), now)
+    }
+
+    /// Hands back an answer already parsed (e.g. by
+    /// [`parse_token_response`]) for request `id`.
+    ///
+    /// - Success: the new tokens are adopted (the old refresh token is kept
+    ///   if the answer has none), an [`Output::Persist`](super::Output::Persist)
+    ///   is queued ahead of every other output, then [`Event::Refreshed`] (and
+    ///   [`Event::TokenReady`] if callers wait). The expiry counts from when
+    ///   the request was handed out. A success for a request the engine had
+    ///   given up on is adopted all the same, as is one whose grant was
+    ///   restored from an older record meanwhile: only a new authorization
+    ///   ([`insert`](Self::insert)) since its request supersedes it.
+    /// - Failure: a refresh token rescued from the answer
+    ///   ([`Error::rescued_refresh_token`]) is adopted and persisted first, and
+    ///   the refresh retried with it. Otherwise, classified by [`Error::kind`]:
+    ///   - `InvalidGrant`: single-process mode: re-authorization needed,
+    ///     persisted; no retry. Shared-store mode: the store is read first
+    ///     ([`Output::Load`](super::Output::Load)); see the module docs.
+    ///   - `LocationNotActive`: suspended, persisted; the same refresh token is
+    ///     tried again after the suspended-retry interval.
+    ///   - `RateLimited`: retried when the server said (`Retry-After` or the
+    ///     rate-limit window), else after the rate-limit wait.
+    ///   - `InvalidClient`: [`Event::ConfigurationRejected`]; nothing more is
+    ///     sent for any grant until [`reconfigure`](Self::reconfigure).
+    ///   - `GrantUnauthorized`: that grant alone is parked, persisted as
+    ///     unauthorized with its refresh token, [`Event::Unauthorized`]; the
+    ///     same refresh token is tried again after
+    ///     [`EngineSettings::unauthorized_retry`](super::EngineSettings::unauthorized_retry).
+    ///     Distinct grants refused so in a row
+    ///     ([`EngineSettings::unauthorized_halt_after`](super::EngineSettings::unauthorized_halt_after))
+    ///     count as `InvalidClient`.
+    ///   - anything else (server errors, unreadable answers, other refusals):
+    ///     exponential backoff with jitter, same refresh token.
+    ///
+    ///   A failure of a request that was given up on, or that presented a
+    ///   refresh token older than the one held, is ignored.
+    ///
+    /// # Errors
+    /// [`ErrorKind::UnknownRequest`], carrying the answer's refresh token (if
+    /// any) in [`Error::rescued_refresh_token`].
+    pub fn handle_token_result(
+        &mut self,
+        id: RequestId,
+        result: Result<TokenResponse, Error>,
+        now: SystemTime,
+    ) -> Result<(), Error> {
+        let which = match self.which(id) {
+            Ok(which) => which,
+            Err(error) => return Err(with_rescued(error, rescued(result))),
+        };
+        let idx = id.slot();
+        if self.slot(idx).is_some_and(|s| s.removed) {
+            let error = self.answer_for_removed(id);
+            return Err(with_rescued(error, rescued(result)));
+        }
+        match which {
+            Which::Current { epoch, sent_at } => {
+                let Some(slot) = self.slots.get_mut(idx as usize).and_then(Option::as_mut) else {
+                    return Err(unknown_request(id));
+                };
+                super::schedule::set_timer(&mut self.schedule, idx, slot, None);
+                slot.phase = Phase::Idle;
+                let current = epoch == slot.epoch;
+                let adopt = current || !superseded(slot, epoch);
+                match result {
+                    // New tokens are adopted even if the held ones changed
+                    // meanwhile: the server spent the token this request
+                    // presented, and only a new authorization supersedes them.
+                    Ok(token) if adopt => self.adopt_answer(idx, token, sent_at, now),
+                    Err(e) if current => self.handle_failure(idx, e, now),
+                    // The tokens changed while it was out: refresh again with the new ones.
+                    _ => self.rearm_idle(idx, now),
+                }
+            }
+            Which::Abandoned { epoch, sent_at } => {
+                let Some(slot) = self.slots.get_mut(idx as usize).and_then(Option::as_mut) else {
+                    return Err(unknown_request(id));
+                };
+                slot.abandoned.retain(|a| a.seq != id.seq());
+                let current = epoch == slot.epoch;
+                if let (Err(e), true) = (&result, current) {
+                    // A late failure is ignored, but never a refresh token in it.
+                    if let Some(token) = e.rescued_refresh_token() {
+                        self.rescue(idx, token);
+                    }
+                    return Ok(());
+                }
+                let adopt = current || !superseded(slot, epoch);
+                if let (Ok(token), true) = (result, adopt) {
+                    // A late success: its refresh token is the newest one.
+                    // The retry presented the token this answer spent.
+                    abandon_in_flight(slot);
+                    super::schedule::set_timer(&mut self.schedule, idx, slot, None);
+                    slot.phase = Phase::Idle;
+                    self.adopt_answer(idx, token, sent_at, now);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Reports that request `id` got no answer (connection refused, reset,
+    /// the HTTP client's timeout…). The refresh is retried with backoff, with
+    /// the same refresh token. If an answer to it shows up later after all,
+    /// hand it in: a success is still adopted.
+    ///
+    /// # Errors
+    /// [`ErrorKind::UnknownRequest`].
+    pub fn handle_transport_error(&mut self, id: RequestId, now: SystemTime) -> Result<(), Error> {
+        let which = self.which(id)?;
+        let idx = id.slot();
+        if self.slot(idx).is_some_and(|s| s.removed) {
+            return Err(self.answer_for_removed(id));
+        }
+        if let Which::Current { epoch, .. } = which {
+            let Some(slot) = self.slots.get_mut(idx as usize).and_then(Option::as_mut) else {
+                return Err(unknown_request(id));
+            };
+            super::schedule::set_timer(&mut self.schedule, idx, slot, None);
+            abandon_in_flight(slot);
+            slot.phase = Phase::Idle;
+            if epoch == slot.epoch {
+                self.retry_after_failure(idx, now, Failure::Transport);
+            } else {
+                self.rearm_idle(idx, now);
+            }
+        }
+        Ok(())
+    }
+
+    /// Reports that the [`Output::Send`](super::Output::Send) `id` was not
+    /// dispatched by its `not_after` instant (a driver that queues its sends
+    /// drops late ones): it never went out. The refresh starts again at once
+    /// (in shared-store mode with a new lease), with the same refresh token.
+    ///
+    /// # Errors
+    /// [`ErrorKind::UnknownRequest`] if `id` is not the grant's current
+    /// request (an expired send already replaced is harmless to report:
+    /// the error says so).
+    pub fn handle_send_expired(&mut self, id: RequestId, now: SystemTime) -> Result<(), Error> {
+        let idx = id.slot();
+        let current = self
+            .slot(idx)
+            .is_some_and(|s| matches!(s.phase, Phase::InFlight { seq, .. } if seq == id.seq()));
+        if !current {
+            return Err(unknown_request(id));
+        }
+        if self.slot(idx).is_some_and(|s| s.removed) {
+            return Err(self.answer_for_removed(id));
+        }
+        if let Some(slot) = self.slot_mut(idx) {
+            // Never out: nothing to remember, nothing to wait for.
+            slot.phase = Phase::Idle;
+        }
+        self.arm(idx, None);
+        self.start_refresh(idx, now);
+        Ok(())
+    }
+
+    /// Hands back a refresh token rescued from an answer the engine could not
+    /// take (an [`ErrorKind::UnknownRequest`] carrying
+    /// [`Error::rescued_refresh_token`], e.g. for a grant removed and added
+    /// again meanwhile). If the engine holds `grant` and `token` is not the
+    /// one it holds, the token is adopted: written ahead of every other
+    /// output and used for the next refresh (a grant waiting for
+    /// re-authorization becomes active again). The access token held is kept.
+    ///
+    /// # Errors
+    /// [`ErrorKind::UnknownGrant`]; [`ErrorKind::InvalidInput`] for an empty
+    /// token.
+    pub fn handle_rescued(
+        &mut self,
+        grant: &str,
+        token: RefreshToken,
+        now: SystemTime,
+    ) -> Result<(), Error> {
+        let idx = self.lookup(grant)?;
+        if token.secret().trim().is_empty() {
+            return Err(Error::input("the rescued refresh token is empty"));
+        }
+        if !self.rescue(idx, &token) {
+            return Ok(());
+        }
+        let Some(slot) = self.slot_mut(idx) else {
+            return Ok(());
+        };
+        if matches!(slot.status, Status::Reauth(_))
+            || matches!(slot.phase, Phase::Checking | Phase::Reauth)
+        {
+            slot.status = Status::Active;
+            slot.condemned = None;
+            self.rearm_idle(idx, now);
+        }
+        Ok(())
+    }
+
+    pub(crate) fn which(&self, id: RequestId) -> Result<Which, Error> {
+        let slot = self.slot(id.slot()).ok_or_else(|| unknown_request(id))?;
+        if let Phase::InFlight {
+            seq,
+            epoch,
+            sent_at,
+            dispatched: true,
+            ..
+        } = slot.phase
+            && seq == id.seq()
+        {
+            return Ok(Which::Current { epoch, sent_at });
+        }
+        slot.abandoned
+            .iter()
+            .find(|a| a.seq == id.seq())
+            .map(|a| Which::Abandoned {
+                epoch: a.epoch,
+                sent_at: a.sent_at,
+            })
+            .ok_or_else(|| unknown_request(id))
+    }
+
+    fn adopt_answer(
+        &mut self,
+        idx: u32,
+        token: TokenResponse,
+        sent_at: SystemTime,
+        now: SystemTime,
+    ) {
+        let margin = self.settings.refresh_margin;
+        let shared = self.lease.is_some();
+        // A refresh went through: refused grants are not the client's doing.
+        self.unauthorized.reset();
+        let Some(slot) = self.slots.get_mut(idx as usize).and_then(Option::as_mut) else {
+            return;
+        };
+        let Some(held) = Held::from_set(
+            TokenSet::new(token, sent_at),
+            Some(&slot.held),
+            &mut self.interner,
+        ) else {
+            return;
+        };
+        let rotated = held.refresh != slot.held.refresh;
+        if rotated {
+            slot.epoch = slot.epoch.wrapping_add(1);
+            if slot.unconfirmed != Unconfirmed::Installed {
+                slot.unconfirmed = Unconfirmed::Refreshed {
+                    spent: token_key(&slot.held.refresh),
+                };
+            }
+        }
+        let old = std::mem::replace(&mut slot.held, held);
+        if rotated && slot.prev.is_none() {
+            // Until the new refresh token is written, callers get the old
+            // access token (while it lasts).
+            let expires = old.expires_at();
+            slot.prev = Some(Box::new((old.access, expires)));
+        }
+        slot.status = Status::Active;
+        slot.phase = Phase::Idle;
+        slot.attempt = 0;
+        slot.condemned = None;
+        slot.version = slot.version.saturating_add(1);
+        let at = slot.held.refresh_at(margin).max(now);
+        super::schedule::set_timer(&mut self.schedule, idx, slot, Some(at));
+        let grant = slot.key.clone();
+        let expires_at = slot.held.expires_at();
+        // In shared-store mode a new refresh token is ready once its write is
+        // confirmed (see `durable`).
+        let waiters = !(shared && slot.prev.is_some()) && std::mem::take(&mut slot.waiters);
+        let t = tag(&self.slots, idx);
+        // The new refresh token is written before anything else queued.
+        self.queue.push_front(Queued::Persist(t));
+        self.queue.push_back(Queued::Event(
+            t,
+            Event::Refreshed {
+                grant: grant.clone(),
+                expires_at,
+            },
+        ));
+        if waiters {
+            self.queue
+                .push_back(Queued::Event(t, Event::TokenReady { grant, expires_at }));
+        }
+    }
+
+    /// Adopts (and queues for persistence, ahead of everything) a refresh
+    /// token the server may have issued while spending the one held. Returns
+    /// whether it did.
+    pub(crate) fn rescue(&mut self, idx: u32, token: &RefreshToken) -> bool {
+        let Some(slot) = self.slots.get_mut(idx as usize).and_then(Option::as_mut) else {
+            return false;
+        };
+        if token.secret().trim().is_empty() || *token == slot.held.refresh {
+            return false;
+        }
+        if slot.unconfirmed != Unconfirmed::Installed {
+            slot.unconfirmed = Unconfirmed::Refreshed {
+                spent: token_key(&slot.held.refresh),
+            };
+        }
+        slot.held.set_refresh(token.clone());
+        slot.epoch = slot.epoch.wrapping_add(1);
+        slot.version = slot.version.saturating_add(1);
+        self.queue
+            .push_front(Queued::Persist(tag(&self.slots, idx)));
+        true
+    }
+
+    /// What a failed answer does to the grant, by [`Error::kind`].
+    fn handle_failure(&mut self, idx: u32, error: Error, now: SystemTime) {
+        if let Some(token) = error.rescued_refresh_token()
+            && self.rescue(idx, &token.clone())
+        {
+            // Whatever the answer said, the next try goes with the new token.
+            self.retry_after_failure(idx, now, Failure::Answer(error));
+            return;
+        }
+        match error.kind() {
+            ErrorKind::InvalidGrant if self.lease.is_some() => self.check_refusal(idx, error, now),
+            ErrorKind::InvalidGrant => self.condemn(idx, error),
+            ErrorKind::LocationNotActive => self.suspend(idx, error, now),
+            ErrorKind::InvalidClient => self.reject_configuration(idx, error),
+            ErrorKind::GrantUnauthorized => self.grant_unauthorized(idx, error, now),
+            ErrorKind::RateLimited => self.wait_rate_limit(idx, error, now),
+            _ => self.retry_after_failure(idx, now, Failure::Answer(error)),
+        }
+    }
+
+    /// Re-authorization needed: persisted in that state. In single-process
+    /// mode the event goes with the write; in shared-store mode it follows
+    /// the write's confirmation (a lost compare-and-swap means the store
+    /// holds something newer, which is adopted instead).
+    pub(crate) fn condemn(&mut self, idx: u32, error: Error) {
+        let shared = self.lease.is_some();
+        let Some(slot) = self.slots.get_mut(idx as usize).and_then(Option::as_mut) else {
+            return;
+        };
+        let grant = slot.key.clone();
+        slot.status = Status::Reauth(Some(error.to_string().into_boxed_str()));
+        slot.phase = Phase::Reauth;
+        slot.waiters = false;
+        slot.rereads = 0;
+        slot.version = slot.version.saturating_add(1);
+        super::schedule::set_timer(&mut self.schedule, idx, slot, None);
+        let t = tag(&self.slots, idx);
+        self.queue.push_back(Queued::Persist(t));
+        if shared {
+            if let Some(slot) = self.slot_mut(idx) {
+                slot.condemned = Some(Box::new(error));
+            }
+        } else {
+            self.queue.push_back(Queued::Event(
+                t,
+                Event::ReauthorizationNeeded { grant, error },
+            ));
+        }
+    }
+
+    fn suspend(&mut self, idx: u32, error: Error, now: SystemTime) {
+        let suspended_retry = self.settings.suspended_retry;
+        let Some(slot) = self.slots.get_mut(idx as usize).and_then(Option::as_mut) else {
+            return;
+        };
+        let grant = slot.key.clone();
+        let until = super::schedule::ceil_seconds(add(now, suspended_retry));
+        slot.status = Status::Suspended(until);
+        slot.phase = Phase::Suspended;
+        slot.waiters = false;
+        slot.version = slot.version.saturating_add(1);
+        super::schedule::set_timer(&mut self.schedule, idx, slot, Some(until));
+        let t = tag(&self.slots, idx);
+        self.queue.push_back(Queued::Persist(t));
+        self.queue.push_back(Queued::Event(
+            t,
+            Event::Suspended {
+                grant,
+                until,
+                error,
+            },
+        ));
+    }
+
+    fn reject_configuration(&mut self, idx: u32, error: Error) {
+        let was_halted = self.halted;
+        self.halted = true;
+        self.park(idx);
+        if !was_halted && let Some(slot) = self.slot(idx) {
+            let grant = slot.key.clone();
+            self.queue.push_back(Queued::Event(
+                tag(&self.slots, idx),
+                Event::ConfigurationRejected { grant, error },
+            ));
+        }
+    }
+
+    fn wait_rate_limit(&mut self, idx: u32, error: Error, now: SystemTime) {
+        let rate_wait = self.settings.rate_limit_wait;
+        let Some(slot) = self.slots.get_mut(idx as usize).and_then(Option::as_mut) else {
+            return;
+        };
+        let at = error
+            .retry_at(now)
+            .unwrap_or(add(now, rate_wait))
+            .max(add(now, Duration::from_secs(1)));
+        slot.phase = Phase::Backoff;
+        super::schedule::set_timer(&mut self.schedule, idx, slot, Some(at));
+        let event = Event::RetryScheduled {
+            grant: slot.key.clone(),
+            at,
+            attempt: slot.attempt,
+            failure: Failure::Answer(error),
+        };
+        self.queue
+            .push_back(Queued::Event(tag(&self.slots, idx), event));
+    }
+}

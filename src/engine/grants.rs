@@ -1,0 +1,297 @@
+//! The grants an engine holds: adding them (a new authorization, a stored
+//! record), removing them, and the slot table behind them.
+
+use std::time::SystemTime;
+
+use crate::error::{Error, ErrorKind};
+use crate::token::TokenSet;
+
+use super::grant::{Phase, Slot, Status, Unconfirmed, replace_held};
+use super::held::Held;
+use super::output::{Event, Queued, RequestId, tag};
+use super::record::{GrantId, GrantRecord};
+use super::schedule::set_timer;
+use super::{Engine, unknown_grant};
+
+impl Engine {
+    /// Adds a grant from a new authorization (a code exchange or a location
+    /// token), or replaces the tokens of a grant the engine holds (a
+    /// re-install). Build `tokens` with [`TokenSet::new`] from the answer and
+    /// the time its request was sent.
+    ///
+    /// Emits an [`Output::Persist`](super::Output::Persist) of the new record
+    /// ahead of every other output: the refresh token in it is the
+    /// installation. In shared-store mode this write wins over whatever the
+    /// store holds (a new authorization supersedes older tokens).
+    /// [`Event::Durable`] follows once the record is written.
+    ///
+    /// # Errors
+    /// [`ErrorKind::InvalidInput`] if the answer has no refresh token.
+    pub fn insert(
+        &mut self,
+        grant: impl Into<GrantId>,
+        tokens: TokenSet,
+        now: SystemTime,
+    ) -> Result<(), Error> {
+        let grant = grant.into();
+        let held = Held::from_set(tokens, None, &mut self.interner).ok_or_else(|| {
+            Error::input(format!(
+                "the tokens for grant {grant} have no refresh token; the engine cannot keep them fresh"
+            ))
+        })?;
+        self.reattach(grant.as_str(), now);
+        if let Some(&idx) = self.index.get(grant.as_str()) {
+            let margin = self.settings.refresh_margin;
+            let Some(slot) = self.slots.get_mut(idx as usize).and_then(Option::as_mut) else {
+                return Err(unknown_grant(grant.as_str()));
+            };
+            replace_held(slot, held);
+            slot.installed = slot.epoch;
+            slot.prev = None;
+            slot.status = Status::Active;
+            slot.phase = Phase::Idle;
+            slot.attempt = 0;
+            slot.condemned = None;
+            slot.unconfirmed = Unconfirmed::Installed;
+            slot.version = slot.version.saturating_add(1);
+            let at = slot.held.refresh_at(margin).max(now);
+            let expires_at = slot.held.expires_at();
+            let waiters = std::mem::take(&mut slot.waiters);
+            self.arm(idx, Some(at));
+            let t = tag(&self.slots, idx);
+            self.queue.push_front(Queued::Persist(t));
+            if waiters {
+                self.queue
+                    .push_back(Queued::Event(t, Event::TokenReady { grant, expires_at }));
+            }
+            return Ok(());
+        }
+        let at = held.refresh_at(self.settings.refresh_margin).max(now);
+        let idx = self.add_slot(Slot::new(grant, held, 1, Unconfirmed::Installed));
+        if let Some(slot) = self.slot_mut(idx) {
+            slot.emitted = None;
+            slot.confirmed = 0;
+        }
+        self.arm(idx, Some(at));
+        self.queue
+            .push_front(Queued::Persist(tag(&self.slots, idx)));
+        Ok(())
+    }
+
+    /// Loads a grant from its stored record (at start-up, or when the store
+    /// says it changed). Nothing is persisted. A record saved mid-refresh
+    /// (with a lease) is resumed: the engine waits for the lease to end, then
+    /// refreshes with the record's refresh token. A grant already due is
+    /// refreshed at a random point within
+    /// [`EngineSettings::refresh_spread`](super::EngineSettings::refresh_spread).
+    ///
+    /// For a grant the engine already holds, the record must be newer than
+    /// the engine's; its tokens are then adopted (to hand in a record that
+    /// may be stale, use [`handle_loaded`](Self::handle_loaded)).
+    ///
+    /// # Errors
+    /// - [`ErrorKind::StaleRecord`]: another schema, or not newer than what
+    ///   the engine holds;
+    /// - [`ErrorKind::InvalidInput`]: the record has no refresh token, or
+    ///   times past [`MAX_RECORD_TIME`](super::MAX_RECORD_TIME).
+    pub fn restore(&mut self, record: GrantRecord, now: SystemTime) -> Result<(), Error> {
+        record.check()?;
+        // A removed grant that comes back while its requests are out goes on
+        // as if never removed: it takes the record only if newer.
+        let reattached = self.reattach(record.grant.as_str(), now).is_some();
+        if let Some(&idx) = self.index.get(record.grant.as_str()) {
+            let held_version = self.slot(idx).map_or(0, |s| s.version);
+            if record.version <= held_version {
+                if reattached {
+                    return Ok(());
+                }
+                return Err(Error::new(
+                    ErrorKind::StaleRecord,
+                    format!(
+                        "record version {} of grant {} is not newer than version {held_version} held",
+                        record.version, record.grant
+                    ),
+                ));
+            }
+            if self.holds_newer(idx, &record) {
+                // Tokens received (or installed) that the store may not have
+                // yet: never trade them for the stored ones; write them again.
+                self.rewrite_over(idx, record.version);
+                return Ok(());
+            }
+            self.adopt_record(idx, record, now);
+            return Ok(());
+        }
+        let version = record.version;
+        let GrantRecord {
+            grant,
+            status,
+            lease,
+            tokens,
+            ..
+        } = record;
+        let Some(held) = Held::from_set(tokens, None, &mut self.interner) else {
+            return Err(Error::input("the record has no refresh token"));
+        };
+        let idx = self.add_slot(Slot::new(grant, held, version, Unconfirmed::None));
+        self.apply_stored_state(idx, status, lease, now, false);
+        // Due already (a restart): spread out.
+        let timer = self
+            .slot(idx)
+            .filter(|s| s.phase == Phase::Idle)
+            .and_then(|s| s.timer);
+        if let Some(at) = timer {
+            let at = self.spread_from(at, now);
+            self.arm(idx, Some(at));
+        }
+        Ok(())
+    }
+
+    /// Forgets a grant (e.g. after an uninstall). Outputs not yet polled for
+    /// it are dropped.
+    ///
+    /// If a refresh of the grant is out, the engine remembers the grant until
+    /// its answers are handed in (answers or transport errors, also of
+    /// requests it gave up on): should the grant come
+    /// back ([`insert`](Self::insert), [`restore`](Self::restore)) before the
+    /// answer, it goes on as if it had never left (its scheduled retry, its
+    /// answers, its unwritten tokens; a restore takes the record only if it
+    /// is newer and holds no older tokens than the engine's), so no new
+    /// refresh token is lost and no second refresh starts. Otherwise the answer is an
+    /// [`ErrorKind::UnknownRequest`], and a success carries its refresh token
+    /// in [`Error::rescued_refresh_token`].
+    ///
+    /// # Errors
+    /// [`ErrorKind::UnknownGrant`].
+    pub fn remove(&mut self, grant: &str) -> Result<(), Error> {
+        let idx = self.lookup(grant)?;
+        self.index.remove(grant);
+        let life = self.next_life();
+        let Some(slot) = self.slots.get_mut(idx as usize).and_then(Option::as_mut) else {
+            return Ok(());
+        };
+        slot.waiters = false;
+        if matches!(
+            slot.phase,
+            Phase::InFlight {
+                dispatched: true,
+                ..
+            }
+        ) || !slot.abandoned.is_empty()
+        {
+            // Out of the schedule, but remembered should the grant come back.
+            if let Some(t) = slot.timer {
+                self.schedule.remove(t, idx);
+            }
+            slot.removed = true;
+            // Nothing queued for it reaches it, even once it is back.
+            slot.life = life;
+            let key = slot.key.clone();
+            self.removed.insert(key, idx);
+        } else {
+            self.free_slot(idx);
+        }
+        Ok(())
+    }
+
+    /// Drops a slot for good.
+    fn free_slot(&mut self, idx: u32) {
+        let Some(mut slot) = self.slots.get_mut(idx as usize).and_then(Option::take) else {
+            return;
+        };
+        set_timer(&mut self.schedule, idx, &mut slot, None);
+        if slot.removed && self.removed.get(slot.key.as_str()) == Some(&idx) {
+            self.removed.remove(slot.key.as_str());
+        }
+        self.free.push(idx);
+    }
+
+    /// Takes a removed grant back (with its requests still out), if there is
+    /// one of that name, as it was; what was queued for it and dropped is
+    /// queued again: the write of tokens not yet handed out.
+    fn reattach(&mut self, grant: &str, now: SystemTime) -> Option<u32> {
+        let idx = self.removed.remove(grant)?;
+        let halted = self.halted;
+        let slot = self.slots.get_mut(idx as usize).and_then(Option::as_mut)?;
+        slot.removed = false;
+        if slot.phase == Phase::Parked && !halted {
+            // Reconfigured meanwhile.
+            slot.phase = Phase::Idle;
+            slot.timer = Some(now);
+        }
+        if let Some(t) = slot.timer {
+            self.schedule.insert(t, idx);
+        }
+        let unwritten = slot.emitted != Some(slot.version);
+        let key = slot.key.clone();
+        self.index.insert(key, idx);
+        if unwritten {
+            self.queue
+                .push_front(Queued::Persist(tag(&self.slots, idx)));
+        }
+        Some(idx)
+    }
+
+    /// An answer for a removed grant: forgotten, and the slot freed once
+    /// nothing of it is out.
+    pub(crate) fn answer_for_removed(&mut self, id: RequestId) -> Error {
+        let idx = id.slot();
+        if let Some(slot) = self.slot_mut(idx) {
+            if matches!(slot.phase, Phase::InFlight { seq, .. } if seq == id.seq()) {
+                slot.phase = Phase::Idle;
+            }
+            slot.abandoned.retain(|a| a.seq != id.seq());
+            if !matches!(slot.phase, Phase::InFlight { .. }) && slot.abandoned.is_empty() {
+                self.free_slot(idx);
+            }
+        }
+        Error::new(
+            ErrorKind::UnknownRequest,
+            format!("request {id} is of a removed grant"),
+        )
+    }
+
+    fn add_slot(&mut self, mut slot: Slot) -> u32 {
+        slot.life = self.next_life();
+        let key = slot.key.clone();
+        let idx = if let Some(idx) = self.free.pop() {
+            if let Some(cell) = self.slots.get_mut(idx as usize) {
+                *cell = Some(slot);
+            }
+            idx
+        } else {
+            self.slots.push(Some(slot));
+            u32::try_from(self.slots.len() - 1).unwrap_or(u32::MAX)
+        };
+        self.index.insert(key, idx);
+        idx
+    }
+
+    pub(crate) fn slot(&self, idx: u32) -> Option<&Slot> {
+        self.slots.get(idx as usize).and_then(Option::as_ref)
+    }
+
+    pub(crate) fn slot_mut(&mut self, idx: u32) -> Option<&mut Slot> {
+        self.slots.get_mut(idx as usize).and_then(Option::as_mut)
+    }
+
+    pub(crate) fn lookup(&self, grant: &str) -> Result<u32, Error> {
+        self.index
+            .get(grant)
+            .copied()
+            .ok_or_else(|| unknown_grant(grant))
+    }
+
+    fn next_life(&mut self) -> u32 {
+        self.lives = self.lives.wrapping_add(1);
+        self.lives
+    }
+
+    pub(crate) fn next_seq(&mut self) -> u32 {
+        self.seq = self.seq.wrapping_add(1);
+        if self.seq == 0 {
+            self.seq = 1;
+        }
+        self.seq
+    }
+}

@@ -1,0 +1,636 @@
+//! The shared-store protocol: leases, the outcomes of compare-and-swap
+//! writes (won, lost, failed, record deleted), re-reads of the store, and
+//! adopting what other engines wrote.
+
+use std::time::SystemTime;
+
+use crate::error::{Error, ErrorKind};
+
+use super::backoff::backoff;
+use super::grant::{Phase, Status, Unconfirmed, replace_held, token_key};
+use super::held::Held;
+use super::output::{Event, Failure, Queued, tag};
+use super::record::{GrantRecord, GrantStatus, Lease};
+use super::schedule::ceil_seconds;
+use super::{Engine, unknown_grant};
+use crate::rate_limit::saturating_add as add;
+
+impl Engine {
+    /// Writes a new lease (shared-store mode). If its confirmation has not
+    /// come when the lease ends, a new one is written.
+    pub(crate) fn take_lease(&mut self, idx: u32, now: SystemTime) {
+        let Some((_, lease)) = self.lease else {
+            return;
+        };
+        let timeout = self.settings.request_timeout;
+        let Some(slot) = self.slots.get_mut(idx as usize).and_then(Option::as_mut) else {
+            return;
+        };
+        let until = ceil_seconds(add(now, lease));
+        if until.checked_sub(timeout).is_none_or(|latest| latest < now) {
+            // The end of time: no lease could cover a request; the grant rests.
+            slot.phase = Phase::Idle;
+            self.arm(idx, None);
+            return;
+        }
+        let again = matches!(slot.phase, Phase::Leasing { .. });
+        slot.version = slot.version.saturating_add(1);
+        slot.phase = Phase::Leasing { until, again };
+        self.arm(idx, Some(until));
+        self.queue.push_back(Queued::Persist(tag(&self.slots, idx)));
+    }
+
+    /// Confirms that the record `version` of `grant` was written (shared-store
+    /// mode: the compare-and-swap won). A lease confirmation releases the
+    /// refresh request. Optional in single-process mode; repeated or old
+    /// confirmations are harmless.
+    ///
+    /// # Errors
+    /// [`ErrorKind::UnknownGrant`]; [`ErrorKind::UnknownRequest`] if the engine
+    /// never emitted that version.
+    pub fn handle_persisted(
+        &mut self,
+        grant: &str,
+        version: u64,
+        now: SystemTime,
+    ) -> Result<(), Error> {
+        let idx = self.lookup(grant)?;
+        let timeout = self.settings.request_timeout;
+        let Some(slot) = self.slot_mut(idx) else {
+            return Err(unknown_grant(grant));
+        };
+        if slot.emitted.is_none_or(|e| version > e) {
+            return Err(Error::new(
+                ErrorKind::UnknownRequest,
+                format!("version {version} of grant {grant} was never emitted"),
+            ));
+        }
+        if version <= slot.confirmed {
+            return Ok(());
+        }
+        slot.confirmed = version;
+        slot.write_failures = 0;
+        if version == slot.version {
+            let t = tag(&self.slots, idx);
+            for event in self.durable(idx) {
+                self.queue.push_back(Queued::Event(t, event));
+            }
+        }
+        let Some(slot) = self.slot_mut(idx) else {
+            return Err(unknown_grant(grant));
+        };
+        match slot.phase {
+            Phase::Leasing { until, .. } if version == slot.version => {
+                if add(now, timeout) > until {
+                    // Confirmed too late: the lease would end before the
+                    // answer is due, and another engine could take over.
+                    self.take_lease(idx, now);
+                } else {
+                    if let Some(slot) = self.slot_mut(idx) {
+                        slot.lease_until = Some(until);
+                    }
+                    self.send(idx, now);
+                }
+            }
+            Phase::Idle if slot.timer.is_none() => self.rearm_idle(idx, now),
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// Reports that a write of `grant` lost its compare-and-swap, with the
+    /// record the store holds now (shared-store mode).
+    ///
+    /// - If the engine holds tokens newer than the stored ones (it received
+    ///   them, or they came from [`insert`](Self::insert)), it writes them
+    ///   again over `current`: a newer refresh token is never given up.
+    /// - Otherwise it adopts `current`: newer tokens instead of refreshing, or
+    ///   another engine's lease (it waits for it to end, re-reading the store
+    ///   meanwhile), or the stored status. A version-0 record
+    ///   ([`GrantRecord::new`]) holding the engine's own tokens is adopted
+    ///   too: the next write replaces it.
+    /// - If `current` is the version the engine knows written while a newer
+    ///   write of its own is out, this is the late outcome of an older write:
+    ///   ignored (the newer write's outcome decides).
+    ///
+    /// If the store holds no record at all, call
+    /// [`handle_record_deleted`](Self::handle_record_deleted) instead.
+    ///
+    /// # Errors
+    /// [`ErrorKind::UnknownGrant`]; [`ErrorKind::StaleRecord`] if `current` is
+    /// of another schema or grant, or older than a version known written;
+    /// [`ErrorKind::InvalidInput`] if it has no refresh token or absurd times.
+    pub fn handle_persist_conflict(
+        &mut self,
+        grant: &str,
+        current: GrantRecord,
+        now: SystemTime,
+    ) -> Result<(), Error> {
+        let idx = self.lookup(grant)?;
+        self.check_current(idx, grant, &current, false)?;
+        let holder = self.lease.as_ref().map(|(h, _)| h.as_str());
+        let Some(slot) = self.slot(idx) else {
+            return Err(unknown_grant(grant));
+        };
+        let Some(stored) = current.refresh_token() else {
+            return Err(Error::input("the record has no refresh token"));
+        };
+        if current.version > 0
+            && current.version == slot.confirmed
+            && slot.emitted != Some(current.version)
+        {
+            // The version known stored: the late outcome of an older write,
+            // which the outcome of the newer one out supersedes.
+            return Ok(());
+        }
+        let same_token = *stored == slot.held.refresh;
+        // Our own write, reported as a conflict (e.g. a retried write).
+        let ours = current.version > 0
+            && slot.emitted == Some(current.version)
+            && slot.version == current.version
+            && same_token
+            && match slot.phase {
+                Phase::Leasing { until, .. } => current
+                    .lease
+                    .as_ref()
+                    .is_some_and(|l| Some(l.holder.as_str()) == holder && l.until == until),
+                _ => current.lease.is_none(),
+            };
+        if ours {
+            return self.handle_persisted(grant, current.version, now);
+        }
+        if same_token && slot.unconfirmed != Unconfirmed::None || self.holds_newer(idx, &current) {
+            self.rewrite_over(idx, current.version);
+            return Ok(());
+        }
+        self.adopt_record(idx, current, now);
+        Ok(())
+    }
+
+    /// Reports that a write of `grant` (record `version`) failed without
+    /// reaching the store: the store was down, the transaction rolled back.
+    /// The engine writes again after a backoff; a lease not taken is tried
+    /// again with [`Failure::Store`]. If the write may have reached the store
+    /// (the outcome is unknown), this is still the call to make: the next
+    /// write's compare-and-swap finds out.
+    ///
+    /// # Errors
+    /// [`ErrorKind::UnknownGrant`]; [`ErrorKind::UnknownRequest`] if the engine
+    /// never emitted that version.
+    pub fn handle_persist_failed(
+        &mut self,
+        grant: &str,
+        version: u64,
+        now: SystemTime,
+    ) -> Result<(), Error> {
+        let idx = self.lookup(grant)?;
+        let (base, cap) = (self.settings.backoff_base, self.settings.backoff_cap);
+        let Some(slot) = self.slot_mut(idx) else {
+            return Err(unknown_grant(grant));
+        };
+        if slot.emitted.is_none_or(|e| version > e) {
+            return Err(Error::new(
+                ErrorKind::UnknownRequest,
+                format!("version {version} of grant {grant} was never emitted"),
+            ));
+        }
+        if version <= slot.confirmed || slot.emitted != Some(version) {
+            // Old news: a later write is out, or this one is known written.
+            return Ok(());
+        }
+        // The next write replaces the version last known written.
+        // (A version-0 record in the store shows up as a conflict, and is
+        // then replaced.)
+        slot.emitted = (slot.confirmed > 0).then_some(slot.confirmed);
+        slot.write_failures = slot.write_failures.saturating_add(1);
+        let failures = u32::from(slot.write_failures);
+        if let Phase::Leasing { .. } = slot.phase {
+            slot.phase = Phase::Idle;
+            self.retry_after_failure(idx, now, Failure::Store);
+            return Ok(());
+        }
+        let at = add(now, backoff(base, cap, failures, &mut self.rng));
+        self.rewrites.insert(at, idx);
+        Ok(())
+    }
+
+    /// A write to try again is due: queued if the grant still has something
+    /// unwritten.
+    pub(crate) fn rewrite_due(&mut self, idx: u32) {
+        let Some(slot) = self.slot(idx) else {
+            return;
+        };
+        if !slot.removed && slot.emitted != Some(slot.version) {
+            self.queue
+                .push_front(Queued::Persist(tag(&self.slots, idx)));
+        }
+    }
+
+    /// Reports that the store holds no record of `grant` at all: a
+    /// compare-and-swap found nothing to replace, or a read
+    /// ([`Output::Load`](super::Output::Load)) found nothing. The grant was
+    /// removed elsewhere (e.g. uninstalled by another process): the engine
+    /// forgets it as [`remove`](Self::remove) does (its tokens are dropped)
+    /// and reports [`Event::RemovedElsewhere`].
+    ///
+    /// # Errors
+    /// [`ErrorKind::UnknownGrant`].
+    pub fn handle_record_deleted(&mut self, grant: &str, _now: SystemTime) -> Result<(), Error> {
+        let idx = self.lookup(grant)?;
+        let key = self.slot(idx).map(|s| s.key.clone());
+        self.remove(grant)?;
+        if let Some(grant) = key {
+            self.queue
+                .push_back(Queued::Global(Event::RemovedElsewhere { grant }));
+        }
+        Ok(())
+    }
+
+    /// Asks for a re-read of `grant`'s record: an [`Output::Load`](super::Output::Load)
+    /// is queued. For instance when the store says the record changed, or
+    /// after the driver lost track of a write.
+    ///
+    /// # Errors
+    /// [`ErrorKind::UnknownGrant`].
+    pub fn reread(&mut self, grant: &str) -> Result<(), Error> {
+        let idx = self.lookup(grant)?;
+        self.queue.push_back(Queued::Load(tag(&self.slots, idx)));
+        Ok(())
+    }
+
+    /// Hands back the record of `grant` as the store holds it now (`None`: no
+    /// record), after an [`Output::Load`](super::Output::Load) or at any time
+    /// (a change notification, a periodic scan).
+    ///
+    /// - A record older than a version known written is a stale read:
+    ///   ignored (the engine asks again later if it was waiting for it).
+    /// - A record holding the refresh token that was refused as invalid
+    ///   (shared-store mode): the grant is lost. "Re-authorization needed" is
+    ///   written over exactly that version, and reported once the write won.
+    /// - A newer record: its tokens, lease and status are adopted, unless the
+    ///   engine holds newer tokens, which it writes again over it.
+    /// - `None`: as [`handle_record_deleted`](Self::handle_record_deleted).
+    ///
+    /// # Errors
+    /// [`ErrorKind::UnknownGrant`]; [`ErrorKind::StaleRecord`] for a record of
+    /// another schema or grant; [`ErrorKind::InvalidInput`] for one without a
+    /// refresh token or with absurd times.
+    pub fn handle_loaded(
+        &mut self,
+        grant: &str,
+        record: Option<GrantRecord>,
+        now: SystemTime,
+    ) -> Result<(), Error> {
+        let idx = self.lookup(grant)?;
+        let Some(record) = record else {
+            return self.handle_record_deleted(grant, now);
+        };
+        self.check_current(idx, grant, &record, true)?;
+        let reread = self.settings.reread_interval;
+        let Some(slot) = self.slot(idx) else {
+            return Err(unknown_grant(grant));
+        };
+        if record.version < slot.confirmed {
+            return Ok(());
+        }
+        let same_token = record.refresh_token() == Some(&slot.held.refresh);
+        let write_out = slot.emitted.is_some_and(|e| e > slot.confirmed);
+        if slot.phase == Phase::Checking {
+            if !same_token || record.version > slot.confirmed && self.holds_newer(idx, &record) {
+                self.adopt_or_rewrite(idx, record, now);
+            } else if matches!(record.status, GrantStatus::ReauthorizationNeeded { .. }) {
+                // Another engine found the same.
+                self.adopt_record(idx, record, now);
+            } else {
+                let error = self
+                    .slot_mut(idx)
+                    .and_then(|s| s.condemned.take())
+                    .map_or_else(
+                        || Error::new(ErrorKind::InvalidGrant, "the refresh token was refused"),
+                        |e| *e,
+                    );
+                if let Some(slot) = self.slot_mut(idx) {
+                    // Written over exactly the version read.
+                    slot.emitted = Some(record.version);
+                    slot.confirmed = record.version;
+                    slot.version = slot.version.max(record.version);
+                }
+                self.condemn(idx, error);
+            }
+            return Ok(());
+        }
+        if record.version == slot.confirmed && same_token || write_out {
+            // Nothing new (or a write of ours is out, whose outcome decides).
+            if let Phase::WaitingLease { until } = slot.phase {
+                self.arm(idx, Some(until.min(add(now, reread)).max(now)));
+            }
+            return Ok(());
+        }
+        self.adopt_or_rewrite(idx, record, now);
+        Ok(())
+    }
+
+    fn adopt_or_rewrite(&mut self, idx: u32, record: GrantRecord, now: SystemTime) {
+        if self.holds_newer(idx, &record) {
+            self.rewrite_over(idx, record.version);
+        } else {
+            self.adopt_record(idx, record, now);
+        }
+    }
+
+    /// Checks a record handed back from the store for `grant`.
+    /// `stale_ok`: a read may be stale (it is then ignored); a conflict's
+    /// record may not.
+    fn check_current(
+        &self,
+        idx: u32,
+        grant: &str,
+        current: &GrantRecord,
+        stale_ok: bool,
+    ) -> Result<(), Error> {
+        current.check()?;
+        if current.grant.as_str() != grant {
+            return Err(Error::new(
+                ErrorKind::StaleRecord,
+                format!("the record is of grant {}, not {grant}", current.grant),
+            ));
+        }
+        let confirmed = self.slot(idx).map_or(0, |s| s.confirmed);
+        if current.version < confirmed && !stale_ok {
+            return Err(Error::new(
+                ErrorKind::StaleRecord,
+                format!(
+                    "record version {} of grant {grant} is older than version {confirmed} known written",
+                    current.version
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Invalid grant in shared-store mode: read the store before declaring
+    /// the grant lost.
+    pub(crate) fn check_refusal(&mut self, idx: u32, error: Error, now: SystemTime) {
+        let reread = self.settings.reread_interval;
+        let Some(slot) = self.slot_mut(idx) else {
+            return;
+        };
+        slot.phase = Phase::Checking;
+        slot.condemned = Some(Box::new(error));
+        self.arm(idx, Some(add(now, reread)));
+        self.queue.push_back(Queued::Load(tag(&self.slots, idx)));
+    }
+
+    /// A re-read of the store is due (waiting for a lease elsewhere, for the
+    /// answer to a read, or for re-authorization).
+    pub(crate) fn reread_due(&mut self, idx: u32, now: SystemTime) {
+        let (reread, cap) = (self.settings.reread_interval, self.settings.backoff_cap);
+        let Some(slot) = self.slot_mut(idx) else {
+            return;
+        };
+        let wait = match slot.phase {
+            Phase::Reauth => {
+                // Lost grants are read less and less often.
+                slot.rereads = slot.rereads.saturating_add(1);
+                let exp = u32::from(slot.rereads.min(16));
+                reread.saturating_mul(1 << exp.min(16)).min(cap.max(reread))
+            }
+            _ => reread,
+        };
+        let at = match slot.phase {
+            Phase::WaitingLease { until } => until.min(add(now, wait)),
+            _ => add(now, wait),
+        };
+        self.arm(idx, Some(at));
+        self.queue.push_back(Queued::Load(tag(&self.slots, idx)));
+    }
+
+    /// The held tokens are written: the old access token goes, and callers
+    /// told to wait are told a token is ready; a new authorization is
+    /// reported durable; a refusal is reported once written. The events to
+    /// queue.
+    pub(crate) fn durable(&mut self, idx: u32) -> Vec<Event> {
+        let mut events = Vec::new();
+        let Some(slot) = self.slot_mut(idx) else {
+            return events;
+        };
+        if slot.unconfirmed == Unconfirmed::Installed {
+            events.push(Event::Durable {
+                grant: slot.key.clone(),
+                version: slot.version,
+            });
+        }
+        slot.unconfirmed = Unconfirmed::None;
+        if let Some(error) = slot.condemned.take()
+            && matches!(slot.status, Status::Reauth(_))
+        {
+            events.push(Event::ReauthorizationNeeded {
+                grant: slot.key.clone(),
+                error: *error,
+            });
+        }
+        if slot.prev.take().is_some() && slot.waiters && slot.status == Status::Active {
+            slot.waiters = false;
+            events.push(Event::TokenReady {
+                grant: slot.key.clone(),
+                expires_at: slot.held.expires_at(),
+            });
+        }
+        events
+    }
+
+    /// Whether the engine holds tokens that are newer than `record`'s and
+    /// that the store may not have: a new authorization, or tokens received
+    /// for the refresh token the record holds.
+    pub(crate) fn holds_newer(&self, idx: u32, record: &GrantRecord) -> bool {
+        let Some(slot) = self.slot(idx) else {
+            return false;
+        };
+        match slot.unconfirmed {
+            Unconfirmed::None => false,
+            Unconfirmed::Installed => true,
+            Unconfirmed::Refreshed { spent } => record
+                .refresh_token()
+                .is_some_and(|t| token_key(t) == spent),
+        }
+    }
+
+    /// Writes the held state again, over the stored `version`, ahead of
+    /// everything queued (it holds the newest refresh token).
+    pub(crate) fn rewrite_over(&mut self, idx: u32, version: u64) {
+        let Some(slot) = self.slot_mut(idx) else {
+            return;
+        };
+        slot.emitted = Some(version);
+        slot.confirmed = version;
+        slot.version = slot.version.max(version).saturating_add(1);
+        if matches!(slot.phase, Phase::Leasing { .. } | Phase::Checking) {
+            // A lease that lost, or a check answered: the tokens first.
+            slot.phase = Phase::Idle;
+        }
+        self.queue
+            .push_front(Queued::Persist(tag(&self.slots, idx)));
+    }
+
+    /// Takes a stored record that is newer than the engine's state.
+    pub(crate) fn adopt_record(&mut self, idx: u32, record: GrantRecord, now: SystemTime) {
+        let Some(slot) = self.slots.get_mut(idx as usize).and_then(Option::as_mut) else {
+            return;
+        };
+        let same_token = record.refresh_token() == Some(&slot.held.refresh);
+        let version = record.version;
+        slot.version = version;
+        // Handed back by the store: stored, even at version 0.
+        slot.emitted = Some(version);
+        slot.confirmed = version;
+        slot.unconfirmed = Unconfirmed::None;
+        slot.prev = None;
+        slot.condemned = None;
+        if same_token
+            && matches!(
+                slot.phase,
+                Phase::InFlight {
+                    dispatched: true,
+                    ..
+                }
+            )
+        {
+            // Our refresh is out; its answer decides.
+            return;
+        }
+        let GrantRecord {
+            status,
+            lease,
+            tokens,
+            ..
+        } = record;
+        let mut adopted = false;
+        if !same_token {
+            let Some(held) = Held::from_set(tokens, None, &mut self.interner) else {
+                return;
+            };
+            replace_held(slot, held);
+            slot.attempt = 0;
+            adopted = true;
+        }
+        self.apply_stored_state(idx, status, lease, now, adopted);
+    }
+
+    /// Sets status, phase and timer from a stored record's status and lease,
+    /// and queues the matching events.
+    pub(crate) fn apply_stored_state(
+        &mut self,
+        idx: u32,
+        status: GrantStatus,
+        lease: Option<Lease>,
+        now: SystemTime,
+        adopted: bool,
+    ) {
+        let margin = self.settings.refresh_margin;
+        let skew = self.settings.expiry_skew;
+        let shared = self.lease.is_some();
+        let reread = self.settings.reread_interval;
+        let Some(slot) = self.slots.get_mut(idx as usize).and_then(Option::as_mut) else {
+            return;
+        };
+        let grant = slot.key.clone();
+        let expires_at = slot.held.expires_at();
+        let was = slot.status.clone();
+        let mut events = Vec::new();
+        if adopted {
+            events.push(Event::Adopted {
+                grant: grant.clone(),
+                expires_at,
+            });
+        }
+        let timer = match status {
+            GrantStatus::ReauthorizationNeeded { reason } => {
+                slot.status = Status::Reauth(reason.map(String::into_boxed_str));
+                slot.phase = Phase::Reauth;
+                slot.waiters = false;
+                slot.rereads = 0;
+                if !matches!(was, Status::Reauth(_)) {
+                    events.push(Event::ReauthorizationNeeded {
+                        grant: grant.clone(),
+                        error: Error::new(
+                            ErrorKind::InvalidGrant,
+                            "the stored record says the grant needs re-authorization",
+                        ),
+                    });
+                }
+                // In shared-store mode another engine may still write newer
+                // tokens (or a new authorization): look again.
+                shared.then(|| add(now, reread))
+            }
+            GrantStatus::Suspended { until } => {
+                slot.status = Status::Suspended(until);
+                slot.phase = Phase::Suspended;
+                slot.waiters = false;
+                if was != Status::Suspended(until) {
+                    events.push(Event::Suspended {
+                        grant: grant.clone(),
+                        until,
+                        error: Error::new(
+                            ErrorKind::LocationNotActive,
+                            "the stored record says the location is not active",
+                        ),
+                    });
+                }
+                Some(until.max(now))
+            }
+            GrantStatus::Unauthorized { until, reason } => {
+                slot.phase = Phase::Backoff;
+                slot.waiters = false;
+                // Refused once at least: the next refusal waits longer.
+                slot.attempt = slot.attempt.max(1);
+                if !matches!(was, Status::Unauthorized { until: u, .. } if u == until) {
+                    events.push(Event::Unauthorized {
+                        grant: grant.clone(),
+                        until,
+                        error: Error::new(
+                            ErrorKind::GrantUnauthorized,
+                            "the stored record says the grant's refresh was refused with 401",
+                        ),
+                    });
+                }
+                slot.status = Status::Unauthorized {
+                    until,
+                    reason: reason.map(String::into_boxed_str),
+                };
+                Some(until.max(now))
+            }
+            _ => {
+                slot.status = Status::Active;
+                slot.phase = Phase::Idle;
+                Some(slot.held.refresh_at(margin).max(now))
+            }
+        };
+        // A live lease (whatever the status) holds every refresh off until it
+        // ends; the store is read again meanwhile.
+        let timer = match (lease, timer) {
+            (Some(l), Some(t)) if l.until > now && slot.phase != Phase::Reauth => {
+                slot.phase = Phase::WaitingLease { until: l.until };
+                events.push(Event::LeaseHeldElsewhere {
+                    grant: grant.clone(),
+                    holder: l.holder,
+                    until: l.until,
+                });
+                let end = t.max(l.until);
+                Some(if shared {
+                    end.min(add(now, reread))
+                } else {
+                    end
+                })
+            }
+            (_, t) => t,
+        };
+        if slot.waiters && slot.status == Status::Active && add(now, skew) < expires_at {
+            slot.waiters = false;
+            events.push(Event::TokenReady { grant, expires_at });
+        }
+        self.arm(idx, timer);
+        let t = tag(&self.slots, idx);
+        self.queue
+            .extend(events.into_iter().map(|e| Queued::Event(t, e)));
+    }
+}
