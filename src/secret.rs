@@ -7,6 +7,9 @@
 //! - is zeroized when dropped,
 //! - serializes as its plain value, so a token set can be persisted. Treat the
 //!   serialized form as the secret it is.
+//!
+//! Access and refresh tokens also have a [`fingerprint`](RefreshToken::fingerprint):
+//! a short, stable, non-secret digest for telling tokens apart in logs.
 
 use std::fmt;
 
@@ -33,6 +36,51 @@ pub fn redact(value: &str) -> String {
         let head: String = value.chars().take(SHOWN).collect();
         format!("{head}…({count} chars)")
     }
+}
+
+/// How many hex digits a [fingerprint](RefreshToken::fingerprint) has (32 bits).
+pub const FINGERPRINT_HEX_DIGITS: usize = 8;
+
+/// The first [`FINGERPRINT_HEX_DIGITS`] lowercase hex digits of SHA-256 over
+/// `value`'s UTF-8 bytes.
+fn fingerprint_of(value: &str) -> String {
+    use sha2::{Digest, Sha256};
+    use std::fmt::Write;
+    let digest = Sha256::digest(value.as_bytes());
+    let mut out = String::with_capacity(FINGERPRINT_HEX_DIGITS);
+    for byte in &digest[..FINGERPRINT_HEX_DIGITS / 2] {
+        let _ = write!(out, "{byte:02x}");
+    }
+    out
+}
+
+/// Adds `fingerprint()` to a token type.
+macro_rules! fingerprinted {
+    ($name:ident, $example:literal, $digest:literal) => {
+        impl $name {
+            /// A short fingerprint of the token, for telling tokens apart in
+            /// logs and output: the first 8 lowercase hex digits (32 bits) of
+            /// SHA-256 over the token's UTF-8 bytes. It is stable across
+            /// versions and platforms, so a shell gives the same value:
+            /// `printf %s "$TOKEN" | sha256sum | cut -c1-8`.
+            ///
+            /// **Not a secret**, and safe to print: a 32-bit digest of a
+            /// high-entropy token (HighLevel's are 31 characters or more)
+            /// cannot be turned back into the token, and many tokens share
+            /// each fingerprint. It identifies, it does not authenticate:
+            /// equal fingerprints mean "very likely the same token", different
+            /// ones mean "different tokens" (e.g. a refresh token rotated).
+            ///
+            /// ```
+            #[doc = concat!("let token = hoopai_oauth::", stringify!($name), "::new(\"", $example, "\");")]
+            #[doc = concat!("assert_eq!(token.fingerprint(), \"", $digest, "\");")]
+            /// ```
+            #[must_use]
+            pub fn fingerprint(&self) -> String {
+                fingerprint_of(&self.0)
+            }
+        }
+    };
 }
 
 macro_rules! secret_type {
@@ -131,6 +179,11 @@ secret_type! {
     AuthorizationCode
 }
 
+// The examples are the HoopAI page's tokens; the digests are what
+// `printf %s TOKEN | sha256sum | cut -c1-8` prints.
+fingerprinted!(AccessToken, "ab12dc0ae1234a7898f9ff06d4f69gh", "e2220a86");
+fingerprinted!(RefreshToken, "xy34dc0ae1234a4858f9ff06d4f66ba", "f0135c72");
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -148,6 +201,24 @@ mod tests {
         assert_eq!(redact(""), "…(0 chars)");
         assert_eq!(redact("12345678"), "…(8 chars)");
         assert_eq!(redact("ééééééééé"), "éééé…(9 chars)");
+    }
+
+    #[test]
+    fn fingerprints_tell_tokens_apart_and_show_nothing_of_them() {
+        // SHA-256 test vector (FIPS 180-2): "abc" hashes to ba7816bf….
+        assert_eq!(RefreshToken::new("abc").fingerprint(), "ba7816bf");
+        assert_eq!(AccessToken::new("").fingerprint(), "e3b0c442");
+        let a = RefreshToken::new("refresh-token-placeholder-00000001");
+        let b = RefreshToken::new("refresh-token-placeholder-00000002");
+        assert_ne!(a.fingerprint(), b.fingerprint());
+        assert_eq!(a.fingerprint(), a.clone().fingerprint());
+        for t in [&a, &b] {
+            let f = t.fingerprint();
+            assert_eq!(f.len(), FINGERPRINT_HEX_DIGITS);
+            assert!(f.chars().all(|c| matches!(c, '0'..='9' | 'a'..='f')), "{f}");
+        }
+        // The same bytes give the same fingerprint whatever the token type.
+        assert_eq!(AccessToken::new(a.secret()).fingerprint(), a.fingerprint());
     }
 
     #[test]
