@@ -262,17 +262,14 @@ fn the_example_run_locally_shows_whose_token_the_rotation_the_consent_url_and_a_
 fn real_env(
     local: &LocalFake,
     redirect: &str,
-    extra: &[(&str, String)],
+    extra: &[(&'static str, String)],
 ) -> Vec<(&'static str, String)> {
     let mut env = vec![
         ("HOOPAI_CLIENT_ID", ID.to_owned()),
         ("HOOPAI_CLIENT_SECRET", SECRET.to_owned()),
         ("HOOPAI_REDIRECT_URI", redirect.to_owned()),
         ("HOOPAI_BASE_URL", local.base_url.clone()),
-        (
-            "HOOPAI_CONSENT_URL",
-            format!("{}/v2/oauth/chooselocation", local.base_url),
-        ),
+        ("HOOPAI_CONSENT_URL", consent_page(local)),
         (
             "HOOPAI_SCOPES",
             "contacts.readonly contacts.write".to_owned(),
@@ -281,8 +278,7 @@ fn real_env(
     ];
     for (k, v) in extra {
         env.retain(|(key, _)| key != k);
-        let key: &'static str = Box::leak(k.to_string().into_boxed_str());
-        env.push((key, v.clone()));
+        env.push((k, v.clone()));
     }
     env
 }
