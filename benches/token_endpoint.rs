@@ -19,9 +19,9 @@ fn body() -> &'static [u8] {
     BODY.get_or_init(|| {
         let page = std::fs::read_to_string(concat!(
             env!("CARGO_MANIFEST_DIR"),
-            "/../shared/spec/hoopai-get-access-token.txt"
+            "/tests/data/spec/hoopai-get-access-token.txt"
         ))
-        .expect("the HoopAI page next to the project");
+        .expect("the HoopAI page in tests/data/spec");
         let start = page.find("\n{").expect("example start") + 1;
         let end = start + page[start..].find("\n}").expect("example end") + 2;
         page.as_bytes()[start..end].to_vec()

@@ -7,6 +7,9 @@
 //! - is zeroized when dropped,
 //! - serializes as its plain value, so a token set can be persisted. Treat the
 //!   serialized form as the secret it is.
+//!
+//! Access and refresh tokens also have a [`fingerprint`](RefreshToken::fingerprint):
+//! a short, stable, non-secret digest for telling tokens apart in logs.
 
 use std::fmt;
 
@@ -134,12 +137,20 @@ impl RefreshToken {
     }
 }
 
+impl AccessToken {
+    /// A short, non-secret name of this token, for logs: see [`Fingerprint`].
+    #[must_use]
+    pub fn fingerprint(&self) -> Fingerprint {
+        Fingerprint::of(self.secret())
+    }
+}
+
 /// Below this many bytes, a token's [`Fingerprint`] shows only its length.
 pub const FINGERPRINT_MIN_LEN: usize = 32;
 
-/// A short, non-secret name of a refresh token, to follow it through logs
-/// (which token a request presented, which one a write holds) without
-/// printing it.
+/// A short, non-secret name of a token, to follow it through logs (which
+/// refresh token a request presented, which one a write holds, whether a
+/// refresh rotated it) without printing it.
 ///
 /// - What it is: the first 48 bits of SHA-256 over a fixed domain prefix and
 ///   the token, shown as 12 hex digits (`fp:3fa9c02b41de`). The same token has
@@ -245,6 +256,21 @@ mod tests {
         assert_eq!(redact(""), "…(0 chars)");
         assert_eq!(redact("12345678"), "…(8 chars)");
         assert_eq!(redact("ééééééééé"), "éééé…(9 chars)");
+    }
+
+    #[test]
+    fn fingerprints_are_pinned_across_versions() {
+        // SHA-256 over the domain prefix and the token, first 48 bits; the
+        // same value in every version, so logs of old and new processes agree:
+        // python3 -c 'import hashlib; print(hashlib.sha256(
+        //   b"hoopai-oauth refresh token fingerprint v1\0"
+        //   b"refresh-token-placeholder-00000001").hexdigest()[:12])'
+        let a = RefreshToken::new("refresh-token-placeholder-00000001");
+        assert_eq!(a.fingerprint().to_string(), "fp:47ba74b18753");
+        let b = RefreshToken::new("refresh-token-placeholder-00000002");
+        assert_ne!(a.fingerprint(), b.fingerprint());
+        // The same bytes give the same fingerprint whatever the token type.
+        assert_eq!(AccessToken::new(a.secret()).fingerprint(), a.fingerprint());
     }
 
     #[test]

@@ -56,10 +56,11 @@ pub fn t0() -> SystemTime {
     UNIX_EPOCH + Duration::from_secs(1_767_225_600)
 }
 
-/// The shared spec folder next to the project.
+/// A file of the official documents copied into the repository
+/// (`tests/data/spec/`, see the README there).
 pub fn spec_path(file: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../shared/spec")
+        .join("tests/data/spec")
         .join(file)
 }
 
