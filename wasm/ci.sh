@@ -2,8 +2,8 @@
 # The WASM module under Node, end to end: checks and tests this package on the
 # host, builds it for wasm32-unknown-unknown, generates its JavaScript glue with
 # the wasm-bindgen CLI of exactly the version in Cargo.lock (installed when
-# absent), starts the crate's fake server on loopback, and runs run.mjs against
-# it. Fails unless the script saw a rotated refresh token and then the kind
+# absent), tests the JavaScript layer (test.mjs), starts the crate's fake
+# server on loopback, and runs run.mjs against it. Fails unless the script saw a rotated refresh token and then the kind
 # "invalid grant" for the spent one, and the fake counted the same.
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -49,6 +49,9 @@ if [ "$(wasm-bindgen --version 2>/dev/null || true)" != "wasm-bindgen $version" 
 fi
 rm -rf pkg
 "$bindgen" --target nodejs --out-dir pkg "$wasm"
+
+echo "== wasm: the JavaScript layer (node --test)"
+node --test test.mjs
 
 echo "== wasm: sizes"
 size() { wc -c <"$1" | tr -d ' '; }

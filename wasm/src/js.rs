@@ -27,12 +27,17 @@ impl OAuthClient {
     /// unknown `apiVersion`).
     #[wasm_bindgen(constructor)]
     pub fn new(
-        client_id: String,
-        client_secret: String,
-        base_url: Option<String>,
-        redirect_uri: Option<String>,
-        api_version: Option<String>,
+        client_id: JsValue,
+        client_secret: JsValue,
+        base_url: JsValue,
+        redirect_uri: JsValue,
+        api_version: JsValue,
     ) -> Result<OAuthClient, JsValue> {
+        let client_id = text(&client_id, "clientId")?;
+        let client_secret = text(&client_secret, "clientSecret")?;
+        let base_url = optional_text(&base_url, "baseUrl")?;
+        let redirect_uri = optional_text(&redirect_uri, "redirectUri")?;
+        let api_version = optional_text(&api_version, "apiVersion")?;
         let version = match api_version.as_deref() {
             None | Some("v2") => ApiVersion::V2,
             Some("v3") => ApiVersion::V3,
@@ -78,10 +83,11 @@ impl OAuthClient {
     #[wasm_bindgen(js_name = refreshRequest)]
     pub fn refresh_request(
         &self,
-        refresh_token: String,
-        user_type: Option<String>,
+        refresh_token: JsValue,
+        user_type: JsValue,
     ) -> Result<Object, JsValue> {
-        self.request(TokenRequest::refresh_token(refresh_token), user_type)
+        let token = text(&refresh_token, "refreshToken")?;
+        self.request(TokenRequest::refresh_token(token), &user_type)
     }
 
     /// `POST /oauth/token` exchanging the authorization code of the consent
@@ -93,20 +99,17 @@ impl OAuthClient {
     #[wasm_bindgen(js_name = codeExchangeRequest)]
     pub fn code_exchange_request(
         &self,
-        code: String,
-        user_type: Option<String>,
+        code: JsValue,
+        user_type: JsValue,
     ) -> Result<Object, JsValue> {
-        self.request(TokenRequest::authorization_code(code), user_type)
+        let code = text(&code, "code")?;
+        self.request(TokenRequest::authorization_code(code), &user_type)
     }
 }
 
 impl OAuthClient {
-    fn request(
-        &self,
-        mut request: TokenRequest,
-        user_type: Option<String>,
-    ) -> Result<Object, JsValue> {
-        if let Some(t) = user_type {
+    fn request(&self, mut request: TokenRequest, user_type: &JsValue) -> Result<Object, JsValue> {
+        if let Some(t) = optional_text(user_type, "userType")? {
             request = request.user_type(UserType::parse(&t));
         }
         let built = token_request(&self.config, &request).map_err(|e| throw(&e.into()))?;
@@ -180,6 +183,23 @@ pub fn redact(value: &str) -> String {
 #[must_use]
 pub fn max_body_bytes() -> usize {
     hoopai_oauth::MAX_BODY_BYTES
+}
+
+/// A string argument; anything else (`undefined`, a number…) is refused
+/// rather than converted, so that no `"undefined"` is ever sent as a token.
+fn text(value: &JsValue, name: &str) -> Result<String, JsValue> {
+    value
+        .as_string()
+        .ok_or_else(|| throw(&Failure::Input(format!("{name} must be a string"))))
+}
+
+/// An optional string argument: `undefined` and `null` are none.
+fn optional_text(value: &JsValue, name: &str) -> Result<Option<String>, JsValue> {
+    if value.is_undefined() || value.is_null() {
+        Ok(None)
+    } else {
+        text(value, name).map(Some)
+    }
 }
 
 /// Reads header pairs from a `Headers`, a `Map`, an array of pairs, or a
