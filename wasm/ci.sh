@@ -22,11 +22,12 @@ if [ "$node_major" -lt 18 ]; then
     exit 1
 fi
 
-echo "== wasm: fmt, clippy, host tests"
+echo "== wasm: fmt, clippy, host tests, docs"
 cargo fmt --all -- --check
 cargo clippy --locked --all-targets -- -D warnings
 cargo clippy --locked --target wasm32-unknown-unknown -- -D warnings
 cargo test --locked
+RUSTDOCFLAGS="-D warnings" cargo doc --locked --no-deps
 
 echo "== wasm: build"
 cargo build --locked --target wasm32-unknown-unknown --release
