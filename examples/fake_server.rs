@@ -32,8 +32,8 @@ use std::time::Duration;
 use hoopai_oauth::fake::{FakeServer, Install};
 
 // The loopback server of the quickstart, reused as is.
-#[allow(dead_code)]
-#[path = "quickstart.rs"]
+#[allow(dead_code, unused_imports)]
+#[path = "quickstart/main.rs"]
 mod quickstart;
 
 use quickstart::LocalFake;
