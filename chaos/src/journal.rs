@@ -321,6 +321,15 @@ pub enum FleetLine {
         /// Its instance name.
         instance: String,
     },
+    /// A worker exited by itself while it should have been running.
+    Exited {
+        /// When it was found gone.
+        t: Micros,
+        /// Its instance name.
+        instance: String,
+        /// Its exit code, if it had one.
+        code: Option<i32>,
+    },
     /// A worker was asked to stop and exited (or was killed after the grace period).
     Stopped {
         /// When.

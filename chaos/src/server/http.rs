@@ -78,7 +78,7 @@ async fn serve(settings: ServerSettings) -> io::Result<()> {
                 service_fn(move |request| {
                     let (ledger, abort) = (Arc::clone(&ledger), Arc::clone(&abort));
                     async move {
-                        Ok::<_, Infallible>(answer(request, &ledger, &abort, client_timeout).await)
+                        Ok::<_, Infallible>(answer(request, ledger, &abort, client_timeout).await)
                     }
                 })
             };
@@ -110,7 +110,7 @@ async fn drop_connection(abort: &Notify) -> Response<Body> {
 
 async fn answer(
     request: Request<Incoming>,
-    ledger: &Mutex<Ledger>,
+    ledger: Arc<Mutex<Ledger>>,
     abort: &Notify,
     client_timeout: Duration,
 ) -> Response<Body> {
@@ -127,24 +127,41 @@ async fn answer(
                 serde_urlencoded::from_str(request.uri().query().unwrap_or("")).unwrap_or_default();
             match query.get("location") {
                 Some(location) if !location.is_empty() => {
-                    plain(StatusCode::OK, lock(ledger).approve(location))
+                    plain(StatusCode::OK, lock(&ledger).approve(location))
                 }
                 _ => plain(StatusCode::BAD_REQUEST, "location is missing"),
             }
         }
         (Method::GET, "/admin/newest") => {
-            let newest = lock(ledger).newest();
+            let newest = lock(&ledger).newest();
             match serde_json::to_vec(&newest) {
                 Ok(body) => plain(StatusCode::OK, body),
                 Err(_) => plain(StatusCode::INTERNAL_SERVER_ERROR, "unserializable"),
             }
         }
         (Method::POST, p) if p.ends_with("/oauth/token") => match refresh_token_of(&request) {
-            Some(token) => refresh(&request, &token, ledger, abort, client_timeout).await,
-            None => to_hyper(lock(ledger).serve_other(&request)),
+            Some(token) => {
+                // A task of its own: it runs to its end, and logs, even if
+                // the client goes away and hyper drops this future.
+                let task = tokio::spawn(refresh(request, token, ledger, client_timeout));
+                match task.await {
+                    Ok(Reply::Answer(response)) => to_hyper(response),
+                    Ok(Reply::Drop) => drop_connection(abort).await,
+                    Err(_) => plain(StatusCode::INTERNAL_SERVER_ERROR, "refresh task failed"),
+                }
+            }
+            None => to_hyper(lock(&ledger).serve_other(&request)),
         },
-        _ => to_hyper(lock(ledger).serve_other(&request)),
+        _ => to_hyper(lock(&ledger).serve_other(&request)),
     }
+}
+
+/// What to do with a refresh's connection.
+enum Reply {
+    /// Write this answer.
+    Answer(Response<Vec<u8>>),
+    /// Close the connection without an answer.
+    Drop,
 }
 
 /// The refresh token of a `grant_type=refresh_token` form, if it is one.
@@ -165,37 +182,37 @@ fn header(request: &Request<Vec<u8>>, name: &str) -> Option<String> {
 }
 
 async fn refresh(
-    request: &Request<Vec<u8>>,
-    token: &str,
-    ledger: &Mutex<Ledger>,
-    abort: &Notify,
+    request: Request<Vec<u8>>,
+    token: String,
+    ledger: Arc<Mutex<Ledger>>,
     client_timeout: Duration,
-) -> Response<Body> {
-    let worker = header(request, WORKER_HEADER);
-    let wreq = header(request, REQUEST_HEADER).and_then(|v| v.parse().ok());
-    let plan: Plan = lock(ledger).plan_refresh(token, worker, wreq);
+) -> Reply {
+    let ledger = &*ledger;
+    let worker = header(&request, WORKER_HEADER);
+    let wreq = header(&request, REQUEST_HEADER).and_then(|v| v.parse().ok());
+    let plan: Plan = lock(ledger).plan_refresh(&token, worker, wreq);
     let first_half = plan.latency / 2;
     tokio::time::sleep(first_half).await;
     if plan.fault == Some(FaultKind::DropBeforeSpend) {
         lock(ledger).log_refresh(&plan, None, now_micros(), Delivery::Dropped);
-        return drop_connection(abort).await;
+        return Reply::Drop;
     }
-    let served = lock(ledger).serve_refresh(request, &plan);
+    let served = lock(ledger).serve_refresh(&request, &plan);
     match plan.fault {
         Some(FaultKind::DropAfterSpend) => {
             lock(ledger).log_refresh(&plan, Some(&served), now_micros(), Delivery::Dropped);
-            drop_connection(abort).await
+            Reply::Drop
         }
         Some(FaultKind::HoldAfterSpend) => {
             tokio::time::sleep(client_timeout + Duration::from_millis(500)).await;
             let gave_up = plan.arrived + duration_micros(client_timeout);
             lock(ledger).log_refresh(&plan, Some(&served), gave_up, Delivery::Held);
-            to_hyper(served.response)
+            Reply::Answer(served.response)
         }
         _ => {
             tokio::time::sleep(plan.latency - first_half).await;
             lock(ledger).log_refresh(&plan, Some(&served), now_micros(), Delivery::Sent);
-            to_hyper(served.response)
+            Reply::Answer(served.response)
         }
     }
 }

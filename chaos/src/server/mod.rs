@@ -72,11 +72,11 @@ pub struct ServerSettings {
     pub p_drop_before: f64,
     /// Chance of spending the token and then closing the connection
     /// unanswered, in percent.
-    #[arg(long, default_value_t = 1.0)]
+    #[arg(long, default_value_t = 0.3)]
     pub p_drop_after: f64,
     /// Chance of spending the token and holding the answer past the client's
     /// timeout, in percent.
-    #[arg(long, default_value_t = 1.0)]
+    #[arg(long, default_value_t = 0.3)]
     pub p_hold: f64,
 }
 

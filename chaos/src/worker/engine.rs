@@ -296,3 +296,59 @@ impl Core {
         self.engine.poll_timeout()
     }
 }
+
+/// The stored record (JSON) of a grant just installed: `response` is the
+/// answer to its code exchange, sent at `sent_at`; `version` is the record
+/// version to store it at (0 is a `GrantRecord::new` as it comes).
+///
+/// # Errors
+/// The answer is not a token, or has no refresh token.
+pub fn installed_record(
+    grant: &str,
+    response: http::Response<Vec<u8>>,
+    sent_at: SystemTime,
+    version: u64,
+) -> Result<String, String> {
+    let token = parse_token_response(response).map_err(|e| format!("[{:?}] {e}", e.kind()))?;
+    if token.refresh_token.is_none() {
+        return Err(format!("the code exchange of {grant} gave no refresh token"));
+    }
+    let mut record = GrantRecord::new(grant, hoopai_oauth::TokenSet::new(token, sent_at));
+    record.version = version;
+    serde_json::to_string(&record).map_err(|e| e.to_string())
+}
+
+/// The code exchange request of an install, for `installed_record`.
+///
+/// # Errors
+/// The configuration or the request is refused.
+pub fn code_exchange(
+    client_id: &str,
+    client_secret: &str,
+    base_url: &str,
+    code: &str,
+) -> Result<http::Request<Vec<u8>>, String> {
+    let config = Config::builder(client_id.to_owned(), client_secret.to_owned())
+        .base_url(base_url.to_owned())
+        .build()
+        .map_err(|e| e.to_string())?;
+    hoopai_oauth::token_request(
+        &config,
+        &hoopai_oauth::TokenRequest::authorization_code(code)
+            .user_type(hoopai_oauth::UserType::Location),
+    )
+    .map_err(|e| e.to_string())
+}
+
+/// The fingerprint of a stored record's refresh token, and its status, for
+/// the checker.
+///
+/// # Errors
+/// The record is unreadable.
+pub fn stored_state(record: &str) -> Result<(Option<String>, &'static str), String> {
+    let record: GrantRecord = serde_json::from_str(record).map_err(|e| e.to_string())?;
+    Ok((
+        record.refresh_token().map(|t| fingerprint(t.secret())),
+        status_name(&record.status),
+    ))
+}
