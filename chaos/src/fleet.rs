@@ -236,12 +236,20 @@ pub fn run(scenario: &Scenario, bins: &Binaries, dir: &Path) -> Result<RunFacts,
 }
 
 fn gap(rng: &mut fastrand::Rng, (lo, hi): (Duration, Duration)) -> Duration {
-    let (lo, hi) = (lo.as_millis() as u64, hi.as_millis().max(lo.as_millis()) as u64);
+    let (lo, hi) = (
+        lo.as_millis() as u64,
+        hi.as_millis().max(lo.as_millis()) as u64,
+    );
     Duration::from_millis(rng.u64(lo..=hi))
 }
 
 impl Fleet {
-    fn start_server(&mut self, s: &Scenario, bins: &Binaries, dir: &Path) -> Result<String, String> {
+    fn start_server(
+        &mut self,
+        s: &Scenario,
+        bins: &Binaries,
+        dir: &Path,
+    ) -> Result<String, String> {
         let addr_file = dir.join(files::ADDR);
         let child = Command::new(&bins.server)
             .arg("--addr-file")
@@ -338,7 +346,13 @@ impl Fleet {
     }
 
     /// Restarts workers that exited by themselves, logging it.
-    fn notice_exits(&mut self, s: &Scenario, bins: &Binaries, dir: &Path, base_url: &str) -> Result<(), String> {
+    fn notice_exits(
+        &mut self,
+        s: &Scenario,
+        bins: &Binaries,
+        dir: &Path,
+        base_url: &str,
+    ) -> Result<(), String> {
         for index in 0..self.slots.len() {
             let slot = &mut self.slots[index];
             let exited = match &mut slot.child {

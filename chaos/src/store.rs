@@ -166,7 +166,10 @@ mod tests {
             panic!("a create over a row must lose");
         };
         assert_eq!((row.version, row.record.as_str()), (1, "{1}"));
-        assert_eq!(b.compare_and_swap("g", Some(1), 2, "{2}").unwrap(), Cas::Won);
+        assert_eq!(
+            b.compare_and_swap("g", Some(1), 2, "{2}").unwrap(),
+            Cas::Won
+        );
         // `a` still thinks version 1 is stored.
         assert!(matches!(
             a.compare_and_swap("g", Some(1), 2, "{y}").unwrap(),

@@ -26,11 +26,16 @@ fn run_scenario(name: &str, driver: Driver, kills: bool) {
         server: PathBuf::from(env!("CARGO_BIN_EXE_chaos-server")),
         worker: PathBuf::from(env!("CARGO_BIN_EXE_chaos-worker")),
     };
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("chaos").join(name);
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join("chaos")
+        .join(name);
     let facts = fleet::run(&scenario, &bins, &dir).unwrap_or_else(|e| panic!("{name}: {e}"));
     let report = check::check(&scenario, &facts).unwrap_or_else(|e| panic!("{name}: {e}"));
     let _ = check::save(&report, &dir);
     eprintln!("logs: {}", dir.display());
+    if report.passed() {
+        eprintln!("{report}");
+    }
     assert_eq!(report.grants, scenario.grants, "every grant was installed");
     assert!(
         !kills || report.kills > 0,

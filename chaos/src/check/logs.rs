@@ -168,7 +168,8 @@ pub fn read(dir: &Path) -> Result<RunLogs, String> {
         else {
             continue;
         };
-        let (lines, bad) = read_lines::<WorkerLine>(&entry.path()).map_err(|e| format!("{name}: {e}"))?;
+        let (lines, bad) =
+            read_lines::<WorkerLine>(&entry.path()).map_err(|e| format!("{name}: {e}"))?;
         let mut inst = Instance {
             unreadable: bad,
             ..Instance::default()
@@ -204,7 +205,11 @@ fn read_worker_line(
             inst.sends.insert(id, (t, grant, fp));
         }
         WorkerLine::Answer {
-            t, id, new, refused, ..
+            t,
+            id,
+            new,
+            refused,
+            ..
         } => {
             inst.answers.insert(id, (t, new, refused));
         }

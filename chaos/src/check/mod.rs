@@ -233,7 +233,8 @@ pub mod invariant {
     /// 6.
     pub const LEAK: &str = "6. secret in an output";
     /// 7.
-    pub const WINDOW: &str = "7. kill lost a token that waited longer than one request plus one write";
+    pub const WINDOW: &str =
+        "7. kill lost a token that waited longer than one request plus one write";
     /// 8.
     pub const ENGINE_LOST: &str = "8. received token never written (engine)";
     /// 8.
@@ -286,8 +287,14 @@ pub fn check(scenario: &Scenario, facts: &RunFacts) -> Result<Report, String> {
     // The fate of every token issued by a rotation.
     let mut loss_of: HashMap<&str, usize> = HashMap::new();
     let mut latencies = Vec::new();
-    for r in logs.refreshes.iter().filter(|r| r.outcome == Outcome::Rotated) {
-        let Some(new) = r.new.as_deref() else { continue };
+    for r in logs
+        .refreshes
+        .iter()
+        .filter(|r| r.outcome == Outcome::Rotated)
+    {
+        let Some(new) = r.new.as_deref() else {
+            continue;
+        };
         let worker = r.worker.clone().unwrap_or_default();
         let answer = r
             .wreq
@@ -372,7 +379,10 @@ pub fn check(scenario: &Scenario, facts: &RunFacts) -> Result<Report, String> {
         if let Some(&i) = loss_of.get(successor) {
             let cause = report.losses[i].cause;
             if cause.excused() {
-                *report.spent_excused.entry(format!("{cause:?}")).or_default() += 1;
+                *report
+                    .spent_excused
+                    .entry(format!("{cause:?}"))
+                    .or_default() += 1;
                 continue;
             }
         }
@@ -399,7 +409,10 @@ pub fn check(scenario: &Scenario, facts: &RunFacts) -> Result<Report, String> {
         };
         spent_examples.push((
             invariant::SPENT_SENT,
-            format!("{grant}: req #{} by {sender} ({:?}): {why}", s.req, s.outcome),
+            format!(
+                "{grant}: req #{} by {sender} ({:?}): {why}",
+                s.req, s.outcome
+            ),
         ));
     }
     for (inv, example) in spent_examples {
@@ -458,7 +471,8 @@ pub fn check(scenario: &Scenario, facts: &RunFacts) -> Result<Report, String> {
         let stored = logs.store.get(grant);
         let holds_newest = stored.is_some_and(|s| s.fp.as_ref() == newest);
         let active = stored.is_some_and(|s| s.status == "active");
-        if holds_newest && active {
+        let live = holds_newest && active;
+        if live {
             report.live += 1;
         }
         let excused = excused_loss(grant, Micros::MAX);
@@ -471,7 +485,7 @@ pub fn check(scenario: &Scenario, facts: &RunFacts) -> Result<Report, String> {
                 ),
             ));
         }
-        if !(holds_newest && active) && !excused {
+        if !live && !excused {
             end.push((
                 invariant::NOT_LIVE,
                 format!(
@@ -496,12 +510,17 @@ pub fn check(scenario: &Scenario, facts: &RunFacts) -> Result<Report, String> {
     report.secret_scan = (searched, scanned);
     for leak in leaks {
         report.violation(invariant::LEAK, || {
-            format!("{}: secret {} found {} times", leak.file, leak.fp, leak.count)
+            format!(
+                "{}: secret {} found {} times",
+                leak.file, leak.fp, leak.count
+            )
         });
     }
     // 8. Crashes, and what workers logged.
     for (instance, code) in &logs.exited {
-        report.violation(invariant::CRASH, || format!("{instance} exited with {code:?}"));
+        report.violation(invariant::CRASH, || {
+            format!("{instance} exited with {code:?}")
+        });
     }
     for (instance, inst) in &logs.instances {
         report.worker_failures += inst.failures.len();
@@ -531,12 +550,16 @@ pub fn check(scenario: &Scenario, facts: &RunFacts) -> Result<Report, String> {
     }
     if logs.unreadable > 0 {
         let n = logs.unreadable;
-        report.violation(invariant::LOGS, || format!("{n} unreadable server or fleet lines"));
+        report.violation(invariant::LOGS, || {
+            format!("{n} unreadable server or fleet lines")
+        });
     }
     for (instance, inst) in &logs.instances {
         if inst.unreadable > 0 && !logs.killed.contains_key(instance) {
             let n = inst.unreadable;
-            report.violation(invariant::LOGS, || format!("{instance}: {n} unreadable lines"));
+            report.violation(invariant::LOGS, || {
+                format!("{instance}: {n} unreadable lines")
+            });
         }
     }
     for inv in [

@@ -51,7 +51,9 @@ pub fn run(settings: ServerSettings) -> io::Result<()> {
 }
 
 fn lock(ledger: &Mutex<Ledger>) -> MutexGuard<'_, Ledger> {
-    ledger.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    ledger
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 async fn serve(settings: ServerSettings) -> io::Result<()> {

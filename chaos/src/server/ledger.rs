@@ -7,7 +7,7 @@ use std::io::{self, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::time::{Duration, SystemTime};
 
-use hoopai_oauth::fake::{Fault, FakeServer, Install};
+use hoopai_oauth::fake::{FakeServer, Fault, Install};
 use hoopai_oauth::parse_token_response;
 use http::{Request, Response, StatusCode};
 
@@ -223,7 +223,13 @@ impl Ledger {
     }
 
     /// Logs a settled refresh.
-    pub fn log_refresh(&self, plan: &Plan, served: Option<&Served>, settled: Micros, delivery: Delivery) {
+    pub fn log_refresh(
+        &self,
+        plan: &Plan,
+        served: Option<&Served>,
+        settled: Micros,
+        delivery: Delivery,
+    ) {
         let outcome = served.map_or(Outcome::FaultBeforeSpend, |s| s.outcome);
         self.log.write(&ServerLine::Refresh {
             req: plan.req,

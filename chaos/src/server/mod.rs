@@ -21,7 +21,10 @@ use std::time::Duration;
 
 /// The server's settings (its command line).
 #[derive(Debug, Clone, clap::Parser)]
-#[command(name = "chaos-server", about = "A faulty loopback HighLevel token server")]
+#[command(
+    name = "chaos-server",
+    about = "A faulty loopback HighLevel token server"
+)]
 pub struct ServerSettings {
     /// Where to listen; loopback only.
     #[arg(long, default_value = "127.0.0.1:0")]

@@ -41,7 +41,8 @@ pub fn run(w: &mut Worker) {
 /// time is up; `None` otherwise.
 fn drain(w: &mut Worker, stop_by: &mut Option<SystemTime>) -> Option<usize> {
     while let Some(step) = w.core.next_step(SystemTime::now()) {
-        if w.stopping() && SystemTime::now() > *stop_by.get_or_insert(SystemTime::now() + w.drain()) {
+        if w.stopping() && SystemTime::now() > *stop_by.get_or_insert(SystemTime::now() + w.drain())
+        {
             let mut left = 1;
             while w.core.next_step(SystemTime::now()).is_some() {
                 left += 1;

@@ -70,7 +70,8 @@ fn drain(w: &mut Worker, tx: &mpsc::Sender<Done>, in_flight: &mut HashMap<u64, S
             Step::Send(send) => {
                 w.log_send(&send);
                 in_flight.insert(send.id, send.grant.clone());
-                let (agent, instance, tx) = (w.agent.clone(), w.settings.instance.clone(), tx.clone());
+                let (agent, instance, tx) =
+                    (w.agent.clone(), w.settings.instance.clone(), tx.clone());
                 std::thread::spawn(move || {
                     let result = super::send(&agent, &instance, send.id, send.request);
                     let _ = tx.send(Done {

@@ -215,11 +215,21 @@ impl Core {
     }
 
     /// Hands back the answer to request `id`.
-    pub fn answer(&mut self, id: u64, response: http::Response<Vec<u8>>, now: SystemTime) -> Answered {
+    pub fn answer(
+        &mut self,
+        id: u64,
+        response: http::Response<Vec<u8>>,
+        now: SystemTime,
+    ) -> Answered {
         let result = parse_token_response(response);
         let mut answered = Answered::default();
         match &result {
-            Ok(token) => answered.new = token.refresh_token.as_ref().map(|t| fingerprint(t.secret())),
+            Ok(token) => {
+                answered.new = token
+                    .refresh_token
+                    .as_ref()
+                    .map(|t| fingerprint(t.secret()))
+            }
             Err(e) => {
                 answered.error = Some(format!("{:?}", e.kind()));
                 answered.new = e.rescued_refresh_token().map(|t| fingerprint(t.secret()));
@@ -311,7 +321,9 @@ pub fn installed_record(
 ) -> Result<String, String> {
     let token = parse_token_response(response).map_err(|e| format!("[{:?}] {e}", e.kind()))?;
     if token.refresh_token.is_none() {
-        return Err(format!("the code exchange of {grant} gave no refresh token"));
+        return Err(format!(
+            "the code exchange of {grant} gave no refresh token"
+        ));
     }
     let mut record = GrantRecord::new(grant, hoopai_oauth::TokenSet::new(token, sent_at));
     record.version = version;

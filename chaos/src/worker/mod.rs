@@ -200,7 +200,11 @@ impl Worker {
     pub fn act(&mut self, step: Step) {
         match step {
             Step::Write(write) => self.write(write),
-            Step::Event { grant, kind, detail } => self.log.write(&WorkerLine::Event {
+            Step::Event {
+                grant,
+                kind,
+                detail,
+            } => self.log.write(&WorkerLine::Event {
                 t: now_micros(),
                 grant,
                 kind: kind.to_owned(),
