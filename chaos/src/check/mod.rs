@@ -699,3 +699,6 @@ impl fmt::Display for Report {
 pub fn save(report: &Report, dir: &Path) -> Result<(), String> {
     std::fs::write(dir.join("report.txt"), report.to_string()).map_err(|e| e.to_string())
 }
+
+#[cfg(test)]
+mod tests;
