@@ -125,6 +125,41 @@ pub struct RunFacts {
     pub ran: Duration,
 }
 
+impl RunFacts {
+    /// Reads the facts of a finished run back from its folder (to check it
+    /// again); `ran` is taken from the first start to the last stop.
+    ///
+    /// # Errors
+    /// `newest.json` or the orchestrator's log cannot be read.
+    pub fn read(dir: &Path) -> Result<Self, String> {
+        let newest = std::fs::read(dir.join(files::NEWEST))
+            .map_err(|e| format!("{}: {e}", files::NEWEST))?;
+        let newest =
+            serde_json::from_slice(&newest).map_err(|e| format!("{}: {e}", files::NEWEST))?;
+        let (lines, _) = crate::journal::read_lines::<FleetLine>(&dir.join(files::FLEET_LOG))
+            .map_err(|e| format!("{}: {e}", files::FLEET_LOG))?;
+        let (mut kills, mut starts, mut first, mut last) = (0, 0, u64::MAX, 0);
+        for line in &lines {
+            match line {
+                FleetLine::Started { t, .. } => {
+                    starts += 1;
+                    first = first.min(*t);
+                }
+                FleetLine::Killed { .. } => kills += 1,
+                FleetLine::Stopped { t, .. } => last = last.max(*t),
+                FleetLine::Exited { .. } => {}
+            }
+        }
+        Ok(RunFacts {
+            dir: dir.to_owned(),
+            kills,
+            starts,
+            newest,
+            ran: Duration::from_micros(last.saturating_sub(first)),
+        })
+    }
+}
+
 /// A worker slot: the process running in it now, if any.
 #[derive(Debug)]
 struct Slot {
