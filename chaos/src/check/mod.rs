@@ -604,10 +604,7 @@ fn cause_of(
     let killed = logs.killed.get(worker).copied();
     let forced = logs.forced.get(worker).copied();
     match answer {
-        Some((t_answer, _, Some(_))) => {
-            let _ = t_answer;
-            (Cause::EngineRefusedAnswer, None)
-        }
+        Some((_, _, Some(_))) => (Cause::EngineRefusedAnswer, None),
         Some((t_answer, _, None)) => match (killed, forced) {
             (Some(k), _) if k >= *t_answer => (Cause::KilledBeforeWrite, Some(k - t_answer)),
             (_, Some(f)) if f >= *t_answer => (Cause::ForcedStop, Some(f - t_answer)),
