@@ -119,6 +119,32 @@ pub enum WorkerLine {
         id: u64,
         /// Fingerprint of the refresh token presented.
         fp: String,
+        /// The engine's fingerprint of the same token (`fp:…`).
+        #[serde(default)]
+        efp: String,
+    },
+    /// A send the engine handed out was not dispatched: its `not_after`
+    /// had passed, or the worker was stopping.
+    Unsent {
+        /// When.
+        t: Micros,
+        /// The grant.
+        grant: String,
+        /// The engine's request id.
+        id: u64,
+        /// `expired` (reported to the engine as such) or `stopping`.
+        why: String,
+    },
+    /// A record read at the engine's request (`Load`).
+    Load {
+        /// When the read finished.
+        t: Micros,
+        /// The grant.
+        grant: String,
+        /// The stored version (`None`: no record).
+        version: Option<u64>,
+        /// Fingerprint of the stored refresh token.
+        fp: Option<String>,
     },
     /// An answer to a refresh request arrived and was handed to the engine.
     Answer {
@@ -160,12 +186,18 @@ pub enum WorkerLine {
         replaces: Option<u64>,
         /// Fingerprint of the record's refresh token.
         fp: String,
+        /// The engine's fingerprint of the same token (`fp:…`).
+        #[serde(default)]
+        efp: String,
         /// `active`, `suspended` or `reauthorization_needed`.
         status: String,
         /// Whether the record holds a lease.
         lease: bool,
         /// Whether the compare-and-swap won.
         won: bool,
+        /// Whether the store failed (the write did not happen; `won` is false).
+        #[serde(default)]
+        failed: bool,
         /// The stored version, when it lost.
         stored: Option<u64>,
     },

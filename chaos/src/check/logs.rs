@@ -201,7 +201,9 @@ fn read_worker_line(
     line: WorkerLine,
 ) {
     match line {
-        WorkerLine::Send { t, grant, id, fp } => {
+        WorkerLine::Send {
+            t, grant, id, fp, ..
+        } => {
             inst.sends.insert(id, (t, grant, fp));
         }
         WorkerLine::Answer {
@@ -216,7 +218,9 @@ fn read_worker_line(
         WorkerLine::Transport { t, id, .. } => {
             inst.transport.insert(id, t);
         }
-        WorkerLine::Write { t, fp, won, .. } => {
+        WorkerLine::Write {
+            t, fp, won, failed, ..
+        } => {
             if won {
                 inst.writes.0 += 1;
                 let entry = first_write
@@ -225,7 +229,7 @@ fn read_worker_line(
                 if t < entry.0 {
                     *entry = (t, instance.to_owned());
                 }
-            } else {
+            } else if !failed {
                 inst.writes.1 += 1;
             }
         }
@@ -241,6 +245,6 @@ fn read_worker_line(
             in_flight,
             queued,
         } => inst.stopped = Some((t, in_flight, queued)),
-        WorkerLine::Start { .. } => {}
+        WorkerLine::Start { .. } | WorkerLine::Unsent { .. } | WorkerLine::Load { .. } => {}
     }
 }

@@ -26,7 +26,9 @@
 //! 7. a kill loses a token only within one request plus one write: a
 //!    kill may catch a request in flight, but a received token waits
 //!    unwritten no longer than one write (at most [`WRITE_WINDOW`]);
-//! 8. the engine never drops a token it received, and no worker crashes.
+//! 8. the engine never drops a token it received, and no worker crashes;
+//! 9. the engine's fingerprint of every send and write names the token it
+//!    comes with.
 
 pub mod logs;
 pub mod secrets;
@@ -246,6 +248,8 @@ pub mod invariant {
     pub const ENGINE_LOST: &str = "8. received token never written (engine)";
     /// 8.
     pub const CRASH: &str = "8. worker exited by itself";
+    /// 9.
+    pub const FINGERPRINT: &str = "9. engine fingerprint names another token";
     /// 0.
     pub const LOGS: &str = "0. logs incomplete";
 }
@@ -533,6 +537,9 @@ pub fn check(scenario: &Scenario, facts: &RunFacts) -> Result<Report, String> {
     for (instance, inst) in &logs.instances {
         report.worker_failures += inst.failures.len();
         for f in &inst.failures {
+            if f.contains(crate::worker::engine::FINGERPRINT_DISAGREES) {
+                report.violation(invariant::FINGERPRINT, || format!("{instance}: {f}"));
+            }
             if report.failure_examples.len() < EXAMPLES {
                 report.failure_examples.push(format!("{instance}: {f}"));
             }
@@ -582,6 +589,7 @@ pub fn check(scenario: &Scenario, facts: &RunFacts) -> Result<Report, String> {
         invariant::WINDOW,
         invariant::ENGINE_LOST,
         invariant::CRASH,
+        invariant::FINGERPRINT,
     ] {
         report.violations.entry(inv).or_default();
     }

@@ -169,9 +169,11 @@ fn write_run(dir: &Path) {
         version: 3,
         replaces: Some(2),
         fp: fingerprint(D),
+        efp: hoopai_oauth::Fingerprint::of(D).to_string(),
         status: "active".into(),
         lease: false,
         won: true,
+        failed: false,
         stored: None,
     });
     let w2 = Journal::create(&dir.join("worker-w2.0.log")).unwrap();

@@ -18,7 +18,7 @@ pub fn run(w: &mut Worker) {
         if let Some(left) = drain(w, &mut stop_by) {
             w.log.write(&WorkerLine::Stop {
                 t: now_micros(),
-                in_flight: 0,
+                in_flight: w.core.in_flight(),
                 queued: left,
             });
             return;
@@ -36,20 +36,31 @@ pub fn run(w: &mut Worker) {
     }
 }
 
-/// Acts on every queued output, in order. Once the worker is stopping,
+/// Acts on every queued output, in order, each polled at the time it is
+/// acted on. Once the worker is stopping, no more requests go out (each is
+/// reported back unsent), every write and read is still made, and this
 /// returns `Some(outputs left unacted)` when the queue is empty or the drain
-/// time is up; `None` otherwise.
+/// time is up; `None` otherwise. Only sends and events are ever left: a
+/// write is always made.
 fn drain(w: &mut Worker, stop_by: &mut Option<SystemTime>) -> Option<usize> {
-    while let Some(step) = w.core.next_step(SystemTime::now()) {
-        if w.stopping() && SystemTime::now() > *stop_by.get_or_insert(SystemTime::now() + w.drain())
-        {
-            let mut left = 1;
-            while w.core.next_step(SystemTime::now()).is_some() {
-                left += 1;
+    while let Some(step) = w.next_step(SystemTime::now()) {
+        let now = SystemTime::now();
+        if w.stopping() && now > *stop_by.get_or_insert(now + w.drain()) {
+            let mut left = 0;
+            let mut step = Some(step);
+            while let Some(s) = step {
+                match s {
+                    // Written whatever the time: it may hold a new token.
+                    Step::Write(_) => w.act(s),
+                    Step::Send(send) => w.unsent(&send, SystemTime::now()),
+                    _ => left += 1,
+                }
+                step = w.next_step(SystemTime::now());
             }
             return Some(left);
         }
         match step {
+            Step::Send(send) if w.stopping() || now > send.not_after => w.unsent(&send, now),
             Step::Send(send) => {
                 w.log_send(&send);
                 let result = super::send(&w.agent, &w.settings.instance, send.id, send.request);

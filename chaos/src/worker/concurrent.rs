@@ -1,6 +1,7 @@
 //! A driver that sends each request on its own thread: the engine stays on
 //! the main thread, answers come back through a channel, and writes are made
-//! as soon as they are polled.
+//! as soon as they are polled. Once stopping, it sends nothing more and
+//! waits for the engine's requests in flight to come back.
 
 use std::collections::HashMap;
 use std::sync::mpsc;
@@ -32,10 +33,10 @@ pub fn run(w: &mut Worker) {
         let now = SystemTime::now();
         if w.stopping() {
             let by = *stop_by.get_or_insert(now + w.drain());
-            if in_flight.is_empty() || now >= by {
+            if (in_flight.is_empty() && w.core.in_flight() == 0) || now >= by {
                 w.log.write(&WorkerLine::Stop {
                     t: now_micros(),
-                    in_flight: in_flight.len(),
+                    in_flight: in_flight.len().max(w.core.in_flight()),
                     queued: 0,
                 });
                 return;
@@ -62,11 +63,14 @@ fn finish(w: &mut Worker, done: Done, in_flight: &mut HashMap<u64, String>) {
     w.finish(done.id, done.grant, done.result, done.received);
 }
 
-/// Acts on every queued output: writes and events at once, each send handed
-/// to a thread of its own.
+/// Acts on every queued output, each polled at the time it is acted on:
+/// writes, reads and events at once, each send handed to a thread of its
+/// own (none once stopping).
 fn drain(w: &mut Worker, tx: &mpsc::Sender<Done>, in_flight: &mut HashMap<u64, String>) {
-    while let Some(step) = w.core.next_step(SystemTime::now()) {
+    while let Some(step) = w.next_step(SystemTime::now()) {
+        let now = SystemTime::now();
         match step {
+            Step::Send(send) if w.stopping() || now > send.not_after => w.unsent(&send, now),
             Step::Send(send) => {
                 w.log_send(&send);
                 in_flight.insert(send.id, send.grant.clone());

@@ -2,15 +2,17 @@
 //! drivers see only [`Core`] and [`Step`], so a change of the engine's
 //! inputs and outputs is a change of this file alone.
 //!
-//! Today's engine gives no fingerprints and no time to `poll_output`; this
-//! module reads the refresh token out of each request body and each record
-//! to fingerprint it, and never lets a token out.
+//! The server, the workers and the checker name tokens by the harness's own
+//! fingerprint ([`fingerprint`]), read here out of each request body and
+//! each record; the engine's fingerprint of the same token (the `refresh`
+//! field of `Send` and `Persist`) is logged beside it, and checked to name
+//! the very token it comes with. No token leaves this module.
 
 use std::time::{Duration, SystemTime};
 
 use hoopai_oauth::{
-    Config, Engine, EngineSettings, Event, GrantRecord, GrantStatus, Output, RequestId,
-    TokenStatus, parse_token_response,
+    Config, Engine, EngineSettings, Event, Fingerprint, GrantRecord, GrantStatus, Output,
+    RequestId, TokenStatus, parse_token_response,
 };
 
 use crate::fingerprint::fingerprint;
@@ -44,6 +46,10 @@ pub struct SendStep {
     pub grant: String,
     /// Fingerprint of the refresh token presented.
     pub fp: String,
+    /// The engine's fingerprint of the same token (`fp:…`).
+    pub efp: String,
+    /// The latest instant the request may still be dispatched.
+    pub not_after: SystemTime,
     /// The request. Secret: its body holds the refresh token.
     pub request: http::Request<Vec<u8>>,
 }
@@ -59,6 +65,8 @@ pub struct WriteStep {
     pub replaces: Option<u64>,
     /// Fingerprint of the record's refresh token.
     pub fp: String,
+    /// The engine's fingerprint of the same token (`fp:…`).
+    pub efp: String,
     /// The record's status: `active`, `suspended`, `reauthorization_needed`.
     pub status: &'static str,
     /// Whether the record holds a lease.
@@ -74,6 +82,11 @@ pub enum Step {
     Send(SendStep),
     /// Write a record.
     Write(WriteStep),
+    /// Read a grant's record and hand it back ([`Core::loaded`]).
+    Load {
+        /// The grant.
+        grant: String,
+    },
     /// Log an event.
     Event {
         /// The grant.
@@ -121,23 +134,41 @@ fn event_kind(event: &Event) -> &'static str {
         Event::ReauthorizationNeeded { .. } => "reauthorization_needed",
         Event::ConfigurationRejected { .. } => "configuration_rejected",
         Event::RetryScheduled { .. } => "retry_scheduled",
+        Event::Durable { .. } => "durable",
+        Event::RemovedElsewhere { .. } => "removed_elsewhere",
         _ => "other",
     }
 }
 
-/// The fingerprint of the refresh token in a refresh request's form body.
-fn presented(request: &http::Request<Vec<u8>>) -> String {
+/// The harness's fingerprint of the token in a refresh request's form
+/// body, and whether the engine's fingerprint names that same token.
+fn presented(request: &http::Request<Vec<u8>>, engine: Fingerprint) -> (String, bool) {
     let form: Vec<(String, String)> =
         serde_urlencoded::from_bytes(request.body()).unwrap_or_default();
     form.iter()
         .find(|(k, _)| k == "refresh_token" || k == "refreshToken")
-        .map_or_else(|| "none".to_owned(), |(_, v)| fingerprint(v))
+        .map_or_else(
+            || ("none".to_owned(), false),
+            |(_, v)| (fingerprint(v), Fingerprint::of(v) == engine),
+        )
 }
 
-fn record_fp(record: &GrantRecord) -> String {
-    record
-        .refresh_token()
-        .map_or_else(|| "none".to_owned(), |t| fingerprint(t.secret()))
+/// The same for a record's refresh token.
+fn record_fp(record: &GrantRecord, engine: Fingerprint) -> (String, bool) {
+    record.refresh_token().map_or_else(
+        || ("none".to_owned(), false),
+        |t| (fingerprint(t.secret()), t.fingerprint() == engine),
+    )
+}
+
+/// The words of a failure line that says an engine's fingerprint names
+/// another token than the one it comes with (the checker looks for them).
+pub const FINGERPRINT_DISAGREES: &str = "the engine's fingerprint names another token";
+
+/// Says so when the engine's fingerprint names another token than the one
+/// it comes with (a failure line; the run goes on).
+fn check_efp(what: &str, grant: &str, agrees: bool) -> Option<String> {
+    (!agrees).then(|| format!("{what} of {grant}: {FINGERPRINT_DISAGREES}"))
 }
 
 impl Core {
@@ -171,38 +202,61 @@ impl Core {
         self.engine.restore(record, now).map_err(|e| e.to_string())
     }
 
-    /// The next thing to do, if any.
-    pub fn next_step(&mut self, _now: SystemTime) -> Option<Step> {
+    /// The next thing to do at `now`, if any; a fingerprint disagreement
+    /// is pushed onto `failures`.
+    pub fn next_step(&mut self, now: SystemTime, failures: &mut Vec<String>) -> Option<Step> {
         loop {
-            let step = match self.engine.poll_output()? {
-                Output::Send { id, grant, request } => Step::Send(SendStep {
-                    id: id.as_u64(),
-                    grant: grant.to_string(),
-                    fp: presented(&request),
+            let step = match self.engine.poll_output(now)? {
+                Output::Send {
+                    id,
+                    grant,
                     request,
-                }),
+                    not_after,
+                    refresh,
+                    ..
+                } => {
+                    let (fp, agrees) = presented(&request, refresh);
+                    failures.extend(check_efp("send", grant.as_str(), agrees));
+                    Step::Send(SendStep {
+                        id: id.as_u64(),
+                        grant: grant.to_string(),
+                        fp,
+                        efp: refresh.to_string(),
+                        not_after,
+                        request,
+                    })
+                }
                 Output::Persist {
                     grant,
                     record,
                     replaces,
+                    refresh,
+                    ..
                 } => {
                     let json = match serde_json::to_string(&record) {
                         Ok(json) => json,
                         Err(e) => {
-                            eprintln!("a record of {grant} could not be serialized: {e}");
+                            failures
+                                .push(format!("a record of {grant} could not be serialized: {e}"));
                             continue;
                         }
                     };
+                    let (fp, agrees) = record_fp(&record, refresh);
+                    failures.extend(check_efp("write", grant.as_str(), agrees));
                     Step::Write(WriteStep {
                         grant: grant.to_string(),
                         version: record.version,
                         replaces,
-                        fp: record_fp(&record),
+                        fp,
+                        efp: refresh.to_string(),
                         status: status_name(&record.status),
                         lease: record.lease.is_some(),
                         record: json,
                     })
                 }
+                Output::Load { grant, .. } => Step::Load {
+                    grant: grant.to_string(),
+                },
                 Output::Event(event) => Step::Event {
                     grant: event.grant().to_string(),
                     kind: event_kind(&event),
@@ -214,10 +268,13 @@ impl Core {
         }
     }
 
-    /// Hands back the answer to request `id`.
+    /// Hands back the answer to request `id` (of `grant`). A refresh token
+    /// in an answer the engine refuses is handed back with
+    /// `handle_rescued`.
     pub fn answer(
         &mut self,
         id: u64,
+        grant: &str,
         response: http::Response<Vec<u8>>,
         now: SystemTime,
     ) -> Answered {
@@ -228,7 +285,7 @@ impl Core {
                 answered.new = token
                     .refresh_token
                     .as_ref()
-                    .map(|t| fingerprint(t.secret()))
+                    .map(|t| fingerprint(t.secret()));
             }
             Err(e) => {
                 answered.error = Some(format!("{:?}", e.kind()));
@@ -239,13 +296,19 @@ impl Core {
             .engine
             .handle_token_result(RequestId::from_u64(id), result, now)
         {
-            // Today's engine has no input to take back a refresh token
-            // rescued from an answer it refuses: it is lost here.
-            let lost = e
-                .rescued_refresh_token()
-                .map(|t| format!("; refresh token {} dropped", fingerprint(t.secret())))
-                .unwrap_or_default();
-            answered.refused = Some(format!("[{:?}] {e}{lost}", e.kind()));
+            let kept = match e.rescued_refresh_token() {
+                None => String::new(),
+                Some(token) => {
+                    let fp = fingerprint(token.secret());
+                    match self.engine.handle_rescued(grant, token.clone(), now) {
+                        Ok(()) => format!("; refresh token {fp} handed back"),
+                        Err(r) => {
+                            format!("; refresh token {fp} refused again: [{:?}] {r}", r.kind())
+                        }
+                    }
+                }
+            };
+            answered.refused = Some(format!("[{:?}] {e}{kept}", e.kind()));
         }
         answered
     }
@@ -270,15 +333,76 @@ impl Core {
             .map_err(|e| format!("[{:?}] {e}", e.kind()))
     }
 
-    /// Reports that a write lost to the stored record (JSON).
+    /// Reports that a write lost to the stored record (JSON; `None`: the
+    /// store holds no record).
     ///
     /// # Errors
     /// The record is unreadable, or the engine refused the input.
-    pub fn write_lost(&mut self, grant: &str, stored: &str, now: SystemTime) -> Result<(), String> {
-        let stored: GrantRecord = serde_json::from_str(stored).map_err(|e| e.to_string())?;
+    pub fn write_lost(
+        &mut self,
+        grant: &str,
+        stored: Option<&str>,
+        now: SystemTime,
+    ) -> Result<(), String> {
+        let result = match stored {
+            Some(stored) => {
+                let stored: GrantRecord =
+                    serde_json::from_str(stored).map_err(|e| e.to_string())?;
+                self.engine.handle_persist_conflict(grant, stored, now)
+            }
+            None => self.engine.handle_record_deleted(grant, now),
+        };
+        result.map_err(|e| format!("[{:?}] {e}", e.kind()))
+    }
+
+    /// Reports that the write of `version` failed (the store errored).
+    ///
+    /// # Errors
+    /// The engine refused the input.
+    pub fn write_failed(
+        &mut self,
+        grant: &str,
+        version: u64,
+        now: SystemTime,
+    ) -> Result<(), String> {
         self.engine
-            .handle_persist_conflict(grant, stored, now)
+            .handle_persist_failed(grant, version, now)
             .map_err(|e| format!("[{:?}] {e}", e.kind()))
+    }
+
+    /// Hands back the record read after a `Load` (JSON; `None`: no record).
+    ///
+    /// # Errors
+    /// The record is unreadable, or the engine refused the input.
+    pub fn loaded(
+        &mut self,
+        grant: &str,
+        stored: Option<&str>,
+        now: SystemTime,
+    ) -> Result<(), String> {
+        let record = match stored {
+            Some(s) => Some(serde_json::from_str::<GrantRecord>(s).map_err(|e| e.to_string())?),
+            None => None,
+        };
+        self.engine
+            .handle_loaded(grant, record, now)
+            .map_err(|e| format!("[{:?}] {e}", e.kind()))
+    }
+
+    /// Reports that send `id` was not dispatched by its `not_after`.
+    ///
+    /// # Errors
+    /// The engine refused the input.
+    pub fn send_expired(&mut self, id: u64, now: SystemTime) -> Result<(), String> {
+        self.engine
+            .handle_send_expired(RequestId::from_u64(id), now)
+            .map_err(|e| format!("[{:?}] {e}", e.kind()))
+    }
+
+    /// How many requests are out, as the engine counts them.
+    #[must_use]
+    pub fn in_flight(&self) -> usize {
+        self.engine.in_flight()
     }
 
     /// Asks for an access token, as an app would; returns the status's name

@@ -196,10 +196,22 @@ impl Worker {
         });
     }
 
-    /// Acts on a step that is not a send: a write or an event.
+    /// The next thing the engine asks for at `now`; any disagreement of the
+    /// engine's fingerprints is logged as a failure.
+    pub fn next_step(&mut self, now: SystemTime) -> Option<Step> {
+        let mut failures = Vec::new();
+        let step = self.core.next_step(now, &mut failures);
+        for f in failures {
+            self.failure(f);
+        }
+        step
+    }
+
+    /// Acts on a step that is not a send: a write, a read or an event.
     pub fn act(&mut self, step: Step) {
         match step {
             Step::Write(write) => self.write(write),
+            Step::Load { grant } => self.load(&grant),
             Step::Event {
                 grant,
                 kind,
@@ -214,31 +226,68 @@ impl Worker {
         }
     }
 
-    /// Writes a record by compare-and-swap, logs the outcome and reports it
-    /// to the engine. A store failure (the lock busy past its timeout) is
-    /// retried a few times, as the engine asks.
-    fn write(&mut self, w: WriteStep) {
-        let mut tries = 0;
-        let cas = loop {
-            tries += 1;
-            match self
-                .store
-                .compare_and_swap(&w.grant, w.replaces, w.version, &w.record)
-            {
-                Ok(cas) => break Some(cas),
-                Err(e) if tries < 5 => {
-                    self.failure(format!("write {} v{}: {e}; retrying", w.grant, w.version));
-                }
-                Err(e) => {
-                    self.failure(format!("write {} v{}: {e}; given up", w.grant, w.version));
-                    break None;
-                }
+    /// Drops a send without dispatching it, logs why, and reports it: as
+    /// expired if its `not_after` passed, else (the worker is stopping) as
+    /// a request that got no answer, so that the engine counts it out of
+    /// [`Core::in_flight`] without starting a new refresh.
+    pub fn unsent(&mut self, send: &engine::SendStep, now: SystemTime) {
+        let expired = now > send.not_after;
+        self.log.write(&WorkerLine::Unsent {
+            t: now_micros(),
+            grant: send.grant.clone(),
+            id: send.id,
+            why: if expired { "expired" } else { "stopping" }.to_owned(),
+        });
+        let reported = if expired {
+            self.core.send_expired(send.id, now)
+        } else {
+            self.core.transport_error(send.id, now)
+        };
+        if let Err(e) = reported {
+            self.failure(format!("unsent {} reported: {e}", send.id));
+        }
+    }
+
+    /// Reads a grant's record for the engine, logs it and hands it back.
+    fn load(&mut self, grant: &str) {
+        let row = match self.store.get(grant) {
+            Ok(row) => row,
+            Err(e) => {
+                // The engine asks again on its re-read timer.
+                self.failure(format!("read {grant}: {e}"));
+                return;
             }
         };
-        let Some(cas) = cas else { return };
-        let (won, stored) = match &cas {
-            Cas::Won => (true, None),
-            Cas::Lost(row) => (false, row.as_ref().map(|r| r.version)),
+        let fp = row
+            .as_ref()
+            .and_then(|r| engine::stored_state(&r.record).ok())
+            .and_then(|(fp, _)| fp);
+        self.log.write(&WorkerLine::Load {
+            t: now_micros(),
+            grant: grant.to_owned(),
+            version: row.as_ref().map(|r| r.version),
+            fp,
+        });
+        let stored = row.as_ref().map(|r| r.record.as_str());
+        if let Err(e) = self.core.loaded(grant, stored, SystemTime::now()) {
+            self.failure(format!("read {grant} reported: {e}"));
+        }
+    }
+
+    /// Writes a record by compare-and-swap, logs the outcome and reports it
+    /// to the engine. A store failure (the lock busy past its timeout) is
+    /// reported as such: the engine writes again after a backoff.
+    fn write(&mut self, w: WriteStep) {
+        let cas = self
+            .store
+            .compare_and_swap(&w.grant, w.replaces, w.version, &w.record);
+        let (won, stored, failed) = match &cas {
+            Ok(Cas::Won) => (true, None, false),
+            Ok(Cas::Lost(row)) => (false, row.as_ref().map(|r| r.version), false),
+            Err(e) => {
+                self.failure(format!("write {} v{}: {e}", w.grant, w.version));
+                (false, None, true)
+            }
         };
         self.log.write(&WorkerLine::Write {
             t: now_micros(),
@@ -246,16 +295,21 @@ impl Worker {
             version: w.version,
             replaces: w.replaces,
             fp: w.fp,
+            efp: w.efp,
             status: w.status.to_owned(),
             lease: w.lease,
             won,
+            failed,
             stored,
         });
         let now = SystemTime::now();
         let reported = match cas {
-            Cas::Won => self.core.write_won(&w.grant, w.version, now),
-            Cas::Lost(Some(row)) => self.core.write_lost(&w.grant, &row.record, now),
-            Cas::Lost(None) => Err("the record was deleted; the engine has no input for it".into()),
+            Ok(Cas::Won) => self.core.write_won(&w.grant, w.version, now),
+            Ok(Cas::Lost(row)) => {
+                self.core
+                    .write_lost(&w.grant, row.as_ref().map(|r| r.record.as_str()), now)
+            }
+            Err(_) => self.core.write_failed(&w.grant, w.version, now),
         };
         if let Err(e) = reported {
             self.failure(format!("write {} v{} reported: {e}", w.grant, w.version));
@@ -328,6 +382,7 @@ impl Worker {
             grant: send.grant.clone(),
             id: send.id,
             fp: send.fp.clone(),
+            efp: send.efp.clone(),
         });
     }
 
@@ -344,7 +399,7 @@ impl Worker {
         match result {
             Ok(response) => {
                 let status = response.status().as_u16();
-                let answered = self.core.answer(id, response, SystemTime::now());
+                let answered = self.core.answer(id, &grant, response, SystemTime::now());
                 self.log.write(&WorkerLine::Answer {
                     t,
                     grant,
