@@ -85,7 +85,7 @@ fn env_u64(name: &str) -> Option<u64> {
 
 impl Scenario {
     /// A scenario with the defaults, changed by the environment:
-    /// `CHAOS_SECS` (60), `CHAOS_SEED`, `CHAOS_GRANTS` (50), `CHAOS_WORKERS` (4),
+    /// `CHAOS_SECS` (30), `CHAOS_SEED`, `CHAOS_GRANTS` (50), `CHAOS_WORKERS` (4),
     /// `CHAOS_EXPIRES_IN` (6), `CHAOS_MAX_KILLS` (40), `CHAOS_SEED_VERSION` (1).
     #[must_use]
     pub fn from_env(name: &str, driver: Driver, kills: bool) -> Self {
@@ -98,7 +98,7 @@ impl Scenario {
             kills,
             grants: env_u64("CHAOS_GRANTS").map_or(50, |v| v as usize),
             workers: env_u64("CHAOS_WORKERS").map_or(4, |v| v as usize).max(1),
-            duration: Duration::from_secs(env_u64("CHAOS_SECS").unwrap_or(60)),
+            duration: Duration::from_secs(env_u64("CHAOS_SECS").unwrap_or(30)),
             seed: env_u64("CHAOS_SEED").unwrap_or(default_seed),
             expires_in: env_u64("CHAOS_EXPIRES_IN").unwrap_or(6),
             request_timeout: Duration::from_secs(2),

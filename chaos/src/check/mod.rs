@@ -25,7 +25,9 @@
 //! 6. no token or secret in any output;
 //! 7. a kill loses a token only within one request plus one write: a
 //!    kill may catch a request in flight, but a received token waits
-//!    unwritten no longer than one write (at most [`WRITE_WINDOW`]);
+//!    unwritten no longer than one write (at most [`WRITE_WINDOW`]), and
+//!    no kill loses a token more than the request timeout plus
+//!    [`WRITE_WINDOW`] after the server spent the one before it;
 //! 8. the engine never drops a token it received, and no worker crashes;
 //! 9. the engine's fingerprint of every send and write names the token it
 //!    comes with.
@@ -104,6 +106,9 @@ pub struct Loss {
     pub cause: Cause,
     /// For a kill after the answer: how long the token had waited unwritten.
     pub waited: Option<Micros>,
+    /// For a kill: the time from the server spending the token to the kill,
+    /// the window in which the kill lost the grant.
+    pub spend_to_kill: Option<Micros>,
 }
 
 /// The counts and examples of one invariant's violations.
@@ -192,6 +197,8 @@ pub struct Report {
     /// For tokens lost to a kill after their answer came: how long they had
     /// waited unwritten.
     pub kill_window: Option<Percentiles>,
+    /// For every token lost to a kill: the time from the spend to the kill.
+    pub spend_to_kill: Option<Percentiles>,
     /// Engine refusals and store failures logged by workers.
     pub worker_failures: usize,
     /// A few of them.
@@ -244,6 +251,9 @@ pub mod invariant {
     pub const LEAK: &str = "6. secret in an output";
     /// 7.
     pub const WINDOW: &str = "7. kill lost a received token that waited unwritten over 1 s";
+    /// 7.
+    pub const KILL_WINDOW: &str =
+        "7. kill lost a token outside one request plus one write after its spend";
     /// 8.
     pub const ENGINE_LOST: &str = "8. received token never written (engine)";
     /// 8.
@@ -323,6 +333,10 @@ pub fn check(scenario: &Scenario, facts: &RunFacts) -> Result<Report, String> {
             continue;
         }
         let (cause, waited) = cause_of(&logs, r, &worker, answer.as_ref());
+        let spend_to_kill = matches!(cause, Cause::KilledInFlight | Cause::KilledBeforeWrite)
+            .then(|| logs.killed.get(&worker))
+            .flatten()
+            .map(|k| k.saturating_sub(r.spent_at.unwrap_or(r.arrived)));
         loss_of.insert(new, report.losses.len());
         report.losses.push(Loss {
             grant: r.grant.clone().unwrap_or_default(),
@@ -331,16 +345,39 @@ pub fn check(scenario: &Scenario, facts: &RunFacts) -> Result<Report, String> {
             spent_at: r.spent_at.unwrap_or(r.arrived),
             cause,
             waited,
+            spend_to_kill,
         });
     }
     report.receive_to_write = Percentiles::of(latencies);
     report.kill_window = Percentiles::of(report.losses.iter().filter_map(|l| l.waited).collect());
+    report.spend_to_kill = Percentiles::of(
+        report
+            .losses
+            .iter()
+            .filter_map(|l| l.spend_to_kill)
+            .collect(),
+    );
+    // One request (the client's timeout) plus one write.
+    let request_and_write = duration_micros(scenario.request_timeout) + window;
     for loss in report.losses.clone() {
         if !loss.cause.excused() {
             report.violation(invariant::ENGINE_LOST, || {
                 format!(
                     "{}: token from rotation #{} received by {} ({:?})",
                     loss.grant, loss.req, loss.worker, loss.cause
+                )
+            });
+        }
+        if let Some(w) = loss.spend_to_kill
+            && w > request_and_write
+        {
+            report.violation(invariant::KILL_WINDOW, || {
+                format!(
+                    "{}: {} was killed {:.0} ms after the server spent the token of rotation #{}",
+                    loss.grant,
+                    loss.worker,
+                    ms(w),
+                    loss.req
                 )
             });
         }
@@ -587,6 +624,7 @@ pub fn check(scenario: &Scenario, facts: &RunFacts) -> Result<Report, String> {
         invariant::NO_PROGRESS,
         invariant::LEAK,
         invariant::WINDOW,
+        invariant::KILL_WINDOW,
         invariant::ENGINE_LOST,
         invariant::CRASH,
         invariant::FINGERPRINT,
@@ -683,6 +721,13 @@ impl fmt::Display for Report {
                 p.p50, p.p99, p.max, p.samples
             )?,
             None => writeln!(f, "receive → write: no sample")?,
+        }
+        if let Some(p) = &self.spend_to_kill {
+            writeln!(
+                f,
+                "tokens lost to kills, spend → kill: p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms ({} tokens)",
+                p.p50, p.p99, p.max, p.samples
+            )?;
         }
         if let Some(p) = &self.kill_window {
             writeln!(

@@ -222,6 +222,9 @@ fn catches_each_violation_and_excuses_kills() {
     assert_eq!(report.losses.len(), 1, "{report}");
     assert_eq!(report.losses[0].cause, Cause::KilledBeforeWrite);
     assert_eq!(report.losses[0].waited, Some(50));
+    // Spent at 100, killed at 150: well within one request plus one write.
+    assert_eq!(report.losses[0].spend_to_kill, Some(50));
+    assert_eq!(count(invariant::KILL_WINDOW), 0, "{report}");
     assert_eq!(report.spent_sends, 2);
     assert_eq!(report.spent_excused.get("KilledBeforeWrite"), Some(&1));
     assert_eq!(count(invariant::SPENT_SENT), 1, "{report}");
