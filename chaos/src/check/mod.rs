@@ -725,7 +725,7 @@ impl fmt::Display for Report {
         if let Some(p) = &self.spend_to_kill {
             writeln!(
                 f,
-                "tokens lost to kills, spend → kill: p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms ({} tokens)",
+                "tokens lost to kills, spend → kill (0: killed before the spend): p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms ({} tokens)",
                 p.p50, p.p99, p.max, p.samples
             )?;
         }
