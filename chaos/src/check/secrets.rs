@@ -1,0 +1,65 @@
+//! The scan for secrets: every token the server issued (and the client
+//! secret), searched for in every file of the run but the store and the
+//! server's private list.
+
+use std::path::Path;
+
+use aho_corasick::AhoCorasick;
+
+use crate::fingerprint::fingerprint;
+use crate::fleet::{CLIENT_SECRET, files};
+
+/// A secret found where it must not be: the file and the secret's
+/// fingerprint (never the secret).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Leak {
+    /// The file's name.
+    pub file: String,
+    /// The fingerprint of the secret found.
+    pub fp: String,
+    /// How many times.
+    pub count: usize,
+}
+
+/// Files that hold secrets by design.
+fn exempt(name: &str) -> bool {
+    name == files::ISSUED || name.starts_with(files::STORE)
+}
+
+/// Scans the run's folder; returns the number of secrets searched for, the
+/// files scanned and every leak.
+///
+/// # Errors
+/// The folder or the private list cannot be read.
+pub fn scan(dir: &Path) -> Result<(usize, usize, Vec<Leak>), String> {
+    let issued = std::fs::read_to_string(dir.join(files::ISSUED))
+        .map_err(|e| format!("{}: {e}", files::ISSUED))?;
+    let mut secrets: Vec<&str> = issued.lines().filter(|l| !l.is_empty()).collect();
+    secrets.push(CLIENT_SECRET);
+    secrets.sort_unstable();
+    secrets.dedup();
+    let finder = AhoCorasick::new(&secrets).map_err(|e| e.to_string())?;
+    let mut leaks = Vec::new();
+    let mut scanned = 0;
+    let entries = std::fs::read_dir(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if exempt(&name) || !entry.path().is_file() {
+            continue;
+        }
+        let bytes = std::fs::read(entry.path()).map_err(|e| format!("{name}: {e}"))?;
+        scanned += 1;
+        let mut found: std::collections::BTreeMap<usize, usize> = Default::default();
+        for m in finder.find_iter(&bytes) {
+            *found.entry(m.pattern().as_usize()).or_default() += 1;
+        }
+        for (pattern, count) in found {
+            leaks.push(Leak {
+                file: name.clone(),
+                fp: fingerprint(secrets[pattern]),
+                count,
+            });
+        }
+    }
+    Ok((secrets.len(), scanned, leaks))
+}
