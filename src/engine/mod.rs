@@ -257,7 +257,9 @@ mod backoff;
 mod grant;
 mod grants;
 mod held;
+mod location;
 mod output;
+mod pacing;
 mod record;
 mod schedule;
 mod settings;
@@ -270,6 +272,7 @@ use std::time::{Duration, SystemTime};
 use crate::config::Config;
 use crate::error::{Error, ErrorKind};
 
+pub use location::{InstallChanges, LocationDiff, diff_installed_locations};
 pub use output::{Event, Failure, Output, RequestId, TokenStatus};
 pub use record::{
     GrantId, GrantRecord, GrantStatus, Lease, MAX_RECORD_TIME, MAX_RECORD_VERSION, RECORD_SCHEMA,
@@ -323,6 +326,10 @@ pub struct Engine {
     waiting: VecDeque<Tag>,
     /// While handling timeouts: the instant handled.
     floor: Option<SystemTime>,
+    /// Location grants minted from Company grants.
+    locations: location::Locations,
+    /// The request budget and the sends waiting for it.
+    pacing: pacing::Pacing,
 }
 
 impl Engine {
@@ -335,6 +342,7 @@ impl Engine {
                 settings.lease_duration().map(|d| (holder.clone(), d))
             }
         };
+        let pacing = pacing::Pacing::new(&settings);
         Engine {
             config,
             rng: SplitMix64::new(settings.seed),
@@ -356,6 +364,8 @@ impl Engine {
             busy: Vec::new(),
             waiting: VecDeque::new(),
             floor: None,
+            locations: location::Locations::default(),
+            pacing,
         }
     }
 
