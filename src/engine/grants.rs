@@ -139,6 +139,7 @@ impl Engine {
         let Some(held) = held else {
             return Err(Error::input("the record has no refresh token"));
         };
+        let minted = minted_from.is_some();
         self.relink(&grant, minted_from);
         let key = grant.clone();
         let idx = self.add_slot(Slot::new(grant, held, version, Unconfirmed::None));
@@ -151,6 +152,10 @@ impl Engine {
         if let Some(at) = timer {
             let at = self.spread_from(at, now);
             self.arm(idx, Some(at));
+            if minted {
+                // Minted together, restored together: kept apart.
+                self.spread_minted(idx, now);
+            }
         }
         // Location grants waiting for this Company grant go on.
         self.wake_locations(&key, now);

@@ -350,11 +350,19 @@ impl Engine {
             let s = self.slot(idx)?;
             (
                 s.key.clone(),
-                s.held.company_id().unwrap_or_default().to_owned(),
-                s.held.location_id().unwrap_or_default().to_owned(),
+                s.held.company_id().map(str::to_owned),
+                s.held.location_id().unwrap_or(s.key.as_str()).to_owned(),
             )
         };
         let parent = self.locations.parent.get(grant.as_str())?.clone();
+        // A location-token answer need not carry `companyId`: the Company
+        // grant's is the one.
+        let company_id = company_id
+            .or_else(|| {
+                let p = self.lookup(parent.as_str()).ok()?;
+                self.slot(p)?.held.company_id().map(str::to_owned)
+            })
+            .unwrap_or_default();
         let status = if self.contains(parent.as_str()) {
             self.access_token(parent.as_str(), now).ok()
         } else {

@@ -129,6 +129,16 @@ impl Engine {
         &self.pacing.budget
     }
 
+    /// Counts a request the app sent at `now` outside the engine (a code
+    /// exchange, an installed-locations page, an API call) against the
+    /// engine's request budget, so that the engine's own sends leave room
+    /// for it. The `X-RateLimit-Remaining` of later answers catches up with
+    /// requests not counted, but only once they are answered: a burst of
+    /// sends can go out before.
+    pub fn count_request(&mut self, now: SystemTime) {
+        self.pacing.budget.spend(now);
+    }
+
     /// How many sends wait for the request budget now.
     #[must_use]
     pub fn paced(&self) -> usize {
