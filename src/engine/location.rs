@@ -264,10 +264,8 @@ impl Engine {
                     }
                     _ => {}
                 },
-                InstallTarget::Company { company_id } => {
-                    if !self.contains(company_id) {
-                        changes.needs_code_exchange.push(GrantId::new(company_id));
-                    }
+                InstallTarget::Company { company_id } if !self.contains(company_id) => {
+                    changes.needs_code_exchange.push(GrantId::new(company_id));
                 }
                 // A target of a later version of the payload: nothing known to do.
                 #[allow(unreachable_patterns)]

@@ -485,7 +485,7 @@ impl Engine {
                 if let Some(out) = self.release_paced(now) {
                     return Some(out);
                 }
-                if self.admit(now) {
+                if !self.queue.is_empty() || self.admit(now) {
                     continue;
                 }
                 return None;

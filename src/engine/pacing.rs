@@ -17,6 +17,7 @@ use crate::rate_limit::RateLimit;
 use crate::request_budget::RequestBudget;
 
 use super::Engine;
+use super::grant::Phase;
 use super::settings::EngineSettings;
 
 /// The budget and the sends waiting for it.
@@ -28,6 +29,9 @@ pub(crate) struct Pacing {
     wake_at: Option<SystemTime>,
     /// While a waiting send is being handed out.
     releasing: bool,
+    /// Shared-store mode: slots whose send waited, now under a new lease:
+    /// first in line once it is confirmed.
+    renewed: std::collections::HashSet<u32>,
     /// Sends that waited for the budget, in all (for metrics and tests).
     pub(crate) deferred: u64,
 }
@@ -53,6 +57,7 @@ impl Pacing {
             waiting: VecDeque::new(),
             wake_at: None,
             releasing: false,
+            renewed: std::collections::HashSet::new(),
             deferred: 0,
         }
     }
@@ -70,10 +75,15 @@ impl Engine {
     /// those already waiting.
     pub(crate) fn pace(&mut self, idx: u32, seq: u32, now: SystemTime) -> bool {
         let p = &mut self.pacing;
-        if (p.releasing || p.waiting.is_empty()) && p.budget.try_spend(now).is_ok() {
+        let renewed = p.renewed.remove(&idx);
+        if (p.releasing || renewed || p.waiting.is_empty()) && p.budget.try_spend(now).is_ok() {
             return true;
         }
-        p.waiting.push_back((idx, seq));
+        if renewed {
+            p.waiting.push_front((idx, seq));
+        } else {
+            p.waiting.push_back((idx, seq));
+        }
         p.deferred += 1;
         p.wake_at = Some(p.budget.next_available_at(now));
         self.arm(idx, None);
@@ -88,6 +98,18 @@ impl Engine {
                 return None;
             }
             let (idx, seq) = self.pacing.waiting.pop_front()?;
+            let waited = self.slot(idx).is_some_and(|s| {
+                !s.removed
+                    && matches!(s.phase, Phase::InFlight { seq: q, dispatched: false, .. } if q == seq)
+            });
+            if waited && self.lease.is_some() {
+                // Shared-store mode: the lease was taken before the wait and
+                // may be short now; the send goes under a new one (and first
+                // in line once it is confirmed), as a send that never waited.
+                self.pacing.renewed.insert(idx);
+                self.take_lease(idx, now);
+                return None;
+            }
             self.pacing.releasing = true;
             let out = self.build_send(idx, seq, now);
             self.pacing.releasing = false;

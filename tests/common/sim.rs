@@ -796,7 +796,7 @@ impl Sim {
         delivery: &http::Request<Vec<u8>>,
     ) -> Result<InstallChanges, Error> {
         let name = self.nodes[node].name.clone();
-        let verifier = WebhookVerifier::new(&config()).add_key(self.trusted_key.clone());
+        let verifier = WebhookVerifier::new(&config()).add_key(self.trusted_key);
         let event = match verifier.verify_request(delivery, self.now, &mut self.seen) {
             Ok(event) => event,
             Err(e) => {
