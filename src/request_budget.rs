@@ -148,6 +148,14 @@ impl RequestBudget {
         Ok(())
     }
 
+    /// Counts one request sent at `now` whether or not a token was
+    /// available: a request that did not ask the budget (a code exchange,
+    /// an API call made elsewhere by the same app).
+    pub fn spend(&mut self, now: SystemTime) {
+        self.forget_returned(now);
+        self.record(now, 1);
+    }
+
     /// Follows the rate-limit headers of an answer received at `now`:
     ///
     /// - `X-RateLimit-Max` and `X-RateLimit-Interval-Milliseconds`, when both

@@ -357,7 +357,13 @@ impl Engine {
         response: Response<B>,
         now: SystemTime,
     ) -> Result<(), Error> {
-        self.handle_token_result(id, parse_token_response(response), now)
+        self.observe_rate(response.status(), response.headers(), now);
+        let parsed = if self.is_mint(id) {
+            crate::location_token::parse_location_token_response(response)
+        } else {
+            parse_token_response(response)
+        };
+        self.handle_token_result(id, parsed, now)
     }
 
     /// Hands back an answer already parsed (e.g. by
@@ -395,6 +401,15 @@ impl Engine {
     ///
     ///   A failure of a request that was given up on, or that presented a
     ///   refresh token older than the one held, is ignored.
+    /// - A Location grant the engine mints ([`add_location`](Self::add_location)):
+    ///   a mint refused with 403 (the location is no longer approved) means
+    ///   re-authorization for that location alone; a mint refused with 401
+    ///   parks that location as unauthorized (it does not count towards the
+    ///   client's rejection); its own refresh token refused as invalid means
+    ///   it is minted again. A successful mint's refresh time is spread
+    ///   ([`EngineSettings::refresh_ahead_spread`](super::EngineSettings::refresh_ahead_spread)).
+    /// - A 429 spends the whole request budget (see
+    ///   [`EngineSettings::request_budget`](super::EngineSettings::request_budget)).
     ///
     /// # Errors
     /// [`ErrorKind::UnknownRequest`], carrying the answer's refresh token (if
@@ -405,6 +420,12 @@ impl Engine {
         result: Result<TokenResponse, Error>,
         now: SystemTime,
     ) -> Result<(), Error> {
+        let mint = self.mint_answered(id);
+        if let Err(e) = &result
+            && e.kind() == ErrorKind::RateLimited
+        {
+            self.pacing.budget.on_rate_limited(e.rate_limit(), now);
+        }
         let which = match self.which(id) {
             Ok(which) => which,
             Err(error) => return Err(with_rescued(error, rescued(result))),
@@ -427,7 +448,12 @@ impl Engine {
                     // New tokens are adopted even if the held ones changed
                     // meanwhile: the server spent the token this request
                     // presented, and only a new authorization supersedes them.
-                    Ok(token) if adopt => self.adopt_answer(idx, token, sent_at, now),
+                    Ok(token) if adopt => {
+                        self.adopt_answer(idx, token, sent_at, now);
+                        if mint {
+                            self.spread_minted(idx, now);
+                        }
+                    }
                     Err(e) if current => self.handle_failure(idx, e, now),
                     // The tokens changed while it was out: refresh again with the new ones.
                     _ => self.rearm_idle(idx, now),
@@ -668,6 +694,10 @@ impl Engine {
 
     /// What a failed answer does to the grant, by [`Error::kind`].
     fn handle_failure(&mut self, idx: u32, error: Error, now: SystemTime) {
+        // Location grants the engine mints have failures of their own.
+        let Some(error) = self.minted_failure(idx, error, now) else {
+            return;
+        };
         if let Some(token) = error.rescued_refresh_token()
             && self.rescue(idx, &token.clone())
         {

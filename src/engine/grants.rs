@@ -128,11 +128,20 @@ impl Engine {
             status,
             lease,
             tokens,
+            minted_from,
             ..
         } = record;
-        let Some(held) = Held::from_set(tokens, None, &mut self.interner) else {
+        let held = if minted_from.is_some() {
+            Held::from_set_minted(tokens, None, &mut self.interner)
+        } else {
+            Held::from_set(tokens, None, &mut self.interner)
+        };
+        let Some(held) = held else {
             return Err(Error::input("the record has no refresh token"));
         };
+        let minted = minted_from.is_some();
+        self.relink(&grant, minted_from);
+        let key = grant.clone();
         let idx = self.add_slot(Slot::new(grant, held, version, Unconfirmed::None));
         self.apply_stored_state(idx, status, lease, now, false);
         // Due already (a restart): spread out.
@@ -143,7 +152,13 @@ impl Engine {
         if let Some(at) = timer {
             let at = self.spread_from(at, now);
             self.arm(idx, Some(at));
+            if minted {
+                // Minted together, restored together: kept apart.
+                self.spread_minted(idx, now);
+            }
         }
+        // Location grants waiting for this Company grant go on.
+        self.wake_locations(&key, now);
         Ok(())
     }
 
@@ -166,6 +181,7 @@ impl Engine {
     pub fn remove(&mut self, grant: &str) -> Result<(), Error> {
         let idx = self.lookup(grant)?;
         self.index.remove(grant);
+        self.unlink(&GrantId::new(grant));
         let life = self.next_life();
         let Some(slot) = self.slots.get_mut(idx as usize).and_then(Option::as_mut) else {
             return Ok(());
@@ -251,7 +267,7 @@ impl Engine {
         )
     }
 
-    fn add_slot(&mut self, mut slot: Slot) -> u32 {
+    pub(crate) fn add_slot(&mut self, mut slot: Slot) -> u32 {
         slot.life = self.next_life();
         let key = slot.key.clone();
         let idx = if let Some(idx) = self.free.pop() {

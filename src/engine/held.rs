@@ -125,6 +125,15 @@ impl Held {
         prev: Option<&Held>,
         interner: &mut Interner,
     ) -> Option<Held> {
+        Self::from_set_inner(set, prev, interner, false)
+    }
+
+    fn from_set_inner(
+        set: TokenSet,
+        prev: Option<&Held>,
+        interner: &mut Interner,
+        minted: bool,
+    ) -> Option<Held> {
         let obtained = unix(set.obtained_at());
         let expires = unix(set.expires_at());
         let mut t = set.into_token();
@@ -136,10 +145,15 @@ impl Held {
                     (r, fp)
                 }
             },
-            _ => {
-                let p = prev?;
-                (p.refresh.clone(), p.fp)
-            }
+            _ => match prev {
+                Some(p) => (p.refresh.clone(), p.fp),
+                None if minted => {
+                    let r = RefreshToken::new(String::new());
+                    let fp = r.fingerprint();
+                    (r, fp)
+                }
+                None => return None,
+            },
         };
         let access = std::mem::replace(&mut t.access_token, AccessToken::new(String::new()));
         let old = prev.map(|p| &*p.meta);
@@ -201,12 +215,42 @@ impl Held {
         })
     }
 
+    /// [`from_set`](Self::from_set) for a minted Location grant: an answer
+    /// with no refresh token (and none before) holds an empty placeholder,
+    /// which means "mint again".
+    pub(crate) fn from_set_minted(
+        set: TokenSet,
+        prev: Option<&Held>,
+        interner: &mut Interner,
+    ) -> Option<Held> {
+        Self::from_set_inner(set, prev, interner, true)
+    }
+
+    /// Whether the grant holds a refresh token (a minted Location grant may not).
+    pub(crate) fn has_refresh(&self) -> bool {
+        !self.refresh.secret().is_empty()
+    }
+
+    /// Drops the refresh token (a minted Location grant whose refresh token
+    /// was refused: it is minted again).
+    pub(crate) fn clear_refresh(&mut self) {
+        self.refresh = RefreshToken::new(String::new());
+        self.fp = self.refresh.fingerprint();
+    }
+
+    /// Wipes both tokens (an uninstall).
+    pub(crate) fn wipe(&mut self) {
+        self.access = AccessToken::new(String::new());
+        self.clear_refresh();
+    }
+
     /// Rebuilds the token set (copies of the tokens).
     pub(crate) fn to_set(&self) -> TokenSet {
         let m = &*self.meta;
         let id = |i: usize| m.id(i).map(str::to_owned);
         let mut t = TokenResponse::new(self.access.clone());
-        t.refresh_token = Some(self.refresh.clone());
+        // A minted Location grant may hold none (an empty placeholder).
+        t.refresh_token = (!self.refresh.secret().is_empty()).then(|| self.refresh.clone());
         t.expires_in = Some(self.expires.saturating_sub(self.obtained));
         t.token_type = m.token_type.as_deref().map(str::to_owned);
         t.scope = m.scope.as_deref().map(Scopes::new);
@@ -260,6 +304,16 @@ impl Held {
         let half = self.obtained + self.expires.saturating_sub(self.obtained) / 2;
         let ahead = self.expires.saturating_sub(margin.as_secs());
         at(ahead.max(half))
+    }
+
+    /// The Company id of the answer, if it had one.
+    pub(crate) fn company_id(&self) -> Option<&str> {
+        self.meta.id(0)
+    }
+
+    /// The Location id of the answer, if it had one.
+    pub(crate) fn location_id(&self) -> Option<&str> {
+        self.meta.id(1)
     }
 
     /// The user type, for the refresh request.

@@ -20,12 +20,16 @@
 //! | [`Engine::handle_persist_failed`] / [`Engine::handle_record_deleted`] | a write failed / found no record |
 //! | [`Engine::handle_loaded`] / [`Engine::reread`] | the record as stored now (after an [`Output::Load`], or any time) / ask for it |
 //! | [`Engine::reconfigure`] | new client credentials after [`Event::ConfigurationRejected`] |
+//! | [`Engine::handle_webhook`] | a verified install webhook: adds or removes grants |
+//! | [`Engine::add_location`] / [`Engine::uninstall`] | a Location grant to mint from a Company grant / an uninstall |
+//! | [`Engine::count_request`] | a request the app sent outside the engine (counted against the budget) |
 //!
 //! | Output ([`Engine::poll_output`]) | What to do |
 //! |---|---|
 //! | [`Output::Persist`] | write the record, durably, before acting on anything after it |
 //! | [`Output::Send`] | send the request by its `not_after`; hand back the answer with its id |
 //! | [`Output::Load`] | read the grant's record; hand it back with [`Engine::handle_loaded`] |
+//! | [`Output::Delete`] | delete the grant's record (uninstalled) |
 //! | [`Output::Event`] | tell the user or the log ([`Event`]) |
 //!
 //! After every input, call [`Engine::poll_output`] until it returns `None`,
@@ -36,7 +40,51 @@
 //! its answers), `shared` (the shared-store protocol: leases,
 //! compare-and-swap outcomes, re-reads), `schedule` (timers, caps and
 //! spreading over many grants), `output` (the queue and what it hands out),
-//! `record` (what is stored), `grants` (adding and removing grants).
+//! `record` (what is stored), `grants` (adding and removing grants),
+//! `location` (Location grants minted from a Company grant, install
+//! webhooks), `pacing` (the request budget).
+//!
+//! # Location grants and install webhooks
+//!
+//! A Location grant can be minted from a Company grant
+//! ([`Engine::add_location`], or a bulk INSTALL through
+//! [`Engine::handle_webhook`]): `POST /oauth/locationToken` (v3
+//! `/oauth/location-token`) with the Company grant's access token (per
+//! FACTS.md, "POST /oauth/locationToken"). It is then kept fresh by its own
+//! refresh token when the answer had one, and minted again when it had none
+//! or when its refresh token is refused ("invalid grant"). Minting asks the
+//! Company grant for its access token: an expired one is refreshed once
+//! (single-flight) while the mints wait, and the Company refresh token is
+//! never presented by a mint, so a Company rotation while mints are out is
+//! safe. A mint refused with 403 ("The token does not have access to this
+//! location.") means re-authorization for that location; a 401 parks that
+//! location as unauthorized without counting towards the client's
+//! rejection; "Location is not active" suspends it. The other locations go
+//! on. [`GrantRecord::minted_from`] persists the relation; a record of a
+//! minted grant may hold no refresh token. UNINSTALL ([`Engine::uninstall`])
+//! wipes the tokens and emits [`Output::Delete`]. [`diff_installed_locations`]
+//! compares the grants held with the installed-locations list.
+//! (`tests/engine_locations.rs`)
+//!
+//! In shared-store mode a minted grant without a refresh token is not
+//! supported yet: the compare-and-swap paths require a refresh token in the
+//! stored record.
+//!
+//! # Pacing
+//!
+//! Every send (refresh or mint) spends a token of the engine's
+//! [`RequestBudget`](crate::RequestBudget): by default HighLevel's 100
+//! requests per 10 s (per FACTS.md, "Rate limits";
+//! [`EngineSettings::request_budget`]), following the `X-RateLimit-*`
+//! headers of the answers handed to [`Engine::handle_response`]; a 429
+//! spends it all, and the grant still waits as the 429 says. Sends over
+//! budget wait in a first-in, first-out line (no scan of the grants) and go
+//! out as it frees up; [`Engine::poll_timeout`] includes that instant.
+//! Minted grants refresh at points spread over
+//! [`EngineSettings::refresh_ahead_spread`] before their refresh time.
+//! Measured against the fake with its rate limit on: a bulk install of
+//! 1,000 locations is ready after 100 s, 1.00× the budget's floor, with no
+//! 429. (`engine_locations::bulk_install_of_1000_locations_mints_at_the_budget`)
 //!
 //! # A run loop
 //!
@@ -257,7 +305,9 @@ mod backoff;
 mod grant;
 mod grants;
 mod held;
+mod location;
 mod output;
+mod pacing;
 mod record;
 mod schedule;
 mod settings;
@@ -270,6 +320,7 @@ use std::time::{Duration, SystemTime};
 use crate::config::Config;
 use crate::error::{Error, ErrorKind};
 
+pub use location::{InstallChanges, LocationDiff, diff_installed_locations};
 pub use output::{Event, Failure, Output, RequestId, TokenStatus};
 pub use record::{
     GrantId, GrantRecord, GrantStatus, Lease, MAX_RECORD_TIME, MAX_RECORD_VERSION, RECORD_SCHEMA,
@@ -323,6 +374,10 @@ pub struct Engine {
     waiting: VecDeque<Tag>,
     /// While handling timeouts: the instant handled.
     floor: Option<SystemTime>,
+    /// Location grants minted from Company grants.
+    locations: location::Locations,
+    /// The request budget and the sends waiting for it.
+    pacing: pacing::Pacing,
 }
 
 impl Engine {
@@ -335,6 +390,7 @@ impl Engine {
                 settings.lease_duration().map(|d| (holder.clone(), d))
             }
         };
+        let pacing = pacing::Pacing::new(&settings);
         Engine {
             config,
             rng: SplitMix64::new(settings.seed),
@@ -356,6 +412,8 @@ impl Engine {
             busy: Vec::new(),
             waiting: VecDeque::new(),
             floor: None,
+            locations: location::Locations::default(),
+            pacing,
         }
     }
 

@@ -63,7 +63,8 @@ impl fmt::Debug for RequestId {
 #[allow(clippy::large_enum_variant)]
 #[non_exhaustive]
 pub enum Output {
-    /// Send this request (a refresh at `POST /oauth/token`), then hand the
+    /// Send this request (a refresh at `POST /oauth/token`, or a mint of a
+    /// Location grant at `POST /oauth/locationToken`), then hand the
     /// answer back with [`Engine::handle_response`](crate::Engine::handle_response),
     /// or a failure to get one with
     /// [`Engine::handle_transport_error`](crate::Engine::handle_transport_error).
@@ -120,6 +121,16 @@ pub enum Output {
         /// The grant.
         grant: GrantId,
     },
+    /// Delete the grant's record: it was uninstalled
+    /// ([`Engine::uninstall`](crate::Engine::uninstall),
+    /// [`Engine::handle_webhook`](crate::Engine::handle_webhook)). The engine
+    /// forgot the grant and wiped its tokens. In shared-store mode, other
+    /// engines learn it from a write or read that finds no record.
+    #[non_exhaustive]
+    Delete {
+        /// The grant.
+        grant: GrantId,
+    },
     /// Something to tell the user or log.
     Event(Event),
 }
@@ -156,6 +167,7 @@ impl fmt::Debug for Output {
                 .field("refresh", refresh)
                 .finish(),
             Output::Load { grant } => f.debug_struct("Load").field("grant", grant).finish(),
+            Output::Delete { grant } => f.debug_struct("Delete").field("grant", grant).finish(),
             Output::Event(e) => f.debug_tuple("Event").field(e).finish(),
         }
     }
@@ -429,6 +441,8 @@ pub(crate) enum Queued {
     Event(Tag, Event),
     /// An event about a grant no longer held.
     Global(Event),
+    /// The record of an uninstalled grant is to be deleted.
+    Delete(GrantId),
 }
 
 /// A slot and the incarnation of the grant in it.
@@ -468,7 +482,10 @@ impl Engine {
     pub fn poll_output(&mut self, now: SystemTime) -> Option<Output> {
         loop {
             let Some(q) = self.queue.pop_front() else {
-                if self.admit(now) {
+                if let Some(out) = self.release_paced(now) {
+                    return Some(out);
+                }
+                if !self.queue.is_empty() || self.admit(now) {
                     continue;
                 }
                 return None;
@@ -476,10 +493,12 @@ impl Engine {
             match q {
                 Queued::Event(t, e) => {
                     if self.live(t) {
+                        self.on_event_out(&e, now);
                         return Some(Output::Event(e));
                     }
                 }
                 Queued::Global(e) => return Some(Output::Event(e)),
+                Queued::Delete(grant) => return Some(Output::Delete { grant }),
                 Queued::Load(t) => {
                     if let Some(slot) = self.slot(t.slot).filter(|_| self.live(t)) {
                         return Some(Output::Load {
@@ -541,7 +560,7 @@ impl Engine {
             .is_some_and(|s| s.life == t.life && !s.removed)
     }
 
-    fn build_send(&mut self, idx: u32, seq: u32, now: SystemTime) -> Option<Output> {
+    pub(crate) fn build_send(&mut self, idx: u32, seq: u32, now: SystemTime) -> Option<Output> {
         let (timeout, window) = (self.settings.request_timeout, self.settings.dispatch_window);
         let slot = self.slot(idx)?;
         let Phase::InFlight { seq: s, epoch, .. } = slot.phase else {
@@ -578,6 +597,14 @@ impl Engine {
                 }
             }
         }
+        if self.mints_next(idx) {
+            // A Location grant with no refresh token: minted from its Company grant.
+            return self.build_mint(idx, seq, epoch, not_after, now);
+        }
+        if !self.pace(idx, seq, now) {
+            return None;
+        }
+        let slot = self.slot(idx)?;
         let user_type = match slot.held.user_type() {
             Some(t @ (UserType::Company | UserType::Location)) => Some(t.clone()),
             _ => None,
@@ -651,6 +678,7 @@ impl Engine {
         record.version = slot.version;
         record.status = status;
         record.lease = lease;
+        record.minted_from = self.minted_from(slot.key.as_str()).cloned();
         record
     }
 }

@@ -162,7 +162,12 @@ pub struct Lease {
 ///   compare-and-swap on it (see [`Output::Persist`](crate::Output::Persist));
 /// - `tokens` holds the access and refresh tokens with their absolute expiry,
 ///   scopes and ids; treat the record as the secret it is;
-/// - `lease` is present while an engine in shared-store mode is refreshing.
+/// - `lease` is present while an engine in shared-store mode is refreshing;
+/// - `minted_from` is present on a Location grant the engine mints from a
+///   Company grant (see [`Engine::add_location`](crate::Engine::add_location)):
+///   the Company grant's id. Such a record may hold no refresh token (the
+///   location-token answer had none): the grant is then minted again.
+///   Records written before the field existed read as `None`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[non_exhaustive]
 pub struct GrantRecord {
@@ -179,6 +184,10 @@ pub struct GrantRecord {
     pub lease: Option<Lease>,
     /// The tokens, with absolute expiry, scopes and ids.
     pub tokens: TokenSet,
+    /// The Company grant this Location grant is minted from
+    /// (`POST /oauth/locationToken`), if the engine mints it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub minted_from: Option<GrantId>,
 }
 
 impl GrantRecord {
@@ -194,6 +203,7 @@ impl GrantRecord {
             status: GrantStatus::Active,
             lease: None,
             tokens,
+            minted_from: None,
         }
     }
 
@@ -279,6 +289,8 @@ impl GrantRecord {
         }
         match self.refresh_token() {
             Some(r) if !r.secret().trim().is_empty() => Ok(()),
+            // A minted Location grant is minted again from its Company grant.
+            _ if self.minted_from.is_some() => Ok(()),
             _ => Err(Error::input(format!(
                 "record of grant {} has no refresh token; the engine cannot keep it fresh",
                 self.grant

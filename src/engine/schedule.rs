@@ -91,6 +91,7 @@ impl Engine {
     /// Costs O(log n) per due deadline.
     pub fn handle_timeout(&mut self, now: SystemTime) {
         self.floor = Some(now);
+        self.pacing_due(now);
         while let Some((_, idx)) = self.rewrites.pop_due(now) {
             self.rewrite_due(idx);
         }
@@ -126,10 +127,14 @@ impl Engine {
     /// O(log n).
     #[must_use]
     pub fn poll_timeout(&self) -> Option<SystemTime> {
-        match (self.schedule.first(), self.rewrites.first()) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        [
+            self.schedule.first(),
+            self.rewrites.first(),
+            self.pacing.wake_at(),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
     /// How many deadlines are scheduled (for tests and metrics).

@@ -41,6 +41,9 @@ pub struct EngineSettings {
     pub(crate) max_in_flight: usize,
     pub(crate) refresh_spread: Duration,
     pub(crate) dispatch_window: Duration,
+    pub(crate) budget_max: u32,
+    pub(crate) budget_interval: Duration,
+    pub(crate) refresh_ahead_spread: Duration,
 }
 
 impl Default for EngineSettings {
@@ -53,7 +56,11 @@ impl Default for EngineSettings {
     /// - single-process store mode; in shared-store mode the store is re-read
     ///   every 5 s while waiting;
     /// - at most 16 leases and requests out at once; grants already due when
-    ///   restored spread over 30 s; sends dispatched within 1 s.
+    ///   restored spread over 30 s; sends dispatched within 1 s;
+    /// - a request budget of 100 requests per 10 s (HighLevel's documented
+    ///   burst limit), following the answers' `X-RateLimit-*` headers;
+    /// - minted Location grants refresh at points spread over the 5 minutes
+    ///   before their refresh time.
     fn default() -> Self {
         EngineSettings {
             refresh_margin: Duration::from_secs(10 * 60),
@@ -72,6 +79,9 @@ impl Default for EngineSettings {
             max_in_flight: 16,
             refresh_spread: Duration::from_secs(30),
             dispatch_window: Duration::from_secs(1),
+            budget_max: crate::request_budget::HIGHLEVEL_BURST_MAX,
+            budget_interval: crate::request_budget::HIGHLEVEL_BURST_INTERVAL,
+            refresh_ahead_spread: Duration::from_secs(5 * 60),
         }
     }
 }
@@ -217,6 +227,38 @@ impl EngineSettings {
     pub fn dispatch_window(mut self, window: Duration) -> Self {
         self.dispatch_window = window.max(Duration::from_millis(1));
         self
+    }
+
+    /// The engine's request budget: at most `max` requests (refreshes and
+    /// Location-token mints) in any `interval` (default 100 per 10 s,
+    /// HighLevel's documented burst limit per app, per FACTS.md "Rate
+    /// limits"). Sends over budget wait their turn, in order, and go out as
+    /// the budget frees up; the budget follows the `X-RateLimit-Max`,
+    /// `X-RateLimit-Interval-Milliseconds` and `X-RateLimit-Remaining`
+    /// headers of every answer handed to [`Engine::handle_response`](crate::Engine::handle_response),
+    /// and a 429 spends it all (see [`RequestBudget`](crate::RequestBudget)).
+    /// `max` is raised to 1, `interval` to 1 ms. Several processes of one app
+    /// should split the figure (or rely on the headers).
+    pub fn request_budget(mut self, max: u32, interval: Duration) -> Self {
+        let b = crate::request_budget::RequestBudget::new(max, interval);
+        self.budget_max = b.max();
+        self.budget_interval = b.interval();
+        self
+    }
+
+    /// Location grants minted together (a bulk install) would all come due
+    /// together a day later: each minted grant refreshes at a point drawn
+    /// (from the jitter seed) within this window before its refresh time
+    /// (default 5 min; at most half the token's life). Zero: no spreading.
+    pub fn refresh_ahead_spread(mut self, spread: Duration) -> Self {
+        self.refresh_ahead_spread = spread;
+        self
+    }
+
+    /// The request budget: requests per interval, and the interval.
+    #[must_use]
+    pub fn budget(&self) -> (u32, Duration) {
+        (self.budget_max, self.budget_interval)
     }
 
     /// The refresh margin.

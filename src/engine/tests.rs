@@ -116,6 +116,7 @@ fn kinds(out: &[Output]) -> Vec<&'static str> {
             Output::Event(Event::Durable { .. }) => "durable",
             Output::Event(Event::RemovedElsewhere { .. }) => "removed-elsewhere",
             Output::Load { .. } => "load",
+            Output::Delete { .. } => "delete",
         })
         .collect()
 }

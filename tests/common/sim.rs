@@ -18,8 +18,9 @@ use std::time::{Duration, SystemTime};
 
 use hoopai_oauth::fake::{FakeServer, Install};
 use hoopai_oauth::{
-    Engine, EngineSettings, Event, Failure, GrantId, GrantRecord, GrantStatus, Output, RequestId,
-    TokenRequest, TokenSet, TokenStatus, parse_token_response, token_request,
+    Engine, EngineSettings, Error, Event, Failure, GrantId, GrantRecord, GrantStatus,
+    InstallChanges, Output, RequestId, SeenWebhooks, TokenRequest, TokenSet, TokenStatus,
+    WebhookVerifier, parse_token_response, token_request,
 };
 
 use super::{CLIENT_ID, CLIENT_SECRET, config, t0};
@@ -176,6 +177,17 @@ pub struct Sim {
     pub stale_reads: usize,
     /// How many of the next writes fail without reaching the store.
     pub fail_writes: usize,
+    /// When each grant was first refreshed or minted (its first
+    /// [`Event::Refreshed`]).
+    pub ready_at: HashMap<GrantId, SystemTime>,
+    /// Every request's send time, in order (for rate figures).
+    pub send_times: Vec<SystemTime>,
+    /// The seen-set of the app's webhook endpoint.
+    pub seen: SeenWebhooks,
+    /// Grants deleted ([`Output::Delete`]): answers for them are refused.
+    pub deleted: HashSet<GrantId>,
+    /// The webhook key the app trusts: the fake's at the start.
+    pub trusted_key: hoopai_oauth::WebhookKey,
 }
 
 /// `+Dd HH:MM:SS` since [`t0`].
@@ -204,9 +216,11 @@ impl Default for Sim {
 impl Sim {
     /// A simulation at [`t0`] with a fake that knows the test client.
     pub fn new() -> Self {
+        let fake = FakeServer::new(CLIENT_ID, CLIENT_SECRET);
         Sim {
             now: t0(),
-            fake: FakeServer::new(CLIENT_ID, CLIENT_SECRET),
+            trusted_key: fake.webhook_key(),
+            fake,
             store: Store::default(),
             nodes: Vec::new(),
             downlink: Vec::new(),
@@ -227,6 +241,10 @@ impl Sim {
             outbox: Vec::new(),
             stale_reads: 0,
             fail_writes: 0,
+            ready_at: HashMap::new(),
+            send_times: Vec::new(),
+            seen: SeenWebhooks::default(),
+            deleted: HashSet::new(),
         }
     }
 
@@ -467,16 +485,32 @@ impl Sim {
             self.nodes[reply.node]
                 .engine
                 .handle_response(reply.id, reply.response, self.now);
-        if let (true, Some(grant)) = (self.ask_on_answer, grant) {
+        if let (true, Some(grant)) = (self.ask_on_answer, grant.clone()) {
             // Before the outputs of the answer are polled.
             self.ask(reply.node, grant.as_str());
         }
-        if let Err(e) = result {
-            self.violations.push(format!(
+        match (result, grant) {
+            (Err(e), Some(g)) if self.deleted.contains(&g) => {
+                let kept = if e.rescued_refresh_token().is_some() {
+                    " (refresh token rescued in the error)"
+                } else {
+                    ""
+                };
+                self.note(
+                    &name,
+                    format!(
+                        "answer to {} of deleted {g} refused: {}{kept}",
+                        reply.id,
+                        e.kind()
+                    ),
+                );
+            }
+            (Err(e), _) => self.violations.push(format!(
                 "{} {name}: answer to {} refused: {e}",
                 rel(self.now),
                 reply.id
-            ));
+            )),
+            _ => {}
         }
         self.pump(reply.node);
     }
@@ -518,6 +552,12 @@ impl Sim {
                     ..
                 } => self.on_persist(node, grant, record, replaces),
                 Output::Load { grant, .. } => self.on_load(node, grant),
+                Output::Delete { grant, .. } => {
+                    let name = self.nodes[node].name.clone();
+                    self.note(&name, format!("delete {grant}"));
+                    self.store.records.remove(grant.as_str());
+                    self.deleted.insert(grant);
+                }
                 Output::Event(e) => self.on_event(node, e),
                 other => panic!("unexpected output {other:?}"),
             }
@@ -638,7 +678,13 @@ impl Sim {
         request: http::Request<Vec<u8>>,
     ) {
         self.sends += 1;
+        self.send_times.push(self.now);
         let name = self.nodes[node].name.clone();
+        let path = request.uri().path();
+        if path.ends_with("/oauth/locationToken") || path.ends_with("/oauth/location-token") {
+            self.on_mint(node, id, grant, request);
+            return;
+        }
         let form: Vec<(String, String)> =
             serde_urlencoded::from_bytes(request.body()).unwrap_or_default();
         let refresh = form
@@ -698,6 +744,89 @@ impl Sim {
         }
     }
 
+    /// A Location-token mint: presents the Company grant's access token, no
+    /// refresh token. Answered at once.
+    fn on_mint(
+        &mut self,
+        node: usize,
+        id: RequestId,
+        grant: GrantId,
+        request: http::Request<Vec<u8>>,
+    ) {
+        let name = self.nodes[node].name.clone();
+        let bearer = request
+            .headers()
+            .get(http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .unwrap_or_default()
+            .to_owned();
+        let a = self.access_label(&bearer);
+        if let Some(other) = self.flights.iter().find(|f| f.grant == grant) {
+            let other = format!("{} of {}", other.id, self.nodes[other.node].name);
+            self.violations.push(format!(
+                "{} {name}: second request for {grant} while {other} is in flight",
+                rel(self.now)
+            ));
+        }
+        self.note(&name, format!("send {id} {grant} mint bearer={a}"));
+        self.flights.push(Flight {
+            node,
+            id,
+            grant,
+            dropped: false,
+        });
+        let response = self.fake.handle(&request, self.now);
+        let summary = self.answer_text(&response);
+        self.note("fake", format!("{id} -> {summary}"));
+        self.downlink.push(Reply {
+            node,
+            id,
+            at: self.now,
+            late: false,
+            response,
+        });
+    }
+
+    /// Verifies a webhook delivery from the fake (with the fake's key) at
+    /// `now`, and hands the event to engine `node`.
+    pub fn webhook(
+        &mut self,
+        node: usize,
+        delivery: &http::Request<Vec<u8>>,
+    ) -> Result<InstallChanges, Error> {
+        let name = self.nodes[node].name.clone();
+        let verifier = WebhookVerifier::new(&config()).add_key(self.trusted_key);
+        let event = match verifier.verify_request(delivery, self.now, &mut self.seen) {
+            Ok(event) => event,
+            Err(e) => {
+                self.note(&name, format!("webhook refused: {}", e.kind()));
+                return Err(e);
+            }
+        };
+        let changes = self.nodes[node]
+            .engine
+            .handle_webhook(&event, self.now)
+            .expect("handle_webhook");
+        let list = |g: &[GrantId]| match g.len() {
+            0 => "none".to_owned(),
+            1..=3 => g.iter().map(GrantId::as_str).collect::<Vec<_>>().join(","),
+            n => format!("{n} grants"),
+        };
+        self.note(
+            &name,
+            format!(
+                "webhook {} -> added {} removed {} needs code exchange {}",
+                event.event_type,
+                list(&changes.added),
+                list(&changes.removed),
+                list(&changes.needs_code_exchange)
+            ),
+        );
+        self.pump(node);
+        Ok(changes)
+    }
+
     fn answer_text(&mut self, response: &http::Response<Vec<u8>>) -> String {
         let copy = http::Response::builder()
             .status(response.status())
@@ -743,11 +872,14 @@ impl Sim {
             GrantStatus::ReauthorizationNeeded { .. } => "re-authorization needed".to_owned(),
             other => format!("{other:?}"),
         };
-        let a = self.access_label(record.access_token().secret());
+        let a = match record.access_token().secret() {
+            "" => "none".to_owned(),
+            a => self.access_label(a),
+        };
         let r = record
             .refresh_token()
             .map(|r| self.refresh_label(r.secret()))
-            .unwrap_or_default();
+            .unwrap_or_else(|| "none".to_owned());
         let lease = record
             .lease
             .as_ref()
@@ -896,6 +1028,7 @@ impl Sim {
                 format!("token ready {grant} expires={}", rel(*expires_at))
             }
             Event::Refreshed { grant, expires_at } => {
+                self.ready_at.entry(grant.clone()).or_insert(self.now);
                 format!("refreshed {grant} expires={}", rel(*expires_at))
             }
             Event::Adopted { grant, expires_at } => {

@@ -1,0 +1,566 @@
+//! Location grants minted from a Company grant, and the install webhooks
+//! that add and remove grants.
+//!
+//! A Location grant of this kind is minted through `POST /oauth/locationToken`
+//! (v3: `/oauth/location-token`) with the access token of its Company grant
+//! (per FACTS.md, "POST /oauth/locationToken"). It is kept fresh by its own
+//! refresh token when the answer carried one, and minted again from the
+//! Company grant when it carried none or when its refresh token is refused.
+//!
+//! Minting asks the Company grant for its access token
+//! ([`Engine::access_token`]): a Company token that expired is refreshed
+//! once (single-flight, as any refresh), and the mints wait for it. They go
+//! on when the Company grant reports a token (its
+//! [`Event::TokenReady`], [`Event::Refreshed`], [`Event::Adopted`] or
+//! [`Event::Durable`]), and in any case look again after a while. Mints never
+//! present the Company refresh token: a Company rotation while mints are out
+//! changes nothing for them (an access token stays valid until it expires).
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::time::{Duration, SystemTime};
+
+use crate::error::{Error, ErrorKind};
+use crate::installed_locations::InstalledLocation;
+use crate::location_token::{LocationTokenRequest, location_token_request};
+use crate::rate_limit::saturating_add as add;
+use crate::secret::AccessToken;
+use crate::token::{TokenResponse, TokenSet, UserType};
+use crate::webhook::{InstallTarget, UninstallTarget, WebhookEvent, WebhookPayload};
+
+use super::grant::{Phase, Slot, Status, Unconfirmed};
+use super::held::Held;
+use super::output::{Event, Output, Queued, RequestId, Tag, TokenStatus, tag};
+use super::record::GrantId;
+use super::schedule::{ceil_seconds, set_timer};
+use super::{Engine, unknown_grant};
+
+/// The relations between Company grants and the Location grants minted from
+/// them, and the mints waiting for a Company token.
+#[derive(Debug, Default)]
+pub(crate) struct Locations {
+    /// Location grant -> the Company grant it is minted from.
+    parent: HashMap<GrantId, GrantId>,
+    /// Company grant -> the Location grants minted from it.
+    children: HashMap<GrantId, BTreeSet<GrantId>>,
+    /// Company grant -> Location grants waiting for its access token.
+    blocked: HashMap<GrantId, Vec<Tag>>,
+    /// Mint requests out (and given up on), by raw request id.
+    mints: HashSet<u64>,
+}
+
+/// What an install webhook changed in the engine
+/// ([`Engine::handle_webhook`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct InstallChanges {
+    /// Location grants added, to be minted from their Company grant.
+    pub added: Vec<GrantId>,
+    /// Grants removed (each with an [`Output::Delete`]).
+    pub removed: Vec<GrantId>,
+    /// Grants the event names that the engine cannot add itself: a Location
+    /// or Company install whose tokens come from the code exchange
+    /// ([`Engine::insert`]).
+    pub needs_code_exchange: Vec<GrantId>,
+}
+
+/// How the grants held for a company differ from the installed-locations
+/// list ([`diff_installed_locations`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct LocationDiff {
+    /// Locations installed at the server that have no grant: add them
+    /// ([`Engine::add_location`]).
+    pub add: Vec<String>,
+    /// Locations with a grant that the server does not list as installed:
+    /// remove them ([`Engine::uninstall`]).
+    pub remove: Vec<String>,
+}
+
+/// Compares the location ids held for a company with the server's
+/// installed-locations list (every page of `GET /oauth/installedLocations`,
+/// per FACTS.md). A location counts as installed unless the list says
+/// `isInstalled: false`. Pure; each id appears once, in sorted order.
+#[must_use]
+pub fn diff_installed_locations<'a>(
+    held: impl IntoIterator<Item = &'a str>,
+    installed: &[InstalledLocation],
+) -> LocationDiff {
+    let held: BTreeSet<&str> = held.into_iter().collect();
+    let listed: BTreeSet<&str> = installed
+        .iter()
+        .filter(|l| l.is_installed != Some(false) && !l.id.is_empty())
+        .map(|l| l.id.as_str())
+        .collect();
+    LocationDiff {
+        add: listed.difference(&held).map(|s| (*s).to_owned()).collect(),
+        remove: held.difference(&listed).map(|s| (*s).to_owned()).collect(),
+    }
+}
+
+impl Engine {
+    /// Adds a Location grant `grant`, minted from the Company grant
+    /// `company_grant` for `request`'s company and location. The mint goes
+    /// out under the request budget and the cap; the Company grant need not
+    /// be held yet (the mint waits for it: a bulk INSTALL webhook may come
+    /// before the code exchange). Nothing is persisted before the first mint
+    /// answers; its record carries [`GrantRecord::minted_from`](super::GrantRecord::minted_from).
+    ///
+    /// Returns whether the grant was added: `false` if the engine holds
+    /// `grant` already (as it is).
+    ///
+    /// May queue outputs: call [`poll_output`](Self::poll_output) afterwards.
+    ///
+    /// # Errors
+    /// [`ErrorKind::InvalidInput`] for an empty company or location id, or a
+    /// grant minted from itself.
+    pub fn add_location(
+        &mut self,
+        grant: impl Into<GrantId>,
+        company_grant: impl Into<GrantId>,
+        request: &LocationTokenRequest,
+        now: SystemTime,
+    ) -> Result<bool, Error> {
+        let (grant, company_grant) = (grant.into(), company_grant.into());
+        if request.company_id().trim().is_empty() || request.location_id().trim().is_empty() {
+            return Err(Error::input(
+                "a Location grant needs a company id and a location id",
+            ));
+        }
+        if grant == company_grant {
+            return Err(Error::input(format!(
+                "grant {grant} cannot be minted from itself"
+            )));
+        }
+        if self.contains(grant.as_str()) {
+            return Ok(false);
+        }
+        let mut token = TokenResponse::new(AccessToken::new(String::new()));
+        token.expires_in = Some(0);
+        token.user_type = Some(UserType::Location);
+        token.company_id = Some(request.company_id().to_owned());
+        token.location_id = Some(request.location_id().to_owned());
+        let held = Held::from_set_minted(TokenSet::new(token, now), None, &mut self.interner)
+            .ok_or_else(|| Error::input("the Location grant could not be set up"))?;
+        self.link(grant.clone(), company_grant);
+        // Version 0: never stored; the mint's answer is the first write.
+        let idx = self.add_slot(Slot::new(grant, held, 0, Unconfirmed::None));
+        self.start_refresh(idx, now);
+        Ok(true)
+    }
+
+    /// The Company grant `grant` is minted from, if it is a Location grant
+    /// the engine mints.
+    #[must_use]
+    pub fn minted_from(&self, grant: &str) -> Option<&GrantId> {
+        self.locations.parent.get(grant)
+    }
+
+    /// The Location grants minted from the Company grant `company_grant`, in
+    /// order of their ids.
+    #[must_use]
+    pub fn locations_of(&self, company_grant: &str) -> Vec<GrantId> {
+        self.locations
+            .children
+            .get(company_grant)
+            .map(|c| c.iter().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// Removes an uninstalled grant, and, for a Company grant, every
+    /// Location grant minted from it. Each gets an [`Output::Delete`]: delete
+    /// its record. Their tokens are wiped from memory at once (an answer to
+    /// a refresh still out is then refused as for a removed grant, with any
+    /// refresh token in it rescued in the error). Returns the grants removed,
+    /// the Company grant first.
+    ///
+    /// # Errors
+    /// [`ErrorKind::UnknownGrant`] if the engine holds neither `grant` nor
+    /// any Location grant minted from it.
+    pub fn uninstall(&mut self, grant: &str, _now: SystemTime) -> Result<Vec<GrantId>, Error> {
+        let children = self.locations_of(grant);
+        if !self.contains(grant) && children.is_empty() {
+            return Err(unknown_grant(grant));
+        }
+        let mut removed = Vec::new();
+        let own = self.contains(grant).then(|| GrantId::new(grant));
+        for g in own.into_iter().chain(children) {
+            if let Ok(idx) = self.lookup(g.as_str()) {
+                self.remove(g.as_str())?;
+                // Not taken back by a later insert or restore: its tokens go.
+                if let Some(slot) = self.slot_mut(idx)
+                    && slot.key == g
+                    && slot.removed
+                {
+                    slot.held.wipe();
+                    slot.prev = None;
+                    self.removed.remove(g.as_str());
+                }
+            }
+            self.unlink(&g);
+            self.queue.push_back(Queued::Delete(g.clone()));
+            removed.push(g);
+        }
+        self.locations.blocked.remove(grant);
+        Ok(removed)
+    }
+
+    /// Applies a verified install webhook ([`WebhookVerifier::verify`](crate::WebhookVerifier::verify)).
+    /// Grants are named by convention: a Company grant by its Company id, a
+    /// Location grant by its Location id.
+    ///
+    /// - INSTALL, bulk (`locationIds`): a Location grant for each location
+    ///   not held, minted from the Company grant named by `companyId` (which
+    ///   the code exchange adds with [`insert`](Self::insert); the mints wait
+    ///   for it). The Company grant is reported in
+    ///   [`InstallChanges::needs_code_exchange`] if it is not held.
+    /// - INSTALL, one Location: minted the same way if the Company grant is
+    ///   held; else it comes from the code exchange (`needs_code_exchange`).
+    /// - INSTALL, a Company with no list: `needs_code_exchange`.
+    /// - UNINSTALL: [`uninstall`](Self::uninstall) of the location, or of the
+    ///   Company grant and every Location grant minted from it. A grant not
+    ///   held is no error.
+    /// - Any other type: nothing.
+    ///
+    /// May queue outputs: call [`poll_output`](Self::poll_output) afterwards.
+    ///
+    /// # Errors
+    /// [`ErrorKind::InvalidInput`] for ids that cannot name grants.
+    pub fn handle_webhook(
+        &mut self,
+        event: &WebhookEvent,
+        now: SystemTime,
+    ) -> Result<InstallChanges, Error> {
+        let mut changes = InstallChanges::default();
+        match &event.payload {
+            WebhookPayload::Install(install) => match &install.target {
+                InstallTarget::Bulk {
+                    company_id,
+                    location_ids,
+                } => {
+                    if !self.contains(company_id) {
+                        changes.needs_code_exchange.push(GrantId::new(company_id));
+                    }
+                    for location in location_ids {
+                        let req = LocationTokenRequest::new(company_id, location);
+                        if self.add_location(location.as_str(), company_id.as_str(), &req, now)? {
+                            changes.added.push(GrantId::new(location));
+                        }
+                    }
+                }
+                InstallTarget::Location { location_id } => match &install.company_id {
+                    Some(company_id) if self.contains(company_id) => {
+                        let req = LocationTokenRequest::new(company_id, location_id);
+                        if self.add_location(
+                            location_id.as_str(),
+                            company_id.as_str(),
+                            &req,
+                            now,
+                        )? {
+                            changes.added.push(GrantId::new(location_id));
+                        }
+                    }
+                    _ if !self.contains(location_id) => {
+                        changes.needs_code_exchange.push(GrantId::new(location_id));
+                    }
+                    _ => {}
+                },
+                InstallTarget::Company { company_id } if !self.contains(company_id) => {
+                    changes.needs_code_exchange.push(GrantId::new(company_id));
+                }
+                // A target of a later version of the payload: nothing known to do.
+                #[allow(unreachable_patterns)]
+                _ => {}
+            },
+            WebhookPayload::Uninstall(uninstall) => {
+                let grant = match &uninstall.target {
+                    UninstallTarget::Location { location_id } => location_id.as_str(),
+                    UninstallTarget::Company { company_id } => company_id.as_str(),
+                    #[allow(unreachable_patterns)]
+                    _ => return Ok(changes),
+                };
+                if let Ok(removed) = self.uninstall(grant, now) {
+                    changes.removed = removed;
+                }
+            }
+            _ => {}
+        }
+        Ok(changes)
+    }
+
+    fn link(&mut self, child: GrantId, parent: GrantId) {
+        self.unlink(&child);
+        self.locations
+            .children
+            .entry(parent.clone())
+            .or_default()
+            .insert(child.clone());
+        self.locations.parent.insert(child, parent);
+    }
+
+    pub(crate) fn unlink(&mut self, child: &GrantId) {
+        if let Some(parent) = self.locations.parent.remove(child.as_str())
+            && let Some(set) = self.locations.children.get_mut(parent.as_str())
+        {
+            set.remove(child.as_str());
+            if set.is_empty() {
+                self.locations.children.remove(parent.as_str());
+            }
+        }
+    }
+
+    /// Sets (or clears) the Company grant of a grant restored from a record.
+    pub(crate) fn relink(&mut self, child: &GrantId, parent: Option<GrantId>) {
+        match parent {
+            Some(p) => self.link(child.clone(), p),
+            None => self.unlink(child),
+        }
+    }
+
+    /// Whether the grant in slot `idx` is minted (not refreshed) next: a
+    /// Location grant of a Company grant, with no refresh token.
+    pub(crate) fn mints_next(&self, idx: u32) -> bool {
+        self.slot(idx).is_some_and(|s| {
+            !s.held.has_refresh() && self.locations.parent.contains_key(s.key.as_str())
+        })
+    }
+
+    /// Whether request `id` is a mint.
+    pub(crate) fn is_mint(&self, id: RequestId) -> bool {
+        self.locations.mints.contains(&id.as_u64())
+    }
+
+    /// Forgets that `id` was a mint (its answer is in); returns whether it was.
+    pub(crate) fn mint_answered(&mut self, id: RequestId) -> bool {
+        self.locations.mints.remove(&id.as_u64())
+    }
+
+    /// Builds the mint of slot `idx` (request `seq`), or, while the Company
+    /// grant has no access token to lend, waits for it.
+    pub(crate) fn build_mint(
+        &mut self,
+        idx: u32,
+        seq: u32,
+        epoch: u32,
+        not_after: SystemTime,
+        now: SystemTime,
+    ) -> Option<Output> {
+        let (grant, company_id, location_id) = {
+            let s = self.slot(idx)?;
+            (
+                s.key.clone(),
+                s.held.company_id().map(str::to_owned),
+                s.held.location_id().unwrap_or(s.key.as_str()).to_owned(),
+            )
+        };
+        let parent = self.locations.parent.get(grant.as_str())?.clone();
+        // A location-token answer need not carry `companyId`: the Company
+        // grant's is the one.
+        let company_id = company_id
+            .or_else(|| {
+                let p = self.lookup(parent.as_str()).ok()?;
+                self.slot(p)?.held.company_id().map(str::to_owned)
+            })
+            .unwrap_or_default();
+        let status = if self.contains(parent.as_str()) {
+            self.access_token(parent.as_str(), now).ok()
+        } else {
+            None
+        };
+        let bearer = match status {
+            Some(TokenStatus::Ready(token)) => token,
+            other => {
+                // Wait for the Company grant: woken by its events, and in any
+                // case looked at again after a while.
+                let wait = match other {
+                    Some(TokenStatus::Pending) => self.settings.request_timeout,
+                    _ => self.settings.backoff_cap,
+                };
+                let t = tag(&self.slots, idx);
+                if let Some(slot) = self.slot_mut(idx) {
+                    slot.phase = Phase::Backoff;
+                }
+                self.arm(idx, Some(add(now, wait)));
+                self.locations.blocked.entry(parent).or_default().push(t);
+                return None;
+            }
+        };
+        if !self.pace(idx, seq, now) {
+            return None;
+        }
+        let req = LocationTokenRequest::new(company_id, location_id);
+        match location_token_request(&self.config, &bearer, &req) {
+            Ok(request) => {
+                let refresh = self.slot(idx)?.held.fingerprint();
+                if let Some(slot) = self.slot_mut(idx) {
+                    slot.phase = Phase::InFlight {
+                        seq,
+                        epoch,
+                        sent_at: now,
+                        not_after,
+                        dispatched: true,
+                    };
+                }
+                let give_up = add(not_after, self.settings.request_timeout);
+                self.arm(idx, Some(give_up));
+                let id = RequestId::new(seq, idx);
+                self.note_mint(id);
+                Some(Output::Send {
+                    id,
+                    grant,
+                    request,
+                    not_after,
+                    refresh,
+                })
+            }
+            Err(error) => {
+                // Ids the request cannot carry: this location cannot be minted.
+                self.condemn(idx, error);
+                None
+            }
+        }
+    }
+
+    fn note_mint(&mut self, id: RequestId) {
+        if self.locations.mints.len() > 4 * self.slots.len() + 64 {
+            // Mints given up on and never answered: keep those a slot still knows.
+            let slots = &self.slots;
+            self.locations.mints.retain(|raw| {
+                let id = RequestId::from_u64(*raw);
+                slots
+                    .get(id.slot() as usize)
+                    .and_then(Option::as_ref)
+                    .is_some_and(|s| {
+                        matches!(s.phase, Phase::InFlight { seq, .. } if seq == id.seq())
+                            || s.abandoned.iter().any(|a| a.seq == id.seq())
+                    })
+            });
+        }
+        self.locations.mints.insert(id.as_u64());
+    }
+
+    /// The Company grant `company_grant` may lend its access token now: the
+    /// Location grants waiting for it are started again.
+    pub(crate) fn wake_locations(&mut self, company_grant: &GrantId, now: SystemTime) {
+        let Some(blocked) = self.locations.blocked.remove(company_grant.as_str()) else {
+            return;
+        };
+        for t in blocked {
+            let waiting = self
+                .slot(t.slot)
+                .is_some_and(|s| s.life == t.life && !s.removed && s.phase == Phase::Backoff);
+            if waiting && self.mints_next(t.slot) {
+                if let Some(slot) = self.slot_mut(t.slot) {
+                    slot.phase = Phase::Idle;
+                }
+                self.start_refresh(t.slot, now);
+            }
+        }
+    }
+
+    /// An event about to be handed out: if it says a grant has a token, the
+    /// Location grants waiting for it go on.
+    pub(crate) fn on_event_out(&mut self, event: &Event, now: SystemTime) {
+        if let Event::TokenReady { grant, .. }
+        | Event::Refreshed { grant, .. }
+        | Event::Adopted { grant, .. }
+        | Event::Durable { grant, .. } = event
+            && self.locations.blocked.contains_key(grant.as_str())
+        {
+            let grant = grant.clone();
+            self.wake_locations(&grant, now);
+        }
+    }
+
+    /// A failed answer for a Location grant the engine mints, handled here;
+    /// any other is handed back.
+    ///
+    /// - A mint refused with 403 ("The token does not have access to this
+    ///   location.": the location was uninstalled): re-authorization needed
+    ///   for that location alone.
+    /// - A mint refused with 401: that location is parked as unauthorized
+    ///   and tried again later; it does not count towards the client's
+    ///   rejection (the other locations go on).
+    /// - The grant's own refresh token refused as invalid: minted again.
+    pub(crate) fn minted_failure(
+        &mut self,
+        idx: u32,
+        error: Error,
+        now: SystemTime,
+    ) -> Option<Error> {
+        let minted = self
+            .slot(idx)
+            .is_some_and(|s| self.locations.parent.contains_key(s.key.as_str()));
+        if !minted {
+            return Some(error);
+        }
+        let mint = self.mints_next(idx);
+        match error.kind() {
+            ErrorKind::Forbidden if mint => self.condemn(idx, error),
+            ErrorKind::Unauthorized | ErrorKind::GrantUnauthorized | ErrorKind::InvalidClient
+                if mint =>
+            {
+                self.park_unauthorized(idx, error, now);
+            }
+            ErrorKind::InvalidGrant if !mint => {
+                if let Some(slot) = self.slot_mut(idx) {
+                    slot.held.clear_refresh();
+                    slot.phase = Phase::Idle;
+                }
+                self.start_refresh(idx, now);
+            }
+            _ => return Some(error),
+        }
+        None
+    }
+
+    fn park_unauthorized(&mut self, idx: u32, error: Error, now: SystemTime) {
+        let retry = self.settings.unauthorized_retry;
+        let Some(slot) = self.slots.get_mut(idx as usize).and_then(Option::as_mut) else {
+            return;
+        };
+        let grant = slot.key.clone();
+        let until = ceil_seconds(add(now, retry));
+        slot.status = Status::Unauthorized {
+            until,
+            reason: Some(error.to_string().into_boxed_str()),
+        };
+        slot.phase = Phase::Backoff;
+        slot.waiters = false;
+        slot.version = slot.version.saturating_add(1);
+        set_timer(&mut self.schedule, idx, slot, Some(until));
+        let t = tag(&self.slots, idx);
+        self.queue.push_back(Queued::Persist(t));
+        self.queue.push_back(Queued::Event(
+            t,
+            Event::Unauthorized {
+                grant,
+                until,
+                error,
+            },
+        ));
+    }
+
+    /// A mint answered with tokens: the grant's refresh time is drawn within
+    /// [`EngineSettings::refresh_ahead_spread`](super::EngineSettings::refresh_ahead_spread)
+    /// before it, so that locations minted together do not come due together.
+    pub(crate) fn spread_minted(&mut self, idx: u32, now: SystemTime) {
+        let spread = self.settings.refresh_ahead_spread;
+        let margin = self.settings.refresh_margin;
+        let Some(slot) = self.slot(idx) else {
+            return;
+        };
+        if spread.is_zero() || slot.phase != Phase::Idle || slot.timer.is_none() {
+            return;
+        }
+        let at = slot.held.refresh_at(margin);
+        let life = slot
+            .held
+            .expires_at()
+            .duration_since(now)
+            .unwrap_or(Duration::ZERO);
+        let spread = spread.min(life / 2);
+        let early = spread.mul_f64(self.rng.next_unit());
+        let at = at.checked_sub(early).unwrap_or(at).max(now);
+        self.arm(idx, Some(at));
+    }
+}
