@@ -453,6 +453,7 @@ impl<S: GrantStore, H: HttpClient> Actor<S, H> {
                     ..
                 } => self.send(id, grant, request, not_after),
                 Output::Load { grant, .. } => self.load(grant).await,
+                Output::Delete { grant, .. } => self.delete(grant).await,
                 Output::Event(event) => self.event(event),
                 _ => {}
             }
@@ -616,6 +617,17 @@ impl<S: GrantStore, H: HttpClient> Actor<S, H> {
             }
         }
         Ok(())
+    }
+
+    /// The engine uninstalled a grant (an UNINSTALL webhook): its record
+    /// goes from the store, and its callers are told it is unknown.
+    async fn delete(&mut self, grant: GrantId) {
+        if let Err(error) = self.store.delete(&grant).await {
+            // The tokens are wiped in the engine either way; a record left
+            // behind holds a refresh token the server has revoked.
+            tracing::warn!(grant = %grant, error = %error, "deleting an uninstalled grant's record failed");
+        }
+        self.forget(&grant);
     }
 
     /// The engine asks for the stored record (to check a refusal against
