@@ -173,15 +173,19 @@ pub enum CallError {
 pub enum ServiceEvent {
     /// An event of the engine (refreshed, suspended, retry scheduled…).
     Engine(Event),
-    /// A store write failed; it is retried after `retry_in`. Meanwhile no
-    /// refresh of the grant is sent.
+    /// A store write failed; it is written again. Meanwhile no token of the
+    /// grant that is not written is handed out, and no refresh of it is sent
+    /// (in shared-store mode the engine sees to both: it refreshes only
+    /// under a lease whose write won).
     StoreWriteFailed {
         /// The grant.
         grant: GrantId,
         /// The store's error.
         error: StoreError,
-        /// When the next try is.
-        retry_in: Duration,
+        /// When the service writes again (single-process mode); `None` when
+        /// the engine schedules the write, with its backoff (shared-store
+        /// mode, [`Engine::handle_persist_failed`](hoopai_oauth::Engine::handle_persist_failed)).
+        retry_in: Option<Duration>,
     },
     /// Every pending write of the grant went through after failures.
     StoreWriteRecovered {
@@ -197,9 +201,21 @@ pub enum ServiceEvent {
     /// A record at start-up could not be read or restored; it is left in the
     /// store untouched and the grant is not served.
     CorruptRecord(CorruptRecord),
+    /// A refresh token carried by an answer the engine could not take (its
+    /// grant was removed while the refresh was out) was handed back to the
+    /// engine ([`Engine::handle_rescued`](hoopai_oauth::Engine::handle_rescued))
+    /// once the grant was held again with the refresh token that refresh
+    /// spent: it is written ahead of everything else and used for the next
+    /// refresh.
+    RescuedTokenAdopted {
+        /// The grant.
+        grant: GrantId,
+    },
     /// An answer came for a grant no longer held. If it carried a new
     /// refresh token (`rescued`), that token is now the grant's only live
-    /// one, and it was not kept.
+    /// one: it is kept in memory (not written), and adopted if the grant is
+    /// added back with the refresh token the answer spent
+    /// ([`ServiceEvent::RescuedTokenAdopted`]); a new authorization drops it.
     AnswerForRemovedGrant {
         /// The grant.
         grant: GrantId,
