@@ -359,6 +359,8 @@ impl<S: GrantStore, H: HttpClient> Actor<S, H> {
                     .filter_map(|g| self.engine.record(g.as_str()))
                     .map(|r| GrantInfo {
                         expires_at: r.expires_at(),
+                        company_id: r.company_id().map(str::to_owned),
+                        location_id: r.location_id().map(str::to_owned),
                         grant: r.grant.clone(),
                         status: r.status.clone(),
                         version: r.version,

@@ -201,6 +201,11 @@ pub enum ServiceEvent {
     /// A record at start-up could not be read or restored; it is left in the
     /// store untouched and the grant is not served.
     CorruptRecord(CorruptRecord),
+    /// A webhook delivery was verified and accepted: INSTALL (the app gets
+    /// its tokens through the consent callback, or, for a bulk install,
+    /// mints Location tokens from the Company grant), UNINSTALL (the grants
+    /// concerned were removed), or another type.
+    Webhook(Box<WebhookReceived>),
     /// A refresh token carried by an answer the engine could not take (its
     /// grant was removed while the refresh was out) was handed back to the
     /// engine ([`Engine::handle_rescued`](hoopai_oauth::Engine::handle_rescued))
@@ -222,6 +227,17 @@ pub enum ServiceEvent {
         /// Whether the answer held a refresh token.
         rescued: bool,
     },
+}
+
+/// A webhook delivery the app's webhook route accepted, and what the
+/// service did about it (feature `axum`, see [`crate::routes`]).
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct WebhookReceived {
+    /// The verified event (no secret in it).
+    pub event: hoopai_oauth::WebhookEvent,
+    /// The grants an UNINSTALL removed (from the service and the store).
+    pub removed: Vec<GrantId>,
 }
 
 /// What [`TokenService::start`] restored from the store.
@@ -249,6 +265,10 @@ pub struct GrantInfo {
     pub expires_at: SystemTime,
     /// The record version held.
     pub version: u64,
+    /// The Company (agency) its token belongs to, when the token answer said.
+    pub company_id: Option<String>,
+    /// The Location (sub-account) of a Location token, when the answer said.
+    pub location_id: Option<String>,
 }
 
 /// What [`TokenService::shutdown`] leaves behind.
@@ -357,6 +377,12 @@ impl TokenService {
     #[must_use]
     pub fn start_report(&self) -> &StartReport {
         &self.inner.started
+    }
+
+    /// Sends `event` to the subscribers (for the routes).
+    #[cfg_attr(not(feature = "axum"), allow(dead_code))]
+    pub(crate) fn publish(&self, event: ServiceEvent) {
+        let _ = self.inner.events.send(event);
     }
 
     /// The events from now on. A subscriber that falls more than the event
