@@ -27,7 +27,7 @@
 //! INSTALL reaches the app as [`ServiceEvent::Webhook`], where it can mint
 //! them itself (`hoopai_oauth::LocationTokenRequest`) and
 //! [`TokenService::add`] each. The place to call into the engine is marked
-//! in [`act`].
+//! in the route's INSTALL arm (a comment in its source).
 //!
 //! The error bodies carry the core's sanitized message: no signature, no key.
 
