@@ -173,15 +173,19 @@ pub enum CallError {
 pub enum ServiceEvent {
     /// An event of the engine (refreshed, suspended, retry scheduled…).
     Engine(Event),
-    /// A store write failed; it is retried after `retry_in`. Meanwhile no
-    /// refresh of the grant is sent.
+    /// A store write failed; it is written again. Meanwhile no token of the
+    /// grant that is not written is handed out, and no refresh of it is sent
+    /// (in shared-store mode the engine sees to both: it refreshes only
+    /// under a lease whose write won).
     StoreWriteFailed {
         /// The grant.
         grant: GrantId,
         /// The store's error.
         error: StoreError,
-        /// When the next try is.
-        retry_in: Duration,
+        /// When the service writes again (single-process mode); `None` when
+        /// the engine schedules the write, with its backoff (shared-store
+        /// mode, [`Engine::handle_persist_failed`](hoopai_oauth::Engine::handle_persist_failed)).
+        retry_in: Option<Duration>,
     },
     /// Every pending write of the grant went through after failures.
     StoreWriteRecovered {
@@ -197,15 +201,43 @@ pub enum ServiceEvent {
     /// A record at start-up could not be read or restored; it is left in the
     /// store untouched and the grant is not served.
     CorruptRecord(CorruptRecord),
+    /// A webhook delivery was verified and accepted: INSTALL (the app gets
+    /// its tokens through the consent callback, or, for a bulk install,
+    /// mints Location tokens from the Company grant), UNINSTALL (the grants
+    /// concerned were removed), or another type.
+    Webhook(Box<WebhookReceived>),
+    /// A refresh token carried by an answer the engine could not take (its
+    /// grant was removed while the refresh was out) was handed back to the
+    /// engine ([`Engine::handle_rescued`](hoopai_oauth::Engine::handle_rescued))
+    /// once the grant was held again with the refresh token that refresh
+    /// spent: it is written ahead of everything else and used for the next
+    /// refresh.
+    RescuedTokenAdopted {
+        /// The grant.
+        grant: GrantId,
+    },
     /// An answer came for a grant no longer held. If it carried a new
     /// refresh token (`rescued`), that token is now the grant's only live
-    /// one, and it was not kept.
+    /// one: it is kept in memory (not written), and adopted if the grant is
+    /// added back with the refresh token the answer spent
+    /// ([`ServiceEvent::RescuedTokenAdopted`]); a new authorization drops it.
     AnswerForRemovedGrant {
         /// The grant.
         grant: GrantId,
         /// Whether the answer held a refresh token.
         rescued: bool,
     },
+}
+
+/// A webhook delivery the app's webhook route accepted, and what the
+/// service did about it (feature `axum`, see [`crate::routes`]).
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct WebhookReceived {
+    /// The verified event (no secret in it).
+    pub event: hoopai_oauth::WebhookEvent,
+    /// The grants an UNINSTALL removed (from the service and the store).
+    pub removed: Vec<GrantId>,
 }
 
 /// What [`TokenService::start`] restored from the store.
@@ -233,6 +265,10 @@ pub struct GrantInfo {
     pub expires_at: SystemTime,
     /// The record version held.
     pub version: u64,
+    /// The Company (agency) its token belongs to, when the token answer said.
+    pub company_id: Option<String>,
+    /// The Location (sub-account) of a Location token, when the answer said.
+    pub location_id: Option<String>,
 }
 
 /// What [`TokenService::shutdown`] leaves behind.
@@ -341,6 +377,12 @@ impl TokenService {
     #[must_use]
     pub fn start_report(&self) -> &StartReport {
         &self.inner.started
+    }
+
+    /// Sends `event` to the subscribers (for the routes).
+    #[cfg_attr(not(feature = "axum"), allow(dead_code))]
+    pub(crate) fn publish(&self, event: ServiceEvent) {
+        let _ = self.inner.events.send(event);
     }
 
     /// The events from now on. A subscriber that falls more than the event

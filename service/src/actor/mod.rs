@@ -8,21 +8,27 @@
 //!
 //! - [`Output::Persist`]: written before the next output is looked at
 //!   (`put` in single-process mode, compare-and-swap in shared-store mode,
-//!   with the outcome handed back). A failed write blocks only its grant:
-//!   its writes are retried with backoff, in order, and its refreshes are
-//!   handed back unsent ([`Engine::handle_transport_error`]) meanwhile, so a
-//!   refresh token is never spent before the one that replaces it is stored.
-//! - [`Output::Send`]: spawned; the answer comes back to the loop.
+//!   with the outcome handed back). A failed write is reported to the
+//!   engine ([`Engine::handle_persist_failed`]); see [`Failing`] for who
+//!   writes it again.
+//! - [`Output::Send`]: spawned; the answer comes back to the loop. A refresh
+//!   token rescued from an answer the engine could not take goes back to it
+//!   ([`Engine::handle_rescued`]) if the grant is held again with the very
+//!   refresh token that request spent (see [`Rescued`]).
+//! - [`Output::Load`]: read and handed back ([`Engine::handle_loaded`]).
 //! - [`Output::Event`]: broadcast, logged, and the grant's waiting callers
 //!   asked again.
+//!
+//! Shutdown waits until [`Engine::in_flight`] is zero (every refresh out is
+//! answered and its tokens written) or the grace period ends.
 
-use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Instant, SystemTime};
 
 use hoopai_oauth::{
-    AccessToken, Config, Engine, ErrorKind, Event, GrantId, GrantRecord, Output, RequestId,
-    TokenSet, TokenStatus,
+    AccessToken, Config, Engine, ErrorKind, Event, Fingerprint, GrantId, GrantRecord, Output,
+    RefreshToken, RequestId, TokenSet, TokenStatus,
 };
 use tokio::sync::{broadcast, mpsc, oneshot};
 use tokio::task::JoinSet;
@@ -31,8 +37,10 @@ use tracing::Instrument;
 use crate::service::{
     GrantInfo, ServiceError, ServiceEvent, ServiceSettings, ShutdownReport, StartReport, TokenError,
 };
-use crate::store::{CorruptRecord, GrantStore, StoreError, Swap};
+use crate::store::{CorruptRecord, GrantStore};
 use crate::transport::{HttpClient, TransportError};
+
+mod writes;
 
 /// What a handle asks of the task.
 pub(crate) enum Command {
@@ -67,12 +75,20 @@ struct Waiter {
     reply: oneshot::Sender<Result<AccessToken, TokenError>>,
 }
 
-/// A grant whose writes failed: retried in order.
-struct Blocked {
-    writes: VecDeque<(GrantRecord, Option<u64>)>,
-    attempt: u32,
-    retry_at: Instant,
+use writes::Failing;
+
+/// A refresh token from an answer for a grant no longer held, kept in case
+/// the grant is added back with the refresh token that answer's request
+/// presented (`spent`): that one is spent at the server, and `token` is the
+/// live one. Added back with any other refresh token (a new authorization),
+/// it is dropped, as the engine drops answers a new authorization supersedes.
+struct Rescued {
+    spent: Fingerprint,
+    token: RefreshToken,
 }
+
+/// How many rescued refresh tokens are kept (see [`Rescued`]).
+const RESCUED_MEMORY: usize = 1024;
 
 type Answer = (
     RequestId,
@@ -90,9 +106,11 @@ struct Actor<S, H> {
     grants: BTreeSet<GrantId>,
     waiters: HashMap<GrantId, Vec<Waiter>>,
     last_failure: HashMap<GrantId, String>,
-    blocked: HashMap<GrantId, Blocked>,
+    failing: HashMap<GrantId, Failing>,
     sends: JoinSet<Answer>,
-    in_flight: HashMap<RequestId, GrantId>,
+    /// The requests out: their grant and the refresh token they present.
+    in_flight: HashMap<RequestId, (GrantId, Fingerprint)>,
+    rescued: HashMap<GrantId, Rescued>,
     stopping: Option<Stopping>,
 }
 
@@ -168,9 +186,10 @@ pub(crate) async fn start<S: GrantStore, H: HttpClient>(
         grants,
         waiters: HashMap::new(),
         last_failure: HashMap::new(),
-        blocked: HashMap::new(),
+        failing: HashMap::new(),
         sends: JoinSet::new(),
         in_flight: HashMap::new(),
+        rescued: HashMap::new(),
         stopping: None,
     };
     tokio::spawn(
@@ -186,7 +205,9 @@ impl<S: GrantStore, H: HttpClient> Actor<S, H> {
         loop {
             self.drain().await;
             if let Some(stopping) = &self.stopping
-                && ((self.sends.is_empty() && self.blocked.is_empty())
+                && ((self.engine.in_flight() == 0
+                    && self.sends.is_empty()
+                    && self.failing.is_empty())
                     || Instant::now() >= stopping.deadline)
             {
                 break;
@@ -211,9 +232,13 @@ impl<S: GrantStore, H: HttpClient> Actor<S, H> {
     }
 
     fn next_wake(&self) -> Option<Instant> {
+        let engine = self.engine.poll_timeout().map(instant_at);
         let mut wake = match &self.stopping {
+            Some(s) if self.engine_writes_at_stop() => {
+                Some(engine.map_or(s.deadline, |e| e.min(s.deadline)))
+            }
             Some(s) => Some(s.deadline),
-            None => self.engine.poll_timeout().map(instant_at),
+            None => engine,
         };
         let mut consider = |t: Instant| wake = Some(wake.map_or(t, |w| w.min(t)));
         for waiters in self.waiters.values() {
@@ -221,17 +246,27 @@ impl<S: GrantStore, H: HttpClient> Actor<S, H> {
                 consider(w.deadline);
             }
         }
-        for b in self.blocked.values() {
-            consider(b.retry_at);
+        for f in self.failing.values() {
+            if let Some(t) = f.retry_at {
+                consider(t);
+            }
         }
         wake
     }
 
+    /// While stopping, the engine's timers still run in shared-store mode
+    /// when a write failed: it schedules the write again. (Refreshes that
+    /// come due meanwhile are not started: their lease writes are refused,
+    /// see [`persist`](Self::persist).)
+    fn engine_writes_at_stop(&self) -> bool {
+        self.shared && !self.failing.is_empty()
+    }
+
     async fn tick(&mut self) {
-        if self.stopping.is_none() {
+        if self.stopping.is_none() || self.engine_writes_at_stop() {
             self.engine.handle_timeout(SystemTime::now());
         }
-        self.retry_blocked().await;
+        self.retry_failed_writes().await;
         self.expire_waiters();
     }
 
@@ -251,6 +286,7 @@ impl<S: GrantStore, H: HttpClient> Actor<S, H> {
                 reply,
             } => {
                 tracing::info!(grant = %grant, "grant added");
+                let added = tokens.refresh_token().map(RefreshToken::fingerprint);
                 if let Err(e) = self
                     .engine
                     .insert(grant.clone(), *tokens, SystemTime::now())
@@ -259,8 +295,17 @@ impl<S: GrantStore, H: HttpClient> Actor<S, H> {
                     return;
                 }
                 self.grants.insert(grant.clone());
+                if let Some(rescued) = self.rescued.remove(&grant) {
+                    if added == Some(rescued.spent) {
+                        // Added back with a refresh token an answer already
+                        // spent: the rescued one is the live one.
+                        self.adopt_rescued(&grant, rescued.token);
+                    } else {
+                        tracing::info!(grant = %grant, "a new authorization supersedes the refresh token rescued for this grant");
+                    }
+                }
                 self.drain().await;
-                let outcome = match self.blocked.contains_key(&grant) {
+                let outcome = match self.failing.contains_key(&grant) {
                     true => Err(ServiceError::WritePending(grant)),
                     false => Ok(()),
                 };
@@ -288,6 +333,8 @@ impl<S: GrantStore, H: HttpClient> Actor<S, H> {
                     .filter_map(|g| self.engine.record(g.as_str()))
                     .map(|r| GrantInfo {
                         expires_at: r.expires_at(),
+                        company_id: r.company_id().map(str::to_owned),
+                        location_id: r.location_id().map(str::to_owned),
                         grant: r.grant.clone(),
                         status: r.status.clone(),
                         version: r.version,
@@ -300,9 +347,9 @@ impl<S: GrantStore, H: HttpClient> Actor<S, H> {
     }
 
     /// Drops what the service keeps about a grant no longer held.
-    fn forget(&mut self, grant: &GrantId) {
+    pub(super) fn forget(&mut self, grant: &GrantId) {
         self.grants.remove(grant);
-        self.blocked.remove(grant);
+        self.failing.remove(grant);
         self.last_failure.remove(grant);
         for w in self.waiters.remove(grant).unwrap_or_default() {
             let _ = w.reply.send(Err(TokenError::UnknownGrant(grant.clone())));
@@ -353,8 +400,9 @@ impl<S: GrantStore, H: HttpClient> Actor<S, H> {
         grant: &GrantId,
         waiter: &Waiter,
     ) -> Option<Result<AccessToken, TokenError>> {
-        if self.blocked.contains_key(grant) {
-            // Its newest record is not written yet: hand nothing out until it is.
+        if !self.shared && self.failing.contains_key(grant) {
+            // Its newest record is not written yet: hand nothing out until it
+            // is (see `Failing`; in shared-store mode the engine sees to it).
             return None;
         }
         let status = match self.engine.access_token(grant.as_str(), SystemTime::now()) {
@@ -450,8 +498,9 @@ impl<S: GrantStore, H: HttpClient> Actor<S, H> {
                     grant,
                     request,
                     not_after,
+                    refresh,
                     ..
-                } => self.send(id, grant, request, not_after),
+                } => self.send(id, grant, request, not_after, refresh),
                 Output::Load { grant, .. } => self.load(grant).await,
                 Output::Delete { grant, .. } => self.delete(grant).await,
                 Output::Event(event) => self.event(event),
@@ -466,6 +515,7 @@ impl<S: GrantStore, H: HttpClient> Actor<S, H> {
         grant: GrantId,
         request: http::Request<Vec<u8>>,
         not_after: SystemTime,
+        refresh: Fingerprint,
     ) {
         if SystemTime::now() > not_after {
             // Too late for the lease that covers it: never sent, so not spent.
@@ -473,8 +523,9 @@ impl<S: GrantStore, H: HttpClient> Actor<S, H> {
             let _ = self.engine.handle_send_expired(id, SystemTime::now());
             return;
         }
-        if self.stopping.is_some() || self.blocked.contains_key(&grant) {
-            // Not sent, so not spent: the engine retries it later.
+        if self.stopping.is_some() || (!self.shared && self.failing.contains_key(&grant)) {
+            // Not sent, so not spent: the engine retries it later. (A grant
+            // whose write is failing, single-process mode: see `Failing`.)
             tracing::debug!(grant = %grant, request = %id, "refresh held back");
             let _ = self.engine.handle_transport_error(id, SystemTime::now());
             return;
@@ -482,7 +533,7 @@ impl<S: GrantStore, H: HttpClient> Actor<S, H> {
         let http = Arc::clone(&self.http);
         let timeout = self.settings.engine.timeout();
         let span = tracing::info_span!("refresh", grant = %grant, request = %id);
-        self.in_flight.insert(id, grant.clone());
+        self.in_flight.insert(id, (grant.clone(), refresh));
         self.sends.spawn(
             async move {
                 let answer = match tokio::time::timeout(timeout, http.send(request)).await {
@@ -500,7 +551,7 @@ impl<S: GrantStore, H: HttpClient> Actor<S, H> {
     }
 
     fn answer(&mut self, (id, grant, answer): Answer) {
-        self.in_flight.remove(&id);
+        let presented = self.in_flight.remove(&id).map(|(_, f)| f);
         if let Some(s) = &mut self.stopping {
             s.finished += 1;
         }
@@ -511,7 +562,24 @@ impl<S: GrantStore, H: HttpClient> Actor<S, H> {
         };
         if let Err(e) = handed {
             if e.kind() == ErrorKind::UnknownRequest {
-                let rescued = e.rescued_refresh_token().is_some();
+                let rescued = e.rescued_refresh_token().cloned();
+                if let Some(token) = rescued.clone() {
+                    if self.engine.contains(grant.as_str()) {
+                        // Held (again): the engine decides whether the token
+                        // is newer than the one it holds.
+                        self.adopt_rescued(&grant, token);
+                        return;
+                    }
+                    if let Some(spent) = presented {
+                        if self.rescued.len() >= RESCUED_MEMORY
+                            && let Some(old) = self.rescued.keys().next().cloned()
+                        {
+                            self.rescued.remove(&old);
+                        }
+                        self.rescued.insert(grant.clone(), Rescued { spent, token });
+                    }
+                }
+                let rescued = rescued.is_some();
                 tracing::warn!(grant = %grant, request = %id, rescued, "answer for a grant no longer held");
                 let _ = self
                     .events
@@ -519,6 +587,23 @@ impl<S: GrantStore, H: HttpClient> Actor<S, H> {
             } else {
                 tracing::warn!(grant = %grant, error = %e, "the engine refused an answer");
             }
+        }
+    }
+
+    /// Hands a rescued refresh token to the engine, which writes it ahead of
+    /// everything else if it is not the one held.
+    fn adopt_rescued(&mut self, grant: &GrantId, token: RefreshToken) {
+        match self
+            .engine
+            .handle_rescued(grant.as_str(), token, SystemTime::now())
+        {
+            Ok(()) => {
+                tracing::warn!(grant = %grant, "refresh token rescued from an answer for an earlier hold of the grant");
+                let _ = self.events.send(ServiceEvent::RescuedTokenAdopted {
+                    grant: grant.clone(),
+                });
+            }
+            Err(e) => tracing::error!(grant = %grant, error = %e, "rescued refresh token refused"),
         }
     }
 
@@ -542,168 +627,10 @@ impl<S: GrantStore, H: HttpClient> Actor<S, H> {
         self.wake_waiters(&grant);
     }
 
-    // ---- the store -------------------------------------------------------------
-
-    async fn persist(&mut self, grant: GrantId, record: GrantRecord, replaces: Option<u64>) {
-        if let Some(blocked) = self.blocked.get_mut(&grant) {
-            if !self.shared {
-                // Plain overwrites: the newest record is all that counts.
-                blocked.writes.clear();
-            }
-            blocked.writes.push_back((record, replaces));
-            return;
-        }
-        if let Err(error) = self.write(&record, replaces).await {
-            let retry_in = self.settings.write_retry.0;
-            self.write_failed(&grant, error, retry_in);
-            self.blocked.insert(
-                grant,
-                Blocked {
-                    writes: VecDeque::from([(record, replaces)]),
-                    attempt: 1,
-                    retry_at: Instant::now() + retry_in,
-                },
-            );
-        }
-    }
-
-    fn write_failed(&self, grant: &GrantId, error: StoreError, retry_in: Duration) {
-        tracing::error!(grant = %grant, error = %error, retry_in_ms = retry_in.as_millis() as u64, "store write failed");
-        let _ = self.events.send(ServiceEvent::StoreWriteFailed {
-            grant: grant.clone(),
-            error,
-            retry_in,
-        });
-    }
-
-    /// One write, its outcome handed to the engine.
-    async fn write(
-        &mut self,
-        record: &GrantRecord,
-        replaces: Option<u64>,
-    ) -> Result<(), StoreError> {
-        let grant = record.grant.clone();
-        let now = || SystemTime::now();
-        if !self.shared {
-            self.store.put(record).await?;
-            let _ = self
-                .engine
-                .handle_persisted(grant.as_str(), record.version, now());
-            return Ok(());
-        }
-        match self.store.compare_and_swap(record, replaces).await? {
-            Swap::Written => {
-                if let Err(e) = self
-                    .engine
-                    .handle_persisted(grant.as_str(), record.version, now())
-                {
-                    tracing::warn!(grant = %grant, error = %e, "confirmation refused");
-                }
-            }
-            Swap::Conflict(current) => {
-                tracing::debug!(grant = %grant, stored = current.version, "compare-and-swap lost");
-                if let Err(e) = self
-                    .engine
-                    .handle_persist_conflict(grant.as_str(), *current, now())
-                {
-                    tracing::warn!(grant = %grant, error = %e, "conflict refused");
-                }
-            }
-            Swap::Missing => {
-                tracing::warn!(grant = %grant, "record deleted elsewhere; dropping the grant");
-                let _ = self.engine.handle_record_deleted(grant.as_str(), now());
-                self.forget(&grant);
-                let _ = self.events.send(ServiceEvent::RemovedElsewhere { grant });
-            }
-        }
-        Ok(())
-    }
-
-    /// The engine uninstalled a grant (an UNINSTALL webhook): its record
-    /// goes from the store, and its callers are told it is unknown.
-    async fn delete(&mut self, grant: GrantId) {
-        if let Err(error) = self.store.delete(&grant).await {
-            // The tokens are wiped in the engine either way; a record left
-            // behind holds a refresh token the server has revoked.
-            tracing::warn!(grant = %grant, error = %error, "deleting an uninstalled grant's record failed");
-        }
-        self.forget(&grant);
-    }
-
-    /// The engine asks for the stored record (to check a refusal against
-    /// the store, or to converge while waiting): read it and hand it back.
-    async fn load(&mut self, grant: GrantId) {
-        match self.store.load(&grant).await {
-            Ok(record) => {
-                if let Err(e) = self
-                    .engine
-                    .handle_loaded(grant.as_str(), record, SystemTime::now())
-                {
-                    tracing::warn!(grant = %grant, error = %e, "stored record refused");
-                }
-            }
-            Err(error) => {
-                // Asked again on the engine's re-read timer.
-                tracing::warn!(grant = %grant, error = %error, "store read failed");
-            }
-        }
-    }
-
-    async fn retry_blocked(&mut self) {
-        let now = Instant::now();
-        let due: Vec<GrantId> = self
-            .blocked
-            .iter()
-            .filter(|(_, b)| b.retry_at <= now)
-            .map(|(g, _)| g.clone())
-            .collect();
-        for grant in due {
-            loop {
-                let Some((record, replaces)) = self
-                    .blocked
-                    .get(&grant)
-                    .and_then(|b| b.writes.front().cloned())
-                else {
-                    break;
-                };
-                match self.write(&record, replaces).await {
-                    Ok(()) => {
-                        let done = self.blocked.get_mut(&grant).is_none_or(|b| {
-                            b.writes.pop_front();
-                            b.writes.is_empty()
-                        });
-                        if done {
-                            self.blocked.remove(&grant);
-                            tracing::info!(grant = %grant, "store writes recovered");
-                            let _ = self.events.send(ServiceEvent::StoreWriteRecovered {
-                                grant: grant.clone(),
-                            });
-                            self.wake_waiters(&grant);
-                            break;
-                        }
-                    }
-                    Err(error) => {
-                        let (base, cap) = self.settings.write_retry;
-                        let Some(b) = self.blocked.get_mut(&grant) else {
-                            break;
-                        };
-                        b.attempt = b.attempt.saturating_add(1);
-                        let retry_in = base
-                            .saturating_mul(1u32 << b.attempt.min(20).saturating_sub(1))
-                            .min(cap);
-                        b.retry_at = Instant::now() + retry_in;
-                        self.write_failed(&grant, error, retry_in);
-                        break;
-                    }
-                }
-            }
-        }
-    }
-
     // ---- shutdown --------------------------------------------------------------
 
     fn begin_stop(&mut self, reply: Option<oneshot::Sender<ShutdownReport>>) {
-        tracing::info!(in_flight = self.sends.len(), "shutting down");
+        tracing::info!(in_flight = self.engine.in_flight(), "shutting down");
         for (_, waiters) in self.waiters.drain() {
             for w in waiters {
                 let _ = w.reply.send(Err(TokenError::Stopped));
@@ -721,12 +648,8 @@ impl<S: GrantStore, H: HttpClient> Actor<S, H> {
         let Some(mut stopping) = self.stopping.take() else {
             return;
         };
-        let abandoned: Vec<GrantId> = self.in_flight.drain().map(|(_, g)| g).collect();
-        let unwritten: Vec<GrantRecord> = self
-            .blocked
-            .drain()
-            .flat_map(|(_, b)| b.writes.into_iter().map(|(r, _)| r))
-            .collect();
+        let abandoned: Vec<GrantId> = self.in_flight.drain().map(|(_, (g, _))| g).collect();
+        let unwritten: Vec<GrantRecord> = self.failing.drain().map(|(_, f)| f.record).collect();
         for grant in &abandoned {
             tracing::warn!(grant = %grant, "refresh abandoned at shutdown");
         }

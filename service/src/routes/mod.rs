@@ -1,8 +1,9 @@
-//! The app's OAuth routes (feature `axum`): install and callback, mountable
-//! in your own axum app.
+//! The app's OAuth routes (feature `axum`): install, callback and the
+//! install webhooks, mountable in your own axum app.
 //!
 //! | Route | Does |
 //! |---|---|
+//! | `POST /webhook` | verifies the signed delivery over its raw bytes, refuses replays, and acts on it: see [`webhook`] |
 //! | `GET /install` | draws a fresh `state` (16 random bytes from the OS), remembers it, and redirects (`302`) to the consent page |
 //! | `GET /callback` | checks the `state` (known, unused, not expired; compared in constant time), exchanges the `code`, stores the grant, and answers `200` (or redirects to your success page) |
 //!
@@ -31,13 +32,19 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use axum::Router;
+use axum::extract::DefaultBodyLimit;
 use axum::extract::State as Shared;
 use axum::http::{StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use hoopai_oauth::{ConsentRequest, Scope, State, UserType, parse_callback};
+use axum::routing::{get, post};
+use hoopai_oauth::{ConsentRequest, Scope, State, UserType, WebhookVerifier, parse_callback};
 
 use crate::service::TokenService;
+
+pub mod webhook;
+
+pub use webhook::{RecordFuture, WebhookIds};
+use webhook::{WebhookRoute, WebhookState};
 
 /// At most this many states wait for their callback; the oldest go first.
 const MAX_PENDING: usize = 10_000;
@@ -52,12 +59,20 @@ pub struct OAuthRouter {
     state_ttl: Duration,
     allow_missing_state: bool,
     success_redirect: Option<String>,
+    webhook: WebhookRoute,
 }
 
 impl OAuthRouter {
     /// Routes for `service`, asking consent for `scopes`.
+    ///
+    /// The webhook route is served at `/webhook`, trusting HighLevel's
+    /// published key ([`WebhookVerifier::new`]) and remembering the ids
+    /// accepted in memory; see [`webhook_verifier`](Self::webhook_verifier),
+    /// [`webhook_path`](Self::webhook_path) and [`webhook_ids`](Self::webhook_ids).
     pub fn new(service: TokenService, scopes: impl IntoIterator<Item = Scope>) -> Self {
+        let webhook = WebhookRoute::new(WebhookVerifier::new(service.config()));
         OAuthRouter {
+            webhook,
             service,
             scopes: scopes.into_iter().collect(),
             user_type: None,
@@ -94,16 +109,48 @@ impl OAuthRouter {
         self
     }
 
-    /// The router: `GET /install` and `GET /callback`.
+    /// How webhook deliveries are verified: the trusted keys, the replay
+    /// window, undated deliveries (default: [`WebhookVerifier::new`] of the
+    /// service's config).
+    pub fn webhook_verifier(mut self, verifier: WebhookVerifier) -> Self {
+        self.webhook.verifier = verifier;
+        self
+    }
+
+    /// The webhook route's path (default `/webhook`), within the router.
+    pub fn webhook_path(mut self, path: impl Into<String>) -> Self {
+        self.webhook.path = path.into();
+        self
+    }
+
+    /// Where accepted `webhookId`s are recorded (default: in memory, this
+    /// process only). Several processes behind one webhook URL need a
+    /// shared store: see [`WebhookIds`].
+    pub fn webhook_ids(mut self, ids: impl WebhookIds) -> Self {
+        self.webhook.ids = Arc::new(ids);
+        self
+    }
+
+    /// The router: `GET /install`, `GET /callback` and `POST /webhook`.
     pub fn into_router(self) -> Router {
+        let webhook = Arc::new(WebhookState {
+            route: self.webhook.clone(),
+            service: self.service.clone(),
+        });
+        let path = self.webhook.path.clone();
         let shared = Arc::new(Routes {
             options: self,
             pending: Mutex::new(HashMap::new()),
         });
+        let hooks = Router::new()
+            .route(&path, post(webhook::webhook))
+            .layer(DefaultBodyLimit::max(webhook::BODY_LIMIT))
+            .with_state(webhook);
         Router::new()
             .route("/install", get(install))
             .route("/callback", get(callback))
             .with_state(shared)
+            .merge(hooks)
     }
 }
 

@@ -1,0 +1,452 @@
+//! A working HighLevel marketplace app: the token service on the embedded
+//! SQLite store, the OAuth routes (install, callback, webhook) in an axum
+//! app, and tokens kept fresh.
+//!
+//! ```sh
+//! cargo run -p hoopai-oauth-service --features axum --example marketplace_app
+//! ```
+//!
+//! Without the `HOOPAI_*` variables it runs against the crate's fake
+//! HighLevel server, served over loopback HTTP, and walks the whole life of
+//! an install by itself: consent → callback → tokens kept fresh (access
+//! tokens that live 4 s, refreshed ahead of expiry) → a signed UNINSTALL
+//! webhook (and a forged and a replayed one, refused) → a graceful shutdown.
+//! It exits 0 when every step checked out, and non-zero at the first one
+//! that did not. Tokens are shown as fingerprints, never in full.
+//!
+//! The SQLite file goes in `HOOPAI_DATA_DIR` (or the first argument) when
+//! given, else in a temporary folder removed at exit.
+//!
+//! Against real HighLevel, set `HOOPAI_CLIENT_ID`, `HOOPAI_CLIENT_SECRET`
+//! and `HOOPAI_REDIRECT_URI` (this app's `…/oauth/callback`, as registered
+//! in the marketplace), optionally `HOOPAI_BASE_URL`, `HOOPAI_SCOPES`
+//! (comma-separated), `HOOPAI_USER_TYPE` and `HOOPAI_LISTEN` (default: the
+//! redirect URI's port on 127.0.0.1). The app then serves until Ctrl-C:
+//! open `/oauth/install` in a browser to install it; point the app's
+//! webhook URL at `/oauth/webhook`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::response::Response;
+use hoopai_oauth::fake::{FakeServer, FakeWebhook, Install};
+use hoopai_oauth::{Config, EngineSettings, Event, GrantId, Scope, UserType, WebhookVerifier};
+use hoopai_oauth_service::{
+    GrantStore, OAuthRouter, ReqwestClient, ServiceEvent, ServiceSettings, SqliteStore,
+    TokenService,
+};
+use tokio::sync::broadcast;
+
+type Failure = Box<dyn std::error::Error + Send + Sync>;
+
+/// The whole walk against the fake must end well within this.
+const WALK_LIMIT: Duration = Duration::from_secs(60);
+/// How many refreshes of the installed grant to show.
+const REFRESHES: usize = 3;
+
+fn main() -> std::process::ExitCode {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("error: no tokio runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    let real = std::env::var_os("HOOPAI_CLIENT_ID").is_some();
+    let outcome = runtime.block_on(async {
+        if real {
+            real_app().await
+        } else {
+            match tokio::time::timeout(WALK_LIMIT, local_walk()).await {
+                Ok(outcome) => outcome,
+                Err(_) => Err(format!("the walk took over {WALK_LIMIT:?}").into()),
+            }
+        }
+    });
+    match outcome {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+/// The data folder: `HOOPAI_DATA_DIR`, the first argument, or a temporary one.
+fn data_dir() -> Result<(PathBuf, Option<tempfile::TempDir>), Failure> {
+    let given = std::env::var_os("HOOPAI_DATA_DIR")
+        .or_else(|| std::env::args_os().nth(1))
+        .map(PathBuf::from);
+    match given {
+        Some(dir) => {
+            std::fs::create_dir_all(&dir)?;
+            Ok((dir, None))
+        }
+        None => {
+            let temp = tempfile::tempdir()?;
+            Ok((temp.path().to_owned(), Some(temp)))
+        }
+    }
+}
+
+fn check(ok: bool, what: &str) -> Result<(), Failure> {
+    if ok {
+        Ok(())
+    } else {
+        Err(format!("check failed: {what}").into())
+    }
+}
+
+/// Serves `router` on `listener` until `stop` fires.
+fn serve(
+    listener: tokio::net::TcpListener,
+    router: axum::Router,
+    mut stop: broadcast::Receiver<()>,
+) -> tokio::task::JoinHandle<std::io::Result<()>> {
+    tokio::spawn(async move {
+        axum::serve(listener, router)
+            .with_graceful_shutdown(async move {
+                let _ = stop.recv().await;
+            })
+            .await
+    })
+}
+
+// ---- against the fake ---------------------------------------------------------
+
+const CLIENT_ID: &str = "6578278e879ad2646715ba9c-lq3w8xd2";
+const CLIENT_SECRET: &str = "example-client-secret";
+
+/// The fake HighLevel server behind loopback HTTP.
+async fn fake_route(State(fake): State<Arc<Mutex<FakeServer>>>, request: Request) -> Response {
+    let (parts, body) = request.into_parts();
+    let bytes = axum::body::to_bytes(body, 1 << 20)
+        .await
+        .unwrap_or_default();
+    let request = http::Request::from_parts(parts, bytes.to_vec());
+    let response = fake
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .handle(&request, SystemTime::now());
+    response.map(Body::from)
+}
+
+/// Follows one redirect step: the `Location` of a `302`.
+async fn redirected(http: &reqwest::Client, url: &str) -> Result<String, Failure> {
+    let response = http.get(url).send().await?;
+    check(response.status() == 302, &format!("302 from {url}"))?;
+    Ok(response
+        .headers()
+        .get("location")
+        .ok_or("a 302 without Location")?
+        .to_str()?
+        .to_owned())
+}
+
+/// POSTs a webhook delivery (headers and raw body) to the app.
+async fn deliver(
+    http: &reqwest::Client,
+    url: &str,
+    delivery: &http::Request<Vec<u8>>,
+) -> Result<(u16, String), Failure> {
+    let mut request = http.post(url).body(delivery.body().clone());
+    for (name, value) in delivery.headers() {
+        request = request.header(name.as_str(), value.as_bytes());
+    }
+    let response = request.send().await?;
+    let status = response.status().as_u16();
+    Ok((status, response.text().await?.trim_end().to_owned()))
+}
+
+async fn next_refresh(
+    events: &mut broadcast::Receiver<ServiceEvent>,
+    grant: &str,
+) -> Result<(), Failure> {
+    loop {
+        match tokio::time::timeout(Duration::from_secs(15), events.recv()).await {
+            Err(_) => return Err(format!("no refresh of {grant} within 15 s").into()),
+            Ok(Err(broadcast::error::RecvError::Lagged(_))) => continue,
+            Ok(Err(e)) => return Err(e.into()),
+            Ok(Ok(ServiceEvent::Engine(Event::Refreshed { grant: g, .. })))
+                if g.as_str() == grant =>
+            {
+                return Ok(());
+            }
+            Ok(Ok(ServiceEvent::Engine(Event::ReauthorizationNeeded { .. }))) => {
+                return Err("re-authorization needed".into());
+            }
+            Ok(Ok(_)) => {}
+        }
+    }
+}
+
+async fn local_walk() -> Result<(), Failure> {
+    let (dir, _temp) = data_dir()?;
+    let db = dir.join("grants.sqlite3");
+    println!("marketplace app against the local fake HighLevel server");
+    println!("  store: SQLite at {}", db.display());
+
+    // The fake HighLevel, on a loopback port. Its access tokens live 4 s.
+    let mut fake = FakeServer::new(CLIENT_ID, CLIENT_SECRET);
+    fake.set_access_lifetime(Duration::from_secs(4));
+    let webhook_key = fake.webhook_key();
+    let fake = Arc::new(Mutex::new(fake));
+    let (stop, _) = broadcast::channel::<()>(1);
+    let fake_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let fake_url = format!("http://{}", fake_listener.local_addr()?);
+    let fake_task = serve(
+        fake_listener,
+        axum::Router::new()
+            .fallback(fake_route)
+            .with_state(Arc::clone(&fake)),
+        stop.subscribe(),
+    );
+    println!("  fake HighLevel: {fake_url}");
+
+    // The app: the token service and its routes.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let app_url = format!("http://{}", listener.local_addr()?);
+    let config = Config::builder(CLIENT_ID, CLIENT_SECRET)
+        .base_url(&fake_url)
+        .consent_url(format!("{fake_url}/oauth/chooselocation"))
+        .redirect_uri(format!("{app_url}/oauth/callback"))
+        .build()?;
+    let engine = EngineSettings::default()
+        .refresh_margin(Duration::from_secs(2))
+        .expiry_skew(Duration::from_millis(500))
+        .request_timeout(Duration::from_secs(5));
+    let settings = ServiceSettings::new(engine);
+    let http_client = ReqwestClient::new(settings.engine())?;
+    let store = SqliteStore::open(&db).await?;
+    let service = TokenService::start(config.clone(), settings, store, http_client).await?;
+    let verifier = WebhookVerifier::new(&config).add_key(webhook_key);
+    let routes = OAuthRouter::new(service.clone(), [Scope::CONTACTS_READONLY])
+        .user_type(UserType::Location)
+        .webhook_verifier(verifier)
+        .into_router();
+    let app = axum::Router::new()
+        .route("/", axum::routing::get(|| async { "a marketplace app" }))
+        .nest("/oauth", routes);
+    let app_task = serve(listener, app, stop.subscribe());
+    println!("  app: {app_url}");
+    let mut events = service.events();
+
+    // 1. Two sub-accounts install the app: consent → callback, in a browser's place.
+    let browser = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()?;
+    for location in ["loc-1", "loc-2"] {
+        fake.lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .set_consent_install(Install::location("company-1", location));
+        let consent = redirected(&browser, &format!("{app_url}/oauth/install")).await?;
+        check(
+            consent.starts_with(&fake_url),
+            "the install route sends to consent",
+        )?;
+        let callback = redirected(&browser, &consent).await?;
+        check(
+            callback.starts_with(&format!("{app_url}/oauth/callback?")),
+            "consent redirects to the callback",
+        )?;
+        let response = browser.get(&callback).send().await?;
+        let status = response.status();
+        let body = response.text().await?;
+        check(
+            status == 200,
+            &format!("the callback answered {status}: {body}"),
+        )?;
+        println!("1. consent → callback: {}", body.trim_end());
+        let replay = browser.get(&callback).send().await?.status();
+        check(replay == 400, "a replayed callback is refused")?;
+    }
+    println!("   the same callback again: 400 (its state was used)");
+
+    // 2. Tokens kept fresh: the engine refreshes ahead of expiry, writes the
+    //    new refresh token to SQLite, then hands out the new access token.
+    let store = SqliteStore::open(&db).await?;
+    let mut last = service.access_token("loc-1").await?.fingerprint();
+    println!("2. loc-1 access token {last}; expires in 4 s, refreshed 2 s ahead");
+    for n in 1..=REFRESHES {
+        next_refresh(&mut events, "loc-1").await?;
+        let token = service.access_token("loc-1").await?;
+        let record = store
+            .load(&GrantId::new("loc-1"))
+            .await?
+            .ok_or("loc-1 is not stored")?;
+        let refresh = record.refresh_token().ok_or("no refresh token stored")?;
+        let live = fake
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_live_refresh_token(refresh.secret());
+        check(live, "the stored refresh token is the live one")?;
+        check(token.fingerprint() != last, "a new access token")?;
+        println!(
+            "   refresh {n}: access token {} → {}, stored refresh token {} (live at the server)",
+            last,
+            token.fingerprint(),
+            refresh.fingerprint()
+        );
+        last = token.fingerprint();
+    }
+
+    // 3. Webhooks: loc-2 uninstalls the app. A forged delivery first, then
+    //    the signed one, then the signed one again.
+    let hook_url = format!("{app_url}/oauth/webhook");
+    let event = FakeWebhook::uninstall_location("loc-2");
+    let mut forger = FakeServer::new(CLIENT_ID, CLIENT_SECRET);
+    forger.set_webhook_signing_seed([7; 32]);
+    let forged = forger.webhook(&event, SystemTime::now());
+    let (status, body) = deliver(&browser, &hook_url, &forged).await?;
+    check(
+        status == 401,
+        &format!("a forged webhook answered {status}"),
+    )?;
+    println!("3. forged UNINSTALL (signed with another key): {status} {body}");
+    let signed = fake
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .uninstall(&event, SystemTime::now());
+    let (status, body) = deliver(&browser, &hook_url, &signed).await?;
+    check(
+        status == 200,
+        &format!("the signed webhook answered {status}: {body}"),
+    )?;
+    println!("   signed UNINSTALL of loc-2: {status} {body}");
+    check(
+        service.access_token("loc-2").await.is_err(),
+        "loc-2 is no longer served",
+    )?;
+    check(
+        store.load(&GrantId::new("loc-2")).await?.is_none(),
+        "loc-2's record is deleted",
+    )?;
+    let (status, body) = deliver(&browser, &hook_url, &signed).await?;
+    check(body.starts_with("duplicate"), "a replay is not acted on")?;
+    println!("   the same delivery again: {status} {body}");
+    let held: Vec<String> = service
+        .list()
+        .await?
+        .into_iter()
+        .map(|g| g.grant.to_string())
+        .collect();
+    check(held == ["loc-1"], "only loc-1 is held")?;
+    println!("   grants held: {}", held.join(", "));
+
+    // 4. A graceful shutdown: refreshes in flight finished and written.
+    let report = service.shutdown().await;
+    check(
+        report.abandoned.is_empty() && report.unwritten.is_empty(),
+        "nothing abandoned or unwritten at shutdown",
+    )?;
+    let _ = stop.send(());
+    app_task.await??;
+    fake_task.await??;
+    let record = store
+        .load(&GrantId::new("loc-1"))
+        .await?
+        .ok_or("loc-1 is not stored")?;
+    let refresh = record.refresh_token().ok_or("no refresh token stored")?;
+    check(
+        fake.lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_live_refresh_token(refresh.secret()),
+        "the stored refresh token is live after shutdown",
+    )?;
+    println!(
+        "4. shut down: {} refresh(es) finished at shutdown, nothing abandoned, nothing unwritten; \
+         stored refresh token {} is live",
+        report.finished,
+        refresh.fingerprint()
+    );
+    println!("ok");
+    Ok(())
+}
+
+// ---- against real HighLevel -------------------------------------------------
+
+async fn real_app() -> Result<(), Failure> {
+    let var = |name: &str| std::env::var(name).map_err(|_| format!("{name} is not set"));
+    let optional = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
+    let redirect_uri = var("HOOPAI_REDIRECT_URI")?;
+    let mut builder = Config::builder(var("HOOPAI_CLIENT_ID")?, var("HOOPAI_CLIENT_SECRET")?)
+        .redirect_uri(&redirect_uri);
+    if let Some(base) = optional("HOOPAI_BASE_URL") {
+        builder = builder.base_url(base);
+    }
+    let config = builder.build()?;
+    let scopes = optional("HOOPAI_SCOPES")
+        .unwrap_or_default()
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::parse::<Scope>)
+        .collect::<Result<Vec<_>, _>>()?;
+    let user_type = match optional("HOOPAI_USER_TYPE").as_deref() {
+        None | Some("Location") => UserType::Location,
+        Some("Company") => UserType::Company,
+        Some(other) => return Err(format!("HOOPAI_USER_TYPE: {other:?}").into()),
+    };
+    let listen: SocketAddr = match optional("HOOPAI_LISTEN") {
+        Some(addr) => addr.parse()?,
+        None => {
+            let port = http::Uri::try_from(redirect_uri.as_str())?
+                .port_u16()
+                .unwrap_or(3000);
+            SocketAddr::from(([127, 0, 0, 1], port))
+        }
+    };
+    let (dir, _temp) = data_dir()?;
+    let db = dir.join("grants.sqlite3");
+    let settings = ServiceSettings::new(EngineSettings::default());
+    let http_client = ReqwestClient::new(settings.engine())?;
+    let service =
+        TokenService::start(config, settings, SqliteStore::open(&db).await?, http_client).await?;
+    println!(
+        "marketplace app: {} grant(s) restored from {}",
+        service.start_report().restored,
+        db.display()
+    );
+    let routes = OAuthRouter::new(service.clone(), scopes)
+        .user_type(user_type)
+        .into_router();
+    let app = axum::Router::new().nest("/oauth", routes);
+    let listener = tokio::net::TcpListener::bind(listen).await?;
+    println!("install: http://{listen}/oauth/install   webhook: http://{listen}/oauth/webhook");
+    println!("serving until Ctrl-C");
+    let mut events = service.events();
+    let log = tokio::spawn(async move {
+        loop {
+            match events.recv().await {
+                Ok(event) => println!("event: {event:?}"),
+                Err(broadcast::error::RecvError::Lagged(n)) => println!("({n} events missed)"),
+                Err(broadcast::error::RecvError::Closed) => break,
+            }
+        }
+    });
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+        .await?;
+    let report = service.shutdown().await;
+    log.abort();
+    println!(
+        "stopped: {} finished, {} abandoned, {} unwritten",
+        report.finished,
+        report.abandoned.len(),
+        report.unwritten.len()
+    );
+    if !report.unwritten.is_empty() {
+        return Err("records could not be written; see the log".into());
+    }
+    Ok(())
+}

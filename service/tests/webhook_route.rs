@@ -1,0 +1,266 @@
+//! The webhook route over a real loopback socket: deliveries signed by the
+//! fake's key are verified over their raw bytes; forged, re-serialized,
+//! stale, replayed and other-app deliveries are refused with their status;
+//! an UNINSTALL removes the grant from the service and the store.
+
+mod common;
+
+use std::sync::Mutex;
+use std::time::{Duration, SystemTime};
+
+use common::fake_http::{CLIENT_ID, CLIENT_SECRET, FakeHttp};
+use hoopai_oauth::fake::{FakeServer, FakeWebhook, Install};
+use hoopai_oauth::{
+    Config, EngineSettings, GrantId, SeenWebhooks, UserType, WebhookPayload, WebhookVerifier,
+};
+use hoopai_oauth_service::{
+    GrantStore, OAuthRouter, ReqwestClient, ServiceEvent, ServiceSettings, SqliteStore,
+    TokenService,
+};
+
+struct App {
+    fake: FakeHttp,
+    base: String,
+    service: TokenService,
+    dir: tempfile::TempDir,
+    _task: tokio::task::JoinHandle<()>,
+}
+
+async fn app(path: Option<&str>) -> App {
+    let fake = FakeHttp::start().await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let config = Config::builder(CLIENT_ID, CLIENT_SECRET)
+        .base_url(fake.base_url())
+        .redirect_uri(format!("{base}/oauth/callback"))
+        .build()
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(dir.path().join("grants.sqlite3"))
+        .await
+        .unwrap();
+    let settings = ServiceSettings::new(EngineSettings::default());
+    let http = ReqwestClient::new(settings.engine()).unwrap();
+    let verifier = WebhookVerifier::new(&config).add_key(fake.fake().webhook_key());
+    let service = TokenService::start(config, settings, store, http)
+        .await
+        .unwrap();
+    let mut routes = OAuthRouter::new(service.clone(), []).webhook_verifier(verifier);
+    if let Some(path) = path {
+        // A store of the app's own, through the `WebhookIdStore` contract.
+        routes = routes
+            .webhook_path(path)
+            .webhook_ids(Mutex::new(SeenWebhooks::new(16)));
+    }
+    let router = axum::Router::new().nest("/oauth", routes.into_router());
+    let task = tokio::spawn(async move {
+        let _ = axum::serve(listener, router).await;
+    });
+    App {
+        fake,
+        base,
+        service,
+        dir,
+        _task: task,
+    }
+}
+
+impl App {
+    /// POSTs a delivery as the fake built it (headers and raw body).
+    async fn deliver(&self, path: &str, delivery: &http::Request<Vec<u8>>) -> (u16, String) {
+        let mut request = reqwest::Client::new()
+            .post(format!("{}/oauth{path}", self.base))
+            .body(delivery.body().clone());
+        for (name, value) in delivery.headers() {
+            request = request.header(name.as_str(), value.as_bytes());
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status().as_u16();
+        (status, response.text().await.unwrap())
+    }
+
+    async fn install(&self, location: &str) {
+        let code = self
+            .fake
+            .fake()
+            .approve(&Install::location("company-1", location));
+        self.service
+            .exchange_code(code, Some(UserType::Location))
+            .await
+            .unwrap();
+    }
+
+    async fn stored(&self, grant: &str) -> bool {
+        SqliteStore::open(self.dir.path().join("grants.sqlite3"))
+            .await
+            .unwrap()
+            .load(&GrantId::new(grant))
+            .await
+            .unwrap()
+            .is_some()
+    }
+}
+
+async fn next_webhook(
+    events: &mut tokio::sync::broadcast::Receiver<ServiceEvent>,
+) -> hoopai_oauth_service::WebhookReceived {
+    loop {
+        let event = tokio::time::timeout(Duration::from_secs(5), events.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        if let ServiceEvent::Webhook(received) = event {
+            return *received;
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_valid_install_is_reported_and_an_uninstall_removes_the_grant() {
+    let app = app(None).await;
+    app.install("loc-1").await;
+    app.install("loc-2").await;
+    let mut events = app.service.events();
+
+    let install = app.fake.fake().webhook(
+        &FakeWebhook::install_location("company-1", "loc-3"),
+        SystemTime::now(),
+    );
+    assert_eq!(app.deliver("/webhook", &install).await.0, 200);
+    let received = next_webhook(&mut events).await;
+    assert!(matches!(received.event.payload, WebhookPayload::Install(_)));
+    assert!(received.removed.is_empty());
+
+    let uninstall = app
+        .fake
+        .fake()
+        .uninstall(&FakeWebhook::uninstall_location("loc-1"), SystemTime::now());
+    let (status, body) = app.deliver("/webhook", &uninstall).await;
+    assert_eq!(status, 200, "{body}");
+    let received = next_webhook(&mut events).await;
+    assert_eq!(received.removed, vec![GrantId::new("loc-1")]);
+    assert!(app.service.access_token("loc-1").await.is_err());
+    assert!(!app.stored("loc-1").await, "the record is deleted");
+    assert!(app.service.access_token("loc-2").await.is_ok());
+    assert!(app.stored("loc-2").await);
+    app.service.shutdown().await;
+}
+
+#[tokio::test]
+async fn forged_and_reserialized_deliveries_are_refused_with_401() {
+    let app = app(None).await;
+    app.install("loc-1").await;
+    let event = FakeWebhook::uninstall_location("loc-1");
+    // Signed with a key the app does not trust.
+    let mut forger = FakeServer::new(CLIENT_ID, CLIENT_SECRET);
+    forger.set_webhook_signing_seed([7; 32]);
+    let forged = forger.webhook(&event, SystemTime::now());
+    let (status, body) = app.deliver("/webhook", &forged).await;
+    assert_eq!(status, 401, "{body}");
+    // Unsigned.
+    let mut unsigned = app.fake.fake().webhook(&event, SystemTime::now());
+    unsigned.headers_mut().remove("x-ghl-signature");
+    assert_eq!(app.deliver("/webhook", &unsigned).await.0, 401);
+    // Signed by the fake, then parsed and serialized again (pretty-printed):
+    // the same JSON value, not the same bytes.
+    let signed = app.fake.fake().webhook(&event, SystemTime::now());
+    let value: serde_json::Value = serde_json::from_slice(signed.body()).unwrap();
+    let mut reserialized = signed.clone();
+    *reserialized.body_mut() = serde_json::to_vec_pretty(&value).unwrap();
+    assert_ne!(reserialized.body(), signed.body());
+    let (status, body) = app.deliver("/webhook", &reserialized).await;
+    assert_eq!(status, 401, "{body}");
+    // Garbage in the header.
+    let mut garbage = signed.clone();
+    garbage
+        .headers_mut()
+        .insert("x-ghl-signature", "not base64!".parse().unwrap());
+    assert_eq!(app.deliver("/webhook", &garbage).await.0, 401);
+    // None of them acted: the grant is still held and stored.
+    assert!(app.service.access_token("loc-1").await.is_ok());
+    assert!(app.stored("loc-1").await);
+    // The untouched delivery is accepted.
+    assert_eq!(app.deliver("/webhook", &signed).await.0, 200);
+    assert!(!app.stored("loc-1").await);
+    app.service.shutdown().await;
+}
+
+#[tokio::test]
+async fn stale_other_app_and_malformed_deliveries_are_refused() {
+    let app = app(None).await;
+    app.install("loc-1").await;
+    let event = FakeWebhook::uninstall_location("loc-1");
+    let stale = app
+        .fake
+        .fake()
+        .webhook(&event, SystemTime::now() - Duration::from_secs(10 * 60));
+    let (status, body) = app.deliver("/webhook", &stale).await;
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("stale") || body.contains("window"), "{body}");
+    // Signed with the trusted key, for another app.
+    let mut other = FakeServer::new("0123456789abcdef01234567-other", "secret");
+    let other_app = other.webhook(&event, SystemTime::now());
+    assert_eq!(app.deliver("/webhook", &other_app).await.0, 403);
+    // Signed, but not JSON.
+    let malformed = app.fake.fake().signed_webhook(b"{not json".to_vec());
+    assert_eq!(app.deliver("/webhook", &malformed).await.0, 400);
+    // Too large for the route: refused before it is read in full.
+    let huge = app.fake.fake().signed_webhook(vec![b' '; 2 * 1024 * 1024]);
+    assert_eq!(app.deliver("/webhook", &huge).await.0, 413);
+    assert!(app.service.access_token("loc-1").await.is_ok());
+    assert!(app.stored("loc-1").await);
+    app.service.shutdown().await;
+}
+
+/// A replay is answered 200 and not acted on: an UNINSTALL replayed after
+/// the location was installed again leaves the new grant alone.
+#[tokio::test]
+async fn a_replayed_delivery_is_acknowledged_and_not_acted_on() {
+    for path in [None, Some("/hooks/highlevel")] {
+        let app = app(path).await;
+        let route = path.unwrap_or("/webhook");
+        app.install("loc-1").await;
+        let uninstall = app
+            .fake
+            .fake()
+            .webhook(&FakeWebhook::uninstall_location("loc-1"), SystemTime::now());
+        assert_eq!(app.deliver(route, &uninstall).await.0, 200);
+        assert!(!app.stored("loc-1").await);
+        app.install("loc-1").await;
+        let (status, body) = app.deliver(route, &uninstall).await;
+        assert_eq!(status, 200, "{body}");
+        assert!(body.starts_with("duplicate"), "{body}");
+        assert!(app.service.access_token("loc-1").await.is_ok());
+        assert!(
+            app.stored("loc-1").await,
+            "the new install survives the replay"
+        );
+        app.service.shutdown().await;
+    }
+}
+
+/// An agency UNINSTALL removes the Company grant; Location grants of the
+/// same agency, installed on their own, stay.
+#[tokio::test]
+async fn an_agency_uninstall_removes_its_company_grant() {
+    let app = app(None).await;
+    app.install("loc-1").await;
+    let code = app
+        .fake
+        .fake()
+        .approve(&Install::company("company-1", &["loc-1"]));
+    let company = app
+        .service
+        .exchange_code(code, Some(UserType::Company))
+        .await
+        .unwrap();
+    assert_eq!(company.as_str(), "company-1");
+    let uninstall = app.fake.fake().webhook(
+        &FakeWebhook::uninstall_company("company-1"),
+        SystemTime::now(),
+    );
+    assert_eq!(app.deliver("/webhook", &uninstall).await.0, 200);
+    assert!(!app.stored("company-1").await);
+    assert!(app.stored("loc-1").await);
+    app.service.shutdown().await;
+}
