@@ -4,7 +4,7 @@
 //! invariants checked from their logs. One test per scenario; they run one
 //! at a time.
 //!
-//! `CHAOS_SECS` (default 30, so that the five scenarios take under three
+//! `CHAOS_SECS` (default 30, so that the seven scenarios take about four
 //! minutes in CI; 60 or more for a longer local run) sets each scenario's
 //! length; see `Scenario::from_env` for the other knobs. Each run's logs
 //! and report stay in `target/tmp/chaos/<scenario>/`.

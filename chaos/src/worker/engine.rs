@@ -51,7 +51,6 @@ impl EngineSetup {
 
     /// The engine's settings, the same for every driver: shared-store mode
     /// with this holder and lease, short backoffs for a 6 s `expires_in`.
-    #[must_use]
     pub fn settings(&self) -> EngineSettings {
         EngineSettings::default()
             .jitter_seed(self.seed)
