@@ -5,13 +5,14 @@
 //! of them when dropped, also when a test panics.
 
 use std::collections::BTreeMap;
+use std::ffi::OsString;
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::time::{Duration, Instant, SystemTime};
 
 use crate::journal::{FleetLine, Journal, now_micros};
-use crate::store::{Cas, Store};
+use crate::service_store::{RunStore, StoreKind};
 use crate::worker::Driver;
 use crate::worker::engine::{code_exchange, installed_record};
 
@@ -30,8 +31,11 @@ pub mod files {
     pub const ADDR: &str = "server.addr";
     /// The orchestrator's log.
     pub const FLEET_LOG: &str = "fleet.log";
-    /// The shared store.
+    /// The shared store of the engine drivers; for the service driver, a
+    /// copy of its store made once every worker stopped (the checker reads it).
     pub const STORE: &str = "store.sqlite";
+    /// The service driver's shared store when it is the service's SQLite store.
+    pub const SERVICE_STORE: &str = "store.service.sqlite3";
     /// The server's newest refresh token of every grant, at the end.
     pub const NEWEST: &str = "newest.json";
     /// A worker instance's log is `worker-<instance>.log`.
@@ -77,6 +81,8 @@ pub struct Scenario {
     /// The version of the seeded records (1: as written by an engine's
     /// `insert`; 0: `GrantRecord::new` rows as they come).
     pub seed_version: u64,
+    /// Where the workers keep their grants.
+    pub store: StoreKind,
 }
 
 fn env_u64(name: &str) -> Option<u64> {
@@ -106,6 +112,7 @@ impl Scenario {
             kill_gap: (Duration::from_millis(1500), Duration::from_millis(4000)),
             max_kills: env_u64("CHAOS_MAX_KILLS").map_or(40, |v| v as usize),
             seed_version: env_u64("CHAOS_SEED_VERSION").unwrap_or(1),
+            store: StoreKind::Harness,
         }
     }
 }
@@ -175,6 +182,8 @@ pub struct Fleet {
     server: Option<Child>,
     slots: Vec<Slot>,
     log: Journal,
+    /// The workers' arguments naming the store.
+    store_args: Vec<OsString>,
 }
 
 impl Drop for Fleet {
@@ -217,13 +226,15 @@ pub fn run(scenario: &Scenario, bins: &Binaries, dir: &Path) -> Result<RunFacts,
     }
     std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     let log = Journal::create(&dir.join(files::FLEET_LOG)).map_err(|e| e.to_string())?;
+    let store = RunStore::prepare(&scenario.store, &scenario.name)?;
     let mut fleet = Fleet {
         server: None,
         slots: Vec::new(),
         log,
+        store_args: store.worker_args(dir),
     };
     let base_url = fleet.start_server(scenario, bins, dir)?;
-    seed(scenario, dir, &base_url)?;
+    store.seed(dir, &seed(scenario, &base_url)?)?;
     for index in 0..scenario.workers {
         fleet.slots.push(Slot {
             starts: 0,
@@ -261,6 +272,7 @@ pub fn run(scenario: &Scenario, bins: &Binaries, dir: &Path) -> Result<RunFacts,
     .map_err(|e| e.to_string())?;
     let starts = fleet.slots.iter().map(|s| s.starts).sum();
     drop(fleet);
+    store.finish(dir)?;
     Ok(RunFacts {
         dir: dir.to_owned(),
         kills,
@@ -336,8 +348,7 @@ impl Fleet {
         slot.starts += 1;
         let seed = s.seed ^ ((index as u64 + 1) << 32) ^ slot.starts as u64;
         let mut child = Command::new(&bins.worker)
-            .arg("--store")
-            .arg(dir.join(files::STORE))
+            .args(&self.store_args)
             .args(["--server", base_url])
             .args(["--instance", &instance])
             .args(["--driver", s.driver.name()])
@@ -442,10 +453,11 @@ impl Fleet {
 }
 
 /// Installs the scenario's grants: each approved at the server's admin
-/// endpoint, its code exchanged over HTTP, its record written to the store.
-fn seed(s: &Scenario, dir: &Path, base_url: &str) -> Result<(), String> {
+/// endpoint, its code exchanged over HTTP; returns their records (JSON) to
+/// write to the store.
+fn seed(s: &Scenario, base_url: &str) -> Result<Vec<(String, String)>, String> {
     let agent = agent();
-    let mut store = Store::open(&dir.join(files::STORE)).map_err(|e| format!("store: {e}"))?;
+    let mut records = Vec::with_capacity(s.grants);
     for i in 0..s.grants {
         let grant = format!("loc-{i:03}");
         let code = agent
@@ -459,13 +471,9 @@ fn seed(s: &Scenario, dir: &Path, base_url: &str) -> Result<(), String> {
         let sent_at = SystemTime::now();
         let response = crate::worker::send(&agent, "seeder", i as u64, request)?;
         let record = installed_record(&grant, response, sent_at, s.seed_version)?;
-        match store.compare_and_swap(&grant, None, s.seed_version, &record) {
-            Ok(Cas::Won) => {}
-            Ok(Cas::Lost(_)) => return Err(format!("{grant} was already in the store")),
-            Err(e) => return Err(format!("store: {e}")),
-        }
+        records.push((grant, record));
     }
-    Ok(())
+    Ok(records)
 }
 
 fn fetch_newest(base_url: &str) -> Result<BTreeMap<String, String>, String> {

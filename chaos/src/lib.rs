@@ -7,8 +7,9 @@
 //!   token, answers held past the client's timeout). It logs every refresh.
 //! - `chaos-worker` (module [`worker`]): one engine in shared-store mode over
 //!   every grant of a SQLite store ([`store`]) with compare-and-swap, driven
-//!   by a blocking or a concurrent driver. It logs sends, answers, writes and
-//!   events.
+//!   by a blocking or a concurrent driver; or (`--driver service`) the
+//!   runtime package's token service over its Postgres or SQLite store. It
+//!   logs sends, answers, writes and events.
 //! - [`fleet`] starts the server and the workers, kills and restarts workers
 //!   at random, and stops everyone; [`check`] reads every log and the store
 //!   and checks the invariants.
@@ -25,5 +26,6 @@ pub mod fingerprint;
 pub mod fleet;
 pub mod journal;
 pub mod server;
+pub mod service_store;
 pub mod store;
 pub mod worker;

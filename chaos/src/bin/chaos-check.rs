@@ -19,6 +19,8 @@ fn main() -> ExitCode {
         .map_or_else(|| "run".to_owned(), |n| n.to_string_lossy().into_owned());
     let driver = if name.starts_with("concurrent") {
         Driver::Concurrent
+    } else if name.starts_with("service") {
+        Driver::Service
     } else {
         Driver::Blocking
     };

@@ -1,5 +1,5 @@
 //! The scan for secrets: every token the server issued (and the client
-//! secret), searched for in every file of the run but the store and the
+//! secret), searched for in every file of the run but the stores and the
 //! server's private list.
 
 use std::path::Path;
@@ -23,7 +23,9 @@ pub struct Leak {
 
 /// Files that hold secrets by design.
 fn exempt(name: &str) -> bool {
-    name == files::ISSUED || name.starts_with(files::STORE)
+    name == files::ISSUED
+        || name.starts_with(files::STORE)
+        || name.starts_with(files::SERVICE_STORE)
 }
 
 /// Scans the run's folder; returns the number of secrets searched for, the
@@ -62,4 +64,26 @@ pub fn scan(dir: &Path) -> Result<(usize, usize, Vec<Leak>), String> {
         }
     }
     Ok((secrets.len(), scanned, leaks))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::exempt;
+
+    #[test]
+    fn only_the_stores_and_the_private_list_are_exempt() {
+        for name in [
+            "issued.secret",
+            "store.sqlite",
+            "store.sqlite-wal",
+            "store.service.sqlite3",
+            "store.service.sqlite3-wal",
+            "store.service.sqlite3-shm",
+        ] {
+            assert!(exempt(name), "{name}");
+        }
+        for name in ["worker-w1.0.log", "w1.0.err", "server.log", "report.txt"] {
+            assert!(!exempt(name), "{name}");
+        }
+    }
 }

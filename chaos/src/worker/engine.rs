@@ -37,6 +37,31 @@ pub struct EngineSetup {
     pub lease: Duration,
 }
 
+impl EngineSetup {
+    /// The client configuration.
+    ///
+    /// # Errors
+    /// The configuration is refused.
+    pub fn config(&self) -> Result<Config, String> {
+        Config::builder(self.client_id.clone(), self.client_secret.clone())
+            .base_url(self.base_url.clone())
+            .build()
+            .map_err(|e| e.to_string())
+    }
+
+    /// The engine's settings, the same for every driver: shared-store mode
+    /// with this holder and lease, short backoffs for a 6 s `expires_in`.
+    pub fn settings(&self) -> EngineSettings {
+        EngineSettings::default()
+            .jitter_seed(self.seed)
+            .request_timeout(self.request_timeout)
+            .expiry_skew(Duration::from_secs(1))
+            .backoff(Duration::from_millis(250), Duration::from_secs(4))
+            .rate_limit_wait(Duration::from_secs(2))
+            .shared_store(self.holder.clone(), self.lease)
+    }
+}
+
 /// A refresh request to send.
 #[derive(Debug)]
 pub struct SendStep {
@@ -115,7 +140,10 @@ pub struct Core {
     engine: Engine,
 }
 
-fn status_name(status: &GrantStatus) -> &'static str {
+/// The name of a record's status, as logged: `active`, `suspended`,
+/// `reauthorization_needed`.
+#[must_use]
+pub fn status_name(status: &GrantStatus) -> &'static str {
     match status {
         GrantStatus::Active => "active",
         GrantStatus::Suspended { .. } => "suspended",
@@ -124,7 +152,9 @@ fn status_name(status: &GrantStatus) -> &'static str {
     }
 }
 
-fn event_kind(event: &Event) -> &'static str {
+/// The name of an engine event's kind, as logged (e.g. `refreshed`).
+#[must_use]
+pub fn event_kind(event: &Event) -> &'static str {
     match event {
         Event::TokenReady { .. } => "token_ready",
         Event::Refreshed { .. } => "refreshed",
@@ -177,19 +207,8 @@ impl Core {
     /// # Errors
     /// The configuration is refused.
     pub fn new(setup: &EngineSetup) -> Result<Self, String> {
-        let config = Config::builder(setup.client_id.clone(), setup.client_secret.clone())
-            .base_url(setup.base_url.clone())
-            .build()
-            .map_err(|e| e.to_string())?;
-        let settings = EngineSettings::default()
-            .jitter_seed(setup.seed)
-            .request_timeout(setup.request_timeout)
-            .expiry_skew(Duration::from_secs(1))
-            .backoff(Duration::from_millis(250), Duration::from_secs(4))
-            .rate_limit_wait(Duration::from_secs(2))
-            .shared_store(setup.holder.clone(), setup.lease);
         Ok(Core {
-            engine: Engine::new(config, settings),
+            engine: Engine::new(setup.config()?, setup.settings()),
         })
     }
 

@@ -3,6 +3,8 @@
 //! every send, answer, write and event.
 //!
 //! - [`engine`] is the only module that speaks the engine's API;
+//! - [`service`] runs the runtime package's `TokenService` instead, and logs
+//!   the same lines from a store and an HTTP client that wrap the real ones;
 //! - this module holds what both drivers share: the store writes, the
 //!   HTTP client, the app's access-token asks, and the log.
 //!
@@ -13,6 +15,7 @@
 pub mod blocking;
 pub mod concurrent;
 pub mod engine;
+pub mod service;
 
 use std::io::Read;
 use std::path::PathBuf;
@@ -33,6 +36,9 @@ pub enum Driver {
     Blocking,
     /// Each send on its own thread; answers come back through a channel.
     Concurrent,
+    /// The runtime package's `TokenService` (tokio, reqwest) over its
+    /// Postgres or SQLite store, asked for tokens as an app would.
+    Service,
 }
 
 impl Driver {
@@ -42,6 +48,7 @@ impl Driver {
         match self {
             Driver::Blocking => "blocking",
             Driver::Concurrent => "concurrent",
+            Driver::Service => "service",
         }
     }
 }
@@ -50,9 +57,17 @@ impl Driver {
 #[derive(Debug, Clone, clap::Parser)]
 #[command(name = "chaos-worker", about = "One engine over the shared store")]
 pub struct WorkerSettings {
-    /// The SQLite store.
-    #[arg(long)]
-    pub store: PathBuf,
+    /// The SQLite store: the harness's own file for the engine drivers, the
+    /// service's `SqliteStore` file for `--driver service`.
+    #[arg(long, required_unless_present = "postgres")]
+    pub store: Option<PathBuf>,
+    /// `--driver service` only: the service's `PostgresStore` at this URL
+    /// instead of SQLite.
+    #[arg(long, conflicts_with = "store")]
+    pub postgres: Option<String>,
+    /// With `--postgres`: the schema holding the tables (its `search_path`).
+    #[arg(long, requires = "postgres")]
+    pub postgres_schema: Option<String>,
     /// The token server, `http://127.0.0.1:port`.
     #[arg(long)]
     pub server: String,
@@ -114,7 +129,13 @@ pub struct Worker {
 /// The log, the store or the engine cannot be set up.
 pub fn run(settings: WorkerSettings) -> Result<(), String> {
     let log = Journal::create(&settings.log).map_err(|e| format!("log: {e}"))?;
-    let store = Store::open(&settings.store).map_err(|e| format!("store: {e}"))?;
+    if settings.driver == Driver::Service {
+        return service::run(settings, log);
+    }
+    let Some(path) = &settings.store else {
+        return Err("the engine drivers run over a SQLite store (--store)".into());
+    };
+    let store = Store::open(path).map_err(|e| format!("store: {e}"))?;
     let mut core = Core::new(&EngineSetup {
         client_id: settings.client_id.clone(),
         client_secret: settings.client_secret.clone(),
@@ -171,6 +192,8 @@ pub fn run(settings: WorkerSettings) -> Result<(), String> {
     match worker.settings.driver {
         Driver::Blocking => blocking::run(&mut worker),
         Driver::Concurrent => concurrent::run(&mut worker),
+        // Returned above.
+        Driver::Service => {}
     }
     Ok(())
 }
