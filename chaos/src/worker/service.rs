@@ -555,10 +555,19 @@ async fn log_events(mut events: tokio::sync::broadcast::Receiver<ServiceEvent>, 
                 retry_in,
             } => WorkerLine::Failure {
                 t,
-                what: format!(
-                    "write of {grant} failed, retried in {} ms: {error}",
-                    retry_in.as_millis()
-                ),
+                what: match retry_in {
+                    Some(wait) => format!(
+                        "write of {grant} failed, retried in {} ms: {error}",
+                        wait.as_millis()
+                    ),
+                    None => format!("write of {grant} failed, retried by the engine: {error}"),
+                },
+            },
+            ServiceEvent::RescuedTokenAdopted { grant } => WorkerLine::Event {
+                t,
+                grant: grant.to_string(),
+                kind: "rescued_token_adopted".to_owned(),
+                detail: String::new(),
             },
             ServiceEvent::AnswerForRemovedGrant { grant, rescued } => WorkerLine::Failure {
                 t,
