@@ -233,6 +233,8 @@ async fn act(service: &TokenService, event: WebhookEvent) -> Response {
     service.publish(ServiceEvent::Webhook(Box::new(WebhookReceived {
         event,
         removed,
+        added: Vec::new(),
+        needs_code_exchange: Vec::new(),
     })));
     (
         StatusCode::OK,
