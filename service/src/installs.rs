@@ -122,8 +122,9 @@ impl TokenService {
                 )));
             }
             let request = q.build(self.config(), &token)?;
+            let response = self.http().send_boxed(request).await;
             self.count_request().await;
-            let response = self.http().send_boxed(request).await?;
+            let response = response?;
             let page = parse_installed_locations(response)?;
             query = q.next_page(&page);
             installed.extend(page.locations);

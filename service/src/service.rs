@@ -535,9 +535,10 @@ impl TokenService {
             request = request.user_type(user_type);
         }
         let request = token_request(&self.inner.config, &request)?;
-        self.count_request().await;
         let sent_at = SystemTime::now();
-        let response = self.inner.http.send_boxed(request).await?;
+        let response = self.inner.http.send_boxed(request).await;
+        self.count_request().await;
+        let response = response?;
         let token = parse_token_response(response)?;
         let grant = token
             .location_id
@@ -555,7 +556,9 @@ impl TokenService {
     /// Counts a request sent outside the engine (a code exchange, an
     /// installed-locations page) against the engine's request budget
     /// ([`Engine::count_request`](hoopai_oauth::Engine::count_request)), so
-    /// that its own sends leave room for it.
+    /// that its own sends leave room for it. Called once the request is
+    /// answered (or failed): the server counted it on arrival, before, so
+    /// its token comes back to the budget no sooner than at the server.
     pub(crate) async fn count_request(&self) {
         let _ = self.inner.commands.send(Command::CountRequest).await;
     }
