@@ -5,6 +5,8 @@
 //! Company id, a Location grant by its Location id (as
 //! [`TokenService::exchange_code`] names them too).
 
+use std::time::{Duration, SystemTime};
+
 use hoopai_oauth::{
     GrantId, InstalledLocation, InstalledLocationsQuery, WebhookEvent, parse_installed_locations,
 };
@@ -82,7 +84,8 @@ impl TokenService {
     /// Reconciles the Location grants minted from `company_grant` with the
     /// server's list of the company's installed locations: reads every page
     /// of `GET /oauth/installedLocations` with the Company grant's access
-    /// token (each page counted against the engine's request budget), then
+    /// token (each page waits for a token of the engine's request budget),
+    /// then
     /// adds a minted Location grant for each installed location not held,
     /// and removes each minted Location grant the list does not show as
     /// installed ([`diff_installed_locations`](hoopai_oauth::diff_installed_locations)).
@@ -122,9 +125,16 @@ impl TokenService {
                 )));
             }
             let request = q.build(self.config(), &token)?;
-            let response = self.http().send_boxed(request).await;
-            self.count_request().await;
-            let response = response?;
+            // Each page waits its turn in the engine's request budget.
+            while let Some(free) = self
+                .call(|reply| Command::TakeBudget { reply })
+                .await
+                .ok_or(ServiceError::Stopped)?
+            {
+                let wait = free.duration_since(SystemTime::now()).unwrap_or_default();
+                tokio::time::sleep(wait.max(Duration::from_millis(1))).await;
+            }
+            let response = self.http().send_boxed(request).await?;
             let page = parse_installed_locations(response)?;
             query = q.next_page(&page);
             installed.extend(page.locations);

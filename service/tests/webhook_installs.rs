@@ -354,3 +354,53 @@ async fn a_location_uninstall_during_its_refresh_leaves_no_record() {
     assert_eq!(app.fake.fake().stats().rate_limited, 0);
     app.service.shutdown().await;
 }
+
+/// Missed deliveries: the installed-locations sync adds the location the
+/// app never heard of and removes the one uninstalled meanwhile.
+#[tokio::test]
+async fn an_installed_locations_sync_catches_up_with_missed_webhooks() {
+    let app = app().await;
+    let _missed = app.agency_install("company-1", &["a", "b", "c"]).await;
+    // Only a and b reach the app.
+    let partial = app.fake.fake().webhook(
+        &FakeWebhook::install_bulk("company-1", &["a", "b"]),
+        SystemTime::now(),
+    );
+    assert_eq!(app.deliver(&partial).await.0, 200);
+    app.service.access_token("a").await.unwrap();
+    let _lost = app
+        .fake
+        .fake()
+        .uninstall(&FakeWebhook::uninstall_location("a"), SystemTime::now());
+
+    let changes = app
+        .service
+        .sync_installed_locations("company-1")
+        .await
+        .unwrap();
+    assert_eq!(changes.added, vec![GrantId::new("c")]);
+    assert_eq!(changes.removed, vec![GrantId::new("a")]);
+    assert!(changes.undeleted.is_empty());
+    assert!(app.service.access_token("c").await.is_ok());
+    assert!(app.stored("c").await.is_some());
+    assert!(app.stored("a").await.is_none());
+    assert!(app.service.access_token("b").await.is_ok());
+    // Nothing left to change.
+    let again = app
+        .service
+        .sync_installed_locations("company-1")
+        .await
+        .unwrap();
+    assert!(
+        again.added.is_empty() && again.removed.is_empty(),
+        "{again:?}"
+    );
+    assert_eq!(
+        app.service.sync_installed_locations("company-9").await,
+        Err(hoopai_oauth_service::ServiceError::UnknownGrant(
+            GrantId::new("company-9")
+        ))
+    );
+    assert_eq!(app.fake.fake().stats().rate_limited, 0);
+    app.service.shutdown().await;
+}

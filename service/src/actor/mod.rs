@@ -81,6 +81,11 @@ pub(crate) enum Command {
     },
     /// A request sent outside the engine, for its request budget.
     CountRequest,
+    /// A token of the request budget for a request about to be sent
+    /// outside the engine: spent now (`None`), or when one is free.
+    TakeBudget {
+        reply: oneshot::Sender<Option<SystemTime>>,
+    },
     Shutdown {
         reply: oneshot::Sender<ShutdownReport>,
     },
@@ -378,6 +383,15 @@ impl<S: GrantStore, H: HttpClient> Actor<S, H> {
                 let _ = reply.send(Ok(changes));
             }
             Command::CountRequest => self.engine.count_request(SystemTime::now()),
+            Command::TakeBudget { reply } => {
+                let now = SystemTime::now();
+                let budget = self.engine.request_budget();
+                let free = (budget.available(now) == 0).then(|| budget.next_available_at(now));
+                if free.is_none() {
+                    self.engine.count_request(now);
+                }
+                let _ = reply.send(free);
+            }
             Command::Shutdown { reply } => self.begin_stop(Some(reply)),
         }
     }
