@@ -3,12 +3,14 @@
 #![warn(missing_docs)]
 
 mod actor;
+pub mod installs;
 #[cfg(feature = "axum")]
 pub mod routes;
 pub mod service;
 pub mod store;
 pub mod transport;
 
+pub use installs::*;
 #[cfg(feature = "axum")]
 pub use routes::OAuthRouter;
 pub use service::*;

@@ -142,6 +142,10 @@ pub enum ServiceError {
     /// The service holds no grant of that id.
     #[error("unknown grant {0}")]
     UnknownGrant(GrantId),
+    /// A grant had no access token to lend (e.g. the Company grant of an
+    /// installed-locations sync).
+    #[error(transparent)]
+    Token(#[from] TokenError),
     /// The grant is held but its record could not be written yet; the write
     /// is retried in the background ([`ServiceEvent::StoreWriteFailed`]).
     #[error("the record of grant {0} is not written yet; the write is retried")]
@@ -236,8 +240,16 @@ pub enum ServiceEvent {
 pub struct WebhookReceived {
     /// The verified event (no secret in it).
     pub event: hoopai_oauth::WebhookEvent,
-    /// The grants an UNINSTALL removed (from the service and the store).
+    /// The grants an UNINSTALL removed (from the service and the store): a
+    /// location's grant, or an agency's Company grant and every Location
+    /// grant minted from it.
     pub removed: Vec<GrantId>,
+    /// The Location grants an INSTALL added, minted from their Company
+    /// grant (see [`TokenService::handle_webhook`]).
+    pub added: Vec<GrantId>,
+    /// The grants an INSTALL names whose tokens come from the code exchange
+    /// (the consent callback).
+    pub needs_code_exchange: Vec<GrantId>,
 }
 
 /// What [`TokenService::start`] restored from the store.
@@ -392,7 +404,10 @@ impl TokenService {
         self.inner.events.subscribe()
     }
 
-    async fn call<T>(&self, make: impl FnOnce(oneshot::Sender<T>) -> Command) -> Option<T> {
+    pub(crate) async fn call<T>(
+        &self,
+        make: impl FnOnce(oneshot::Sender<T>) -> Command,
+    ) -> Option<T> {
         let (tx, rx) = oneshot::channel();
         self.inner.commands.send(make(tx)).await.ok()?;
         rx.await.ok()
@@ -521,7 +536,9 @@ impl TokenService {
         }
         let request = token_request(&self.inner.config, &request)?;
         let sent_at = SystemTime::now();
-        let response = self.inner.http.send_boxed(request).await?;
+        let response = self.inner.http.send_boxed(request).await;
+        self.count_request().await;
+        let response = response?;
         let token = parse_token_response(response)?;
         let grant = token
             .location_id
@@ -534,6 +551,21 @@ impl TokenService {
             })?;
         self.add(&grant, TokenSet::new(token, sent_at)).await?;
         Ok(GrantId::new(grant))
+    }
+
+    /// Counts a request sent outside the engine (a code exchange, an
+    /// installed-locations page) against the engine's request budget
+    /// ([`Engine::count_request`](hoopai_oauth::Engine::count_request)), so
+    /// that its own sends leave room for it. Called once the request is
+    /// answered (or failed): the server counted it on arrival, before, so
+    /// its token comes back to the budget no sooner than at the server.
+    pub(crate) async fn count_request(&self) {
+        let _ = self.inner.commands.send(Command::CountRequest).await;
+    }
+
+    /// The service's HTTP client.
+    pub(crate) fn http(&self) -> &Arc<dyn DynHttpClient> {
+        &self.inner.http
     }
 
     /// Forgets a grant and deletes its record (e.g. after an uninstall).

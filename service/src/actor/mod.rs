@@ -16,6 +16,8 @@
 //!   ([`Engine::handle_rescued`]) if the grant is held again with the very
 //!   refresh token that request spent (see [`Rescued`]).
 //! - [`Output::Load`]: read and handed back ([`Engine::handle_loaded`]).
+//! - [`Output::Delete`]: the record of an uninstalled grant is deleted, and
+//!   its callers are told it is unknown.
 //! - [`Output::Event`]: broadcast, logged, and the grant's waiting callers
 //!   asked again.
 //!
@@ -27,19 +29,21 @@ use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
 use hoopai_oauth::{
-    AccessToken, Config, Engine, ErrorKind, Event, Fingerprint, GrantId, GrantRecord, Output,
-    RefreshToken, RequestId, TokenSet, TokenStatus,
+    AccessToken, Config, Engine, ErrorKind, Event, Fingerprint, GrantId, GrantRecord,
+    InstalledLocation, Output, RefreshToken, RequestId, TokenSet, TokenStatus, WebhookEvent,
 };
 use tokio::sync::{broadcast, mpsc, oneshot};
 use tokio::task::JoinSet;
 use tracing::Instrument;
 
+use crate::installs::GrantChanges;
 use crate::service::{
     GrantInfo, ServiceError, ServiceEvent, ServiceSettings, ShutdownReport, StartReport, TokenError,
 };
-use crate::store::{CorruptRecord, GrantStore};
+use crate::store::{CorruptRecord, GrantStore, StoreError};
 use crate::transport::{HttpClient, TransportError};
 
+mod installs;
 mod writes;
 
 /// What a handle asks of the task.
@@ -62,6 +66,25 @@ pub(crate) enum Command {
     },
     List {
         reply: oneshot::Sender<Vec<GrantInfo>>,
+    },
+    /// A verified install webhook for the engine.
+    Webhook {
+        event: Box<WebhookEvent>,
+        reply: oneshot::Sender<Result<GrantChanges, ServiceError>>,
+    },
+    /// The installed locations of a company, read from the server.
+    SyncLocations {
+        company_grant: GrantId,
+        company_id: String,
+        installed: Vec<InstalledLocation>,
+        reply: oneshot::Sender<Result<GrantChanges, ServiceError>>,
+    },
+    /// A request sent outside the engine, for its request budget.
+    CountRequest,
+    /// A token of the request budget for a request about to be sent
+    /// outside the engine: spent now (`None`), or when one is free.
+    TakeBudget {
+        reply: oneshot::Sender<Option<SystemTime>>,
     },
     Shutdown {
         reply: oneshot::Sender<ShutdownReport>,
@@ -111,6 +134,9 @@ struct Actor<S, H> {
     /// The requests out: their grant and the refresh token they present.
     in_flight: HashMap<RequestId, (GrantId, Fingerprint)>,
     rescued: HashMap<GrantId, Rescued>,
+    /// Records of uninstalled grants whose delete failed, since the last
+    /// install command took them.
+    undeleted: Vec<(GrantId, StoreError)>,
     stopping: Option<Stopping>,
 }
 
@@ -190,6 +216,7 @@ pub(crate) async fn start<S: GrantStore, H: HttpClient>(
         sends: JoinSet::new(),
         in_flight: HashMap::new(),
         rescued: HashMap::new(),
+        undeleted: Vec::new(),
         stopping: None,
     };
     tokio::spawn(
@@ -341,6 +368,29 @@ impl<S: GrantStore, H: HttpClient> Actor<S, H> {
                     })
                     .collect();
                 let _ = reply.send(list);
+            }
+            Command::Webhook { event, reply } => {
+                let outcome = self.webhook(&event).await;
+                let _ = reply.send(outcome);
+            }
+            Command::SyncLocations {
+                company_grant,
+                company_id,
+                installed,
+                reply,
+            } => {
+                let changes = self.sync(&company_grant, &company_id, &installed).await;
+                let _ = reply.send(Ok(changes));
+            }
+            Command::CountRequest => self.engine.count_request(SystemTime::now()),
+            Command::TakeBudget { reply } => {
+                let now = SystemTime::now();
+                let budget = self.engine.request_budget();
+                let free = (budget.available(now) == 0).then(|| budget.next_available_at(now));
+                if free.is_none() {
+                    self.engine.count_request(now);
+                }
+                let _ = reply.send(free);
             }
             Command::Shutdown { reply } => self.begin_stop(Some(reply)),
         }

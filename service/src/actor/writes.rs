@@ -165,6 +165,7 @@ impl<S: GrantStore, H: HttpClient> Actor<S, H> {
             // The tokens are wiped in the engine either way; a record left
             // behind holds a refresh token the server has revoked.
             tracing::warn!(grant = %grant, error = %error, "deleting an uninstalled grant's record failed");
+            self.undeleted.push((grant.clone(), error));
         }
         self.forget(&grant);
     }

@@ -4,14 +4,15 @@
 //!
 //! | Delivery | Answer | What the service does |
 //! |---|---|---|
-//! | valid INSTALL | `200` | [`ServiceEvent::Webhook`]; the tokens come through the consent callback (see below for bulk installs) |
-//! | valid UNINSTALL | `200` | removes the grants concerned from the service and the store, then [`ServiceEvent::Webhook`] with them |
+//! | valid INSTALL | `200` | [`TokenService::handle_webhook`]: a bulk install (`locationIds`) adds a Location grant per location, minted from the Company grant under the request budget; a Location install whose Company grant is held is minted the same way; otherwise the tokens come through the consent callback. Then [`ServiceEvent::Webhook`] with what was added |
+//! | valid UNINSTALL | `200` | the engine removes the location's grant, or the agency's Company grant and every Location grant minted from it, from the service and the store; then [`ServiceEvent::Webhook`] with them |
 //! | valid, another type | `200` | [`ServiceEvent::Webhook`] |
 //! | no `x-ghl-signature`, only the legacy `x-wh-signature`, bad base64, wrong length, wrong key, body changed after signing | `401` | nothing |
 //! | signed, but for another app (`appId`) | `403` | nothing |
-//! | not JSON, no `type`, over [`MAX_WEBHOOK_BYTES`] (`413`), a timestamp outside the window, no `timestamp`/`webhookId` | `400` | nothing |
+//! | not JSON, no `type`, over [`MAX_WEBHOOK_BYTES`] (`413`), a timestamp outside the window, no `timestamp`/`webhookId`, ids the engine cannot name grants by | `400` | nothing |
 //! | a `webhookId` already accepted (a replay, or HighLevel retrying a delivery whose answer it lost) | `200` | nothing: the first delivery was acted on |
 //! | accepted, but a record could not be deleted (the store is down) | `500` | the grants are forgotten in memory, the record may stay stored; no event |
+//! | accepted, but the service is stopping | `503` | nothing |
 //!
 //! **Replays are answered `200`.** A repeated `webhookId` is refused by the
 //! core ([`ErrorKind::WebhookReplayed`]) and nothing is done, but the answer
@@ -21,13 +22,19 @@
 //! `duplicate`, and the refusal is logged.
 //!
 //! **Bulk installs.** An agency-wide install gives the app one Company token
-//! (through the consent callback with `user_type=Company`) and a bulk INSTALL
-//! listing the locations. Minting and keeping fresh a Location token for
-//! each is the engine's job as Location grants land there; until then the
-//! INSTALL reaches the app as [`ServiceEvent::Webhook`], where it can mint
-//! them itself (`hoopai_oauth::LocationTokenRequest`) and
-//! [`TokenService::add`] each. The place to call into the engine is marked
-//! in the route's INSTALL arm (a comment in its source).
+//! (through the consent callback with `user_type=Company`, see
+//! [`OAuthRouter::user_type`](super::OAuthRouter::user_type)) and a bulk
+//! INSTALL listing the locations. Either may come first: the Location
+//! grants of a bulk INSTALL wait for the Company grant (reported in
+//! [`WebhookReceived::needs_code_exchange`](crate::WebhookReceived) until it
+//! is held). Each location is then minted through `/oauth/locationToken`
+//! at most as fast as the engine's request budget allows (HighLevel's 100
+//! requests per 10 s unless its headers say otherwise), and kept fresh;
+//! [`TokenService::access_token`] of a location waits for its first mint.
+//! Grants are named by convention: a Company grant by its Company id, a
+//! Location grant by its Location id (as [`TokenService::exchange_code`]
+//! names them). To catch up after missed deliveries, see
+//! [`TokenService::sync_installed_locations`].
 //!
 //! The error bodies carry the core's sanitized message: no signature, no key.
 
@@ -41,8 +48,8 @@ use axum::extract::State as Shared;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use hoopai_oauth::{
-    ErrorKind, GrantId, MAX_WEBHOOK_BYTES, Recorded, SeenWebhooks, UninstallTarget, WebhookEvent,
-    WebhookIdStore, WebhookPayload, WebhookVerifier,
+    ErrorKind, MAX_WEBHOOK_BYTES, Recorded, SeenWebhooks, WebhookEvent, WebhookIdStore,
+    WebhookPayload, WebhookVerifier,
 };
 
 use crate::service::{ServiceError, ServiceEvent, TokenService, WebhookReceived};
@@ -192,82 +199,48 @@ pub(crate) async fn webhook(
     act(&state.service, event).await
 }
 
-/// Acts on an accepted delivery.
+/// Acts on an accepted delivery: the engine adds or removes the grants
+/// ([`TokenService::handle_webhook`]).
 async fn act(service: &TokenService, event: WebhookEvent) -> Response {
-    let mut removed = Vec::new();
-    let mut failed: Option<ServiceError> = None;
-    match &event.payload {
-        WebhookPayload::Uninstall(uninstall) => {
-            let concerned = match concerned(service, &uninstall.target).await {
-                Ok(grants) => grants,
-                Err(e) => {
-                    return (StatusCode::SERVICE_UNAVAILABLE, format!("{e}\n")).into_response();
-                }
-            };
-            for grant in concerned {
-                match service.remove(grant.as_str()).await {
-                    Ok(()) => removed.push(grant),
-                    // Removed meanwhile (e.g. by another delivery).
-                    Err(ServiceError::UnknownGrant(_)) => {}
-                    Err(e) => {
-                        // Forgotten in memory; the record may still be stored.
-                        tracing::error!(grant = %grant, error = %e, "uninstall: the record could not be deleted");
-                        failed = Some(e);
-                    }
-                }
-            }
-            tracing::info!(removed = removed.len(), "uninstall webhook");
+    let changes = match service.handle_webhook(&event).await {
+        Ok(changes) => changes,
+        Err(e @ ServiceError::OAuth(_)) => {
+            tracing::warn!(error = %e, "webhook refused by the engine");
+            return (StatusCode::BAD_REQUEST, format!("{e}\n")).into_response();
         }
-        WebhookPayload::Install(install) => {
-            // Location grants minted from a Company grant (bulk installs) are
-            // added to the engine here once it manages them; for now the
-            // INSTALL is handed to the app as `ServiceEvent::Webhook`.
-            tracing::info!(target = ?install.target, "install webhook");
+        Err(e) => {
+            return (StatusCode::SERVICE_UNAVAILABLE, format!("{e}\n")).into_response();
+        }
+    };
+    match &event.payload {
+        WebhookPayload::Install(install) => tracing::info!(
+            target = ?install.target,
+            added = changes.added.len(),
+            needs_code_exchange = changes.needs_code_exchange.len(),
+            "install webhook"
+        ),
+        WebhookPayload::Uninstall(_) => {
+            tracing::info!(removed = changes.removed.len(), "uninstall webhook");
         }
         _ => tracing::info!(event_type = %event.event_type, "webhook"),
     }
-    if let Some(e) = failed {
+    if let Some((grant, e)) = changes.undeleted.first() {
+        // Forgotten in memory; the record may still be stored.
+        tracing::error!(grant = %grant, error = %e, undeleted = changes.undeleted.len(), "uninstall: a record could not be deleted");
         return (StatusCode::INTERNAL_SERVER_ERROR, format!("{e}\n")).into_response();
     }
-    let count = removed.len();
+    let body = format!(
+        "accepted; {} grant(s) added, {} removed\n",
+        changes.added.len(),
+        changes.removed.len()
+    );
     service.publish(ServiceEvent::Webhook(Box::new(WebhookReceived {
         event,
-        removed,
+        removed: changes.removed,
+        added: changes.added,
+        needs_code_exchange: changes.needs_code_exchange,
     })));
-    (
-        StatusCode::OK,
-        format!("accepted; {count} grant(s) removed\n"),
-    )
-        .into_response()
-}
-
-/// The grants an uninstall concerns: the location's grant; for an agency,
-/// its Company grant (a grant named for the Company, or holding a token of
-/// that Company and of no Location). Location grants installed on their own
-/// stay: each has its own install, and its own UNINSTALL.
-async fn concerned(
-    service: &TokenService,
-    target: &UninstallTarget,
-) -> Result<Vec<GrantId>, ServiceError> {
-    let held = service.list().await?;
-    Ok(match target {
-        UninstallTarget::Location { location_id } => held
-            .into_iter()
-            .filter(|g| {
-                g.grant.as_str() == location_id || g.location_id.as_deref() == Some(location_id)
-            })
-            .map(|g| g.grant)
-            .collect(),
-        UninstallTarget::Company { company_id } => held
-            .into_iter()
-            .filter(|g| {
-                g.grant.as_str() == company_id
-                    || (g.company_id.as_deref() == Some(company_id) && g.location_id.is_none())
-            })
-            .map(|g| g.grant)
-            .collect(),
-        _ => Vec::new(),
-    })
+    (StatusCode::OK, body).into_response()
 }
 
 /// The body limit of the route: the core's [`MAX_WEBHOOK_BYTES`].
