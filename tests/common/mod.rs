@@ -8,6 +8,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use hoopai_oauth::Config;
 
 pub mod chaos;
+pub mod fake_http;
 pub mod sim;
 
 /// The client id used in test data.
