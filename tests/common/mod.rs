@@ -112,3 +112,19 @@ pub fn response(
     }
     b.body(body.into()).unwrap()
 }
+
+/// Any JSON value built from `leaf` values: arrays and objects nested up to
+/// three levels deep, a few entries each.
+pub fn json_value_from(
+    leaf: impl proptest::strategy::Strategy<Value = serde_json::Value> + 'static,
+) -> impl proptest::strategy::Strategy<Value = serde_json::Value> {
+    use proptest::prelude::*;
+    use serde_json::Value;
+    leaf.prop_recursive(3, 24, 4, |inner| {
+        prop_oneof![
+            prop::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
+            prop::collection::btree_map(".{0,6}", inner, 0..4)
+                .prop_map(|m| Value::Object(m.into_iter().collect())),
+        ]
+    })
+}
