@@ -111,6 +111,40 @@ fn installs(fake: &mut FakeServer, n: usize) -> Vec<(String, TokenSet)> {
         .collect()
 }
 
+/// Two engines sharing one store and one grant, `b` having restored it:
+/// at the grant's refresh time `due`, `a` has taken the lease (written).
+struct Leased {
+    fake: FakeServer,
+    store: Store,
+    grant: String,
+    a: Engine,
+    b: Engine,
+    due: SystemTime,
+}
+
+fn leased_by_a() -> Leased {
+    let mut fake = FakeServer::new(common::CLIENT_ID, common::CLIENT_SECRET);
+    let mut store = Store::default();
+    let (grant, tokens) = installs(&mut fake, 1).remove(0);
+    let mut a = Engine::new(config(), settings("a"));
+    let mut b = Engine::new(config(), settings("b"));
+    a.insert(grant.as_str(), tokens, t0()).unwrap();
+    drive(&mut a, &mut store, &mut fake, t0());
+    b.restore(store.0[&grant].clone(), t0()).unwrap();
+    let due = a.poll_timeout().unwrap();
+    a.handle_timeout(due);
+    let lease = poll(&mut a, due).unwrap();
+    write(&mut a, &mut store, &lease, due);
+    Leased {
+        fake,
+        store,
+        grant,
+        a,
+        b,
+        due,
+    }
+}
+
 /// Sequence 1: an engine that leased forty grants at once has the new refresh
 /// token of the first one answered; whatever else is queued, the next thing
 /// it asks for is the write of that token.
@@ -200,19 +234,15 @@ fn nothing_is_sent_that_its_lease_cannot_cover() {
 /// reports the healthy grant as lost.
 #[test]
 fn invalid_grant_is_checked_against_the_store() {
-    let mut fake = FakeServer::new(common::CLIENT_ID, common::CLIENT_SECRET);
-    let mut store = Store::default();
-    let (grant, tokens) = installs(&mut fake, 1).remove(0);
-    let mut a = Engine::new(config(), settings("a"));
-    let mut b = Engine::new(config(), settings("b"));
-    a.insert(grant.as_str(), tokens, t0()).unwrap();
-    drive(&mut a, &mut store, &mut fake, t0());
-    b.restore(store.0[&grant].clone(), t0()).unwrap();
+    let Leased {
+        mut fake,
+        mut store,
+        grant,
+        mut a,
+        mut b,
+        due,
+    } = leased_by_a();
     // `a` refreshes; its answer is in, its write not yet done.
-    let due = a.poll_timeout().unwrap();
-    a.handle_timeout(due);
-    let lease = poll(&mut a, due).unwrap();
-    write(&mut a, &mut store, &lease, due);
     let Some(Output::Send { id, request, .. }) = poll(&mut a, due) else {
         panic!("no send")
     };
@@ -658,18 +688,14 @@ fn a_rescued_refresh_token_is_adopted_and_written() {
 /// written, not when the lease ends.
 #[test]
 fn a_lease_held_elsewhere_is_not_waited_out() {
-    let mut fake = FakeServer::new(common::CLIENT_ID, common::CLIENT_SECRET);
-    let mut store = Store::default();
-    let (grant, tokens) = installs(&mut fake, 1).remove(0);
-    let mut a = Engine::new(config(), settings("a"));
-    let mut b = Engine::new(config(), settings("b"));
-    a.insert(grant.as_str(), tokens, t0()).unwrap();
-    drive(&mut a, &mut store, &mut fake, t0());
-    b.restore(store.0[&grant].clone(), t0()).unwrap();
-    let due = a.poll_timeout().unwrap();
-    a.handle_timeout(due);
-    let lease = poll(&mut a, due).unwrap();
-    write(&mut a, &mut store, &lease, due);
+    let Leased {
+        mut fake,
+        mut store,
+        grant,
+        mut a,
+        mut b,
+        due,
+    } = leased_by_a();
     b.handle_timeout(due);
     let events = drive(&mut b, &mut store, &mut fake, due);
     assert!(matches!(

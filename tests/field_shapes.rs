@@ -251,13 +251,7 @@ fn json_value() -> impl Strategy<Value = Value> {
         prop::sample::select(vec!["true", "FALSE", "86399", " 1 ", "Bearer", "", "1e999"])
             .prop_map(Value::from),
     ];
-    leaf.prop_recursive(3, 24, 4, |inner| {
-        prop_oneof![
-            prop::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
-            prop::collection::btree_map(".{0,6}", inner, 0..4)
-                .prop_map(|m| Value::Object(m.into_iter().collect())),
-        ]
-    })
+    common::json_value_from(leaf)
 }
 
 const OPTIONAL_FIELDS: &[&str] = &[

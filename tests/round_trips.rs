@@ -336,13 +336,7 @@ fn json_value() -> impl Strategy<Value = Value> {
         any::<f64>().prop_map(Value::from),
         ".{0,12}".prop_map(Value::String),
     ];
-    leaf.prop_recursive(3, 24, 4, |inner| {
-        prop_oneof![
-            prop::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
-            prop::collection::btree_map(".{0,6}", inner, 0..4)
-                .prop_map(|m| Value::Object(m.into_iter().collect())),
-        ]
-    })
+    common::json_value_from(leaf)
 }
 
 /// Any instant a `SystemTime` holds here, before or after the epoch.

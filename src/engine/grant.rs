@@ -6,7 +6,7 @@
 //! state when it is polled.
 
 use std::hash::{DefaultHasher, Hash, Hasher};
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 use http::Response;
 
@@ -690,117 +690,5 @@ impl Engine {
         self.queue
             .push_front(Queued::Persist(tag(&self.slots, idx)));
         true
-    }
-
-    /// What a failed answer does to the grant, by [`Error::kind`].
-    fn handle_failure(&mut self, idx: u32, error: Error, now: SystemTime) {
-        // Location grants the engine mints have failures of their own.
-        let Some(error) = self.minted_failure(idx, error, now) else {
-            return;
-        };
-        if let Some(token) = error.rescued_refresh_token()
-            && self.rescue(idx, &token.clone())
-        {
-            // Whatever the answer said, the next try goes with the new token.
-            self.retry_after_failure(idx, now, Failure::Answer(error));
-            return;
-        }
-        match error.kind() {
-            ErrorKind::InvalidGrant if self.lease.is_some() => self.check_refusal(idx, error, now),
-            ErrorKind::InvalidGrant => self.condemn(idx, error),
-            ErrorKind::LocationNotActive => self.suspend(idx, error, now),
-            ErrorKind::InvalidClient => self.reject_configuration(idx, error),
-            ErrorKind::GrantUnauthorized => self.grant_unauthorized(idx, error, now),
-            ErrorKind::RateLimited => self.wait_rate_limit(idx, error, now),
-            _ => self.retry_after_failure(idx, now, Failure::Answer(error)),
-        }
-    }
-
-    /// Re-authorization needed: persisted in that state. In single-process
-    /// mode the event goes with the write; in shared-store mode it follows
-    /// the write's confirmation (a lost compare-and-swap means the store
-    /// holds something newer, which is adopted instead).
-    pub(crate) fn condemn(&mut self, idx: u32, error: Error) {
-        let shared = self.lease.is_some();
-        let Some(slot) = self.slots.get_mut(idx as usize).and_then(Option::as_mut) else {
-            return;
-        };
-        let grant = slot.key.clone();
-        slot.status = Status::Reauth(Some(error.to_string().into_boxed_str()));
-        slot.phase = Phase::Reauth;
-        slot.waiters = false;
-        slot.rereads = 0;
-        slot.version = slot.version.saturating_add(1);
-        super::schedule::set_timer(&mut self.schedule, idx, slot, None);
-        let t = tag(&self.slots, idx);
-        self.queue.push_back(Queued::Persist(t));
-        if shared {
-            if let Some(slot) = self.slot_mut(idx) {
-                slot.condemned = Some(Box::new(error));
-            }
-        } else {
-            self.queue.push_back(Queued::Event(
-                t,
-                Event::ReauthorizationNeeded { grant, error },
-            ));
-        }
-    }
-
-    fn suspend(&mut self, idx: u32, error: Error, now: SystemTime) {
-        let suspended_retry = self.settings.suspended_retry;
-        let Some(slot) = self.slots.get_mut(idx as usize).and_then(Option::as_mut) else {
-            return;
-        };
-        let grant = slot.key.clone();
-        let until = super::schedule::ceil_seconds(add(now, suspended_retry));
-        slot.status = Status::Suspended(until);
-        slot.phase = Phase::Suspended;
-        slot.waiters = false;
-        slot.version = slot.version.saturating_add(1);
-        super::schedule::set_timer(&mut self.schedule, idx, slot, Some(until));
-        let t = tag(&self.slots, idx);
-        self.queue.push_back(Queued::Persist(t));
-        self.queue.push_back(Queued::Event(
-            t,
-            Event::Suspended {
-                grant,
-                until,
-                error,
-            },
-        ));
-    }
-
-    fn reject_configuration(&mut self, idx: u32, error: Error) {
-        let was_halted = self.halted;
-        self.halted = true;
-        self.park(idx);
-        if !was_halted && let Some(slot) = self.slot(idx) {
-            let grant = slot.key.clone();
-            self.queue.push_back(Queued::Event(
-                tag(&self.slots, idx),
-                Event::ConfigurationRejected { grant, error },
-            ));
-        }
-    }
-
-    fn wait_rate_limit(&mut self, idx: u32, error: Error, now: SystemTime) {
-        let rate_wait = self.settings.rate_limit_wait;
-        let Some(slot) = self.slots.get_mut(idx as usize).and_then(Option::as_mut) else {
-            return;
-        };
-        let at = error
-            .retry_at(now)
-            .unwrap_or(add(now, rate_wait))
-            .max(add(now, Duration::from_secs(1)));
-        slot.phase = Phase::Backoff;
-        super::schedule::set_timer(&mut self.schedule, idx, slot, Some(at));
-        let event = Event::RetryScheduled {
-            grant: slot.key.clone(),
-            at,
-            attempt: slot.attempt,
-            failure: Failure::Answer(error),
-        };
-        self.queue
-            .push_back(Queued::Event(tag(&self.slots, idx), event));
     }
 }

@@ -27,11 +27,11 @@ use crate::secret::AccessToken;
 use crate::token::{TokenResponse, TokenSet, UserType};
 use crate::webhook::{InstallTarget, UninstallTarget, WebhookEvent, WebhookPayload};
 
-use super::grant::{Phase, Slot, Status, Unconfirmed};
+use super::grant::{Phase, Slot, Unconfirmed};
 use super::held::Held;
 use super::output::{Event, Output, Queued, RequestId, Tag, TokenStatus, tag};
 use super::record::GrantId;
-use super::schedule::{ceil_seconds, set_timer};
+use super::schedule::ceil_seconds;
 use super::{Engine, unknown_grant};
 
 /// The relations between Company grants and the Location grants minted from
@@ -391,17 +391,7 @@ impl Engine {
         match location_token_request(&self.config, &bearer, &req) {
             Ok(request) => {
                 let refresh = self.slot(idx)?.held.fingerprint();
-                if let Some(slot) = self.slot_mut(idx) {
-                    slot.phase = Phase::InFlight {
-                        seq,
-                        epoch,
-                        sent_at: now,
-                        not_after,
-                        dispatched: true,
-                    };
-                }
-                let give_up = add(not_after, self.settings.request_timeout);
-                self.arm(idx, Some(give_up));
+                self.mark_in_flight(idx, seq, epoch, now, not_after);
                 let id = RequestId::new(seq, idx);
                 self.note_mint(id);
                 Some(Output::Send {
@@ -514,30 +504,8 @@ impl Engine {
     }
 
     fn park_unauthorized(&mut self, idx: u32, error: Error, now: SystemTime) {
-        let retry = self.settings.unauthorized_retry;
-        let Some(slot) = self.slots.get_mut(idx as usize).and_then(Option::as_mut) else {
-            return;
-        };
-        let grant = slot.key.clone();
-        let until = ceil_seconds(add(now, retry));
-        slot.status = Status::Unauthorized {
-            until,
-            reason: Some(error.to_string().into_boxed_str()),
-        };
-        slot.phase = Phase::Backoff;
-        slot.waiters = false;
-        slot.version = slot.version.saturating_add(1);
-        set_timer(&mut self.schedule, idx, slot, Some(until));
-        let t = tag(&self.slots, idx);
-        self.queue.push_back(Queued::Persist(t));
-        self.queue.push_back(Queued::Event(
-            t,
-            Event::Unauthorized {
-                grant,
-                until,
-                error,
-            },
-        ));
+        let until = ceil_seconds(add(now, self.settings.unauthorized_retry));
+        self.park_unauthorized_until(idx, error, until);
     }
 
     /// A mint answered with tokens: the grant's refresh time is drawn within

@@ -302,6 +302,7 @@
 //! Unknown fields of token answers (such as `refreshTokenId`) are not kept.
 
 mod backoff;
+mod failure;
 mod grant;
 mod grants;
 mod held;

@@ -462,6 +462,30 @@ pub(crate) fn tag(slots: &[Option<Slot>], idx: u32) -> Tag {
 }
 
 impl Engine {
+    /// The request `seq` (of `epoch`) of slot `idx` is handed out at `now`:
+    /// the grant is in flight until its answer, or until the request timeout
+    /// past `not_after`.
+    pub(crate) fn mark_in_flight(
+        &mut self,
+        idx: u32,
+        seq: u32,
+        epoch: u32,
+        now: SystemTime,
+        not_after: SystemTime,
+    ) {
+        if let Some(slot) = self.slot_mut(idx) {
+            slot.phase = Phase::InFlight {
+                seq,
+                epoch,
+                sent_at: now,
+                not_after,
+                dispatched: true,
+            };
+        }
+        let give_up = crate::rate_limit::saturating_add(not_after, self.settings.request_timeout);
+        self.arm(idx, Some(give_up));
+    }
+
     /// The next thing to do at `now`, or `None` when there is nothing left.
     ///
     /// Call it until it returns `None` after every call that takes `now`
@@ -625,17 +649,7 @@ impl Engine {
         }
         match built {
             Ok(request) => {
-                if let Some(slot) = self.slot_mut(idx) {
-                    slot.phase = Phase::InFlight {
-                        seq,
-                        epoch,
-                        sent_at: now,
-                        not_after,
-                        dispatched: true,
-                    };
-                }
-                let give_up = crate::rate_limit::saturating_add(not_after, timeout);
-                self.arm(idx, Some(give_up));
+                self.mark_in_flight(idx, seq, epoch, now, not_after);
                 Some(Output::Send {
                     id: RequestId::new(seq, idx),
                     grant,

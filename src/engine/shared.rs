@@ -7,7 +7,7 @@ use std::time::SystemTime;
 use crate::error::{Error, ErrorKind};
 
 use super::backoff::backoff;
-use super::grant::{Phase, Status, Unconfirmed, replace_held, token_key};
+use super::grant::{Phase, Slot, Status, Unconfirmed, replace_held, token_key};
 use super::held::Held;
 use super::output::{Event, Failure, Queued, tag};
 use super::record::{GrantRecord, GrantStatus, Lease};
@@ -59,12 +59,7 @@ impl Engine {
         let Some(slot) = self.slot_mut(idx) else {
             return Err(unknown_grant(grant));
         };
-        if slot.emitted.is_none_or(|e| version > e) {
-            return Err(Error::new(
-                ErrorKind::UnknownRequest,
-                format!("version {version} of grant {grant} was never emitted"),
-            ));
-        }
+        never_emitted(slot, grant, version)?;
         if version <= slot.confirmed {
             return Ok(());
         }
@@ -188,12 +183,7 @@ impl Engine {
         let Some(slot) = self.slot_mut(idx) else {
             return Err(unknown_grant(grant));
         };
-        if slot.emitted.is_none_or(|e| version > e) {
-            return Err(Error::new(
-                ErrorKind::UnknownRequest,
-                format!("version {version} of grant {grant} was never emitted"),
-            ));
-        }
+        never_emitted(slot, grant, version)?;
         if version <= slot.confirmed || slot.emitted != Some(version) {
             // Old news: a later write is out, or this one is known written.
             return Ok(());
@@ -633,4 +623,17 @@ impl Engine {
         self.queue
             .extend(events.into_iter().map(|e| Queued::Event(t, e)));
     }
+}
+
+/// [`ErrorKind::UnknownRequest`] if the engine never emitted record
+/// `version` of `grant` (the outcome reported is of a write it did not ask
+/// for).
+fn never_emitted(slot: &Slot, grant: &str, version: u64) -> Result<(), Error> {
+    if slot.emitted.is_none_or(|e| version > e) {
+        return Err(Error::new(
+            ErrorKind::UnknownRequest,
+            format!("version {version} of grant {grant} was never emitted"),
+        ));
+    }
+    Ok(())
 }

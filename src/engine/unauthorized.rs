@@ -92,6 +92,17 @@ impl Engine {
         }
         slot.attempt = slot.attempt.saturating_add(1);
         let until = ceil_seconds(add(now, retry_delay(first, cap, slot.attempt)));
+        self.park_unauthorized_until(idx, error, until);
+    }
+
+    /// Parks the grant in slot `idx` as unauthorized (its refresh token is
+    /// kept) until `until`: persisted in that state, and reported with
+    /// [`Event::Unauthorized`].
+    pub(super) fn park_unauthorized_until(&mut self, idx: u32, error: Error, until: SystemTime) {
+        let Some(slot) = self.slots.get_mut(idx as usize).and_then(Option::as_mut) else {
+            return;
+        };
+        let grant = slot.key.clone();
         slot.status = Status::Unauthorized {
             until,
             reason: Some(error.to_string().into_boxed_str()),

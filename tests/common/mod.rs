@@ -8,6 +8,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use hoopai_oauth::Config;
 
 pub mod chaos;
+pub mod fake_http;
 pub mod sim;
 
 /// The client id used in test data.
@@ -110,4 +111,20 @@ pub fn response(
         b = b.header(*k, *v);
     }
     b.body(body.into()).unwrap()
+}
+
+/// Any JSON value built from `leaf` values: arrays and objects nested up to
+/// three levels deep, a few entries each.
+pub fn json_value_from(
+    leaf: impl proptest::strategy::Strategy<Value = serde_json::Value> + 'static,
+) -> impl proptest::strategy::Strategy<Value = serde_json::Value> {
+    use proptest::prelude::*;
+    use serde_json::Value;
+    leaf.prop_recursive(3, 24, 4, |inner| {
+        prop_oneof![
+            prop::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
+            prop::collection::btree_map(".{0,6}", inner, 0..4)
+                .prop_map(|m| Value::Object(m.into_iter().collect())),
+        ]
+    })
 }

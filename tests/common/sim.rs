@@ -11,6 +11,11 @@
 //! - at every send, no other refresh of the same grant is in flight (from any engine);
 //! - an access token handed out as ready was issued with a refresh token
 //!   that is (or was) in the store.
+//!
+//! Laid out by concern: `sim/network.rs` (fates, flights, answers),
+//! `sim/store.rs` (the compare-and-swap store, loads and writes),
+//! `sim/transcript.rs` (labels and lines), `sim/checks.rs` (invariants over
+//! the whole simulation); driving the engines is here.
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::fmt::Write as _;
@@ -25,6 +30,20 @@ use hoopai_oauth::{
 
 use super::{CLIENT_ID, CLIENT_SECRET, config, t0};
 
+// Explicit paths: this file is also included by path from outside this
+// folder (the engine fuzz target), where the default would not find them.
+#[path = "sim/checks.rs"]
+mod checks;
+#[path = "sim/network.rs"]
+mod network;
+#[path = "sim/store.rs"]
+mod store;
+#[path = "sim/transcript.rs"]
+mod transcript;
+
+pub use store::Store;
+pub use transcript::rel;
+
 /// What happens to the next request sent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Fate {
@@ -36,64 +55,6 @@ pub enum Fate {
     Late(Duration),
     /// Served at once; the answer is held until [`Sim::release`].
     Hold,
-}
-
-/// An in-memory store with compare-and-swap on the record version.
-#[derive(Debug, Default)]
-pub struct Store {
-    pub records: BTreeMap<String, GrantRecord>,
-    /// The last few records written per grant, oldest first (the current
-    /// one last): stale records for out-of-order notifications.
-    pub history: BTreeMap<String, VecDeque<GrantRecord>>,
-    pub writes: u64,
-    pub conflicts: u64,
-    /// Every refresh token ever written.
-    pub ever_stored: HashSet<String>,
-}
-
-impl Store {
-    /// Writes `record` if the stored version is `replaces` (`None`: only if
-    /// nothing is stored); otherwise hands back the stored record, or the
-    /// write's error when nothing is stored.
-    pub fn cas(
-        &mut self,
-        replaces: Option<u64>,
-        record: GrantRecord,
-    ) -> Result<(), Option<Box<GrantRecord>>> {
-        let key = record.grant.as_str().to_owned();
-        let current = self.records.get(&key);
-        if current.map(|r| r.version) == replaces {
-            self.remember(&record);
-            self.records.insert(key, record);
-            self.writes += 1;
-            Ok(())
-        } else {
-            self.conflicts += 1;
-            Err(current.cloned().map(Box::new))
-        }
-    }
-
-    fn remember(&mut self, record: &GrantRecord) {
-        if let Some(r) = record.refresh_token() {
-            self.ever_stored.insert(r.secret().to_owned());
-        }
-        let h = self
-            .history
-            .entry(record.grant.as_str().to_owned())
-            .or_default();
-        if h.len() == 6 {
-            h.pop_front();
-        }
-        h.push_back(record.clone());
-    }
-
-    /// Overwrites (single-process mode).
-    pub fn put(&mut self, record: GrantRecord) {
-        self.remember(&record);
-        self.writes += 1;
-        self.records
-            .insert(record.grant.as_str().to_owned(), record);
-    }
 }
 
 /// One engine and its settings.
@@ -110,11 +71,6 @@ struct Reply {
     late: bool,
     response: http::Response<Vec<u8>>,
 }
-
-/// How long a delayed write takes to reach the store: well within a lease,
-/// with a late answer before it (a write slower than the lease lets another
-/// engine take over while it is out, and no engine can help that).
-pub const WRITE_DELAY: Duration = Duration::from_secs(20);
 
 /// A write on its way to the store (shared-store mode).
 struct Delayed {
@@ -161,7 +117,7 @@ pub struct Sim {
     violations: Vec<String>,
     pub sends: u64,
     /// How many of the next writes (shared-store mode) reach the store, and
-    /// have their outcome reported, only after [`WRITE_DELAY`] (or at
+    /// have their outcome reported, only after [`store::WRITE_DELAY`] (or at
     /// [`Sim::confirm`]).
     pub hold_confirmations: usize,
     delayed: Vec<Delayed>,
@@ -188,23 +144,6 @@ pub struct Sim {
     pub deleted: HashSet<GrantId>,
     /// The webhook key the app trusts: the fake's at the start.
     pub trusted_key: hoopai_oauth::WebhookKey,
-}
-
-/// `+Dd HH:MM:SS` since [`t0`].
-pub fn rel(t: SystemTime) -> String {
-    match t.duration_since(t0()) {
-        Ok(d) => {
-            let s = d.as_secs();
-            format!(
-                "+{}d {:02}:{:02}:{:02}",
-                s / 86_400,
-                s / 3600 % 24,
-                s / 60 % 60,
-                s % 60
-            )
-        }
-        Err(e) => format!("-{}s", e.duration().as_secs()),
-    }
 }
 
 impl Default for Sim {
@@ -256,58 +195,6 @@ impl Sim {
             settings,
         });
         self.nodes.len() - 1
-    }
-
-    /// The transcript so far.
-    pub fn transcript(&self) -> &str {
-        &self.log
-    }
-
-    /// Invariant violations seen so far.
-    pub fn violations(&self) -> &[String] {
-        &self.violations
-    }
-
-    /// Stops (or resumes) writing the transcript; checks go on.
-    pub fn set_quiet(&mut self, quiet: bool) {
-        self.quiet = quiet;
-    }
-
-    /// Writes a line into the transcript.
-    pub fn note(&mut self, who: &str, text: impl AsRef<str>) {
-        if !self.quiet {
-            let _ = writeln!(self.log, "{}  {:<5} {}", rel(self.now), who, text.as_ref());
-        }
-    }
-
-    fn label(&mut self, kind: usize, secret: &str) -> String {
-        if let Some(l) = self.labels.get(secret) {
-            return l.clone();
-        }
-        self.counters[kind] += 1;
-        let l = format!("{}{}", ["A", "R"][kind], self.counters[kind]);
-        self.labels.insert(secret.to_owned(), l.clone());
-        l
-    }
-
-    /// The label of a refresh token (`R…`).
-    pub fn refresh_label(&mut self, secret: &str) -> String {
-        self.label(1, secret)
-    }
-
-    /// The label of an access token (`A…`).
-    pub fn access_label(&mut self, secret: &str) -> String {
-        self.label(0, secret)
-    }
-
-    /// Forgets the scripted fates not used yet.
-    pub fn clear_fates(&mut self) {
-        self.fates.clear();
-    }
-
-    /// Scripts the fate of the next sends, in order; later sends are normal.
-    pub fn fate(&mut self, fate: Fate) {
-        self.fates.push_back(fate);
     }
 
     /// Approves `install` at the fake, exchanges the code, and inserts the
@@ -372,19 +259,6 @@ impl Sim {
         }
         self.pump(node);
         status
-    }
-
-    /// A short text for a token status.
-    pub fn status_text(&mut self, status: &TokenStatus) -> String {
-        match status {
-            TokenStatus::Ready(a) => format!("ready {}", self.access_label(a.secret())),
-            TokenStatus::Pending => "pending".into(),
-            TokenStatus::Suspended { until } => format!("suspended until {}", rel(*until)),
-            TokenStatus::Unauthorized { until } => format!("unauthorized until {}", rel(*until)),
-            TokenStatus::ReauthorizationNeeded => "re-authorization needed".into(),
-            TokenStatus::ConfigurationRejected => "configuration rejected".into(),
-            other => format!("{other:?}"),
-        }
     }
 
     /// Runs until `end`: delivers answers, fires engine deadlines, drains outputs.
@@ -453,68 +327,6 @@ impl Sim {
         panic!("the simulation does not settle at {}", rel(self.now));
     }
 
-    /// Delivers every held answer now.
-    pub fn release(&mut self) {
-        for reply in std::mem::take(&mut self.held) {
-            self.deliver(reply);
-        }
-    }
-
-    /// Whether answers are on their way to `node` (late or held).
-    pub fn answers_pending(&self, node: usize) -> bool {
-        self.downlink
-            .iter()
-            .chain(self.held.iter())
-            .any(|r| r.node == node)
-            || self.outbox.iter().any(|o| o.node == node)
-    }
-
-    fn deliver(&mut self, reply: Reply) {
-        let name = self.nodes[reply.node].name.clone();
-        if reply.late {
-            self.note(&name, format!("late answer to {} arrives", reply.id));
-        }
-        let grant = self
-            .flights
-            .iter()
-            .find(|f| f.node == reply.node && f.id == reply.id)
-            .map(|f| f.grant.clone());
-        self.flights
-            .retain(|f| !(f.node == reply.node && f.id == reply.id));
-        let result =
-            self.nodes[reply.node]
-                .engine
-                .handle_response(reply.id, reply.response, self.now);
-        if let (true, Some(grant)) = (self.ask_on_answer, grant.clone()) {
-            // Before the outputs of the answer are polled.
-            self.ask(reply.node, grant.as_str());
-        }
-        match (result, grant) {
-            (Err(e), Some(g)) if self.deleted.contains(&g) => {
-                let kept = if e.rescued_refresh_token().is_some() {
-                    " (refresh token rescued in the error)"
-                } else {
-                    ""
-                };
-                self.note(
-                    &name,
-                    format!(
-                        "answer to {} of deleted {g} refused: {}{kept}",
-                        reply.id,
-                        e.kind()
-                    ),
-                );
-            }
-            (Err(e), _) => self.violations.push(format!(
-                "{} {name}: answer to {} refused: {e}",
-                rel(self.now),
-                reply.id
-            )),
-            _ => {}
-        }
-        self.pump(reply.node);
-    }
-
     /// Drains engine `node`'s outputs and acts on each.
     pub fn pump(&mut self, node: usize) {
         while let Some(out) = self.nodes[node].engine.poll_output(self.now) {
@@ -564,230 +376,6 @@ impl Sim {
         }
     }
 
-    /// A queued send's turn: dispatched, or reported expired past its
-    /// `not_after`.
-    fn dispatch(&mut self, o: Outgoing) {
-        let name = self.nodes[o.node].name.clone();
-        if self.now > o.not_after {
-            self.note(
-                &name,
-                format!("send {} {} expired in the queue", o.id, o.grant),
-            );
-            let result = self.nodes[o.node]
-                .engine
-                .handle_send_expired(o.id, self.now);
-            if let Err(e) = result
-                && e.kind() != hoopai_oauth::ErrorKind::UnknownRequest
-            {
-                self.violations.push(format!(
-                    "{} {name}: handle_send_expired refused: {e}",
-                    rel(self.now)
-                ));
-            }
-        } else {
-            self.on_send(o.node, o.id, o.grant, o.request);
-        }
-        self.pump(o.node);
-    }
-
-    /// Checks that each grant's newest refresh token, issued in an answer
-    /// the engines were sent, is somewhere a client can still reach: the
-    /// store, an engine, a write or an answer on its way.
-    fn check_newest(&mut self) {
-        let mut reachable: HashSet<String> = self
-            .store
-            .records
-            .values()
-            .filter_map(|r| r.refresh_token().map(|t| t.secret().to_owned()))
-            .collect();
-        for node in &self.nodes {
-            for grant in self.store.records.keys() {
-                if let Some(r) = node.engine.record(grant)
-                    && let Some(t) = r.refresh_token()
-                {
-                    reachable.insert(t.secret().to_owned());
-                }
-            }
-        }
-        for d in &self.delayed {
-            if let Some(t) = d.record.refresh_token() {
-                reachable.insert(t.secret().to_owned());
-            }
-        }
-        for r in self.downlink.iter().chain(self.held.iter()) {
-            if let Ok(t) = serde_json::from_slice::<serde_json::Value>(r.response.body())
-                && let Some(rt) = t.get("refresh_token").and_then(|v| v.as_str())
-            {
-                reachable.insert(rt.to_owned());
-            }
-        }
-        // Tokens issued to someone else (a test spending one behind the
-        // engines' back) are not the engines' to keep.
-        let seen: HashSet<&String> = self.issued.values().collect();
-        let lost: Vec<String> = self
-            .fake
-            .live_refresh_tokens()
-            .into_iter()
-            .filter(|t| seen.contains(t) && !reachable.contains(t))
-            .collect();
-        for live in lost {
-            {
-                let l = self.refresh_label(&live);
-                self.violations.push(format!(
-                    "{} the newest refresh token {l} is only at the server",
-                    rel(self.now)
-                ));
-            }
-        }
-    }
-
-    /// Reads the record for engine `node` (stale, if so scripted) and hands
-    /// it back.
-    fn on_load(&mut self, node: usize, grant: GrantId) {
-        let name = self.nodes[node].name.clone();
-        let mut current = self.store.records.get(grant.as_str()).cloned();
-        if self.stale_reads > 0 {
-            self.stale_reads -= 1;
-            let history = self.store.history.get(grant.as_str());
-            if let Some(old) = history.and_then(|h| h.len().checked_sub(3).map(|i| h[i].clone())) {
-                self.note(&name, "stale read");
-                current = Some(old);
-            }
-        }
-        let text = match &current {
-            Some(r) => self.record_text(r),
-            None => "none".to_owned(),
-        };
-        self.note(&name, format!("load {grant} -> {text}"));
-        let result = self.nodes[node]
-            .engine
-            .handle_loaded(grant.as_str(), current, self.now);
-        if let Err(e) = result {
-            self.violations.push(format!(
-                "{} {name}: handle_loaded of {grant} refused: {e}",
-                rel(self.now)
-            ));
-        }
-    }
-
-    fn on_send(
-        &mut self,
-        node: usize,
-        id: RequestId,
-        grant: GrantId,
-        request: http::Request<Vec<u8>>,
-    ) {
-        self.sends += 1;
-        self.send_times.push(self.now);
-        let name = self.nodes[node].name.clone();
-        let path = request.uri().path();
-        if path.ends_with("/oauth/locationToken") || path.ends_with("/oauth/location-token") {
-            self.on_mint(node, id, grant, request);
-            return;
-        }
-        let form: Vec<(String, String)> =
-            serde_urlencoded::from_bytes(request.body()).unwrap_or_default();
-        let refresh = form
-            .iter()
-            .find(|(k, _)| k == "refresh_token" || k == "refreshToken")
-            .map(|(_, v)| v.clone())
-            .unwrap_or_default();
-        let r = self.refresh_label(&refresh);
-        if !self.fake.is_live_refresh_token(&refresh) {
-            self.violations.push(format!(
-                "{} {name}: sent {r}, which is not live, for {grant}",
-                rel(self.now)
-            ));
-        }
-        if let Some(other) = self.flights.iter().find(|f| f.grant == grant) {
-            let other = format!("{} of {}", other.id, self.nodes[other.node].name);
-            self.violations.push(format!(
-                "{} {name}: second refresh of {grant} while {other} is in flight",
-                rel(self.now)
-            ));
-        }
-        let fate = self.fates.pop_front().unwrap_or(Fate::Normal);
-        let how = match fate {
-            Fate::Normal => String::new(),
-            Fate::Drop => " (lost on the way)".into(),
-            Fate::Late(d) => format!(" (answer will take {}s)", d.as_secs()),
-            Fate::Hold => " (answer held)".into(),
-        };
-        self.note(&name, format!("send {id} {grant} refresh={r}{how}"));
-        self.flights.push(Flight {
-            node,
-            id,
-            grant,
-            dropped: fate == Fate::Drop,
-        });
-        if fate == Fate::Drop {
-            return;
-        }
-        let response = self.fake.handle(&request, self.now);
-        let summary = self.answer_text(&response);
-        self.note("fake", format!("{id} -> {summary}"));
-        let at = match fate {
-            Fate::Late(d) => self.now + d,
-            _ => self.now,
-        };
-        let reply = Reply {
-            node,
-            id,
-            at,
-            late: fate != Fate::Normal,
-            response,
-        };
-        if fate == Fate::Hold {
-            self.held.push(reply);
-        } else {
-            self.downlink.push(reply);
-        }
-    }
-
-    /// A Location-token mint: presents the Company grant's access token, no
-    /// refresh token. Answered at once.
-    fn on_mint(
-        &mut self,
-        node: usize,
-        id: RequestId,
-        grant: GrantId,
-        request: http::Request<Vec<u8>>,
-    ) {
-        let name = self.nodes[node].name.clone();
-        let bearer = request
-            .headers()
-            .get(http::header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .unwrap_or_default()
-            .to_owned();
-        let a = self.access_label(&bearer);
-        if let Some(other) = self.flights.iter().find(|f| f.grant == grant) {
-            let other = format!("{} of {}", other.id, self.nodes[other.node].name);
-            self.violations.push(format!(
-                "{} {name}: second request for {grant} while {other} is in flight",
-                rel(self.now)
-            ));
-        }
-        self.note(&name, format!("send {id} {grant} mint bearer={a}"));
-        self.flights.push(Flight {
-            node,
-            id,
-            grant,
-            dropped: false,
-        });
-        let response = self.fake.handle(&request, self.now);
-        let summary = self.answer_text(&response);
-        self.note("fake", format!("{id} -> {summary}"));
-        self.downlink.push(Reply {
-            node,
-            id,
-            at: self.now,
-            late: false,
-            response,
-        });
-    }
-
     /// Verifies a webhook delivery from the fake (with the fake's key) at
     /// `now`, and hands the event to engine `node`.
     pub fn webhook(
@@ -825,200 +413,6 @@ impl Sim {
         );
         self.pump(node);
         Ok(changes)
-    }
-
-    fn answer_text(&mut self, response: &http::Response<Vec<u8>>) -> String {
-        let copy = http::Response::builder()
-            .status(response.status())
-            .body(response.body().clone())
-            .expect("copy");
-        let mut with_headers = copy;
-        *with_headers.headers_mut() = response.headers().clone();
-        let status = response.status().as_u16();
-        match parse_token_response(with_headers) {
-            Ok(t) => {
-                if let Some(r) = &t.refresh_token {
-                    self.issued
-                        .insert(t.access_token.secret().to_owned(), r.secret().to_owned());
-                }
-                let a = self.access_label(t.access_token.secret());
-                let r = t
-                    .refresh_token
-                    .as_ref()
-                    .map(|r| self.refresh_label(r.secret()))
-                    .unwrap_or_else(|| "none".into());
-                format!(
-                    "{status} access={a} refresh={r} expires_in={}",
-                    t.expires_in.unwrap_or_default()
-                )
-            }
-            Err(e) => {
-                let wait = e
-                    .retry_after(self.now)
-                    .map(|d| format!(" retry-after={}s", d.as_secs()))
-                    .unwrap_or_default();
-                format!("{status} {}{wait}", e.kind())
-            }
-        }
-    }
-
-    fn record_text(&mut self, record: &GrantRecord) -> String {
-        let status = match &record.status {
-            GrantStatus::Active => "active".to_owned(),
-            GrantStatus::Suspended { until } => format!("suspended until {}", rel(*until)),
-            GrantStatus::Unauthorized { until, .. } => {
-                format!("unauthorized until {}", rel(*until))
-            }
-            GrantStatus::ReauthorizationNeeded { .. } => "re-authorization needed".to_owned(),
-            other => format!("{other:?}"),
-        };
-        let a = match record.access_token().secret() {
-            "" => "none".to_owned(),
-            a => self.access_label(a),
-        };
-        let r = record
-            .refresh_token()
-            .map(|r| self.refresh_label(r.secret()))
-            .unwrap_or_else(|| "none".to_owned());
-        let lease = record
-            .lease
-            .as_ref()
-            .map(|l| format!(" lease={}..{}", l.holder, rel(l.until)))
-            .unwrap_or_default();
-        format!(
-            "v{} {status} access={a} refresh={r} expires={}{lease}",
-            record.version,
-            rel(record.expires_at())
-        )
-    }
-
-    fn on_persist(
-        &mut self,
-        node: usize,
-        grant: GrantId,
-        record: GrantRecord,
-        replaces: Option<u64>,
-    ) {
-        let name = self.nodes[node].name.clone();
-        let text = self.record_text(&record);
-        let replaces_text = replaces.map_or("none".to_owned(), |v| format!("v{v}"));
-        if !self.nodes[node].settings.is_shared() {
-            self.note(
-                &name,
-                format!("persist {grant} {text} (replaces {replaces_text})"),
-            );
-            self.store.put(record);
-            return;
-        }
-        if self.fail_writes > 0 {
-            self.fail_writes -= 1;
-            self.note(
-                &name,
-                format!("persist {grant} {text} (cas on {replaces_text}: store down)"),
-            );
-            let result = self.nodes[node].engine.handle_persist_failed(
-                grant.as_str(),
-                record.version,
-                self.now,
-            );
-            if let Err(e) = result {
-                self.violations.push(format!(
-                    "{} {name}: handle_persist_failed of {grant} refused: {e}",
-                    rel(self.now)
-                ));
-            }
-            return;
-        }
-        if self.hold_confirmations > 0 {
-            self.hold_confirmations -= 1;
-            self.note(
-                &name,
-                format!("persist {grant} {text} (cas on {replaces_text}: delayed)"),
-            );
-            self.delayed.push(Delayed {
-                at: self.now + WRITE_DELAY,
-                node,
-                grant,
-                record,
-                replaces,
-                report: true,
-            });
-            return;
-        }
-        self.write(node, grant, record, replaces, true);
-    }
-
-    /// A compare-and-swap, and its outcome reported to the engine.
-    fn write(
-        &mut self,
-        node: usize,
-        grant: GrantId,
-        record: GrantRecord,
-        replaces: Option<u64>,
-        report: bool,
-    ) {
-        let name = self.nodes[node].name.clone();
-        let text = self.record_text(&record);
-        let replaces_text = replaces.map_or("none".to_owned(), |v| format!("v{v}"));
-        let version = record.version;
-        let outcome = self.store.cas(replaces, record);
-        if !report {
-            let how = if outcome.is_ok() { "won" } else { "lost" };
-            self.note(
-                &name,
-                format!("persist {grant} {text} (cas on {replaces_text}: {how}; not reported)"),
-            );
-            return;
-        }
-        match outcome {
-            Ok(()) => {
-                self.note(
-                    &name,
-                    format!("persist {grant} {text} (cas on {replaces_text}: won)"),
-                );
-                let result =
-                    self.nodes[node]
-                        .engine
-                        .handle_persisted(grant.as_str(), version, self.now);
-                if let Err(e) = result {
-                    self.violations.push(format!(
-                        "{} {name}: handle_persisted of {grant} refused: {e}",
-                        rel(self.now)
-                    ));
-                }
-            }
-            Err(None) => {
-                // Nothing stored to hand back: the write failed, and the
-                // engine waits for an outcome that never comes.
-                self.violations.push(format!(
-                    "{} {name}: write of {grant} replaces v{} but nothing is stored",
-                    rel(self.now),
-                    replaces.unwrap_or_default()
-                ));
-                self.note(
-                    &name,
-                    format!("persist {grant} {text} (cas on {replaces_text}: nothing stored)"),
-                );
-            }
-            Err(Some(current)) => {
-                let cur = self.record_text(&current);
-                self.note(
-                    &name,
-                    format!("persist {grant} {text} (cas on {replaces_text}: lost to {cur})"),
-                );
-                let result = self.nodes[node].engine.handle_persist_conflict(
-                    grant.as_str(),
-                    *current,
-                    self.now,
-                );
-                if let Err(e) = result {
-                    self.violations.push(format!(
-                        "{} {name}: handle_persist_conflict of {grant} refused: {e}",
-                        rel(self.now)
-                    ));
-                }
-            }
-        }
     }
 
     fn on_event(&mut self, node: usize, event: Event) {
@@ -1089,31 +483,6 @@ impl Sim {
         self.note(&name, format!("event {text}"));
     }
 
-    /// The writes held back reach the store now, in order, and their
-    /// outcomes are reported.
-    pub fn confirm(&mut self) {
-        for d in std::mem::take(&mut self.delayed) {
-            self.arrive(d);
-        }
-    }
-
-    fn arrive(&mut self, d: Delayed) {
-        let name = self.nodes[d.node].name.clone();
-        self.note(&name, format!("delayed write of {} arrives", d.grant));
-        self.write(d.node, d.grant, d.record, d.replaces, d.report);
-        self.pump(d.node);
-    }
-
-    /// The grant was removed from engine `node`: the outcomes of its writes
-    /// still out are not reported (they still reach the store).
-    pub fn forget_writes(&mut self, node: usize, grant: &str) {
-        for d in &mut self.delayed {
-            if d.node == node && d.grant.as_str() == grant {
-                d.report = false;
-            }
-        }
-    }
-
     /// Kills engine `node` (its lost requests die with it) and starts a new
     /// one with the same settings that restores every stored record.
     pub fn restart(&mut self, node: usize) {
@@ -1127,43 +496,6 @@ impl Sim {
         self.note(&name, "crash; restart from the store");
         self.nodes[node].engine = Engine::new(config(), settings);
         self.load(node);
-    }
-
-    /// Restores every stored record of a grant engine `node` does not hold.
-    pub fn load(&mut self, node: usize) {
-        let name = self.nodes[node].name.clone();
-        let records: Vec<GrantRecord> = self.store.records.values().cloned().collect();
-        for record in records {
-            if self.nodes[node].engine.contains(record.grant.as_str()) {
-                continue;
-            }
-            let text = self.record_text(&record);
-            let grant = record.grant.clone();
-            self.note(&name, format!("restore {grant} {text}"));
-            self.nodes[node]
-                .engine
-                .restore(record, self.now)
-                .expect("restore");
-            self.pump(node);
-        }
-    }
-
-    /// Checks that every refresh token the fake holds live is the one stored
-    /// for its grant: nothing issued was lost.
-    pub fn check_nothing_lost(&mut self) -> Result<(), String> {
-        let stored: Vec<String> = self
-            .store
-            .records
-            .values()
-            .filter_map(|r| r.refresh_token().map(|t| t.secret().to_owned()))
-            .collect();
-        for live in self.fake.live_refresh_tokens() {
-            if !stored.contains(&live) {
-                let l = self.refresh_label(&live);
-                return Err(format!("live refresh token {l} is in no stored record"));
-            }
-        }
-        Ok(())
     }
 }
 

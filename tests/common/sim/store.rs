@@ -1,0 +1,271 @@
+//! The simulated store: an in-memory compare-and-swap store, and the
+//! engines' loads and writes against it (delayed, failed, stale).
+
+use super::*;
+
+/// An in-memory store with compare-and-swap on the record version.
+#[derive(Debug, Default)]
+pub struct Store {
+    pub records: BTreeMap<String, GrantRecord>,
+    /// The last few records written per grant, oldest first (the current
+    /// one last): stale records for out-of-order notifications.
+    pub history: BTreeMap<String, VecDeque<GrantRecord>>,
+    pub writes: u64,
+    pub conflicts: u64,
+    /// Every refresh token ever written.
+    pub ever_stored: HashSet<String>,
+}
+
+impl Store {
+    /// Writes `record` if the stored version is `replaces` (`None`: only if
+    /// nothing is stored); otherwise hands back the stored record, or the
+    /// write's error when nothing is stored.
+    pub fn cas(
+        &mut self,
+        replaces: Option<u64>,
+        record: GrantRecord,
+    ) -> Result<(), Option<Box<GrantRecord>>> {
+        let key = record.grant.as_str().to_owned();
+        let current = self.records.get(&key);
+        if current.map(|r| r.version) == replaces {
+            self.remember(&record);
+            self.records.insert(key, record);
+            self.writes += 1;
+            Ok(())
+        } else {
+            self.conflicts += 1;
+            Err(current.cloned().map(Box::new))
+        }
+    }
+
+    pub(super) fn remember(&mut self, record: &GrantRecord) {
+        if let Some(r) = record.refresh_token() {
+            self.ever_stored.insert(r.secret().to_owned());
+        }
+        let h = self
+            .history
+            .entry(record.grant.as_str().to_owned())
+            .or_default();
+        if h.len() == 6 {
+            h.pop_front();
+        }
+        h.push_back(record.clone());
+    }
+
+    /// Overwrites (single-process mode).
+    pub fn put(&mut self, record: GrantRecord) {
+        self.remember(&record);
+        self.writes += 1;
+        self.records
+            .insert(record.grant.as_str().to_owned(), record);
+    }
+}
+
+/// How long a delayed write takes to reach the store: well within a lease,
+/// with a late answer before it (a write slower than the lease lets another
+/// engine take over while it is out, and no engine can help that).
+pub const WRITE_DELAY: Duration = Duration::from_secs(20);
+
+impl Sim {
+    /// Reads the record for engine `node` (stale, if so scripted) and hands
+    /// it back.
+    pub(super) fn on_load(&mut self, node: usize, grant: GrantId) {
+        let name = self.nodes[node].name.clone();
+        let mut current = self.store.records.get(grant.as_str()).cloned();
+        if self.stale_reads > 0 {
+            self.stale_reads -= 1;
+            let history = self.store.history.get(grant.as_str());
+            if let Some(old) = history.and_then(|h| h.len().checked_sub(3).map(|i| h[i].clone())) {
+                self.note(&name, "stale read");
+                current = Some(old);
+            }
+        }
+        let text = match &current {
+            Some(r) => self.record_text(r),
+            None => "none".to_owned(),
+        };
+        self.note(&name, format!("load {grant} -> {text}"));
+        let result = self.nodes[node]
+            .engine
+            .handle_loaded(grant.as_str(), current, self.now);
+        if let Err(e) = result {
+            self.violations.push(format!(
+                "{} {name}: handle_loaded of {grant} refused: {e}",
+                rel(self.now)
+            ));
+        }
+    }
+
+    pub(super) fn on_persist(
+        &mut self,
+        node: usize,
+        grant: GrantId,
+        record: GrantRecord,
+        replaces: Option<u64>,
+    ) {
+        let name = self.nodes[node].name.clone();
+        let text = self.record_text(&record);
+        let replaces_text = replaces.map_or("none".to_owned(), |v| format!("v{v}"));
+        if !self.nodes[node].settings.is_shared() {
+            self.note(
+                &name,
+                format!("persist {grant} {text} (replaces {replaces_text})"),
+            );
+            self.store.put(record);
+            return;
+        }
+        if self.fail_writes > 0 {
+            self.fail_writes -= 1;
+            self.note(
+                &name,
+                format!("persist {grant} {text} (cas on {replaces_text}: store down)"),
+            );
+            let result = self.nodes[node].engine.handle_persist_failed(
+                grant.as_str(),
+                record.version,
+                self.now,
+            );
+            if let Err(e) = result {
+                self.violations.push(format!(
+                    "{} {name}: handle_persist_failed of {grant} refused: {e}",
+                    rel(self.now)
+                ));
+            }
+            return;
+        }
+        if self.hold_confirmations > 0 {
+            self.hold_confirmations -= 1;
+            self.note(
+                &name,
+                format!("persist {grant} {text} (cas on {replaces_text}: delayed)"),
+            );
+            self.delayed.push(Delayed {
+                at: self.now + WRITE_DELAY,
+                node,
+                grant,
+                record,
+                replaces,
+                report: true,
+            });
+            return;
+        }
+        self.write(node, grant, record, replaces, true);
+    }
+
+    /// A compare-and-swap, and its outcome reported to the engine.
+    pub(super) fn write(
+        &mut self,
+        node: usize,
+        grant: GrantId,
+        record: GrantRecord,
+        replaces: Option<u64>,
+        report: bool,
+    ) {
+        let name = self.nodes[node].name.clone();
+        let text = self.record_text(&record);
+        let replaces_text = replaces.map_or("none".to_owned(), |v| format!("v{v}"));
+        let version = record.version;
+        let outcome = self.store.cas(replaces, record);
+        if !report {
+            let how = if outcome.is_ok() { "won" } else { "lost" };
+            self.note(
+                &name,
+                format!("persist {grant} {text} (cas on {replaces_text}: {how}; not reported)"),
+            );
+            return;
+        }
+        match outcome {
+            Ok(()) => {
+                self.note(
+                    &name,
+                    format!("persist {grant} {text} (cas on {replaces_text}: won)"),
+                );
+                let result =
+                    self.nodes[node]
+                        .engine
+                        .handle_persisted(grant.as_str(), version, self.now);
+                if let Err(e) = result {
+                    self.violations.push(format!(
+                        "{} {name}: handle_persisted of {grant} refused: {e}",
+                        rel(self.now)
+                    ));
+                }
+            }
+            Err(None) => {
+                // Nothing stored to hand back: the write failed, and the
+                // engine waits for an outcome that never comes.
+                self.violations.push(format!(
+                    "{} {name}: write of {grant} replaces v{} but nothing is stored",
+                    rel(self.now),
+                    replaces.unwrap_or_default()
+                ));
+                self.note(
+                    &name,
+                    format!("persist {grant} {text} (cas on {replaces_text}: nothing stored)"),
+                );
+            }
+            Err(Some(current)) => {
+                let cur = self.record_text(&current);
+                self.note(
+                    &name,
+                    format!("persist {grant} {text} (cas on {replaces_text}: lost to {cur})"),
+                );
+                let result = self.nodes[node].engine.handle_persist_conflict(
+                    grant.as_str(),
+                    *current,
+                    self.now,
+                );
+                if let Err(e) = result {
+                    self.violations.push(format!(
+                        "{} {name}: handle_persist_conflict of {grant} refused: {e}",
+                        rel(self.now)
+                    ));
+                }
+            }
+        }
+    }
+
+    /// The writes held back reach the store now, in order, and their
+    /// outcomes are reported.
+    pub fn confirm(&mut self) {
+        for d in std::mem::take(&mut self.delayed) {
+            self.arrive(d);
+        }
+    }
+
+    pub(super) fn arrive(&mut self, d: Delayed) {
+        let name = self.nodes[d.node].name.clone();
+        self.note(&name, format!("delayed write of {} arrives", d.grant));
+        self.write(d.node, d.grant, d.record, d.replaces, d.report);
+        self.pump(d.node);
+    }
+
+    /// The grant was removed from engine `node`: the outcomes of its writes
+    /// still out are not reported (they still reach the store).
+    pub fn forget_writes(&mut self, node: usize, grant: &str) {
+        for d in &mut self.delayed {
+            if d.node == node && d.grant.as_str() == grant {
+                d.report = false;
+            }
+        }
+    }
+
+    /// Restores every stored record of a grant engine `node` does not hold.
+    pub fn load(&mut self, node: usize) {
+        let name = self.nodes[node].name.clone();
+        let records: Vec<GrantRecord> = self.store.records.values().cloned().collect();
+        for record in records {
+            if self.nodes[node].engine.contains(record.grant.as_str()) {
+                continue;
+            }
+            let text = self.record_text(&record);
+            let grant = record.grant.clone();
+            self.note(&name, format!("restore {grant} {text}"));
+            self.nodes[node]
+                .engine
+                .restore(record, self.now)
+                .expect("restore");
+            self.pump(node);
+        }
+    }
+}
