@@ -5,11 +5,18 @@
 //! the figures in `X-RateLimit-Max`, `X-RateLimit-Interval-Milliseconds` and
 //! `X-RateLimit-Remaining` (per FACTS.md, "Rate limits"). How the server counts
 //! its window (fixed or sliding) is not documented, so the budget is built to
-//! pass both: each token spent comes back exactly one interval after it was
-//! spent. At most `max` requests then go out in **any** interval, and a steady
-//! `max` per interval is still reached. (A bucket that refills continuously at
-//! `max / interval` lets up to `2 × max` out within one interval — a full
-//! bucket plus its refill — and draws 429s from a server counting windows.)
+//! pass both: each token spent comes back one interval after it was spent,
+//! plus a small margin ([`DEFAULT_BUDGET_MARGIN`]). At most `max` requests
+//! then go out in **any** interval, and nearly `max` per interval is still
+//! reached. (A bucket that refills continuously at `max / interval` lets up to
+//! `2 × max` out within one interval — a full bucket plus its refill — and
+//! draws 429s from a server counting windows.)
+//!
+//! The margin is there because the server counts a request when it arrives,
+//! and the budget when it is sent: a request sent exactly one interval after
+//! an earlier one, over a faster path (a reused connection, after the first
+//! went through a handshake), can arrive less than one interval after it, and
+//! find the server's window still full.
 
 use std::collections::VecDeque;
 use std::time::{Duration, SystemTime};
@@ -26,6 +33,12 @@ pub const HIGHLEVEL_BURST_INTERVAL: Duration = Duration::from_secs(10);
 /// figures are read as this, so a hostile or broken header cannot make the
 /// budget unbounded.
 pub const BUDGET_MAX_ADOPTED: u32 = 100_000;
+
+/// How long after one interval a spent token comes back by default, at most:
+/// it covers the difference in latency between two requests (see the module
+/// docs). The default margin is 2.5% of the interval, capped at this: 250 ms
+/// for HighLevel's 10 s window, 25 ms for a 1 s window.
+pub const DEFAULT_BUDGET_MARGIN: Duration = Duration::from_millis(250);
 
 /// The shortest interval adopted from a server's headers.
 pub const BUDGET_MIN_INTERVAL: Duration = Duration::from_millis(1);
@@ -45,6 +58,9 @@ pub const BUDGET_MIN_INTERVAL: Duration = Duration::from_millis(1);
 pub struct RequestBudget {
     max: u32,
     interval: Duration,
+    /// Added to `interval` before a spent token comes back; `None`: the
+    /// default, 2.5% of the interval up to [`DEFAULT_BUDGET_MARGIN`].
+    margin: Option<Duration>,
     /// When tokens were spent, with how many, in the order spent.
     spent: VecDeque<(SystemTime, u32)>,
     blocked_until: Option<SystemTime>,
@@ -65,9 +81,32 @@ impl RequestBudget {
         RequestBudget {
             max: max.clamp(1, BUDGET_MAX_ADOPTED),
             interval: interval.max(BUDGET_MIN_INTERVAL),
+            margin: None,
             spent: VecDeque::new(),
             blocked_until: None,
         }
+    }
+
+    /// The same budget with spent tokens coming back `margin` after one
+    /// interval instead of the default (2.5% of the interval, at most
+    /// [`DEFAULT_BUDGET_MARGIN`]); zero: exactly one interval after they were
+    /// spent.
+    #[must_use]
+    pub fn with_margin(mut self, margin: Duration) -> Self {
+        self.margin = Some(margin);
+        self
+    }
+
+    /// How long after one interval a spent token comes back.
+    #[must_use]
+    pub fn margin(&self) -> Duration {
+        self.margin
+            .unwrap_or_else(|| (self.interval / 40).min(DEFAULT_BUDGET_MARGIN))
+    }
+
+    /// When a token spent at `t` comes back.
+    fn back_at(&self, t: SystemTime) -> SystemTime {
+        saturating_add(saturating_add(t, self.interval), self.margin())
     }
 
     /// Requests allowed per interval.
@@ -88,7 +127,7 @@ impl RequestBudget {
     pub fn spent(&self, now: SystemTime) -> u64 {
         self.spent
             .iter()
-            .filter(|(t, _)| saturating_add(*t, self.interval) > now)
+            .filter(|(t, _)| self.back_at(*t) > now)
             .map(|(_, n)| u64::from(*n))
             .sum()
     }
@@ -116,7 +155,7 @@ impl RequestBudget {
             let mut returns: Vec<(SystemTime, u32)> = self
                 .spent
                 .iter()
-                .map(|(t, n)| (saturating_add(*t, self.interval), *n))
+                .map(|(t, n)| (self.back_at(*t), *n))
                 .filter(|(back, _)| *back > now)
                 .collect();
             returns.sort_unstable();
@@ -213,9 +252,9 @@ impl RequestBudget {
 
     /// Drops the spends whose tokens are back by `now`.
     fn forget_returned(&mut self, now: SystemTime) {
-        let interval = self.interval;
+        let (interval, margin) = (self.interval, self.margin());
         self.spent
-            .retain(|(t, _)| saturating_add(*t, interval) > now);
+            .retain(|(t, _)| saturating_add(saturating_add(*t, interval), margin) > now);
         if self.blocked_until.is_some_and(|t| t <= now) {
             self.blocked_until = None;
         }

@@ -69,8 +69,11 @@ fn the_default_is_highlevels_documented_limit() {
         budget.try_spend(t0()).unwrap();
     }
     assert_eq!(budget.available(t0()), 0);
-    assert_eq!(budget.try_spend(t0()), Err(t0() + Duration::from_secs(10)));
-    assert_eq!(budget.available(t0() + Duration::from_secs(10)), 100);
+    // Back one window after they were spent, plus the default margin (2.5%).
+    assert_eq!(budget.margin(), ms(250));
+    assert_eq!(budget.try_spend(t0()), Err(t0() + ms(10_250)));
+    assert_eq!(budget.available(t0() + ms(10_249)), 0);
+    assert_eq!(budget.available(t0() + ms(10_250)), 100);
 }
 
 #[test]
@@ -78,9 +81,10 @@ fn a_thousand_requests_take_ninety_seconds_and_never_exceed_the_window() {
     let mut budget = RequestBudget::default();
     let sends = drain(&mut budget, 1000, t0());
     let took = sends.last().unwrap().duration_since(t0()).unwrap();
-    // 100 at once, then 100 every 10 s: the 1000th goes at 90 s, under the
-    // 100 s floor that 1000 / (100 per 10 s) sets.
-    assert_eq!(took, Duration::from_secs(90));
+    // 100 at once, then 100 every 10.25 s (the window and its margin): the
+    // 1000th goes at 92.25 s, under the 100 s floor that 1000 / (100 per
+    // 10 s) sets.
+    assert_eq!(took, ms(92_250));
     assert_eq!(busiest_window(&sends, Duration::from_secs(10)), 100);
 }
 
@@ -90,10 +94,11 @@ fn spread_requests_come_back_one_by_one() {
     budget.try_spend(t0()).unwrap();
     budget.try_spend(t0() + ms(100)).unwrap();
     budget.try_spend(t0() + ms(200)).unwrap();
-    assert_eq!(budget.try_spend(t0() + ms(300)), Err(t0() + ms(1000)));
-    assert_eq!(budget.available(t0() + ms(1000)), 1);
-    assert_eq!(budget.available(t0() + ms(1100)), 2);
-    assert_eq!(budget.next_available_at(t0() + ms(500)), t0() + ms(1000));
+    // A 1 s window: the margin is 25 ms.
+    assert_eq!(budget.try_spend(t0() + ms(300)), Err(t0() + ms(1025)));
+    assert_eq!(budget.available(t0() + ms(1025)), 1);
+    assert_eq!(budget.available(t0() + ms(1125)), 2);
+    assert_eq!(budget.next_available_at(t0() + ms(500)), t0() + ms(1025));
 }
 
 #[test]
@@ -136,8 +141,8 @@ fn a_429_empties_the_budget_for_one_interval() {
     budget.try_spend(t0()).unwrap();
     budget.on_rate_limited(None, t0() + ms(5));
     assert_eq!(budget.available(t0() + ms(5)), 0);
-    assert_eq!(budget.next_available_at(t0() + ms(5)), t0() + ms(10_000));
-    assert_eq!(budget.available(t0() + ms(10_005)), 100);
+    assert_eq!(budget.next_available_at(t0() + ms(5)), t0() + ms(10_250));
+    assert_eq!(budget.available(t0() + ms(10_255)), 100);
 }
 
 #[test]
@@ -154,7 +159,7 @@ fn hostile_headers_keep_it_bounded() {
     assert_eq!(budget.max(), hoopai_oauth::BUDGET_MAX_ADOPTED);
     assert_eq!(budget.interval(), hoopai_oauth::BUDGET_MIN_INTERVAL);
     assert_eq!(budget.available(t0()), 0);
-    assert_eq!(budget.available(t0() + ms(1)), budget.max());
+    assert_eq!(budget.available(t0() + ms(2)), budget.max());
     budget.observe(
         &headers(&[("retry-after", "Fri, 31 Dec 9999 23:59:59 GMT")]),
         t0(),
@@ -205,9 +210,10 @@ fn a_bulk_of_mints_at_the_budgets_pace_draws_no_429() {
     assert_eq!(minted, 300);
     assert_eq!(fake.stats().rate_limited, 0);
     // 100 answers 20 ms apart, then the 101st when the first token is back
-    // (10 s), the 201st at 20 s, and 99 more 20 ms apart.
+    // (10.25 s: the window and its margin), the 201st at 20.5 s, and 99 more
+    // 20 ms apart.
     let took = sends.last().unwrap().duration_since(sends[0]).unwrap();
-    assert_eq!(took, ms(20_000 + 99 * 20));
+    assert_eq!(took, ms(20_500 + 99 * 20));
     // Without the budget, the same loop is refused within the first second.
     let mut unpaced = fake;
     let mut refused = None;

@@ -195,12 +195,13 @@ async fn a_bulk_install_mints_a_fresh_token_for_every_location_with_no_429() {
     assert_eq!(tokens.len(), ids.len(), "one token per location");
 
     let stats = app.fake.fake().stats();
-    // No storm of 429s. The engine's budget returns a token one window
-    // after it handed the request out, while the server counts a request
-    // when it arrives: a request of the next window that travels faster
-    // than the one it replaces (a reused connection against a new one) can
-    // still find the server's window full. At most one such 429 per window
-    // boundary; the mint it refused is sent again and succeeds.
+    // No storm of 429s. The engine's budget returns a token one window plus
+    // a margin (2.5%: 25 ms for this 1 s window) after it handed the request
+    // out, while the server counts a request when it arrives: on this shared
+    // machine a request can be held up by more than the margin, and the one
+    // of the next window that replaces it can still find the server's window
+    // full. At most one such 429 per window boundary; the mint it refused is
+    // sent again and succeeds.
     let boundaries = (1 + ids.len()).div_ceil(MAX as usize) - 1;
     assert!(
         stats.rate_limited <= boundaries as u64,
