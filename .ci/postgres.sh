@@ -72,12 +72,19 @@ hoopai_pg_main() {
 if [ "${BASH_SOURCE[0]}" = "$0" ]; then
     hoopai_pg_main "$@"
 else
-    # Sourced: keep the caller's shell options.
-    hoopai_pg_saved="$(set +o)"
+    # Sourced: keep the caller's shell options. They are read here, in this
+    # shell: inside a command substitution bash clears errexit, and restoring
+    # what `$(set +o)` printed would turn the caller's `set -e` off.
+    hoopai_pg_e=0 hoopai_pg_u=0 hoopai_pg_p=0
+    if [[ -o errexit ]]; then hoopai_pg_e=1; fi
+    if [[ -o nounset ]]; then hoopai_pg_u=1; fi
+    if [[ -o pipefail ]]; then hoopai_pg_p=1; fi
     hoopai_pg_main "$@"
     hoopai_pg_status=$?
-    eval "$hoopai_pg_saved"
-    unset hoopai_pg_saved
+    if [ "$hoopai_pg_e" = 0 ]; then set +e; fi
+    if [ "$hoopai_pg_u" = 0 ]; then set +u; fi
+    if [ "$hoopai_pg_p" = 0 ]; then set +o pipefail; fi
+    unset hoopai_pg_e hoopai_pg_u hoopai_pg_p
     # shellcheck disable=SC2317
     return "$hoopai_pg_status" 2>/dev/null || true
 fi
