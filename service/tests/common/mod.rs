@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod contract;
+pub mod env;
 pub mod fake_http;
 pub mod pg;
 
