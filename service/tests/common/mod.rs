@@ -1,6 +1,7 @@
 //! Helpers shared by the service's integration tests.
 #![allow(dead_code)]
 
+pub mod app;
 pub mod contract;
 pub mod env;
 pub mod fake_http;
