@@ -6,59 +6,33 @@ mod common;
 
 use std::time::Duration;
 
-use common::fake_http::{CLIENT_ID, CLIENT_SECRET, FakeHttp};
-use hoopai_oauth::{Config, EngineSettings, GrantId, Scope, UserType};
-use hoopai_oauth_service::{
-    GrantStore, OAuthRouter, ReqwestClient, ServiceSettings, SqliteStore, TokenService,
-};
-
-struct App {
-    fake: FakeHttp,
-    base: String,
-    service: TokenService,
-    dir: tempfile::TempDir,
-    _task: tokio::task::JoinHandle<()>,
-}
+use common::app::App;
+use common::fake_http::FakeHttp;
+use hoopai_oauth::{EngineSettings, Scope, UserType};
+use hoopai_oauth_service::{OAuthRouter, ServiceSettings};
 
 async fn app() -> App {
     let fake = FakeHttp::start().await;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    let config = Config::builder(CLIENT_ID, CLIENT_SECRET)
-        .base_url(fake.base_url())
-        .consent_url(fake.url("/v2/oauth/chooselocation"))
-        .redirect_uri(format!("{base}/oauth/callback"))
-        .build()
-        .unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let store = SqliteStore::open(dir.path().join("grants.sqlite3"))
-        .await
-        .unwrap();
+    let consent = fake.url("/v2/oauth/chooselocation");
     let settings =
         ServiceSettings::new(EngineSettings::default().request_timeout(Duration::from_secs(5)));
-    let http = ReqwestClient::new(settings.engine()).unwrap();
-    let service = TokenService::start(config, settings, store, http)
-        .await
-        .unwrap();
-    // The user's own app, with the OAuth routes nested in it.
-    let router = axum::Router::new()
-        .route("/", axum::routing::get(|| async { "my app" }))
-        .nest(
-            "/oauth",
-            OAuthRouter::new(service.clone(), [Scope::CONTACTS_READONLY])
-                .user_type(UserType::Location)
-                .into_router(),
-        );
-    let task = tokio::spawn(async move {
-        let _ = axum::serve(listener, router).await;
-    });
-    App {
+    App::start(
         fake,
-        base,
-        service,
-        dir,
-        _task: task,
-    }
+        settings,
+        |config| config.consent_url(consent),
+        |_, _, service| {
+            // The user's own app, with the OAuth routes nested in it.
+            axum::Router::new()
+                .route("/", axum::routing::get(|| async { "my app" }))
+                .nest(
+                    "/oauth",
+                    OAuthRouter::new(service, [Scope::CONTACTS_READONLY])
+                        .user_type(UserType::Location)
+                        .into_router(),
+                )
+        },
+    )
+    .await
 }
 
 fn client() -> reqwest::Client {
@@ -111,10 +85,7 @@ async fn install_consent_callback_then_tokens() {
     assert_eq!(response.status(), 200);
     assert_eq!(response.text().await.unwrap(), "installed: loc-1\n");
     assert!(app.service.access_token("loc-1").await.is_ok());
-    let store = SqliteStore::open(app.dir.path().join("grants.sqlite3"))
-        .await
-        .unwrap();
-    let record = store.load(&GrantId::new("loc-1")).await.unwrap().unwrap();
+    let record = app.stored("loc-1").await.unwrap();
     assert!(
         app.fake
             .fake()

@@ -6,112 +6,9 @@ mod common;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, SystemTime};
 
-use common::fake_http::FakeHttp;
-use hoopai_oauth::fake::Install;
-use hoopai_oauth::{
-    AccessToken, EngineSettings, Event, GrantId, RefreshToken, TokenResponse, TokenSet, UserType,
-};
-use hoopai_oauth_service::{
-    GrantStore, ReqwestClient, ServiceEvent, ServiceSettings, SqliteStore, TokenError, TokenService,
-};
-
-struct Env {
-    server: FakeHttp,
-    dir: tempfile::TempDir,
-}
-
-impl Env {
-    async fn new() -> Self {
-        Env {
-            server: FakeHttp::start().await,
-            dir: tempfile::tempdir().unwrap(),
-        }
-    }
-
-    fn path(&self) -> std::path::PathBuf {
-        self.dir.path().join("grants.sqlite3")
-    }
-
-    async fn store(&self) -> SqliteStore {
-        SqliteStore::open(self.path()).await.unwrap()
-    }
-
-    fn settings(&self) -> ServiceSettings {
-        ServiceSettings::new(
-            EngineSettings::default()
-                .expiry_skew(Duration::from_secs(1))
-                .request_timeout(Duration::from_secs(5))
-                .backoff(Duration::from_millis(200), Duration::from_secs(1))
-                .jitter_seed(7),
-        )
-        .wait(Duration::from_secs(10))
-    }
-
-    async fn start_with(&self, settings: ServiceSettings) -> TokenService {
-        let http = ReqwestClient::new(settings.engine()).unwrap();
-        TokenService::start(self.server.config(), settings, self.store().await, http)
-            .await
-            .unwrap()
-    }
-
-    async fn start(&self) -> TokenService {
-        self.start_with(self.settings()).await
-    }
-
-    /// Consent at the fake, then the code exchange through the service.
-    async fn install(&self, service: &TokenService, location: &str) -> GrantId {
-        let code = self
-            .server
-            .fake()
-            .approve(&Install::location("company-1", location));
-        service
-            .exchange_code(code, Some(UserType::Location))
-            .await
-            .unwrap()
-    }
-
-    async fn stored_refresh(&self, grant: &str) -> String {
-        let record = self
-            .store()
-            .await
-            .load(&GrantId::new(grant))
-            .await
-            .unwrap()
-            .unwrap();
-        record.refresh_token().unwrap().secret().to_owned()
-    }
-
-    fn token_calls(&self) -> u64 {
-        self.server.shared.token_calls.load(Ordering::SeqCst)
-    }
-}
-
-/// Tokens for `grant` obtained two days ago (expired), with this refresh token.
-fn expired(grant: &str, refresh: &str) -> TokenSet {
-    let mut token = TokenResponse::new(AccessToken::new(format!(
-        "access-expired-{grant}-000000000000000000"
-    )));
-    token.refresh_token = Some(RefreshToken::new(refresh));
-    token.expires_in = Some(86_399);
-    token.location_id = Some(grant.to_owned());
-    TokenSet::new(token, SystemTime::now() - Duration::from_secs(2 * 86_400))
-}
-
-async fn next_event(
-    events: &mut tokio::sync::broadcast::Receiver<ServiceEvent>,
-    mut wanted: impl FnMut(&ServiceEvent) -> bool,
-) -> ServiceEvent {
-    tokio::time::timeout(Duration::from_secs(15), async {
-        loop {
-            let event = events.recv().await.unwrap();
-            if wanted(&event) {
-                return event;
-            }
-        }
-    })
-    .await
-    .expect("the event came in time")
-}
+use common::env::{Env, expired, next_event};
+use hoopai_oauth::{Event, GrantId};
+use hoopai_oauth_service::{GrantStore, ServiceEvent, TokenError};
 
 #[tokio::test]
 async fn a_fresh_token_is_answered_at_once_and_stored() {
@@ -360,8 +257,7 @@ async fn typed_reasons_reach_the_caller() {
     );
     // Server errors past the wait: timed out, with the last failure named.
     env.install(&service, "loc-3").await;
-    let live = env.stored_refresh("loc-3").await;
-    service.add("loc-3", expired("loc-3", &live)).await.unwrap();
+    env.expire(&service, "loc-3").await;
     env.server
         .fake()
         .fail_next(hoopai_oauth::fake::Fault::ServerError, 1_000);
@@ -387,11 +283,7 @@ async fn shutdown_finishes_the_refresh_in_flight_and_writes_it() {
     let env = Env::new().await;
     let service = env.start().await;
     env.install(&service, "loc-1").await;
-    let first = env.stored_refresh("loc-1").await;
-    service
-        .add("loc-1", expired("loc-1", &first))
-        .await
-        .unwrap();
+    let first = env.expire(&service, "loc-1").await;
     env.server.set_delay(Duration::from_millis(800));
     let asking = {
         let service = service.clone();
@@ -421,11 +313,7 @@ async fn shutdown_hands_back_what_it_could_not_finish() {
         .start_with(env.settings().shutdown_grace(Duration::from_millis(200)))
         .await;
     env.install(&service, "loc-1").await;
-    let first = env.stored_refresh("loc-1").await;
-    service
-        .add("loc-1", expired("loc-1", &first))
-        .await
-        .unwrap();
+    env.expire(&service, "loc-1").await;
     env.server.set_delay(Duration::from_secs(3));
     let asking = {
         let service = service.clone();

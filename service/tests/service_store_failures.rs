@@ -11,8 +11,7 @@ use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::time::Duration;
 
 use common::fake_http::FakeHttp;
-use hoopai_oauth::fake::Install;
-use hoopai_oauth::{EngineSettings, GrantId, GrantRecord, UserType};
+use hoopai_oauth::{AccessToken, EngineSettings, GrantId, GrantRecord};
 use hoopai_oauth_service::{
     GrantStore, MemoryStore, Page, ReqwestClient, ServiceEvent, ServiceSettings, StoreError, Swap,
     TokenService,
@@ -101,6 +100,17 @@ async fn start(server: &FakeHttp, store: Flaky, shared: bool) -> TokenService {
         .unwrap()
 }
 
+/// A service over a [`Flaky`] store, `loc-1` installed through the code
+/// exchange, and the access token first handed out for it.
+async fn installed(shared: bool) -> (FakeHttp, Flaky, TokenService, AccessToken) {
+    let server = FakeHttp::start().await;
+    let store = Flaky::default();
+    let service = start(&server, store.clone(), shared).await;
+    common::env::install(&server, &service, "loc-1").await;
+    let first = service.access_token("loc-1").await.unwrap();
+    (server, store, service, first)
+}
+
 async fn stored_refresh(store: &Flaky, grant: &str) -> String {
     let record = store
         .inner
@@ -112,17 +122,7 @@ async fn stored_refresh(store: &Flaky, grant: &str) -> String {
 }
 
 async fn recovers(shared: bool) {
-    let server = FakeHttp::start().await;
-    let store = Flaky::default();
-    let service = start(&server, store.clone(), shared).await;
-    let code = server
-        .fake()
-        .approve(&Install::location("company-1", "loc-1"));
-    service
-        .exchange_code(code, Some(UserType::Location))
-        .await
-        .unwrap();
-    let first = service.access_token("loc-1").await.unwrap();
+    let (server, store, service, first) = installed(shared).await;
     let mut events = service.events();
 
     // The store goes down; an API refuses the token; the refresh succeeds at
@@ -191,17 +191,7 @@ async fn a_failed_write_is_retried_and_blocks_only_its_grant_shared_store() {
 
 #[tokio::test]
 async fn shutdown_hands_back_records_it_could_not_write() {
-    let server = FakeHttp::start().await;
-    let store = Flaky::default();
-    let service = start(&server, store.clone(), false).await;
-    let code = server
-        .fake()
-        .approve(&Install::location("company-1", "loc-1"));
-    service
-        .exchange_code(code, Some(UserType::Location))
-        .await
-        .unwrap();
-    let first = service.access_token("loc-1").await.unwrap();
+    let (server, store, service, first) = installed(false).await;
     store.down.store(true, Ordering::SeqCst);
     let mut events = service.events();
     let _waiting = {
@@ -228,17 +218,7 @@ async fn shutdown_hands_back_records_it_could_not_write() {
 /// only once it is written, and no second refresh is sent.
 #[tokio::test]
 async fn shared_store_a_failed_token_write_is_written_again_by_the_engine() {
-    let server = FakeHttp::start().await;
-    let store = Flaky::default();
-    let service = start(&server, store.clone(), true).await;
-    let code = server
-        .fake()
-        .approve(&Install::location("company-1", "loc-1"));
-    service
-        .exchange_code(code, Some(UserType::Location))
-        .await
-        .unwrap();
-    let first = service.access_token("loc-1").await.unwrap();
+    let (server, store, service, first) = installed(true).await;
     let mut events = service.events();
     // The lease write goes through, the refresh is sent, and the write of
     // its answer fails twice.
@@ -273,17 +253,7 @@ async fn shared_store_a_failed_token_write_is_written_again_by_the_engine() {
 /// whose write failed, within the grace period.
 #[tokio::test]
 async fn shared_store_shutdown_waits_for_a_failed_write_to_go_through() {
-    let server = FakeHttp::start().await;
-    let store = Flaky::default();
-    let service = start(&server, store.clone(), true).await;
-    let code = server
-        .fake()
-        .approve(&Install::location("company-1", "loc-1"));
-    service
-        .exchange_code(code, Some(UserType::Location))
-        .await
-        .unwrap();
-    let first = service.access_token("loc-1").await.unwrap();
+    let (server, store, service, first) = installed(true).await;
     let mut events = service.events();
     store.token_writes.store(1, Ordering::SeqCst);
     let _waiting = {
@@ -308,17 +278,7 @@ async fn shared_store_shutdown_waits_for_a_failed_write_to_go_through() {
 /// is written.
 #[tokio::test]
 async fn a_refresh_token_rescued_from_an_earlier_hold_is_written() {
-    let server = FakeHttp::start().await;
-    let store = Flaky::default();
-    let service = start(&server, store.clone(), false).await;
-    let code = server
-        .fake()
-        .approve(&Install::location("company-1", "loc-1"));
-    service
-        .exchange_code(code, Some(UserType::Location))
-        .await
-        .unwrap();
-    let first = service.access_token("loc-1").await.unwrap();
+    let (server, store, service, first) = installed(false).await;
     let held = store
         .inner
         .load(&GrantId::new("loc-1"))

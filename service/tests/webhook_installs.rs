@@ -11,11 +11,12 @@ mod common;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, SystemTime};
 
-use common::fake_http::{CLIENT_ID, CLIENT_SECRET, FakeHttp};
+use common::app::App;
+use common::fake_http::FakeHttp;
 use hoopai_oauth::fake::{FakeRateLimit, FakeWebhook, Install};
-use hoopai_oauth::{Config, EngineSettings, GrantId, Scope, UserType};
+use hoopai_oauth::{EngineSettings, GrantId, Scope, UserType};
 use hoopai_oauth_service::{
-    GrantStore, OAuthRouter, ReqwestClient, ServiceEvent, ServiceSettings, SqliteStore, TokenError,
+    OAuthRouter, ReqwestClient, ServiceEvent, ServiceSettings, SqliteStore, TokenError,
     TokenService, WebhookReceived,
 };
 
@@ -25,122 +26,70 @@ use hoopai_oauth_service::{
 const MAX: u32 = 5;
 const WINDOW: Duration = Duration::from_secs(1);
 
-struct App {
-    fake: FakeHttp,
-    base: String,
-    service: TokenService,
-    dir: tempfile::TempDir,
-    _task: tokio::task::JoinHandle<()>,
-}
-
 async fn app() -> App {
     let fake = FakeHttp::start().await;
     fake.fake()
         .set_rate_limit(Some(FakeRateLimit::new(u64::from(MAX), WINDOW)));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    let config = Config::builder(CLIENT_ID, CLIENT_SECRET)
-        .base_url(fake.base_url())
-        .redirect_uri(format!("{base}/oauth/callback"))
-        .build()
-        .unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let store = SqliteStore::open(dir.path().join("grants.sqlite3"))
-        .await
-        .unwrap();
     let settings = ServiceSettings::new(
         EngineSettings::default()
             .request_budget(MAX, WINDOW)
             .request_timeout(Duration::from_secs(5)),
     );
-    let http = ReqwestClient::new(settings.engine()).unwrap();
-    let verifier = hoopai_oauth::WebhookVerifier::new(&config).add_key(fake.fake().webhook_key());
-    let service = TokenService::start(config, settings, store, http)
-        .await
-        .unwrap();
-    let scopes = [
-        Scope::OAUTH_READONLY,
-        Scope::OAUTH_WRITE,
-        Scope::LOCATIONS_READONLY,
-    ];
-    let routes = OAuthRouter::new(service.clone(), scopes)
-        .user_type(UserType::Company)
-        .webhook_verifier(verifier);
-    let router = axum::Router::new().nest("/oauth", routes.into_router());
-    let task = tokio::spawn(async move {
-        let _ = axum::serve(listener, router).await;
-    });
-    App {
+    App::start(
         fake,
-        base,
-        service,
-        dir,
-        _task: task,
-    }
+        settings,
+        |config| config,
+        |fake, config, service| {
+            let verifier =
+                hoopai_oauth::WebhookVerifier::new(config).add_key(fake.fake().webhook_key());
+            let scopes = [
+                Scope::OAUTH_READONLY,
+                Scope::OAUTH_WRITE,
+                Scope::LOCATIONS_READONLY,
+            ];
+            let routes = OAuthRouter::new(service, scopes)
+                .user_type(UserType::Company)
+                .webhook_verifier(verifier);
+            axum::Router::new().nest("/oauth", routes.into_router())
+        },
+    )
+    .await
 }
 
-impl App {
-    /// POSTs a delivery as the fake built it (headers and raw body).
-    async fn deliver(&self, delivery: &http::Request<Vec<u8>>) -> (u16, String) {
-        let mut request = reqwest::Client::new()
-            .post(format!("{}/oauth/webhook", self.base))
-            .body(delivery.body().clone());
-        for (name, value) in delivery.headers() {
-            request = request.header(name.as_str(), value.as_bytes());
-        }
-        let response = request.send().await.unwrap();
-        let status = response.status().as_u16();
-        (status, response.text().await.unwrap())
-    }
-
-    /// An agency install of `locations`: the app's install route hands out a
-    /// state, the fake approves (and builds the bulk INSTALL it sends), and
-    /// the callback route exchanges the code for the Company grant. Returns
-    /// the INSTALL delivery.
-    async fn agency_install(&self, company: &str, locations: &[&str]) -> http::Request<Vec<u8>> {
-        let http = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .unwrap();
-        let consent = http
-            .get(format!("{}/oauth/install", self.base))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(consent.status(), 302);
-        let consent = consent.headers()["location"].to_str().unwrap().to_owned();
-        let query = consent.split_once('?').unwrap().1;
-        let pairs: Vec<(String, String)> = serde_urlencoded::from_str(query).unwrap();
-        let state = pairs.into_iter().find(|(k, _)| k == "state").unwrap().1;
-        let (code, install) = self
-            .fake
-            .fake()
-            .approve_with_webhook(&Install::company(company, locations), SystemTime::now());
-        let callback = http
-            .get(format!("{}/oauth/callback", self.base))
-            .query(&[("code", code.secret()), ("state", state.as_str())])
-            .send()
-            .await
-            .unwrap();
-        let status = callback.status().as_u16();
-        let body = callback.text().await.unwrap();
-        assert_eq!(status, 200, "{body}");
-        assert_eq!(body, format!("installed: {company}\n"));
-        install
-    }
-
-    fn store_path(&self) -> std::path::PathBuf {
-        self.dir.path().join("grants.sqlite3")
-    }
-
-    async fn stored(&self, grant: &str) -> Option<hoopai_oauth::GrantRecord> {
-        SqliteStore::open(self.store_path())
-            .await
-            .unwrap()
-            .load(&GrantId::new(grant))
-            .await
-            .unwrap()
-    }
+/// An agency install of `locations`: the app's install route hands out a
+/// state, the fake approves (and builds the bulk INSTALL it sends), and
+/// the callback route exchanges the code for the Company grant. Returns
+/// the INSTALL delivery.
+async fn agency_install(app: &App, company: &str, locations: &[&str]) -> http::Request<Vec<u8>> {
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let consent = http
+        .get(format!("{}/oauth/install", app.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(consent.status(), 302);
+    let consent = consent.headers()["location"].to_str().unwrap().to_owned();
+    let query = consent.split_once('?').unwrap().1;
+    let pairs: Vec<(String, String)> = serde_urlencoded::from_str(query).unwrap();
+    let state = pairs.into_iter().find(|(k, _)| k == "state").unwrap().1;
+    let (code, install) = app
+        .fake
+        .fake()
+        .approve_with_webhook(&Install::company(company, locations), SystemTime::now());
+    let callback = http
+        .get(format!("{}/oauth/callback", app.base))
+        .query(&[("code", code.secret()), ("state", state.as_str())])
+        .send()
+        .await
+        .unwrap();
+    let status = callback.status().as_u16();
+    let body = callback.text().await.unwrap();
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body, format!("installed: {company}\n"));
+    install
 }
 
 fn locations(n: usize) -> Vec<String> {
@@ -167,9 +116,9 @@ async fn a_bulk_install_mints_a_fresh_token_for_every_location_with_no_429() {
     let ids = locations(12);
     let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
     let mut events = app.service.events();
-    let install = app.agency_install("company-1", &refs).await;
+    let install = agency_install(&app, "company-1", &refs).await;
     let began = std::time::Instant::now();
-    let (status, body) = app.deliver(&install).await;
+    let (status, body) = app.deliver("/webhook", &install).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body, "accepted; 12 grant(s) added, 0 removed\n");
     let received = next_webhook(&mut events).await;
@@ -234,18 +183,11 @@ async fn a_bulk_install_mints_a_fresh_token_for_every_location_with_no_429() {
 async fn an_agency_uninstall_removes_the_company_grant_and_every_minted_location() {
     let app = app().await;
     // A location installed on its own, before the agency install.
-    let code = app
-        .fake
-        .fake()
-        .approve(&Install::location("company-1", "solo"));
-    app.service
-        .exchange_code(code, Some(UserType::Location))
-        .await
-        .unwrap();
+    app.install("solo").await;
     let ids = locations(3);
     let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
-    let install = app.agency_install("company-1", &refs).await;
-    assert_eq!(app.deliver(&install).await.0, 200);
+    let install = agency_install(&app, "company-1", &refs).await;
+    assert_eq!(app.deliver("/webhook", &install).await.0, 200);
     for id in &ids {
         app.service.access_token(id).await.unwrap();
         assert!(app.stored(id).await.is_some());
@@ -256,7 +198,7 @@ async fn an_agency_uninstall_removes_the_company_grant_and_every_minted_location
         &FakeWebhook::uninstall_company("company-1"),
         SystemTime::now(),
     );
-    let (status, body) = app.deliver(&uninstall).await;
+    let (status, body) = app.deliver("/webhook", &uninstall).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body, "accepted; 0 grant(s) added, 4 removed\n");
     let received = next_webhook(&mut events).await;
@@ -297,8 +239,8 @@ async fn an_agency_uninstall_removes_the_company_grant_and_every_minted_location
 #[tokio::test]
 async fn a_location_uninstall_during_its_refresh_leaves_no_record() {
     let app = app().await;
-    let install = app.agency_install("company-1", &["loc-a", "loc-b"]).await;
-    assert_eq!(app.deliver(&install).await.0, 200);
+    let install = agency_install(&app, "company-1", &["loc-a", "loc-b"]).await;
+    assert_eq!(app.deliver("/webhook", &install).await.0, 200);
     let token = app.service.access_token("loc-a").await.unwrap();
     app.service.access_token("loc-b").await.unwrap();
     let mut events = app.service.events();
@@ -321,7 +263,7 @@ async fn a_location_uninstall_during_its_refresh_leaves_no_record() {
         .fake
         .fake()
         .uninstall(&FakeWebhook::uninstall_location("loc-a"), SystemTime::now());
-    let (status, body) = app.deliver(&uninstall).await;
+    let (status, body) = app.deliver("/webhook", &uninstall).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body, "accepted; 0 grant(s) added, 1 removed\n");
     assert_eq!(
@@ -361,13 +303,13 @@ async fn a_location_uninstall_during_its_refresh_leaves_no_record() {
 #[tokio::test]
 async fn an_installed_locations_sync_catches_up_with_missed_webhooks() {
     let app = app().await;
-    let _missed = app.agency_install("company-1", &["a", "b", "c"]).await;
+    let _missed = agency_install(&app, "company-1", &["a", "b", "c"]).await;
     // Only a and b reach the app.
     let partial = app.fake.fake().webhook(
         &FakeWebhook::install_bulk("company-1", &["a", "b"]),
         SystemTime::now(),
     );
-    assert_eq!(app.deliver(&partial).await.0, 200);
+    assert_eq!(app.deliver("/webhook", &partial).await.0, 200);
     app.service.access_token("a").await.unwrap();
     let _lost = app
         .fake

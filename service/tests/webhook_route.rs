@@ -8,97 +8,33 @@ mod common;
 use std::sync::Mutex;
 use std::time::{Duration, SystemTime};
 
+use common::app::App;
 use common::fake_http::{CLIENT_ID, CLIENT_SECRET, FakeHttp};
 use hoopai_oauth::fake::{FakeServer, FakeWebhook, Install};
 use hoopai_oauth::{
-    Config, EngineSettings, GrantId, SeenWebhooks, UserType, WebhookPayload, WebhookVerifier,
+    EngineSettings, GrantId, SeenWebhooks, UserType, WebhookPayload, WebhookVerifier,
 };
-use hoopai_oauth_service::{
-    GrantStore, OAuthRouter, ReqwestClient, ServiceEvent, ServiceSettings, SqliteStore,
-    TokenService,
-};
-
-struct App {
-    fake: FakeHttp,
-    base: String,
-    service: TokenService,
-    dir: tempfile::TempDir,
-    _task: tokio::task::JoinHandle<()>,
-}
+use hoopai_oauth_service::{OAuthRouter, ServiceEvent, ServiceSettings};
 
 async fn app(path: Option<&str>) -> App {
-    let fake = FakeHttp::start().await;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    let config = Config::builder(CLIENT_ID, CLIENT_SECRET)
-        .base_url(fake.base_url())
-        .redirect_uri(format!("{base}/oauth/callback"))
-        .build()
-        .unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let store = SqliteStore::open(dir.path().join("grants.sqlite3"))
-        .await
-        .unwrap();
     let settings = ServiceSettings::new(EngineSettings::default());
-    let http = ReqwestClient::new(settings.engine()).unwrap();
-    let verifier = WebhookVerifier::new(&config).add_key(fake.fake().webhook_key());
-    let service = TokenService::start(config, settings, store, http)
-        .await
-        .unwrap();
-    let mut routes = OAuthRouter::new(service.clone(), []).webhook_verifier(verifier);
-    if let Some(path) = path {
-        // A store of the app's own, through the `WebhookIdStore` contract.
-        routes = routes
-            .webhook_path(path)
-            .webhook_ids(Mutex::new(SeenWebhooks::new(16)));
-    }
-    let router = axum::Router::new().nest("/oauth", routes.into_router());
-    let task = tokio::spawn(async move {
-        let _ = axum::serve(listener, router).await;
-    });
-    App {
-        fake,
-        base,
-        service,
-        dir,
-        _task: task,
-    }
-}
-
-impl App {
-    /// POSTs a delivery as the fake built it (headers and raw body).
-    async fn deliver(&self, path: &str, delivery: &http::Request<Vec<u8>>) -> (u16, String) {
-        let mut request = reqwest::Client::new()
-            .post(format!("{}/oauth{path}", self.base))
-            .body(delivery.body().clone());
-        for (name, value) in delivery.headers() {
-            request = request.header(name.as_str(), value.as_bytes());
-        }
-        let response = request.send().await.unwrap();
-        let status = response.status().as_u16();
-        (status, response.text().await.unwrap())
-    }
-
-    async fn install(&self, location: &str) {
-        let code = self
-            .fake
-            .fake()
-            .approve(&Install::location("company-1", location));
-        self.service
-            .exchange_code(code, Some(UserType::Location))
-            .await
-            .unwrap();
-    }
-
-    async fn stored(&self, grant: &str) -> bool {
-        SqliteStore::open(self.dir.path().join("grants.sqlite3"))
-            .await
-            .unwrap()
-            .load(&GrantId::new(grant))
-            .await
-            .unwrap()
-            .is_some()
-    }
+    App::start(
+        FakeHttp::start().await,
+        settings,
+        |config| config,
+        |fake, config, service| {
+            let verifier = WebhookVerifier::new(config).add_key(fake.fake().webhook_key());
+            let mut routes = OAuthRouter::new(service, []).webhook_verifier(verifier);
+            if let Some(path) = path {
+                // A store of the app's own, through the `WebhookIdStore` contract.
+                routes = routes
+                    .webhook_path(path)
+                    .webhook_ids(Mutex::new(SeenWebhooks::new(16)));
+            }
+            axum::Router::new().nest("/oauth", routes.into_router())
+        },
+    )
+    .await
 }
 
 async fn next_webhook(
@@ -140,9 +76,9 @@ async fn a_valid_install_is_reported_and_an_uninstall_removes_the_grant() {
     let received = next_webhook(&mut events).await;
     assert_eq!(received.removed, vec![GrantId::new("loc-1")]);
     assert!(app.service.access_token("loc-1").await.is_err());
-    assert!(!app.stored("loc-1").await, "the record is deleted");
+    assert!(app.stored("loc-1").await.is_none(), "the record is deleted");
     assert!(app.service.access_token("loc-2").await.is_ok());
-    assert!(app.stored("loc-2").await);
+    assert!(app.stored("loc-2").await.is_some());
     app.service.shutdown().await;
 }
 
@@ -178,10 +114,10 @@ async fn forged_and_reserialized_deliveries_are_refused_with_401() {
     assert_eq!(app.deliver("/webhook", &garbage).await.0, 401);
     // None of them acted: the grant is still held and stored.
     assert!(app.service.access_token("loc-1").await.is_ok());
-    assert!(app.stored("loc-1").await);
+    assert!(app.stored("loc-1").await.is_some());
     // The untouched delivery is accepted.
     assert_eq!(app.deliver("/webhook", &signed).await.0, 200);
-    assert!(!app.stored("loc-1").await);
+    assert!(app.stored("loc-1").await.is_none());
     app.service.shutdown().await;
 }
 
@@ -208,7 +144,7 @@ async fn stale_other_app_and_malformed_deliveries_are_refused() {
     let huge = app.fake.fake().signed_webhook(vec![b' '; 2 * 1024 * 1024]);
     assert_eq!(app.deliver("/webhook", &huge).await.0, 413);
     assert!(app.service.access_token("loc-1").await.is_ok());
-    assert!(app.stored("loc-1").await);
+    assert!(app.stored("loc-1").await.is_some());
     app.service.shutdown().await;
 }
 
@@ -225,14 +161,14 @@ async fn a_replayed_delivery_is_acknowledged_and_not_acted_on() {
             .fake()
             .webhook(&FakeWebhook::uninstall_location("loc-1"), SystemTime::now());
         assert_eq!(app.deliver(route, &uninstall).await.0, 200);
-        assert!(!app.stored("loc-1").await);
+        assert!(app.stored("loc-1").await.is_none());
         app.install("loc-1").await;
         let (status, body) = app.deliver(route, &uninstall).await;
         assert_eq!(status, 200, "{body}");
         assert!(body.starts_with("duplicate"), "{body}");
         assert!(app.service.access_token("loc-1").await.is_ok());
         assert!(
-            app.stored("loc-1").await,
+            app.stored("loc-1").await.is_some(),
             "the new install survives the replay"
         );
         app.service.shutdown().await;
@@ -260,7 +196,7 @@ async fn an_agency_uninstall_removes_its_company_grant() {
         SystemTime::now(),
     );
     assert_eq!(app.deliver("/webhook", &uninstall).await.0, 200);
-    assert!(!app.stored("company-1").await);
-    assert!(app.stored("loc-1").await);
+    assert!(app.stored("company-1").await.is_none());
+    assert!(app.stored("loc-1").await.is_some());
     app.service.shutdown().await;
 }

@@ -1,7 +1,9 @@
 //! Helpers shared by the service's integration tests.
 #![allow(dead_code)]
 
+pub mod app;
 pub mod contract;
+pub mod env;
 pub mod fake_http;
 pub mod pg;
 
