@@ -25,6 +25,25 @@ async fn sqlite_file_is_private() {
     }
 }
 
+/// A file written by a later build (more migrations than this one knows) is
+/// refused with a typed error, not read and rewritten.
+#[tokio::test]
+async fn sqlite_from_a_newer_build_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("grants.sqlite3");
+    drop(SqliteStore::open(&path).await.unwrap());
+    rusqlite::Connection::open(&path)
+        .unwrap()
+        .execute_batch("PRAGMA user_version=99")
+        .unwrap();
+    let error = SqliteStore::open(&path).await.err().expect("refused");
+    let text = error.to_string();
+    assert!(
+        text.contains("schema 99, newer than this build's"),
+        "{text}"
+    );
+}
+
 #[tokio::test]
 async fn sqlite_records_survive_reopening() {
     let dir = tempfile::tempdir().unwrap();

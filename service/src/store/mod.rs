@@ -137,6 +137,23 @@ impl StoreError {
             message: error.to_string(),
         }
     }
+
+    /// Refuses a database whose schema (`applied` migrations) is newer than
+    /// the `known` migrations of this build: it was written by a later
+    /// version, and reading it could drop what it added.
+    pub(crate) fn check_schema(
+        store: &'static str,
+        applied: usize,
+        known: usize,
+    ) -> Result<(), Self> {
+        if applied > known {
+            return Err(StoreError::backend(
+                store,
+                format!("the database is at schema {applied}, newer than this build's {known}"),
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// One page of [`GrantStore::load_page`], in grant id order (byte order).

@@ -169,15 +169,7 @@ async fn migrate(client: &mut Client) -> Result<(), StoreError> {
         .map_err(db)?
         .get(0);
     let applied = usize::try_from(applied).unwrap_or(0);
-    if applied > MIGRATIONS.len() {
-        return Err(StoreError::backend(
-            STORE,
-            format!(
-                "the database is at schema {applied}, newer than this build's {}",
-                MIGRATIONS.len()
-            ),
-        ));
-    }
+    StoreError::check_schema(STORE, applied, MIGRATIONS.len())?;
     for (i, sql) in MIGRATIONS.iter().enumerate().skip(applied) {
         tx.batch_execute(sql).await.map_err(db)?;
         let version = i32::try_from(i + 1).unwrap_or(i32::MAX);

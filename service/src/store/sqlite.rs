@@ -203,15 +203,7 @@ fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .map_err(db)?;
     let applied = usize::try_from(applied).unwrap_or(0);
-    if applied > MIGRATIONS.len() {
-        return Err(StoreError::backend(
-            STORE,
-            format!(
-                "the database is at schema {applied}, newer than this build's {}",
-                MIGRATIONS.len()
-            ),
-        ));
-    }
+    StoreError::check_schema(STORE, applied, MIGRATIONS.len())?;
     for (i, sql) in MIGRATIONS.iter().enumerate().skip(applied) {
         tx.execute_batch(sql).map_err(db)?;
         tx.execute_batch(&format!("PRAGMA user_version={}", i + 1))
