@@ -36,7 +36,7 @@ async fn sqlite_from_a_newer_build_is_refused() {
         .unwrap()
         .execute_batch("PRAGMA user_version=99")
         .unwrap();
-    let error = SqliteStore::open(&path).await.err().expect("refused");
+    let error = SqliteStore::open(&path).await.expect_err("refused");
     let text = error.to_string();
     assert!(
         text.contains("schema 99, newer than this build's"),
