@@ -37,7 +37,7 @@
 //! use std::time::{Duration, UNIX_EPOCH};
 //! use hoopai_oauth::{
 //!     AccessToken, Config, Engine, EngineSettings, GrantRecord, Output, RefreshToken,
-//!     TokenResponse, TokenSet, TokenStatus,
+//!     SendOutcome, TokenResponse, TokenSet, TokenStatus, WriteOutcome,
 //! };
 //!
 //! // Stand-in for an HTTP client: every refresh gets new tokens.
@@ -70,14 +70,19 @@
 //!     // 1. Act on every output, in order.
 //!     while let Some(output) = engine.poll_output(now) {
 //!         match output {
-//!             Output::Persist { grant, record, .. } => {
-//!                 // Durable before going on: it may hold the only live refresh token.
-//!                 store.insert(grant.to_string(), serde_json::to_string(&record).unwrap());
+//!             Output::Persist { record, .. } => {
+//!                 // It may hold the only live refresh token: write it, then
+//!                 // report the outcome (a failed write: WriteOutcome::Failed).
+//!                 store.insert(record.grant.to_string(), serde_json::to_string(&record).unwrap());
+//!                 engine.handle_write(record.grant.as_str(), record.version, WriteOutcome::Written, now)?;
 //!             }
-//!             Output::Send { id, request, .. } => match send(&request) {
-//!                 Ok(response) => engine.handle_response(id, response, now)?,
-//!                 Err(_) => engine.handle_transport_error(id, now)?,
-//!             },
+//!             Output::Send { id, request, .. } => {
+//!                 let outcome = match send(&request) {
+//!                     Ok(response) => SendOutcome::Response(response),
+//!                     Err(e) => SendOutcome::TransportError(e.to_string()),
+//!                 };
+//!                 engine.handle_send(id, outcome, now)?;
+//!             }
 //!             Output::Event(event) => println!("{event}"),
 //!             _ => {}
 //!         }
@@ -96,7 +101,7 @@
 //!     // A real driver sleeps here:
 //!     // std::thread::sleep(next.duration_since(std::time::SystemTime::now()).unwrap_or_default());
 //!     now = next;
-//!     engine.handle_timeout(now);
+//!     engine.handle_timeout(now)?;
 //! }
 //!
 //! // Three days, three refreshes; the store holds the newest refresh token.

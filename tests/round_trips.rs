@@ -508,6 +508,6 @@ proptest! {
         prop_assert_eq!(&back, &record);
         let mut fresh = Engine::new(common::config(), EngineSettings::default());
         fresh.restore(back, now).unwrap();
-        prop_assert_eq!(fresh.record("g").unwrap(), record);
+        prop_assert_eq!(fresh.grant("g").map(|g| g.record()).unwrap(), record);
     }
 }

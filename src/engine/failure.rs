@@ -38,34 +38,21 @@ impl Engine {
         }
     }
 
-    /// Re-authorization needed: persisted in that state. In single-process
-    /// mode the event goes with the write; in shared-store mode it follows
-    /// the write's confirmation (a lost compare-and-swap means the store
+    /// Re-authorization needed: persisted in that state, and reported once
+    /// that write is confirmed (a lost compare-and-swap means the store
     /// holds something newer, which is adopted instead).
     pub(crate) fn condemn(&mut self, idx: u32, error: Error) {
-        let shared = self.lease.is_some();
         let Some(slot) = self.slots.get_mut(idx as usize).and_then(Option::as_mut) else {
             return;
         };
-        let grant = slot.key.clone();
         slot.status = Status::Reauth(Some(error.to_string().into_boxed_str()));
         slot.phase = Phase::Reauth;
         slot.waiters = false;
         slot.rereads = 0;
         slot.version = slot.version.saturating_add(1);
+        slot.condemned = Some(Box::new(error));
         super::schedule::set_timer(&mut self.schedule, idx, slot, None);
-        let t = tag(&self.slots, idx);
-        self.queue.push_back(Queued::Persist(t));
-        if shared {
-            if let Some(slot) = self.slot_mut(idx) {
-                slot.condemned = Some(Box::new(error));
-            }
-        } else {
-            self.queue.push_back(Queued::Event(
-                t,
-                Event::ReauthorizationNeeded { grant, error },
-            ));
-        }
+        self.queue.push_back(Queued::Persist(tag(&self.slots, idx)));
     }
 
     pub(crate) fn suspend(&mut self, idx: u32, error: Error, now: SystemTime) {

@@ -16,6 +16,7 @@ use crate::token::{TokenResponse, TokenSet};
 use crate::token_endpoint::parse_token_response;
 
 use super::held::Held;
+use super::outcome::StoreFailure;
 use super::output::{Event, Failure, Queued, RequestId, TokenStatus, tag};
 use super::record::GrantId;
 use super::{ABANDONED_MEMORY, Engine, unknown_grant, unknown_request};
@@ -151,6 +152,15 @@ pub(crate) struct Slot {
     pub(crate) condemned: Option<Box<Error>>,
     /// Shared-store mode: the end of the lease last confirmed.
     pub(crate) lease_until: Option<SystemTime>,
+    /// What the store said when the last write failed; cleared when a
+    /// write is confirmed.
+    pub(crate) store_failure: Option<Box<StoreFailure>>,
+    /// The key of an access token an API refused ([`Engine::refresh_grant`]
+    /// with it): never handed out again.
+    pub(crate) rejected: Option<u64>,
+    /// A refresh was wanted while a write was out: it starts once the
+    /// write's outcome is known.
+    pub(crate) deferred: bool,
 }
 
 impl Slot {
@@ -179,6 +189,9 @@ impl Slot {
             write_failures: 0,
             condemned: None,
             lease_until: None,
+            store_failure: None,
+            rejected: None,
+            deferred: false,
         }
     }
 }
@@ -188,6 +201,15 @@ impl Slot {
 pub(crate) enum Which {
     Current { epoch: u32, sent_at: SystemTime },
     Abandoned { epoch: u32, sent_at: SystemTime },
+}
+
+/// What a caller with no token gets: told to wait, or, while the grant's
+/// writes fail, what the store said.
+fn waiting(slot: &Slot) -> TokenStatus {
+    match &slot.store_failure {
+        Some(failure) => TokenStatus::StoreFailing((**failure).clone()),
+        None => TokenStatus::Pending,
+    }
 }
 
 /// Whether a new authorization came in after a request of `epoch` was sent.
@@ -200,7 +222,16 @@ fn superseded(slot: &Slot, epoch: u32) -> bool {
 /// Tokens are JWTs or random strings: the length and the last 64 bytes (the
 /// signature) suffice, and keep this cheap for ~1 KiB tokens.
 pub(crate) fn token_key(token: &RefreshToken) -> u64 {
-    let bytes = token.secret().as_bytes();
+    secret_key(token.secret())
+}
+
+/// [`token_key`] of an access token.
+pub(crate) fn access_key(token: &AccessToken) -> u64 {
+    secret_key(token.secret())
+}
+
+fn secret_key(secret: &str) -> u64 {
+    let bytes = secret.as_bytes();
     let tail = bytes.get(bytes.len().saturating_sub(64)..).unwrap_or(bytes);
     let mut h = DefaultHasher::new();
     bytes.len().hash(&mut h);
@@ -281,7 +312,11 @@ impl Engine {
     ///
     /// # Errors
     /// [`ErrorKind::UnknownGrant`].
-    pub fn access_token(&mut self, grant: &str, now: SystemTime) -> Result<TokenStatus, Error> {
+    pub(crate) fn token_status(
+        &mut self,
+        grant: &str,
+        now: SystemTime,
+    ) -> Result<TokenStatus, Error> {
         let idx = self.lookup(grant)?;
         let skew = self.settings.expiry_skew;
         let halted = self.halted;
@@ -294,15 +329,18 @@ impl Engine {
             Status::Unauthorized { until, .. } => return Ok(TokenStatus::Unauthorized { until }),
             Status::Active => {}
         }
+        let usable = |token: &AccessToken, expires: SystemTime| {
+            add(now, skew) < expires && slot.rejected != Some(access_key(token))
+        };
         if let Some(prev) = &slot.prev {
             // New tokens are not written yet: the old access token, or wait.
-            if add(now, skew) < prev.1 {
+            if usable(&prev.0, prev.1) {
                 return Ok(TokenStatus::Ready(prev.0.clone()));
             }
             slot.waiters = true;
-            return Ok(TokenStatus::Pending);
+            return Ok(waiting(slot));
         }
-        if add(now, skew) < slot.held.expires_at() {
+        if usable(&slot.held.access, slot.held.expires_at()) {
             return Ok(TokenStatus::Ready(slot.held.access.clone()));
         }
         if halted {
@@ -312,26 +350,34 @@ impl Engine {
         if slot.phase == Phase::Idle && slot.timer.is_some() {
             self.start_refresh(idx, now);
         }
-        Ok(TokenStatus::Pending)
+        Ok(self.slot(idx).map_or(TokenStatus::Pending, waiting))
     }
 
     /// Starts a refresh of `grant` now, whatever its expiry: for instance after
-    /// an API call was answered 401 with its access token. Single-flight: if a
-    /// refresh is already in flight, leased or waiting to be retried, nothing
-    /// new starts. A suspended grant, one parked as unauthorized, or one that
-    /// needs re-authorization is left as it is. An [`Event::Refreshed`] and an
-    /// [`Event::TokenReady`] follow the refresh; until then
-    /// [`access_token`](Self::access_token) keeps answering with the token held.
-    ///
-    /// May queue outputs: call [`poll_output`](Self::poll_output) afterwards.
-    ///
-    /// # Errors
-    /// [`ErrorKind::UnknownGrant`].
-    pub fn refresh_now(&mut self, grant: &str, now: SystemTime) -> Result<(), Error> {
+    /// an API call was answered 401 with its access token. With `rejected`
+    /// (the access token the API refused), nothing starts if that token is
+    /// no longer the one handed out (another caller's refresh replaced it),
+    /// and it is never handed out again. Single-flight: if a refresh is
+    /// already in flight, leased or waiting to be retried, nothing new
+    /// starts. A suspended grant, one parked as unauthorized, or one that
+    /// needs re-authorization is left as it is.
+    pub(crate) fn refresh_grant(
+        &mut self,
+        grant: &str,
+        rejected: Option<&AccessToken>,
+        now: SystemTime,
+    ) -> Result<(), Error> {
         let idx = self.lookup(grant)?;
         let Some(slot) = self.slot_mut(idx) else {
             return Err(unknown_grant(grant));
         };
+        if let Some(rejected) = rejected {
+            let handed = slot.prev.as_ref().map_or(&slot.held.access, |p| &p.0);
+            if handed != rejected {
+                return Ok(());
+            }
+            slot.rejected = Some(access_key(rejected));
+        }
         if slot.status != Status::Active || slot.phase != Phase::Idle {
             return Ok(());
         }
@@ -351,7 +397,7 @@ impl Engine {
     /// [`handle_rescued`](Self::handle_rescued)), the server may have spent
     /// the one sent. Server errors in the answer are not errors of this
     /// call: they become events.
-    pub fn handle_response<B: AsRef<[u8]>>(
+    pub(crate) fn on_response<B: AsRef<[u8]>>(
         &mut self,
         id: RequestId,
         response: Response<B>,
@@ -363,7 +409,7 @@ impl Engine {
         } else {
             parse_token_response(response)
         };
-        self.handle_token_result(id, parsed, now)
+        self.on_answer(id, parsed, now)
     }
 
     /// Hands back an answer already parsed (e.g. by
@@ -414,7 +460,7 @@ impl Engine {
     /// # Errors
     /// [`ErrorKind::UnknownRequest`], carrying the answer's refresh token (if
     /// any) in [`Error::rescued_refresh_token`].
-    pub fn handle_token_result(
+    pub(crate) fn on_answer(
         &mut self,
         id: RequestId,
         result: Result<TokenResponse, Error>,
@@ -432,8 +478,18 @@ impl Engine {
         };
         let idx = id.slot();
         if self.slot(idx).is_some_and(|s| s.removed) {
-            let error = self.answer_for_removed(id);
-            return Err(with_rescued(error, rescued(result)));
+            let presented = match which {
+                Which::Current { epoch, .. } | Which::Abandoned { epoch, .. } => self
+                    .slot(idx)
+                    .filter(|s| s.epoch == epoch && s.held.has_refresh())
+                    .map(|s| (s.key.clone(), token_key(&s.held.refresh))),
+            };
+            let grant = self.slot(idx).map(|s| s.key.clone());
+            self.answer_for_removed(id);
+            if let Some(grant) = grant {
+                self.keep_rescued(grant, presented.map(|p| p.1), rescued(result), now);
+            }
+            return Ok(());
         }
         match which {
             Which::Current { epoch, sent_at } => {
@@ -493,11 +549,17 @@ impl Engine {
     ///
     /// # Errors
     /// [`ErrorKind::UnknownRequest`].
-    pub fn handle_transport_error(&mut self, id: RequestId, now: SystemTime) -> Result<(), Error> {
+    pub(crate) fn on_transport_error(
+        &mut self,
+        id: RequestId,
+        detail: String,
+        now: SystemTime,
+    ) -> Result<(), Error> {
         let which = self.which(id)?;
         let idx = id.slot();
         if self.slot(idx).is_some_and(|s| s.removed) {
-            return Err(self.answer_for_removed(id));
+            self.answer_for_removed(id);
+            return Ok(());
         }
         if let Which::Current { epoch, .. } = which {
             let Some(slot) = self.slots.get_mut(idx as usize).and_then(Option::as_mut) else {
@@ -507,7 +569,7 @@ impl Engine {
             abandon_in_flight(slot);
             slot.phase = Phase::Idle;
             if epoch == slot.epoch {
-                self.retry_after_failure(idx, now, Failure::Transport);
+                self.retry_after_failure(idx, now, Failure::Transport(detail));
             } else {
                 self.rearm_idle(idx, now);
             }
@@ -524,7 +586,11 @@ impl Engine {
     /// [`ErrorKind::UnknownRequest`] if `id` is not the grant's current
     /// request (an expired send already replaced is harmless to report:
     /// the error says so).
-    pub fn handle_send_expired(&mut self, id: RequestId, now: SystemTime) -> Result<(), Error> {
+    pub(crate) fn on_not_dispatched(
+        &mut self,
+        id: RequestId,
+        now: SystemTime,
+    ) -> Result<(), Error> {
         let idx = id.slot();
         let current = self
             .slot(idx)
@@ -533,7 +599,8 @@ impl Engine {
             return Err(unknown_request(id));
         }
         if self.slot(idx).is_some_and(|s| s.removed) {
-            return Err(self.answer_for_removed(id));
+            self.answer_for_removed(id);
+            return Ok(());
         }
         if let Some(slot) = self.slot_mut(idx) {
             // Never out: nothing to remember, nothing to wait for.
@@ -544,33 +611,20 @@ impl Engine {
         Ok(())
     }
 
-    /// Hands back a refresh token rescued from an answer the engine could not
-    /// take (an [`ErrorKind::UnknownRequest`] carrying
-    /// [`Error::rescued_refresh_token`], e.g. for a grant removed and added
-    /// again meanwhile). If the engine holds `grant` and `token` is not the
-    /// one it holds, the token is adopted: written ahead of every other
-    /// output and used for the next refresh (a grant waiting for
-    /// re-authorization becomes active again). The access token held is kept.
-    ///
-    /// # Errors
-    /// [`ErrorKind::UnknownGrant`]; [`ErrorKind::InvalidInput`] for an empty
-    /// token.
-    pub fn handle_rescued(
-        &mut self,
-        grant: &str,
-        token: RefreshToken,
-        now: SystemTime,
-    ) -> Result<(), Error> {
-        let idx = self.lookup(grant)?;
-        if token.secret().trim().is_empty() {
-            return Err(Error::input("the rescued refresh token is empty"));
-        }
-        if !self.rescue(idx, &token) {
-            return Ok(());
+    /// Adopts a refresh token rescued from an answer the engine could not
+    /// take at the time, for the grant held now in slot `idx`: if it is not
+    /// the one held, it is written ahead of every other output and used for
+    /// the next refresh (a grant waiting for re-authorization becomes
+    /// active again), with [`Event::RescuedTokenAdopted`]. The access token
+    /// held is kept.
+    pub(crate) fn rescue_grant(&mut self, idx: u32, token: &RefreshToken, now: SystemTime) {
+        if !self.rescue(idx, token) {
+            return;
         }
         let Some(slot) = self.slot_mut(idx) else {
-            return Ok(());
+            return;
         };
+        let grant = slot.key.clone();
         if matches!(slot.status, Status::Reauth(_))
             || matches!(slot.phase, Phase::Checking | Phase::Reauth)
         {
@@ -578,7 +632,54 @@ impl Engine {
             slot.condemned = None;
             self.rearm_idle(idx, now);
         }
-        Ok(())
+        let t = tag(&self.slots, idx);
+        self.queue
+            .push_back(Queued::Event(t, Event::RescuedTokenAdopted { grant }));
+    }
+
+    /// An answer for a grant removed while its request was out, carrying
+    /// `token` (if any), for a request that presented the refresh token
+    /// with key `presented` (if known): adopted if the grant is held again,
+    /// else kept in memory should it come back with the spent token.
+    fn keep_rescued(
+        &mut self,
+        grant: GrantId,
+        presented: Option<u64>,
+        token: Option<RefreshToken>,
+        now: SystemTime,
+    ) {
+        let kept = match (token, self.index.get(grant.as_str()).copied()) {
+            (Some(token), Some(idx)) => {
+                // Held again: adopted if it is not the token held.
+                self.rescue_grant(idx, &token, now);
+                return;
+            }
+            (Some(token), None) => match presented {
+                Some(spent) => {
+                    self.rescued.keep(grant.clone(), spent, token);
+                    true
+                }
+                None => false,
+            },
+            (None, _) => false,
+        };
+        self.queue
+            .push_back(Queued::Global(Event::AnswerAfterRemoval {
+                grant,
+                refresh_token_kept: kept,
+            }));
+    }
+
+    /// A grant added back (`insert`, `restore`) in slot `idx` with the
+    /// refresh token of key `key`: if an answer for it came while it was
+    /// away and spent that very token, the token it carried is adopted.
+    pub(crate) fn adopt_kept(&mut self, idx: u32, key: u64, now: SystemTime) {
+        let Some(grant) = self.slot(idx).map(|s| s.key.clone()) else {
+            return;
+        };
+        if let Some(token) = self.rescued.take(&grant, key) {
+            self.rescue_grant(idx, &token, now);
+        }
     }
 
     pub(crate) fn which(&self, id: RequestId) -> Result<Which, Error> {
@@ -612,7 +713,6 @@ impl Engine {
         now: SystemTime,
     ) {
         let margin = self.settings.refresh_margin;
-        let shared = self.lease.is_some();
         // A refresh went through: refused grants are not the client's doing.
         self.unauthorized.reset();
         let Some(slot) = self.slots.get_mut(idx as usize).and_then(Option::as_mut) else {
@@ -650,9 +750,9 @@ impl Engine {
         super::schedule::set_timer(&mut self.schedule, idx, slot, Some(at));
         let grant = slot.key.clone();
         let expires_at = slot.held.expires_at();
-        // In shared-store mode a new refresh token is ready once its write is
-        // confirmed (see `durable`).
-        let waiters = !(shared && slot.prev.is_some()) && std::mem::take(&mut slot.waiters);
+        // A new refresh token is ready once its write is confirmed (see
+        // `durable`).
+        let waiters = slot.prev.is_none() && std::mem::take(&mut slot.waiters);
         let t = tag(&self.slots, idx);
         // The new refresh token is written before anything else queued.
         self.queue.push_front(Queued::Persist(t));
@@ -664,9 +764,15 @@ impl Engine {
             },
         ));
         if waiters {
-            self.queue
-                .push_back(Queued::Event(t, Event::TokenReady { grant, expires_at }));
+            self.queue.push_back(Queued::Event(
+                t,
+                Event::TokenReady {
+                    grant: grant.clone(),
+                    expires_at,
+                },
+            ));
         }
+        self.wake_locations(&grant, now);
     }
 
     /// Adopts (and queues for persistence, ahead of everything) a refresh

@@ -6,7 +6,7 @@ use std::time::SystemTime;
 use crate::error::{Error, ErrorKind};
 use crate::token::TokenSet;
 
-use super::grant::{Phase, Slot, Status, Unconfirmed, replace_held};
+use super::grant::{Phase, Slot, Status, Unconfirmed, replace_held, token_key};
 use super::held::Held;
 use super::output::{Event, Queued, RequestId, tag};
 use super::record::{GrantId, GrantRecord};
@@ -27,13 +27,16 @@ impl Engine {
     ///
     /// # Errors
     /// [`ErrorKind::InvalidInput`] if the answer has no refresh token.
-    pub fn insert(
+    pub(crate) fn insert_grant(
         &mut self,
         grant: impl Into<GrantId>,
         tokens: TokenSet,
         now: SystemTime,
     ) -> Result<(), Error> {
         let grant = grant.into();
+        if grant.as_str().is_empty() {
+            return Err(Error::input("a grant needs a non-empty id"));
+        }
         let held = Held::from_set(tokens, None, &mut self.interner).ok_or_else(|| {
             Error::input(format!(
                 "the tokens for grant {grant} have no refresh token; the engine cannot keep them fresh"
@@ -57,17 +60,26 @@ impl Engine {
             let at = slot.held.refresh_at(margin).max(now);
             let expires_at = slot.held.expires_at();
             let waiters = std::mem::take(&mut slot.waiters);
+            let key = token_key(&slot.held.refresh);
             self.arm(idx, Some(at));
             let t = tag(&self.slots, idx);
             self.queue.push_front(Queued::Persist(t));
             if waiters {
-                self.queue
-                    .push_back(Queued::Event(t, Event::TokenReady { grant, expires_at }));
+                self.queue.push_back(Queued::Event(
+                    t,
+                    Event::TokenReady {
+                        grant: grant.clone(),
+                        expires_at,
+                    },
+                ));
             }
+            self.adopt_kept(idx, key, now);
+            self.wake_locations(&grant, now);
             return Ok(());
         }
         let at = held.refresh_at(self.settings.refresh_margin).max(now);
-        let idx = self.add_slot(Slot::new(grant, held, 1, Unconfirmed::Installed));
+        let key = token_key(&held.refresh);
+        let idx = self.add_slot(Slot::new(grant.clone(), held, 1, Unconfirmed::Installed));
         if let Some(slot) = self.slot_mut(idx) {
             slot.emitted = None;
             slot.confirmed = 0;
@@ -75,6 +87,8 @@ impl Engine {
         self.arm(idx, Some(at));
         self.queue
             .push_front(Queued::Persist(tag(&self.slots, idx)));
+        self.adopt_kept(idx, key, now);
+        self.wake_locations(&grant, now);
         Ok(())
     }
 
@@ -94,7 +108,11 @@ impl Engine {
     ///   the engine holds;
     /// - [`ErrorKind::InvalidInput`]: the record has no refresh token, or
     ///   times past [`MAX_RECORD_TIME`](super::MAX_RECORD_TIME).
-    pub fn restore(&mut self, record: GrantRecord, now: SystemTime) -> Result<(), Error> {
+    pub(crate) fn restore_grant(
+        &mut self,
+        record: GrantRecord,
+        now: SystemTime,
+    ) -> Result<(), Error> {
         record.check()?;
         // A removed grant that comes back while its requests are out goes on
         // as if never removed: it takes the record only if newer.
@@ -142,6 +160,7 @@ impl Engine {
         let minted = minted_from.is_some();
         self.relink(&grant, minted_from);
         let key = grant.clone();
+        let token = held.has_refresh().then(|| token_key(&held.refresh));
         let idx = self.add_slot(Slot::new(grant, held, version, Unconfirmed::None));
         self.apply_stored_state(idx, status, lease, now, false);
         // Due already (a restart): spread out.
@@ -156,6 +175,9 @@ impl Engine {
                 // Minted together, restored together: kept apart.
                 self.spread_minted(idx, now);
             }
+        }
+        if let Some(token) = token {
+            self.adopt_kept(idx, token, now);
         }
         // Location grants waiting for this Company grant go on.
         self.wake_locations(&key, now);
@@ -178,7 +200,7 @@ impl Engine {
     ///
     /// # Errors
     /// [`ErrorKind::UnknownGrant`].
-    pub fn remove(&mut self, grant: &str) -> Result<(), Error> {
+    pub(crate) fn release_grant(&mut self, grant: &str) -> Result<(), Error> {
         let idx = self.lookup(grant)?;
         self.index.remove(grant);
         self.unlink(&GrantId::new(grant));
@@ -250,7 +272,7 @@ impl Engine {
 
     /// An answer for a removed grant: forgotten, and the slot freed once
     /// nothing of it is out.
-    pub(crate) fn answer_for_removed(&mut self, id: RequestId) -> Error {
+    pub(crate) fn answer_for_removed(&mut self, id: RequestId) {
         let idx = id.slot();
         if let Some(slot) = self.slot_mut(idx) {
             if matches!(slot.phase, Phase::InFlight { seq, .. } if seq == id.seq()) {
@@ -261,10 +283,6 @@ impl Engine {
                 self.free_slot(idx);
             }
         }
-        Error::new(
-            ErrorKind::UnknownRequest,
-            format!("request {id} is of a removed grant"),
-        )
     }
 
     pub(crate) fn add_slot(&mut self, mut slot: Slot) -> u32 {

@@ -29,7 +29,7 @@ use crate::webhook::{InstallTarget, UninstallTarget, WebhookEvent, WebhookPayloa
 
 use super::grant::{Phase, Slot, Unconfirmed};
 use super::held::Held;
-use super::output::{Event, Output, Queued, RequestId, Tag, TokenStatus, tag};
+use super::output::{Output, Queued, RequestId, Tag, TokenStatus, tag};
 use super::record::GrantId;
 use super::schedule::ceil_seconds;
 use super::{Engine, unknown_grant};
@@ -113,7 +113,7 @@ impl Engine {
     /// # Errors
     /// [`ErrorKind::InvalidInput`] for an empty company or location id, or a
     /// grant minted from itself.
-    pub fn add_location(
+    pub(crate) fn add_minted(
         &mut self,
         grant: impl Into<GrantId>,
         company_grant: impl Into<GrantId>,
@@ -131,7 +131,7 @@ impl Engine {
                 "grant {grant} cannot be minted from itself"
             )));
         }
-        if self.contains(grant.as_str()) {
+        if self.holds(grant.as_str()) {
             return Ok(false);
         }
         let mut token = TokenResponse::new(AccessToken::new(String::new()));
@@ -151,14 +151,14 @@ impl Engine {
     /// The Company grant `grant` is minted from, if it is a Location grant
     /// the engine mints.
     #[must_use]
-    pub fn minted_from(&self, grant: &str) -> Option<&GrantId> {
+    pub(crate) fn minted_from(&self, grant: &str) -> Option<&GrantId> {
         self.locations.parent.get(grant)
     }
 
     /// The Location grants minted from the Company grant `company_grant`, in
     /// order of their ids.
     #[must_use]
-    pub fn locations_of(&self, company_grant: &str) -> Vec<GrantId> {
+    pub(crate) fn locations_of(&self, company_grant: &str) -> Vec<GrantId> {
         self.locations
             .children
             .get(company_grant)
@@ -176,16 +176,16 @@ impl Engine {
     /// # Errors
     /// [`ErrorKind::UnknownGrant`] if the engine holds neither `grant` nor
     /// any Location grant minted from it.
-    pub fn uninstall(&mut self, grant: &str, _now: SystemTime) -> Result<Vec<GrantId>, Error> {
+    pub(crate) fn uninstall_grant(&mut self, grant: &str) -> Result<Vec<GrantId>, Error> {
         let children = self.locations_of(grant);
-        if !self.contains(grant) && children.is_empty() {
+        if !self.holds(grant) && children.is_empty() {
             return Err(unknown_grant(grant));
         }
         let mut removed = Vec::new();
-        let own = self.contains(grant).then(|| GrantId::new(grant));
+        let own = self.holds(grant).then(|| GrantId::new(grant));
         for g in own.into_iter().chain(children) {
             if let Ok(idx) = self.lookup(g.as_str()) {
-                self.remove(g.as_str())?;
+                self.release_grant(g.as_str())?;
                 // Not taken back by a later insert or restore: its tokens go.
                 if let Some(slot) = self.slot_mut(idx)
                     && slot.key == g
@@ -225,7 +225,7 @@ impl Engine {
     ///
     /// # Errors
     /// [`ErrorKind::InvalidInput`] for ids that cannot name grants.
-    pub fn handle_webhook(
+    pub(crate) fn apply_webhook(
         &mut self,
         event: &WebhookEvent,
         now: SystemTime,
@@ -237,34 +237,29 @@ impl Engine {
                     company_id,
                     location_ids,
                 } => {
-                    if !self.contains(company_id) {
+                    if !self.holds(company_id) {
                         changes.needs_code_exchange.push(GrantId::new(company_id));
                     }
                     for location in location_ids {
                         let req = LocationTokenRequest::new(company_id, location);
-                        if self.add_location(location.as_str(), company_id.as_str(), &req, now)? {
+                        if self.add_minted(location.as_str(), company_id.as_str(), &req, now)? {
                             changes.added.push(GrantId::new(location));
                         }
                     }
                 }
                 InstallTarget::Location { location_id } => match &install.company_id {
-                    Some(company_id) if self.contains(company_id) => {
+                    Some(company_id) if self.holds(company_id) => {
                         let req = LocationTokenRequest::new(company_id, location_id);
-                        if self.add_location(
-                            location_id.as_str(),
-                            company_id.as_str(),
-                            &req,
-                            now,
-                        )? {
+                        if self.add_minted(location_id.as_str(), company_id.as_str(), &req, now)? {
                             changes.added.push(GrantId::new(location_id));
                         }
                     }
-                    _ if !self.contains(location_id) => {
+                    _ if !self.holds(location_id) => {
                         changes.needs_code_exchange.push(GrantId::new(location_id));
                     }
                     _ => {}
                 },
-                InstallTarget::Company { company_id } if !self.contains(company_id) => {
+                InstallTarget::Company { company_id } if !self.holds(company_id) => {
                     changes.needs_code_exchange.push(GrantId::new(company_id));
                 }
                 // A target of a later version of the payload: nothing known to do.
@@ -278,7 +273,7 @@ impl Engine {
                     #[allow(unreachable_patterns)]
                     _ => return Ok(changes),
                 };
-                if let Ok(removed) = self.uninstall(grant, now) {
+                if let Ok(removed) = self.uninstall_grant(grant) {
                     changes.removed = removed;
                 }
             }
@@ -361,8 +356,8 @@ impl Engine {
                 self.slot(p)?.held.company_id().map(str::to_owned)
             })
             .unwrap_or_default();
-        let status = if self.contains(parent.as_str()) {
-            self.access_token(parent.as_str(), now).ok()
+        let status = if self.holds(parent.as_str()) {
+            self.token_status(parent.as_str(), now).ok()
         } else {
             None
         };
@@ -444,20 +439,6 @@ impl Engine {
                 }
                 self.start_refresh(t.slot, now);
             }
-        }
-    }
-
-    /// An event about to be handed out: if it says a grant has a token, the
-    /// Location grants waiting for it go on.
-    pub(crate) fn on_event_out(&mut self, event: &Event, now: SystemTime) {
-        if let Event::TokenReady { grant, .. }
-        | Event::Refreshed { grant, .. }
-        | Event::Adopted { grant, .. }
-        | Event::Durable { grant, .. } = event
-            && self.locations.blocked.contains_key(grant.as_str())
-        {
-            let grant = grant.clone();
-            self.wake_locations(&grant, now);
         }
     }
 

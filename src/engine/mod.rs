@@ -114,7 +114,7 @@
 //! use std::time::{Duration, UNIX_EPOCH};
 //! use hoopai_oauth::{
 //!     AccessToken, Config, Engine, EngineSettings, GrantRecord, Output, RefreshToken,
-//!     TokenResponse, TokenSet,
+//!     TokenResponse, TokenSet, WriteOutcome,
 //! };
 //!
 //! /// A store with compare-and-swap on the record version.
@@ -122,15 +122,18 @@
 //! struct Store(HashMap<String, GrantRecord>);
 //!
 //! impl Store {
-//!     /// Writes `record` if the stored version is `replaces`; else returns
-//!     /// the stored record (`None`: nothing is stored).
-//!     fn compare_and_swap(&mut self, replaces: Option<u64>, record: &GrantRecord) -> Result<(), Option<GrantRecord>> {
+//!     /// Writes `record` if the stored version is `replaces` (`None`: only
+//!     /// if nothing is stored), and says how it went.
+//!     fn compare_and_swap(&mut self, replaces: Option<u64>, record: &GrantRecord) -> WriteOutcome {
 //!         let key = record.grant.to_string();
 //!         match self.0.get(&key) {
-//!             current if current.map(|c| c.version) != replaces => Err(current.cloned()),
+//!             Some(current) if Some(current.version) != replaces => {
+//!                 WriteOutcome::Conflict(Box::new(current.clone()))
+//!             }
+//!             None if replaces.is_some() => WriteOutcome::NoRecord,
 //!             _ => {
 //!                 self.0.insert(key, record.clone());
-//!                 Ok(())
+//!                 WriteOutcome::Written
 //!             }
 //!         }
 //!     }
@@ -139,16 +142,13 @@
 //! fn drive(engine: &mut Engine, store: &mut Store, now: std::time::SystemTime) -> Result<(), hoopai_oauth::Error> {
 //!     while let Some(output) = engine.poll_output(now) {
 //!         match output {
-//!             Output::Persist { grant, record, replaces, .. } => {
-//!                 match store.compare_and_swap(replaces, &record) {
-//!                     Ok(()) => engine.handle_persisted(grant.as_str(), record.version, now)?,
-//!                     Err(Some(current)) => engine.handle_persist_conflict(grant.as_str(), current, now)?,
-//!                     Err(None) => engine.handle_record_deleted(grant.as_str(), now)?,
-//!                 }
+//!             Output::Persist { record, replaces, .. } => {
+//!                 let outcome = store.compare_and_swap(replaces, &record);
+//!                 engine.handle_write(record.grant.as_str(), record.version, outcome, now)?;
 //!             }
 //!             Output::Load { grant, .. } => {
 //!                 let current = store.0.get(grant.as_str()).cloned();
-//!                 engine.handle_loaded(grant.as_str(), current, now)?;
+//!                 engine.handle_load(grant.as_str(), Ok(current), now)?;
 //!             }
 //!             Output::Send { .. } => { /* send it, as in the run loop above */ }
 //!             Output::Event(event) => println!("{event}"),
@@ -176,14 +176,14 @@
 //! // Both come due at once. `a` writes its lease first and sends; `b`'s
 //! // compare-and-swap loses, and `b` waits out `a`'s lease.
 //! let due = a.poll_timeout().unwrap();
-//! a.handle_timeout(due);
-//! b.handle_timeout(due);
+//! a.handle_timeout(due)?;
+//! b.handle_timeout(due)?;
 //! let mut sends = 0;
 //! while let Some(output) = a.poll_output(due) {
 //!     match output {
-//!         Output::Persist { grant, record, replaces, .. } => {
-//!             store.compare_and_swap(replaces, &record).unwrap();
-//!             a.handle_persisted(grant.as_str(), record.version, due)?;
+//!         Output::Persist { record, replaces, .. } => {
+//!             let outcome = store.compare_and_swap(replaces, &record);
+//!             a.handle_write(record.grant.as_str(), record.version, outcome, due)?;
 //!         }
 //!         Output::Send { .. } => sends += 1,
 //!         _ => {}
@@ -308,9 +308,11 @@ mod grant;
 mod grants;
 mod held;
 mod location;
+mod outcome;
 mod output;
 mod pacing;
 mod record;
+mod rescued;
 mod schedule;
 mod settings;
 mod shared;
@@ -321,12 +323,18 @@ use std::time::{Duration, SystemTime};
 
 use crate::config::Config;
 use crate::error::{Error, ErrorKind};
+use crate::location_token::LocationTokenRequest;
+use crate::secret::AccessToken;
+use crate::token::TokenSet;
+use crate::webhook::WebhookEvent;
 
 pub use location::{InstallChanges, LocationDiff, diff_installed_locations};
+pub use outcome::{EngineStats, Removal, SendOutcome, StoreFailure, WriteOutcome};
 pub use output::{Event, Failure, Output, RequestId, TokenStatus};
 pub use record::{
     GrantId, GrantRecord, GrantStatus, Lease, MAX_RECORD_TIME, MAX_RECORD_VERSION, RECORD_SCHEMA,
 };
+pub use rescued::RESCUED_MEMORY;
 pub use settings::EngineSettings;
 
 use backoff::SplitMix64;
@@ -380,8 +388,11 @@ pub struct Engine {
     locations: location::Locations,
     /// The request budget and the sends waiting for it.
     pacing: pacing::Pacing,
+    /// Refresh tokens from answers for grants no longer held.
+    rescued: rescued::Rescued,
 }
 
+/// Construction.
 impl Engine {
     /// An engine with no grants.
     #[must_use]
@@ -416,57 +427,520 @@ impl Engine {
             floor: None,
             locations: location::Locations::default(),
             pacing,
+            rescued: rescued::Rescued::default(),
+        }
+    }
+}
+
+/// Inputs: the outcomes of outputs, and the timer.
+impl Engine {
+    /// Hands back the outcome of the [`Output::Send`] `id`: the server's
+    /// answer (as bytes, or parsed), a transport error, or that it was not
+    /// dispatched in time.
+    ///
+    /// An answer:
+    /// - Success: the new tokens are adopted (the old refresh token is kept
+    ///   if the answer has none), an [`Output::Persist`] is queued ahead of
+    ///   every other output, then [`Event::Refreshed`]; callers waiting get
+    ///   [`Event::TokenReady`] once that write is confirmed. The expiry
+    ///   counts from when the request was handed out. A success for a
+    ///   request the engine had given up on is adopted all the same, as is
+    ///   one whose grant was restored from an older record meanwhile: only a
+    ///   new authorization ([`insert`](Self::insert)) since its request
+    ///   supersedes it.
+    /// - Failure: a refresh token rescued from the answer
+    ///   ([`Error::rescued_refresh_token`]) is adopted and persisted first,
+    ///   and the refresh retried with it. Otherwise, classified by
+    ///   [`Error::kind`]: see the [module docs](self#failures). A failure of
+    ///   a request that was given up on, or that presented a refresh token
+    ///   older than the one held, is ignored.
+    /// - For a grant removed while the request was out:
+    ///   [`Event::AnswerAfterRemoval`]; a refresh token in it is kept (see
+    ///   [`RESCUED_MEMORY`]) or adopted if the grant is held again.
+    /// - A 429 spends the whole request budget.
+    ///
+    /// Server errors in the answer are not errors of this call: they
+    /// become events.
+    ///
+    /// # Errors
+    /// [`ErrorKind::UnknownRequest`] if `id` was never handed out, or is
+    /// long done (not the current request of its grant, nor one of the last
+    /// [`ABANDONED_MEMORY`] given up on). If the answer holds a refresh
+    /// token, the error carries it in [`Error::rescued_refresh_token`]:
+    /// keep it, the server may have spent the one sent.
+    pub fn handle_send(
+        &mut self,
+        id: RequestId,
+        outcome: SendOutcome,
+        now: SystemTime,
+    ) -> Result<(), Error> {
+        match outcome {
+            SendOutcome::Response(response) => self.on_response(id, response, now),
+            SendOutcome::Parsed(result) => self.on_answer(id, result, now),
+            SendOutcome::TransportError(detail) => self.on_transport_error(id, detail, now),
+            SendOutcome::NotDispatched => self.on_not_dispatched(id, now),
         }
     }
 
-    /// Makes room for `additional` more grants.
-    pub fn reserve(&mut self, additional: usize) {
-        self.slots.reserve(additional);
-        self.index.reserve(additional);
+    /// Hands back the outcome of the [`Output::Persist`] of record `version`
+    /// of `grant`.
+    ///
+    /// - [`WriteOutcome::Written`]: the record is durable. Tokens that
+    ///   depended on it are handed out, a lease's refresh is sent, a new
+    ///   authorization is reported [`Event::Durable`].
+    /// - [`WriteOutcome::Conflict`]: if the engine holds tokens newer than
+    ///   the stored ones (it received them, or they came from
+    ///   [`insert`](Self::insert)), it writes them again over the stored
+    ///   record: a newer refresh token is never given up. Otherwise it adopts
+    ///   the stored record: newer tokens instead of refreshing, another
+    ///   engine's lease (waited out, re-reading the store meanwhile), or the
+    ///   stored status. The late outcome of an older write is ignored.
+    /// - [`WriteOutcome::NoRecord`]: the grant was removed elsewhere: forgotten,
+    ///   with [`Event::RemovedElsewhere`].
+    /// - [`WriteOutcome::Failed`]: written again after a backoff
+    ///   ([`Event::WriteFailed`]); a lease not taken is a refresh retried
+    ///   later. Meanwhile callers of the grant get
+    ///   [`TokenStatus::StoreFailing`] once the token held expires.
+    ///
+    /// # Errors
+    /// [`ErrorKind::UnknownGrant`]; [`ErrorKind::UnknownRequest`] if the
+    /// engine never emitted that version; for a conflict,
+    /// [`ErrorKind::StaleRecord`] if the stored record is of another schema
+    /// or grant, or older than a version known written, and
+    /// [`ErrorKind::InvalidInput`] if it has no refresh token or absurd
+    /// times.
+    pub fn handle_write(
+        &mut self,
+        grant: &str,
+        version: u64,
+        outcome: WriteOutcome,
+        now: SystemTime,
+    ) -> Result<(), Error> {
+        match outcome {
+            WriteOutcome::Written => self.on_written(grant, version, now),
+            WriteOutcome::Conflict(current) => {
+                self.check_emitted(grant, version)?;
+                self.on_conflict(grant, *current, now)
+            }
+            WriteOutcome::NoRecord => {
+                self.check_emitted(grant, version)?;
+                self.on_no_record(grant)
+            }
+            WriteOutcome::Failed(failure) => self.on_write_failed(grant, version, failure, now),
+        }
     }
 
+    /// Hands back the record of `grant` as the store holds it now, after an
+    /// [`Output::Load`] or at any time (a change notification, a periodic
+    /// scan): `Ok(None)` if there is none, `Err` if the read failed (the
+    /// engine asks again on its own timer when it needs the record).
+    ///
+    /// - A record older than a version known written is a stale read:
+    ///   ignored.
+    /// - A record holding the refresh token that was refused as invalid
+    ///   (shared-store mode): the grant is lost. "Re-authorization needed" is
+    ///   written over exactly that version, and reported once the write won.
+    /// - A newer record: its tokens, lease and status are adopted, unless the
+    ///   engine holds newer tokens, which it writes again over it.
+    /// - `None`: the grant was removed elsewhere, as
+    ///   [`WriteOutcome::NoRecord`].
+    ///
+    /// # Errors
+    /// [`ErrorKind::UnknownGrant`]; [`ErrorKind::StaleRecord`] for a record of
+    /// another schema or grant; [`ErrorKind::InvalidInput`] for one without a
+    /// refresh token or with absurd times.
+    pub fn handle_load(
+        &mut self,
+        grant: &str,
+        read: Result<Option<GrantRecord>, StoreFailure>,
+        now: SystemTime,
+    ) -> Result<(), Error> {
+        match read {
+            Ok(record) => self.on_loaded(grant, record, now),
+            Err(_) => self.lookup(grant).map(|_| ()),
+        }
+    }
+
+    /// Handles every deadline due at `now`: refreshes that are due, retries,
+    /// request timeouts, ended leases, re-reads of the store, writes to try
+    /// again. Call it when [`poll_timeout`](Self::poll_timeout)'s instant is
+    /// reached (calling it early or often is harmless), then drain
+    /// [`poll_output`](Self::poll_output).
+    ///
+    /// Always returns: every deadline it sets is later than `now` (at the end
+    /// of the platform's time range, where that is impossible, the grant gets
+    /// none). Costs O(log n) per due deadline.
+    ///
+    /// # Errors
+    /// None today; the `Result` keeps every input alike.
+    pub fn handle_timeout(&mut self, now: SystemTime) -> Result<(), Error> {
+        self.on_timeout(now);
+        Ok(())
+    }
+}
+
+/// Commands: what the app asks of the engine.
+impl Engine {
+    /// Adds a grant from a new authorization (a code exchange or a location
+    /// token), or replaces the tokens of a grant the engine holds (a
+    /// re-install). Build `tokens` with [`TokenSet::new`] from the answer and
+    /// the time its request was sent.
+    ///
+    /// Emits an [`Output::Persist`] of the new record ahead of every other
+    /// output: the refresh token in it is the installation. Its
+    /// compare-and-swap wins over whatever the store holds (a new
+    /// authorization supersedes older tokens). [`Event::Durable`] follows
+    /// once the record is written.
+    ///
+    /// # Errors
+    /// [`ErrorKind::InvalidInput`] if the answer has no refresh token, or the
+    /// grant id is empty.
+    pub fn insert(
+        &mut self,
+        grant: impl Into<GrantId>,
+        tokens: TokenSet,
+        now: SystemTime,
+    ) -> Result<(), Error> {
+        self.insert_grant(grant, tokens, now)
+    }
+
+    /// Loads a grant from its stored record (at start-up, or when the store
+    /// says it changed). Nothing is persisted. A record saved mid-refresh
+    /// (with a lease) is resumed: the engine waits for the lease to end, then
+    /// refreshes with the record's refresh token. In shared-store mode a
+    /// grant already due is refreshed at a random point within
+    /// [`EngineSettings::refresh_spread`].
+    ///
+    /// For a grant the engine already holds, the record must be newer than
+    /// the engine's; its tokens are then adopted (to hand in a record that
+    /// may be stale, use [`handle_load`](Self::handle_load)).
+    ///
+    /// # Errors
+    /// - [`ErrorKind::StaleRecord`]: another schema, or not newer than what
+    ///   the engine holds;
+    /// - [`ErrorKind::InvalidInput`]: the record has no refresh token, or
+    ///   times past [`MAX_RECORD_TIME`].
+    pub fn restore(&mut self, record: GrantRecord, now: SystemTime) -> Result<(), Error> {
+        self.restore_grant(record, now)
+    }
+
+    /// Removes `grant`, for the reason given (see [`Removal`]). Outputs not
+    /// yet polled for it are dropped. Returns the grants removed: `grant`,
+    /// and for an uninstalled Company grant every Location grant minted from
+    /// it after it.
+    ///
+    /// If a refresh of a released grant is out, the engine remembers the
+    /// grant until its answers are handed in: should it come back
+    /// ([`insert`](Self::insert), [`restore`](Self::restore)) before them,
+    /// it goes on as if it had never left (its scheduled retry, its answers,
+    /// its unwritten tokens), so no new refresh token is lost and no second
+    /// refresh starts.
+    ///
+    /// # Errors
+    /// [`ErrorKind::UnknownGrant`] if the engine holds neither `grant` nor
+    /// (for an uninstall) any Location grant minted from it.
+    pub fn remove(
+        &mut self,
+        grant: &str,
+        why: Removal,
+        now: SystemTime,
+    ) -> Result<Vec<GrantId>, Error> {
+        let _ = now;
+        match why {
+            Removal::Uninstalled => self.uninstall_grant(grant),
+            Removal::DeletedElsewhere => {
+                self.on_no_record(grant)?;
+                Ok(vec![GrantId::new(grant)])
+            }
+            Removal::Released => {
+                self.release_grant(grant)?;
+                Ok(vec![GrantId::new(grant)])
+            }
+        }
+    }
+
+    /// The access token of `grant`, answered at once.
+    ///
+    /// - [`TokenStatus::Ready`]: a token valid for at least the expiry skew. A
+    ///   refresh may be running ahead of expiry meanwhile. A token from a
+    ///   refresh is handed out only once the record with its refresh token
+    ///   is written (its [`Output::Persist`] confirmed); until then the
+    ///   previous access token is, while it lasts.
+    /// - [`TokenStatus::Pending`]: the token expired; a refresh is in flight or
+    ///   scheduled (and is started now if it was not). However many callers
+    ///   ask, one refresh runs. Wait for [`Event::TokenReady`].
+    /// - [`TokenStatus::StoreFailing`]: as `Pending`, but the grant's writes
+    ///   are failing: what the store said.
+    /// - [`TokenStatus::Suspended`], [`TokenStatus::Unauthorized`],
+    ///   [`TokenStatus::ReauthorizationNeeded`],
+    ///   [`TokenStatus::ConfigurationRejected`]: see each.
+    ///
+    /// May queue outputs: call [`poll_output`](Self::poll_output) afterwards.
+    ///
+    /// # Errors
+    /// [`ErrorKind::UnknownGrant`].
+    pub fn access_token(&mut self, grant: &str, now: SystemTime) -> Result<TokenStatus, Error> {
+        self.token_status(grant, now)
+    }
+
+    /// Starts a refresh of `grant` now, whatever its expiry: for instance
+    /// after an API call was answered 401 with its access token, handed in
+    /// as `rejected`. With `rejected`, nothing starts if that token is no
+    /// longer the one handed out (another caller's refresh replaced it), and
+    /// it is never handed out again: [`access_token`](Self::access_token)
+    /// answers `Pending` until new tokens come. Single-flight: if a refresh
+    /// is already in flight, leased or waiting to be retried, nothing new
+    /// starts. A suspended grant, one parked as unauthorized, or one that
+    /// needs re-authorization is left as it is. An [`Event::Refreshed`] and
+    /// an [`Event::TokenReady`] follow the refresh.
+    ///
+    /// May queue outputs: call [`poll_output`](Self::poll_output) afterwards.
+    ///
+    /// # Errors
+    /// [`ErrorKind::UnknownGrant`].
+    pub fn refresh_now(
+        &mut self,
+        grant: &str,
+        rejected: Option<&AccessToken>,
+        now: SystemTime,
+    ) -> Result<(), Error> {
+        self.refresh_grant(grant, rejected, now)
+    }
+
+    /// Applies a verified install webhook ([`WebhookVerifier::verify`](crate::WebhookVerifier::verify)).
+    /// Grants are named by convention: a Company grant by its Company id, a
+    /// Location grant by its Location id.
+    ///
+    /// - INSTALL, bulk (`locationIds`): a Location grant for each location
+    ///   not held, minted from the Company grant named by `companyId` (which
+    ///   the code exchange adds with [`insert`](Self::insert); the mints wait
+    ///   for it). The Company grant is reported in
+    ///   [`InstallChanges::needs_code_exchange`] if it is not held.
+    /// - INSTALL, one Location: minted the same way if the Company grant is
+    ///   held; else it comes from the code exchange (`needs_code_exchange`).
+    /// - INSTALL, a Company with no list: `needs_code_exchange`.
+    /// - UNINSTALL: [`Removal::Uninstalled`] of the location, or of the
+    ///   Company grant and every Location grant minted from it. A grant not
+    ///   held is no error.
+    /// - Any other type: nothing.
+    ///
+    /// May queue outputs: call [`poll_output`](Self::poll_output) afterwards.
+    ///
+    /// # Errors
+    /// [`ErrorKind::InvalidInput`] for ids that cannot name grants.
+    pub fn handle_webhook(
+        &mut self,
+        event: &WebhookEvent,
+        now: SystemTime,
+    ) -> Result<InstallChanges, Error> {
+        self.apply_webhook(event, now)
+    }
+
+    /// Adds a Location grant `grant`, minted from the Company grant
+    /// `company_grant` for `request`'s company and location. The mint goes
+    /// out under the request budget and the cap; the Company grant need not
+    /// be held yet (the mint waits for it: a bulk INSTALL webhook may come
+    /// before the code exchange). Nothing is persisted before the first mint
+    /// answers; its record carries [`GrantRecord::minted_from`].
+    ///
+    /// Returns whether the grant was added: `false` if the engine holds
+    /// `grant` already (as it is).
+    ///
+    /// May queue outputs: call [`poll_output`](Self::poll_output) afterwards.
+    ///
+    /// # Errors
+    /// [`ErrorKind::InvalidInput`] for an empty company or location id, or a
+    /// grant minted from itself.
+    pub fn add_location(
+        &mut self,
+        grant: impl Into<GrantId>,
+        company_grant: impl Into<GrantId>,
+        request: &LocationTokenRequest,
+        now: SystemTime,
+    ) -> Result<bool, Error> {
+        self.add_minted(grant, company_grant, request, now)
+    }
+
+    /// Replaces the configuration (e.g. a corrected client secret) and lifts
+    /// the halt that a rejected configuration put on every grant: their
+    /// refreshes are due at once.
+    ///
+    /// # Errors
+    /// None today; the `Result` keeps every input alike.
+    pub fn reconfigure(&mut self, config: Config, now: SystemTime) -> Result<(), Error> {
+        self.set_config(config, now);
+        Ok(())
+    }
+
+    /// Counts a request the app is about to send outside the engine (a code
+    /// exchange, an installed-locations page, an API call) against the
+    /// engine's request budget, so that the engine's own sends leave room
+    /// for it. `None`: counted, send it now. `Some(t)`: the budget has no
+    /// room; nothing was counted, ask again at `t`.
+    ///
+    /// # Errors
+    /// None today; the `Result` keeps every input alike.
+    pub fn count_request(&mut self, now: SystemTime) -> Result<Option<SystemTime>, Error> {
+        Ok(self.take_budget(now))
+    }
+}
+
+/// Polls: what to do next, and when to wake up.
+impl Engine {
+    /// The next thing to do at `now`, or `None` when there is nothing left.
+    ///
+    /// Call it until it returns `None` after every input and command, and
+    /// act on each output (see [`Output`]). The write of a newly received
+    /// refresh token comes ahead of every other output queued.
+    ///
+    /// `now` decides what may still be sent: a refresh whose lease would end
+    /// before its answer is due (shared-store mode) is not handed out; a new
+    /// lease is written instead. Grants waiting for a place under
+    /// [`EngineSettings::max_in_flight`] or for the request budget start
+    /// here, in order, as places free up.
+    ///
+    /// Requests and records are built here, from the grants' state at this
+    /// moment, so a long queue costs little memory.
+    #[must_use]
+    pub fn poll_output(&mut self, now: SystemTime) -> Option<Output> {
+        self.next_output(now)
+    }
+
+    /// The next instant at which [`handle_timeout`](Self::handle_timeout)
+    /// must be called; `None` when nothing is scheduled. Ask again after
+    /// every input and command and after [`poll_output`](Self::poll_output):
+    /// the answer may move earlier. O(log n).
+    #[must_use]
+    pub fn poll_timeout(&self) -> Option<SystemTime> {
+        self.next_timeout()
+    }
+}
+
+/// Getters.
+impl Engine {
     /// The settings.
+    #[must_use]
     pub fn settings(&self) -> &EngineSettings {
         &self.settings
     }
 
-    /// The configuration.
+    /// The grant `grant`, if the engine holds it.
     #[must_use]
-    pub fn config(&self) -> &Config {
-        &self.config
+    pub fn grant(&self, grant: &str) -> Option<GrantView<'_>> {
+        let idx = *self.index.get(grant)?;
+        self.slot(idx)?;
+        Some(GrantView { engine: self, idx })
     }
 
-    /// How many grants the engine holds.
-    #[must_use]
-    pub fn len(&self) -> usize {
-        self.index.len()
+    /// Every grant the engine holds, in no particular order.
+    pub fn grants(&self) -> impl Iterator<Item = GrantView<'_>> {
+        self.index
+            .values()
+            .map(move |&idx| GrantView { engine: self, idx })
     }
 
-    /// Whether the engine holds no grant.
+    /// Figures about the engine as a whole. O(cap).
     #[must_use]
-    pub fn is_empty(&self) -> bool {
-        self.index.is_empty()
+    pub fn stats(&self) -> EngineStats {
+        let (waiting, waited) = self.paced_counts();
+        let (budget_max, budget_interval) = self.settings.budget();
+        EngineStats {
+            grants: self.index.len(),
+            in_flight: self.count_in_flight(),
+            waiting_for_budget: waiting,
+            waited_for_budget: waited,
+            writes_failing: self
+                .index
+                .values()
+                .filter(|&&i| self.slot(i).is_some_and(|s| s.store_failure.is_some()))
+                .count(),
+            halted: self.halted,
+            budget_max,
+            budget_interval,
+        }
     }
+}
 
+impl Engine {
     /// Whether the engine holds `grant`.
-    #[must_use]
-    pub fn contains(&self, grant: &str) -> bool {
+    pub(crate) fn holds(&self, grant: &str) -> bool {
         self.index.contains_key(grant)
     }
 
-    /// Whether the client credentials were rejected; nothing is sent until
-    /// [`reconfigure`](Self::reconfigure).
-    #[must_use]
-    pub fn is_halted(&self) -> bool {
-        self.halted
+    /// [`ErrorKind::UnknownRequest`] if the engine never emitted record
+    /// `version` of `grant`.
+    fn check_emitted(&self, grant: &str, version: u64) -> Result<(), Error> {
+        let idx = self.lookup(grant)?;
+        match self.slot(idx) {
+            Some(slot) if slot.emitted.is_none_or(|e| version > e) && version > slot.confirmed => {
+                Err(Error::new(
+                    ErrorKind::UnknownRequest,
+                    format!("version {version} of grant {grant} was never emitted"),
+                ))
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+/// A look at one grant the engine holds ([`Engine::grant`],
+/// [`Engine::grants`]). Cheap: nothing is copied until asked for.
+#[derive(Clone, Copy)]
+pub struct GrantView<'a> {
+    engine: &'a Engine,
+    idx: u32,
+}
+
+impl<'a> GrantView<'a> {
+    fn slot(&self) -> &'a Slot {
+        // A view is made only for a slot that holds a grant, and the engine
+        // cannot change while it is borrowed.
+        match self.engine.slot(self.idx) {
+            Some(slot) => slot,
+            None => unreachable!("a grant view of an empty slot"),
+        }
     }
 
-    /// A snapshot of a grant's record as the engine holds it now.
+    /// The grant's id.
     #[must_use]
-    pub fn record(&self, grant: &str) -> Option<GrantRecord> {
-        let idx = *self.index.get(grant)?;
-        let slot = self.slot(idx)?;
-        Some(self.build_record(slot))
+    pub fn id(&self) -> &'a GrantId {
+        &self.slot().key
+    }
+
+    /// Its standing.
+    #[must_use]
+    pub fn status(&self) -> GrantStatus {
+        self.engine.build_record_status(self.slot())
+    }
+
+    /// When the access token held expires.
+    #[must_use]
+    pub fn expires_at(&self) -> SystemTime {
+        self.slot().held.expires_at()
+    }
+
+    /// The Company grant it is minted from, for a Location grant the engine
+    /// mints ([`Engine::add_location`]).
+    #[must_use]
+    pub fn minted_from(&self) -> Option<&'a GrantId> {
+        self.engine.minted_from(self.slot().key.as_str())
+    }
+
+    /// The record as the engine holds it now (a copy, tokens included).
+    #[must_use]
+    pub fn record(&self) -> GrantRecord {
+        self.engine.build_record(self.slot())
+    }
+}
+
+impl std::fmt::Debug for GrantView<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GrantView")
+            .field("id", self.id())
+            .field("status", &self.status())
+            .field("expires_at", &crate::token::unix(self.expires_at()))
+            .field("minted_from", &self.minted_from())
+            .finish_non_exhaustive()
     }
 }
 

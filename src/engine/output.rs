@@ -4,6 +4,7 @@
 use std::fmt;
 use std::time::SystemTime;
 
+use super::outcome::StoreFailure;
 use crate::error::Error;
 use crate::secret::{AccessToken, Fingerprint};
 use crate::token::{UserType, unix};
@@ -58,20 +59,30 @@ impl fmt::Debug for RequestId {
 }
 
 /// What the caller must do next. Drained with
-/// [`Engine::poll_output`](crate::Engine::poll_output); act on them in order.
+/// [`Engine::poll_output`](crate::Engine::poll_output).
+///
+/// Each output that asks for I/O has exactly one way back: a
+/// [`Send`](Output::Send)'s outcome through
+/// [`Engine::handle_send`](crate::Engine::handle_send), a
+/// [`Persist`](Output::Persist)'s through
+/// [`Engine::handle_write`](crate::Engine::handle_write), a
+/// [`Load`](Output::Load)'s through
+/// [`Engine::handle_load`](crate::Engine::handle_load). Act on the outputs of
+/// one grant in order; those of different grants may be acted on
+/// concurrently: the engine emits nothing that depends on a write before
+/// that write's outcome is handed back.
 // Outputs live only between a poll and the caller acting on them.
 #[allow(clippy::large_enum_variant)]
 #[non_exhaustive]
 pub enum Output {
     /// Send this request (a refresh at `POST /oauth/token`, or a mint of a
-    /// Location grant at `POST /oauth/locationToken`), then hand the
-    /// answer back with [`Engine::handle_response`](crate::Engine::handle_response),
-    /// or a failure to get one with
-    /// [`Engine::handle_transport_error`](crate::Engine::handle_transport_error).
+    /// Location grant at `POST /oauth/locationToken`), then hand its
+    /// outcome back with [`Engine::handle_send`](crate::Engine::handle_send):
+    /// the answer, or the failure to get one.
     ///
     /// Dispatch it no later than `not_after`; a driver that could not (its
     /// sends wait in a queue) drops it and reports
-    /// [`Engine::handle_send_expired`](crate::Engine::handle_send_expired).
+    /// [`SendOutcome::NotDispatched`](crate::SendOutcome::NotDispatched).
     /// In shared-store mode, `not_after` is a request timeout before the
     /// lease ends, so that the answer is in while the lease holds.
     #[non_exhaustive]
@@ -87,24 +98,21 @@ pub enum Output {
         /// The fingerprint of the refresh token presented, for logs.
         refresh: Fingerprint,
     },
-    /// Write this record, durably, before acting on any later output.
+    /// Write this record durably, then hand the outcome back with
+    /// [`Engine::handle_write`](crate::Engine::handle_write) (with
+    /// `record.grant` and `record.version`).
     ///
-    /// - Single-process mode: overwrite the grant's record.
-    /// - Shared-store mode: compare-and-swap: write only if the stored version
-    ///   is `replaces` (`None`: only if there is no record yet), then call
-    ///   [`Engine::handle_persisted`](crate::Engine::handle_persisted) if it
-    ///   won, or [`Engine::handle_persist_conflict`](crate::Engine::handle_persist_conflict)
-    ///   with the stored record if it lost.
-    ///
-    /// A failed write is reported with
-    /// [`Engine::handle_persist_failed`](crate::Engine::handle_persist_failed);
-    /// a compare-and-swap that finds no record at all with
-    /// [`Engine::handle_record_deleted`](crate::Engine::handle_record_deleted).
+    /// Write it by compare-and-swap: only if the stored version is
+    /// `replaces` (`None`: only if there is no record yet). A store that is
+    /// the engine's alone (single-process mode) may overwrite instead. Until
+    /// the outcome comes back, the engine hands out no access token that
+    /// depends on the record and sends no refresh that would spend the
+    /// refresh token it replaces; a failed write is written again on the
+    /// engine's own backoff.
     #[non_exhaustive]
     Persist {
-        /// The grant.
-        grant: GrantId,
-        /// The record to write; `record.version` is its new version.
+        /// The record to write; `record.grant` is the grant and
+        /// `record.version` its new version.
         record: GrantRecord,
         /// The version this write replaces, for compare-and-swap.
         replaces: Option<u64>,
@@ -112,17 +120,17 @@ pub enum Output {
         refresh: Fingerprint,
     },
     /// Read the grant's record as the store holds it now and hand it back
-    /// with [`Engine::handle_loaded`](crate::Engine::handle_loaded) (`None`
-    /// if there is none). Shared-store mode: asked before a refusal is taken
-    /// as the grant's loss, and while waiting (for a lease held elsewhere,
-    /// for re-authorization), every [`EngineSettings::reread_interval`](crate::EngineSettings::reread_interval).
+    /// with [`Engine::handle_load`](crate::Engine::handle_load) (`None` if
+    /// there is none). Shared-store mode: asked before a refusal is taken as
+    /// the grant's loss, and while waiting (for a lease held elsewhere, for
+    /// re-authorization), every [`EngineSettings::reread_interval`](crate::EngineSettings::reread_interval).
     #[non_exhaustive]
     Load {
         /// The grant.
         grant: GrantId,
     },
     /// Delete the grant's record: it was uninstalled
-    /// ([`Engine::uninstall`](crate::Engine::uninstall),
+    /// ([`Removal::Uninstalled`](crate::Removal::Uninstalled),
     /// [`Engine::handle_webhook`](crate::Engine::handle_webhook)). The engine
     /// forgot the grant and wiped its tokens. In shared-store mode, other
     /// engines learn it from a write or read that finds no record.
@@ -155,13 +163,11 @@ impl fmt::Debug for Output {
                 .field("refresh", refresh)
                 .finish(),
             Output::Persist {
-                grant,
                 record,
                 replaces,
                 refresh,
             } => f
                 .debug_struct("Persist")
-                .field("grant", grant)
                 .field("record", record)
                 .field("replaces", replaces)
                 .field("refresh", refresh)
@@ -179,23 +185,25 @@ impl fmt::Debug for Output {
 pub enum Failure {
     /// The request went unanswered for the request timeout.
     TimedOut,
-    /// The caller reported that the request could not be completed.
-    Transport,
+    /// The driver reported that the request got no answer
+    /// ([`SendOutcome::TransportError`](crate::SendOutcome::TransportError)),
+    /// with what it said.
+    Transport(String),
     /// The server answered with an error (rate limit, server error, an
     /// unreadable answer, or another refusal).
     Answer(Error),
-    /// The write of the lease failed
-    /// ([`Engine::handle_persist_failed`](crate::Engine::handle_persist_failed)).
-    Store,
+    /// The write of the lease failed ([`WriteOutcome::Failed`](crate::WriteOutcome::Failed)).
+    Store(StoreFailure),
 }
 
 impl fmt::Display for Failure {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Failure::TimedOut => f.write_str("timed out"),
-            Failure::Transport => f.write_str("transport error"),
+            Failure::Transport(detail) if detail.is_empty() => f.write_str("transport error"),
+            Failure::Transport(detail) => write!(f, "transport error: {detail}"),
             Failure::Answer(e) => write!(f, "{e}"),
-            Failure::Store => f.write_str("the store refused the write"),
+            Failure::Store(e) => write!(f, "the store failed: {e}"),
         }
     }
 }
@@ -299,8 +307,8 @@ pub enum Event {
         failure: Failure,
     },
     /// The record of a new authorization ([`Engine::insert`](crate::Engine::insert))
-    /// is durable: polled in single-process mode, its compare-and-swap won in
-    /// shared-store mode. The installation is safe from here on.
+    /// is durable: its write was reported [`WriteOutcome::Written`](crate::WriteOutcome::Written).
+    /// The installation is safe from here on.
     Durable {
         /// The grant.
         grant: GrantId,
@@ -311,6 +319,48 @@ pub enum Event {
     /// (e.g. uninstalled by another process). The engine forgot it and its
     /// tokens.
     RemovedElsewhere {
+        /// The grant.
+        grant: GrantId,
+    },
+    /// A write of the grant's record failed
+    /// ([`WriteOutcome::Failed`](crate::WriteOutcome::Failed)); the engine
+    /// writes it again at `retry_at`. Meanwhile callers get
+    /// [`TokenStatus::StoreFailing`] once the access token held expires, and
+    /// no refresh of the grant is sent.
+    WriteFailed {
+        /// The grant.
+        grant: GrantId,
+        /// The version that failed.
+        version: u64,
+        /// What the store said.
+        failure: StoreFailure,
+        /// When the record is written again.
+        retry_at: SystemTime,
+    },
+    /// A write of the grant went through after failed ones.
+    WriteRecovered {
+        /// The grant.
+        grant: GrantId,
+        /// The version written.
+        version: u64,
+    },
+    /// An answer came for a grant no longer held (removed while its
+    /// request was out). If it carried a new refresh token
+    /// (`refresh_token_kept`), that token is the grant's only live one: the
+    /// engine keeps it in memory, and adopts it should the grant come back
+    /// ([`Engine::insert`](crate::Engine::insert), [`Engine::restore`](crate::Engine::restore))
+    /// with the refresh token that request spent ([`Event::RescuedTokenAdopted`]).
+    AnswerAfterRemoval {
+        /// The grant.
+        grant: GrantId,
+        /// Whether the answer's refresh token is kept.
+        refresh_token_kept: bool,
+    },
+    /// A refresh token from an answer the engine could not take at the time
+    /// (its grant was removed, or the answer was a failure that carried one)
+    /// was adopted: it is written ahead of everything else and used for the
+    /// next refresh.
+    RescuedTokenAdopted {
         /// The grant.
         grant: GrantId,
     },
@@ -331,7 +381,11 @@ impl Event {
             | Event::ConfigurationRejected { grant, .. }
             | Event::RetryScheduled { grant, .. }
             | Event::Durable { grant, .. }
-            | Event::RemovedElsewhere { grant } => grant,
+            | Event::RemovedElsewhere { grant }
+            | Event::WriteFailed { grant, .. }
+            | Event::WriteRecovered { grant, .. }
+            | Event::AnswerAfterRemoval { grant, .. }
+            | Event::RescuedTokenAdopted { grant } => grant,
         }
     }
 }
@@ -391,13 +445,47 @@ impl fmt::Display for Event {
             Event::RemovedElsewhere { grant } => {
                 write!(f, "{grant}: removed from the store elsewhere; forgotten")
             }
+            Event::WriteFailed {
+                grant,
+                version,
+                failure,
+                retry_at,
+            } => write!(
+                f,
+                "{grant}: write of version {version} failed, written again at {}: {failure}",
+                unix(*retry_at)
+            ),
+            Event::WriteRecovered { grant, version } => {
+                write!(f, "{grant}: version {version} written after failed writes")
+            }
+            Event::AnswerAfterRemoval {
+                grant,
+                refresh_token_kept,
+            } => {
+                let kept = if *refresh_token_kept {
+                    "; its new refresh token is kept in memory"
+                } else {
+                    ""
+                };
+                write!(
+                    f,
+                    "{grant}: an answer came after the grant was removed{kept}"
+                )
+            }
+            Event::RescuedTokenAdopted { grant } => {
+                write!(f, "{grant}: a rescued refresh token was adopted")
+            }
         }
     }
 }
 
 /// The answer of [`Engine::access_token`](crate::Engine::access_token).
+///
+/// Not `#[non_exhaustive]`, on purpose: a new status is a breaking change,
+/// so that every driver's `match` must decide what it means for its callers
+/// (a status that fell through to "keep waiting" once made callers wait for
+/// nothing).
 #[derive(Debug, Clone, PartialEq)]
-#[non_exhaustive]
 pub enum TokenStatus {
     /// A valid access token.
     Ready(AccessToken),
@@ -421,6 +509,11 @@ pub enum TokenStatus {
     /// The token expired and the client credentials were rejected; see
     /// [`Event::ConfigurationRejected`].
     ConfigurationRejected,
+    /// No valid token, because the grant's store is failing: its newest
+    /// tokens are not written yet (or the lease its refresh needs could not
+    /// be), and the engine hands out nothing that depends on them. It
+    /// writes again on its own backoff ([`Event::WriteFailed`]).
+    StoreFailing(StoreFailure),
 }
 
 /// An output waiting in the queue; sends and records are built when polled,
@@ -503,7 +596,7 @@ impl Engine {
     /// Requests and records are built here, from the grants' state at this
     /// moment, so a long queue costs little memory.
     #[must_use]
-    pub fn poll_output(&mut self, now: SystemTime) -> Option<Output> {
+    pub(crate) fn next_output(&mut self, now: SystemTime) -> Option<Output> {
         loop {
             let Some(q) = self.queue.pop_front() else {
                 if let Some(out) = self.release_paced(now) {
@@ -517,7 +610,6 @@ impl Engine {
             match q {
                 Queued::Event(t, e) => {
                     if self.live(t) {
-                        self.on_event_out(&e, now);
                         return Some(Output::Event(e));
                     }
                 }
@@ -545,7 +637,6 @@ impl Engine {
     }
 
     fn build_persist(&mut self, t: Tag) -> Option<Output> {
-        let shared = self.lease.is_some();
         let idx = t.slot;
         let slot = self.slot(idx).filter(|_| self.live(t))?;
         if slot.emitted == Some(slot.version) {
@@ -556,22 +647,11 @@ impl Engine {
             Phase::Leasing { again: true, .. } => (slot.confirmed > 0).then_some(slot.confirmed),
             _ => slot.emitted,
         };
-        let grant = slot.key.clone();
         let refresh = slot.held.fingerprint();
         if let Some(slot) = self.slot_mut(idx) {
             slot.emitted = Some(slot.version);
-            if !shared {
-                slot.confirmed = slot.version;
-            }
-        }
-        if !shared {
-            // Right after the record that holds the token.
-            for event in self.durable(idx).into_iter().rev() {
-                self.queue.push_front(Queued::Event(t, event));
-            }
         }
         Some(Output::Persist {
-            grant,
             record,
             replaces,
             refresh,
@@ -595,7 +675,7 @@ impl Engine {
         }
         if slot.removed {
             // Removed before it was sent: no answer will come.
-            let _ = self.answer_for_removed(RequestId::new(seq, idx));
+            self.answer_for_removed(RequestId::new(seq, idx));
             return None;
         }
         if epoch != slot.epoch {
@@ -666,6 +746,20 @@ impl Engine {
                 (!was_halted)
                     .then_some(Output::Event(Event::ConfigurationRejected { grant, error }))
             }
+        }
+    }
+
+    pub(crate) fn build_record_status(&self, slot: &Slot) -> GrantStatus {
+        match &slot.status {
+            Status::Active => GrantStatus::Active,
+            Status::Suspended(until) => GrantStatus::Suspended { until: *until },
+            Status::Unauthorized { until, reason } => GrantStatus::Unauthorized {
+                until: *until,
+                reason: reason.as_deref().map(str::to_owned),
+            },
+            Status::Reauth(reason) => GrantStatus::ReauthorizationNeeded {
+                reason: reason.as_deref().map(str::to_owned),
+            },
         }
     }
 

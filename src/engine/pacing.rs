@@ -144,33 +144,21 @@ impl Engine {
         }
     }
 
-    /// The engine's request budget (see
-    /// [`EngineSettings::request_budget`](crate::EngineSettings::request_budget)).
-    #[must_use]
-    pub fn request_budget(&self) -> &RequestBudget {
-        &self.pacing.budget
+    /// Counts a request the app is about to send outside the engine against
+    /// the request budget: `None` if counted (send it now), or the instant
+    /// the budget has room again (nothing counted; ask again then).
+    pub(crate) fn take_budget(&mut self, now: SystemTime) -> Option<SystemTime> {
+        let budget = &mut self.pacing.budget;
+        if budget.available(now) == 0 {
+            return Some(budget.next_available_at(now));
+        }
+        budget.spend(now);
+        None
     }
 
-    /// Counts a request the app sent at `now` outside the engine (a code
-    /// exchange, an installed-locations page, an API call) against the
-    /// engine's request budget, so that the engine's own sends leave room
-    /// for it. The `X-RateLimit-Remaining` of later answers catches up with
-    /// requests not counted, but only once they are answered: a burst of
-    /// sends can go out before.
-    pub fn count_request(&mut self, now: SystemTime) {
-        self.pacing.budget.spend(now);
-    }
-
-    /// How many sends wait for the request budget now.
-    #[must_use]
-    pub fn paced(&self) -> usize {
-        self.pacing.waiting.len()
-    }
-
-    /// How many sends have waited for the request budget since the engine
-    /// started.
-    #[must_use]
-    pub fn paced_total(&self) -> u64 {
-        self.pacing.deferred
+    /// How many sends wait for the request budget now, and have waited since
+    /// the engine started.
+    pub(crate) fn paced_counts(&self) -> (usize, u64) {
+        (self.pacing.waiting.len(), self.pacing.deferred)
     }
 }

@@ -37,10 +37,6 @@ impl Schedule {
             _ => None,
         }
     }
-
-    pub(crate) fn len(&self) -> usize {
-        self.set.len()
-    }
 }
 
 /// A grant holding a place under the cap: its slot, incarnation and run.
@@ -89,7 +85,7 @@ impl Engine {
     /// time range, where that is impossible, the grant gets none).
     ///
     /// Costs O(log n) per due deadline.
-    pub fn handle_timeout(&mut self, now: SystemTime) {
+    pub(crate) fn on_timeout(&mut self, now: SystemTime) {
         self.floor = Some(now);
         self.pacing_due(now);
         while let Some((_, idx)) = self.rewrites.pop_due(now) {
@@ -126,7 +122,7 @@ impl Engine {
     ///
     /// O(log n).
     #[must_use]
-    pub fn poll_timeout(&self) -> Option<SystemTime> {
+    pub(crate) fn next_timeout(&self) -> Option<SystemTime> {
         [
             self.schedule.first(),
             self.rewrites.first(),
@@ -137,18 +133,12 @@ impl Engine {
         .min()
     }
 
-    /// How many deadlines are scheduled (for tests and metrics).
-    #[must_use]
-    pub fn scheduled(&self) -> usize {
-        self.schedule.len() + self.rewrites.len()
-    }
-
     /// How many refresh requests are out: handed out by
     /// [`poll_output`](Self::poll_output) and neither answered nor given up
     /// on. A driver shutting down cleanly waits for this to reach zero (and
     /// writes what the answers bring). O(cap).
     #[must_use]
-    pub fn in_flight(&self) -> usize {
+    pub(crate) fn count_in_flight(&self) -> usize {
         self.busy
             .iter()
             .filter(|b| {
@@ -238,10 +228,11 @@ impl Engine {
         }
         let write_out = slot.emitted.is_some_and(|e| e > slot.confirmed);
         self.arm(idx, None);
-        if shared && write_out {
+        if write_out {
             // A write is still out: refresh once its outcome is known.
             if let Some(slot) = self.slot_mut(idx) {
                 slot.phase = Phase::Idle;
+                slot.deferred = true;
             }
             return;
         }
@@ -256,6 +247,7 @@ impl Engine {
         let Some(slot) = self.slot_mut(idx) else {
             return;
         };
+        slot.deferred = false;
         slot.run = slot.run.wrapping_add(1);
         let run = slot.run;
         let t = tag(&self.slots, idx);
@@ -324,7 +316,7 @@ impl Engine {
     /// Replaces the configuration (e.g. a corrected client secret) and lifts
     /// the halt that a rejected configuration put on every grant: their
     /// refreshes are due at once.
-    pub fn reconfigure(&mut self, config: crate::config::Config, now: SystemTime) {
+    pub(crate) fn set_config(&mut self, config: crate::config::Config, now: SystemTime) {
         self.config = config;
         self.halted = false;
         self.unauthorized.reset();

@@ -9,8 +9,9 @@ use crate::error::{Error, ErrorKind};
 use super::backoff::backoff;
 use super::grant::{Phase, Slot, Status, Unconfirmed, replace_held, token_key};
 use super::held::Held;
+use super::outcome::StoreFailure;
 use super::output::{Event, Failure, Queued, tag};
-use super::record::{GrantRecord, GrantStatus, Lease};
+use super::record::{GrantId, GrantRecord, GrantStatus, Lease};
 use super::schedule::ceil_seconds;
 use super::{Engine, unknown_grant};
 use crate::rate_limit::saturating_add as add;
@@ -40,15 +41,15 @@ impl Engine {
         self.queue.push_back(Queued::Persist(tag(&self.slots, idx)));
     }
 
-    /// Confirms that the record `version` of `grant` was written (shared-store
-    /// mode: the compare-and-swap won). A lease confirmation releases the
-    /// refresh request. Optional in single-process mode; repeated or old
-    /// confirmations are harmless.
+    /// Confirms that the record `version` of `grant` was written (its
+    /// compare-and-swap won, or it was overwritten). A lease confirmation
+    /// releases the refresh request; the confirmation of new tokens lets
+    /// them be handed out. Repeated or old confirmations are harmless.
     ///
     /// # Errors
     /// [`ErrorKind::UnknownGrant`]; [`ErrorKind::UnknownRequest`] if the engine
     /// never emitted that version.
-    pub fn handle_persisted(
+    pub(crate) fn on_written(
         &mut self,
         grant: &str,
         version: u64,
@@ -66,9 +67,25 @@ impl Engine {
         slot.confirmed = version;
         slot.write_failures = 0;
         if version == slot.version {
+            let recovered = slot.store_failure.take().is_some();
+            let key = slot.key.clone();
             let t = tag(&self.slots, idx);
-            for event in self.durable(idx) {
+            if recovered {
+                self.queue.push_back(Queued::Event(
+                    t,
+                    Event::WriteRecovered {
+                        grant: key.clone(),
+                        version,
+                    },
+                ));
+            }
+            let events = self.durable(idx);
+            let ready = !events.is_empty();
+            for event in events {
                 self.queue.push_back(Queued::Event(t, event));
+            }
+            if ready {
+                self.wake_locations(&key, now);
             }
         }
         let Some(slot) = self.slot_mut(idx) else {
@@ -87,7 +104,14 @@ impl Engine {
                     self.send(idx, now);
                 }
             }
-            Phase::Idle if slot.timer.is_none() => self.rearm_idle(idx, now),
+            Phase::Idle if slot.timer.is_none() => {
+                if std::mem::take(&mut slot.deferred) {
+                    // A refresh was wanted while the write was out.
+                    self.start_refresh(idx, now);
+                } else {
+                    self.rearm_idle(idx, now);
+                }
+            }
             _ => {}
         }
         Ok(())
@@ -115,7 +139,7 @@ impl Engine {
     /// [`ErrorKind::UnknownGrant`]; [`ErrorKind::StaleRecord`] if `current` is
     /// of another schema or grant, or older than a version known written;
     /// [`ErrorKind::InvalidInput`] if it has no refresh token or absurd times.
-    pub fn handle_persist_conflict(
+    pub(crate) fn on_conflict(
         &mut self,
         grant: &str,
         current: GrantRecord,
@@ -152,7 +176,7 @@ impl Engine {
                 _ => current.lease.is_none(),
             };
         if ours {
-            return self.handle_persisted(grant, current.version, now);
+            return self.on_written(grant, current.version, now);
         }
         if same_token && slot.unconfirmed != Unconfirmed::None || self.holds_newer(idx, &current) {
             self.rewrite_over(idx, current.version);
@@ -163,19 +187,21 @@ impl Engine {
     }
 
     /// Reports that a write of `grant` (record `version`) failed without
-    /// reaching the store: the store was down, the transaction rolled back.
-    /// The engine writes again after a backoff; a lease not taken is tried
-    /// again with [`Failure::Store`]. If the write may have reached the store
-    /// (the outcome is unknown), this is still the call to make: the next
-    /// write's compare-and-swap finds out.
+    /// reaching the store, or with an unknown outcome: the store was down,
+    /// the transaction rolled back, the call timed out. The engine writes
+    /// again after a backoff ([`Event::WriteFailed`]); a lease not taken is
+    /// a refresh tried again later ([`Failure::Store`]). The next write's
+    /// compare-and-swap finds out whether this one reached the store after
+    /// all.
     ///
     /// # Errors
     /// [`ErrorKind::UnknownGrant`]; [`ErrorKind::UnknownRequest`] if the engine
     /// never emitted that version.
-    pub fn handle_persist_failed(
+    pub(crate) fn on_write_failed(
         &mut self,
         grant: &str,
         version: u64,
+        failure: StoreFailure,
         now: SystemTime,
     ) -> Result<(), Error> {
         let idx = self.lookup(grant)?;
@@ -193,14 +219,25 @@ impl Engine {
         // then replaced.)
         slot.emitted = (slot.confirmed > 0).then_some(slot.confirmed);
         slot.write_failures = slot.write_failures.saturating_add(1);
+        slot.store_failure = Some(Box::new(failure.clone()));
         let failures = u32::from(slot.write_failures);
         if let Phase::Leasing { .. } = slot.phase {
             slot.phase = Phase::Idle;
-            self.retry_after_failure(idx, now, Failure::Store);
+            self.retry_after_failure(idx, now, Failure::Store(failure));
             return Ok(());
         }
         let at = add(now, backoff(base, cap, failures, &mut self.rng));
         self.rewrites.insert(at, idx);
+        let t = tag(&self.slots, idx);
+        self.queue.push_back(Queued::Event(
+            t,
+            Event::WriteFailed {
+                grant: GrantId::new(grant),
+                version,
+                failure,
+                retry_at: at,
+            },
+        ));
         Ok(())
     }
 
@@ -216,35 +253,22 @@ impl Engine {
         }
     }
 
-    /// Reports that the store holds no record of `grant` at all: a
-    /// compare-and-swap found nothing to replace, or a read
-    /// ([`Output::Load`](super::Output::Load)) found nothing. The grant was
-    /// removed elsewhere (e.g. uninstalled by another process): the engine
-    /// forgets it as [`remove`](Self::remove) does (its tokens are dropped)
-    /// and reports [`Event::RemovedElsewhere`].
+    /// The store holds no record of `grant` at all: a compare-and-swap found
+    /// nothing to replace, or a read ([`Output::Load`](super::Output::Load))
+    /// found nothing. The grant was removed elsewhere (e.g. uninstalled by
+    /// another process): the engine forgets it as a released grant (its
+    /// tokens are dropped) and reports [`Event::RemovedElsewhere`].
     ///
     /// # Errors
     /// [`ErrorKind::UnknownGrant`].
-    pub fn handle_record_deleted(&mut self, grant: &str, _now: SystemTime) -> Result<(), Error> {
+    pub(crate) fn on_no_record(&mut self, grant: &str) -> Result<(), Error> {
         let idx = self.lookup(grant)?;
         let key = self.slot(idx).map(|s| s.key.clone());
-        self.remove(grant)?;
+        self.release_grant(grant)?;
         if let Some(grant) = key {
             self.queue
                 .push_back(Queued::Global(Event::RemovedElsewhere { grant }));
         }
-        Ok(())
-    }
-
-    /// Asks for a re-read of `grant`'s record: an [`Output::Load`](super::Output::Load)
-    /// is queued. For instance when the store says the record changed, or
-    /// after the driver lost track of a write.
-    ///
-    /// # Errors
-    /// [`ErrorKind::UnknownGrant`].
-    pub fn reread(&mut self, grant: &str) -> Result<(), Error> {
-        let idx = self.lookup(grant)?;
-        self.queue.push_back(Queued::Load(tag(&self.slots, idx)));
         Ok(())
     }
 
@@ -265,7 +289,7 @@ impl Engine {
     /// [`ErrorKind::UnknownGrant`]; [`ErrorKind::StaleRecord`] for a record of
     /// another schema or grant; [`ErrorKind::InvalidInput`] for one without a
     /// refresh token or with absurd times.
-    pub fn handle_loaded(
+    pub(crate) fn on_loaded(
         &mut self,
         grant: &str,
         record: Option<GrantRecord>,
@@ -273,7 +297,7 @@ impl Engine {
     ) -> Result<(), Error> {
         let idx = self.lookup(grant)?;
         let Some(record) = record else {
-            return self.handle_record_deleted(grant, now);
+            return self.on_no_record(grant);
         };
         self.check_current(idx, grant, &record, true)?;
         let reread = self.settings.reread_interval;

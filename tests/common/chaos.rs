@@ -7,7 +7,7 @@
 use std::time::Duration;
 
 use hoopai_oauth::fake::Fault;
-use hoopai_oauth::{EngineSettings, GrantStatus, TokenStatus};
+use hoopai_oauth::{EngineSettings, GrantStatus, Removal, TokenStatus};
 
 use super::sim::{Fate, Sim, location};
 
@@ -139,14 +139,14 @@ pub fn run(shared: bool, actions: &[Action]) -> Result<(), String> {
             Action::FailWrites { writes } => sim.fail_writes = *writes,
             Action::Reread { node, grant } => {
                 let node = node % nodes;
-                sim.nodes[node]
-                    .engine
-                    .reread(&grants[*grant])
-                    .map_err(|e| e.to_string())?;
+                sim.reread(node, &grants[*grant]);
                 sim.pump(node);
             }
             Action::Restart { node } => {
-                if !sim.answers_pending(node % nodes) {
+                // A crash while an answer is on its way, or while a new
+                // refresh token is only in memory (its write out or
+                // failing), loses what no client can keep: not modelled.
+                if !sim.answers_pending(node % nodes) && !sim.holds_unwritten(node % nodes) {
                     sim.restart(node % nodes);
                 }
             }
@@ -179,7 +179,7 @@ pub fn run(shared: bool, actions: &[Action]) -> Result<(), String> {
                 sim.note(&name, format!("remove {g}; restore it"));
                 sim.nodes[node]
                     .engine
-                    .remove(g)
+                    .remove(g, Removal::Released, sim.now)
                     .map_err(|e| e.to_string())?;
                 sim.forget_writes(node, g);
                 if *poll_between {

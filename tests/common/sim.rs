@@ -24,8 +24,8 @@ use std::time::{Duration, SystemTime};
 use hoopai_oauth::fake::{FakeServer, Install};
 use hoopai_oauth::{
     Engine, EngineSettings, Error, Event, Failure, GrantId, GrantRecord, GrantStatus,
-    InstallChanges, Output, RequestId, SeenWebhooks, TokenRequest, TokenSet, TokenStatus,
-    WebhookVerifier, parse_token_response, token_request,
+    InstallChanges, Output, RequestId, SeenWebhooks, SendOutcome, StoreFailure, TokenRequest,
+    TokenSet, TokenStatus, WebhookVerifier, WriteOutcome, parse_token_response, token_request,
 };
 
 use super::{CLIENT_ID, CLIENT_SECRET, config, t0};
@@ -314,7 +314,10 @@ impl Sim {
                     .poll_timeout()
                     .is_some_and(|t| t <= self.now)
                 {
-                    self.nodes[node].engine.handle_timeout(self.now);
+                    self.nodes[node]
+                        .engine
+                        .handle_timeout(self.now)
+                        .expect("handle_timeout");
                     self.pump(node);
                     progressed = true;
                 }
@@ -358,11 +361,8 @@ impl Sim {
                     }
                 }
                 Output::Persist {
-                    grant,
-                    record,
-                    replaces,
-                    ..
-                } => self.on_persist(node, grant, record, replaces),
+                    record, replaces, ..
+                } => self.on_persist(node, record.grant.clone(), record, replaces),
                 Output::Load { grant, .. } => self.on_load(node, grant),
                 Output::Delete { grant, .. } => {
                     let name = self.nodes[node].name.clone();
@@ -465,8 +465,9 @@ impl Sim {
             } => {
                 let why = match failure {
                     Failure::TimedOut => "timed out".to_owned(),
-                    Failure::Transport => "transport error".to_owned(),
+                    Failure::Transport(_) => "transport error".to_owned(),
                     Failure::Answer(e) => e.kind().to_string(),
+                    Failure::Store(_) => "Store".to_owned(),
                     other => format!("{other:?}"),
                 };
                 if matches!(failure, Failure::TimedOut) {
@@ -478,6 +479,23 @@ impl Sim {
             }
             Event::Durable { grant, version } => format!("durable {grant} v{version}"),
             Event::RemovedElsewhere { grant } => format!("removed elsewhere {grant}"),
+            Event::WriteFailed {
+                grant,
+                version,
+                retry_at,
+                ..
+            } => format!(
+                "write failed {grant} v{version}, again at {}",
+                rel(*retry_at)
+            ),
+            Event::WriteRecovered { grant, version } => {
+                format!("write recovered {grant} v{version}")
+            }
+            Event::AnswerAfterRemoval {
+                grant,
+                refresh_token_kept,
+            } => format!("answer after removal {grant} refresh token kept={refresh_token_kept}"),
+            Event::RescuedTokenAdopted { grant } => format!("rescued token adopted {grant}"),
             other => format!("{other:?}"),
         };
         self.note(&name, format!("event {text}"));

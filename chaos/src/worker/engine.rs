@@ -311,9 +311,9 @@ impl Core {
                 answered.new = e.rescued_refresh_token().map(|t| fingerprint(t.secret()));
             }
         }
-        if let Err(e) = self
-            .engine
-            .handle_token_result(RequestId::from_u64(id), result, now)
+        if let Err(e) =
+            self.engine
+                .handle_send(RequestId::from_u64(id), SendOutcome::Parsed(result), now)
         {
             let kept = match e.rescued_refresh_token() {
                 None => String::new(),
@@ -338,7 +338,11 @@ impl Core {
     /// The engine refused the input.
     pub fn transport_error(&mut self, id: u64, now: SystemTime) -> Result<(), String> {
         self.engine
-            .handle_transport_error(RequestId::from_u64(id), now)
+            .handle_send(
+                RequestId::from_u64(id),
+                SendOutcome::TransportError(String::new()),
+                now,
+            )
             .map_err(|e| format!("[{:?}] {e}", e.kind()))
     }
 
@@ -348,7 +352,7 @@ impl Core {
     /// The engine refused the input.
     pub fn write_won(&mut self, grant: &str, version: u64, now: SystemTime) -> Result<(), String> {
         self.engine
-            .handle_persisted(grant, version, now)
+            .handle_write(grant, version, WriteOutcome::Written, now)
             .map_err(|e| format!("[{:?}] {e}", e.kind()))
     }
 
@@ -369,7 +373,7 @@ impl Core {
                     serde_json::from_str(stored).map_err(|e| e.to_string())?;
                 self.engine.handle_persist_conflict(grant, stored, now)
             }
-            None => self.engine.handle_record_deleted(grant, now),
+            None => self.engine.remove(grant, Removal::DeletedElsewhere, now),
         };
         result.map_err(|e| format!("[{:?}] {e}", e.kind()))
     }
@@ -385,7 +389,12 @@ impl Core {
         now: SystemTime,
     ) -> Result<(), String> {
         self.engine
-            .handle_persist_failed(grant, version, now)
+            .handle_write(
+                grant,
+                version,
+                WriteOutcome::Failed(StoreFailure::new("the store is down")),
+                now,
+            )
             .map_err(|e| format!("[{:?}] {e}", e.kind()))
     }
 
@@ -404,7 +413,7 @@ impl Core {
             None => None,
         };
         self.engine
-            .handle_loaded(grant, record, now)
+            .handle_load(grant, Ok(record), now)
             .map_err(|e| format!("[{:?}] {e}", e.kind()))
     }
 
@@ -414,14 +423,14 @@ impl Core {
     /// The engine refused the input.
     pub fn send_expired(&mut self, id: u64, now: SystemTime) -> Result<(), String> {
         self.engine
-            .handle_send_expired(RequestId::from_u64(id), now)
+            .handle_send(RequestId::from_u64(id), SendOutcome::NotDispatched, now)
             .map_err(|e| format!("[{:?}] {e}", e.kind()))
     }
 
     /// How many requests are out, as the engine counts them.
     #[must_use]
     pub fn in_flight(&self) -> usize {
-        self.engine.in_flight()
+        self.engine.stats().in_flight
     }
 
     /// Asks for an access token, as an app would; returns the status's name
@@ -440,7 +449,7 @@ impl Core {
 
     /// Handles the deadlines due at `now`.
     pub fn handle_timeout(&mut self, now: SystemTime) {
-        self.engine.handle_timeout(now);
+        self.engine.handle_timeout(now).unwrap();
     }
 
     /// The next deadline, if any.

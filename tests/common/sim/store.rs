@@ -67,6 +67,12 @@ impl Store {
 pub const WRITE_DELAY: Duration = Duration::from_secs(20);
 
 impl Sim {
+    /// Reads the record of `grant` for engine `node` at any time, as a
+    /// change notification would (stale, if so scripted), and hands it back.
+    pub fn reread(&mut self, node: usize, grant: &str) {
+        self.on_load(node, GrantId::new(grant));
+    }
+
     /// Reads the record for engine `node` (stale, if so scripted) and hands
     /// it back.
     pub(super) fn on_load(&mut self, node: usize, grant: GrantId) {
@@ -87,7 +93,7 @@ impl Sim {
         self.note(&name, format!("load {grant} -> {text}"));
         let result = self.nodes[node]
             .engine
-            .handle_loaded(grant.as_str(), current, self.now);
+            .handle_load(grant.as_str(), Ok(current), self.now);
         if let Err(e) = result {
             self.violations.push(format!(
                 "{} {name}: handle_loaded of {grant} refused: {e}",
@@ -106,12 +112,14 @@ impl Sim {
         let name = self.nodes[node].name.clone();
         let text = self.record_text(&record);
         let replaces_text = replaces.map_or("none".to_owned(), |v| format!("v{v}"));
-        if !self.nodes[node].settings.is_shared() {
+        if !self.nodes[node].settings.is_shared() && self.fail_writes == 0 {
             self.note(
                 &name,
                 format!("persist {grant} {text} (replaces {replaces_text})"),
             );
+            let version = record.version;
             self.store.put(record);
+            self.report(node, &grant, version, WriteOutcome::Written);
             return;
         }
         if self.fail_writes > 0 {
@@ -120,17 +128,8 @@ impl Sim {
                 &name,
                 format!("persist {grant} {text} (cas on {replaces_text}: store down)"),
             );
-            let result = self.nodes[node].engine.handle_persist_failed(
-                grant.as_str(),
-                record.version,
-                self.now,
-            );
-            if let Err(e) = result {
-                self.violations.push(format!(
-                    "{} {name}: handle_persist_failed of {grant} refused: {e}",
-                    rel(self.now)
-                ));
-            }
+            let failure = StoreFailure::new("the simulated store is down");
+            self.report(node, &grant, record.version, WriteOutcome::Failed(failure));
             return;
         }
         if self.hold_confirmations > 0 {
@@ -180,16 +179,7 @@ impl Sim {
                     &name,
                     format!("persist {grant} {text} (cas on {replaces_text}: won)"),
                 );
-                let result =
-                    self.nodes[node]
-                        .engine
-                        .handle_persisted(grant.as_str(), version, self.now);
-                if let Err(e) = result {
-                    self.violations.push(format!(
-                        "{} {name}: handle_persisted of {grant} refused: {e}",
-                        rel(self.now)
-                    ));
-                }
+                self.report(node, &grant, version, WriteOutcome::Written);
             }
             Err(None) => {
                 // Nothing stored to hand back: the write failed, and the
@@ -210,18 +200,25 @@ impl Sim {
                     &name,
                     format!("persist {grant} {text} (cas on {replaces_text}: lost to {cur})"),
                 );
-                let result = self.nodes[node].engine.handle_persist_conflict(
-                    grant.as_str(),
-                    *current,
-                    self.now,
-                );
-                if let Err(e) = result {
-                    self.violations.push(format!(
-                        "{} {name}: handle_persist_conflict of {grant} refused: {e}",
-                        rel(self.now)
-                    ));
-                }
+                self.report(node, &grant, version, WriteOutcome::Conflict(current));
             }
+        }
+    }
+
+    /// Hands the outcome of a write to engine `node`; a refusal is a violation.
+    fn report(&mut self, node: usize, grant: &GrantId, version: u64, outcome: WriteOutcome) {
+        let what = format!("{outcome:?}");
+        let what = what.split('(').next().unwrap_or_default().to_owned();
+        let result =
+            self.nodes[node]
+                .engine
+                .handle_write(grant.as_str(), version, outcome, self.now);
+        if let Err(e) = result {
+            let name = self.nodes[node].name.clone();
+            self.violations.push(format!(
+                "{} {name}: write outcome {what} of {grant} refused: {e}",
+                rel(self.now)
+            ));
         }
     }
 
@@ -255,7 +252,11 @@ impl Sim {
         let name = self.nodes[node].name.clone();
         let records: Vec<GrantRecord> = self.store.records.values().cloned().collect();
         for record in records {
-            if self.nodes[node].engine.contains(record.grant.as_str()) {
+            if self.nodes[node]
+                .engine
+                .grant(record.grant.as_str())
+                .is_some()
+            {
                 continue;
             }
             let text = self.record_text(&record);
