@@ -279,7 +279,7 @@ fn uninstall_during_a_refresh() {
         .uninstall(&FakeWebhook::uninstall_location("loc-0001"), sim.now);
     let changes = sim.webhook(a, &delivery).unwrap();
     assert_eq!(changes.removed, [GrantId::new("loc-0001")]);
-    assert!(!sim.nodes[a].engine.grant("loc-0001").is_some());
+    assert!(sim.nodes[a].engine.grant("loc-0001").is_none());
     assert!(!sim.store.records.contains_key("loc-0001"));
     sim.release();
     sim.run_for(Duration::from_secs(3600));

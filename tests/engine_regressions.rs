@@ -33,14 +33,12 @@ fn ok_body(n: u32) -> String {
 
 const INVALID_CLIENT: &str = r#"{"error":"invalid_client","error_description":"bad secret"}"#;
 
-/// Every output of `e` at `now`. A single-process engine's writes are
-/// confirmed as they are polled (its store is a plain overwrite that
-/// succeeds); a shared-store engine's are left for the test to report.
+/// Every output of single-process `e` at `now`, each write confirmed as it
+/// is polled (its store is a plain overwrite that succeeds).
 fn drain(e: &mut Engine, now: SystemTime) -> Vec<Output> {
-    let confirm = !e.settings().is_shared();
     let mut outs = vec![];
     while let Some(o) = e.poll_output(now) {
-        if let (true, Output::Persist { record, .. }) = (confirm, &o) {
+        if let Output::Persist { record, .. } = &o {
             e.handle_write(
                 record.grant.as_str(),
                 record.version,
@@ -52,6 +50,11 @@ fn drain(e: &mut Engine, now: SystemTime) -> Vec<Output> {
         outs.push(o);
     }
     outs
+}
+
+/// Every output of shared-store `e` at `now`; the test reports the writes.
+fn drain_open(e: &mut Engine, now: SystemTime) -> Vec<Output> {
+    std::iter::from_fn(|| e.poll_output(now)).collect()
 }
 
 /// The id and the refresh token of a send.
@@ -116,7 +119,7 @@ fn shared_engine_with_unconfirmed_refresh_2() -> (Engine, SystemTime, GrantRecor
     assert_eq!(rt, "refresh-1");
     e.handle_send(id, SendOutcome::Response(resp(200, &ok_body(2))), due)
         .unwrap();
-    let outs = drain(&mut e, due);
+    let outs = drain_open(&mut e, due);
     let write = outs.iter().find_map(|o| match o {
         Output::Persist {
             record, replaces, ..
@@ -135,7 +138,7 @@ fn restore_keeps_an_unconfirmed_new_refresh_token() {
     e.restore(stored.clone(), due).unwrap();
     e.handle_write("loc-1", 3, WriteOutcome::Conflict(Box::new(stored)), due)
         .unwrap();
-    let outs = drain(&mut e, due);
+    let outs = drain_open(&mut e, due);
     assert_eq!(persisted(&outs), ["refresh-2"], "{outs:?}");
     let held = e.grant("loc-1").map(|g| g.record()).unwrap();
     assert_eq!(held.refresh_token().unwrap().secret(), "refresh-2");
@@ -291,7 +294,7 @@ fn first_write_of_a_never_stored_record_is_create_only() {
     e.restore(rec, t0()).unwrap();
     let due = e.poll_timeout().unwrap();
     e.handle_timeout(due).unwrap();
-    let outs = drain(&mut e, due);
+    let outs = drain_open(&mut e, due);
     let write = outs.iter().find_map(|o| match o {
         Output::Persist {
             replaces, record, ..
@@ -301,7 +304,7 @@ fn first_write_of_a_never_stored_record_is_create_only() {
     assert_eq!(write, Some((None, 1, true)));
     e.handle_write("loc-1", 1, WriteOutcome::Written, due)
         .unwrap();
-    assert_eq!(sends_of(&drain(&mut e, due)), ["refresh-1"]);
+    assert_eq!(sends_of(&drain_open(&mut e, due)), ["refresh-1"]);
 }
 
 #[test]
@@ -312,7 +315,7 @@ fn an_unanswered_lease_write_is_taken_again_when_it_ends() {
     drive_confirm(&mut e, t0());
     let due = e.poll_timeout().unwrap();
     e.handle_timeout(due).unwrap();
-    let first = drain(&mut e, due);
+    let first = drain_open(&mut e, due);
     let Some(Output::Persist { record, .. }) = first.first() else {
         panic!("{first:?}")
     };
@@ -320,7 +323,7 @@ fn an_unanswered_lease_write_is_taken_again_when_it_ends() {
     // The write's outcome never comes; the engine does not wait forever.
     assert_eq!(e.poll_timeout(), Some(until));
     e.handle_timeout(until).unwrap();
-    let again = drain(&mut e, until);
+    let again = drain_open(&mut e, until);
     let Some(Output::Persist {
         record, replaces, ..
     }) = again.first()
@@ -342,7 +345,7 @@ fn a_lease_confirmed_too_late_is_taken_again_instead_of_sending() {
     drive_confirm(&mut e, t0());
     let due = e.poll_timeout().unwrap();
     e.handle_timeout(due).unwrap();
-    let outs = drain(&mut e, due);
+    let outs = drain_open(&mut e, due);
     let (v, until) = outs
         .iter()
         .find_map(|o| match o {
@@ -356,7 +359,7 @@ fn a_lease_confirmed_too_late_is_taken_again_instead_of_sending() {
     let late = until - Duration::from_secs(30);
     e.handle_write("loc-1", v, WriteOutcome::Written, late)
         .unwrap();
-    let outs = drain(&mut e, late);
+    let outs = drain_open(&mut e, late);
     assert!(sends_of(&outs).is_empty(), "{outs:?}");
     let Some(Output::Persist { record, .. }) = outs.first() else {
         panic!("{outs:?}")
@@ -364,7 +367,7 @@ fn a_lease_confirmed_too_late_is_taken_again_instead_of_sending() {
     assert!(record.lease.as_ref().unwrap().until >= late + Duration::from_secs(60));
     e.handle_write("loc-1", record.version, WriteOutcome::Written, late)
         .unwrap();
-    assert_eq!(sends_of(&drain(&mut e, late)), ["refresh-1"]);
+    assert_eq!(sends_of(&drain_open(&mut e, late)), ["refresh-1"]);
 }
 
 fn access(status: TokenStatus) -> Option<String> {
@@ -432,7 +435,7 @@ fn shared_mode_a_new_token_is_ready_only_once_its_write_is_confirmed() {
     let (id, _) = drive_confirm(&mut e, exp)[0].clone();
     e.handle_send(id, SendOutcome::Response(resp(200, &ok_body(2))), exp)
         .unwrap();
-    let outs = drain(&mut e, exp);
+    let outs = drain_open(&mut e, exp);
     let Some(Output::Persist { record, .. }) = outs.first() else {
         panic!("{outs:?}")
     };
@@ -445,9 +448,15 @@ fn shared_mode_a_new_token_is_ready_only_once_its_write_is_confirmed() {
     assert_eq!(e.access_token("loc-1", exp).unwrap(), TokenStatus::Pending);
     e.handle_write("loc-1", record.version, WriteOutcome::Written, exp)
         .unwrap();
-    let outs = drain(&mut e, exp);
+    let outs = drain_open(&mut e, exp);
     assert!(
-        matches!(outs.as_slice(), [Output::Event(Event::TokenReady { .. })]),
+        matches!(
+            outs.as_slice(),
+            [
+                Output::Event(Event::Refreshed { .. }),
+                Output::Event(Event::TokenReady { .. })
+            ]
+        ),
         "{outs:?}"
     );
     let ready = access(e.access_token("loc-1", exp).unwrap());
@@ -465,7 +474,7 @@ fn a_lease_confirmed_after_the_client_was_rejected_sends_nothing() {
     drive_confirm(&mut e, t0());
     let due = e.poll_timeout().unwrap();
     e.handle_timeout(due).unwrap();
-    let leases: Vec<(GrantId, u64)> = drain(&mut e, due)
+    let leases: Vec<(GrantId, u64)> = drain_open(&mut e, due)
         .into_iter()
         .filter_map(|o| match o {
             Output::Persist { record, .. } => Some((record.grant, record.version)),
@@ -480,7 +489,10 @@ fn a_lease_confirmed_after_the_client_was_rejected_sends_nothing() {
         due,
     )
     .unwrap();
-    let sent: Vec<_> = drain(&mut e, due).iter().filter_map(sent_token).collect();
+    let sent: Vec<_> = drain_open(&mut e, due)
+        .iter()
+        .filter_map(sent_token)
+        .collect();
     assert_eq!(sent.len(), 1);
     e.handle_send(
         sent[0].0,
@@ -488,7 +500,7 @@ fn a_lease_confirmed_after_the_client_was_rejected_sends_nothing() {
         due,
     )
     .unwrap();
-    let outs = drain(&mut e, due);
+    let outs = drain_open(&mut e, due);
     assert!(e.stats().halted);
     assert!(
         outs.iter()
@@ -502,7 +514,7 @@ fn a_lease_confirmed_after_the_client_was_rejected_sends_nothing() {
         due,
     )
     .unwrap();
-    assert!(sends_of(&drain(&mut e, due)).is_empty());
+    assert!(sends_of(&drain_open(&mut e, due)).is_empty());
     // A corrected configuration sends again.
     e.reconfigure(config(), due).unwrap();
     e.handle_timeout(due).unwrap();
@@ -776,7 +788,7 @@ fn removed_then_restored_grant_keeps_an_unconfirmed_new_refresh_token() {
     // A's late success: refresh-2, written (polled) but not confirmed yet.
     e.handle_send(id_a, SendOutcome::Response(resp(200, &ok_body(2))), t2)
         .unwrap();
-    let outs = drain(&mut e, t2);
+    let outs = drain_open(&mut e, t2);
     let v = outs
         .iter()
         .find_map(|o| match o {
@@ -789,7 +801,7 @@ fn removed_then_restored_grant_keeps_an_unconfirmed_new_refresh_token() {
     stored.version = v + 1;
     // Same record the non-removed path keeps refresh-2 for (see restore_keeps_an_unconfirmed_new_refresh_token).
     e.restore(stored, t2).unwrap();
-    let outs = drain(&mut e, t2);
+    let outs = drain_open(&mut e, t2);
     assert_eq!(
         e.grant("loc-1")
             .map(|g| g.record())
@@ -852,16 +864,16 @@ fn a_late_conflict_of_an_older_write_leaves_the_newer_write_standing() {
     let stored = e.grant("loc-1").map(|g| g.record()).unwrap();
     let due = e.poll_timeout().unwrap();
     e.handle_timeout(due).unwrap();
-    drain(&mut e, due); // lease v2: its outcome does not come in time
+    drain_open(&mut e, due); // lease v2: its outcome does not come in time
     let until = e.poll_timeout().unwrap();
     e.handle_timeout(until).unwrap();
-    drain(&mut e, until); // lease v3, over v1
+    drain_open(&mut e, until); // lease v3, over v1
     // Now the old write's outcome: it lost, and the store holds v1.
     e.handle_write("loc-1", 2, WriteOutcome::Conflict(Box::new(stored)), until)
         .unwrap();
-    assert!(drain(&mut e, until).is_empty());
+    assert!(drain_open(&mut e, until).is_empty());
     // The newer write won: its refresh goes out.
     e.handle_write("loc-1", 3, WriteOutcome::Written, until)
         .unwrap();
-    assert_eq!(sends_of(&drain(&mut e, until)), ["refresh-1"]);
+    assert_eq!(sends_of(&drain_open(&mut e, until)), ["refresh-1"]);
 }

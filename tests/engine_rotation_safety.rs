@@ -412,7 +412,7 @@ fn a_record_at_the_end_of_time_is_refused() {
     let mut e = Engine::new(config(), EngineSettings::default());
     let err = e.restore(absurd_record("loc-1"), t0()).unwrap_err();
     assert_eq!(err.kind(), ErrorKind::InvalidInput, "{err}");
-    assert!(!e.grant("loc-1").is_some());
+    assert!(e.grant("loc-1").is_none());
     assert_eq!(e.poll_timeout(), None);
 }
 
@@ -548,7 +548,7 @@ fn a_deleted_record_means_removed_elsewhere() {
         matches!(events.as_slice(), [Event::RemovedElsewhere { grant: g }] if g.as_str() == grant),
         "{events:?}"
     );
-    assert!(!e.grant(&grant).is_some());
+    assert!(e.grant(&grant).is_none());
     assert_eq!(e.poll_timeout(), None);
     assert!(store.0.is_empty());
     // A read that finds nothing says the same.
@@ -561,7 +561,7 @@ fn a_deleted_record_means_removed_elsewhere() {
         events.as_slice(),
         [Event::RemovedElsewhere { .. }]
     ));
-    assert!(!e.grant(&grant).is_some());
+    assert!(e.grant(&grant).is_none());
 }
 
 /// Sends and writes name their refresh token by fingerprint, never in full.

@@ -22,7 +22,7 @@ pub struct ServiceSettings {
     pub(crate) shutdown_grace: Duration,
     pub(crate) page_size: usize,
     pub(crate) event_capacity: usize,
-    pub(crate) write_retry: (Duration, Duration),
+    pub(crate) store_timeout: Duration,
 }
 
 impl ServiceSettings {
@@ -32,7 +32,9 @@ impl ServiceSettings {
     /// - shutdown waits up to the request timeout for refreshes in flight;
     /// - records are restored 1,000 at a time;
     /// - 1,024 events are buffered per subscriber;
-    /// - a failed store write is retried after 100 ms, doubling up to 30 s.
+    /// - every store call is reported failed if it has not completed 10 s
+    ///   after it was asked (a failed write is written again on the engine's
+    ///   backoff).
     pub fn new(engine: EngineSettings) -> Self {
         let timeout = engine.timeout();
         ServiceSettings {
@@ -41,7 +43,7 @@ impl ServiceSettings {
             shutdown_grace: timeout,
             page_size: DEFAULT_PAGE_SIZE,
             event_capacity: 1024,
-            write_retry: (Duration::from_millis(100), Duration::from_secs(30)),
+            store_timeout: Duration::from_secs(10),
         }
     }
 
@@ -70,9 +72,18 @@ impl ServiceSettings {
         self
     }
 
-    /// The backoff of failed store writes: from `base`, doubling up to `cap`.
-    pub fn write_retry(mut self, base: Duration, cap: Duration) -> Self {
-        self.write_retry = (base.max(Duration::from_millis(1)), cap.max(base));
+    /// How long a store call (a write, a read, a delete, a page of the
+    /// restore) may take, counted from when it is asked, before it is
+    /// reported failed with the store named: a write to the engine
+    /// ([`WriteOutcome::Failed`](hoopai_oauth::WriteOutcome::Failed), written
+    /// again on its backoff), a delete in [`GrantChanges::undeleted`](crate::GrantChanges::undeleted).
+    /// A call still running keeps its grant's turn until it returns (every
+    /// write is a compare-and-swap: a late one never replaces a newer
+    /// record). Keep it above the store's own timeouts (SQLite's busy
+    /// timeout, Postgres' `statement_timeout`) so that their precise errors
+    /// come first. At least 10 ms.
+    pub fn store_timeout(mut self, timeout: Duration) -> Self {
+        self.store_timeout = timeout.max(Duration::from_millis(10));
         self
     }
 
@@ -110,6 +121,28 @@ pub enum TokenError {
         /// The grant.
         grant: GrantId,
     },
+    /// The grant's refresh was refused with a 401 that does not name the
+    /// client; its refresh token is kept and tried again at `until`. Have
+    /// someone look at it (see [`Event::Unauthorized`]).
+    #[error(
+        "grant {grant} was refused with HTTP 401; its refresh token is tried again at {until:?}"
+    )]
+    Unauthorized {
+        /// The grant.
+        grant: GrantId,
+        /// When the engine tries again.
+        until: SystemTime,
+    },
+    /// The grant's newest tokens cannot be written (or the lease its
+    /// refresh needs): the store is failing. Nothing that depends on them
+    /// is handed out; the engine writes again on its own backoff.
+    #[error("the store is failing for grant {grant}: {message}")]
+    StoreFailing {
+        /// The grant.
+        grant: GrantId,
+        /// What the store last said (no secret).
+        message: String,
+    },
     /// No token came within the wait (a refresh is failing or slow).
     #[error("no token for grant {grant} within {waited:?}{}", .last_failure.as_ref().map(|f| format!("; last failure: {f}")).unwrap_or_default())]
     TimedOut {
@@ -129,8 +162,7 @@ pub enum TokenError {
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[non_exhaustive]
 pub enum ServiceError {
-    /// The store failed. For a write of a grant the service holds, the write
-    /// is retried in the background (see [`ServiceEvent::StoreWriteFailed`]).
+    /// The store failed (a read at start-up, a delete).
     #[error(transparent)]
     Store(#[from] StoreError),
     /// The core refused the input or classified the server's answer.
@@ -146,10 +178,15 @@ pub enum ServiceError {
     /// installed-locations sync).
     #[error(transparent)]
     Token(#[from] TokenError),
-    /// The grant is held but its record could not be written yet; the write
-    /// is retried in the background ([`ServiceEvent::StoreWriteFailed`]).
-    #[error("the record of grant {0} is not written yet; the write is retried")]
-    WritePending(GrantId),
+    /// The grant is held but its record could not be written yet; the
+    /// engine writes it again on its backoff ([`Event::WriteFailed`]).
+    #[error("the record of grant {grant} is not written yet ({message}); it is written again")]
+    WritePending {
+        /// The grant.
+        grant: GrantId,
+        /// What the store said (no secret).
+        message: String,
+    },
     /// The input cannot be served (e.g. a token answer naming no grant).
     #[error("{0}")]
     InvalidInput(String),
@@ -177,31 +214,6 @@ pub enum CallError {
 pub enum ServiceEvent {
     /// An event of the engine (refreshed, suspended, retry scheduled…).
     Engine(Event),
-    /// A store write failed; it is written again. Meanwhile no token of the
-    /// grant that is not written is handed out, and no refresh of it is sent
-    /// (in shared-store mode the engine sees to both: it refreshes only
-    /// under a lease whose write won).
-    StoreWriteFailed {
-        /// The grant.
-        grant: GrantId,
-        /// The store's error.
-        error: StoreError,
-        /// When the service writes again (single-process mode); `None` when
-        /// the engine schedules the write, with its backoff (shared-store
-        /// mode, [`Engine::handle_persist_failed`](hoopai_oauth::Engine::handle_persist_failed)).
-        retry_in: Option<Duration>,
-    },
-    /// Every pending write of the grant went through after failures.
-    StoreWriteRecovered {
-        /// The grant.
-        grant: GrantId,
-    },
-    /// A write found the grant's record deleted (shared store: another
-    /// process removed it); the grant was dropped here too.
-    RemovedElsewhere {
-        /// The grant.
-        grant: GrantId,
-    },
     /// A record at start-up could not be read or restored; it is left in the
     /// store untouched and the grant is not served.
     CorruptRecord(CorruptRecord),
@@ -210,27 +222,6 @@ pub enum ServiceEvent {
     /// mints Location tokens from the Company grant), UNINSTALL (the grants
     /// concerned were removed), or another type.
     Webhook(Box<WebhookReceived>),
-    /// A refresh token carried by an answer the engine could not take (its
-    /// grant was removed while the refresh was out) was handed back to the
-    /// engine ([`Engine::handle_rescued`](hoopai_oauth::Engine::handle_rescued))
-    /// once the grant was held again with the refresh token that refresh
-    /// spent: it is written ahead of everything else and used for the next
-    /// refresh.
-    RescuedTokenAdopted {
-        /// The grant.
-        grant: GrantId,
-    },
-    /// An answer came for a grant no longer held. If it carried a new
-    /// refresh token (`rescued`), that token is now the grant's only live
-    /// one: it is kept in memory (not written), and adopted if the grant is
-    /// added back with the refresh token the answer spent
-    /// ([`ServiceEvent::RescuedTokenAdopted`]); a new authorization drops it.
-    AnswerForRemovedGrant {
-        /// The grant.
-        grant: GrantId,
-        /// Whether the answer held a refresh token.
-        rescued: bool,
-    },
 }
 
 /// A webhook delivery the app's webhook route accepted, and what the
@@ -505,8 +496,8 @@ impl TokenService {
     ///
     /// # Errors
     /// [`ServiceError::OAuth`] if the tokens have no refresh token;
-    /// [`ServiceError::WritePending`] if the write failed (it is retried in
-    /// the background; the grant is held).
+    /// [`ServiceError::WritePending`] if the write failed (the engine writes
+    /// it again; the grant is held).
     pub async fn add(&self, grant: &str, tokens: TokenSet) -> Result<(), ServiceError> {
         let grant = GrantId::new(grant);
         self.call(|reply| Command::Add {
@@ -535,10 +526,9 @@ impl TokenService {
             request = request.user_type(user_type);
         }
         let request = token_request(&self.inner.config, &request)?;
+        self.take_budget().await?;
         let sent_at = SystemTime::now();
-        let response = self.inner.http.send_boxed(request).await;
-        self.count_request().await;
-        let response = response?;
+        let response = self.inner.http.send_boxed(request).await?;
         let token = parse_token_response(response)?;
         let grant = token
             .location_id
@@ -553,14 +543,21 @@ impl TokenService {
         Ok(GrantId::new(grant))
     }
 
-    /// Counts a request sent outside the engine (a code exchange, an
-    /// installed-locations page) against the engine's request budget
+    /// Waits for a token of the engine's request budget for a request
+    /// about to be sent outside the engine (a code exchange, an
+    /// installed-locations page), and spends it
     /// ([`Engine::count_request`](hoopai_oauth::Engine::count_request)), so
-    /// that its own sends leave room for it. Called once the request is
-    /// answered (or failed): the server counted it on arrival, before, so
-    /// its token comes back to the budget no sooner than at the server.
-    pub(crate) async fn count_request(&self) {
-        let _ = self.inner.commands.send(Command::CountRequest).await;
+    /// that the engine's own sends leave room for it.
+    pub(crate) async fn take_budget(&self) -> Result<(), ServiceError> {
+        while let Some(free) = self
+            .call(|reply| Command::TakeBudget { reply })
+            .await
+            .ok_or(ServiceError::Stopped)?
+        {
+            let wait = free.duration_since(SystemTime::now()).unwrap_or_default();
+            tokio::time::sleep(wait.max(Duration::from_millis(1))).await;
+        }
+        Ok(())
     }
 
     /// The service's HTTP client.
@@ -568,11 +565,14 @@ impl TokenService {
         &self.inner.http
     }
 
-    /// Forgets a grant and deletes its record (e.g. after an uninstall).
+    /// Removes a grant as uninstalled ([`Removal::Uninstalled`](hoopai_oauth::Removal::Uninstalled)):
+    /// its tokens are wiped, its record deleted, and for a Company grant
+    /// every Location grant minted from it goes too. Returns once the
+    /// records are deleted (or their deletes failed).
     ///
     /// # Errors
-    /// [`ServiceError::UnknownGrant`]; [`ServiceError::Store`] if the delete
-    /// failed (the grant is forgotten here all the same).
+    /// [`ServiceError::UnknownGrant`]; [`ServiceError::Store`] if a delete
+    /// failed or timed out (the grant is forgotten here all the same).
     pub async fn remove(&self, grant: &str) -> Result<(), ServiceError> {
         let grant = GrantId::new(grant);
         self.call(|reply| Command::Remove { grant, reply })

@@ -102,6 +102,7 @@ impl Engine {
             .unwrap_or(add(now, rate_wait))
             .max(add(now, Duration::from_secs(1)));
         slot.phase = Phase::Backoff;
+        slot.last_failure = Some(Box::new(Failure::Answer(error.clone())));
         super::schedule::set_timer(&mut self.schedule, idx, slot, Some(at));
         let event = Event::RetryScheduled {
             grant: slot.key.clone(),

@@ -161,6 +161,13 @@ pub(crate) struct Slot {
     /// A refresh was wanted while a write was out: it starts once the
     /// write's outcome is known.
     pub(crate) deferred: bool,
+    /// The highest version ever handed out in a write: an outcome for a
+    /// version above it is of a write never asked for.
+    pub(crate) high: u64,
+    /// Why the last refresh (or lease) failed, until one succeeds.
+    pub(crate) last_failure: Option<Box<Failure>>,
+    /// Tokens from a refresh are being written: reported once confirmed.
+    pub(crate) announce: bool,
 }
 
 impl Slot {
@@ -192,6 +199,9 @@ impl Slot {
             store_failure: None,
             rejected: None,
             deferred: false,
+            high: version,
+            last_failure: None,
+            announce: false,
         }
     }
 }
@@ -372,11 +382,13 @@ impl Engine {
             return Err(unknown_grant(grant));
         };
         if let Some(rejected) = rejected {
-            let handed = slot.prev.as_ref().map_or(&slot.held.access, |p| &p.0);
-            if handed != rejected {
+            // Never handed out again (it may be the one handed out while
+            // newer tokens are written).
+            slot.rejected = Some(access_key(rejected));
+            if *rejected != slot.held.access {
+                // Newer tokens are held already (written, or being written).
                 return Ok(());
             }
-            slot.rejected = Some(access_key(rejected));
         }
         if slot.status != Status::Active || slot.phase != Phase::Idle {
             return Ok(());
@@ -745,33 +757,17 @@ impl Engine {
         slot.phase = Phase::Idle;
         slot.attempt = 0;
         slot.condemned = None;
+        slot.last_failure = None;
         slot.version = slot.version.saturating_add(1);
         let at = slot.held.refresh_at(margin).max(now);
         super::schedule::set_timer(&mut self.schedule, idx, slot, Some(at));
         let grant = slot.key.clone();
-        let expires_at = slot.held.expires_at();
-        // A new refresh token is ready once its write is confirmed (see
-        // `durable`).
-        let waiters = slot.prev.is_none() && std::mem::take(&mut slot.waiters);
+        // Reported (Refreshed, and TokenReady to callers waiting) once the
+        // write is confirmed: see `durable`.
+        slot.announce = true;
         let t = tag(&self.slots, idx);
         // The new refresh token is written before anything else queued.
         self.queue.push_front(Queued::Persist(t));
-        self.queue.push_back(Queued::Event(
-            t,
-            Event::Refreshed {
-                grant: grant.clone(),
-                expires_at,
-            },
-        ));
-        if waiters {
-            self.queue.push_back(Queued::Event(
-                t,
-                Event::TokenReady {
-                    grant: grant.clone(),
-                    expires_at,
-                },
-            ));
-        }
         self.wake_locations(&grant, now);
     }
 

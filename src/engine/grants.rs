@@ -83,6 +83,7 @@ impl Engine {
         if let Some(slot) = self.slot_mut(idx) {
             slot.emitted = None;
             slot.confirmed = 0;
+            slot.high = 0;
         }
         self.arm(idx, Some(at));
         self.queue

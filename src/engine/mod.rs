@@ -390,6 +390,8 @@ pub struct Engine {
     pacing: pacing::Pacing,
     /// Refresh tokens from answers for grants no longer held.
     rescued: rescued::Rescued,
+    /// Shutting down ([`Engine::shut_down`]): no refresh starts.
+    stopping: bool,
 }
 
 /// Construction.
@@ -428,6 +430,7 @@ impl Engine {
             locations: location::Locations::default(),
             pacing,
             rescued: rescued::Rescued::default(),
+            stopping: false,
         }
     }
 }
@@ -783,6 +786,23 @@ impl Engine {
     pub fn count_request(&mut self, now: SystemTime) -> Result<Option<SystemTime>, Error> {
         Ok(self.take_budget(now))
     }
+
+    /// Begins a clean shutdown: from now on no refresh or mint starts (not
+    /// for a caller, not when due, not after a retry), no request not yet
+    /// handed out is handed out, and no lease is written. Requests already
+    /// out are still taken when answered, and every write, rewrite after a
+    /// failure and read goes on. A driver stops once
+    /// [`EngineStats::in_flight`] and [`EngineStats::unwritten`] are zero,
+    /// or its grace period ends; the records of the grants still unwritten
+    /// then ([`GrantView::is_written`]) hold tokens the store does not have.
+    ///
+    /// # Errors
+    /// None today; the `Result` keeps every input alike.
+    pub fn shut_down(&mut self, now: SystemTime) -> Result<(), Error> {
+        let _ = now;
+        self.stopping = true;
+        Ok(())
+    }
 }
 
 /// Polls: what to do next, and when to wake up.
@@ -818,12 +838,6 @@ impl Engine {
 
 /// Getters.
 impl Engine {
-    /// The settings.
-    #[must_use]
-    pub fn settings(&self) -> &EngineSettings {
-        &self.settings
-    }
-
     /// The grant `grant`, if the engine holds it.
     #[must_use]
     pub fn grant(&self, grant: &str) -> Option<GrantView<'_>> {
@@ -854,6 +868,11 @@ impl Engine {
                 .values()
                 .filter(|&&i| self.slot(i).is_some_and(|s| s.store_failure.is_some()))
                 .count(),
+            unwritten: self
+                .index
+                .values()
+                .filter(|&&i| self.slot(i).is_some_and(|s| s.version > s.confirmed))
+                .count(),
             halted: self.halted,
             budget_max,
             budget_interval,
@@ -872,13 +891,8 @@ impl Engine {
     fn check_emitted(&self, grant: &str, version: u64) -> Result<(), Error> {
         let idx = self.lookup(grant)?;
         match self.slot(idx) {
-            Some(slot) if slot.emitted.is_none_or(|e| version > e) && version > slot.confirmed => {
-                Err(Error::new(
-                    ErrorKind::UnknownRequest,
-                    format!("version {version} of grant {grant} was never emitted"),
-                ))
-            }
-            _ => Ok(()),
+            Some(slot) => shared::never_emitted(slot, grant, version),
+            None => Err(unknown_grant(grant)),
         }
     }
 }
@@ -930,6 +944,38 @@ impl<'a> GrantView<'a> {
     #[must_use]
     pub fn record(&self) -> GrantRecord {
         self.engine.build_record(self.slot())
+    }
+
+    /// Whether the store has every change the engine holds for the grant:
+    /// its last write's outcome came back [`WriteOutcome::Written`].
+    #[must_use]
+    pub fn is_written(&self) -> bool {
+        let slot = self.slot();
+        slot.version <= slot.confirmed
+    }
+
+    /// Whether a request of the grant (a refresh or a mint) was handed out
+    /// and is neither answered nor given up on.
+    #[must_use]
+    pub fn request_out(&self) -> bool {
+        matches!(
+            self.slot().phase,
+            grant::Phase::InFlight {
+                dispatched: true,
+                ..
+            }
+        )
+    }
+
+    /// Why the grant's last refresh failed (or its last write, see
+    /// [`Failure::Store`]), until a refresh succeeds. For callers and logs.
+    #[must_use]
+    pub fn last_failure(&self) -> Option<Failure> {
+        let slot = self.slot();
+        match (&slot.store_failure, &slot.last_failure) {
+            (Some(store), _) => Some(Failure::Store((**store).clone())),
+            (None, failure) => failure.as_deref().cloned(),
+        }
     }
 }
 

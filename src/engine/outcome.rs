@@ -12,6 +12,8 @@ use super::record::GrantRecord;
 
 /// The outcome of an [`Output::Send`](crate::Output::Send), handed back with
 /// [`Engine::handle_send`](crate::Engine::handle_send).
+// An outcome lives only for the call that hands it in.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum SendOutcome {
@@ -83,16 +85,6 @@ impl StoreFailure {
         }
     }
 
-    /// A store call that did not finish within `limit` (its outcome is
-    /// unknown).
-    #[must_use]
-    pub fn timed_out(limit: Duration) -> Self {
-        StoreFailure::new(format!(
-            "the store did not answer within {} ms",
-            limit.as_millis()
-        ))
-    }
-
     /// The store's message (sanitized, capped).
     #[must_use]
     pub fn message(&self) -> &str {
@@ -142,6 +134,9 @@ pub struct EngineStats {
     pub waited_for_budget: u64,
     /// Grants whose last write failed and is to be written again.
     pub writes_failing: usize,
+    /// Grants holding changes the store does not have yet: a write out, or
+    /// failed and to be written again.
+    pub unwritten: usize,
     /// Whether the client credentials were rejected: nothing is sent until
     /// [`Engine::reconfigure`](crate::Engine::reconfigure).
     pub halted: bool,

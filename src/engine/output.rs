@@ -223,7 +223,8 @@ pub enum Event {
         /// When the access token expires.
         expires_at: SystemTime,
     },
-    /// A refresh succeeded; the new tokens were handed out for persistence.
+    /// A refresh (or a mint) succeeded and its tokens are written: the
+    /// [`Output::Persist`] that holds them was confirmed.
     Refreshed {
         /// The grant.
         grant: GrantId,
@@ -638,6 +639,19 @@ impl Engine {
 
     fn build_persist(&mut self, t: Tag) -> Option<Output> {
         let idx = t.slot;
+        if self.stopping
+            && self.live(t)
+            && let Some(slot) = self.slot_mut(idx)
+            && let Phase::Leasing { .. } = slot.phase
+            && slot.emitted != Some(slot.version)
+        {
+            // Shutting down: the lease is not taken (it would hold other
+            // processes off for nothing); the record stays as it was.
+            slot.phase = Phase::Idle;
+            slot.version = slot.version.saturating_sub(1);
+            self.arm(idx, None);
+            return None;
+        }
         let slot = self.slot(idx).filter(|_| self.live(t))?;
         if slot.emitted == Some(slot.version) {
             return None;
@@ -650,6 +664,7 @@ impl Engine {
         let refresh = slot.held.fingerprint();
         if let Some(slot) = self.slot_mut(idx) {
             slot.emitted = Some(slot.version);
+            slot.high = slot.high.max(slot.version);
         }
         Some(Output::Persist {
             record,
@@ -684,6 +699,14 @@ impl Engine {
         if self.halted {
             // Queued before the client was rejected: it waits for reconfigure.
             self.park(idx);
+            return None;
+        }
+        if self.stopping {
+            // Shutting down: never out, so nothing is spent.
+            if let Some(slot) = self.slot_mut(idx) {
+                slot.phase = Phase::Idle;
+            }
+            self.arm(idx, None);
             return None;
         }
         // The lease this request goes under (shared-store mode): the answer

@@ -214,6 +214,11 @@ impl Engine {
             self.park(idx);
             return;
         }
+        if self.stopping {
+            // Shutting down: nothing new starts.
+            self.arm(idx, None);
+            return;
+        }
         let shared = self.lease.is_some();
         let Some(slot) = self.slot(idx) else {
             return;
@@ -339,6 +344,7 @@ impl Engine {
         slot.attempt = slot.attempt.saturating_add(1);
         let at = add(now, backoff(base, cap, slot.attempt, &mut self.rng));
         slot.phase = Phase::Backoff;
+        slot.last_failure = Some(Box::new(failure.clone()));
         let event = Event::RetryScheduled {
             grant: slot.key.clone(),
             at,

@@ -65,6 +65,8 @@ impl Engine {
             return Ok(());
         }
         slot.confirmed = version;
+        // A late outcome of a write reported failed: it is the one out.
+        slot.emitted = Some(slot.emitted.map_or(version, |e| e.max(version)));
         slot.write_failures = 0;
         if version == slot.version {
             let recovered = slot.store_failure.take().is_some();
@@ -326,6 +328,7 @@ impl Engine {
                 if let Some(slot) = self.slot_mut(idx) {
                     // Written over exactly the version read.
                     slot.emitted = Some(record.version);
+                    slot.high = slot.high.max(record.version);
                     slot.confirmed = record.version;
                     slot.version = slot.version.max(record.version);
                 }
@@ -443,7 +446,15 @@ impl Engine {
                 error: *error,
             });
         }
-        if slot.prev.take().is_some() && slot.waiters && slot.status == Status::Active {
+        let announce = std::mem::take(&mut slot.announce);
+        if announce {
+            events.push(Event::Refreshed {
+                grant: slot.key.clone(),
+                expires_at: slot.held.expires_at(),
+            });
+        }
+        let had_prev = slot.prev.take().is_some();
+        if (had_prev || announce) && slot.waiters && slot.status == Status::Active {
             slot.waiters = false;
             events.push(Event::TokenReady {
                 grant: slot.key.clone(),
@@ -476,6 +487,7 @@ impl Engine {
             return;
         };
         slot.emitted = Some(version);
+        slot.high = slot.high.max(version);
         slot.confirmed = version;
         slot.version = slot.version.max(version).saturating_add(1);
         if matches!(slot.phase, Phase::Leasing { .. } | Phase::Checking) {
@@ -496,10 +508,12 @@ impl Engine {
         slot.version = version;
         // Handed back by the store: stored, even at version 0.
         slot.emitted = Some(version);
+        slot.high = slot.high.max(version);
         slot.confirmed = version;
         slot.unconfirmed = Unconfirmed::None;
         slot.prev = None;
         slot.condemned = None;
+        slot.announce = false;
         if same_token
             && matches!(
                 slot.phase,
@@ -652,8 +666,8 @@ impl Engine {
 /// [`ErrorKind::UnknownRequest`] if the engine never emitted record
 /// `version` of `grant` (the outcome reported is of a write it did not ask
 /// for).
-fn never_emitted(slot: &Slot, grant: &str, version: u64) -> Result<(), Error> {
-    if slot.emitted.is_none_or(|e| version > e) {
+pub(crate) fn never_emitted(slot: &Slot, grant: &str, version: u64) -> Result<(), Error> {
+    if version > slot.high {
         return Err(Error::new(
             ErrorKind::UnknownRequest,
             format!("version {version} of grant {grant} was never emitted"),

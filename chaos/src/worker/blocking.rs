@@ -18,7 +18,7 @@ pub fn run(w: &mut Worker) {
         if let Some(left) = drain(w, &mut stop_by) {
             w.log.write(&WorkerLine::Stop {
                 t: now_micros(),
-                in_flight: w.core.stats().in_flight,
+                in_flight: w.core.in_flight(),
                 queued: left,
             });
             return;
@@ -31,7 +31,7 @@ pub fn run(w: &mut Worker) {
         let wake = w.wake_at(now, next_ask, NAP);
         std::thread::sleep(wake.duration_since(SystemTime::now()).unwrap_or_default());
         if !w.stopping() {
-            w.core.handle_timeout(SystemTime::now()).unwrap();
+            w.core.handle_timeout(SystemTime::now());
         }
     }
 }

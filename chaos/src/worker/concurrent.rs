@@ -33,10 +33,10 @@ pub fn run(w: &mut Worker) {
         let now = SystemTime::now();
         if w.stopping() {
             let by = *stop_by.get_or_insert(now + w.drain());
-            if (in_flight.is_empty() && w.core.stats().in_flight == 0) || now >= by {
+            if (in_flight.is_empty() && w.core.in_flight() == 0) || now >= by {
                 w.log.write(&WorkerLine::Stop {
                     t: now_micros(),
-                    in_flight: in_flight.len().max(w.core.stats().in_flight),
+                    in_flight: in_flight.len().max(w.core.in_flight()),
                     queued: 0,
                 });
                 return;
@@ -53,7 +53,7 @@ pub fn run(w: &mut Worker) {
             }
         }
         if !w.stopping() {
-            w.core.handle_timeout(SystemTime::now()).unwrap();
+            w.core.handle_timeout(SystemTime::now());
         }
     }
 }

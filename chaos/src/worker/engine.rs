@@ -12,7 +12,7 @@ use std::time::{Duration, SystemTime};
 
 use hoopai_oauth::{
     Config, Engine, EngineSettings, Event, Fingerprint, GrantRecord, GrantStatus, Output,
-    RequestId, TokenStatus, parse_token_response,
+    RequestId, SendOutcome, StoreFailure, TokenStatus, WriteOutcome, parse_token_response,
 };
 
 use crate::fingerprint::fingerprint;
@@ -166,6 +166,10 @@ pub fn event_kind(event: &Event) -> &'static str {
         Event::RetryScheduled { .. } => "retry_scheduled",
         Event::Durable { .. } => "durable",
         Event::RemovedElsewhere { .. } => "removed_elsewhere",
+        Event::WriteFailed { .. } => "write_failed",
+        Event::WriteRecovered { .. } => "write_recovered",
+        Event::AnswerAfterRemoval { .. } => "answer_after_removal",
+        Event::RescuedTokenAdopted { .. } => "rescued_token_adopted",
         _ => "other",
     }
 }
@@ -246,12 +250,12 @@ impl Core {
                     })
                 }
                 Output::Persist {
-                    grant,
                     record,
                     replaces,
                     refresh,
                     ..
                 } => {
+                    let grant = record.grant.clone();
                     let json = match serde_json::to_string(&record) {
                         Ok(json) => json,
                         Err(e) => {
@@ -288,8 +292,8 @@ impl Core {
     }
 
     /// Hands back the answer to request `id` (of `grant`). A refresh token
-    /// in an answer the engine refuses is handed back with
-    /// `handle_rescued`.
+    /// in an answer for a grant no longer held is kept by the engine itself
+    /// (`Event::AnswerAfterRemoval`).
     pub fn answer(
         &mut self,
         id: u64,
@@ -317,15 +321,10 @@ impl Core {
         {
             let kept = match e.rescued_refresh_token() {
                 None => String::new(),
-                Some(token) => {
-                    let fp = fingerprint(token.secret());
-                    match self.engine.handle_rescued(grant, token.clone(), now) {
-                        Ok(()) => format!("; refresh token {fp} handed back"),
-                        Err(r) => {
-                            format!("; refresh token {fp} refused again: [{:?}] {r}", r.kind())
-                        }
-                    }
-                }
+                Some(token) => format!(
+                    "; the answer for {grant} held refresh token {}",
+                    fingerprint(token.secret())
+                ),
             };
             answered.refused = Some(format!("[{:?}] {e}{kept}", e.kind()));
         }
@@ -364,18 +363,21 @@ impl Core {
     pub fn write_lost(
         &mut self,
         grant: &str,
+        version: u64,
         stored: Option<&str>,
         now: SystemTime,
     ) -> Result<(), String> {
-        let result = match stored {
+        let outcome = match stored {
             Some(stored) => {
                 let stored: GrantRecord =
                     serde_json::from_str(stored).map_err(|e| e.to_string())?;
-                self.engine.handle_persist_conflict(grant, stored, now)
+                WriteOutcome::Conflict(Box::new(stored))
             }
-            None => self.engine.remove(grant, Removal::DeletedElsewhere, now),
+            None => WriteOutcome::NoRecord,
         };
-        result.map_err(|e| format!("[{:?}] {e}", e.kind()))
+        self.engine
+            .handle_write(grant, version, outcome, now)
+            .map_err(|e| format!("[{:?}] {e}", e.kind()))
     }
 
     /// Reports that the write of `version` failed (the store errored).
@@ -440,16 +442,18 @@ impl Core {
             Ok(TokenStatus::Ready(_)) => "ready",
             Ok(TokenStatus::Pending) => "pending",
             Ok(TokenStatus::Suspended { .. }) => "suspended",
+            Ok(TokenStatus::Unauthorized { .. }) => "unauthorized",
             Ok(TokenStatus::ReauthorizationNeeded) => "reauthorization_needed",
             Ok(TokenStatus::ConfigurationRejected) => "configuration_rejected",
-            Ok(_) => "other",
+            Ok(TokenStatus::StoreFailing(_)) => "store_failing",
             Err(_) => "unknown_grant",
         }
     }
 
     /// Handles the deadlines due at `now`.
     pub fn handle_timeout(&mut self, now: SystemTime) {
-        self.engine.handle_timeout(now).unwrap();
+        // Never fails today (see `Engine::handle_timeout`).
+        let _ = self.engine.handle_timeout(now);
     }
 
     /// The next deadline, if any.

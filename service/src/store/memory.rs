@@ -6,7 +6,9 @@ use std::sync::{Mutex, MutexGuard};
 
 use hoopai_oauth::{GrantId, GrantRecord};
 
-use super::{GrantStore, Page, StoreError, Swap, check_write, decode, encode, page_limit};
+use hoopai_oauth::WriteOutcome;
+
+use super::{GrantStore, Page, StoreError, check_write, decode, encode, page_limit};
 
 /// A row: the version column and the record's JSON, as the other stores keep them.
 #[derive(Debug, Clone)]
@@ -98,16 +100,16 @@ impl GrantStore for MemoryStore {
         &self,
         record: &GrantRecord,
         replaces: Option<u64>,
-    ) -> Result<Swap, StoreError> {
+    ) -> Result<WriteOutcome, StoreError> {
         check_write(record, replaces)?;
         let text = encode(record)?;
         let mut rows = self.rows();
         let key = record.grant.as_str();
         match (rows.get(key), replaces) {
             (None, None) => {}
-            (None, Some(_)) => return Ok(Swap::Missing),
+            (None, Some(_)) => return Ok(WriteOutcome::NoRecord),
             (Some(row), Some(v)) if row.version == v => {}
-            (Some(row), _) => return Ok(Swap::Conflict(Box::new(read(key, row)?))),
+            (Some(row), _) => return Ok(WriteOutcome::Conflict(Box::new(read(key, row)?))),
         }
         rows.insert(
             key.to_owned(),
@@ -116,7 +118,7 @@ impl GrantStore for MemoryStore {
                 text,
             },
         );
-        Ok(Swap::Written)
+        Ok(WriteOutcome::Written)
     }
 
     async fn put(&self, record: &GrantRecord) -> Result<(), StoreError> {

@@ -47,7 +47,9 @@
 use std::fmt;
 use std::future::Future;
 
-use hoopai_oauth::{GrantId, GrantRecord, MAX_RECORD_VERSION, RECORD_SCHEMA};
+use hoopai_oauth::{
+    GrantId, GrantRecord, MAX_RECORD_VERSION, RECORD_SCHEMA, StoreFailure, WriteOutcome,
+};
 use serde_json::Value;
 
 mod memory;
@@ -58,27 +60,13 @@ mod sqlite;
 
 pub use memory::MemoryStore;
 #[cfg(feature = "postgres")]
-pub use postgres::PostgresStore;
+pub use postgres::{PostgresStore, STATEMENT_TIMEOUT_MS};
 #[cfg(feature = "sqlite")]
 pub use sqlite::{SqliteOptions, SqliteStore};
 
 /// How many records [`GrantStore::load_page`] returns at most when the
 /// caller asks for more, and what the service asks for at start-up.
 pub const DEFAULT_PAGE_SIZE: usize = 1_000;
-
-/// The outcome of [`GrantStore::compare_and_swap`] when the store answered.
-#[derive(Debug, Clone, PartialEq)]
-#[non_exhaustive]
-pub enum Swap {
-    /// The record was written: the stored version was the one it replaces
-    /// (or nothing was stored and it replaces nothing).
-    Written,
-    /// Not written: another version is stored. Here it is.
-    Conflict(Box<GrantRecord>),
-    /// Not written: the write replaces a version, but nothing is stored for
-    /// the grant (it was deleted, e.g. by another process after an uninstall).
-    Missing,
-}
 
 /// A stored row that cannot be read back as the record of its grant.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -156,6 +144,12 @@ impl StoreError {
     }
 }
 
+impl From<StoreError> for StoreFailure {
+    fn from(e: StoreError) -> Self {
+        StoreFailure::new(e)
+    }
+}
+
 /// One page of [`GrantStore::load_page`], in grant id order (byte order).
 #[derive(Debug, Default)]
 #[non_exhaustive]
@@ -200,9 +194,12 @@ pub trait GrantStore: Send + Sync + 'static {
 
     /// Writes `record` (keyed by `record.grant`) only if the stored version
     /// is `replaces`; `replaces: None` writes only if nothing is stored
-    /// (create-only). Answers [`Swap::Written`], [`Swap::Conflict`] with the
-    /// stored record, or [`Swap::Missing`] when `replaces` is `Some` and
-    /// nothing is stored.
+    /// (create-only). Answers, as the engine takes it
+    /// ([`Engine::handle_write`](hoopai_oauth::Engine::handle_write)),
+    /// [`WriteOutcome::Written`], [`WriteOutcome::Conflict`] with the stored
+    /// record, or [`WriteOutcome::NoRecord`] when `replaces` is `Some` and
+    /// nothing is stored; never [`WriteOutcome::Failed`] (that is the
+    /// error, which a driver hands on as `Failed`).
     ///
     /// # Errors
     /// [`StoreError::InvalidWrite`] if `record.version` is not above
@@ -212,7 +209,7 @@ pub trait GrantStore: Send + Sync + 'static {
         &self,
         record: &GrantRecord,
         replaces: Option<u64>,
-    ) -> impl Future<Output = Result<Swap, StoreError>> + Send;
+    ) -> impl Future<Output = Result<WriteOutcome, StoreError>> + Send;
 
     /// Writes `record` whatever is stored (the engine's single-process mode,
     /// where this process is the only writer).
@@ -364,7 +361,7 @@ impl<S: GrantStore> GrantStore for std::sync::Arc<S> {
         &self,
         record: &GrantRecord,
         replaces: Option<u64>,
-    ) -> impl Future<Output = Result<Swap, StoreError>> + Send {
+    ) -> impl Future<Output = Result<WriteOutcome, StoreError>> + Send {
         (**self).compare_and_swap(record, replaces)
     }
 

@@ -10,12 +10,20 @@ use tokio::sync::Mutex;
 use tokio_postgres::tls::{MakeTlsConnect, TlsConnect};
 use tokio_postgres::{Client, Config, NoTls, Socket, Statement};
 
-use super::{GrantStore, Page, StoreError, Swap, check_write, decode, encode, page_limit};
+use hoopai_oauth::WriteOutcome;
+
+use super::{GrantStore, Page, StoreError, check_write, decode, encode, page_limit};
 
 const STORE: &str = "postgres";
 
 /// The schema migrations, in order; `hoopai_schema_migrations` lists those applied.
 const MIGRATIONS: &[&str] = &[include_str!("../../migrations/postgres/0001_grants.sql")];
+
+/// How long one statement may run before the server cancels it
+/// (`statement_timeout`, set on every connection): a table locked by
+/// another session, or a server that stalls, fails a call in bounded time,
+/// with the server's own error, rather than holding it for good.
+pub const STATEMENT_TIMEOUT_MS: u64 = 5_000;
 
 /// The advisory lock that serializes migrations across processes ("hoopai").
 const MIGRATION_LOCK: i64 = 0x686f_6f70_6169;
@@ -45,7 +53,8 @@ struct Conn {
 ///   connect under an advisory lock (several processes may start at once).
 ///   Tables are created in the connection's `search_path` schema.
 /// - One connection, pipelined by all callers; if it drops, the next call
-///   connects again.
+///   connects again. Every statement is bounded by the server
+///   ([`STATEMENT_TIMEOUT_MS`]).
 ///
 /// Tokens sit in the `record` column as JSON text. Restrict the table to the
 /// service's role, and connect with TLS off loopback
@@ -101,6 +110,9 @@ impl PostgresStore {
                         tracing::warn!(error = %e, "postgres connection closed");
                     }
                 });
+                client
+                    .batch_execute(&format!("SET statement_timeout = {STATEMENT_TIMEOUT_MS}"))
+                    .await?;
                 Ok(client)
             })
         });
@@ -284,7 +296,7 @@ impl GrantStore for PostgresStore {
         &self,
         record: &GrantRecord,
         replaces: Option<u64>,
-    ) -> Result<Swap, StoreError> {
+    ) -> Result<WriteOutcome, StoreError> {
         check_write(record, replaces)?;
         let text = encode(record)?;
         let grant = &record.grant;
@@ -308,13 +320,13 @@ impl GrantStore for PostgresStore {
             }
             .map_err(db)?;
             if changed == 1 {
-                return Ok(Swap::Written);
+                return Ok(WriteOutcome::Written);
             }
             match (current(&conn, grant).await?, replaces) {
                 (Some(stored), _) if Some(stored.version) != replaces => {
-                    return Ok(Swap::Conflict(Box::new(stored)));
+                    return Ok(WriteOutcome::Conflict(Box::new(stored)));
                 }
-                (None, Some(_)) => return Ok(Swap::Missing),
+                (None, Some(_)) => return Ok(WriteOutcome::NoRecord),
                 // Deleted, or put back at the version replaced, in between: again.
                 _ => {}
             }

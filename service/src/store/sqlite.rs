@@ -7,7 +7,9 @@ use std::time::Duration;
 use hoopai_oauth::{GrantId, GrantRecord};
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 
-use super::{GrantStore, Page, StoreError, Swap, check_write, decode, encode, page_limit};
+use hoopai_oauth::WriteOutcome;
+
+use super::{GrantStore, Page, StoreError, check_write, decode, encode, page_limit};
 
 const STORE: &str = "sqlite";
 
@@ -301,7 +303,7 @@ impl GrantStore for SqliteStore {
         &self,
         record: &GrantRecord,
         replaces: Option<u64>,
-    ) -> Result<Swap, StoreError> {
+    ) -> Result<WriteOutcome, StoreError> {
         check_write(record, replaces)?;
         let text = encode(record)?;
         let grant = record.grant.clone();
@@ -327,11 +329,11 @@ impl GrantStore for SqliteStore {
             }
             .map_err(db)?;
             let outcome = if changed == 1 {
-                Swap::Written
+                WriteOutcome::Written
             } else {
                 match current(&tx, grant.as_str())? {
-                    Some(stored) => Swap::Conflict(Box::new(stored)),
-                    None => Swap::Missing,
+                    Some(stored) => WriteOutcome::Conflict(Box::new(stored)),
+                    None => WriteOutcome::NoRecord,
                 }
             };
             tx.commit().map_err(db)?;

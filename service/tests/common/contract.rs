@@ -5,8 +5,9 @@ use std::collections::BTreeSet;
 use std::future::Future;
 use std::sync::Arc;
 
+use hoopai_oauth::WriteOutcome;
 use hoopai_oauth::{GrantId, MAX_RECORD_VERSION};
-use hoopai_oauth_service::{GrantStore, StoreError, Swap};
+use hoopai_oauth_service::{GrantStore, StoreError};
 use tokio::sync::Barrier;
 
 use super::{record, refresh_of};
@@ -33,13 +34,13 @@ pub async fn create_only<S: GrantStore>(store: S) {
     let first = record("loc-1", 1, "a");
     assert_eq!(
         store.compare_and_swap(&first, None).await.unwrap(),
-        Swap::Written
+        WriteOutcome::Written
     );
     assert_eq!(store.load(&id("loc-1")).await.unwrap(), Some(first.clone()));
     // A second create loses to the first, and is handed it.
     let second = record("loc-1", 1, "b");
     match store.compare_and_swap(&second, None).await.unwrap() {
-        Swap::Conflict(current) => assert_eq!(*current, first),
+        WriteOutcome::Conflict(current) => assert_eq!(*current, first),
         other => panic!("expected a conflict, got {other:?}"),
     }
     assert_eq!(
@@ -54,19 +55,19 @@ pub async fn update_and_conflict<S: GrantStore>(store: S) {
     let v2 = record("loc-1", 2, "v2");
     assert_eq!(
         store.compare_and_swap(&v2, Some(1)).await.unwrap(),
-        Swap::Written
+        WriteOutcome::Written
     );
     // A writer still at version 1 loses and gets version 2.
     let stale = record("loc-1", 2, "stale");
     match store.compare_and_swap(&stale, Some(1)).await.unwrap() {
-        Swap::Conflict(current) => assert_eq!(*current, v2),
+        WriteOutcome::Conflict(current) => assert_eq!(*current, v2),
         other => panic!("expected a conflict, got {other:?}"),
     }
     // Versions may jump (the engine bumps by one or more).
     let v7 = record("loc-1", 7, "v7");
     assert_eq!(
         store.compare_and_swap(&v7, Some(2)).await.unwrap(),
-        Swap::Written
+        WriteOutcome::Written
     );
     assert_eq!(store.load(&id("loc-1")).await.unwrap(), Some(v7));
     // Other grants are untouched.
@@ -77,7 +78,7 @@ pub async fn missing<S: GrantStore>(store: S) {
     let v2 = record("loc-1", 2, "v2");
     assert_eq!(
         store.compare_and_swap(&v2, Some(1)).await.unwrap(),
-        Swap::Missing
+        WriteOutcome::NoRecord
     );
     assert_eq!(
         store.load(&id("loc-1")).await.unwrap(),
@@ -92,7 +93,7 @@ pub async fn missing<S: GrantStore>(store: S) {
     assert!(store.delete(&id("loc-1")).await.unwrap());
     assert_eq!(
         store.compare_and_swap(&v2, Some(1)).await.unwrap(),
-        Swap::Missing
+        WriteOutcome::NoRecord
     );
 }
 
@@ -129,7 +130,7 @@ pub async fn invalid_writes<S: GrantStore>(store: S) {
     let top = record("loc-1", MAX_RECORD_VERSION, "top");
     assert_eq!(
         store.compare_and_swap(&top, Some(3)).await.unwrap(),
-        Swap::Written
+        WriteOutcome::Written
     );
     assert_eq!(
         store.load(&id("loc-1")).await.unwrap().unwrap().version,
@@ -152,7 +153,7 @@ pub async fn put_and_delete<S: GrantStore>(store: S) {
             .compare_and_swap(&record("loc-1", 3, "three"), Some(2))
             .await
             .unwrap(),
-        Swap::Written
+        WriteOutcome::Written
     );
     assert!(store.delete(&id("loc-1")).await.unwrap());
     assert!(!store.delete(&id("loc-1")).await.unwrap());
@@ -163,7 +164,7 @@ pub async fn put_and_delete<S: GrantStore>(store: S) {
             .compare_and_swap(&record("loc-1", 1, "again"), None)
             .await
             .unwrap(),
-        Swap::Written
+        WriteOutcome::Written
     );
 }
 
@@ -279,7 +280,7 @@ pub async fn corrupt_rows<S: GrantStore, R: Raw>(store: S, raw: R) {
             .compare_and_swap(&record("loc-not-json", 2, "fixed"), Some(1))
             .await
             .unwrap(),
-        Swap::Written
+        WriteOutcome::Written
     );
     assert!(store.load(&id("loc-not-json")).await.unwrap().is_some());
     assert!(store.delete(&id("loc-schema")).await.unwrap());
@@ -316,8 +317,8 @@ pub async fn racing_writers<S: GrantStore>(store: S) {
         for task in tasks {
             let (t, mine, outcome) = task.await.unwrap();
             match outcome {
-                Swap::Written => winners.push(mine),
-                Swap::Conflict(current) => losers.push((t, *current)),
+                WriteOutcome::Written => winners.push(mine),
+                WriteOutcome::Conflict(current) => losers.push((t, *current)),
                 other => panic!("round {round}: task {t}: {other:?}"),
             }
         }
@@ -360,8 +361,8 @@ pub async fn racing_create<S: GrantStore>(store: S) {
     for task in tasks {
         let (mine, outcome) = task.await.unwrap();
         match outcome {
-            Swap::Written => winners.push(mine),
-            Swap::Conflict(current) => assert_eq!(current.version, 1),
+            WriteOutcome::Written => winners.push(mine),
+            WriteOutcome::Conflict(current) => assert_eq!(current.version, 1),
             other => panic!("a create: {other:?}"),
         }
     }
