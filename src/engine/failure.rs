@@ -10,8 +10,9 @@ use crate::error::{Error, ErrorKind};
 use crate::rate_limit::saturating_add as add;
 
 use super::Engine;
-use super::grant::{Phase, Status};
-use super::output::{Event, Failure, Queued, tag};
+use super::output::{Event, Failure};
+use super::queue::Queued;
+use super::slot::{Phase, Status};
 
 impl Engine {
     /// What a failed answer does to the grant, by [`Error::kind`].
@@ -42,7 +43,7 @@ impl Engine {
     /// that write is confirmed (a lost compare-and-swap means the store
     /// holds something newer, which is adopted instead).
     pub(crate) fn condemn(&mut self, idx: u32, error: Error) {
-        let Some(slot) = self.slots.get_mut(idx as usize).and_then(Option::as_mut) else {
+        let Some(slot) = self.grants.get_mut(idx) else {
             return;
         };
         slot.status = Status::Reauth(Some(error.to_string().into_boxed_str()));
@@ -51,13 +52,13 @@ impl Engine {
         slot.rereads = 0;
         slot.version = slot.version.saturating_add(1);
         slot.condemned = Some(Box::new(error));
-        super::schedule::set_timer(&mut self.schedule, idx, slot, None);
-        self.queue.push_back(Queued::Persist(tag(&self.slots, idx)));
+        self.timers.set(idx, &mut slot.timer, None);
+        self.queue.push_back(Queued::Persist(self.grants.tag(idx)));
     }
 
     pub(crate) fn suspend(&mut self, idx: u32, error: Error, now: SystemTime) {
         let suspended_retry = self.settings.suspended_retry;
-        let Some(slot) = self.slots.get_mut(idx as usize).and_then(Option::as_mut) else {
+        let Some(slot) = self.grants.get_mut(idx) else {
             return;
         };
         let grant = slot.key.clone();
@@ -66,8 +67,8 @@ impl Engine {
         slot.phase = Phase::Suspended;
         slot.waiters = false;
         slot.version = slot.version.saturating_add(1);
-        super::schedule::set_timer(&mut self.schedule, idx, slot, Some(until));
-        let t = tag(&self.slots, idx);
+        self.timers.set(idx, &mut slot.timer, Some(until));
+        let t = self.grants.tag(idx);
         self.queue.push_back(Queued::Persist(t));
         self.queue.push_back(Queued::Event(
             t,
@@ -83,10 +84,10 @@ impl Engine {
         let was_halted = self.halted;
         self.halted = true;
         self.park(idx);
-        if !was_halted && let Some(slot) = self.slot(idx) {
+        if !was_halted && let Some(slot) = self.grants.get(idx) {
             let grant = slot.key.clone();
             self.queue.push_back(Queued::Event(
-                tag(&self.slots, idx),
+                self.grants.tag(idx),
                 Event::ConfigurationRejected { grant, error },
             ));
         }
@@ -94,7 +95,7 @@ impl Engine {
 
     pub(crate) fn wait_rate_limit(&mut self, idx: u32, error: Error, now: SystemTime) {
         let rate_wait = self.settings.rate_limit_wait;
-        let Some(slot) = self.slots.get_mut(idx as usize).and_then(Option::as_mut) else {
+        let Some(slot) = self.grants.get_mut(idx) else {
             return;
         };
         let at = error
@@ -103,7 +104,7 @@ impl Engine {
             .max(add(now, Duration::from_secs(1)));
         slot.phase = Phase::Backoff;
         slot.last_failure = Some(Box::new(Failure::Answer(error.clone())));
-        super::schedule::set_timer(&mut self.schedule, idx, slot, Some(at));
+        self.timers.set(idx, &mut slot.timer, Some(at));
         let event = Event::RetryScheduled {
             grant: slot.key.clone(),
             at,
@@ -111,6 +112,6 @@ impl Engine {
             failure: Failure::Answer(error),
         };
         self.queue
-            .push_back(Queued::Event(tag(&self.slots, idx), event));
+            .push_back(Queued::Event(self.grants.tag(idx), event));
     }
 }

@@ -5,7 +5,6 @@
 //! today); the request is built in [`output`](super::output) from the slot's
 //! state when it is polled.
 
-use std::hash::{DefaultHasher, Hash, Hasher};
 use std::time::SystemTime;
 
 use http::Response;
@@ -16,195 +15,14 @@ use crate::token::{TokenResponse, TokenSet};
 use crate::token_endpoint::parse_token_response;
 
 use super::held::Held;
-use super::outcome::StoreFailure;
-use super::output::{Event, Failure, Queued, RequestId, TokenStatus, tag};
+use super::output::{Event, Failure, RequestId, TokenStatus};
+use super::queue::Queued;
 use super::record::GrantId;
-use super::{ABANDONED_MEMORY, Engine, unknown_grant, unknown_request};
+use super::slot::{
+    Phase, Slot, Status, Unconfirmed, abandon_in_flight, access_key, superseded, token_key,
+};
+use super::{Engine, unknown_grant, unknown_request};
 use crate::rate_limit::saturating_add as add;
-
-#[derive(Debug, Clone, PartialEq)]
-pub(crate) enum Status {
-    Active,
-    Suspended(SystemTime),
-    /// Refused with a 401 that does not name the client; tried again at `until`.
-    Unauthorized {
-        until: SystemTime,
-        reason: Option<Box<str>>,
-    },
-    Reauth(Option<Box<str>>),
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Phase {
-    /// Tokens held; the timer is the refresh time (none while a write awaits
-    /// confirmation in shared-store mode).
-    Idle,
-    /// Due, and waiting for a place under [`EngineSettings::max_in_flight`](super::EngineSettings::max_in_flight).
-    Queued,
-    /// Shared-store mode: the lease record at `version` awaits confirmation.
-    /// `again`: written again after an earlier lease write whose outcome was
-    /// never reported; that write may have lost to another engine's of the
-    /// same version, so this one replaces the last version known written.
-    Leasing { until: SystemTime, again: bool },
-    /// A refresh request is queued (`dispatched: false`) or handed out.
-    /// `not_after`: the latest instant it may be dispatched; the engine gives
-    /// up on it a request timeout after that.
-    InFlight {
-        seq: u32,
-        epoch: u32,
-        sent_at: SystemTime,
-        not_after: SystemTime,
-        dispatched: bool,
-    },
-    /// Waiting to retry after a failure.
-    Backoff,
-    /// Another engine's lease, ending at `until`; the timer is the next
-    /// re-read of the store or the lease's end.
-    WaitingLease { until: SystemTime },
-    /// Shared-store mode: the refresh token was refused as invalid; the
-    /// store is read before the grant is declared lost.
-    Checking,
-    /// Location not active; the timer is the next try.
-    Suspended,
-    /// Nothing to do until a new authorization (in shared-store mode, the
-    /// timer is the next re-read of the store).
-    Reauth,
-    /// The engine is halted (configuration rejected).
-    Parked,
-}
-
-impl Phase {
-    /// Whether the grant holds a place under the cap (a lease being taken, or
-    /// a request out).
-    pub(crate) fn is_busy(self) -> bool {
-        matches!(self, Phase::Leasing { .. } | Phase::InFlight { .. })
-    }
-}
-
-/// Tokens held that the store may not have yet.
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Unconfirmed {
-    None,
-    /// Received from a refresh that spent the token with this key.
-    Refreshed {
-        spent: u64,
-    },
-    /// Handed in by `insert`: a new authorization, which always wins.
-    Installed,
-}
-
-/// Without the key: with a guessed token, it would confirm the guess.
-impl std::fmt::Debug for Unconfirmed {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Unconfirmed::None => "None",
-            Unconfirmed::Refreshed { .. } => "Refreshed",
-            Unconfirmed::Installed => "Installed",
-        })
-    }
-}
-
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Abandoned {
-    pub(crate) seq: u32,
-    pub(crate) epoch: u32,
-    pub(crate) sent_at: SystemTime,
-}
-
-#[derive(Debug)]
-pub(crate) struct Slot {
-    pub(crate) key: GrantId,
-    pub(crate) held: Held,
-    pub(crate) status: Status,
-    pub(crate) phase: Phase,
-    pub(crate) timer: Option<SystemTime>,
-    /// Version of the state in memory.
-    pub(crate) version: u64,
-    /// Last version handed out (or read from the store); what the next write replaces.
-    pub(crate) emitted: Option<u64>,
-    /// Last version known to be in the store.
-    pub(crate) confirmed: u64,
-    /// Bumped whenever the refresh token changes.
-    pub(crate) epoch: u32,
-    /// The epoch of the last new authorization ([`Engine::insert`]): answers
-    /// to requests sent before it are superseded.
-    pub(crate) installed: u32,
-    pub(crate) attempt: u32,
-    pub(crate) waiters: bool,
-    pub(crate) unconfirmed: Unconfirmed,
-    pub(crate) abandoned: Vec<Abandoned>,
-    /// Removed by [`Engine::remove`]; kept only until its requests are answered.
-    pub(crate) removed: bool,
-    /// Incarnation: new for each new grant in a slot, and on removal.
-    pub(crate) life: u32,
-    /// While a newly received refresh token is not yet written (not polled;
-    /// in shared-store mode, not confirmed): the access token held before it
-    /// and its expiry, which callers get meanwhile.
-    pub(crate) prev: Option<Box<(AccessToken, SystemTime)>>,
-    /// Which refresh run of this slot holds a place under the cap.
-    pub(crate) run: u32,
-    /// Re-reads in a row while waiting for re-authorization.
-    pub(crate) rereads: u8,
-    /// Failed writes in a row.
-    pub(crate) write_failures: u8,
-    /// Shared-store mode: the refusal to report once "re-authorization
-    /// needed" is written.
-    pub(crate) condemned: Option<Box<Error>>,
-    /// Shared-store mode: the end of the lease last confirmed.
-    pub(crate) lease_until: Option<SystemTime>,
-    /// What the store said when the last write failed; cleared when a
-    /// write is confirmed.
-    pub(crate) store_failure: Option<Box<StoreFailure>>,
-    /// The key of an access token an API refused ([`Engine::refresh_grant`]
-    /// with it): never handed out again.
-    pub(crate) rejected: Option<u64>,
-    /// A refresh was wanted while a write was out: it starts once the
-    /// write's outcome is known.
-    pub(crate) deferred: bool,
-    /// The highest version ever handed out in a write: an outcome for a
-    /// version above it is of a write never asked for.
-    pub(crate) high: u64,
-    /// Why the last refresh (or lease) failed, until one succeeds.
-    pub(crate) last_failure: Option<Box<Failure>>,
-    /// Tokens from a refresh are being written: reported once confirmed.
-    pub(crate) announce: bool,
-}
-
-impl Slot {
-    pub(crate) fn new(key: GrantId, held: Held, version: u64, unconfirmed: Unconfirmed) -> Self {
-        Slot {
-            key,
-            held,
-            status: Status::Active,
-            phase: Phase::Idle,
-            timer: None,
-            version,
-            // Version 0 is a record that was never stored.
-            emitted: (version > 0).then_some(version),
-            confirmed: version,
-            epoch: 0,
-            installed: 0,
-            attempt: 0,
-            waiters: false,
-            unconfirmed,
-            abandoned: Vec::new(),
-            removed: false,
-            life: 0,
-            prev: None,
-            run: 0,
-            rereads: 0,
-            write_failures: 0,
-            condemned: None,
-            lease_until: None,
-            store_failure: None,
-            rejected: None,
-            deferred: false,
-            high: version,
-            last_failure: None,
-            announce: false,
-        }
-    }
-}
 
 /// Which request an answer belongs to.
 #[derive(Debug, Clone, Copy)]
@@ -220,33 +38,6 @@ fn waiting(slot: &Slot) -> TokenStatus {
         Some(failure) => TokenStatus::StoreFailing((**failure).clone()),
         None => TokenStatus::Pending,
     }
-}
-
-/// Whether a new authorization came in after a request of `epoch` was sent.
-fn superseded(slot: &Slot, epoch: u32) -> bool {
-    // Wrapping order: `installed` is at most 2^31 epochs after `epoch`.
-    slot.installed != epoch && slot.installed.wrapping_sub(epoch) < 1 << 31
-}
-
-/// Tells refresh tokens apart in memory (never printed, never handed out).
-/// Tokens are JWTs or random strings: the length and the last 64 bytes (the
-/// signature) suffice, and keep this cheap for ~1 KiB tokens.
-pub(crate) fn token_key(token: &RefreshToken) -> u64 {
-    secret_key(token.secret())
-}
-
-/// [`token_key`] of an access token.
-pub(crate) fn access_key(token: &AccessToken) -> u64 {
-    secret_key(token.secret())
-}
-
-fn secret_key(secret: &str) -> u64 {
-    let bytes = secret.as_bytes();
-    let tail = bytes.get(bytes.len().saturating_sub(64)..).unwrap_or(bytes);
-    let mut h = DefaultHasher::new();
-    bytes.len().hash(&mut h);
-    tail.hash(&mut h);
-    h.finish()
 }
 
 /// The refresh token an answer carries, if any: a success's, or one rescued
@@ -265,41 +56,6 @@ fn with_rescued(error: Error, token: Option<RefreshToken>) -> Error {
         Some(token) => error.with_rescued_refresh_token(token),
         None => error,
     }
-}
-
-/// Gives up on the slot's request in flight, if any, remembering it so that a
-/// late answer is still recognized. The phase is left for the caller to set.
-/// A request never handed out is simply dropped.
-pub(crate) fn abandon_in_flight(slot: &mut Slot) {
-    let Phase::InFlight {
-        seq,
-        epoch,
-        sent_at,
-        dispatched,
-        ..
-    } = slot.phase
-    else {
-        return;
-    };
-    if !dispatched {
-        return;
-    }
-    if slot.abandoned.len() >= ABANDONED_MEMORY {
-        slot.abandoned.remove(0);
-    }
-    slot.abandoned.push(Abandoned {
-        seq,
-        epoch,
-        sent_at,
-    });
-}
-
-/// Replaces the held tokens with others (a new authorization or a record from
-/// the store): the request in flight is given up on, and the epoch moves on.
-pub(crate) fn replace_held(slot: &mut Slot, held: Held) {
-    abandon_in_flight(slot);
-    slot.held = held;
-    slot.epoch = slot.epoch.wrapping_add(1);
 }
 
 impl Engine {
@@ -330,7 +86,7 @@ impl Engine {
         let idx = self.lookup(grant)?;
         let skew = self.settings.expiry_skew;
         let halted = self.halted;
-        let Some(slot) = self.slot_mut(idx) else {
+        let Some(slot) = self.grants.get_mut(idx) else {
             return Err(unknown_grant(grant));
         };
         match slot.status {
@@ -360,7 +116,7 @@ impl Engine {
         if slot.phase == Phase::Idle && slot.timer.is_some() {
             self.start_refresh(idx, now);
         }
-        Ok(self.slot(idx).map_or(TokenStatus::Pending, waiting))
+        Ok(self.grants.get(idx).map_or(TokenStatus::Pending, waiting))
     }
 
     /// Starts a refresh of `grant` now, whatever its expiry: for instance after
@@ -378,7 +134,7 @@ impl Engine {
         now: SystemTime,
     ) -> Result<(), Error> {
         let idx = self.lookup(grant)?;
-        let Some(slot) = self.slot_mut(idx) else {
+        let Some(slot) = self.grants.get_mut(idx) else {
             return Err(unknown_grant(grant));
         };
         if let Some(rejected) = rejected {
@@ -489,14 +245,15 @@ impl Engine {
             Err(error) => return Err(with_rescued(error, rescued(result))),
         };
         let idx = id.slot();
-        if self.slot(idx).is_some_and(|s| s.removed) {
+        if self.grants.get(idx).is_some_and(|s| s.removed) {
             let presented = match which {
                 Which::Current { epoch, .. } | Which::Abandoned { epoch, .. } => self
-                    .slot(idx)
+                    .grants
+                    .get(idx)
                     .filter(|s| s.epoch == epoch && s.held.has_refresh())
                     .map(|s| (s.key.clone(), token_key(&s.held.refresh))),
             };
-            let grant = self.slot(idx).map(|s| s.key.clone());
+            let grant = self.grants.get(idx).map(|s| s.key.clone());
             self.answer_for_removed(id);
             if let Some(grant) = grant {
                 self.keep_rescued(grant, presented.map(|p| p.1), rescued(result), now);
@@ -505,10 +262,10 @@ impl Engine {
         }
         match which {
             Which::Current { epoch, sent_at } => {
-                let Some(slot) = self.slots.get_mut(idx as usize).and_then(Option::as_mut) else {
+                let Some(slot) = self.grants.get_mut(idx) else {
                     return Err(unknown_request(id));
                 };
-                super::schedule::set_timer(&mut self.schedule, idx, slot, None);
+                self.timers.set(idx, &mut slot.timer, None);
                 slot.phase = Phase::Idle;
                 let current = epoch == slot.epoch;
                 let adopt = current || !superseded(slot, epoch);
@@ -528,7 +285,7 @@ impl Engine {
                 }
             }
             Which::Abandoned { epoch, sent_at } => {
-                let Some(slot) = self.slots.get_mut(idx as usize).and_then(Option::as_mut) else {
+                let Some(slot) = self.grants.get_mut(idx) else {
                     return Err(unknown_request(id));
                 };
                 slot.abandoned.retain(|a| a.seq != id.seq());
@@ -545,7 +302,7 @@ impl Engine {
                     // A late success: its refresh token is the newest one.
                     // The retry presented the token this answer spent.
                     abandon_in_flight(slot);
-                    super::schedule::set_timer(&mut self.schedule, idx, slot, None);
+                    self.timers.set(idx, &mut slot.timer, None);
                     slot.phase = Phase::Idle;
                     self.adopt_answer(idx, token, sent_at, now);
                 }
@@ -569,15 +326,15 @@ impl Engine {
     ) -> Result<(), Error> {
         let which = self.which(id)?;
         let idx = id.slot();
-        if self.slot(idx).is_some_and(|s| s.removed) {
+        if self.grants.get(idx).is_some_and(|s| s.removed) {
             self.answer_for_removed(id);
             return Ok(());
         }
         if let Which::Current { epoch, .. } = which {
-            let Some(slot) = self.slots.get_mut(idx as usize).and_then(Option::as_mut) else {
+            let Some(slot) = self.grants.get_mut(idx) else {
                 return Err(unknown_request(id));
             };
-            super::schedule::set_timer(&mut self.schedule, idx, slot, None);
+            self.timers.set(idx, &mut slot.timer, None);
             abandon_in_flight(slot);
             slot.phase = Phase::Idle;
             if epoch == slot.epoch {
@@ -605,16 +362,17 @@ impl Engine {
     ) -> Result<(), Error> {
         let idx = id.slot();
         let current = self
-            .slot(idx)
+            .grants
+            .get(idx)
             .is_some_and(|s| matches!(s.phase, Phase::InFlight { seq, .. } if seq == id.seq()));
         if !current {
             return Err(unknown_request(id));
         }
-        if self.slot(idx).is_some_and(|s| s.removed) {
+        if self.grants.get(idx).is_some_and(|s| s.removed) {
             self.answer_for_removed(id);
             return Ok(());
         }
-        if let Some(slot) = self.slot_mut(idx) {
+        if let Some(slot) = self.grants.get_mut(idx) {
             // Never out: nothing to remember, nothing to wait for.
             slot.phase = Phase::Idle;
         }
@@ -633,7 +391,7 @@ impl Engine {
         if !self.rescue(idx, token) {
             return;
         }
-        let Some(slot) = self.slot_mut(idx) else {
+        let Some(slot) = self.grants.get_mut(idx) else {
             return;
         };
         let grant = slot.key.clone();
@@ -644,7 +402,7 @@ impl Engine {
             slot.condemned = None;
             self.rearm_idle(idx, now);
         }
-        let t = tag(&self.slots, idx);
+        let t = self.grants.tag(idx);
         self.queue
             .push_back(Queued::Event(t, Event::RescuedTokenAdopted { grant }));
     }
@@ -660,7 +418,7 @@ impl Engine {
         token: Option<RefreshToken>,
         now: SystemTime,
     ) {
-        let kept = match (token, self.index.get(grant.as_str()).copied()) {
+        let kept = match (token, self.grants.find(grant.as_str())) {
             (Some(token), Some(idx)) => {
                 // Held again: adopted if it is not the token held.
                 self.rescue_grant(idx, &token, now);
@@ -686,7 +444,7 @@ impl Engine {
     /// refresh token of key `key`: if an answer for it came while it was
     /// away and spent that very token, the token it carried is adopted.
     pub(crate) fn adopt_kept(&mut self, idx: u32, key: u64, now: SystemTime) {
-        let Some(grant) = self.slot(idx).map(|s| s.key.clone()) else {
+        let Some(grant) = self.grants.get(idx).map(|s| s.key.clone()) else {
             return;
         };
         if let Some(token) = self.rescued.take(&grant, key) {
@@ -695,7 +453,10 @@ impl Engine {
     }
 
     pub(crate) fn which(&self, id: RequestId) -> Result<Which, Error> {
-        let slot = self.slot(id.slot()).ok_or_else(|| unknown_request(id))?;
+        let slot = self
+            .grants
+            .get(id.slot())
+            .ok_or_else(|| unknown_request(id))?;
         if let Phase::InFlight {
             seq,
             epoch,
@@ -727,7 +488,7 @@ impl Engine {
         let margin = self.settings.refresh_margin;
         // A refresh went through: refused grants are not the client's doing.
         self.unauthorized.reset();
-        let Some(slot) = self.slots.get_mut(idx as usize).and_then(Option::as_mut) else {
+        let Some(slot) = self.grants.get_mut(idx) else {
             return;
         };
         let Some(held) = Held::from_set(
@@ -760,12 +521,12 @@ impl Engine {
         slot.last_failure = None;
         slot.version = slot.version.saturating_add(1);
         let at = slot.held.refresh_at(margin).max(now);
-        super::schedule::set_timer(&mut self.schedule, idx, slot, Some(at));
+        self.timers.set(idx, &mut slot.timer, Some(at));
         let grant = slot.key.clone();
         // Reported (Refreshed, and TokenReady to callers waiting) once the
         // write is confirmed: see `durable`.
         slot.announce = true;
-        let t = tag(&self.slots, idx);
+        let t = self.grants.tag(idx);
         // The new refresh token is written before anything else queued.
         self.queue.push_front(Queued::Persist(t));
         self.wake_locations(&grant, now);
@@ -775,7 +536,7 @@ impl Engine {
     /// token the server may have issued while spending the one held. Returns
     /// whether it did.
     pub(crate) fn rescue(&mut self, idx: u32, token: &RefreshToken) -> bool {
-        let Some(slot) = self.slots.get_mut(idx as usize).and_then(Option::as_mut) else {
+        let Some(slot) = self.grants.get_mut(idx) else {
             return false;
         };
         if token.secret().trim().is_empty() || *token == slot.held.refresh {
@@ -789,8 +550,7 @@ impl Engine {
         slot.held.set_refresh(token.clone());
         slot.epoch = slot.epoch.wrapping_add(1);
         slot.version = slot.version.saturating_add(1);
-        self.queue
-            .push_front(Queued::Persist(tag(&self.slots, idx)));
+        self.queue.push_front(Queued::Persist(self.grants.tag(idx)));
         true
     }
 }

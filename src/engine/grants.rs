@@ -6,11 +6,11 @@ use std::time::SystemTime;
 use crate::error::{Error, ErrorKind};
 use crate::token::TokenSet;
 
-use super::grant::{Phase, Slot, Status, Unconfirmed, replace_held, token_key};
 use super::held::Held;
-use super::output::{Event, Queued, RequestId, tag};
+use super::output::{Event, RequestId};
+use super::queue::Queued;
 use super::record::{GrantId, GrantRecord};
-use super::schedule::set_timer;
+use super::slot::{Phase, Slot, Status, Unconfirmed, replace_held, token_key};
 use super::{Engine, unknown_grant};
 
 impl Engine {
@@ -43,9 +43,9 @@ impl Engine {
             ))
         })?;
         self.reattach(grant.as_str(), now);
-        if let Some(&idx) = self.index.get(grant.as_str()) {
+        if let Some(idx) = self.grants.find(grant.as_str()) {
             let margin = self.settings.refresh_margin;
-            let Some(slot) = self.slots.get_mut(idx as usize).and_then(Option::as_mut) else {
+            let Some(slot) = self.grants.get_mut(idx) else {
                 return Err(unknown_grant(grant.as_str()));
             };
             replace_held(slot, held);
@@ -62,7 +62,7 @@ impl Engine {
             let waiters = std::mem::take(&mut slot.waiters);
             let key = token_key(&slot.held.refresh);
             self.arm(idx, Some(at));
-            let t = tag(&self.slots, idx);
+            let t = self.grants.tag(idx);
             self.queue.push_front(Queued::Persist(t));
             if waiters {
                 self.queue.push_back(Queued::Event(
@@ -79,15 +79,16 @@ impl Engine {
         }
         let at = held.refresh_at(self.settings.refresh_margin).max(now);
         let key = token_key(&held.refresh);
-        let idx = self.add_slot(Slot::new(grant.clone(), held, 1, Unconfirmed::Installed));
-        if let Some(slot) = self.slot_mut(idx) {
+        let idx = self
+            .grants
+            .add(Slot::new(grant.clone(), held, 1, Unconfirmed::Installed));
+        if let Some(slot) = self.grants.get_mut(idx) {
             slot.emitted = None;
             slot.confirmed = 0;
             slot.high = 0;
         }
         self.arm(idx, Some(at));
-        self.queue
-            .push_front(Queued::Persist(tag(&self.slots, idx)));
+        self.queue.push_front(Queued::Persist(self.grants.tag(idx)));
         self.adopt_kept(idx, key, now);
         self.wake_locations(&grant, now);
         Ok(())
@@ -118,8 +119,8 @@ impl Engine {
         // A removed grant that comes back while its requests are out goes on
         // as if never removed: it takes the record only if newer.
         let reattached = self.reattach(record.grant.as_str(), now).is_some();
-        if let Some(&idx) = self.index.get(record.grant.as_str()) {
-            let held_version = self.slot(idx).map_or(0, |s| s.version);
+        if let Some(idx) = self.grants.find(record.grant.as_str()) {
+            let held_version = self.grants.get(idx).map_or(0, |s| s.version);
             if record.version <= held_version {
                 if reattached {
                     return Ok(());
@@ -159,14 +160,17 @@ impl Engine {
             return Err(Error::input("the record has no refresh token"));
         };
         let minted = minted_from.is_some();
-        self.relink(&grant, minted_from);
+        self.locations.relink(&grant, minted_from);
         let key = grant.clone();
         let token = held.has_refresh().then(|| token_key(&held.refresh));
-        let idx = self.add_slot(Slot::new(grant, held, version, Unconfirmed::None));
+        let idx = self
+            .grants
+            .add(Slot::new(grant, held, version, Unconfirmed::None));
         self.apply_stored_state(idx, status, lease, now, false);
         // Due already (a restart): spread out.
         let timer = self
-            .slot(idx)
+            .grants
+            .get(idx)
             .filter(|s| s.phase == Phase::Idle)
             .and_then(|s| s.timer);
         if let Some(at) = timer {
@@ -203,10 +207,9 @@ impl Engine {
     /// [`ErrorKind::UnknownGrant`].
     pub(crate) fn release_grant(&mut self, grant: &str) -> Result<(), Error> {
         let idx = self.lookup(grant)?;
-        self.index.remove(grant);
-        self.unlink(&GrantId::new(grant));
-        let life = self.next_life();
-        let Some(slot) = self.slots.get_mut(idx as usize).and_then(Option::as_mut) else {
+        self.grants.unindex(grant);
+        self.locations.unlink(&GrantId::new(grant));
+        let Some(slot) = self.grants.get_mut(idx) else {
             return Ok(());
         };
         slot.waiters = false;
@@ -218,15 +221,10 @@ impl Engine {
             }
         ) || !slot.abandoned.is_empty()
         {
-            // Out of the schedule, but remembered should the grant come back.
-            if let Some(t) = slot.timer {
-                self.schedule.remove(t, idx);
-            }
-            slot.removed = true;
-            // Nothing queued for it reaches it, even once it is back.
-            slot.life = life;
-            let key = slot.key.clone();
-            self.removed.insert(key, idx);
+            // Out of the schedule, but remembered should the grant come back
+            // (and nothing queued for it reaches it, even once it is back).
+            self.timers.suspend(idx, slot.timer);
+            self.grants.set_removed(idx);
         } else {
             self.free_slot(idx);
         }
@@ -235,38 +233,27 @@ impl Engine {
 
     /// Drops a slot for good.
     fn free_slot(&mut self, idx: u32) {
-        let Some(mut slot) = self.slots.get_mut(idx as usize).and_then(Option::take) else {
-            return;
-        };
-        set_timer(&mut self.schedule, idx, &mut slot, None);
-        if slot.removed && self.removed.get(slot.key.as_str()) == Some(&idx) {
-            self.removed.remove(slot.key.as_str());
+        if let Some(mut slot) = self.grants.free(idx) {
+            self.timers.set(idx, &mut slot.timer, None);
         }
-        self.free.push(idx);
     }
 
     /// Takes a removed grant back (with its requests still out), if there is
     /// one of that name, as it was; what was queued for it and dropped is
     /// queued again: the write of tokens not yet handed out.
     fn reattach(&mut self, grant: &str, now: SystemTime) -> Option<u32> {
-        let idx = self.removed.remove(grant)?;
+        let idx = self.grants.take_removed(grant)?;
         let halted = self.halted;
-        let slot = self.slots.get_mut(idx as usize).and_then(Option::as_mut)?;
-        slot.removed = false;
+        let slot = self.grants.get_mut(idx)?;
         if slot.phase == Phase::Parked && !halted {
             // Reconfigured meanwhile.
             slot.phase = Phase::Idle;
             slot.timer = Some(now);
         }
-        if let Some(t) = slot.timer {
-            self.schedule.insert(t, idx);
-        }
+        self.timers.resume(idx, slot.timer);
         let unwritten = slot.emitted != Some(slot.version);
-        let key = slot.key.clone();
-        self.index.insert(key, idx);
         if unwritten {
-            self.queue
-                .push_front(Queued::Persist(tag(&self.slots, idx)));
+            self.queue.push_front(Queued::Persist(self.grants.tag(idx)));
         }
         Some(idx)
     }
@@ -275,7 +262,7 @@ impl Engine {
     /// nothing of it is out.
     pub(crate) fn answer_for_removed(&mut self, id: RequestId) {
         let idx = id.slot();
-        if let Some(slot) = self.slot_mut(idx) {
+        if let Some(slot) = self.grants.get_mut(idx) {
             if matches!(slot.phase, Phase::InFlight { seq, .. } if seq == id.seq()) {
                 slot.phase = Phase::Idle;
             }
@@ -286,47 +273,7 @@ impl Engine {
         }
     }
 
-    pub(crate) fn add_slot(&mut self, mut slot: Slot) -> u32 {
-        slot.life = self.next_life();
-        let key = slot.key.clone();
-        let idx = if let Some(idx) = self.free.pop() {
-            if let Some(cell) = self.slots.get_mut(idx as usize) {
-                *cell = Some(slot);
-            }
-            idx
-        } else {
-            self.slots.push(Some(slot));
-            u32::try_from(self.slots.len() - 1).unwrap_or(u32::MAX)
-        };
-        self.index.insert(key, idx);
-        idx
-    }
-
-    pub(crate) fn slot(&self, idx: u32) -> Option<&Slot> {
-        self.slots.get(idx as usize).and_then(Option::as_ref)
-    }
-
-    pub(crate) fn slot_mut(&mut self, idx: u32) -> Option<&mut Slot> {
-        self.slots.get_mut(idx as usize).and_then(Option::as_mut)
-    }
-
     pub(crate) fn lookup(&self, grant: &str) -> Result<u32, Error> {
-        self.index
-            .get(grant)
-            .copied()
-            .ok_or_else(|| unknown_grant(grant))
-    }
-
-    fn next_life(&mut self) -> u32 {
-        self.lives = self.lives.wrapping_add(1);
-        self.lives
-    }
-
-    pub(crate) fn next_seq(&mut self) -> u32 {
-        self.seq = self.seq.wrapping_add(1);
-        if self.seq == 0 {
-            self.seq = 1;
-        }
-        self.seq
+        self.grants.find(grant).ok_or_else(|| unknown_grant(grant))
     }
 }

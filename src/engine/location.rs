@@ -16,86 +16,23 @@
 //! present the Company refresh token: a Company rotation while mints are out
 //! changes nothing for them (an access token stays valid until it expires).
 
-use std::collections::{BTreeSet, HashMap, HashSet};
 use std::time::{Duration, SystemTime};
 
 use crate::error::{Error, ErrorKind};
-use crate::installed_locations::InstalledLocation;
 use crate::location_token::{LocationTokenRequest, location_token_request};
 use crate::rate_limit::saturating_add as add;
 use crate::secret::AccessToken;
 use crate::token::{TokenResponse, TokenSet, UserType};
 use crate::webhook::{InstallTarget, UninstallTarget, WebhookEvent, WebhookPayload};
 
-use super::grant::{Phase, Slot, Unconfirmed};
 use super::held::Held;
-use super::output::{Output, Queued, RequestId, Tag, TokenStatus, tag};
+use super::locations::InstallChanges;
+use super::output::{Output, RequestId, TokenStatus};
+use super::queue::Queued;
 use super::record::GrantId;
 use super::schedule::ceil_seconds;
+use super::slot::{Phase, Slot, Unconfirmed};
 use super::{Engine, unknown_grant};
-
-/// The relations between Company grants and the Location grants minted from
-/// them, and the mints waiting for a Company token.
-#[derive(Debug, Default)]
-pub(crate) struct Locations {
-    /// Location grant -> the Company grant it is minted from.
-    parent: HashMap<GrantId, GrantId>,
-    /// Company grant -> the Location grants minted from it.
-    children: HashMap<GrantId, BTreeSet<GrantId>>,
-    /// Company grant -> Location grants waiting for its access token.
-    blocked: HashMap<GrantId, Vec<Tag>>,
-    /// Mint requests out (and given up on), by raw request id.
-    mints: HashSet<u64>,
-}
-
-/// What an install webhook changed in the engine
-/// ([`Engine::handle_webhook`]).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct InstallChanges {
-    /// Location grants added, to be minted from their Company grant.
-    pub added: Vec<GrantId>,
-    /// Grants removed (each with an [`Output::Delete`]).
-    pub removed: Vec<GrantId>,
-    /// Grants the event names that the engine cannot add itself: a Location
-    /// or Company install whose tokens come from the code exchange
-    /// ([`Engine::insert`]).
-    pub needs_code_exchange: Vec<GrantId>,
-}
-
-/// How the grants held for a company differ from the installed-locations
-/// list ([`diff_installed_locations`]).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct LocationDiff {
-    /// Locations installed at the server that have no grant: add them
-    /// ([`Engine::add_location`]).
-    pub add: Vec<String>,
-    /// Locations with a grant that the server does not list as installed:
-    /// remove them ([`Engine::uninstall`]).
-    pub remove: Vec<String>,
-}
-
-/// Compares the location ids held for a company with the server's
-/// installed-locations list (every page of `GET /oauth/installedLocations`,
-/// per FACTS.md). A location counts as installed unless the list says
-/// `isInstalled: false`. Pure; each id appears once, in sorted order.
-#[must_use]
-pub fn diff_installed_locations<'a>(
-    held: impl IntoIterator<Item = &'a str>,
-    installed: &[InstalledLocation],
-) -> LocationDiff {
-    let held: BTreeSet<&str> = held.into_iter().collect();
-    let listed: BTreeSet<&str> = installed
-        .iter()
-        .filter(|l| l.is_installed != Some(false) && !l.id.is_empty())
-        .map(|l| l.id.as_str())
-        .collect();
-    LocationDiff {
-        add: listed.difference(&held).map(|s| (*s).to_owned()).collect(),
-        remove: held.difference(&listed).map(|s| (*s).to_owned()).collect(),
-    }
-}
 
 impl Engine {
     /// Adds a Location grant `grant`, minted from the Company grant
@@ -141,29 +78,13 @@ impl Engine {
         token.location_id = Some(request.location_id().to_owned());
         let held = Held::from_set_minted(TokenSet::new(token, now), None, &mut self.interner)
             .ok_or_else(|| Error::input("the Location grant could not be set up"))?;
-        self.link(grant.clone(), company_grant);
+        self.locations.link(grant.clone(), company_grant);
         // Version 0: never stored; the mint's answer is the first write.
-        let idx = self.add_slot(Slot::new(grant, held, 0, Unconfirmed::None));
+        let idx = self
+            .grants
+            .add(Slot::new(grant, held, 0, Unconfirmed::None));
         self.start_refresh(idx, now);
         Ok(true)
-    }
-
-    /// The Company grant `grant` is minted from, if it is a Location grant
-    /// the engine mints.
-    #[must_use]
-    pub(crate) fn minted_from(&self, grant: &str) -> Option<&GrantId> {
-        self.locations.parent.get(grant)
-    }
-
-    /// The Location grants minted from the Company grant `company_grant`, in
-    /// order of their ids.
-    #[must_use]
-    pub(crate) fn locations_of(&self, company_grant: &str) -> Vec<GrantId> {
-        self.locations
-            .children
-            .get(company_grant)
-            .map(|c| c.iter().cloned().collect())
-            .unwrap_or_default()
     }
 
     /// Removes an uninstalled grant, and, for a Company grant, every
@@ -177,7 +98,7 @@ impl Engine {
     /// [`ErrorKind::UnknownGrant`] if the engine holds neither `grant` nor
     /// any Location grant minted from it.
     pub(crate) fn uninstall_grant(&mut self, grant: &str) -> Result<Vec<GrantId>, Error> {
-        let children = self.locations_of(grant);
+        let children = self.locations.children_of(grant);
         if !self.holds(grant) && children.is_empty() {
             return Err(unknown_grant(grant));
         }
@@ -187,20 +108,20 @@ impl Engine {
             if let Ok(idx) = self.lookup(g.as_str()) {
                 self.release_grant(g.as_str())?;
                 // Not taken back by a later insert or restore: its tokens go.
-                if let Some(slot) = self.slot_mut(idx)
+                if let Some(slot) = self.grants.get_mut(idx)
                     && slot.key == g
                     && slot.removed
                 {
                     slot.held.wipe();
                     slot.prev = None;
-                    self.removed.remove(g.as_str());
+                    self.grants.forget_removed(g.as_str());
                 }
             }
-            self.unlink(&g);
+            self.locations.unlink(&g);
             self.queue.push_back(Queued::Delete(g.clone()));
             removed.push(g);
         }
-        self.locations.blocked.remove(grant);
+        self.locations.unblock(grant);
         Ok(removed)
     }
 
@@ -282,51 +203,22 @@ impl Engine {
         Ok(changes)
     }
 
-    fn link(&mut self, child: GrantId, parent: GrantId) {
-        self.unlink(&child);
-        self.locations
-            .children
-            .entry(parent.clone())
-            .or_default()
-            .insert(child.clone());
-        self.locations.parent.insert(child, parent);
-    }
-
-    pub(crate) fn unlink(&mut self, child: &GrantId) {
-        if let Some(parent) = self.locations.parent.remove(child.as_str())
-            && let Some(set) = self.locations.children.get_mut(parent.as_str())
-        {
-            set.remove(child.as_str());
-            if set.is_empty() {
-                self.locations.children.remove(parent.as_str());
-            }
-        }
-    }
-
-    /// Sets (or clears) the Company grant of a grant restored from a record.
-    pub(crate) fn relink(&mut self, child: &GrantId, parent: Option<GrantId>) {
-        match parent {
-            Some(p) => self.link(child.clone(), p),
-            None => self.unlink(child),
-        }
-    }
-
     /// Whether the grant in slot `idx` is minted (not refreshed) next: a
     /// Location grant of a Company grant, with no refresh token.
     pub(crate) fn mints_next(&self, idx: u32) -> bool {
-        self.slot(idx).is_some_and(|s| {
-            !s.held.has_refresh() && self.locations.parent.contains_key(s.key.as_str())
+        self.grants.get(idx).is_some_and(|s| {
+            !s.held.has_refresh() && self.locations.parent_of(s.key.as_str()).is_some()
         })
     }
 
     /// Whether request `id` is a mint.
     pub(crate) fn is_mint(&self, id: RequestId) -> bool {
-        self.locations.mints.contains(&id.as_u64())
+        self.locations.is_mint(id)
     }
 
     /// Forgets that `id` was a mint (its answer is in); returns whether it was.
     pub(crate) fn mint_answered(&mut self, id: RequestId) -> bool {
-        self.locations.mints.remove(&id.as_u64())
+        self.locations.mint_answered(id)
     }
 
     /// Builds the mint of slot `idx` (request `seq`), or, while the Company
@@ -340,20 +232,20 @@ impl Engine {
         now: SystemTime,
     ) -> Option<Output> {
         let (grant, company_id, location_id) = {
-            let s = self.slot(idx)?;
+            let s = self.grants.get(idx)?;
             (
                 s.key.clone(),
                 s.held.company_id().map(str::to_owned),
                 s.held.location_id().unwrap_or(s.key.as_str()).to_owned(),
             )
         };
-        let parent = self.locations.parent.get(grant.as_str())?.clone();
+        let parent = self.locations.parent_of(grant.as_str())?.clone();
         // A location-token answer need not carry `companyId`: the Company
         // grant's is the one.
         let company_id = company_id
             .or_else(|| {
                 let p = self.lookup(parent.as_str()).ok()?;
-                self.slot(p)?.held.company_id().map(str::to_owned)
+                self.grants.get(p)?.held.company_id().map(str::to_owned)
             })
             .unwrap_or_default();
         let status = if self.holds(parent.as_str()) {
@@ -370,12 +262,12 @@ impl Engine {
                     Some(TokenStatus::Pending) => self.settings.request_timeout,
                     _ => self.settings.backoff_cap,
                 };
-                let t = tag(&self.slots, idx);
-                if let Some(slot) = self.slot_mut(idx) {
+                let t = self.grants.tag(idx);
+                if let Some(slot) = self.grants.get_mut(idx) {
                     slot.phase = Phase::Backoff;
                 }
                 self.arm(idx, Some(add(now, wait)));
-                self.locations.blocked.entry(parent).or_default().push(t);
+                self.locations.block(parent, t);
                 return None;
             }
         };
@@ -385,7 +277,7 @@ impl Engine {
         let req = LocationTokenRequest::new(company_id, location_id);
         match location_token_request(&self.config, &bearer, &req) {
             Ok(request) => {
-                let refresh = self.slot(idx)?.held.fingerprint();
+                let refresh = self.grants.get(idx)?.held.fingerprint();
                 self.mark_in_flight(idx, seq, epoch, now, not_after);
                 let id = RequestId::new(seq, idx);
                 self.note_mint(id);
@@ -406,35 +298,28 @@ impl Engine {
     }
 
     fn note_mint(&mut self, id: RequestId) {
-        if self.locations.mints.len() > 4 * self.slots.len() + 64 {
-            // Mints given up on and never answered: keep those a slot still knows.
-            let slots = &self.slots;
-            self.locations.mints.retain(|raw| {
-                let id = RequestId::from_u64(*raw);
-                slots
-                    .get(id.slot() as usize)
-                    .and_then(Option::as_ref)
-                    .is_some_and(|s| {
-                        matches!(s.phase, Phase::InFlight { seq, .. } if seq == id.seq())
-                            || s.abandoned.iter().any(|a| a.seq == id.seq())
-                    })
-            });
-        }
-        self.locations.mints.insert(id.as_u64());
+        // Mints given up on and never answered: past a bound, keep those a
+        // slot still knows.
+        let bound = 4 * self.grants.capacity() + 64;
+        let grants = &self.grants;
+        self.locations.note_mint(id, bound, |id| {
+            grants.get(id.slot()).is_some_and(|s| {
+                matches!(s.phase, Phase::InFlight { seq, .. } if seq == id.seq())
+                    || s.abandoned.iter().any(|a| a.seq == id.seq())
+            })
+        });
     }
 
     /// The Company grant `company_grant` may lend its access token now: the
     /// Location grants waiting for it are started again.
     pub(crate) fn wake_locations(&mut self, company_grant: &GrantId, now: SystemTime) {
-        let Some(blocked) = self.locations.blocked.remove(company_grant.as_str()) else {
-            return;
-        };
-        for t in blocked {
+        for t in self.locations.unblock(company_grant.as_str()) {
             let waiting = self
-                .slot(t.slot)
+                .grants
+                .get(t.slot)
                 .is_some_and(|s| s.life == t.life && !s.removed && s.phase == Phase::Backoff);
             if waiting && self.mints_next(t.slot) {
-                if let Some(slot) = self.slot_mut(t.slot) {
+                if let Some(slot) = self.grants.get_mut(t.slot) {
                     slot.phase = Phase::Idle;
                 }
                 self.start_refresh(t.slot, now);
@@ -459,8 +344,9 @@ impl Engine {
         now: SystemTime,
     ) -> Option<Error> {
         let minted = self
-            .slot(idx)
-            .is_some_and(|s| self.locations.parent.contains_key(s.key.as_str()));
+            .grants
+            .get(idx)
+            .is_some_and(|s| self.locations.parent_of(s.key.as_str()).is_some());
         if !minted {
             return Some(error);
         }
@@ -473,7 +359,7 @@ impl Engine {
                 self.park_unauthorized(idx, error, now);
             }
             ErrorKind::InvalidGrant if !mint => {
-                if let Some(slot) = self.slot_mut(idx) {
+                if let Some(slot) = self.grants.get_mut(idx) {
                     slot.held.clear_refresh();
                     slot.phase = Phase::Idle;
                 }
@@ -495,7 +381,7 @@ impl Engine {
     pub(crate) fn spread_minted(&mut self, idx: u32, now: SystemTime) {
         let spread = self.settings.refresh_ahead_spread;
         let margin = self.settings.refresh_margin;
-        let Some(slot) = self.slot(idx) else {
+        let Some(slot) = self.grants.get(idx) else {
             return;
         };
         if spread.is_zero() || slot.phase != Phase::Idle || slot.timer.is_none() {

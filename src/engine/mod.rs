@@ -308,17 +308,22 @@ mod grant;
 mod grants;
 mod held;
 mod location;
+mod locations;
 mod outcome;
 mod output;
 mod pacing;
+mod queue;
 mod record;
 mod rescued;
 mod schedule;
 mod settings;
 mod shared;
+mod slot;
+mod table;
+mod timers;
 mod unauthorized;
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::time::{Duration, SystemTime};
 
 use crate::config::Config;
@@ -328,7 +333,7 @@ use crate::secret::AccessToken;
 use crate::token::TokenSet;
 use crate::webhook::WebhookEvent;
 
-pub use location::{InstallChanges, LocationDiff, diff_installed_locations};
+pub use locations::{InstallChanges, LocationDiff, diff_installed_locations};
 pub use outcome::{EngineStats, Removal, SendOutcome, StoreFailure, WriteOutcome};
 pub use output::{Event, Failure, Output, RequestId, TokenStatus};
 pub use record::{
@@ -338,11 +343,10 @@ pub use rescued::RESCUED_MEMORY;
 pub use settings::EngineSettings;
 
 use backoff::SplitMix64;
-use grant::Slot;
-use held::Interner;
-use output::{Queued, Tag};
-use schedule::{Busy, Schedule};
+use schedule::Busy;
 use settings::StoreMode;
+use slot::Slot;
+use table::Tag;
 
 /// How many given-up requests per grant the engine remembers, so that a late
 /// answer to one of them is still recognized (and its tokens adopted).
@@ -356,25 +360,16 @@ pub struct Engine {
     settings: EngineSettings,
     /// Shared-store mode: the holder name and the lease length.
     lease: Option<(String, Duration)>,
-    slots: Vec<Option<Slot>>,
-    free: Vec<u32>,
-    index: HashMap<GrantId, u32>,
-    schedule: Schedule,
-    /// Writes to try again after a failure.
-    rewrites: Schedule,
-    queue: VecDeque<Queued>,
+    /// The grants held, their slots, and those removed with requests out.
+    grants: table::Table,
+    /// Every grant's deadline, and the writes to try again.
+    timers: timers::Timers,
+    queue: queue::Queue,
     rng: SplitMix64,
-    seq: u32,
-    /// The last incarnation given out.
-    lives: u32,
     halted: bool,
     /// Slots that were parked (lazily cleaned: a slot counts only while its
     /// phase is `Parked`).
     parked: Vec<u32>,
-    /// Removed grants whose requests are still out, by grant: kept until
-    /// those requests are answered or the grant comes back.
-    removed: HashMap<GrantId, u32>,
-    interner: Interner,
     /// Distinct grants refused with a 401 that does not name the client,
     /// since the last successful refresh.
     unauthorized: unauthorized::Streak,
@@ -382,14 +377,14 @@ pub struct Engine {
     busy: Vec<Busy>,
     /// Grants waiting for a place under the cap, in order (lazily cleaned).
     waiting: VecDeque<Tag>,
-    /// While handling timeouts: the instant handled.
-    floor: Option<SystemTime>,
     /// Location grants minted from Company grants.
-    locations: location::Locations,
+    locations: locations::Locations,
     /// The request budget and the sends waiting for it.
     pacing: pacing::Pacing,
     /// Refresh tokens from answers for grants no longer held.
     rescued: rescued::Rescued,
+    /// Strings shared between grants' tokens (scopes, token types).
+    interner: held::Interner,
     /// Shutting down ([`Engine::shut_down`]): no refresh starts.
     stopping: bool,
 }
@@ -411,25 +406,18 @@ impl Engine {
             rng: SplitMix64::new(settings.seed),
             settings,
             lease,
-            slots: Vec::new(),
-            free: Vec::new(),
-            index: HashMap::new(),
-            schedule: Schedule::default(),
-            rewrites: Schedule::default(),
-            queue: VecDeque::new(),
-            seq: 0,
-            lives: 0,
+            grants: table::Table::default(),
+            timers: timers::Timers::default(),
+            queue: queue::Queue::default(),
             halted: false,
             parked: Vec::new(),
-            removed: HashMap::new(),
-            interner: Interner::default(),
             unauthorized: unauthorized::Streak::default(),
             busy: Vec::new(),
             waiting: VecDeque::new(),
-            floor: None,
-            locations: location::Locations::default(),
+            locations: locations::Locations::default(),
             pacing,
             rescued: rescued::Rescued::default(),
+            interner: held::Interner::default(),
             stopping: false,
         }
     }
@@ -841,16 +829,16 @@ impl Engine {
     /// The grant `grant`, if the engine holds it.
     #[must_use]
     pub fn grant(&self, grant: &str) -> Option<GrantView<'_>> {
-        let idx = *self.index.get(grant)?;
-        self.slot(idx)?;
+        let idx = self.grants.find(grant)?;
+        self.grants.get(idx)?;
         Some(GrantView { engine: self, idx })
     }
 
     /// Every grant the engine holds, in no particular order.
     pub fn grants(&self) -> impl Iterator<Item = GrantView<'_>> {
-        self.index
-            .values()
-            .map(move |&idx| GrantView { engine: self, idx })
+        self.grants
+            .held()
+            .map(move |idx| GrantView { engine: self, idx })
     }
 
     /// Figures about the engine as a whole. O(cap).
@@ -859,19 +847,23 @@ impl Engine {
         let (waiting, waited) = self.paced_counts();
         let (budget_max, budget_interval) = self.settings.budget();
         EngineStats {
-            grants: self.index.len(),
+            grants: self.grants.len(),
             in_flight: self.count_in_flight(),
             waiting_for_budget: waiting,
             waited_for_budget: waited,
             writes_failing: self
-                .index
-                .values()
-                .filter(|&&i| self.slot(i).is_some_and(|s| s.store_failure.is_some()))
+                .grants
+                .held()
+                .filter(|&i| {
+                    self.grants
+                        .get(i)
+                        .is_some_and(|s| s.store_failure.is_some())
+                })
                 .count(),
             unwritten: self
-                .index
-                .values()
-                .filter(|&&i| self.slot(i).is_some_and(|s| s.version > s.confirmed))
+                .grants
+                .held()
+                .filter(|&i| self.grants.get(i).is_some_and(|s| s.version > s.confirmed))
                 .count(),
             halted: self.halted,
             budget_max,
@@ -883,14 +875,14 @@ impl Engine {
 impl Engine {
     /// Whether the engine holds `grant`.
     pub(crate) fn holds(&self, grant: &str) -> bool {
-        self.index.contains_key(grant)
+        self.grants.find(grant).is_some()
     }
 
     /// [`ErrorKind::UnknownRequest`] if the engine never emitted record
     /// `version` of `grant`.
     fn check_emitted(&self, grant: &str, version: u64) -> Result<(), Error> {
         let idx = self.lookup(grant)?;
-        match self.slot(idx) {
+        match self.grants.get(idx) {
             Some(slot) => shared::never_emitted(slot, grant, version),
             None => Err(unknown_grant(grant)),
         }
@@ -909,7 +901,7 @@ impl<'a> GrantView<'a> {
     fn slot(&self) -> &'a Slot {
         // A view is made only for a slot that holds a grant, and the engine
         // cannot change while it is borrowed.
-        match self.engine.slot(self.idx) {
+        match self.engine.grants.get(self.idx) {
             Some(slot) => slot,
             None => unreachable!("a grant view of an empty slot"),
         }
@@ -937,7 +929,7 @@ impl<'a> GrantView<'a> {
     /// mints ([`Engine::add_location`]).
     #[must_use]
     pub fn minted_from(&self) -> Option<&'a GrantId> {
-        self.engine.minted_from(self.slot().key.as_str())
+        self.engine.locations.parent_of(self.slot().key.as_str())
     }
 
     /// The record as the engine holds it now (a copy, tokens included).
@@ -960,7 +952,7 @@ impl<'a> GrantView<'a> {
     pub fn request_out(&self) -> bool {
         matches!(
             self.slot().phase,
-            grant::Phase::InFlight {
+            slot::Phase::InFlight {
                 dispatched: true,
                 ..
             }

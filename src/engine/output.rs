@@ -11,8 +11,10 @@ use crate::token::{UserType, unix};
 use crate::token_endpoint::{Grant, TokenRequest, token_request};
 
 use super::Engine;
-use super::grant::{Phase, Slot, Status};
+use super::queue::Queued;
 use super::record::{GrantId, GrantRecord, GrantStatus, Lease};
+use super::slot::{Phase, Slot, Status};
+use super::table::Tag;
 
 /// The id of one emitted refresh request. Hand it back with the answer.
 ///
@@ -517,44 +519,6 @@ pub enum TokenStatus {
     StoreFailing(StoreFailure),
 }
 
-/// An output waiting in the queue; sends and records are built when polled,
-/// from the grant's state at that moment.
-///
-/// Writes, reads and events carry the incarnation of the grant they were
-/// queued for: nothing queued for a removed grant reaches it once it is
-/// back, nor a grant that took its slot. (A send is its slot's in-flight
-/// request, told by its unique sequence number.)
-#[derive(Debug)]
-pub(crate) enum Queued {
-    Send {
-        slot: u32,
-        seq: u32,
-    },
-    Persist(Tag),
-    Load(Tag),
-    Event(Tag, Event),
-    /// An event about a grant no longer held.
-    Global(Event),
-    /// The record of an uninstalled grant is to be deleted.
-    Delete(GrantId),
-}
-
-/// A slot and the incarnation of the grant in it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Tag {
-    pub(crate) slot: u32,
-    pub(crate) life: u32,
-}
-
-/// The tag of the grant in slot `idx` now.
-pub(crate) fn tag(slots: &[Option<Slot>], idx: u32) -> Tag {
-    let life = slots
-        .get(idx as usize)
-        .and_then(Option::as_ref)
-        .map_or(0, |s| s.life);
-    Tag { slot: idx, life }
-}
-
 impl Engine {
     /// The request `seq` (of `epoch`) of slot `idx` is handed out at `now`:
     /// the grant is in flight until its answer, or until the request timeout
@@ -567,7 +531,7 @@ impl Engine {
         now: SystemTime,
         not_after: SystemTime,
     ) {
-        if let Some(slot) = self.slot_mut(idx) {
+        if let Some(slot) = self.grants.get_mut(idx) {
             slot.phase = Phase::InFlight {
                 seq,
                 epoch,
@@ -610,14 +574,14 @@ impl Engine {
             };
             match q {
                 Queued::Event(t, e) => {
-                    if self.live(t) {
+                    if self.grants.live(t) {
                         return Some(Output::Event(e));
                     }
                 }
                 Queued::Global(e) => return Some(Output::Event(e)),
                 Queued::Delete(grant) => return Some(Output::Delete { grant }),
                 Queued::Load(t) => {
-                    if let Some(slot) = self.slot(t.slot).filter(|_| self.live(t)) {
+                    if let Some(slot) = self.grants.get(t.slot).filter(|_| self.grants.live(t)) {
                         return Some(Output::Load {
                             grant: slot.key.clone(),
                         });
@@ -640,8 +604,8 @@ impl Engine {
     fn build_persist(&mut self, t: Tag) -> Option<Output> {
         let idx = t.slot;
         if self.stopping
-            && self.live(t)
-            && let Some(slot) = self.slot_mut(idx)
+            && self.grants.live(t)
+            && let Some(slot) = self.grants.get_mut(idx)
             && let Phase::Leasing { .. } = slot.phase
             && slot.emitted != Some(slot.version)
         {
@@ -652,7 +616,7 @@ impl Engine {
             self.arm(idx, None);
             return None;
         }
-        let slot = self.slot(idx).filter(|_| self.live(t))?;
+        let slot = self.grants.get(idx).filter(|_| self.grants.live(t))?;
         if slot.emitted == Some(slot.version) {
             return None;
         }
@@ -662,7 +626,7 @@ impl Engine {
             _ => slot.emitted,
         };
         let refresh = slot.held.fingerprint();
-        if let Some(slot) = self.slot_mut(idx) {
+        if let Some(slot) = self.grants.get_mut(idx) {
             slot.emitted = Some(slot.version);
             slot.high = slot.high.max(slot.version);
         }
@@ -673,15 +637,9 @@ impl Engine {
         })
     }
 
-    /// Whether the grant a write or event was queued for is still there.
-    pub(crate) fn live(&self, t: Tag) -> bool {
-        self.slot(t.slot)
-            .is_some_and(|s| s.life == t.life && !s.removed)
-    }
-
     pub(crate) fn build_send(&mut self, idx: u32, seq: u32, now: SystemTime) -> Option<Output> {
         let (timeout, window) = (self.settings.request_timeout, self.settings.dispatch_window);
-        let slot = self.slot(idx)?;
+        let slot = self.grants.get(idx)?;
         let Phase::InFlight { seq: s, epoch, .. } = slot.phase else {
             return None;
         };
@@ -703,7 +661,7 @@ impl Engine {
         }
         if self.stopping {
             // Shutting down: never out, so nothing is spent.
-            if let Some(slot) = self.slot_mut(idx) {
+            if let Some(slot) = self.grants.get_mut(idx) {
                 slot.phase = Phase::Idle;
             }
             self.arm(idx, None);
@@ -731,7 +689,7 @@ impl Engine {
         if !self.pace(idx, seq, now) {
             return None;
         }
-        let slot = self.slot(idx)?;
+        let slot = self.grants.get(idx)?;
         let user_type = match slot.held.user_type() {
             Some(t @ (UserType::Company | UserType::Location)) => Some(t.clone()),
             _ => None,
@@ -740,14 +698,16 @@ impl Engine {
         let refresh = slot.held.fingerprint();
         // The refresh token goes into the request and comes back out: the
         // secret is not copied (nor a copy left to zeroize).
-        let slot = self.slot_mut(idx)?;
+        let slot = self.grants.get_mut(idx)?;
         let token = slot.held.take_refresh();
         let mut req = TokenRequest::refresh_token(token);
         if let Some(t) = user_type {
             req = req.user_type(t);
         }
         let built = token_request(&self.config, &req);
-        if let (Grant::RefreshToken(token), Some(slot)) = (req.into_grant(), self.slot_mut(idx)) {
+        if let (Grant::RefreshToken(token), Some(slot)) =
+            (req.into_grant(), self.grants.get_mut(idx))
+        {
             slot.held.put_back_refresh(token);
         }
         match built {
@@ -809,7 +769,7 @@ impl Engine {
         record.version = slot.version;
         record.status = status;
         record.lease = lease;
-        record.minted_from = self.minted_from(slot.key.as_str()).cloned();
+        record.minted_from = self.locations.parent_of(slot.key.as_str()).cloned();
         record
     }
 }

@@ -17,8 +17,8 @@ use crate::rate_limit::RateLimit;
 use crate::request_budget::RequestBudget;
 
 use super::Engine;
-use super::grant::Phase;
 use super::settings::EngineSettings;
+use super::slot::Phase;
 
 /// The budget and the sends waiting for it.
 pub(crate) struct Pacing {
@@ -98,7 +98,7 @@ impl Engine {
                 return None;
             }
             let (idx, seq) = self.pacing.waiting.pop_front()?;
-            let waited = self.slot(idx).is_some_and(|s| {
+            let waited = self.grants.get(idx).is_some_and(|s| {
                 !s.removed
                     && matches!(s.phase, Phase::InFlight { seq: q, dispatched: false, .. } if q == seq)
             });

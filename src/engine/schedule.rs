@@ -3,41 +3,15 @@
 //! leases and requests in flight with the grants waiting their turn in
 //! order, and the spreading of refreshes that are due at once.
 
-use std::collections::BTreeSet;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use super::Engine;
 use super::backoff::backoff;
-use super::grant::{Phase, Slot, Status, abandon_in_flight};
-use super::output::{Event, Failure, Queued, Tag, tag};
+use super::output::{Event, Failure};
+use super::queue::Queued;
+use super::slot::{Phase, Status, abandon_in_flight};
+use super::table::Tag;
 use crate::rate_limit::saturating_add as add;
-
-#[derive(Debug, Default)]
-pub(crate) struct Schedule {
-    set: BTreeSet<(SystemTime, u32)>,
-}
-
-impl Schedule {
-    pub(crate) fn insert(&mut self, at: SystemTime, slot: u32) {
-        self.set.insert((at, slot));
-    }
-
-    pub(crate) fn remove(&mut self, at: SystemTime, slot: u32) {
-        self.set.remove(&(at, slot));
-    }
-
-    pub(crate) fn first(&self) -> Option<SystemTime> {
-        self.set.first().map(|(t, _)| *t)
-    }
-
-    /// Takes the earliest entry if it is due at `now`.
-    pub(crate) fn pop_due(&mut self, now: SystemTime) -> Option<(SystemTime, u32)> {
-        match self.set.first() {
-            Some(&(t, _)) if t <= now => self.set.pop_first(),
-            _ => None,
-        }
-    }
-}
 
 /// A grant holding a place under the cap: its slot, incarnation and run.
 #[derive(Debug, Clone, Copy)]
@@ -56,23 +30,6 @@ pub(crate) fn ceil_seconds(t: SystemTime) -> SystemTime {
     down.checked_add(Duration::from_secs(1)).unwrap_or(down)
 }
 
-/// Sets (or clears) a slot's deadline, as it is ([`Engine::arm`] keeps
-/// deadlines set while handling timeouts later than the one handled).
-pub(crate) fn set_timer(
-    schedule: &mut Schedule,
-    idx: u32,
-    slot: &mut Slot,
-    at: Option<SystemTime>,
-) {
-    if let Some(old) = slot.timer.take() {
-        schedule.remove(old, idx);
-    }
-    if let Some(t) = at {
-        schedule.insert(t, idx);
-        slot.timer = Some(t);
-    }
-}
-
 impl Engine {
     /// Handles every deadline due at `now`: refreshes that are due, retries,
     /// request timeouts, ended leases, re-reads of the store, writes to try
@@ -86,13 +43,13 @@ impl Engine {
     ///
     /// Costs O(log n) per due deadline.
     pub(crate) fn on_timeout(&mut self, now: SystemTime) {
-        self.floor = Some(now);
+        self.timers.begin(now);
         self.pacing_due(now);
-        while let Some((_, idx)) = self.rewrites.pop_due(now) {
+        while let Some(idx) = self.timers.pop_rewrite(now) {
             self.rewrite_due(idx);
         }
-        while let Some((_, idx)) = self.schedule.pop_due(now) {
-            let Some(slot) = self.slot_mut(idx) else {
+        while let Some(idx) = self.timers.pop_due(now) {
+            let Some(slot) = self.grants.get_mut(idx) else {
                 continue;
             };
             slot.timer = None;
@@ -112,7 +69,7 @@ impl Engine {
                 Phase::Queued | Phase::Parked => {}
             }
         }
-        self.floor = None;
+        self.timers.end();
     }
 
     /// The next instant at which [`handle_timeout`](Self::handle_timeout) must
@@ -123,14 +80,10 @@ impl Engine {
     /// O(log n).
     #[must_use]
     pub(crate) fn next_timeout(&self) -> Option<SystemTime> {
-        [
-            self.schedule.first(),
-            self.rewrites.first(),
-            self.pacing.wake_at(),
-        ]
-        .into_iter()
-        .flatten()
-        .min()
+        [self.timers.next(), self.pacing.wake_at()]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     /// How many refresh requests are out: handed out by
@@ -143,7 +96,7 @@ impl Engine {
             .iter()
             .filter(|b| {
                 self.live_run(**b)
-                    && self.slot(b.tag.slot).is_some_and(|s| {
+                    && self.grants.get(b.tag.slot).is_some_and(|s| {
                         matches!(
                             s.phase,
                             Phase::InFlight {
@@ -162,15 +115,14 @@ impl Engine {
     /// (where additions saturate) the grant rests rather than coming due
     /// again at once.
     pub(crate) fn arm(&mut self, idx: u32, at: Option<SystemTime>) {
-        let at = at.filter(|t| self.floor.is_none_or(|f| *t > f));
-        if let Some(slot) = self.slots.get_mut(idx as usize).and_then(Option::as_mut) {
-            set_timer(&mut self.schedule, idx, slot, at);
+        if let Some(slot) = self.grants.get_mut(idx) {
+            self.timers.arm(idx, &mut slot.timer, at);
         }
     }
 
     /// Whether a place under the cap is still taken by that run.
     fn live_run(&self, b: Busy) -> bool {
-        self.slot(b.tag.slot).is_some_and(|s| {
+        self.grants.get(b.tag.slot).is_some_and(|s| {
             s.life == b.tag.life && s.run == b.run && !s.removed && s.phase.is_busy()
         })
     }
@@ -196,10 +148,11 @@ impl Engine {
                 break;
             };
             let queued = self
-                .slot(t.slot)
+                .grants
+                .get(t.slot)
                 .is_some_and(|s| s.life == t.life && !s.removed && s.phase == Phase::Queued);
             if queued {
-                if let Some(slot) = self.slot_mut(t.slot) {
+                if let Some(slot) = self.grants.get_mut(t.slot) {
                     slot.phase = Phase::Idle;
                 }
                 self.start_refresh(t.slot, now);
@@ -220,7 +173,7 @@ impl Engine {
             return;
         }
         let shared = self.lease.is_some();
-        let Some(slot) = self.slot(idx) else {
+        let Some(slot) = self.grants.get(idx) else {
             return;
         };
         if matches!(slot.status, Status::Reauth(_))
@@ -235,27 +188,27 @@ impl Engine {
         self.arm(idx, None);
         if write_out {
             // A write is still out: refresh once its outcome is known.
-            if let Some(slot) = self.slot_mut(idx) {
+            if let Some(slot) = self.grants.get_mut(idx) {
                 slot.phase = Phase::Idle;
                 slot.deferred = true;
             }
             return;
         }
         if self.at_cap() {
-            let t = tag(&self.slots, idx);
-            if let Some(slot) = self.slot_mut(idx) {
+            let t = self.grants.tag(idx);
+            if let Some(slot) = self.grants.get_mut(idx) {
                 slot.phase = Phase::Queued;
             }
             self.waiting.push_back(t);
             return;
         }
-        let Some(slot) = self.slot_mut(idx) else {
+        let Some(slot) = self.grants.get_mut(idx) else {
             return;
         };
         slot.deferred = false;
         slot.run = slot.run.wrapping_add(1);
         let run = slot.run;
-        let t = tag(&self.slots, idx);
+        let t = self.grants.tag(idx);
         self.busy.push(Busy { tag: t, run });
         if shared {
             self.take_lease(idx, now);
@@ -271,9 +224,9 @@ impl Engine {
             self.park(idx);
             return;
         }
-        let seq = self.next_seq();
+        let seq = self.grants.next_seq();
         let (window, timeout) = (self.settings.dispatch_window, self.settings.request_timeout);
-        let Some(slot) = self.slots.get_mut(idx as usize).and_then(Option::as_mut) else {
+        let Some(slot) = self.grants.get_mut(idx) else {
             return;
         };
         let Some(not_after) = now
@@ -297,22 +250,18 @@ impl Engine {
     }
 
     pub(crate) fn park(&mut self, idx: u32) {
-        if let Some(slot) = self.slots.get_mut(idx as usize).and_then(Option::as_mut) {
-            set_timer(&mut self.schedule, idx, slot, None);
+        if let Some(slot) = self.grants.get_mut(idx) {
+            self.timers.set(idx, &mut slot.timer, None);
             if slot.phase != Phase::Parked {
                 slot.phase = Phase::Parked;
                 self.parked.push(idx);
             }
         }
         // Slots leave `Parked` without leaving the list; keep it short.
-        if self.parked.len() > 2 * self.slots.len() + 64 {
-            let slots = &self.slots;
-            self.parked.retain(|&p| {
-                slots
-                    .get(p as usize)
-                    .and_then(Option::as_ref)
-                    .is_some_and(|s| s.phase == Phase::Parked)
-            });
+        if self.parked.len() > 2 * self.grants.capacity() + 64 {
+            let grants = &self.grants;
+            self.parked
+                .retain(|&p| grants.get(p).is_some_and(|s| s.phase == Phase::Parked));
             self.parked.sort_unstable();
             self.parked.dedup();
         }
@@ -326,19 +275,19 @@ impl Engine {
         self.halted = false;
         self.unauthorized.reset();
         for idx in std::mem::take(&mut self.parked) {
-            if let Some(slot) = self.slots.get_mut(idx as usize).and_then(Option::as_mut)
+            if let Some(slot) = self.grants.get_mut(idx)
                 && slot.phase == Phase::Parked
                 && !slot.removed
             {
                 slot.phase = Phase::Idle;
-                set_timer(&mut self.schedule, idx, slot, Some(now));
+                self.timers.set(idx, &mut slot.timer, Some(now));
             }
         }
     }
 
     pub(crate) fn retry_after_failure(&mut self, idx: u32, now: SystemTime, failure: Failure) {
         let (base, cap) = (self.settings.backoff_base, self.settings.backoff_cap);
-        let Some(slot) = self.slots.get_mut(idx as usize).and_then(Option::as_mut) else {
+        let Some(slot) = self.grants.get_mut(idx) else {
             return;
         };
         slot.attempt = slot.attempt.saturating_add(1);
@@ -353,12 +302,12 @@ impl Engine {
         };
         self.arm(idx, Some(at));
         self.queue
-            .push_back(Queued::Event(tag(&self.slots, idx), event));
+            .push_back(Queued::Event(self.grants.tag(idx), event));
     }
 
     pub(crate) fn rearm_idle(&mut self, idx: u32, now: SystemTime) {
         let margin = self.settings.refresh_margin;
-        if let Some(slot) = self.slots.get_mut(idx as usize).and_then(Option::as_mut) {
+        if let Some(slot) = self.grants.get_mut(idx) {
             slot.phase = Phase::Idle;
             let at = slot.held.refresh_at(margin).max(now);
             self.arm(idx, Some(at));
@@ -368,7 +317,7 @@ impl Engine {
     /// Back to the refresh schedule: refreshed now if due, else at its time.
     pub(crate) fn resume(&mut self, idx: u32, now: SystemTime) {
         let margin = self.settings.refresh_margin;
-        let Some(slot) = self.slot_mut(idx) else {
+        let Some(slot) = self.grants.get_mut(idx) else {
             return;
         };
         slot.phase = Phase::Idle;

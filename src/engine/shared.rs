@@ -7,12 +7,13 @@ use std::time::SystemTime;
 use crate::error::{Error, ErrorKind};
 
 use super::backoff::backoff;
-use super::grant::{Phase, Slot, Status, Unconfirmed, replace_held, token_key};
 use super::held::Held;
 use super::outcome::StoreFailure;
-use super::output::{Event, Failure, Queued, tag};
+use super::output::{Event, Failure};
+use super::queue::Queued;
 use super::record::{GrantId, GrantRecord, GrantStatus, Lease};
 use super::schedule::ceil_seconds;
+use super::slot::{Phase, Slot, Status, Unconfirmed, replace_held, token_key};
 use super::{Engine, unknown_grant};
 use crate::rate_limit::saturating_add as add;
 
@@ -24,7 +25,7 @@ impl Engine {
             return;
         };
         let timeout = self.settings.request_timeout;
-        let Some(slot) = self.slots.get_mut(idx as usize).and_then(Option::as_mut) else {
+        let Some(slot) = self.grants.get_mut(idx) else {
             return;
         };
         let until = ceil_seconds(add(now, lease));
@@ -38,7 +39,7 @@ impl Engine {
         slot.version = slot.version.saturating_add(1);
         slot.phase = Phase::Leasing { until, again };
         self.arm(idx, Some(until));
-        self.queue.push_back(Queued::Persist(tag(&self.slots, idx)));
+        self.queue.push_back(Queued::Persist(self.grants.tag(idx)));
     }
 
     /// Confirms that the record `version` of `grant` was written (its
@@ -57,7 +58,7 @@ impl Engine {
     ) -> Result<(), Error> {
         let idx = self.lookup(grant)?;
         let timeout = self.settings.request_timeout;
-        let Some(slot) = self.slot_mut(idx) else {
+        let Some(slot) = self.grants.get_mut(idx) else {
             return Err(unknown_grant(grant));
         };
         never_emitted(slot, grant, version)?;
@@ -71,7 +72,7 @@ impl Engine {
         if version == slot.version {
             let recovered = slot.store_failure.take().is_some();
             let key = slot.key.clone();
-            let t = tag(&self.slots, idx);
+            let t = self.grants.tag(idx);
             if recovered {
                 self.queue.push_back(Queued::Event(
                     t,
@@ -90,7 +91,7 @@ impl Engine {
                 self.wake_locations(&key, now);
             }
         }
-        let Some(slot) = self.slot_mut(idx) else {
+        let Some(slot) = self.grants.get_mut(idx) else {
             return Err(unknown_grant(grant));
         };
         match slot.phase {
@@ -100,7 +101,7 @@ impl Engine {
                     // answer is due, and another engine could take over.
                     self.take_lease(idx, now);
                 } else {
-                    if let Some(slot) = self.slot_mut(idx) {
+                    if let Some(slot) = self.grants.get_mut(idx) {
                         slot.lease_until = Some(until);
                     }
                     self.send(idx, now);
@@ -150,7 +151,7 @@ impl Engine {
         let idx = self.lookup(grant)?;
         self.check_current(idx, grant, &current, false)?;
         let holder = self.lease.as_ref().map(|(h, _)| h.as_str());
-        let Some(slot) = self.slot(idx) else {
+        let Some(slot) = self.grants.get(idx) else {
             return Err(unknown_grant(grant));
         };
         let Some(stored) = current.refresh_token() else {
@@ -208,7 +209,7 @@ impl Engine {
     ) -> Result<(), Error> {
         let idx = self.lookup(grant)?;
         let (base, cap) = (self.settings.backoff_base, self.settings.backoff_cap);
-        let Some(slot) = self.slot_mut(idx) else {
+        let Some(slot) = self.grants.get_mut(idx) else {
             return Err(unknown_grant(grant));
         };
         never_emitted(slot, grant, version)?;
@@ -229,8 +230,8 @@ impl Engine {
             return Ok(());
         }
         let at = add(now, backoff(base, cap, failures, &mut self.rng));
-        self.rewrites.insert(at, idx);
-        let t = tag(&self.slots, idx);
+        self.timers.rewrite_at(at, idx);
+        let t = self.grants.tag(idx);
         self.queue.push_back(Queued::Event(
             t,
             Event::WriteFailed {
@@ -246,12 +247,11 @@ impl Engine {
     /// A write to try again is due: queued if the grant still has something
     /// unwritten.
     pub(crate) fn rewrite_due(&mut self, idx: u32) {
-        let Some(slot) = self.slot(idx) else {
+        let Some(slot) = self.grants.get(idx) else {
             return;
         };
         if !slot.removed && slot.emitted != Some(slot.version) {
-            self.queue
-                .push_front(Queued::Persist(tag(&self.slots, idx)));
+            self.queue.push_front(Queued::Persist(self.grants.tag(idx)));
         }
     }
 
@@ -265,7 +265,7 @@ impl Engine {
     /// [`ErrorKind::UnknownGrant`].
     pub(crate) fn on_no_record(&mut self, grant: &str) -> Result<(), Error> {
         let idx = self.lookup(grant)?;
-        let key = self.slot(idx).map(|s| s.key.clone());
+        let key = self.grants.get(idx).map(|s| s.key.clone());
         self.release_grant(grant)?;
         if let Some(grant) = key {
             self.queue
@@ -303,7 +303,7 @@ impl Engine {
         };
         self.check_current(idx, grant, &record, true)?;
         let reread = self.settings.reread_interval;
-        let Some(slot) = self.slot(idx) else {
+        let Some(slot) = self.grants.get(idx) else {
             return Err(unknown_grant(grant));
         };
         if record.version < slot.confirmed {
@@ -319,13 +319,14 @@ impl Engine {
                 self.adopt_record(idx, record, now);
             } else {
                 let error = self
-                    .slot_mut(idx)
+                    .grants
+                    .get_mut(idx)
                     .and_then(|s| s.condemned.take())
                     .map_or_else(
                         || Error::new(ErrorKind::InvalidGrant, "the refresh token was refused"),
                         |e| *e,
                     );
-                if let Some(slot) = self.slot_mut(idx) {
+                if let Some(slot) = self.grants.get_mut(idx) {
                     // Written over exactly the version read.
                     slot.emitted = Some(record.version);
                     slot.high = slot.high.max(record.version);
@@ -372,7 +373,7 @@ impl Engine {
                 format!("the record is of grant {}, not {grant}", current.grant),
             ));
         }
-        let confirmed = self.slot(idx).map_or(0, |s| s.confirmed);
+        let confirmed = self.grants.get(idx).map_or(0, |s| s.confirmed);
         if current.version < confirmed && !stale_ok {
             return Err(Error::new(
                 ErrorKind::StaleRecord,
@@ -389,20 +390,20 @@ impl Engine {
     /// the grant lost.
     pub(crate) fn check_refusal(&mut self, idx: u32, error: Error, now: SystemTime) {
         let reread = self.settings.reread_interval;
-        let Some(slot) = self.slot_mut(idx) else {
+        let Some(slot) = self.grants.get_mut(idx) else {
             return;
         };
         slot.phase = Phase::Checking;
         slot.condemned = Some(Box::new(error));
         self.arm(idx, Some(add(now, reread)));
-        self.queue.push_back(Queued::Load(tag(&self.slots, idx)));
+        self.queue.push_back(Queued::Load(self.grants.tag(idx)));
     }
 
     /// A re-read of the store is due (waiting for a lease elsewhere, for the
     /// answer to a read, or for re-authorization).
     pub(crate) fn reread_due(&mut self, idx: u32, now: SystemTime) {
         let (reread, cap) = (self.settings.reread_interval, self.settings.backoff_cap);
-        let Some(slot) = self.slot_mut(idx) else {
+        let Some(slot) = self.grants.get_mut(idx) else {
             return;
         };
         let wait = match slot.phase {
@@ -419,7 +420,7 @@ impl Engine {
             _ => add(now, wait),
         };
         self.arm(idx, Some(at));
-        self.queue.push_back(Queued::Load(tag(&self.slots, idx)));
+        self.queue.push_back(Queued::Load(self.grants.tag(idx)));
     }
 
     /// The held tokens are written: the old access token goes, and callers
@@ -428,7 +429,7 @@ impl Engine {
     /// queue.
     pub(crate) fn durable(&mut self, idx: u32) -> Vec<Event> {
         let mut events = Vec::new();
-        let Some(slot) = self.slot_mut(idx) else {
+        let Some(slot) = self.grants.get_mut(idx) else {
             return events;
         };
         if slot.unconfirmed == Unconfirmed::Installed {
@@ -468,7 +469,7 @@ impl Engine {
     /// that the store may not have: a new authorization, or tokens received
     /// for the refresh token the record holds.
     pub(crate) fn holds_newer(&self, idx: u32, record: &GrantRecord) -> bool {
-        let Some(slot) = self.slot(idx) else {
+        let Some(slot) = self.grants.get(idx) else {
             return false;
         };
         match slot.unconfirmed {
@@ -483,7 +484,7 @@ impl Engine {
     /// Writes the held state again, over the stored `version`, ahead of
     /// everything queued (it holds the newest refresh token).
     pub(crate) fn rewrite_over(&mut self, idx: u32, version: u64) {
-        let Some(slot) = self.slot_mut(idx) else {
+        let Some(slot) = self.grants.get_mut(idx) else {
             return;
         };
         slot.emitted = Some(version);
@@ -494,13 +495,12 @@ impl Engine {
             // A lease that lost, or a check answered: the tokens first.
             slot.phase = Phase::Idle;
         }
-        self.queue
-            .push_front(Queued::Persist(tag(&self.slots, idx)));
+        self.queue.push_front(Queued::Persist(self.grants.tag(idx)));
     }
 
     /// Takes a stored record that is newer than the engine's state.
     pub(crate) fn adopt_record(&mut self, idx: u32, record: GrantRecord, now: SystemTime) {
-        let Some(slot) = self.slots.get_mut(idx as usize).and_then(Option::as_mut) else {
+        let Some(slot) = self.grants.get_mut(idx) else {
             return;
         };
         let same_token = record.refresh_token() == Some(&slot.held.refresh);
@@ -558,7 +558,7 @@ impl Engine {
         let skew = self.settings.expiry_skew;
         let shared = self.lease.is_some();
         let reread = self.settings.reread_interval;
-        let Some(slot) = self.slots.get_mut(idx as usize).and_then(Option::as_mut) else {
+        let Some(slot) = self.grants.get_mut(idx) else {
             return;
         };
         let grant = slot.key.clone();
@@ -657,7 +657,7 @@ impl Engine {
             events.push(Event::TokenReady { grant, expires_at });
         }
         self.arm(idx, timer);
-        let t = tag(&self.slots, idx);
+        let t = self.grants.tag(idx);
         self.queue
             .extend(events.into_iter().map(|e| Queued::Event(t, e)));
     }

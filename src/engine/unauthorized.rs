@@ -14,10 +14,11 @@ use crate::error::{Error, ErrorKind};
 use crate::rate_limit::saturating_add as add;
 
 use super::Engine;
-use super::grant::{Phase, Status};
-use super::output::{Event, Queued, tag};
+use super::output::Event;
+use super::queue::Queued;
 use super::record::GrantId;
-use super::schedule::{ceil_seconds, set_timer};
+use super::schedule::ceil_seconds;
+use super::slot::{Phase, Status};
 
 /// The distinct grants refused so since the last successful refresh.
 #[derive(Debug, Default)]
@@ -63,7 +64,7 @@ impl Engine {
             self.settings.unauthorized_retry_cap,
         );
         let halted = self.halted;
-        let Some(slot) = self.slots.get_mut(idx as usize).and_then(Option::as_mut) else {
+        let Some(slot) = self.grants.get_mut(idx) else {
             return;
         };
         let grant = slot.key.clone();
@@ -84,7 +85,7 @@ impl Engine {
             self.park(idx);
             if !halted {
                 self.queue.push_back(Queued::Event(
-                    tag(&self.slots, idx),
+                    self.grants.tag(idx),
                     Event::ConfigurationRejected { grant, error },
                 ));
             }
@@ -99,7 +100,7 @@ impl Engine {
     /// kept) until `until`: persisted in that state, and reported with
     /// [`Event::Unauthorized`].
     pub(super) fn park_unauthorized_until(&mut self, idx: u32, error: Error, until: SystemTime) {
-        let Some(slot) = self.slots.get_mut(idx as usize).and_then(Option::as_mut) else {
+        let Some(slot) = self.grants.get_mut(idx) else {
             return;
         };
         let grant = slot.key.clone();
@@ -110,8 +111,8 @@ impl Engine {
         slot.phase = Phase::Backoff;
         slot.waiters = false;
         slot.version = slot.version.saturating_add(1);
-        set_timer(&mut self.schedule, idx, slot, Some(until));
-        let t = tag(&self.slots, idx);
+        self.timers.set(idx, &mut slot.timer, Some(until));
+        let t = self.grants.tag(idx);
         self.queue.push_back(Queued::Persist(t));
         self.queue.push_back(Queued::Event(
             t,

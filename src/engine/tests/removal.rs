@@ -54,7 +54,7 @@ fn the_parked_list_stays_short_while_grants_come_and_go() {
         }
     }
     assert!(
-        e.parked.len() <= 2 * e.slots.len() + 65,
+        e.parked.len() <= 2 * e.grants.capacity() + 65,
         "{}",
         e.parked.len()
     );
@@ -85,10 +85,13 @@ fn removed_grants_leave_nothing_behind_once_answered() {
             now,
         );
     }
-    assert!(e.removed.is_empty());
-    assert!(e.slots.len() <= 2, "{} slots for one grant", e.slots.len());
-    assert!(e.slots.iter().all(Option::is_none));
-    assert_eq!(e.free.len(), e.slots.len());
+    assert!(e.grants.removed_is_empty());
+    assert!(
+        e.grants.capacity() <= 2,
+        "{} slots for one grant",
+        e.grants.capacity()
+    );
+    assert!(e.grants.is_vacant());
 }
 
 #[test]
@@ -98,7 +101,7 @@ fn removed_grant_whose_request_was_never_sent_is_forgotten() {
     // The send is queued, not polled.
     e.remove("g", Removal::Released, t(86_000)).unwrap();
     assert!(drain(&mut e, t(86_000)).is_empty());
-    assert!(e.removed.is_empty());
-    assert!(e.slots.iter().all(Option::is_none));
+    assert!(e.grants.removed_is_empty());
+    assert!(e.grants.is_vacant());
     assert_eq!(e.poll_timeout(), None);
 }
