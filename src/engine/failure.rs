@@ -12,7 +12,8 @@ use crate::rate_limit::saturating_add as add;
 use super::Engine;
 use super::output::{Event, Failure};
 use super::queue::Queued;
-use super::slot::{Phase, Status};
+use super::record::GrantStatus;
+use super::slot::Phase;
 
 impl Engine {
     /// What a failed answer does to the grant, by [`Error::kind`].
@@ -29,7 +30,9 @@ impl Engine {
             return;
         }
         match error.kind() {
-            ErrorKind::InvalidGrant if self.lease.is_some() => self.check_refusal(idx, error, now),
+            ErrorKind::InvalidGrant if self.settings.is_shared() => {
+                self.check_refusal(idx, error, now)
+            }
             ErrorKind::InvalidGrant => self.condemn(idx, error),
             ErrorKind::LocationNotActive => self.suspend(idx, error, now),
             ErrorKind::InvalidClient => self.reject_configuration(idx, error),
@@ -46,12 +49,14 @@ impl Engine {
         let Some(slot) = self.grants.get_mut(idx) else {
             return;
         };
-        slot.status = Status::Reauth(Some(error.to_string().into_boxed_str()));
+        slot.status = GrantStatus::ReauthorizationNeeded {
+            reason: Some(error.to_string()),
+        };
         slot.phase = Phase::Reauth;
-        slot.waiters = false;
-        slot.rereads = 0;
-        slot.version = slot.version.saturating_add(1);
-        slot.condemned = Some(Box::new(error));
+        slot.refresh.waiters = false;
+        slot.shared.rereads = 0;
+        slot.write.version = slot.write.version.saturating_add(1);
+        slot.write.condemned = Some(Box::new(error));
         self.timers.set(idx, &mut slot.timer, None);
         self.queue.push_back(Queued::Persist(self.grants.tag(idx)));
     }
@@ -63,10 +68,10 @@ impl Engine {
         };
         let grant = slot.key.clone();
         let until = super::schedule::ceil_seconds(add(now, suspended_retry));
-        slot.status = Status::Suspended(until);
+        slot.status = GrantStatus::Suspended { until };
         slot.phase = Phase::Suspended;
-        slot.waiters = false;
-        slot.version = slot.version.saturating_add(1);
+        slot.refresh.waiters = false;
+        slot.write.version = slot.write.version.saturating_add(1);
         self.timers.set(idx, &mut slot.timer, Some(until));
         let t = self.grants.tag(idx);
         self.queue.push_back(Queued::Persist(t));
@@ -103,12 +108,12 @@ impl Engine {
             .unwrap_or(add(now, rate_wait))
             .max(add(now, Duration::from_secs(1)));
         slot.phase = Phase::Backoff;
-        slot.last_failure = Some(Box::new(Failure::Answer(error.clone())));
+        slot.refresh.last_failure = Some(Box::new(Failure::Answer(error.clone())));
         self.timers.set(idx, &mut slot.timer, Some(at));
         let event = Event::RetryScheduled {
             grant: slot.key.clone(),
             at,
-            attempt: slot.attempt,
+            attempt: slot.refresh.attempt,
             failure: Failure::Answer(error),
         };
         self.queue

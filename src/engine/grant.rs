@@ -17,10 +17,8 @@ use crate::token_endpoint::parse_token_response;
 use super::held::Held;
 use super::output::{Event, Failure, RequestId, TokenStatus};
 use super::queue::Queued;
-use super::record::GrantId;
-use super::slot::{
-    Phase, Slot, Status, Unconfirmed, abandon_in_flight, access_key, superseded, token_key,
-};
+use super::record::{GrantId, GrantStatus};
+use super::slot::{Phase, Slot, Unconfirmed, abandon_in_flight, access_key, superseded, token_key};
 use super::{Engine, unknown_grant, unknown_request};
 use crate::rate_limit::saturating_add as add;
 
@@ -34,7 +32,7 @@ pub(crate) enum Which {
 /// What a caller with no token gets: told to wait, or, while the grant's
 /// writes fail, what the store said.
 fn waiting(slot: &Slot) -> TokenStatus {
-    match &slot.store_failure {
+    match &slot.write.store_failure {
         Some(failure) => TokenStatus::StoreFailing((**failure).clone()),
         None => TokenStatus::Pending,
     }
@@ -90,20 +88,24 @@ impl Engine {
             return Err(unknown_grant(grant));
         };
         match slot.status {
-            Status::Reauth(_) => return Ok(TokenStatus::ReauthorizationNeeded),
-            Status::Suspended(until) => return Ok(TokenStatus::Suspended { until }),
-            Status::Unauthorized { until, .. } => return Ok(TokenStatus::Unauthorized { until }),
-            Status::Active => {}
+            GrantStatus::ReauthorizationNeeded { .. } => {
+                return Ok(TokenStatus::ReauthorizationNeeded);
+            }
+            GrantStatus::Suspended { until } => return Ok(TokenStatus::Suspended { until }),
+            GrantStatus::Unauthorized { until, .. } => {
+                return Ok(TokenStatus::Unauthorized { until });
+            }
+            GrantStatus::Active => {}
         }
         let usable = |token: &AccessToken, expires: SystemTime| {
-            add(now, skew) < expires && slot.rejected != Some(access_key(token))
+            add(now, skew) < expires && slot.refresh.rejected != Some(access_key(token))
         };
-        if let Some(prev) = &slot.prev {
+        if let Some(prev) = &slot.write.prev {
             // New tokens are not written yet: the old access token, or wait.
             if usable(&prev.0, prev.1) {
                 return Ok(TokenStatus::Ready(prev.0.clone()));
             }
-            slot.waiters = true;
+            slot.refresh.waiters = true;
             return Ok(waiting(slot));
         }
         if usable(&slot.held.access, slot.held.expires_at()) {
@@ -112,7 +114,7 @@ impl Engine {
         if halted {
             return Ok(TokenStatus::ConfigurationRejected);
         }
-        slot.waiters = true;
+        slot.refresh.waiters = true;
         if slot.phase == Phase::Idle && slot.timer.is_some() {
             self.start_refresh(idx, now);
         }
@@ -140,16 +142,16 @@ impl Engine {
         if let Some(rejected) = rejected {
             // Never handed out again (it may be the one handed out while
             // newer tokens are written).
-            slot.rejected = Some(access_key(rejected));
+            slot.refresh.rejected = Some(access_key(rejected));
             if *rejected != slot.held.access {
                 // Newer tokens are held already (written, or being written).
                 return Ok(());
             }
         }
-        if slot.status != Status::Active || slot.phase != Phase::Idle {
+        if slot.status != GrantStatus::Active || slot.phase != Phase::Idle {
             return Ok(());
         }
-        slot.waiters = true;
+        slot.refresh.waiters = true;
         self.start_refresh(idx, now);
         Ok(())
     }
@@ -250,7 +252,7 @@ impl Engine {
                 Which::Current { epoch, .. } | Which::Abandoned { epoch, .. } => self
                     .grants
                     .get(idx)
-                    .filter(|s| s.epoch == epoch && s.held.has_refresh())
+                    .filter(|s| s.refresh.epoch == epoch && s.held.has_refresh())
                     .map(|s| (s.key.clone(), token_key(&s.held.refresh))),
             };
             let grant = self.grants.get(idx).map(|s| s.key.clone());
@@ -267,7 +269,7 @@ impl Engine {
                 };
                 self.timers.set(idx, &mut slot.timer, None);
                 slot.phase = Phase::Idle;
-                let current = epoch == slot.epoch;
+                let current = epoch == slot.refresh.epoch;
                 let adopt = current || !superseded(slot, epoch);
                 match result {
                     // New tokens are adopted even if the held ones changed
@@ -288,8 +290,8 @@ impl Engine {
                 let Some(slot) = self.grants.get_mut(idx) else {
                     return Err(unknown_request(id));
                 };
-                slot.abandoned.retain(|a| a.seq != id.seq());
-                let current = epoch == slot.epoch;
+                slot.refresh.abandoned.retain(|a| a.seq != id.seq());
+                let current = epoch == slot.refresh.epoch;
                 if let (Err(e), true) = (&result, current) {
                     // A late failure is ignored, but never a refresh token in it.
                     if let Some(token) = e.rescued_refresh_token() {
@@ -337,7 +339,7 @@ impl Engine {
             self.timers.set(idx, &mut slot.timer, None);
             abandon_in_flight(slot);
             slot.phase = Phase::Idle;
-            if epoch == slot.epoch {
+            if epoch == slot.refresh.epoch {
                 self.retry_after_failure(idx, now, Failure::Transport(detail));
             } else {
                 self.rearm_idle(idx, now);
@@ -395,11 +397,11 @@ impl Engine {
             return;
         };
         let grant = slot.key.clone();
-        if matches!(slot.status, Status::Reauth(_))
+        if matches!(slot.status, GrantStatus::ReauthorizationNeeded { .. })
             || matches!(slot.phase, Phase::Checking | Phase::Reauth)
         {
-            slot.status = Status::Active;
-            slot.condemned = None;
+            slot.status = GrantStatus::Active;
+            slot.write.condemned = None;
             self.rearm_idle(idx, now);
         }
         let t = self.grants.tag(idx);
@@ -468,7 +470,8 @@ impl Engine {
         {
             return Ok(Which::Current { epoch, sent_at });
         }
-        slot.abandoned
+        slot.refresh
+            .abandoned
             .iter()
             .find(|a| a.seq == id.seq())
             .map(|a| Which::Abandoned {
@@ -500,32 +503,32 @@ impl Engine {
         };
         let rotated = held.refresh != slot.held.refresh;
         if rotated {
-            slot.epoch = slot.epoch.wrapping_add(1);
-            if slot.unconfirmed != Unconfirmed::Installed {
-                slot.unconfirmed = Unconfirmed::Refreshed {
+            slot.refresh.epoch = slot.refresh.epoch.wrapping_add(1);
+            if slot.write.unconfirmed != Unconfirmed::Installed {
+                slot.write.unconfirmed = Unconfirmed::Refreshed {
                     spent: token_key(&slot.held.refresh),
                 };
             }
         }
         let old = std::mem::replace(&mut slot.held, held);
-        if rotated && slot.prev.is_none() {
+        if rotated && slot.write.prev.is_none() {
             // Until the new refresh token is written, callers get the old
             // access token (while it lasts).
             let expires = old.expires_at();
-            slot.prev = Some(Box::new((old.access, expires)));
+            slot.write.prev = Some(Box::new((old.access, expires)));
         }
-        slot.status = Status::Active;
+        slot.status = GrantStatus::Active;
         slot.phase = Phase::Idle;
-        slot.attempt = 0;
-        slot.condemned = None;
-        slot.last_failure = None;
-        slot.version = slot.version.saturating_add(1);
+        slot.refresh.attempt = 0;
+        slot.write.condemned = None;
+        slot.refresh.last_failure = None;
+        slot.write.version = slot.write.version.saturating_add(1);
         let at = slot.held.refresh_at(margin).max(now);
         self.timers.set(idx, &mut slot.timer, Some(at));
         let grant = slot.key.clone();
         // Reported (Refreshed, and TokenReady to callers waiting) once the
         // write is confirmed: see `durable`.
-        slot.announce = true;
+        slot.write.announce = true;
         let t = self.grants.tag(idx);
         // The new refresh token is written before anything else queued.
         self.queue.push_front(Queued::Persist(t));
@@ -542,14 +545,14 @@ impl Engine {
         if token.secret().trim().is_empty() || *token == slot.held.refresh {
             return false;
         }
-        if slot.unconfirmed != Unconfirmed::Installed {
-            slot.unconfirmed = Unconfirmed::Refreshed {
+        if slot.write.unconfirmed != Unconfirmed::Installed {
+            slot.write.unconfirmed = Unconfirmed::Refreshed {
                 spent: token_key(&slot.held.refresh),
             };
         }
         slot.held.set_refresh(token.clone());
-        slot.epoch = slot.epoch.wrapping_add(1);
-        slot.version = slot.version.saturating_add(1);
+        slot.refresh.epoch = slot.refresh.epoch.wrapping_add(1);
+        slot.write.version = slot.write.version.saturating_add(1);
         self.queue.push_front(Queued::Persist(self.grants.tag(idx)));
         true
     }

@@ -9,8 +9,8 @@ use crate::token::TokenSet;
 use super::held::Held;
 use super::output::{Event, RequestId};
 use super::queue::Queued;
-use super::record::{GrantId, GrantRecord};
-use super::slot::{Phase, Slot, Status, Unconfirmed, replace_held, token_key};
+use super::record::{GrantId, GrantRecord, GrantStatus};
+use super::slot::{Phase, Slot, Unconfirmed, replace_held, token_key};
 use super::{Engine, unknown_grant};
 
 impl Engine {
@@ -49,17 +49,17 @@ impl Engine {
                 return Err(unknown_grant(grant.as_str()));
             };
             replace_held(slot, held);
-            slot.installed = slot.epoch;
-            slot.prev = None;
-            slot.status = Status::Active;
+            slot.refresh.installed = slot.refresh.epoch;
+            slot.write.prev = None;
+            slot.status = GrantStatus::Active;
             slot.phase = Phase::Idle;
-            slot.attempt = 0;
-            slot.condemned = None;
-            slot.unconfirmed = Unconfirmed::Installed;
-            slot.version = slot.version.saturating_add(1);
+            slot.refresh.attempt = 0;
+            slot.write.condemned = None;
+            slot.write.unconfirmed = Unconfirmed::Installed;
+            slot.write.version = slot.write.version.saturating_add(1);
             let at = slot.held.refresh_at(margin).max(now);
             let expires_at = slot.held.expires_at();
-            let waiters = std::mem::take(&mut slot.waiters);
+            let waiters = std::mem::take(&mut slot.refresh.waiters);
             let key = token_key(&slot.held.refresh);
             self.arm(idx, Some(at));
             let t = self.grants.tag(idx);
@@ -83,9 +83,9 @@ impl Engine {
             .grants
             .add(Slot::new(grant.clone(), held, 1, Unconfirmed::Installed));
         if let Some(slot) = self.grants.get_mut(idx) {
-            slot.emitted = None;
-            slot.confirmed = 0;
-            slot.high = 0;
+            slot.write.emitted = None;
+            slot.write.confirmed = 0;
+            slot.write.high = 0;
         }
         self.arm(idx, Some(at));
         self.queue.push_front(Queued::Persist(self.grants.tag(idx)));
@@ -120,7 +120,7 @@ impl Engine {
         // as if never removed: it takes the record only if newer.
         let reattached = self.reattach(record.grant.as_str(), now).is_some();
         if let Some(idx) = self.grants.find(record.grant.as_str()) {
-            let held_version = self.grants.get(idx).map_or(0, |s| s.version);
+            let held_version = self.grants.get(idx).map_or(0, |s| s.write.version);
             if record.version <= held_version {
                 if reattached {
                     return Ok(());
@@ -212,14 +212,14 @@ impl Engine {
         let Some(slot) = self.grants.get_mut(idx) else {
             return Ok(());
         };
-        slot.waiters = false;
+        slot.refresh.waiters = false;
         if matches!(
             slot.phase,
             Phase::InFlight {
                 dispatched: true,
                 ..
             }
-        ) || !slot.abandoned.is_empty()
+        ) || !slot.refresh.abandoned.is_empty()
         {
             // Out of the schedule, but remembered should the grant come back
             // (and nothing queued for it reaches it, even once it is back).
@@ -251,7 +251,7 @@ impl Engine {
             slot.timer = Some(now);
         }
         self.timers.resume(idx, slot.timer);
-        let unwritten = slot.emitted != Some(slot.version);
+        let unwritten = slot.write.emitted != Some(slot.write.version);
         if unwritten {
             self.queue.push_front(Queued::Persist(self.grants.tag(idx)));
         }
@@ -266,8 +266,8 @@ impl Engine {
             if matches!(slot.phase, Phase::InFlight { seq, .. } if seq == id.seq()) {
                 slot.phase = Phase::Idle;
             }
-            slot.abandoned.retain(|a| a.seq != id.seq());
-            if !matches!(slot.phase, Phase::InFlight { .. }) && slot.abandoned.is_empty() {
+            slot.refresh.abandoned.retain(|a| a.seq != id.seq());
+            if !matches!(slot.phase, Phase::InFlight { .. }) && slot.refresh.abandoned.is_empty() {
                 self.free_slot(idx);
             }
         }

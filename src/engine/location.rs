@@ -113,7 +113,7 @@ impl Engine {
                     && slot.removed
                 {
                     slot.held.wipe();
-                    slot.prev = None;
+                    slot.write.prev = None;
                     self.grants.forget_removed(g.as_str());
                 }
             }
@@ -305,7 +305,7 @@ impl Engine {
         self.locations.note_mint(id, bound, |id| {
             grants.get(id.slot()).is_some_and(|s| {
                 matches!(s.phase, Phase::InFlight { seq, .. } if seq == id.seq())
-                    || s.abandoned.iter().any(|a| a.seq == id.seq())
+                    || s.refresh.abandoned.iter().any(|a| a.seq == id.seq())
             })
         });
     }

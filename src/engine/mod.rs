@@ -303,6 +303,7 @@
 //! Unknown fields of token answers (such as `refreshTokenId`) are not kept.
 
 mod backoff;
+mod cap;
 mod failure;
 mod grant;
 mod grants;
@@ -323,8 +324,7 @@ mod table;
 mod timers;
 mod unauthorized;
 
-use std::collections::VecDeque;
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 use crate::config::Config;
 use crate::error::{Error, ErrorKind};
@@ -343,10 +343,7 @@ pub use rescued::RESCUED_MEMORY;
 pub use settings::EngineSettings;
 
 use backoff::SplitMix64;
-use schedule::Busy;
-use settings::StoreMode;
 use slot::Slot;
-use table::Tag;
 
 /// How many given-up requests per grant the engine remembers, so that a late
 /// answer to one of them is still recognized (and its tokens adopted).
@@ -358,8 +355,6 @@ pub const ABANDONED_MEMORY: usize = 4;
 pub struct Engine {
     config: Config,
     settings: EngineSettings,
-    /// Shared-store mode: the holder name and the lease length.
-    lease: Option<(String, Duration)>,
     /// The grants held, their slots, and those removed with requests out.
     grants: table::Table,
     /// Every grant's deadline, and the writes to try again.
@@ -373,10 +368,8 @@ pub struct Engine {
     /// Distinct grants refused with a 401 that does not name the client,
     /// since the last successful refresh.
     unauthorized: unauthorized::Streak,
-    /// Grants holding a place under the cap (lazily cleaned).
-    busy: Vec<Busy>,
-    /// Grants waiting for a place under the cap, in order (lazily cleaned).
-    waiting: VecDeque<Tag>,
+    /// The cap on leases and requests out at once.
+    cap: cap::Cap,
     /// Location grants minted from Company grants.
     locations: locations::Locations,
     /// The request budget and the sends waiting for it.
@@ -394,26 +387,19 @@ impl Engine {
     /// An engine with no grants.
     #[must_use]
     pub fn new(config: Config, settings: EngineSettings) -> Self {
-        let lease = match &settings.store {
-            StoreMode::Single => None,
-            StoreMode::Shared { holder, .. } => {
-                settings.lease_duration().map(|d| (holder.clone(), d))
-            }
-        };
         let pacing = pacing::Pacing::new(&settings);
+        let max_in_flight = settings.max_in_flight;
         Engine {
             config,
             rng: SplitMix64::new(settings.seed),
             settings,
-            lease,
             grants: table::Table::default(),
             timers: timers::Timers::default(),
             queue: queue::Queue::default(),
             halted: false,
             parked: Vec::new(),
             unauthorized: unauthorized::Streak::default(),
-            busy: Vec::new(),
-            waiting: VecDeque::new(),
+            cap: cap::Cap::new(max_in_flight),
             locations: locations::Locations::default(),
             pacing,
             rescued: rescued::Rescued::default(),
@@ -857,13 +843,17 @@ impl Engine {
                 .filter(|&i| {
                     self.grants
                         .get(i)
-                        .is_some_and(|s| s.store_failure.is_some())
+                        .is_some_and(|s| s.write.store_failure.is_some())
                 })
                 .count(),
             unwritten: self
                 .grants
                 .held()
-                .filter(|&i| self.grants.get(i).is_some_and(|s| s.version > s.confirmed))
+                .filter(|&i| {
+                    self.grants
+                        .get(i)
+                        .is_some_and(|s| s.write.version > s.write.confirmed)
+                })
                 .count(),
             halted: self.halted,
             budget_max,
@@ -915,8 +905,8 @@ impl<'a> GrantView<'a> {
 
     /// Its standing.
     #[must_use]
-    pub fn status(&self) -> GrantStatus {
-        self.engine.build_record_status(self.slot())
+    pub fn status(&self) -> &'a GrantStatus {
+        &self.slot().status
     }
 
     /// When the access token held expires.
@@ -943,7 +933,7 @@ impl<'a> GrantView<'a> {
     #[must_use]
     pub fn is_written(&self) -> bool {
         let slot = self.slot();
-        slot.version <= slot.confirmed
+        slot.write.version <= slot.write.confirmed
     }
 
     /// Whether a request of the grant (a refresh or a mint) was handed out
@@ -964,7 +954,7 @@ impl<'a> GrantView<'a> {
     #[must_use]
     pub fn last_failure(&self) -> Option<Failure> {
         let slot = self.slot();
-        match (&slot.store_failure, &slot.last_failure) {
+        match (&slot.write.store_failure, &slot.refresh.last_failure) {
             (Some(store), _) => Some(Failure::Store((**store).clone())),
             (None, failure) => failure.as_deref().cloned(),
         }

@@ -12,8 +12,8 @@ use crate::token_endpoint::{Grant, TokenRequest, token_request};
 
 use super::Engine;
 use super::queue::Queued;
-use super::record::{GrantId, GrantRecord, GrantStatus, Lease};
-use super::slot::{Phase, Slot, Status};
+use super::record::{GrantId, GrantRecord, Lease};
+use super::slot::{Phase, Slot};
 use super::table::Tag;
 
 /// The id of one emitted refresh request. Hand it back with the answer.
@@ -607,28 +607,30 @@ impl Engine {
             && self.grants.live(t)
             && let Some(slot) = self.grants.get_mut(idx)
             && let Phase::Leasing { .. } = slot.phase
-            && slot.emitted != Some(slot.version)
+            && slot.write.emitted != Some(slot.write.version)
         {
             // Shutting down: the lease is not taken (it would hold other
             // processes off for nothing); the record stays as it was.
             slot.phase = Phase::Idle;
-            slot.version = slot.version.saturating_sub(1);
+            slot.write.version = slot.write.version.saturating_sub(1);
             self.arm(idx, None);
             return None;
         }
         let slot = self.grants.get(idx).filter(|_| self.grants.live(t))?;
-        if slot.emitted == Some(slot.version) {
+        if slot.write.emitted == Some(slot.write.version) {
             return None;
         }
         let record = self.build_record(slot);
         let replaces = match slot.phase {
-            Phase::Leasing { again: true, .. } => (slot.confirmed > 0).then_some(slot.confirmed),
-            _ => slot.emitted,
+            Phase::Leasing { again: true, .. } => {
+                (slot.write.confirmed > 0).then_some(slot.write.confirmed)
+            }
+            _ => slot.write.emitted,
         };
         let refresh = slot.held.fingerprint();
         if let Some(slot) = self.grants.get_mut(idx) {
-            slot.emitted = Some(slot.version);
-            slot.high = slot.high.max(slot.version);
+            slot.write.emitted = Some(slot.write.version);
+            slot.write.high = slot.write.high.max(slot.write.version);
         }
         Some(Output::Persist {
             record,
@@ -651,7 +653,7 @@ impl Engine {
             self.answer_for_removed(RequestId::new(seq, idx));
             return None;
         }
-        if epoch != slot.epoch {
+        if epoch != slot.refresh.epoch {
             return None;
         }
         if self.halted {
@@ -670,8 +672,8 @@ impl Engine {
         // The lease this request goes under (shared-store mode): the answer
         // must be due before it ends.
         let mut not_after = crate::rate_limit::saturating_add(now, window);
-        if self.lease.is_some() {
-            let until = slot.lease_until;
+        if self.settings.is_shared() {
+            let until = slot.shared.lease_until;
             let latest = until.and_then(|u| u.checked_sub(timeout));
             match latest {
                 Some(latest) if latest >= now => not_after = not_after.min(latest),
@@ -732,41 +734,17 @@ impl Engine {
         }
     }
 
-    pub(crate) fn build_record_status(&self, slot: &Slot) -> GrantStatus {
-        match &slot.status {
-            Status::Active => GrantStatus::Active,
-            Status::Suspended(until) => GrantStatus::Suspended { until: *until },
-            Status::Unauthorized { until, reason } => GrantStatus::Unauthorized {
-                until: *until,
-                reason: reason.as_deref().map(str::to_owned),
-            },
-            Status::Reauth(reason) => GrantStatus::ReauthorizationNeeded {
-                reason: reason.as_deref().map(str::to_owned),
-            },
-        }
-    }
-
     pub(crate) fn build_record(&self, slot: &Slot) -> GrantRecord {
-        let status = match &slot.status {
-            Status::Active => GrantStatus::Active,
-            Status::Suspended(until) => GrantStatus::Suspended { until: *until },
-            Status::Unauthorized { until, reason } => GrantStatus::Unauthorized {
-                until: *until,
-                reason: reason.as_deref().map(str::to_owned),
-            },
-            Status::Reauth(reason) => GrantStatus::ReauthorizationNeeded {
-                reason: reason.as_deref().map(str::to_owned),
-            },
-        };
-        let lease = match (slot.phase, &self.lease) {
-            (Phase::Leasing { until, .. }, Some((holder, _))) => Some(Lease {
-                holder: holder.clone(),
+        let status = slot.status.clone();
+        let lease = match (slot.phase, self.settings.holder()) {
+            (Phase::Leasing { until, .. }, Some(holder)) => Some(Lease {
+                holder: holder.to_owned(),
                 until,
             }),
             _ => None,
         };
         let mut record = GrantRecord::new(slot.key.clone(), slot.held.to_set());
-        record.version = slot.version;
+        record.version = slot.write.version;
         record.status = status;
         record.lease = lease;
         record.minted_from = self.locations.parent_of(slot.key.as_str()).cloned();

@@ -102,7 +102,7 @@ impl Engine {
                 !s.removed
                     && matches!(s.phase, Phase::InFlight { seq: q, dispatched: false, .. } if q == seq)
             });
-            if waited && self.lease.is_some() {
+            if waited && self.settings.is_shared() {
                 // Shared-store mode: the lease was taken before the wait and
                 // may be short now; the send goes under a new one (and first
                 // in line once it is confirmed), as a send that never waited.

@@ -9,16 +9,9 @@ use super::Engine;
 use super::backoff::backoff;
 use super::output::{Event, Failure};
 use super::queue::Queued;
-use super::slot::{Phase, Status, abandon_in_flight};
-use super::table::Tag;
+use super::record::GrantStatus;
+use super::slot::{Phase, abandon_in_flight};
 use crate::rate_limit::saturating_add as add;
-
-/// A grant holding a place under the cap: its slot, incarnation and run.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Busy {
-    pub(crate) tag: Tag,
-    pub(crate) run: u32,
-}
 
 /// `t` rounded up to a whole second (down, at the end of the platform's range).
 pub(crate) fn ceil_seconds(t: SystemTime) -> SystemTime {
@@ -92,19 +85,18 @@ impl Engine {
     /// writes what the answers bring). O(cap).
     #[must_use]
     pub(crate) fn count_in_flight(&self) -> usize {
-        self.busy
-            .iter()
-            .filter(|b| {
-                self.live_run(**b)
-                    && self.grants.get(b.tag.slot).is_some_and(|s| {
-                        matches!(
-                            s.phase,
-                            Phase::InFlight {
-                                dispatched: true,
-                                ..
-                            }
-                        )
-                    })
+        self.cap
+            .holding(&self.grants)
+            .filter(|&idx| {
+                self.grants.get(idx).is_some_and(|s| {
+                    matches!(
+                        s.phase,
+                        Phase::InFlight {
+                            dispatched: true,
+                            ..
+                        }
+                    )
+                })
             })
             .count()
     }
@@ -120,33 +112,11 @@ impl Engine {
         }
     }
 
-    /// Whether a place under the cap is still taken by that run.
-    fn live_run(&self, b: Busy) -> bool {
-        self.grants.get(b.tag.slot).is_some_and(|s| {
-            s.life == b.tag.life && s.run == b.run && !s.removed && s.phase.is_busy()
-        })
-    }
-
-    /// Whether a new lease or request would go over the cap. Cleans the list
-    /// only when it could be full: O(cap) then, O(1) otherwise.
-    fn at_cap(&mut self) -> bool {
-        let cap = self.settings.max_in_flight;
-        if self.busy.len() < cap {
-            return false;
-        }
-        let busy = std::mem::take(&mut self.busy);
-        self.busy = busy.into_iter().filter(|b| self.live_run(*b)).collect();
-        self.busy.len() >= cap
-    }
-
     /// Starts the grants waiting for a place under the cap, in order, while
     /// places are free. Returns whether it started any.
     pub(crate) fn admit(&mut self, now: SystemTime) -> bool {
         let mut started = false;
-        while !self.waiting.is_empty() && !self.at_cap() {
-            let Some(t) = self.waiting.pop_front() else {
-                break;
-            };
+        while let Some(t) = self.cap.next_waiting(&self.grants) {
             let queued = self
                 .grants
                 .get(t.slot)
@@ -172,11 +142,11 @@ impl Engine {
             self.arm(idx, None);
             return;
         }
-        let shared = self.lease.is_some();
+        let shared = self.settings.is_shared();
         let Some(slot) = self.grants.get(idx) else {
             return;
         };
-        if matches!(slot.status, Status::Reauth(_))
+        if matches!(slot.status, GrantStatus::ReauthorizationNeeded { .. })
             || matches!(
                 slot.phase,
                 Phase::InFlight { .. } | Phase::Leasing { .. } | Phase::Checking | Phase::Queued
@@ -184,32 +154,32 @@ impl Engine {
         {
             return;
         }
-        let write_out = slot.emitted.is_some_and(|e| e > slot.confirmed);
+        let write_out = slot.write.is_out();
         self.arm(idx, None);
         if write_out {
             // A write is still out: refresh once its outcome is known.
             if let Some(slot) = self.grants.get_mut(idx) {
                 slot.phase = Phase::Idle;
-                slot.deferred = true;
+                slot.refresh.deferred = true;
             }
             return;
         }
-        if self.at_cap() {
+        if self.cap.is_full(&self.grants) {
             let t = self.grants.tag(idx);
             if let Some(slot) = self.grants.get_mut(idx) {
                 slot.phase = Phase::Queued;
             }
-            self.waiting.push_back(t);
+            self.cap.wait(t);
             return;
         }
         let Some(slot) = self.grants.get_mut(idx) else {
             return;
         };
-        slot.deferred = false;
-        slot.run = slot.run.wrapping_add(1);
-        let run = slot.run;
+        slot.refresh.deferred = false;
+        slot.refresh.run = slot.refresh.run.wrapping_add(1);
+        let run = slot.refresh.run;
         let t = self.grants.tag(idx);
-        self.busy.push(Busy { tag: t, run });
+        self.cap.take(t, run);
         if shared {
             self.take_lease(idx, now);
         } else {
@@ -240,7 +210,7 @@ impl Engine {
         };
         slot.phase = Phase::InFlight {
             seq,
-            epoch: slot.epoch,
+            epoch: slot.refresh.epoch,
             sent_at: now,
             not_after,
             dispatched: false,
@@ -290,14 +260,14 @@ impl Engine {
         let Some(slot) = self.grants.get_mut(idx) else {
             return;
         };
-        slot.attempt = slot.attempt.saturating_add(1);
-        let at = add(now, backoff(base, cap, slot.attempt, &mut self.rng));
+        slot.refresh.attempt = slot.refresh.attempt.saturating_add(1);
+        let at = add(now, backoff(base, cap, slot.refresh.attempt, &mut self.rng));
         slot.phase = Phase::Backoff;
-        slot.last_failure = Some(Box::new(failure.clone()));
+        slot.refresh.last_failure = Some(Box::new(failure.clone()));
         let event = Event::RetryScheduled {
             grant: slot.key.clone(),
             at,
-            attempt: slot.attempt,
+            attempt: slot.refresh.attempt,
             failure,
         };
         self.arm(idx, Some(at));
@@ -336,7 +306,7 @@ impl Engine {
     /// neither refresh all at once nor take them in the same order.
     pub(crate) fn spread_from(&mut self, at: SystemTime, now: SystemTime) -> SystemTime {
         let spread = self.settings.refresh_spread;
-        if at > now || spread.is_zero() || self.lease.is_none() {
+        if at > now || spread.is_zero() || !self.settings.is_shared() {
             return at.max(now);
         }
         add(now, spread.mul_f64(self.rng.next_unit()))

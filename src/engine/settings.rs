@@ -283,6 +283,14 @@ impl EngineSettings {
         }
     }
 
+    /// Shared-store mode: this engine's lease holder name.
+    pub(crate) fn holder(&self) -> Option<&str> {
+        match &self.store {
+            StoreMode::Single => None,
+            StoreMode::Shared { holder, .. } => Some(holder),
+        }
+    }
+
     /// Whether shared-store mode is on.
     #[must_use]
     pub fn is_shared(&self) -> bool {

@@ -13,7 +13,7 @@ use super::output::{Event, Failure};
 use super::queue::Queued;
 use super::record::{GrantId, GrantRecord, GrantStatus, Lease};
 use super::schedule::ceil_seconds;
-use super::slot::{Phase, Slot, Status, Unconfirmed, replace_held, token_key};
+use super::slot::{Phase, Slot, Unconfirmed, replace_held, token_key};
 use super::{Engine, unknown_grant};
 use crate::rate_limit::saturating_add as add;
 
@@ -21,7 +21,7 @@ impl Engine {
     /// Writes a new lease (shared-store mode). If its confirmation has not
     /// come when the lease ends, a new one is written.
     pub(crate) fn take_lease(&mut self, idx: u32, now: SystemTime) {
-        let Some((_, lease)) = self.lease else {
+        let Some(lease) = self.settings.lease_duration() else {
             return;
         };
         let timeout = self.settings.request_timeout;
@@ -36,7 +36,7 @@ impl Engine {
             return;
         }
         let again = matches!(slot.phase, Phase::Leasing { .. });
-        slot.version = slot.version.saturating_add(1);
+        slot.write.version = slot.write.version.saturating_add(1);
         slot.phase = Phase::Leasing { until, again };
         self.arm(idx, Some(until));
         self.queue.push_back(Queued::Persist(self.grants.tag(idx)));
@@ -62,15 +62,15 @@ impl Engine {
             return Err(unknown_grant(grant));
         };
         never_emitted(slot, grant, version)?;
-        if version <= slot.confirmed {
+        if version <= slot.write.confirmed {
             return Ok(());
         }
-        slot.confirmed = version;
+        slot.write.confirmed = version;
         // A late outcome of a write reported failed: it is the one out.
-        slot.emitted = Some(slot.emitted.map_or(version, |e| e.max(version)));
-        slot.write_failures = 0;
-        if version == slot.version {
-            let recovered = slot.store_failure.take().is_some();
+        slot.write.emitted = Some(slot.write.emitted.map_or(version, |e| e.max(version)));
+        slot.write.failures = 0;
+        if version == slot.write.version {
+            let recovered = slot.write.store_failure.take().is_some();
             let key = slot.key.clone();
             let t = self.grants.tag(idx);
             if recovered {
@@ -95,20 +95,20 @@ impl Engine {
             return Err(unknown_grant(grant));
         };
         match slot.phase {
-            Phase::Leasing { until, .. } if version == slot.version => {
+            Phase::Leasing { until, .. } if version == slot.write.version => {
                 if add(now, timeout) > until {
                     // Confirmed too late: the lease would end before the
                     // answer is due, and another engine could take over.
                     self.take_lease(idx, now);
                 } else {
                     if let Some(slot) = self.grants.get_mut(idx) {
-                        slot.lease_until = Some(until);
+                        slot.shared.lease_until = Some(until);
                     }
                     self.send(idx, now);
                 }
             }
             Phase::Idle if slot.timer.is_none() => {
-                if std::mem::take(&mut slot.deferred) {
+                if std::mem::take(&mut slot.refresh.deferred) {
                     // A refresh was wanted while the write was out.
                     self.start_refresh(idx, now);
                 } else {
@@ -150,7 +150,7 @@ impl Engine {
     ) -> Result<(), Error> {
         let idx = self.lookup(grant)?;
         self.check_current(idx, grant, &current, false)?;
-        let holder = self.lease.as_ref().map(|(h, _)| h.as_str());
+        let holder = self.settings.holder();
         let Some(slot) = self.grants.get(idx) else {
             return Err(unknown_grant(grant));
         };
@@ -158,8 +158,8 @@ impl Engine {
             return Err(Error::input("the record has no refresh token"));
         };
         if current.version > 0
-            && current.version == slot.confirmed
-            && slot.emitted != Some(current.version)
+            && current.version == slot.write.confirmed
+            && slot.write.emitted != Some(current.version)
         {
             // The version known stored: the late outcome of an older write,
             // which the outcome of the newer one out supersedes.
@@ -168,8 +168,8 @@ impl Engine {
         let same_token = *stored == slot.held.refresh;
         // Our own write, reported as a conflict (e.g. a retried write).
         let ours = current.version > 0
-            && slot.emitted == Some(current.version)
-            && slot.version == current.version
+            && slot.write.emitted == Some(current.version)
+            && slot.write.version == current.version
             && same_token
             && match slot.phase {
                 Phase::Leasing { until, .. } => current
@@ -181,7 +181,9 @@ impl Engine {
         if ours {
             return self.on_written(grant, current.version, now);
         }
-        if same_token && slot.unconfirmed != Unconfirmed::None || self.holds_newer(idx, &current) {
+        if same_token && slot.write.unconfirmed != Unconfirmed::None
+            || self.holds_newer(idx, &current)
+        {
             self.rewrite_over(idx, current.version);
             return Ok(());
         }
@@ -213,17 +215,17 @@ impl Engine {
             return Err(unknown_grant(grant));
         };
         never_emitted(slot, grant, version)?;
-        if version <= slot.confirmed || slot.emitted != Some(version) {
+        if version <= slot.write.confirmed || slot.write.emitted != Some(version) {
             // Old news: a later write is out, or this one is known written.
             return Ok(());
         }
         // The next write replaces the version last known written.
         // (A version-0 record in the store shows up as a conflict, and is
         // then replaced.)
-        slot.emitted = (slot.confirmed > 0).then_some(slot.confirmed);
-        slot.write_failures = slot.write_failures.saturating_add(1);
-        slot.store_failure = Some(Box::new(failure.clone()));
-        let failures = u32::from(slot.write_failures);
+        slot.write.emitted = (slot.write.confirmed > 0).then_some(slot.write.confirmed);
+        slot.write.failures = slot.write.failures.saturating_add(1);
+        slot.write.store_failure = Some(Box::new(failure.clone()));
+        let failures = u32::from(slot.write.failures);
         if let Phase::Leasing { .. } = slot.phase {
             slot.phase = Phase::Idle;
             self.retry_after_failure(idx, now, Failure::Store(failure));
@@ -250,7 +252,7 @@ impl Engine {
         let Some(slot) = self.grants.get(idx) else {
             return;
         };
-        if !slot.removed && slot.emitted != Some(slot.version) {
+        if !slot.removed && slot.write.emitted != Some(slot.write.version) {
             self.queue.push_front(Queued::Persist(self.grants.tag(idx)));
         }
     }
@@ -306,13 +308,15 @@ impl Engine {
         let Some(slot) = self.grants.get(idx) else {
             return Err(unknown_grant(grant));
         };
-        if record.version < slot.confirmed {
+        if record.version < slot.write.confirmed {
             return Ok(());
         }
         let same_token = record.refresh_token() == Some(&slot.held.refresh);
-        let write_out = slot.emitted.is_some_and(|e| e > slot.confirmed);
+        let write_out = slot.write.is_out();
         if slot.phase == Phase::Checking {
-            if !same_token || record.version > slot.confirmed && self.holds_newer(idx, &record) {
+            if !same_token
+                || record.version > slot.write.confirmed && self.holds_newer(idx, &record)
+            {
                 self.adopt_or_rewrite(idx, record, now);
             } else if matches!(record.status, GrantStatus::ReauthorizationNeeded { .. }) {
                 // Another engine found the same.
@@ -321,23 +325,23 @@ impl Engine {
                 let error = self
                     .grants
                     .get_mut(idx)
-                    .and_then(|s| s.condemned.take())
+                    .and_then(|s| s.write.condemned.take())
                     .map_or_else(
                         || Error::new(ErrorKind::InvalidGrant, "the refresh token was refused"),
                         |e| *e,
                     );
                 if let Some(slot) = self.grants.get_mut(idx) {
                     // Written over exactly the version read.
-                    slot.emitted = Some(record.version);
-                    slot.high = slot.high.max(record.version);
-                    slot.confirmed = record.version;
-                    slot.version = slot.version.max(record.version);
+                    slot.write.emitted = Some(record.version);
+                    slot.write.high = slot.write.high.max(record.version);
+                    slot.write.confirmed = record.version;
+                    slot.write.version = slot.write.version.max(record.version);
                 }
                 self.condemn(idx, error);
             }
             return Ok(());
         }
-        if record.version == slot.confirmed && same_token || write_out {
+        if record.version == slot.write.confirmed && same_token || write_out {
             // Nothing new (or a write of ours is out, whose outcome decides).
             if let Phase::WaitingLease { until } = slot.phase {
                 self.arm(idx, Some(until.min(add(now, reread)).max(now)));
@@ -373,7 +377,7 @@ impl Engine {
                 format!("the record is of grant {}, not {grant}", current.grant),
             ));
         }
-        let confirmed = self.grants.get(idx).map_or(0, |s| s.confirmed);
+        let confirmed = self.grants.get(idx).map_or(0, |s| s.write.confirmed);
         if current.version < confirmed && !stale_ok {
             return Err(Error::new(
                 ErrorKind::StaleRecord,
@@ -394,7 +398,7 @@ impl Engine {
             return;
         };
         slot.phase = Phase::Checking;
-        slot.condemned = Some(Box::new(error));
+        slot.write.condemned = Some(Box::new(error));
         self.arm(idx, Some(add(now, reread)));
         self.queue.push_back(Queued::Load(self.grants.tag(idx)));
     }
@@ -409,8 +413,8 @@ impl Engine {
         let wait = match slot.phase {
             Phase::Reauth => {
                 // Lost grants are read less and less often.
-                slot.rereads = slot.rereads.saturating_add(1);
-                let exp = u32::from(slot.rereads.min(16));
+                slot.shared.rereads = slot.shared.rereads.saturating_add(1);
+                let exp = u32::from(slot.shared.rereads.min(16));
                 reread.saturating_mul(1 << exp.min(16)).min(cap.max(reread))
             }
             _ => reread,
@@ -432,31 +436,31 @@ impl Engine {
         let Some(slot) = self.grants.get_mut(idx) else {
             return events;
         };
-        if slot.unconfirmed == Unconfirmed::Installed {
+        if slot.write.unconfirmed == Unconfirmed::Installed {
             events.push(Event::Durable {
                 grant: slot.key.clone(),
-                version: slot.version,
+                version: slot.write.version,
             });
         }
-        slot.unconfirmed = Unconfirmed::None;
-        if let Some(error) = slot.condemned.take()
-            && matches!(slot.status, Status::Reauth(_))
+        slot.write.unconfirmed = Unconfirmed::None;
+        if let Some(error) = slot.write.condemned.take()
+            && matches!(slot.status, GrantStatus::ReauthorizationNeeded { .. })
         {
             events.push(Event::ReauthorizationNeeded {
                 grant: slot.key.clone(),
                 error: *error,
             });
         }
-        let announce = std::mem::take(&mut slot.announce);
+        let announce = std::mem::take(&mut slot.write.announce);
         if announce {
             events.push(Event::Refreshed {
                 grant: slot.key.clone(),
                 expires_at: slot.held.expires_at(),
             });
         }
-        let had_prev = slot.prev.take().is_some();
-        if (had_prev || announce) && slot.waiters && slot.status == Status::Active {
-            slot.waiters = false;
+        let had_prev = slot.write.prev.take().is_some();
+        if (had_prev || announce) && slot.refresh.waiters && slot.status == GrantStatus::Active {
+            slot.refresh.waiters = false;
             events.push(Event::TokenReady {
                 grant: slot.key.clone(),
                 expires_at: slot.held.expires_at(),
@@ -472,7 +476,7 @@ impl Engine {
         let Some(slot) = self.grants.get(idx) else {
             return false;
         };
-        match slot.unconfirmed {
+        match slot.write.unconfirmed {
             Unconfirmed::None => false,
             Unconfirmed::Installed => true,
             Unconfirmed::Refreshed { spent } => record
@@ -487,10 +491,10 @@ impl Engine {
         let Some(slot) = self.grants.get_mut(idx) else {
             return;
         };
-        slot.emitted = Some(version);
-        slot.high = slot.high.max(version);
-        slot.confirmed = version;
-        slot.version = slot.version.max(version).saturating_add(1);
+        slot.write.emitted = Some(version);
+        slot.write.high = slot.write.high.max(version);
+        slot.write.confirmed = version;
+        slot.write.version = slot.write.version.max(version).saturating_add(1);
         if matches!(slot.phase, Phase::Leasing { .. } | Phase::Checking) {
             // A lease that lost, or a check answered: the tokens first.
             slot.phase = Phase::Idle;
@@ -505,15 +509,15 @@ impl Engine {
         };
         let same_token = record.refresh_token() == Some(&slot.held.refresh);
         let version = record.version;
-        slot.version = version;
+        slot.write.version = version;
         // Handed back by the store: stored, even at version 0.
-        slot.emitted = Some(version);
-        slot.high = slot.high.max(version);
-        slot.confirmed = version;
-        slot.unconfirmed = Unconfirmed::None;
-        slot.prev = None;
-        slot.condemned = None;
-        slot.announce = false;
+        slot.write.emitted = Some(version);
+        slot.write.high = slot.write.high.max(version);
+        slot.write.confirmed = version;
+        slot.write.unconfirmed = Unconfirmed::None;
+        slot.write.prev = None;
+        slot.write.condemned = None;
+        slot.write.announce = false;
         if same_token
             && matches!(
                 slot.phase,
@@ -538,7 +542,7 @@ impl Engine {
                 return;
             };
             replace_held(slot, held);
-            slot.attempt = 0;
+            slot.refresh.attempt = 0;
             adopted = true;
         }
         self.apply_stored_state(idx, status, lease, now, adopted);
@@ -556,7 +560,7 @@ impl Engine {
     ) {
         let margin = self.settings.refresh_margin;
         let skew = self.settings.expiry_skew;
-        let shared = self.lease.is_some();
+        let shared = self.settings.is_shared();
         let reread = self.settings.reread_interval;
         let Some(slot) = self.grants.get_mut(idx) else {
             return;
@@ -573,11 +577,11 @@ impl Engine {
         }
         let timer = match status {
             GrantStatus::ReauthorizationNeeded { reason } => {
-                slot.status = Status::Reauth(reason.map(String::into_boxed_str));
+                slot.status = GrantStatus::ReauthorizationNeeded { reason };
                 slot.phase = Phase::Reauth;
-                slot.waiters = false;
-                slot.rereads = 0;
-                if !matches!(was, Status::Reauth(_)) {
+                slot.refresh.waiters = false;
+                slot.shared.rereads = 0;
+                if !matches!(was, GrantStatus::ReauthorizationNeeded { .. }) {
                     events.push(Event::ReauthorizationNeeded {
                         grant: grant.clone(),
                         error: Error::new(
@@ -591,10 +595,10 @@ impl Engine {
                 shared.then(|| add(now, reread))
             }
             GrantStatus::Suspended { until } => {
-                slot.status = Status::Suspended(until);
+                slot.status = GrantStatus::Suspended { until };
                 slot.phase = Phase::Suspended;
-                slot.waiters = false;
-                if was != Status::Suspended(until) {
+                slot.refresh.waiters = false;
+                if was != (GrantStatus::Suspended { until }) {
                     events.push(Event::Suspended {
                         grant: grant.clone(),
                         until,
@@ -608,10 +612,10 @@ impl Engine {
             }
             GrantStatus::Unauthorized { until, reason } => {
                 slot.phase = Phase::Backoff;
-                slot.waiters = false;
+                slot.refresh.waiters = false;
                 // Refused once at least: the next refusal waits longer.
-                slot.attempt = slot.attempt.max(1);
-                if !matches!(was, Status::Unauthorized { until: u, .. } if u == until) {
+                slot.refresh.attempt = slot.refresh.attempt.max(1);
+                if !matches!(was, GrantStatus::Unauthorized { until: u, .. } if u == until) {
                     events.push(Event::Unauthorized {
                         grant: grant.clone(),
                         until,
@@ -621,14 +625,11 @@ impl Engine {
                         ),
                     });
                 }
-                slot.status = Status::Unauthorized {
-                    until,
-                    reason: reason.map(String::into_boxed_str),
-                };
+                slot.status = GrantStatus::Unauthorized { until, reason };
                 Some(until.max(now))
             }
             _ => {
-                slot.status = Status::Active;
+                slot.status = GrantStatus::Active;
                 slot.phase = Phase::Idle;
                 Some(slot.held.refresh_at(margin).max(now))
             }
@@ -652,8 +653,9 @@ impl Engine {
             }
             (_, t) => t,
         };
-        if slot.waiters && slot.status == Status::Active && add(now, skew) < expires_at {
-            slot.waiters = false;
+        if slot.refresh.waiters && slot.status == GrantStatus::Active && add(now, skew) < expires_at
+        {
+            slot.refresh.waiters = false;
             events.push(Event::TokenReady { grant, expires_at });
         }
         self.arm(idx, timer);
@@ -667,7 +669,7 @@ impl Engine {
 /// `version` of `grant` (the outcome reported is of a write it did not ask
 /// for).
 pub(crate) fn never_emitted(slot: &Slot, grant: &str, version: u64) -> Result<(), Error> {
-    if version > slot.high {
+    if version > slot.write.high {
         return Err(Error::new(
             ErrorKind::UnknownRequest,
             format!("version {version} of grant {grant} was never emitted"),

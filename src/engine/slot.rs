@@ -11,19 +11,7 @@ use super::ABANDONED_MEMORY;
 use super::held::Held;
 use super::outcome::StoreFailure;
 use super::output::Failure;
-use super::record::GrantId;
-
-#[derive(Debug, Clone, PartialEq)]
-pub(crate) enum Status {
-    Active,
-    Suspended(SystemTime),
-    /// Refused with a 401 that does not name the client; tried again at `until`.
-    Unauthorized {
-        until: SystemTime,
-        reason: Option<Box<str>>,
-    },
-    Reauth(Option<Box<str>>),
-}
+use super::record::{GrantId, GrantStatus};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Phase {
@@ -102,63 +90,95 @@ pub(crate) struct Abandoned {
     pub(crate) sent_at: SystemTime,
 }
 
+/// One grant: its tokens, standing and phase, and what the engine knows of
+/// its refreshes, its writes and the shared store.
 #[derive(Debug)]
 pub(crate) struct Slot {
     pub(crate) key: GrantId,
     pub(crate) held: Held,
-    pub(crate) status: Status,
+    pub(crate) status: GrantStatus,
     pub(crate) phase: Phase,
     pub(crate) timer: Option<SystemTime>,
-    /// Version of the state in memory.
-    pub(crate) version: u64,
-    /// Last version handed out (or read from the store); what the next write replaces.
-    pub(crate) emitted: Option<u64>,
-    /// Last version known to be in the store.
-    pub(crate) confirmed: u64,
-    /// Bumped whenever the refresh token changes.
-    pub(crate) epoch: u32,
-    /// The epoch of the last new authorization ([`Engine::insert`]): answers
-    /// to requests sent before it are superseded.
-    pub(crate) installed: u32,
-    pub(crate) attempt: u32,
-    pub(crate) waiters: bool,
-    pub(crate) unconfirmed: Unconfirmed,
-    pub(crate) abandoned: Vec<Abandoned>,
-    /// Removed by [`Engine::remove`]; kept only until its requests are answered.
-    pub(crate) removed: bool,
     /// Incarnation: new for each new grant in a slot, and on removal.
     pub(crate) life: u32,
-    /// While a newly received refresh token is not yet written (not polled;
-    /// in shared-store mode, not confirmed): the access token held before it
-    /// and its expiry, which callers get meanwhile.
-    pub(crate) prev: Option<Box<(AccessToken, SystemTime)>>,
+    /// Removed ([`Removal::Released`](super::Removal::Released)); kept only
+    /// until its requests are answered.
+    pub(crate) removed: bool,
+    pub(crate) refresh: Refreshing,
+    pub(crate) write: Writes,
+    pub(crate) shared: Sharing,
+}
+
+/// What the engine knows of a grant's refreshes and their callers.
+#[derive(Debug, Default)]
+pub(crate) struct Refreshing {
+    /// Bumped whenever the refresh token changes.
+    pub(crate) epoch: u32,
+    /// The epoch of the last new authorization (`insert`): answers to
+    /// requests sent before it are superseded.
+    pub(crate) installed: u32,
+    /// Retries in a row.
+    pub(crate) attempt: u32,
+    /// Callers were told to wait.
+    pub(crate) waiters: bool,
+    /// Requests given up on, remembered so that a late answer is still
+    /// recognized.
+    pub(crate) abandoned: Vec<Abandoned>,
     /// Which refresh run of this slot holds a place under the cap.
     pub(crate) run: u32,
-    /// Re-reads in a row while waiting for re-authorization.
-    pub(crate) rereads: u8,
-    /// Failed writes in a row.
-    pub(crate) write_failures: u8,
-    /// Shared-store mode: the refusal to report once "re-authorization
-    /// needed" is written.
-    pub(crate) condemned: Option<Box<Error>>,
-    /// Shared-store mode: the end of the lease last confirmed.
-    pub(crate) lease_until: Option<SystemTime>,
-    /// What the store said when the last write failed; cleared when a
-    /// write is confirmed.
-    pub(crate) store_failure: Option<Box<StoreFailure>>,
-    /// The key of an access token an API refused ([`Engine::refresh_grant`]
-    /// with it): never handed out again.
+    /// The key of an access token an API refused (`refresh_now` with it):
+    /// never handed out again.
     pub(crate) rejected: Option<u64>,
     /// A refresh was wanted while a write was out: it starts once the
     /// write's outcome is known.
     pub(crate) deferred: bool,
+    /// Why the last refresh (or lease) failed, until one succeeds.
+    pub(crate) last_failure: Option<Box<Failure>>,
+}
+
+/// What the engine knows of a grant's writes.
+#[derive(Debug)]
+pub(crate) struct Writes {
+    /// Version of the state in memory.
+    pub(crate) version: u64,
+    /// Last version handed out (or read from the store); what the next
+    /// write replaces.
+    pub(crate) emitted: Option<u64>,
+    /// Last version known to be in the store.
+    pub(crate) confirmed: u64,
     /// The highest version ever handed out in a write: an outcome for a
     /// version above it is of a write never asked for.
     pub(crate) high: u64,
-    /// Why the last refresh (or lease) failed, until one succeeds.
-    pub(crate) last_failure: Option<Box<Failure>>,
+    /// Tokens held that the store may not have yet.
+    pub(crate) unconfirmed: Unconfirmed,
+    /// While a newly received refresh token is not yet written: the access
+    /// token held before it and its expiry, which callers get meanwhile.
+    pub(crate) prev: Option<Box<(AccessToken, SystemTime)>>,
+    /// Failed writes in a row.
+    pub(crate) failures: u8,
+    /// What the store said when the last write failed; cleared when a
+    /// write is confirmed.
+    pub(crate) store_failure: Option<Box<StoreFailure>>,
     /// Tokens from a refresh are being written: reported once confirmed.
     pub(crate) announce: bool,
+    /// The refusal to report once "re-authorization needed" is written.
+    pub(crate) condemned: Option<Box<Error>>,
+}
+
+impl Writes {
+    /// Whether a write is out whose outcome is not known yet.
+    pub(crate) fn is_out(&self) -> bool {
+        self.emitted.is_some_and(|e| e > self.confirmed)
+    }
+}
+
+/// Shared-store mode: the grant's lease and re-reads.
+#[derive(Debug, Default)]
+pub(crate) struct Sharing {
+    /// The end of the lease last confirmed.
+    pub(crate) lease_until: Option<SystemTime>,
+    /// Re-reads in a row while waiting for re-authorization.
+    pub(crate) rereads: u8,
 }
 
 impl Slot {
@@ -166,33 +186,26 @@ impl Slot {
         Slot {
             key,
             held,
-            status: Status::Active,
+            status: GrantStatus::Active,
             phase: Phase::Idle,
             timer: None,
-            version,
-            // Version 0 is a record that was never stored.
-            emitted: (version > 0).then_some(version),
-            confirmed: version,
-            epoch: 0,
-            installed: 0,
-            attempt: 0,
-            waiters: false,
-            unconfirmed,
-            abandoned: Vec::new(),
-            removed: false,
             life: 0,
-            prev: None,
-            run: 0,
-            rereads: 0,
-            write_failures: 0,
-            condemned: None,
-            lease_until: None,
-            store_failure: None,
-            rejected: None,
-            deferred: false,
-            high: version,
-            last_failure: None,
-            announce: false,
+            removed: false,
+            refresh: Refreshing::default(),
+            write: Writes {
+                version,
+                // Version 0 is a record that was never stored.
+                emitted: (version > 0).then_some(version),
+                confirmed: version,
+                high: version,
+                unconfirmed,
+                prev: None,
+                failures: 0,
+                store_failure: None,
+                announce: false,
+                condemned: None,
+            },
+            shared: Sharing::default(),
         }
     }
 }
@@ -200,7 +213,7 @@ impl Slot {
 /// Whether a new authorization came in after a request of `epoch` was sent.
 pub(crate) fn superseded(slot: &Slot, epoch: u32) -> bool {
     // Wrapping order: `installed` is at most 2^31 epochs after `epoch`.
-    slot.installed != epoch && slot.installed.wrapping_sub(epoch) < 1 << 31
+    slot.refresh.installed != epoch && slot.refresh.installed.wrapping_sub(epoch) < 1 << 31
 }
 
 /// Tells refresh tokens apart in memory (never printed, never handed out).
@@ -241,10 +254,10 @@ pub(crate) fn abandon_in_flight(slot: &mut Slot) {
     if !dispatched {
         return;
     }
-    if slot.abandoned.len() >= ABANDONED_MEMORY {
-        slot.abandoned.remove(0);
+    if slot.refresh.abandoned.len() >= ABANDONED_MEMORY {
+        slot.refresh.abandoned.remove(0);
     }
-    slot.abandoned.push(Abandoned {
+    slot.refresh.abandoned.push(Abandoned {
         seq,
         epoch,
         sent_at,
@@ -256,5 +269,5 @@ pub(crate) fn abandon_in_flight(slot: &mut Slot) {
 pub(crate) fn replace_held(slot: &mut Slot, held: Held) {
     abandon_in_flight(slot);
     slot.held = held;
-    slot.epoch = slot.epoch.wrapping_add(1);
+    slot.refresh.epoch = slot.refresh.epoch.wrapping_add(1);
 }

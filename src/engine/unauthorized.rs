@@ -16,9 +16,9 @@ use crate::rate_limit::saturating_add as add;
 use super::Engine;
 use super::output::Event;
 use super::queue::Queued;
-use super::record::GrantId;
+use super::record::{GrantId, GrantStatus};
 use super::schedule::ceil_seconds;
-use super::slot::{Phase, Status};
+use super::slot::Phase;
 
 /// The distinct grants refused so since the last successful refresh.
 #[derive(Debug, Default)]
@@ -91,8 +91,8 @@ impl Engine {
             }
             return;
         }
-        slot.attempt = slot.attempt.saturating_add(1);
-        let until = ceil_seconds(add(now, retry_delay(first, cap, slot.attempt)));
+        slot.refresh.attempt = slot.refresh.attempt.saturating_add(1);
+        let until = ceil_seconds(add(now, retry_delay(first, cap, slot.refresh.attempt)));
         self.park_unauthorized_until(idx, error, until);
     }
 
@@ -104,13 +104,13 @@ impl Engine {
             return;
         };
         let grant = slot.key.clone();
-        slot.status = Status::Unauthorized {
+        slot.status = GrantStatus::Unauthorized {
             until,
-            reason: Some(error.to_string().into_boxed_str()),
+            reason: Some(error.to_string()),
         };
         slot.phase = Phase::Backoff;
-        slot.waiters = false;
-        slot.version = slot.version.saturating_add(1);
+        slot.refresh.waiters = false;
+        slot.write.version = slot.write.version.saturating_add(1);
         self.timers.set(idx, &mut slot.timer, Some(until));
         let t = self.grants.tag(idx);
         self.queue.push_back(Queued::Persist(t));

@@ -58,7 +58,7 @@ fn json_answer(n: u32) -> http::Response<Vec<u8>> {
 /// as they are polled (a plain overwrite that succeeds); a shared-store
 /// engine's are left for the test to report.
 fn drain(e: &mut Engine, now: SystemTime) -> Vec<Output> {
-    let confirm = e.lease.is_none();
+    let confirm = !e.settings.is_shared();
     let mut out = vec![];
     while let Some(o) = e.poll_output(now) {
         if let (true, Output::Persist { record, .. }) = (confirm, &o) {
@@ -86,7 +86,7 @@ fn with_grant(settings: EngineSettings) -> Engine {
     e.insert("g", TokenSet::new(answer(0, true), t(0)), t(0))
         .unwrap();
     let mut out = drain(&mut e, t(0));
-    if e.lease.is_some() {
+    if e.settings.is_shared() {
         e.handle_write("g", 1, WriteOutcome::Written, t(0)).unwrap();
         out.extend(drain(&mut e, t(0)));
     }
