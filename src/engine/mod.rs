@@ -304,21 +304,16 @@
 
 mod backoff;
 mod cap;
-mod failure;
 mod grant;
-mod grants;
 mod held;
-mod location;
 mod locations;
 mod outcome;
 mod output;
-mod pacing;
+mod pacer;
 mod queue;
 mod record;
 mod rescued;
-mod schedule;
 mod settings;
-mod shared;
 mod slot;
 mod table;
 mod timers;
@@ -373,7 +368,7 @@ pub struct Engine {
     /// Location grants minted from Company grants.
     locations: locations::Locations,
     /// The request budget and the sends waiting for it.
-    pacing: pacing::Pacing,
+    pacer: pacer::Pacer,
     /// Refresh tokens from answers for grants no longer held.
     rescued: rescued::Rescued,
     /// Strings shared between grants' tokens (scopes, token types).
@@ -387,7 +382,7 @@ impl Engine {
     /// An engine with no grants.
     #[must_use]
     pub fn new(config: Config, settings: EngineSettings) -> Self {
-        let pacing = pacing::Pacing::new(&settings);
+        let pacer = pacer::Pacer::new(&settings);
         let max_in_flight = settings.max_in_flight;
         Engine {
             config,
@@ -401,7 +396,7 @@ impl Engine {
             unauthorized: unauthorized::Streak::default(),
             cap: cap::Cap::new(max_in_flight),
             locations: locations::Locations::default(),
-            pacing,
+            pacer,
             rescued: rescued::Rescued::default(),
             interner: held::Interner::default(),
             stopping: false,
@@ -758,7 +753,7 @@ impl Engine {
     /// # Errors
     /// None today; the `Result` keeps every input alike.
     pub fn count_request(&mut self, now: SystemTime) -> Result<Option<SystemTime>, Error> {
-        Ok(self.take_budget(now))
+        Ok(self.pacer.take(now))
     }
 
     /// Begins a clean shutdown: from now on no refresh or mint starts (not
@@ -830,7 +825,7 @@ impl Engine {
     /// Figures about the engine as a whole. O(cap).
     #[must_use]
     pub fn stats(&self) -> EngineStats {
-        let (waiting, waited) = self.paced_counts();
+        let (waiting, waited) = self.pacer.counts();
         let (budget_max, budget_interval) = self.settings.budget();
         EngineStats {
             grants: self.grants.len(),
@@ -873,7 +868,7 @@ impl Engine {
     fn check_emitted(&self, grant: &str, version: u64) -> Result<(), Error> {
         let idx = self.lookup(grant)?;
         match self.grants.get(idx) {
-            Some(slot) => shared::never_emitted(slot, grant, version),
+            Some(slot) => grant::never_emitted(slot, grant, version),
             None => Err(unknown_grant(grant)),
         }
     }

@@ -1,41 +1,28 @@
-//! One grant's state machine: its phases, and what an answer to its refresh
-//! does to it (new tokens, failures, rescued tokens).
-//!
-//! A grant is refreshed by presenting its refresh token (the only grant kind
-//! today); the request is built in [`output`](super::output) from the slot's
-//! state when it is polled.
+//! What an answer to a refresh or a mint does to its grant: new tokens
+//! adopted (written first), refresh tokens rescued from failures, answers
+//! that come late or for a grant removed meanwhile.
 
 use std::time::SystemTime;
 
 use http::Response;
 
 use crate::error::{Error, ErrorKind};
-use crate::secret::{AccessToken, RefreshToken};
+use crate::secret::RefreshToken;
 use crate::token::{TokenResponse, TokenSet};
 use crate::token_endpoint::parse_token_response;
 
-use super::held::Held;
-use super::output::{Event, Failure, RequestId, TokenStatus};
-use super::queue::Queued;
-use super::record::{GrantId, GrantStatus};
-use super::slot::{Phase, Slot, Unconfirmed, abandon_in_flight, access_key, superseded, token_key};
-use super::{Engine, unknown_grant, unknown_request};
-use crate::rate_limit::saturating_add as add;
+use crate::engine::held::Held;
+use crate::engine::output::{Event, Failure, RequestId};
+use crate::engine::queue::Queued;
+use crate::engine::record::{GrantId, GrantStatus};
+use crate::engine::slot::{Phase, Unconfirmed, abandon_in_flight, superseded, token_key};
+use crate::engine::{Engine, unknown_request};
 
 /// Which request an answer belongs to.
 #[derive(Debug, Clone, Copy)]
-pub(crate) enum Which {
+pub(in crate::engine::grant) enum Which {
     Current { epoch: u32, sent_at: SystemTime },
     Abandoned { epoch: u32, sent_at: SystemTime },
-}
-
-/// What a caller with no token gets: told to wait, or, while the grant's
-/// writes fail, what the store said.
-fn waiting(slot: &Slot) -> TokenStatus {
-    match &slot.write.store_failure {
-        Some(failure) => TokenStatus::StoreFailing((**failure).clone()),
-        None => TokenStatus::Pending,
-    }
 }
 
 /// The refresh token an answer carries, if any: a success's, or one rescued
@@ -57,105 +44,6 @@ fn with_rescued(error: Error, token: Option<RefreshToken>) -> Error {
 }
 
 impl Engine {
-    /// The access token of `grant`, answered at once.
-    ///
-    /// - [`TokenStatus::Ready`]: a token valid for at least the expiry skew. A
-    ///   refresh may be running ahead of expiry meanwhile. A token from a
-    ///   refresh is handed out only once the record with its refresh token
-    ///   is written: its [`Output::Persist`](super::Output::Persist) polled
-    ///   (in shared-store mode: confirmed). Until then the previous access
-    ///   token is, while it lasts.
-    /// - [`TokenStatus::Pending`]: the token expired; a refresh is in flight or
-    ///   scheduled (and is started now if it was not). However many callers
-    ///   ask, one refresh runs. Wait for [`Event::TokenReady`].
-    /// - [`TokenStatus::Suspended`], [`TokenStatus::Unauthorized`],
-    ///   [`TokenStatus::ReauthorizationNeeded`],
-    ///   [`TokenStatus::ConfigurationRejected`]: see each.
-    ///
-    /// May queue outputs: call [`poll_output`](Self::poll_output) afterwards.
-    ///
-    /// # Errors
-    /// [`ErrorKind::UnknownGrant`].
-    pub(crate) fn token_status(
-        &mut self,
-        grant: &str,
-        now: SystemTime,
-    ) -> Result<TokenStatus, Error> {
-        let idx = self.lookup(grant)?;
-        let skew = self.settings.expiry_skew;
-        let halted = self.halted;
-        let Some(slot) = self.grants.get_mut(idx) else {
-            return Err(unknown_grant(grant));
-        };
-        match slot.status {
-            GrantStatus::ReauthorizationNeeded { .. } => {
-                return Ok(TokenStatus::ReauthorizationNeeded);
-            }
-            GrantStatus::Suspended { until } => return Ok(TokenStatus::Suspended { until }),
-            GrantStatus::Unauthorized { until, .. } => {
-                return Ok(TokenStatus::Unauthorized { until });
-            }
-            GrantStatus::Active => {}
-        }
-        let usable = |token: &AccessToken, expires: SystemTime| {
-            add(now, skew) < expires && slot.refresh.rejected != Some(access_key(token))
-        };
-        if let Some(prev) = &slot.write.prev {
-            // New tokens are not written yet: the old access token, or wait.
-            if usable(&prev.0, prev.1) {
-                return Ok(TokenStatus::Ready(prev.0.clone()));
-            }
-            slot.refresh.waiters = true;
-            return Ok(waiting(slot));
-        }
-        if usable(&slot.held.access, slot.held.expires_at()) {
-            return Ok(TokenStatus::Ready(slot.held.access.clone()));
-        }
-        if halted {
-            return Ok(TokenStatus::ConfigurationRejected);
-        }
-        slot.refresh.waiters = true;
-        if slot.phase == Phase::Idle && slot.timer.is_some() {
-            self.start_refresh(idx, now);
-        }
-        Ok(self.grants.get(idx).map_or(TokenStatus::Pending, waiting))
-    }
-
-    /// Starts a refresh of `grant` now, whatever its expiry: for instance after
-    /// an API call was answered 401 with its access token. With `rejected`
-    /// (the access token the API refused), nothing starts if that token is
-    /// no longer the one handed out (another caller's refresh replaced it),
-    /// and it is never handed out again. Single-flight: if a refresh is
-    /// already in flight, leased or waiting to be retried, nothing new
-    /// starts. A suspended grant, one parked as unauthorized, or one that
-    /// needs re-authorization is left as it is.
-    pub(crate) fn refresh_grant(
-        &mut self,
-        grant: &str,
-        rejected: Option<&AccessToken>,
-        now: SystemTime,
-    ) -> Result<(), Error> {
-        let idx = self.lookup(grant)?;
-        let Some(slot) = self.grants.get_mut(idx) else {
-            return Err(unknown_grant(grant));
-        };
-        if let Some(rejected) = rejected {
-            // Never handed out again (it may be the one handed out while
-            // newer tokens are written).
-            slot.refresh.rejected = Some(access_key(rejected));
-            if *rejected != slot.held.access {
-                // Newer tokens are held already (written, or being written).
-                return Ok(());
-            }
-        }
-        if slot.status != GrantStatus::Active || slot.phase != Phase::Idle {
-            return Ok(());
-        }
-        slot.refresh.waiters = true;
-        self.start_refresh(idx, now);
-        Ok(())
-    }
-
     /// Hands back the answer to request `id`: parsed with
     /// [`parse_token_response`], then as [`handle_token_result`](Self::handle_token_result).
     ///
@@ -167,13 +55,14 @@ impl Engine {
     /// [`handle_rescued`](Self::handle_rescued)), the server may have spent
     /// the one sent. Server errors in the answer are not errors of this
     /// call: they become events.
-    pub(crate) fn on_response<B: AsRef<[u8]>>(
+    pub(in crate::engine) fn on_response<B: AsRef<[u8]>>(
         &mut self,
         id: RequestId,
         response: Response<B>,
         now: SystemTime,
     ) -> Result<(), Error> {
-        self.observe_rate(response.status(), response.headers(), now);
+        self.pacer
+            .observe(response.status(), response.headers(), now);
         let parsed = if self.is_mint(id) {
             crate::location_token::parse_location_token_response(response)
         } else {
@@ -230,7 +119,7 @@ impl Engine {
     /// # Errors
     /// [`ErrorKind::UnknownRequest`], carrying the answer's refresh token (if
     /// any) in [`Error::rescued_refresh_token`].
-    pub(crate) fn on_answer(
+    pub(in crate::engine) fn on_answer(
         &mut self,
         id: RequestId,
         result: Result<TokenResponse, Error>,
@@ -240,7 +129,7 @@ impl Engine {
         if let Err(e) = &result
             && e.kind() == ErrorKind::RateLimited
         {
-            self.pacing.budget.on_rate_limited(e.rate_limit(), now);
+            self.pacer.rate_limited(e.rate_limit(), now);
         }
         let which = match self.which(id) {
             Ok(which) => which,
@@ -320,7 +209,7 @@ impl Engine {
     ///
     /// # Errors
     /// [`ErrorKind::UnknownRequest`].
-    pub(crate) fn on_transport_error(
+    pub(in crate::engine) fn on_transport_error(
         &mut self,
         id: RequestId,
         detail: String,
@@ -357,7 +246,7 @@ impl Engine {
     /// [`ErrorKind::UnknownRequest`] if `id` is not the grant's current
     /// request (an expired send already replaced is harmless to report:
     /// the error says so).
-    pub(crate) fn on_not_dispatched(
+    pub(in crate::engine) fn on_not_dispatched(
         &mut self,
         id: RequestId,
         now: SystemTime,
@@ -383,78 +272,7 @@ impl Engine {
         Ok(())
     }
 
-    /// Adopts a refresh token rescued from an answer the engine could not
-    /// take at the time, for the grant held now in slot `idx`: if it is not
-    /// the one held, it is written ahead of every other output and used for
-    /// the next refresh (a grant waiting for re-authorization becomes
-    /// active again), with [`Event::RescuedTokenAdopted`]. The access token
-    /// held is kept.
-    pub(crate) fn rescue_grant(&mut self, idx: u32, token: &RefreshToken, now: SystemTime) {
-        if !self.rescue(idx, token) {
-            return;
-        }
-        let Some(slot) = self.grants.get_mut(idx) else {
-            return;
-        };
-        let grant = slot.key.clone();
-        if matches!(slot.status, GrantStatus::ReauthorizationNeeded { .. })
-            || matches!(slot.phase, Phase::Checking | Phase::Reauth)
-        {
-            slot.status = GrantStatus::Active;
-            slot.write.condemned = None;
-            self.rearm_idle(idx, now);
-        }
-        let t = self.grants.tag(idx);
-        self.queue
-            .push_back(Queued::Event(t, Event::RescuedTokenAdopted { grant }));
-    }
-
-    /// An answer for a grant removed while its request was out, carrying
-    /// `token` (if any), for a request that presented the refresh token
-    /// with key `presented` (if known): adopted if the grant is held again,
-    /// else kept in memory should it come back with the spent token.
-    fn keep_rescued(
-        &mut self,
-        grant: GrantId,
-        presented: Option<u64>,
-        token: Option<RefreshToken>,
-        now: SystemTime,
-    ) {
-        let kept = match (token, self.grants.find(grant.as_str())) {
-            (Some(token), Some(idx)) => {
-                // Held again: adopted if it is not the token held.
-                self.rescue_grant(idx, &token, now);
-                return;
-            }
-            (Some(token), None) => match presented {
-                Some(spent) => {
-                    self.rescued.keep(grant.clone(), spent, token);
-                    true
-                }
-                None => false,
-            },
-            (None, _) => false,
-        };
-        self.queue
-            .push_back(Queued::Global(Event::AnswerAfterRemoval {
-                grant,
-                refresh_token_kept: kept,
-            }));
-    }
-
-    /// A grant added back (`insert`, `restore`) in slot `idx` with the
-    /// refresh token of key `key`: if an answer for it came while it was
-    /// away and spent that very token, the token it carried is adopted.
-    pub(crate) fn adopt_kept(&mut self, idx: u32, key: u64, now: SystemTime) {
-        let Some(grant) = self.grants.get(idx).map(|s| s.key.clone()) else {
-            return;
-        };
-        if let Some(token) = self.rescued.take(&grant, key) {
-            self.rescue_grant(idx, &token, now);
-        }
-    }
-
-    pub(crate) fn which(&self, id: RequestId) -> Result<Which, Error> {
+    pub(in crate::engine::grant) fn which(&self, id: RequestId) -> Result<Which, Error> {
         let slot = self
             .grants
             .get(id.slot())
@@ -538,7 +356,7 @@ impl Engine {
     /// Adopts (and queues for persistence, ahead of everything) a refresh
     /// token the server may have issued while spending the one held. Returns
     /// whether it did.
-    pub(crate) fn rescue(&mut self, idx: u32, token: &RefreshToken) -> bool {
+    pub(in crate::engine::grant) fn rescue(&mut self, idx: u32, token: &RefreshToken) -> bool {
         let Some(slot) = self.grants.get_mut(idx) else {
             return false;
         };
@@ -555,5 +373,96 @@ impl Engine {
         slot.write.version = slot.write.version.saturating_add(1);
         self.queue.push_front(Queued::Persist(self.grants.tag(idx)));
         true
+    }
+
+    /// Adopts a refresh token rescued from an answer the engine could not
+    /// take at the time, for the grant held now in slot `idx`: if it is not
+    /// the one held, it is written ahead of every other output and used for
+    /// the next refresh (a grant waiting for re-authorization becomes
+    /// active again), with [`Event::RescuedTokenAdopted`]. The access token
+    /// held is kept.
+    pub(in crate::engine::grant) fn rescue_grant(
+        &mut self,
+        idx: u32,
+        token: &RefreshToken,
+        now: SystemTime,
+    ) {
+        if !self.rescue(idx, token) {
+            return;
+        }
+        let Some(slot) = self.grants.get_mut(idx) else {
+            return;
+        };
+        let grant = slot.key.clone();
+        if matches!(slot.status, GrantStatus::ReauthorizationNeeded { .. })
+            || matches!(slot.phase, Phase::Checking | Phase::Reauth)
+        {
+            slot.status = GrantStatus::Active;
+            slot.write.condemned = None;
+            self.rearm_idle(idx, now);
+        }
+        let t = self.grants.tag(idx);
+        self.queue
+            .push_back(Queued::Event(t, Event::RescuedTokenAdopted { grant }));
+    }
+
+    /// An answer for a grant removed while its request was out, carrying
+    /// `token` (if any), for a request that presented the refresh token
+    /// with key `presented` (if known): adopted if the grant is held again,
+    /// else kept in memory should it come back with the spent token.
+    fn keep_rescued(
+        &mut self,
+        grant: GrantId,
+        presented: Option<u64>,
+        token: Option<RefreshToken>,
+        now: SystemTime,
+    ) {
+        let kept = match (token, self.grants.find(grant.as_str())) {
+            (Some(token), Some(idx)) => {
+                // Held again: adopted if it is not the token held.
+                self.rescue_grant(idx, &token, now);
+                return;
+            }
+            (Some(token), None) => match presented {
+                Some(spent) => {
+                    self.rescued.keep(grant.clone(), spent, token);
+                    true
+                }
+                None => false,
+            },
+            (None, _) => false,
+        };
+        self.queue
+            .push_back(Queued::Global(Event::AnswerAfterRemoval {
+                grant,
+                refresh_token_kept: kept,
+            }));
+    }
+
+    /// A grant added back (`insert`, `restore`) in slot `idx` with the
+    /// refresh token of key `key`: if an answer for it came while it was
+    /// away and spent that very token, the token it carried is adopted.
+    pub(in crate::engine::grant) fn adopt_kept(&mut self, idx: u32, key: u64, now: SystemTime) {
+        let Some(grant) = self.grants.get(idx).map(|s| s.key.clone()) else {
+            return;
+        };
+        if let Some(token) = self.rescued.take(&grant, key) {
+            self.rescue_grant(idx, &token, now);
+        }
+    }
+
+    /// An answer for a removed grant: forgotten, and the slot freed once
+    /// nothing of it is out.
+    pub(in crate::engine::grant) fn answer_for_removed(&mut self, id: RequestId) {
+        let idx = id.slot();
+        if let Some(slot) = self.grants.get_mut(idx) {
+            if matches!(slot.phase, Phase::InFlight { seq, .. } if seq == id.seq()) {
+                slot.phase = Phase::Idle;
+            }
+            slot.refresh.abandoned.retain(|a| a.seq != id.seq());
+            if !matches!(slot.phase, Phase::InFlight { .. }) && slot.refresh.abandoned.is_empty() {
+                self.free_slot(idx);
+            }
+        }
     }
 }

@@ -1,29 +1,151 @@
-//! The scheduling of many grants: one deadline per grant in an ordered set
-//! (the next deadline and each insert or removal cost O(log n)), the caps on
-//! leases and requests in flight with the grants waiting their turn in
-//! order, and the spreading of refreshes that are due at once.
+//! The grant state machine: how each grant moves between its phases. The
+//! engine's inputs and commands (`super`) come here; this module and its
+//! children are the only ones that change a grant, and they do it through
+//! the engine's structures (the slot table, the timers, the cap, the pacer,
+//! the Location relations), each of which owns its state.
+//!
+//! - here: what a caller gets ([`Engine::token_status`]), starting a
+//!   refresh (under the cap, under a lease in shared-store mode), the
+//!   deadlines, retries;
+//! - `answer`: what an answer does (new tokens, rescued tokens, answers
+//!   for removed grants);
+//! - `failure`: what a refusal does, by kind;
+//! - `store`: leases, write outcomes, reads, adopting what the store holds;
+//! - `lifecycle`: grants added, restored, released, uninstalled, and the
+//!   install webhooks;
+//! - `output`: what `poll_output` hands out (sends, mints, records) and the
+//!   request budget they go under.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+mod answer;
+mod failure;
+mod lifecycle;
+mod output;
+mod store;
 
-use super::Engine;
-use super::backoff::backoff;
-use super::output::{Event, Failure};
-use super::queue::Queued;
-use super::record::GrantStatus;
-use super::slot::{Phase, abandon_in_flight};
+pub(in crate::engine) use store::never_emitted;
+
+use std::time::SystemTime;
+
+use crate::error::Error;
 use crate::rate_limit::saturating_add as add;
+use crate::secret::AccessToken;
 
-/// `t` rounded up to a whole second (down, at the end of the platform's range).
-pub(crate) fn ceil_seconds(t: SystemTime) -> SystemTime {
-    let d = t.duration_since(UNIX_EPOCH).unwrap_or_default();
-    let down = add(UNIX_EPOCH, Duration::from_secs(d.as_secs()));
-    if d.subsec_nanos() == 0 {
-        return down;
+use crate::engine::backoff::backoff;
+use crate::engine::output::{Event, Failure, TokenStatus};
+use crate::engine::queue::Queued;
+use crate::engine::record::GrantStatus;
+use crate::engine::slot::{Phase, Slot, abandon_in_flight, access_key};
+use crate::engine::{Engine, unknown_grant};
+
+/// What a caller with no token gets: told to wait, or, while the grant's
+/// writes fail, what the store said.
+fn waiting(slot: &Slot) -> TokenStatus {
+    match &slot.write.store_failure {
+        Some(failure) => TokenStatus::StoreFailing((**failure).clone()),
+        None => TokenStatus::Pending,
     }
-    down.checked_add(Duration::from_secs(1)).unwrap_or(down)
 }
 
 impl Engine {
+    /// The access token of `grant`, answered at once.
+    ///
+    /// - [`TokenStatus::Ready`]: a token valid for at least the expiry skew. A
+    ///   refresh may be running ahead of expiry meanwhile. A token from a
+    ///   refresh is handed out only once the record with its refresh token
+    ///   is written: its [`Output::Persist`](super::Output::Persist) polled
+    ///   (in shared-store mode: confirmed). Until then the previous access
+    ///   token is, while it lasts.
+    /// - [`TokenStatus::Pending`]: the token expired; a refresh is in flight or
+    ///   scheduled (and is started now if it was not). However many callers
+    ///   ask, one refresh runs. Wait for [`Event::TokenReady`].
+    /// - [`TokenStatus::Suspended`], [`TokenStatus::Unauthorized`],
+    ///   [`TokenStatus::ReauthorizationNeeded`],
+    ///   [`TokenStatus::ConfigurationRejected`]: see each.
+    ///
+    /// May queue outputs: call [`poll_output`](Self::poll_output) afterwards.
+    ///
+    /// # Errors
+    /// [`ErrorKind::UnknownGrant`].
+    pub(in crate::engine) fn token_status(
+        &mut self,
+        grant: &str,
+        now: SystemTime,
+    ) -> Result<TokenStatus, Error> {
+        let idx = self.lookup(grant)?;
+        let skew = self.settings.expiry_skew;
+        let halted = self.halted;
+        let Some(slot) = self.grants.get_mut(idx) else {
+            return Err(unknown_grant(grant));
+        };
+        match slot.status {
+            GrantStatus::ReauthorizationNeeded { .. } => {
+                return Ok(TokenStatus::ReauthorizationNeeded);
+            }
+            GrantStatus::Suspended { until } => return Ok(TokenStatus::Suspended { until }),
+            GrantStatus::Unauthorized { until, .. } => {
+                return Ok(TokenStatus::Unauthorized { until });
+            }
+            GrantStatus::Active => {}
+        }
+        let usable = |token: &AccessToken, expires: SystemTime| {
+            add(now, skew) < expires && slot.refresh.rejected != Some(access_key(token))
+        };
+        if let Some(prev) = &slot.write.prev {
+            // New tokens are not written yet: the old access token, or wait.
+            if usable(&prev.0, prev.1) {
+                return Ok(TokenStatus::Ready(prev.0.clone()));
+            }
+            slot.refresh.waiters = true;
+            return Ok(waiting(slot));
+        }
+        if usable(&slot.held.access, slot.held.expires_at()) {
+            return Ok(TokenStatus::Ready(slot.held.access.clone()));
+        }
+        if halted {
+            return Ok(TokenStatus::ConfigurationRejected);
+        }
+        slot.refresh.waiters = true;
+        if slot.phase == Phase::Idle && slot.timer.is_some() {
+            self.start_refresh(idx, now);
+        }
+        Ok(self.grants.get(idx).map_or(TokenStatus::Pending, waiting))
+    }
+
+    /// Starts a refresh of `grant` now, whatever its expiry: for instance after
+    /// an API call was answered 401 with its access token. With `rejected`
+    /// (the access token the API refused), nothing starts if that token is
+    /// no longer the one handed out (another caller's refresh replaced it),
+    /// and it is never handed out again. Single-flight: if a refresh is
+    /// already in flight, leased or waiting to be retried, nothing new
+    /// starts. A suspended grant, one parked as unauthorized, or one that
+    /// needs re-authorization is left as it is.
+    pub(in crate::engine) fn refresh_grant(
+        &mut self,
+        grant: &str,
+        rejected: Option<&AccessToken>,
+        now: SystemTime,
+    ) -> Result<(), Error> {
+        let idx = self.lookup(grant)?;
+        let Some(slot) = self.grants.get_mut(idx) else {
+            return Err(unknown_grant(grant));
+        };
+        if let Some(rejected) = rejected {
+            // Never handed out again (it may be the one handed out while
+            // newer tokens are written).
+            slot.refresh.rejected = Some(access_key(rejected));
+            if *rejected != slot.held.access {
+                // Newer tokens are held already (written, or being written).
+                return Ok(());
+            }
+        }
+        if slot.status != GrantStatus::Active || slot.phase != Phase::Idle {
+            return Ok(());
+        }
+        slot.refresh.waiters = true;
+        self.start_refresh(idx, now);
+        Ok(())
+    }
+
     /// Handles every deadline due at `now`: refreshes that are due, retries,
     /// request timeouts, ended leases, re-reads of the store, writes to try
     /// again. Call it when [`poll_timeout`](Self::poll_timeout)'s instant is
@@ -35,9 +157,9 @@ impl Engine {
     /// time range, where that is impossible, the grant gets none).
     ///
     /// Costs O(log n) per due deadline.
-    pub(crate) fn on_timeout(&mut self, now: SystemTime) {
+    pub(in crate::engine) fn on_timeout(&mut self, now: SystemTime) {
         self.timers.begin(now);
-        self.pacing_due(now);
+        self.pacer.due(now);
         while let Some(idx) = self.timers.pop_rewrite(now) {
             self.rewrite_due(idx);
         }
@@ -72,8 +194,8 @@ impl Engine {
     ///
     /// O(log n).
     #[must_use]
-    pub(crate) fn next_timeout(&self) -> Option<SystemTime> {
-        [self.timers.next(), self.pacing.wake_at()]
+    pub(in crate::engine) fn next_timeout(&self) -> Option<SystemTime> {
+        [self.timers.next(), self.pacer.wake_at()]
             .into_iter()
             .flatten()
             .min()
@@ -84,7 +206,7 @@ impl Engine {
     /// on. A driver shutting down cleanly waits for this to reach zero (and
     /// writes what the answers bring). O(cap).
     #[must_use]
-    pub(crate) fn count_in_flight(&self) -> usize {
+    pub(in crate::engine) fn count_in_flight(&self) -> usize {
         self.cap
             .holding(&self.grants)
             .filter(|&idx| {
@@ -106,7 +228,7 @@ impl Engine {
     /// `floor`, a deadline at or before it is not set: at the end of time
     /// (where additions saturate) the grant rests rather than coming due
     /// again at once.
-    pub(crate) fn arm(&mut self, idx: u32, at: Option<SystemTime>) {
+    pub(in crate::engine::grant) fn arm(&mut self, idx: u32, at: Option<SystemTime>) {
         if let Some(slot) = self.grants.get_mut(idx) {
             self.timers.arm(idx, &mut slot.timer, at);
         }
@@ -114,7 +236,7 @@ impl Engine {
 
     /// Starts the grants waiting for a place under the cap, in order, while
     /// places are free. Returns whether it started any.
-    pub(crate) fn admit(&mut self, now: SystemTime) -> bool {
+    pub(in crate::engine::grant) fn admit(&mut self, now: SystemTime) -> bool {
         let mut started = false;
         while let Some(t) = self.cap.next_waiting(&self.grants) {
             let queued = self
@@ -132,7 +254,7 @@ impl Engine {
         started
     }
 
-    pub(crate) fn start_refresh(&mut self, idx: u32, now: SystemTime) {
+    pub(in crate::engine::grant) fn start_refresh(&mut self, idx: u32, now: SystemTime) {
         if self.halted {
             self.park(idx);
             return;
@@ -189,7 +311,7 @@ impl Engine {
 
     /// Queues the refresh request. Its deadlines are set again when it is
     /// handed out ([`poll_output`](Self::poll_output)).
-    pub(crate) fn send(&mut self, idx: u32, now: SystemTime) {
+    pub(in crate::engine::grant) fn send(&mut self, idx: u32, now: SystemTime) {
         if self.halted {
             self.park(idx);
             return;
@@ -219,7 +341,7 @@ impl Engine {
         self.queue.push_back(Queued::Send { slot: idx, seq });
     }
 
-    pub(crate) fn park(&mut self, idx: u32) {
+    pub(in crate::engine::grant) fn park(&mut self, idx: u32) {
         if let Some(slot) = self.grants.get_mut(idx) {
             self.timers.set(idx, &mut slot.timer, None);
             if slot.phase != Phase::Parked {
@@ -240,7 +362,7 @@ impl Engine {
     /// Replaces the configuration (e.g. a corrected client secret) and lifts
     /// the halt that a rejected configuration put on every grant: their
     /// refreshes are due at once.
-    pub(crate) fn set_config(&mut self, config: crate::config::Config, now: SystemTime) {
+    pub(in crate::engine) fn set_config(&mut self, config: crate::config::Config, now: SystemTime) {
         self.config = config;
         self.halted = false;
         self.unauthorized.reset();
@@ -255,7 +377,12 @@ impl Engine {
         }
     }
 
-    pub(crate) fn retry_after_failure(&mut self, idx: u32, now: SystemTime, failure: Failure) {
+    pub(in crate::engine::grant) fn retry_after_failure(
+        &mut self,
+        idx: u32,
+        now: SystemTime,
+        failure: Failure,
+    ) {
         let (base, cap) = (self.settings.backoff_base, self.settings.backoff_cap);
         let Some(slot) = self.grants.get_mut(idx) else {
             return;
@@ -275,7 +402,7 @@ impl Engine {
             .push_back(Queued::Event(self.grants.tag(idx), event));
     }
 
-    pub(crate) fn rearm_idle(&mut self, idx: u32, now: SystemTime) {
+    pub(in crate::engine::grant) fn rearm_idle(&mut self, idx: u32, now: SystemTime) {
         let margin = self.settings.refresh_margin;
         if let Some(slot) = self.grants.get_mut(idx) {
             slot.phase = Phase::Idle;
@@ -285,7 +412,7 @@ impl Engine {
     }
 
     /// Back to the refresh schedule: refreshed now if due, else at its time.
-    pub(crate) fn resume(&mut self, idx: u32, now: SystemTime) {
+    pub(in crate::engine::grant) fn resume(&mut self, idx: u32, now: SystemTime) {
         let margin = self.settings.refresh_margin;
         let Some(slot) = self.grants.get_mut(idx) else {
             return;
@@ -304,11 +431,19 @@ impl Engine {
     /// random point within [`EngineSettings::refresh_spread`](super::EngineSettings::refresh_spread)
     /// from now, so that engines starting together over the same grants
     /// neither refresh all at once nor take them in the same order.
-    pub(crate) fn spread_from(&mut self, at: SystemTime, now: SystemTime) -> SystemTime {
+    pub(in crate::engine::grant) fn spread_from(
+        &mut self,
+        at: SystemTime,
+        now: SystemTime,
+    ) -> SystemTime {
         let spread = self.settings.refresh_spread;
         if at > now || spread.is_zero() || !self.settings.is_shared() {
             return at.max(now);
         }
         add(now, spread.mul_f64(self.rng.next_unit()))
+    }
+
+    pub(in crate::engine) fn lookup(&self, grant: &str) -> Result<u32, Error> {
+        self.grants.find(grant).ok_or_else(|| unknown_grant(grant))
     }
 }

@@ -1,26 +1,26 @@
-//! The shared-store protocol: leases, the outcomes of compare-and-swap
-//! writes (won, lost, failed, record deleted), re-reads of the store, and
-//! adopting what other engines wrote.
+//! The grant and its store: leases (shared-store mode), the outcomes of
+//! writes (won, lost, failed, no record), reads, and adopting what other
+//! engines wrote.
 
 use std::time::SystemTime;
 
 use crate::error::{Error, ErrorKind};
-
-use super::backoff::backoff;
-use super::held::Held;
-use super::outcome::StoreFailure;
-use super::output::{Event, Failure};
-use super::queue::Queued;
-use super::record::{GrantId, GrantRecord, GrantStatus, Lease};
-use super::schedule::ceil_seconds;
-use super::slot::{Phase, Slot, Unconfirmed, replace_held, token_key};
-use super::{Engine, unknown_grant};
 use crate::rate_limit::saturating_add as add;
+
+use crate::engine::backoff::backoff;
+use crate::engine::held::Held;
+use crate::engine::outcome::StoreFailure;
+use crate::engine::output::{Event, Failure};
+use crate::engine::queue::Queued;
+use crate::engine::record::{GrantId, GrantRecord, GrantStatus, Lease};
+use crate::engine::slot::{Phase, Slot, Unconfirmed, replace_held, token_key};
+use crate::engine::timers::ceil_seconds;
+use crate::engine::{Engine, unknown_grant};
 
 impl Engine {
     /// Writes a new lease (shared-store mode). If its confirmation has not
     /// come when the lease ends, a new one is written.
-    pub(crate) fn take_lease(&mut self, idx: u32, now: SystemTime) {
+    pub(in crate::engine::grant) fn take_lease(&mut self, idx: u32, now: SystemTime) {
         let Some(lease) = self.settings.lease_duration() else {
             return;
         };
@@ -50,7 +50,7 @@ impl Engine {
     /// # Errors
     /// [`ErrorKind::UnknownGrant`]; [`ErrorKind::UnknownRequest`] if the engine
     /// never emitted that version.
-    pub(crate) fn on_written(
+    pub(in crate::engine) fn on_written(
         &mut self,
         grant: &str,
         version: u64,
@@ -142,7 +142,7 @@ impl Engine {
     /// [`ErrorKind::UnknownGrant`]; [`ErrorKind::StaleRecord`] if `current` is
     /// of another schema or grant, or older than a version known written;
     /// [`ErrorKind::InvalidInput`] if it has no refresh token or absurd times.
-    pub(crate) fn on_conflict(
+    pub(in crate::engine) fn on_conflict(
         &mut self,
         grant: &str,
         current: GrantRecord,
@@ -202,7 +202,7 @@ impl Engine {
     /// # Errors
     /// [`ErrorKind::UnknownGrant`]; [`ErrorKind::UnknownRequest`] if the engine
     /// never emitted that version.
-    pub(crate) fn on_write_failed(
+    pub(in crate::engine) fn on_write_failed(
         &mut self,
         grant: &str,
         version: u64,
@@ -248,7 +248,7 @@ impl Engine {
 
     /// A write to try again is due: queued if the grant still has something
     /// unwritten.
-    pub(crate) fn rewrite_due(&mut self, idx: u32) {
+    pub(in crate::engine::grant) fn rewrite_due(&mut self, idx: u32) {
         let Some(slot) = self.grants.get(idx) else {
             return;
         };
@@ -265,7 +265,7 @@ impl Engine {
     ///
     /// # Errors
     /// [`ErrorKind::UnknownGrant`].
-    pub(crate) fn on_no_record(&mut self, grant: &str) -> Result<(), Error> {
+    pub(in crate::engine) fn on_no_record(&mut self, grant: &str) -> Result<(), Error> {
         let idx = self.lookup(grant)?;
         let key = self.grants.get(idx).map(|s| s.key.clone());
         self.release_grant(grant)?;
@@ -293,7 +293,7 @@ impl Engine {
     /// [`ErrorKind::UnknownGrant`]; [`ErrorKind::StaleRecord`] for a record of
     /// another schema or grant; [`ErrorKind::InvalidInput`] for one without a
     /// refresh token or with absurd times.
-    pub(crate) fn on_loaded(
+    pub(in crate::engine) fn on_loaded(
         &mut self,
         grant: &str,
         record: Option<GrantRecord>,
@@ -392,7 +392,12 @@ impl Engine {
 
     /// Invalid grant in shared-store mode: read the store before declaring
     /// the grant lost.
-    pub(crate) fn check_refusal(&mut self, idx: u32, error: Error, now: SystemTime) {
+    pub(in crate::engine::grant) fn check_refusal(
+        &mut self,
+        idx: u32,
+        error: Error,
+        now: SystemTime,
+    ) {
         let reread = self.settings.reread_interval;
         let Some(slot) = self.grants.get_mut(idx) else {
             return;
@@ -405,7 +410,7 @@ impl Engine {
 
     /// A re-read of the store is due (waiting for a lease elsewhere, for the
     /// answer to a read, or for re-authorization).
-    pub(crate) fn reread_due(&mut self, idx: u32, now: SystemTime) {
+    pub(in crate::engine::grant) fn reread_due(&mut self, idx: u32, now: SystemTime) {
         let (reread, cap) = (self.settings.reread_interval, self.settings.backoff_cap);
         let Some(slot) = self.grants.get_mut(idx) else {
             return;
@@ -431,7 +436,7 @@ impl Engine {
     /// told to wait are told a token is ready; a new authorization is
     /// reported durable; a refusal is reported once written. The events to
     /// queue.
-    pub(crate) fn durable(&mut self, idx: u32) -> Vec<Event> {
+    pub(in crate::engine::grant) fn durable(&mut self, idx: u32) -> Vec<Event> {
         let mut events = Vec::new();
         let Some(slot) = self.grants.get_mut(idx) else {
             return events;
@@ -472,7 +477,7 @@ impl Engine {
     /// Whether the engine holds tokens that are newer than `record`'s and
     /// that the store may not have: a new authorization, or tokens received
     /// for the refresh token the record holds.
-    pub(crate) fn holds_newer(&self, idx: u32, record: &GrantRecord) -> bool {
+    pub(in crate::engine::grant) fn holds_newer(&self, idx: u32, record: &GrantRecord) -> bool {
         let Some(slot) = self.grants.get(idx) else {
             return false;
         };
@@ -487,7 +492,7 @@ impl Engine {
 
     /// Writes the held state again, over the stored `version`, ahead of
     /// everything queued (it holds the newest refresh token).
-    pub(crate) fn rewrite_over(&mut self, idx: u32, version: u64) {
+    pub(in crate::engine::grant) fn rewrite_over(&mut self, idx: u32, version: u64) {
         let Some(slot) = self.grants.get_mut(idx) else {
             return;
         };
@@ -503,7 +508,12 @@ impl Engine {
     }
 
     /// Takes a stored record that is newer than the engine's state.
-    pub(crate) fn adopt_record(&mut self, idx: u32, record: GrantRecord, now: SystemTime) {
+    pub(in crate::engine::grant) fn adopt_record(
+        &mut self,
+        idx: u32,
+        record: GrantRecord,
+        now: SystemTime,
+    ) {
         let Some(slot) = self.grants.get_mut(idx) else {
             return;
         };
@@ -550,7 +560,7 @@ impl Engine {
 
     /// Sets status, phase and timer from a stored record's status and lease,
     /// and queues the matching events.
-    pub(crate) fn apply_stored_state(
+    pub(in crate::engine::grant) fn apply_stored_state(
         &mut self,
         idx: u32,
         status: GrantStatus,
@@ -668,7 +678,11 @@ impl Engine {
 /// [`ErrorKind::UnknownRequest`] if the engine never emitted record
 /// `version` of `grant` (the outcome reported is of a write it did not ask
 /// for).
-pub(crate) fn never_emitted(slot: &Slot, grant: &str, version: u64) -> Result<(), Error> {
+pub(in crate::engine) fn never_emitted(
+    slot: &Slot,
+    grant: &str,
+    version: u64,
+) -> Result<(), Error> {
     if version > slot.write.high {
         return Err(Error::new(
             ErrorKind::UnknownRequest,

@@ -1,17 +1,22 @@
-//! The grants an engine holds: adding them (a new authorization, a stored
-//! record), removing them, and the slot table behind them.
+//! Grants coming and going: a new authorization, a stored record, a grant
+//! released or uninstalled, a Location grant to mint, and the install
+//! webhooks that add and remove grants.
 
 use std::time::SystemTime;
 
 use crate::error::{Error, ErrorKind};
-use crate::token::TokenSet;
+use crate::location_token::LocationTokenRequest;
+use crate::secret::AccessToken;
+use crate::token::{TokenResponse, TokenSet, UserType};
+use crate::webhook::{InstallTarget, UninstallTarget, WebhookEvent, WebhookPayload};
 
-use super::held::Held;
-use super::output::{Event, RequestId};
-use super::queue::Queued;
-use super::record::{GrantId, GrantRecord, GrantStatus};
-use super::slot::{Phase, Slot, Unconfirmed, replace_held, token_key};
-use super::{Engine, unknown_grant};
+use crate::engine::held::Held;
+use crate::engine::locations::InstallChanges;
+use crate::engine::output::Event;
+use crate::engine::queue::Queued;
+use crate::engine::record::{GrantId, GrantRecord, GrantStatus};
+use crate::engine::slot::{Phase, Slot, Unconfirmed, replace_held, token_key};
+use crate::engine::{Engine, unknown_grant};
 
 impl Engine {
     /// Adds a grant from a new authorization (a code exchange or a location
@@ -27,7 +32,7 @@ impl Engine {
     ///
     /// # Errors
     /// [`ErrorKind::InvalidInput`] if the answer has no refresh token.
-    pub(crate) fn insert_grant(
+    pub(in crate::engine) fn insert_grant(
         &mut self,
         grant: impl Into<GrantId>,
         tokens: TokenSet,
@@ -110,7 +115,7 @@ impl Engine {
     ///   the engine holds;
     /// - [`ErrorKind::InvalidInput`]: the record has no refresh token, or
     ///   times past [`MAX_RECORD_TIME`](super::MAX_RECORD_TIME).
-    pub(crate) fn restore_grant(
+    pub(in crate::engine) fn restore_grant(
         &mut self,
         record: GrantRecord,
         now: SystemTime,
@@ -205,7 +210,7 @@ impl Engine {
     ///
     /// # Errors
     /// [`ErrorKind::UnknownGrant`].
-    pub(crate) fn release_grant(&mut self, grant: &str) -> Result<(), Error> {
+    pub(in crate::engine) fn release_grant(&mut self, grant: &str) -> Result<(), Error> {
         let idx = self.lookup(grant)?;
         self.grants.unindex(grant);
         self.locations.unlink(&GrantId::new(grant));
@@ -232,7 +237,7 @@ impl Engine {
     }
 
     /// Drops a slot for good.
-    fn free_slot(&mut self, idx: u32) {
+    pub(in crate::engine::grant) fn free_slot(&mut self, idx: u32) {
         if let Some(mut slot) = self.grants.free(idx) {
             self.timers.set(idx, &mut slot.timer, None);
         }
@@ -258,22 +263,174 @@ impl Engine {
         Some(idx)
     }
 
-    /// An answer for a removed grant: forgotten, and the slot freed once
-    /// nothing of it is out.
-    pub(crate) fn answer_for_removed(&mut self, id: RequestId) {
-        let idx = id.slot();
-        if let Some(slot) = self.grants.get_mut(idx) {
-            if matches!(slot.phase, Phase::InFlight { seq, .. } if seq == id.seq()) {
-                slot.phase = Phase::Idle;
-            }
-            slot.refresh.abandoned.retain(|a| a.seq != id.seq());
-            if !matches!(slot.phase, Phase::InFlight { .. }) && slot.refresh.abandoned.is_empty() {
-                self.free_slot(idx);
-            }
+    /// Adds a Location grant `grant`, minted from the Company grant
+    /// `company_grant` for `request`'s company and location. The mint goes
+    /// out under the request budget and the cap; the Company grant need not
+    /// be held yet (the mint waits for it: a bulk INSTALL webhook may come
+    /// before the code exchange). Nothing is persisted before the first mint
+    /// answers; its record carries [`GrantRecord::minted_from`](super::GrantRecord::minted_from).
+    ///
+    /// Returns whether the grant was added: `false` if the engine holds
+    /// `grant` already (as it is).
+    ///
+    /// May queue outputs: call [`poll_output`](Self::poll_output) afterwards.
+    ///
+    /// # Errors
+    /// [`ErrorKind::InvalidInput`] for an empty company or location id, or a
+    /// grant minted from itself.
+    pub(in crate::engine) fn add_minted(
+        &mut self,
+        grant: impl Into<GrantId>,
+        company_grant: impl Into<GrantId>,
+        request: &LocationTokenRequest,
+        now: SystemTime,
+    ) -> Result<bool, Error> {
+        let (grant, company_grant) = (grant.into(), company_grant.into());
+        if request.company_id().trim().is_empty() || request.location_id().trim().is_empty() {
+            return Err(Error::input(
+                "a Location grant needs a company id and a location id",
+            ));
         }
+        if grant == company_grant {
+            return Err(Error::input(format!(
+                "grant {grant} cannot be minted from itself"
+            )));
+        }
+        if self.holds(grant.as_str()) {
+            return Ok(false);
+        }
+        let mut token = TokenResponse::new(AccessToken::new(String::new()));
+        token.expires_in = Some(0);
+        token.user_type = Some(UserType::Location);
+        token.company_id = Some(request.company_id().to_owned());
+        token.location_id = Some(request.location_id().to_owned());
+        let held = Held::from_set_minted(TokenSet::new(token, now), None, &mut self.interner)
+            .ok_or_else(|| Error::input("the Location grant could not be set up"))?;
+        self.locations.link(grant.clone(), company_grant);
+        // Version 0: never stored; the mint's answer is the first write.
+        let idx = self
+            .grants
+            .add(Slot::new(grant, held, 0, Unconfirmed::None));
+        self.start_refresh(idx, now);
+        Ok(true)
     }
 
-    pub(crate) fn lookup(&self, grant: &str) -> Result<u32, Error> {
-        self.grants.find(grant).ok_or_else(|| unknown_grant(grant))
+    /// Removes an uninstalled grant, and, for a Company grant, every
+    /// Location grant minted from it. Each gets an [`Output::Delete`]: delete
+    /// its record. Their tokens are wiped from memory at once (an answer to
+    /// a refresh still out is then refused as for a removed grant, with any
+    /// refresh token in it rescued in the error). Returns the grants removed,
+    /// the Company grant first.
+    ///
+    /// # Errors
+    /// [`ErrorKind::UnknownGrant`] if the engine holds neither `grant` nor
+    /// any Location grant minted from it.
+    pub(in crate::engine) fn uninstall_grant(
+        &mut self,
+        grant: &str,
+    ) -> Result<Vec<GrantId>, Error> {
+        let children = self.locations.children_of(grant);
+        if !self.holds(grant) && children.is_empty() {
+            return Err(unknown_grant(grant));
+        }
+        let mut removed = Vec::new();
+        let own = self.holds(grant).then(|| GrantId::new(grant));
+        for g in own.into_iter().chain(children) {
+            if let Ok(idx) = self.lookup(g.as_str()) {
+                self.release_grant(g.as_str())?;
+                // Not taken back by a later insert or restore: its tokens go.
+                if let Some(slot) = self.grants.get_mut(idx)
+                    && slot.key == g
+                    && slot.removed
+                {
+                    slot.held.wipe();
+                    slot.write.prev = None;
+                    self.grants.forget_removed(g.as_str());
+                }
+            }
+            self.locations.unlink(&g);
+            self.queue.push_back(Queued::Delete(g.clone()));
+            removed.push(g);
+        }
+        self.locations.unblock(grant);
+        Ok(removed)
+    }
+
+    /// Applies a verified install webhook ([`WebhookVerifier::verify`](crate::WebhookVerifier::verify)).
+    /// Grants are named by convention: a Company grant by its Company id, a
+    /// Location grant by its Location id.
+    ///
+    /// - INSTALL, bulk (`locationIds`): a Location grant for each location
+    ///   not held, minted from the Company grant named by `companyId` (which
+    ///   the code exchange adds with [`insert`](Self::insert); the mints wait
+    ///   for it). The Company grant is reported in
+    ///   [`InstallChanges::needs_code_exchange`] if it is not held.
+    /// - INSTALL, one Location: minted the same way if the Company grant is
+    ///   held; else it comes from the code exchange (`needs_code_exchange`).
+    /// - INSTALL, a Company with no list: `needs_code_exchange`.
+    /// - UNINSTALL: [`uninstall`](Self::uninstall) of the location, or of the
+    ///   Company grant and every Location grant minted from it. A grant not
+    ///   held is no error.
+    /// - Any other type: nothing.
+    ///
+    /// May queue outputs: call [`poll_output`](Self::poll_output) afterwards.
+    ///
+    /// # Errors
+    /// [`ErrorKind::InvalidInput`] for ids that cannot name grants.
+    pub(in crate::engine) fn apply_webhook(
+        &mut self,
+        event: &WebhookEvent,
+        now: SystemTime,
+    ) -> Result<InstallChanges, Error> {
+        let mut changes = InstallChanges::default();
+        match &event.payload {
+            WebhookPayload::Install(install) => match &install.target {
+                InstallTarget::Bulk {
+                    company_id,
+                    location_ids,
+                } => {
+                    if !self.holds(company_id) {
+                        changes.needs_code_exchange.push(GrantId::new(company_id));
+                    }
+                    for location in location_ids {
+                        let req = LocationTokenRequest::new(company_id, location);
+                        if self.add_minted(location.as_str(), company_id.as_str(), &req, now)? {
+                            changes.added.push(GrantId::new(location));
+                        }
+                    }
+                }
+                InstallTarget::Location { location_id } => match &install.company_id {
+                    Some(company_id) if self.holds(company_id) => {
+                        let req = LocationTokenRequest::new(company_id, location_id);
+                        if self.add_minted(location_id.as_str(), company_id.as_str(), &req, now)? {
+                            changes.added.push(GrantId::new(location_id));
+                        }
+                    }
+                    _ if !self.holds(location_id) => {
+                        changes.needs_code_exchange.push(GrantId::new(location_id));
+                    }
+                    _ => {}
+                },
+                InstallTarget::Company { company_id } if !self.holds(company_id) => {
+                    changes.needs_code_exchange.push(GrantId::new(company_id));
+                }
+                // A target of a later version of the payload: nothing known to do.
+                #[allow(unreachable_patterns)]
+                _ => {}
+            },
+            WebhookPayload::Uninstall(uninstall) => {
+                let grant = match &uninstall.target {
+                    UninstallTarget::Location { location_id } => location_id.as_str(),
+                    UninstallTarget::Company { company_id } => company_id.as_str(),
+                    #[allow(unreachable_patterns)]
+                    _ => return Ok(changes),
+                };
+                if let Ok(removed) = self.uninstall_grant(grant) {
+                    changes.removed = removed;
+                }
+            }
+            _ => {}
+        }
+        Ok(changes)
     }
 }
