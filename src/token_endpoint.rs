@@ -13,9 +13,6 @@ use crate::response::{checked_body, failure, unreadable_success};
 use crate::secret::{AuthorizationCode, RefreshToken};
 use crate::token::{TokenResponse, UserType, WireToken};
 
-/// The path of the token endpoint (the same in v2 and v3).
-pub const TOKEN_PATH: &str = "/oauth/token";
-
 /// The grant a token request presents.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]

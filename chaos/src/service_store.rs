@@ -16,7 +16,7 @@ use hoopai_oauth::WriteOutcome;
 use hoopai_oauth::{GrantId, GrantRecord};
 use hoopai_oauth_service::{GrantStore, SqliteStore};
 
-use crate::fleet::files;
+use crate::files;
 use crate::store::{Cas, Store};
 use crate::worker::service::connect_postgres;
 
