@@ -1,5 +1,6 @@
 //! `GET /locations/{locationId}`: one ordinary API call, so that an app can
-//! test its bearer handling (and its refresh after a `401`) against the fake.
+//! test its bearer handling (and its refresh after a `401`) against the fake;
+//! and expiring access tokens ahead of time, to make that `401` happen.
 //!
 //! The bearer is checked as the API checks it: a missing, unknown, expired
 //! or revoked token gets `401 {"statusCode":401,"message":"Invalid JWT",
@@ -9,6 +10,7 @@
 //! HighLevel's `apps/locations.json` (GoHighLevel/highlevel-api-docs):
 //! `{"location":{"id","companyId","name","address"}}`. Scopes are not checked.
 
+use std::collections::HashSet;
 use std::time::SystemTime;
 
 use http::{Request, StatusCode};
@@ -46,6 +48,38 @@ struct Location<'a> {
 }
 
 impl FakeServer {
+    /// Expires an access token now, as if its lifetime had run out: from now
+    /// on it gets `401 Invalid JWT`, the answer an app's refresh-on-401 path
+    /// must handle. Returns whether the token was live.
+    pub fn expire_access_token(&mut self, access_token: &str) -> bool {
+        let live = self.access_tokens.remove(access_token).is_some();
+        if live {
+            self.stats.access_tokens_expired += 1;
+        }
+        live
+    }
+
+    /// Expires every live access token of the grants of `id`: a location id
+    /// (its Location grants, minted ones included) or a company id (its
+    /// Company grants). Returns how many were expired.
+    pub fn expire_access_tokens_of(&mut self, id: &str) -> usize {
+        let grants: HashSet<usize> = self
+            .grants
+            .iter()
+            .enumerate()
+            .filter(|(_, g)| match g.install.user_type {
+                UserType::Company => g.install.company_id == id,
+                _ => g.install.location_id.as_deref() == Some(id),
+            })
+            .map(|(i, _)| i)
+            .collect();
+        let before = self.access_tokens.len();
+        self.access_tokens.retain(|_, a| !grants.contains(&a.grant));
+        let expired = before - self.access_tokens.len();
+        self.stats.access_tokens_expired += expired as u64;
+        expired
+    }
+
     pub(super) fn location_endpoint<B>(
         &mut self,
         req: &Request<B>,

@@ -474,38 +474,6 @@ impl FakeServer {
         }
     }
 
-    /// Expires an access token now, as if its lifetime had run out: from now
-    /// on it gets `401 Invalid JWT`, the answer an app's refresh-on-401 path
-    /// must handle. Returns whether the token was live.
-    pub fn expire_access_token(&mut self, access_token: &str) -> bool {
-        let live = self.access_tokens.remove(access_token).is_some();
-        if live {
-            self.stats.access_tokens_expired += 1;
-        }
-        live
-    }
-
-    /// Expires every live access token of the grants of `id`: a location id
-    /// (its Location grants, minted ones included) or a company id (its
-    /// Company grants). Returns how many were expired.
-    pub fn expire_access_tokens_of(&mut self, id: &str) -> usize {
-        let grants: HashSet<usize> = self
-            .grants
-            .iter()
-            .enumerate()
-            .filter(|(_, g)| match g.install.user_type {
-                UserType::Company => g.install.company_id == id,
-                _ => g.install.location_id.as_deref() == Some(id),
-            })
-            .map(|(i, _)| i)
-            .collect();
-        let before = self.access_tokens.len();
-        self.access_tokens.retain(|_, a| !grants.contains(&a.grant));
-        let expired = before - self.access_tokens.len();
-        self.stats.access_tokens_expired += expired as u64;
-        expired
-    }
-
     /// Whether this refresh token was issued and is not yet spent.
     #[must_use]
     pub fn is_live_refresh_token(&self, refresh_token: &str) -> bool {
