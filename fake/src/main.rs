@@ -72,25 +72,23 @@ fn build_fake(settings: &Settings) -> (FakeServer, Vec<seed::Seeded>) {
         fake.set_rate_limit(Some(rule));
     }
     fake.set_location_refresh_tokens(settings.location_refresh_tokens);
-    let mut consent = None;
     let installs: Vec<seed::Seeded> = settings
         .installs
         .iter()
-        .map(|seed| {
-            let seeded = seed.apply(&mut fake);
-            if consent.is_none() {
-                consent = Some(seed.clone());
-            }
-            seeded
-        })
+        .map(|seed| seed.apply(&mut fake))
         .collect();
-    // The consent page approves an install like the first one.
+    // The consent page approves an install like the first Location install
+    // (without one, the fake's own default: company-1/loc-1).
+    let consent = settings
+        .installs
+        .iter()
+        .find(|s| matches!(s, seed::Seed::Location { .. }));
     if let Some(seed::Seed::Location {
         company_id,
         location_id,
         scope,
         ..
-    }) = consent
+    }) = consent.cloned()
     {
         let mut install = hoopai_oauth::fake::Install::location(&company_id, &location_id);
         if let Some(scope) = scope {
