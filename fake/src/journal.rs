@@ -16,6 +16,18 @@ fn fp(token: &str) -> String {
     Fingerprint::of(token).to_string()
 }
 
+/// The longest text kept from a request (path, header, field, message), so
+/// that the log stays small whatever a client sends.
+const MAX_TEXT_CHARS: usize = 200;
+
+/// `text`, cut to [`MAX_TEXT_CHARS`] characters (marked with `…`).
+fn clip(text: &str) -> String {
+    match text.char_indices().nth(MAX_TEXT_CHARS) {
+        Some((at, _)) => format!("{}…", &text[..at]),
+        None => text.to_owned(),
+    }
+}
+
 /// One request and its answer.
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -70,7 +82,7 @@ impl Entry {
             parts
                 .headers
                 .get(name)
-                .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+                .map(|v| clip(&String::from_utf8_lossy(v.as_bytes())))
         };
         let bearer = bearer(&parts.headers).map(fp);
         let mut entry = Entry {
@@ -79,7 +91,7 @@ impl Entry {
                 .duration_since(UNIX_EPOCH)
                 .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
             method: parts.method.to_string(),
-            path: parts.uri.path().to_owned(),
+            path: clip(parts.uri.path()),
             version: header("version"),
             bearer,
             grant_type: None,
@@ -105,13 +117,13 @@ impl Entry {
                 fields
                     .iter()
                     .find(|(k, _)| k == a || k == b)
-                    .map(|(_, v)| v.clone())
+                    .map(|(_, v)| v.as_str())
             };
-            entry.grant_type = get("grant_type", "grantType");
-            entry.user_type = get("user_type", "userType");
-            entry.client_id = get("client_id", "clientId");
-            entry.refresh_token = get("refresh_token", "refreshToken").map(|t| fp(&t));
-            entry.code = get("code", "code").map(|c| fp(&c));
+            entry.grant_type = get("grant_type", "grantType").map(clip);
+            entry.user_type = get("user_type", "userType").map(clip);
+            entry.client_id = get("client_id", "clientId").map(clip);
+            entry.refresh_token = get("refresh_token", "refreshToken").map(fp);
+            entry.code = get("code", "code").map(fp);
         }
         entry
     }
@@ -122,21 +134,20 @@ impl Entry {
         let Ok(Value::Object(body)) = serde_json::from_slice::<Value>(response.body()) else {
             return;
         };
-        let text = |v: Option<&Value>| v.and_then(Value::as_str).map(str::to_owned);
+        let text = |v: Option<&Value>| v.and_then(Value::as_str).map(clip);
         self.message = match body.get("message") {
-            Some(Value::Array(list)) => Some(
-                list.iter()
+            Some(Value::Array(list)) => Some(clip(
+                &list
+                    .iter()
                     .filter_map(Value::as_str)
                     .collect::<Vec<_>>()
                     .join("; "),
-            ),
+            )),
             other => text(other).or_else(|| text(body.get("error").and_then(|e| e.get("message")))),
         };
-        let token = |a: &str, b: &str| {
-            text(body.get(a))
-                .or_else(|| text(body.get(b)))
-                .map(|t| fp(&t))
-        };
+        // Fingerprints of the whole tokens, never of clipped text.
+        let raw = |k: &str| body.get(k).and_then(Value::as_str);
+        let token = |a: &str, b: &str| raw(a).or_else(|| raw(b)).map(fp);
         self.issued_access_token = token("access_token", "accessToken");
         self.issued_refresh_token = token("refresh_token", "refreshToken");
     }
