@@ -2,8 +2,8 @@
 # The WASM module under Node, end to end: checks and tests this package on the
 # host, builds it for wasm32-unknown-unknown, generates its JavaScript glue with
 # the wasm-bindgen CLI of exactly the version in Cargo.lock (installed when
-# absent), tests the JavaScript layer (test.mjs), starts the crate's fake
-# server on loopback, and runs run.mjs against it. Fails unless the script saw a rotated refresh token and then the kind
+# absent), tests the JavaScript layer (test.mjs), starts the fake HighLevel
+# server (the hoopai-fake binary, fake/) on loopback, and runs run.mjs against it. Fails unless the script saw a rotated refresh token and then the kind
 # "invalid grant" for the spent one, and the fake counted the same.
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -66,8 +66,8 @@ if command -v wasm-opt >/dev/null; then
     echo "after wasm-opt -Oz:      $(size target/opt.wasm) bytes, gzip -9 $(gz target/opt.wasm) ($(wasm-opt --version))"
 fi
 
-echo "== wasm: the fake server on loopback"
-cargo build --locked --manifest-path ../Cargo.toml --example fake_server
+echo "== wasm: the fake server on loopback (hoopai-fake)"
+cargo build --locked --manifest-path ../Cargo.toml -p hoopai-fake
 tmp=$(mktemp -d)
 fake_pid=""
 cleanup() {
@@ -79,8 +79,8 @@ trap cleanup EXIT
 mkfifo "$tmp/stdin"
 # The fake stops when its standard input closes: when fd 3 is closed below, or
 # when this script ends, however it ends.
-cargo run --quiet --locked --manifest-path ../Cargo.toml --example fake_server -- \
-    --handoff "$tmp/fake.json" --timeout-secs 300 <"$tmp/stdin" >"$tmp/fake.out" &
+cargo run --quiet --locked --manifest-path ../Cargo.toml -p hoopai-fake -- \
+    --handoff "$tmp/fake.json" --exit-on-stdin-close --timeout-secs 300 <"$tmp/stdin" >"$tmp/fake.out" &
 fake_pid=$!
 exec 3>"$tmp/stdin"
 for _ in $(seq 300); do

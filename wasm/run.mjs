@@ -1,7 +1,7 @@
 // hoopai-oauth's core under Node: the WASM module builds each token request
 // and parses each answer; Node's global fetch moves the bytes.
 //
-// Against the crate's fake server on loopback (examples/fake_server.rs), it
+// Against the fake HighLevel server on loopback (the hoopai-fake binary), it
 // exchanges the fake's authorization code for a first refresh token, refreshes
 // with it (the answer carries a rotated refresh token), then sends the same,
 // now spent, refresh token again and shows the typed error: kind "invalid grant".
