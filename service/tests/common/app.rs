@@ -7,6 +7,21 @@ use hoopai_oauth_service::{GrantStore, ReqwestClient, ServiceSettings, SqliteSto
 
 use super::fake_http::{CLIENT_ID, CLIENT_SECRET, FakeHttp};
 
+/// Serves `router` as an app would: with the timeouts and the client
+/// addresses of `routes::serve` when the routes are built.
+async fn serve(listener: tokio::net::TcpListener, router: axum::Router) {
+    #[cfg(feature = "axum")]
+    let _ = hoopai_oauth_service::routes::serve(
+        listener,
+        router,
+        hoopai_oauth_service::routes::ServeLimits::default(),
+        std::future::pending(),
+    )
+    .await;
+    #[cfg(not(feature = "axum"))]
+    let _ = axum::serve(listener, router).await;
+}
+
 pub struct App {
     pub fake: FakeHttp,
     /// `http://127.0.0.1:PORT` of the app.
@@ -44,9 +59,7 @@ impl App {
             .await
             .unwrap();
         let router = router(&fake, &config, service.clone());
-        let task = tokio::spawn(async move {
-            let _ = axum::serve(listener, router).await;
-        });
+        let task = tokio::spawn(serve(listener, router));
         App {
             fake,
             base,
