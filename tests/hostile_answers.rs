@@ -161,16 +161,26 @@ fn a_location_token_without_the_documented_fields_is_kept() {
 
 #[test]
 fn a_one_mib_server_message_becomes_a_capped_display() {
-    let long = "A".repeat(20) + &" overflow".repeat(120_000);
-    assert!(long.len() > 1024 * 1024);
+    // Text just short of filling the largest body read (1 MiB): the body
+    // is read, and its text is what must not come through whole.
+    let room = MAX_BODY_BYTES - 200;
+    let text = |share: usize| {
+        let mut t = "A".repeat(20) + &" overflow".repeat(room / share / 9);
+        t.truncate(room / share);
+        t
+    };
+    let (one, half) = (text(1), text(2));
+    assert!(one.len() > 1000 * 1024);
     for body in [
-        serde_json::json!({"statusCode": 500, "message": long}),
-        serde_json::json!({"error": "server_error", "error_description": long}),
-        serde_json::json!({"error": {"code": "INTERNAL", "message": long, "resolution": long}}),
-        serde_json::json!({"statusCode": 500, "message": "x", "error": long, "traceId": long}),
+        serde_json::json!({"statusCode": 500, "message": one}),
+        serde_json::json!({"error": "server_error", "error_description": one}),
+        serde_json::json!({"error": {"code": "INTERNAL", "message": half, "resolution": half}}),
+        serde_json::json!({"statusCode": 500, "message": "x", "error": half, "traceId": half}),
     ] {
         let raw = serde_json::to_vec(&body).unwrap();
+        assert!(raw.len() <= MAX_BODY_BYTES, "{}", raw.len());
         let err = parse_token_response(response(500, &[], raw)).unwrap_err();
+        assert_eq!(err.unreadable_reason(), None, "the body was read");
         for m in err.messages() {
             assert!(m.chars().count() <= hoopai_oauth::EXCERPT_CHARS + 1, "{m}");
         }
