@@ -435,10 +435,9 @@ impl Error {
     }
 
     /// The server's message(s), sanitized, each capped at
-    /// [`EXCERPT_CHARS`](crate::EXCERPT_CHARS) characters (an ellipsis marks
-    /// a cut). NestJS 422 answers carry several: at most
-    /// [`MAX_MESSAGES`](crate::MAX_MESSAGES) are kept, and a last line
-    /// counts the rest.
+    /// [`EXCERPT_CHARS`](crate::EXCERPT_CHARS) characters (an ellipsis
+    /// marks a cut). NestJS 422 answers carry several: at most
+    /// [`MAX_MESSAGES`] are kept, and a last line counts the rest.
     #[must_use]
     pub fn messages(&self) -> &[String] {
         &self.0.messages

@@ -418,7 +418,7 @@ proptest! {
 
 #[test]
 fn a_webhook_id_over_the_limit_is_malformed_and_never_recorded() {
-    let (mut fake, verifier) = setup();
+    let (fake, verifier) = setup();
     let mut seen = SeenWebhooks::default();
     let now = t0();
     for (len, ok) in [

@@ -65,12 +65,12 @@ use crate::service::TokenService;
 pub mod binding;
 mod callback;
 mod respond;
-pub mod serve;
+pub mod server;
 pub mod throttle;
 pub mod webhook;
 
 pub use binding::StateKey;
-pub use serve::{ServeLimits, serve};
+pub use server::{ServeLimits, serve};
 pub use throttle::{ClientAddress, DEFAULT_MAX_CLIENTS, Rate, RouteLimits};
 pub use webhook::{RecordFuture, WebhookIds};
 use webhook::{WebhookRoute, WebhookState};

@@ -142,7 +142,7 @@ impl RouteLimits {
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 #[non_exhaustive]
 pub enum ClientAddress {
-    /// The peer of the TCP connection, as [`serve`](super::serve) (or
+    /// The peer of the TCP connection, as [`serve`](super::serve()) (or
     /// axum's `into_make_service_with_connect_info::<SocketAddr>`) records
     /// it. The default.
     #[default]
@@ -167,7 +167,7 @@ impl ClientAddress {
 }
 
 fn last_address(headers: &HeaderMap, name: &HeaderName) -> Option<IpAddr> {
-    let value = headers.get_all(name).iter().last()?.to_str().ok()?;
+    let value = headers.get_all(name).iter().next_back()?.to_str().ok()?;
     value.rsplit(',').next()?.trim().parse().ok()
 }
 
