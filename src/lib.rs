@@ -148,6 +148,7 @@ pub use location_token::*;
 pub use rate_limit::*;
 pub use request_budget::*;
 pub use response::MAX_BODY_BYTES;
+pub use sanitize::{EXCERPT_CHARS, MAX_MESSAGES};
 pub use scope::*;
 pub use secret::*;
 pub use token::*;

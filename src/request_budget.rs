@@ -21,7 +21,7 @@
 use std::collections::VecDeque;
 use std::time::{Duration, SystemTime};
 
-use crate::rate_limit::{RateLimit, RetryAfter, saturating_add};
+use crate::rate_limit::{RateLimit, saturating_add};
 
 /// HighLevel's documented burst budget: requests per [`HIGHLEVEL_BURST_INTERVAL`].
 pub const HIGHLEVEL_BURST_MAX: u32 = 100;
@@ -204,7 +204,8 @@ impl RequestBudget {
     ///   its window than this budget spent (another process of the same app),
     ///   the difference is counted as spent at `now`;
     /// - `Retry-After` (not documented, honoured when present): no token is
-    ///   available before it.
+    ///   available before it (at most [`MAX_RETRY_AFTER`](crate::MAX_RETRY_AFTER)
+    ///   from `now`).
     pub fn observe(&mut self, rate: &RateLimit, now: SystemTime) {
         if let (Some(max), Some(interval)) = (rate.max, rate.interval) {
             self.max = u32::try_from(max.clamp(1, u64::from(BUDGET_MAX_ADOPTED)))
@@ -219,11 +220,7 @@ impl RequestBudget {
                 self.record(now, u32::try_from(missing).unwrap_or(u32::MAX));
             }
         }
-        let until = match rate.retry_after {
-            Some(RetryAfter::Delay(d)) => Some(saturating_add(now, d)),
-            Some(RetryAfter::At(t)) => Some(t),
-            None => None,
-        };
+        let until = rate.retry_after.map(|r| r.until(now));
         if let Some(until) = until.filter(|t| *t > now) {
             self.blocked_until = Some(self.blocked_until.map_or(until, |b| b.max(until)));
         }

@@ -10,9 +10,16 @@
 //! HighLevel server, served over loopback HTTP, and walks the whole life of
 //! an install by itself: consent → callback → tokens kept fresh (access
 //! tokens that live 4 s, refreshed ahead of expiry) → a signed UNINSTALL
-//! webhook (and a forged and a replayed one, refused) → a graceful shutdown.
-//! It exits 0 when every step checked out, and non-zero at the first one
-//! that did not. Tokens are shown as fingerprints, never in full.
+//! webhook (and a forged and a replayed one, refused) → a graceful shutdown
+//! → a store that fails at shutdown, whose unwritten records are saved to a
+//! file. It exits 0 when every step checked out, and non-zero at the first
+//! one that did not. Tokens are shown as fingerprints, never in full.
+//!
+//! The app is served by `hoopai_oauth_service::routes::serve`, with its
+//! default limits: 10 s to read a request's head (also the idle timeout of a
+//! kept-alive connection), 10 s of silence in a body, 30 s per request, 1,024
+//! connections. The routes throttle `/install` and `/callback`, and bind the
+//! state to the browser with a cookie: the browser below keeps cookies.
 //!
 //! The SQLite file goes in `HOOPAI_DATA_DIR` (or the first argument) when
 //! given, else in a temporary folder removed at exit.
@@ -24,6 +31,15 @@
 //! redirect URI's port on 127.0.0.1). The app then serves until Ctrl-C:
 //! open `/oauth/install` in a browser to install it; point the app's
 //! webhook URL at `/oauth/webhook`.
+//!
+//! **Records the store could not write.** If the store still fails when the
+//! app stops, the records it could not write hold the only copy of live
+//! refresh tokens ([`ShutdownReport::unwritten`]). The app writes them to
+//! `unwritten-grants-<unix seconds>.json` in the data folder (a JSON array
+//! of grant records, readable by the owner only: mode 0600 on Unix), prints
+//! the path, and exits non-zero. Put them back with `TokenService::add`
+//! (each record's `grant` and `tokens`) once the store works again; the file
+//! holds secrets in full, so delete it after.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -33,11 +49,16 @@ use std::time::{Duration, SystemTime};
 use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::response::Response;
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use hoopai_oauth::fake::{FakeServer, FakeWebhook, Install};
-use hoopai_oauth::{Config, EngineSettings, Event, GrantId, Scope, UserType, WebhookVerifier};
+use hoopai_oauth::{
+    Config, EngineSettings, Event, GrantId, GrantRecord, Scope, UserType, WebhookVerifier,
+};
+use hoopai_oauth_service::routes::{ServeLimits, serve};
 use hoopai_oauth_service::{
-    GrantStore, OAuthRouter, ReqwestClient, ServiceEvent, ServiceSettings, SqliteStore,
-    TokenService,
+    GrantStore, OAuthRouter, Page, ReqwestClient, ServiceEvent, ServiceSettings, ShutdownReport,
+    SqliteStore, StoreError, Swap, TokenService,
 };
 use tokio::sync::broadcast;
 
@@ -105,19 +126,103 @@ fn check(ok: bool, what: &str) -> Result<(), Failure> {
     }
 }
 
-/// Serves `router` on `listener` until `stop` fires.
-fn serve(
+/// Serves `router` on `listener`, with the default time and connection
+/// limits, until `stop` fires.
+fn spawn_server(
     listener: tokio::net::TcpListener,
     router: axum::Router,
     mut stop: broadcast::Receiver<()>,
 ) -> tokio::task::JoinHandle<std::io::Result<()>> {
     tokio::spawn(async move {
-        axum::serve(listener, router)
-            .with_graceful_shutdown(async move {
-                let _ = stop.recv().await;
-            })
-            .await
+        serve(listener, router, ServeLimits::default(), async move {
+            let _ = stop.recv().await;
+        })
+        .await
     })
+}
+
+/// Writes the records a shutdown could not store to
+/// `unwritten-grants-<unix seconds>.json` in `dir`, readable by the owner
+/// only, synced to disk; returns the path.
+fn save_unwritten(dir: &std::path::Path, records: &[GrantRecord]) -> Result<PathBuf, Failure> {
+    use std::io::Write;
+    let stamp = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let path = dir.join(format!("unwritten-grants-{stamp}.json"));
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options.open(&path)?;
+    file.write_all(&serde_json::to_vec_pretty(records)?)?;
+    file.sync_all()?;
+    // The file's name in its folder is durable too.
+    #[cfg(unix)]
+    std::fs::File::open(dir)?.sync_all()?;
+    Ok(path)
+}
+
+/// Reports a shutdown; saves its unwritten records first, if any, and
+/// fails then.
+fn after_shutdown(dir: &std::path::Path, report: &ShutdownReport) -> Result<(), Failure> {
+    if report.unwritten.is_empty() {
+        return Ok(());
+    }
+    let path = save_unwritten(dir, &report.unwritten)?;
+    eprintln!(
+        "{} record(s) could not be stored; saved to {} (mode 0600): put them back with \
+         TokenService::add once the store works, then delete the file",
+        report.unwritten.len(),
+        path.display()
+    );
+    Err(format!("records unwritten at shutdown, saved to {}", path.display()).into())
+}
+
+/// A store that can be made to fail, to show what a shutdown does with the
+/// records it could not write.
+struct Failable<S> {
+    inner: S,
+    down: Arc<AtomicBool>,
+}
+
+impl<S> Failable<S> {
+    fn refuse(&self) -> Option<StoreError> {
+        self.down
+            .load(Ordering::SeqCst)
+            .then(|| StoreError::Backend {
+                store: "sqlite",
+                message: "the disk is unplugged (on purpose)".to_owned(),
+            })
+    }
+}
+
+impl<S: GrantStore> GrantStore for Failable<S> {
+    async fn load(&self, grant: &GrantId) -> Result<Option<GrantRecord>, StoreError> {
+        self.inner.load(grant).await
+    }
+    async fn load_page(&self, after: Option<&GrantId>, limit: usize) -> Result<Page, StoreError> {
+        self.inner.load_page(after, limit).await
+    }
+    async fn compare_and_swap(
+        &self,
+        record: &GrantRecord,
+        replaces: Option<u64>,
+    ) -> Result<Swap, StoreError> {
+        match self.refuse() {
+            Some(e) => Err(e),
+            None => self.inner.compare_and_swap(record, replaces).await,
+        }
+    }
+    async fn put(&self, record: &GrantRecord) -> Result<(), StoreError> {
+        match self.refuse() {
+            Some(e) => Err(e),
+            None => self.inner.put(record).await,
+        }
+    }
+    async fn delete(&self, grant: &GrantId) -> Result<bool, StoreError> {
+        self.inner.delete(grant).await
+    }
 }
 
 // ---- against the fake ---------------------------------------------------------
@@ -202,7 +307,7 @@ async fn local_walk() -> Result<(), Failure> {
     let (stop, _) = broadcast::channel::<()>(1);
     let fake_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let fake_url = format!("http://{}", fake_listener.local_addr()?);
-    let fake_task = serve(
+    let fake_task = spawn_server(
         fake_listener,
         axum::Router::new()
             .fallback(fake_route)
@@ -235,13 +340,14 @@ async fn local_walk() -> Result<(), Failure> {
     let app = axum::Router::new()
         .route("/", axum::routing::get(|| async { "a marketplace app" }))
         .nest("/oauth", routes);
-    let app_task = serve(listener, app, stop.subscribe());
+    let app_task = spawn_server(listener, app, stop.subscribe());
     println!("  app: {app_url}");
     let mut events = service.events();
 
     // 1. Two sub-accounts install the app: consent → callback, in a browser's place.
     let browser = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
+        .cookie_store(true)
         .build()?;
     for location in ["loc-1", "loc-2"] {
         fake.lock()
@@ -268,7 +374,7 @@ async fn local_walk() -> Result<(), Failure> {
         let replay = browser.get(&callback).send().await?.status();
         check(replay == 400, "a replayed callback is refused")?;
     }
-    println!("   the same callback again: 400 (its state was used)");
+    println!("   the same callback again: 400 (the state cookie was cleared)");
 
     // 2. Tokens kept fresh: the engine refreshes ahead of expiry, writes the
     //    new refresh token to SQLite, then hands out the new access token.
@@ -367,7 +473,88 @@ async fn local_walk() -> Result<(), Failure> {
         report.finished,
         refresh.fingerprint()
     );
+    store_down_at_shutdown(&dir, &fake, &fake_url).await?;
     println!("ok");
+    Ok(())
+}
+
+/// 5. A store that fails from some point on: the refresh it cannot write is
+///    handed back at shutdown, and saved to a file (as the real-server mode
+///    does), from which the live refresh token is read back.
+async fn store_down_at_shutdown(
+    dir: &std::path::Path,
+    fake: &Arc<Mutex<FakeServer>>,
+    fake_url: &str,
+) -> Result<(), Failure> {
+    let (stop, _) = broadcast::channel::<()>(1);
+    let fake_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let url = format!("http://{}", fake_listener.local_addr()?);
+    let fake_task = spawn_server(
+        fake_listener,
+        axum::Router::new()
+            .fallback(fake_route)
+            .with_state(Arc::clone(fake)),
+        stop.subscribe(),
+    );
+    let config = Config::builder(CLIENT_ID, CLIENT_SECRET)
+        .base_url(&url)
+        .consent_url(format!("{fake_url}/oauth/chooselocation"))
+        .build()?;
+    let engine = EngineSettings::default()
+        .refresh_margin(Duration::from_secs(2))
+        .expiry_skew(Duration::from_millis(500))
+        .request_timeout(Duration::from_secs(5));
+    let settings = ServiceSettings::new(engine).shutdown_grace(Duration::from_secs(1));
+    let down = Arc::new(AtomicBool::new(false));
+    let store = Failable {
+        inner: SqliteStore::open(dir.join("store-down.sqlite3")).await?,
+        down: Arc::clone(&down),
+    };
+    let http_client = ReqwestClient::new(settings.engine())?;
+    let service = TokenService::start(config, settings, store, http_client).await?;
+    let mut events = service.events();
+    let code = fake
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .approve(&Install::location("company-1", "loc-3"));
+    let grant = service
+        .exchange_code(code, Some(UserType::Location))
+        .await?;
+    // The disk goes away; the next refresh spends the stored refresh token
+    // at the server, and its successor cannot be written.
+    down.store(true, Ordering::SeqCst);
+    next_refresh(&mut events, grant.as_str()).await?;
+    let report = service.shutdown().await;
+    let _ = stop.send(());
+    fake_task.await??;
+    check(
+        report.unwritten.len() == 1,
+        "the unwritten record is handed back at shutdown",
+    )?;
+    let path = save_unwritten(dir, &report.unwritten)?;
+    let saved: Vec<GrantRecord> = serde_json::from_slice(&std::fs::read(&path)?)?;
+    let refresh = saved
+        .first()
+        .and_then(GrantRecord::refresh_token)
+        .ok_or("no refresh token saved")?;
+    check(
+        fake.lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_live_refresh_token(refresh.secret()),
+        "the saved refresh token is the live one",
+    )?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&path)?.permissions().mode() & 0o777;
+        check(mode == 0o600, &format!("the file's mode is {mode:o}"))?;
+    }
+    println!(
+        "5. store down at shutdown: 1 record unwritten, saved to {} (mode 0600); \
+         its refresh token {} is the live one",
+        path.display(),
+        refresh.fingerprint()
+    );
     Ok(())
 }
 
@@ -432,11 +619,10 @@ async fn real_app() -> Result<(), Failure> {
             }
         }
     });
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async {
-            let _ = tokio::signal::ctrl_c().await;
-        })
-        .await?;
+    serve(listener, app, ServeLimits::default(), async {
+        let _ = tokio::signal::ctrl_c().await;
+    })
+    .await?;
     let report = service.shutdown().await;
     log.abort();
     println!(
@@ -445,8 +631,6 @@ async fn real_app() -> Result<(), Failure> {
         report.abandoned.len(),
         report.unwritten.len()
     );
-    if !report.unwritten.is_empty() {
-        return Err("records could not be written; see the log".into());
-    }
-    Ok(())
+    // Their refresh tokens may be the only live ones: saved before exiting.
+    after_shutdown(&dir, &report)
 }

@@ -63,6 +63,7 @@ async fn the_marketplace_app_walks_the_whole_life_of_an_install_and_exits_0() {
         "the same delivery again: 200 duplicate",
         "grants held: loc-1",
         "4. shut down:",
+        "5. store down at shutdown: 1 record unwritten, saved to",
     ] {
         assert!(stdout.contains(step), "{step:?} missing from\n{stdout}");
     }
@@ -83,4 +84,28 @@ async fn the_marketplace_app_walks_the_whole_life_of_an_install_and_exits_0() {
         "{stdout}"
     );
     assert!(store.load(&GrantId::new("loc-2")).await.unwrap().is_none());
+    // The records a failing store could not write are in a file of their
+    // own, readable by the owner only, with the live refresh token.
+    let saved: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with("unwritten-grants-") && n.ends_with(".json"))
+        })
+        .collect();
+    assert_eq!(saved.len(), 1, "{saved:?}");
+    assert!(stdout.contains(&saved[0].display().to_string()), "{stdout}");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&saved[0]).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+    let records: Vec<hoopai_oauth::GrantRecord> =
+        serde_json::from_slice(&std::fs::read(&saved[0]).unwrap()).unwrap();
+    assert_eq!(records[0].grant.as_str(), "loc-3");
+    let refresh = records[0].refresh_token().unwrap().secret();
+    assert!(!stdout.contains(refresh) && !stderr.contains(refresh));
 }

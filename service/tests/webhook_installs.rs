@@ -61,8 +61,10 @@ async fn app() -> App {
 /// the callback route exchanges the code for the Company grant. Returns
 /// the INSTALL delivery.
 async fn agency_install(app: &App, company: &str, locations: &[&str]) -> http::Request<Vec<u8>> {
+    // A browser: it keeps the state cookie `/install` sets.
     let http = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
+        .cookie_store(true)
         .build()
         .unwrap();
     let consent = http

@@ -65,13 +65,15 @@ use http::HeaderMap;
 
 use crate::config::Config;
 use crate::error::{Error, ErrorKind};
-use crate::sanitize::{identifier, sanitize_message};
+use crate::sanitize::{identifier, server_text};
 
 pub use event::{
-    InstallEvent, InstallTarget, MAX_WEBHOOK_BYTES, Trial, UninstallEvent, UninstallTarget,
-    WebhookEvent, WebhookPayload, WhitelabelDetails, parse_webhook,
+    InstallEvent, InstallTarget, MAX_WEBHOOK_BYTES, MAX_WEBHOOK_ID_BYTES, Trial, UninstallEvent,
+    UninstallTarget, WebhookEvent, WebhookPayload, WhitelabelDetails, parse_webhook,
 };
-pub use replay::{DEFAULT_SEEN_CAPACITY, Recorded, SeenWebhooks, WebhookIdStore};
+pub use replay::{
+    DEFAULT_SEEN_CAPACITY, DEFAULT_SEEN_MAX_BYTES, Recorded, SeenWebhooks, WebhookIdStore,
+};
 pub use signature::{
     HIGHLEVEL_WEBHOOK_PUBLIC_KEY, LEGACY_SIGNATURE_HEADER, SIGNATURE_HEADER, WebhookKey,
     WebhookKeys,
@@ -254,7 +256,7 @@ impl WebhookVerifier {
                     ErrorKind::WebhookUndated,
                     format!(
                         "the {} event has no readable timestamp (RFC 3339), so a replay cannot be ruled out",
-                        sanitize_message(&event.event_type)
+                        server_text(&event.event_type)
                     ),
                 ));
             }
@@ -265,7 +267,7 @@ impl WebhookVerifier {
                 ErrorKind::WebhookUndated,
                 format!(
                     "the {} event has no webhookId, so a replay cannot be ruled out",
-                    sanitize_message(&event.event_type)
+                    server_text(&event.event_type)
                 ),
             ));
         }

@@ -36,7 +36,12 @@
 //! names them). To catch up after missed deliveries, see
 //! [`TokenService::sync_installed_locations`].
 //!
-//! The error bodies carry the core's sanitized message: no signature, no key.
+//! Every answer is a fixed text (`text/plain`, `nosniff`): a refusal names
+//! its kind (`refused: stale webhook`), never the delivery's content; the
+//! log has the core's sanitized, capped detail. `webhookId`s over
+//! [`MAX_WEBHOOK_ID_BYTES`](hoopai_oauth::MAX_WEBHOOK_ID_BYTES) are refused
+//! as malformed (`400`), so the seen-id store never holds one; the default
+//! store is bounded in count and in bytes ([`SeenWebhooks`]).
 
 use std::future::Future;
 use std::pin::Pin;
@@ -46,7 +51,7 @@ use std::time::{Duration, SystemTime};
 use axum::body::Bytes;
 use axum::extract::State as Shared;
 use axum::http::{HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use hoopai_oauth::{
     ErrorKind, MAX_WEBHOOK_BYTES, Recorded, SeenWebhooks, WebhookEvent, WebhookIdStore,
     WebhookPayload, WebhookVerifier,
@@ -54,6 +59,8 @@ use hoopai_oauth::{
 
 use crate::service::{ServiceError, ServiceEvent, TokenService, WebhookReceived};
 use crate::store::StoreError;
+
+use super::respond::text;
 
 /// The future a [`WebhookIds`] returns.
 pub type RecordFuture<'a> = Pin<Box<dyn Future<Output = Result<Recorded, StoreError>> + Send + 'a>>;
@@ -149,14 +156,17 @@ fn status_of(kind: ErrorKind) -> StatusCode {
     }
 }
 
+/// Answers a refusal with a fixed text naming its kind (never the
+/// delivery's content); the refusal is logged with the core's sanitized,
+/// capped detail.
 fn refuse(error: &hoopai_oauth::Error) -> Response {
     let status = status_of(error.kind());
     tracing::warn!(status = status.as_u16(), kind = ?error.kind(), %error, "webhook refused");
     let body = match error.kind() {
-        ErrorKind::WebhookReplayed => format!("duplicate: {error}\n"),
-        _ => format!("{error}\n"),
+        ErrorKind::WebhookReplayed => "duplicate: already accepted\n".to_owned(),
+        kind => format!("refused: {}\n", kind.as_str()),
     };
-    (status, body).into_response()
+    text(status, body)
 }
 
 pub(crate) async fn webhook(
@@ -182,11 +192,10 @@ pub(crate) async fn webhook(
                 Ok(recorded) => recorded,
                 Err(e) => {
                     tracing::error!(error = %e, "the seen-webhook store failed");
-                    return (
+                    return text(
                         StatusCode::INTERNAL_SERVER_ERROR,
                         "seen-webhook store failed\n",
-                    )
-                        .into_response();
+                    );
                 }
             }
         }
@@ -196,7 +205,16 @@ pub(crate) async fn webhook(
         Ok(event) => event,
         Err(e) => return refuse(&e),
     };
-    act(&state.service, event).await
+    // In a task of its own: a client that goes away (or a request timeout)
+    // must not cut an action half done once its id is recorded.
+    let service = state.service.clone();
+    match tokio::spawn(async move { act(&service, event).await }).await {
+        Ok(response) => response,
+        Err(e) => {
+            tracing::error!(error = %e, "acting on a webhook failed");
+            text(StatusCode::INTERNAL_SERVER_ERROR, "failed\n")
+        }
+    }
 }
 
 /// Acts on an accepted delivery: the engine adds or removes the grants
@@ -206,10 +224,17 @@ async fn act(service: &TokenService, event: WebhookEvent) -> Response {
         Ok(changes) => changes,
         Err(e @ ServiceError::OAuth(_)) => {
             tracing::warn!(error = %e, "webhook refused by the engine");
-            return (StatusCode::BAD_REQUEST, format!("{e}\n")).into_response();
+            return text(
+                StatusCode::BAD_REQUEST,
+                "refused: the ids of this event cannot name grants\n",
+            );
         }
         Err(e) => {
-            return (StatusCode::SERVICE_UNAVAILABLE, format!("{e}\n")).into_response();
+            tracing::warn!(error = %e, "webhook not acted on");
+            return text(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the service is stopping: retry later\n",
+            );
         }
     };
     match &event.payload {
@@ -227,7 +252,10 @@ async fn act(service: &TokenService, event: WebhookEvent) -> Response {
     if let Some((grant, e)) = changes.undeleted.first() {
         // Forgotten in memory; the record may still be stored.
         tracing::error!(grant = %grant, error = %e, undeleted = changes.undeleted.len(), "uninstall: a record could not be deleted");
-        return (StatusCode::INTERNAL_SERVER_ERROR, format!("{e}\n")).into_response();
+        return text(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "a record could not be deleted: retry later\n",
+        );
     }
     let body = format!(
         "accepted; {} grant(s) added, {} removed\n",
@@ -240,7 +268,7 @@ async fn act(service: &TokenService, event: WebhookEvent) -> Response {
         added: changes.added,
         needs_code_exchange: changes.needs_code_exchange,
     })));
-    (StatusCode::OK, body).into_response()
+    text(StatusCode::OK, body)
 }
 
 /// The body limit of the route: the core's [`MAX_WEBHOOK_BYTES`].

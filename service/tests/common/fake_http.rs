@@ -28,6 +28,9 @@ pub struct Shared {
     /// `/api/me` calls answered 401.
     pub api_refused: Arc<AtomicU64>,
     pub token_calls: Arc<AtomicU64>,
+    /// Answers `/oauth/token` gives, in order, before the fake answers
+    /// again (a hostile or broken server).
+    pub scripted: Arc<Mutex<std::collections::VecDeque<http::Response<Vec<u8>>>>>,
 }
 
 /// A running loopback server; stops when dropped.
@@ -82,6 +85,11 @@ impl FakeHttp {
         *self.shared.delay.lock().unwrap() = delay;
     }
 
+    /// `/oauth/token` answers `answer` once, before the fake answers again.
+    pub fn script(&self, answer: http::Response<Vec<u8>>) {
+        self.shared.scripted.lock().unwrap().push_back(answer);
+    }
+
     pub fn revoke(&self, access_token: &str) {
         self.shared
             .revoked
@@ -128,6 +136,11 @@ async fn fake_route(State(shared): State<Shared>, request: Request) -> Response 
     let delay = *shared.delay.lock().unwrap();
     if !delay.is_zero() {
         tokio::time::sleep(delay).await;
+    }
+    if request.uri().path().ends_with("/oauth/token")
+        && let Some(answer) = shared.scripted.lock().unwrap().pop_front()
+    {
+        return answer.map(Body::from);
     }
     let response = shared
         .fake
