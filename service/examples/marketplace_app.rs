@@ -54,11 +54,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use hoopai_oauth::fake::{FakeServer, FakeWebhook, Install};
 use hoopai_oauth::{
     Config, EngineSettings, Event, GrantId, GrantRecord, Scope, UserType, WebhookVerifier,
+    WriteOutcome,
 };
 use hoopai_oauth_service::routes::{ServeLimits, serve};
 use hoopai_oauth_service::{
     GrantStore, OAuthRouter, Page, ReqwestClient, ServiceEvent, ServiceSettings, ShutdownReport,
-    SqliteStore, StoreError, Swap, TokenService,
+    SqliteStore, StoreError, TokenService,
 };
 use tokio::sync::broadcast;
 
@@ -208,7 +209,7 @@ impl<S: GrantStore> GrantStore for Failable<S> {
         &self,
         record: &GrantRecord,
         replaces: Option<u64>,
-    ) -> Result<Swap, StoreError> {
+    ) -> Result<WriteOutcome, StoreError> {
         match self.refuse() {
             Some(e) => Err(e),
             None => self.inner.compare_and_swap(record, replaces).await,
