@@ -389,10 +389,7 @@ pub async fn grant_id_limits<S: GrantStore>(store: S) {
     assert_eq!(page.records, vec![r]);
 
     let token_like = format!("refresh-{}", "y".repeat(MAX_GRANT_ID_BYTES));
-    for (grant, why) in [
-        (token_like.as_str(), "longer than"),
-        ("loc-\0-nul", "NUL"),
-    ] {
+    for (grant, why) in [(token_like.as_str(), "longer than"), ("loc-\0-nul", "NUL")] {
         let r = record(grant, 1, "bad");
         for outcome in [
             store.compare_and_swap(&r, None).await.map(|_| ()),
