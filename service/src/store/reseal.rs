@@ -23,7 +23,7 @@ pub struct ResealReport {
     /// Rows rewritten as the store writes now: sealed under the newest
     /// key, or plain when the store writes plain records.
     pub resealed: usize,
-    /// Rows already written that way: left alone.
+    /// Rows already written that way (and readable): left alone.
     pub current: usize,
     /// Rows written by someone else between the read and the rewrite: left
     /// alone (that write is the newer record, and it was written as its
@@ -109,8 +109,13 @@ pub(crate) async fn reseal<S: RawRows>(
             let mut current = 0;
             let mut unreadable = Vec::new();
             for row in rows {
+                // Rows already current are opened too: the report lists
+                // every row the keyring cannot read.
                 if codec.is_current(&row.text) {
-                    current += 1;
+                    match codec.decode(&row.grant, Some(row.version), &row.text) {
+                        Ok(_) => current += 1,
+                        Err(u) => unreadable.push(CorruptRecord::from(u)),
+                    }
                     continue;
                 }
                 match codec.rewrite(&row.grant, row.version, &row.text) {
