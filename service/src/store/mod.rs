@@ -220,7 +220,8 @@ impl StoreError {
 pub struct Page {
     /// The readable records.
     pub records: Vec<GrantRecord>,
-    /// The rows that could not be read (they count toward the page size).
+    /// The rows that could not be read (they count toward the page size),
+    /// sealed records that do not open among them (see [`SealError`]).
     pub corrupt: Vec<CorruptRecord>,
     /// Where the next page starts (pass it as `after`); `None` on the last page.
     pub next: Option<GrantId>,
@@ -242,10 +243,15 @@ pub trait GrantStore: Send + Sync + 'static {
         grant: &GrantId,
     ) -> impl Future<Output = Result<Option<GrantRecord>, StoreError>> + Send;
 
-    /// Up to `limit` records (at least 1, at most [`DEFAULT_PAGE_SIZE`]·10)
+    /// Up to `limit` rows (at least 1, at most [`DEFAULT_PAGE_SIZE`]·10)
     /// with a grant id greater than `after`, in grant id order. Restoring
     /// 100,000 grants page by page needs memory for one page beyond the
     /// records themselves.
+    ///
+    /// A page never ends on a row whose key cannot be handed back as
+    /// `after` (not UTF-8 text, possible in SQLite or a `SQL_ASCII` Postgres
+    /// database): it goes on to the next row that can, so a run of such rows
+    /// makes it longer than `limit`. Every row is in exactly one page.
     ///
     /// # Errors
     /// [`StoreError::Backend`]. Unreadable rows are not errors: they are in

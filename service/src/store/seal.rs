@@ -18,7 +18,6 @@
 //! with `{` and are read as before. See `docs/encryption-at-rest.md`.
 
 use std::fmt;
-use std::sync::Arc;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD_NO_PAD;
@@ -150,14 +149,14 @@ impl From<Unreadable> for CorruptRecord {
 /// keyring. Cheap to clone.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Codec {
-    keys: Option<Arc<Keyring>>,
+    keys: Option<Keyring>,
     write_plain: bool,
 }
 
 impl Codec {
     pub(crate) fn new(keys: Option<Keyring>, seal_writes: bool) -> Self {
         Codec {
-            keys: keys.map(Arc::new),
+            keys,
             write_plain: !seal_writes,
         }
     }
@@ -195,7 +194,7 @@ impl Codec {
         text: &str,
     ) -> Result<String, Unreadable> {
         let plain = if text.starts_with(SEALED_PREFIX) {
-            open(self.keys.as_deref(), grant, Some(version), text).map_err(Unreadable::Sealed)?
+            open(self.keys.as_ref(), grant, Some(version), text).map_err(Unreadable::Sealed)?
         } else {
             Zeroizing::new(text.as_bytes().to_vec())
         };
@@ -224,7 +223,7 @@ impl Codec {
         if !text.starts_with(SEALED_PREFIX) {
             return decode_json(grant, version, text).map_err(Unreadable::Corrupt);
         }
-        let plain = open(self.keys.as_deref(), grant, version, text).map_err(Unreadable::Sealed)?;
+        let plain = open(self.keys.as_ref(), grant, version, text).map_err(Unreadable::Sealed)?;
         let json = std::str::from_utf8(&plain).map_err(|_| not_utf8(grant, version))?;
         decode_json(grant, version, json).map_err(Unreadable::Corrupt)
     }
