@@ -372,3 +372,43 @@ pub async fn racing_create<S: GrantStore>(store: S) {
         winners[0]
     );
 }
+
+/// Grant ids a store cannot keep are refused on write with a typed error
+/// (never retried as a database failure); the longest it keeps round-trips.
+pub async fn grant_id_limits<S: GrantStore>(store: S) {
+    use hoopai_oauth_service::MAX_GRANT_ID_BYTES;
+    // The longest id, in multi-byte characters (3 bytes each) plus ASCII.
+    let longest = format!("{}{}", "€".repeat(80), "x".repeat(MAX_GRANT_ID_BYTES - 240));
+    assert_eq!(longest.len(), MAX_GRANT_ID_BYTES);
+    let r = record(&longest, 1, "longest");
+    assert_eq!(
+        store.compare_and_swap(&r, None).await.unwrap(),
+        WriteOutcome::Written
+    );
+    assert_eq!(store.load(&r.grant).await.unwrap(), Some(r.clone()));
+    let page = store.load_page(None, 10).await.unwrap();
+    assert_eq!(page.records, vec![r]);
+
+    let token_like = format!("refresh-{}", "y".repeat(MAX_GRANT_ID_BYTES));
+    for (grant, why) in [(token_like.as_str(), "longer than"), ("loc-\0-nul", "NUL")] {
+        let r = record(grant, 1, "bad");
+        for outcome in [
+            store.compare_and_swap(&r, None).await.map(|_| ()),
+            store.put(&r).await,
+        ] {
+            match outcome {
+                Err(e @ StoreError::InvalidWrite { .. }) => {
+                    let shown = e.to_string();
+                    assert!(shown.contains(why), "{shown}");
+                    assert!(!shown.contains(&token_like), "the id is shortened: {shown}");
+                    assert!(!shown.contains('\0'), "{shown:?}");
+                }
+                other => panic!("{grant:?}: expected InvalidWrite, got {other:?}"),
+            }
+        }
+    }
+    // Nothing can be stored under an id with NUL: found nowhere.
+    assert_eq!(store.load(&id("loc-\0-nul")).await.unwrap(), None);
+    assert!(!store.delete(&id("loc-\0-nul")).await.unwrap());
+    assert_eq!(store.load_page(None, 10).await.unwrap().records.len(), 1);
+}
