@@ -95,7 +95,8 @@ pub enum ErrorKind {
     /// process an unsigned delivery.
     WebhookUnsigned,
     /// The delivery carries only the legacy `x-wh-signature` (RSA) header.
-    /// HighLevel ended that scheme on 2026-07-01 (per FACTS.md); genuine
+    /// HighLevel ended that scheme on 2026-07-01 (`docs/highlevel-facts.md`,
+    /// "Webhook signatures"); genuine
     /// deliveries are signed with `x-ghl-signature` now.
     WebhookLegacySignature,
     /// The `x-ghl-signature` header is not one standard-base64 value of a

@@ -159,3 +159,18 @@ pub use webhook::*;
 #[cfg(doctest)]
 #[doc = include_str!("../README.md")]
 pub struct ReadmeDoctests;
+
+/// The code samples of `docs/engine.md`, compiled as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../docs/engine.md")]
+pub struct EngineGuideDoctests;
+
+/// The code samples of `docs/requests.md`, compiled as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../docs/requests.md")]
+pub struct RequestsGuideDoctests;
+
+/// The code samples of `docs/webhooks.md`, compiled as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../docs/webhooks.md")]
+pub struct WebhooksGuideDoctests;

@@ -3,7 +3,8 @@
 //!
 //! HighLevel allows 100 requests per 10 s per app and resource, and reports
 //! the figures in `X-RateLimit-Max`, `X-RateLimit-Interval-Milliseconds` and
-//! `X-RateLimit-Remaining` (per FACTS.md, "Rate limits"). How the server counts
+//! `X-RateLimit-Remaining` (HighLevel's OAuth FAQ; `docs/highlevel-facts.md`,
+//! "Rate limits"). How the server counts
 //! its window (fixed or sliding) is not documented, so the budget is built to
 //! pass both: each token spent comes back one interval after it was spent,
 //! plus a small margin ([`DEFAULT_BUDGET_MARGIN`]). At most `max` requests

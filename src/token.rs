@@ -92,7 +92,8 @@ impl<'de> Deserialize<'de> for UserType {
 
 /// A space-separated scope list, kept exactly as the server sent it.
 ///
-/// The server sends a space-separated string (per FACTS.md and the OpenAPI).
+/// The server sends a space-separated string (the official OpenAPI in
+/// `tests/data/spec/`; `docs/highlevel-facts.md`, "The token endpoint").
 /// A JSON list of strings (`["contacts.readonly","locations.readonly"]`),
 /// seen in the field, reads as the same scopes: its items joined with one
 /// space. It is written back as the joined string.

@@ -100,7 +100,8 @@ pub enum TokenError {
     /// The service holds no grant of that id.
     #[error("unknown grant {0}")]
     UnknownGrant(GrantId),
-    /// The location is not active (per FACTS.md the refresh token survives);
+    /// The location is not active (its refresh token survives: see
+    /// `docs/highlevel-facts.md`, "Refusals of the token endpoint");
     /// the engine tries again at `until`.
     #[error("grant {grant} is suspended (location not active) until {until:?}")]
     Suspended {
@@ -337,8 +338,9 @@ impl TokenService {
     /// task that owns the engine. Must be called within a tokio runtime.
     ///
     /// Unreadable rows do not stop the start: see [`StartReport::corrupt`].
-    /// In shared-store mode ([`EngineSettings::shared_store`]) every write is
-    /// a compare-and-swap; otherwise a plain [`GrantStore::put`].
+    /// Every write is a [`GrantStore::compare_and_swap`], in single-process
+    /// and shared-store mode ([`EngineSettings::shared_store`]) alike, and its
+    /// outcome goes back to the engine.
     ///
     /// # Errors
     /// [`ServiceError::Store`] if the store cannot be read at all.
@@ -409,7 +411,8 @@ impl TokenService {
     ///
     /// # Errors
     /// [`TokenError`]: unknown grant, suspended, re-authorization needed,
-    /// configuration rejected, timed out, stopped.
+    /// configuration rejected, unauthorized, store failing, timed out,
+    /// stopped.
     pub async fn access_token(&self, grant: &str) -> Result<AccessToken, TokenError> {
         self.token(grant, None, self.inner.wait).await
     }

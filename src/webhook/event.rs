@@ -1,6 +1,7 @@
 //! Typed webhook events, read leniently from the JSON body.
 //!
-//! Payload shapes per FACTS.md ("App install webhooks"): INSTALL for a
+//! Payload shapes as HighLevel documents them (`docs/highlevel-facts.md`,
+//! "Install webhooks"): INSTALL for a
 //! Location, a Company or a bulk install with `locationIds`; UNINSTALL for a
 //! location or an agency; any other type kept as raw JSON.
 

@@ -3,7 +3,7 @@
 //! caller hands in the headers, the body and `now`.
 //!
 //! HighLevel tells an app about installs and uninstalls by POSTing JSON to the
-//! app's webhook URL (per FACTS.md, "App install webhooks"). Each delivery is
+//! app's webhook URL (see `docs/highlevel-facts.md`, "Install webhooks"). Each delivery is
 //! signed in `x-ghl-signature`: an Ed25519 signature, base64, over the **raw**
 //! body bytes, with HighLevel's published key ([`HIGHLEVEL_WEBHOOK_PUBLIC_KEY`]).
 //!
@@ -80,7 +80,8 @@ pub use signature::{
 };
 
 /// How far a payload `timestamp` may be from `now`, either way, by default:
-/// 5 minutes, as HighLevel's guide suggests (per FACTS.md).
+/// 5 minutes, as HighLevel's webhook guide suggests (`docs/highlevel-facts.md`,
+/// "Webhook signatures").
 pub const DEFAULT_REPLAY_WINDOW: Duration = Duration::from_secs(5 * 60);
 
 /// Verifies webhook deliveries for one app: trusted keys, the app id, the
