@@ -2,112 +2,53 @@
 //! and never loses a refresh token.
 //!
 //! The engine is a state machine with no I/O, no clock and no randomness
-//! (quinn-proto style). The caller feeds it inputs, each with the current time,
-//! and drains outputs named for what the caller must do. The whole API:
+//! (quinn-proto style). The caller feeds it inputs, each with the current
+//! time, and drains outputs named for what the caller must do. Every output
+//! that asks for I/O has one way back; every input and command takes `now`
+//! and returns a `Result`. The guide, with a blocking loop and the
+//! shared-store protocol in detail, is docs/engine.md in the repository.
 //!
-//! | Input | When |
+//! | Group | Methods |
 //! |---|---|
-//! | [`Engine::insert`] | a new authorization (code exchange or location token) |
-//! | [`Engine::restore`] | a stored record (start-up) |
-//! | [`Engine::remove`] | the grant is gone (uninstall) |
-//! | [`Engine::access_token`] / [`Engine::refresh_now`] | someone needs a token: answered at once |
-//! | [`Engine::handle_response`] / [`Engine::handle_token_result`] | the answer to an [`Output::Send`] |
-//! | [`Engine::handle_transport_error`] | an [`Output::Send`] got no answer |
-//! | [`Engine::handle_send_expired`] | an [`Output::Send`] was not dispatched by its `not_after` |
-//! | [`Engine::handle_rescued`] | a refresh token rescued from an answer the engine refused |
-//! | [`Engine::handle_timeout`] | [`Engine::poll_timeout`]'s instant is reached |
-//! | [`Engine::handle_persisted`] / [`Engine::handle_persist_conflict`] | a compare-and-swap of an [`Output::Persist`] won / lost (shared-store mode) |
-//! | [`Engine::handle_persist_failed`] / [`Engine::handle_record_deleted`] | a write failed / found no record |
-//! | [`Engine::handle_loaded`] / [`Engine::reread`] | the record as stored now (after an [`Output::Load`], or any time) / ask for it |
-//! | [`Engine::reconfigure`] | new client credentials after [`Event::ConfigurationRejected`] |
-//! | [`Engine::handle_webhook`] | a verified install webhook: adds or removes grants |
-//! | [`Engine::add_location`] / [`Engine::uninstall`] | a Location grant to mint from a Company grant / an uninstall |
-//! | [`Engine::count_request`] | a request the app sent outside the engine (counted against the budget) |
+//! | Inputs: the outcome of an output, the timer | [`handle_send`](Engine::handle_send) ([`SendOutcome`]), [`handle_write`](Engine::handle_write) ([`WriteOutcome`]), [`handle_load`](Engine::handle_load), [`handle_timeout`](Engine::handle_timeout) |
+//! | Commands | [`insert`](Engine::insert), [`restore`](Engine::restore), [`remove`](Engine::remove) ([`Removal`]), [`access_token`](Engine::access_token), [`refresh_now`](Engine::refresh_now), [`handle_webhook`](Engine::handle_webhook), [`add_location`](Engine::add_location), [`reconfigure`](Engine::reconfigure), [`count_request`](Engine::count_request), [`shut_down`](Engine::shut_down) |
+//! | Polls | [`poll_output`](Engine::poll_output), [`poll_timeout`](Engine::poll_timeout) |
+//! | Getters | [`grant`](Engine::grant), [`grants`](Engine::grants) ([`GrantView`]), [`stats`](Engine::stats) ([`EngineStats`]) |
 //!
-//! | Output ([`Engine::poll_output`]) | What to do |
-//! |---|---|
-//! | [`Output::Persist`] | write the record, durably, before acting on anything after it |
-//! | [`Output::Send`] | send the request by its `not_after`; hand back the answer with its id |
-//! | [`Output::Load`] | read the grant's record; hand it back with [`Engine::handle_loaded`] |
-//! | [`Output::Delete`] | delete the grant's record (uninstalled) |
-//! | [`Output::Event`] | tell the user or the log ([`Event`]) |
+//! | Output | Do | Hand back |
+//! |---|---|---|
+//! | [`Output::Persist`] | write the record durably (compare-and-swap on `replaces`) | [`Engine::handle_write`] |
+//! | [`Output::Send`] | send the request by its `not_after` | [`Engine::handle_send`] |
+//! | [`Output::Load`] | read the grant's record | [`Engine::handle_load`] |
+//! | [`Output::Delete`] | delete the grant's record (uninstalled) | nothing |
+//! | [`Output::Event`] | tell the user or the log ([`Event`]) | nothing |
 //!
-//! After every input, call [`Engine::poll_output`] until it returns `None`,
-//! then [`Engine::poll_timeout`] for the next instant to wake up at.
-//! [`Engine::in_flight`] counts the requests out (for a clean shutdown).
+//! After every input and command, call [`Engine::poll_output`] until it
+//! returns `None`, then [`Engine::poll_timeout`] for the next instant to
+//! wake up at. A `Persist` is unconfirmed until its outcome comes back: the
+//! engine hands out no access token that depends on it, sends no refresh
+//! that would spend the refresh token it replaces, and writes a failed one
+//! again on its own backoff. So a driver may write asynchronously and act
+//! on the outputs of different grants concurrently; per grant, in order.
 //!
-//! The code is laid out by concern: `grant` (one grant's state machine and
-//! its answers), `shared` (the shared-store protocol: leases,
-//! compare-and-swap outcomes, re-reads), `schedule` (timers, caps and
-//! spreading over many grants), `output` (the queue and what it hands out),
-//! `record` (what is stored), `grants` (adding and removing grants),
-//! `location` (Location grants minted from a Company grant, install
-//! webhooks), `pacing` (the request budget).
+//! The code is laid out by concern: `grant/` is the grant state machine
+//! (the only code that changes a grant); `table`, `timers`, `cap`, `pacer`,
+//! `queue`, `locations` and `rescued` are structures that own their state;
+//! `output`, `outcome`, `record` and `settings` are the public types.
 //!
-//! # Location grants and install webhooks
+//! # Modes
 //!
-//! A Location grant can be minted from a Company grant
-//! ([`Engine::add_location`], or a bulk INSTALL through
-//! [`Engine::handle_webhook`]): `POST /oauth/locationToken` (v3
-//! `/oauth/location-token`) with the Company grant's access token (per
-//! FACTS.md, "POST /oauth/locationToken"). It is then kept fresh by its own
-//! refresh token when the answer had one, and minted again when it had none
-//! or when its refresh token is refused ("invalid grant"). Minting asks the
-//! Company grant for its access token: an expired one is refreshed once
-//! (single-flight) while the mints wait, and the Company refresh token is
-//! never presented by a mint, so a Company rotation while mints are out is
-//! safe. A mint refused with 403 ("The token does not have access to this
-//! location.") means re-authorization for that location; a 401 parks that
-//! location as unauthorized without counting towards the client's
-//! rejection; "Location is not active" suspends it. The other locations go
-//! on. [`GrantRecord::minted_from`] persists the relation; a record of a
-//! minted grant may hold no refresh token. UNINSTALL ([`Engine::uninstall`])
-//! wipes the tokens and emits [`Output::Delete`]. [`diff_installed_locations`]
-//! compares the grants held with the installed-locations list.
-//! (`tests/engine_locations.rs`)
-//!
-//! In shared-store mode a minted grant without a refresh token is not
-//! supported yet: the compare-and-swap paths require a refresh token in the
-//! stored record.
-//!
-//! # Pacing
-//!
-//! Every send (refresh or mint) spends a token of the engine's
-//! [`RequestBudget`](crate::RequestBudget): by default HighLevel's 100
-//! requests per 10 s (per FACTS.md, "Rate limits";
-//! [`EngineSettings::request_budget`]), following the `X-RateLimit-*`
-//! headers of the answers handed to [`Engine::handle_response`]; a 429
-//! spends it all, and the grant still waits as the 429 says. Sends over
-//! budget wait in a first-in, first-out line (no scan of the grants) and go
-//! out as it frees up; [`Engine::poll_timeout`] includes that instant.
-//! Minted grants refresh at points spread over
-//! [`EngineSettings::refresh_ahead_spread`] before their refresh time.
-//! Measured against the fake with its rate limit on: a bulk install of
-//! 1,000 locations is ready after 102.5 s, 1.02× the budget's floor, with
-//! no 429 (a spent token comes back one window plus a 2.5% margin later: see
-//! [`RequestBudget`](crate::RequestBudget)). (`engine_locations::bulk_install_of_1000_locations_mints_at_the_budget`)
-//!
-//! # A run loop
-//!
-//! The [crate documentation](crate#a-run-loop) has a complete, compiling
-//! blocking driver: drain the outputs, hand the token out, sleep until the next
-//! deadline.
-//!
-//! # Single-process mode (the default)
-//!
-//! One engine owns its grants' records. Each [`Output::Persist`] is a plain
-//! overwrite; the store needs no compare-and-swap, and
-//! [`Engine::handle_persisted`] is optional. At start-up, [`Engine::restore`]
-//! every stored record.
-//!
-//! # Shared-store mode
-//!
-//! Several processes (or engines) hold the same grants and share one store
-//! that can compare-and-swap on [`GrantRecord::version`]. Before each refresh
-//! the engine writes a short [`Lease`] and sends the refresh only once the
-//! caller confirms that this write won. An engine that loses the race is handed
-//! the current record and adopts it: newer tokens instead of a refresh, or the
-//! other engine's lease, which it waits out while re-reading the store.
+//! - **Single-process mode** (the default): one engine owns its grants'
+//!   records. Writes may be plain overwrites (a compare-and-swap is never
+//!   lost); report each outcome all the same. At start-up,
+//!   [`Engine::restore`] every stored record.
+//! - **Shared-store mode** ([`EngineSettings::shared_store`]): several
+//!   processes share one store that can compare-and-swap on
+//!   [`GrantRecord::version`]. Before each refresh the engine writes a short
+//!   [`Lease`] and sends the refresh only once that write won. An engine that
+//!   loses the race adopts the record it lost to: newer tokens instead of a
+//!   refresh, or the other engine's lease, which it waits out while
+//!   re-reading the store. Single-process mode is this without leases.
 //!
 //! ```
 //! use std::collections::HashMap;
@@ -195,15 +136,25 @@
 //! # Ok::<(), hoopai_oauth::Error>(())
 //! ```
 //!
-//! In shared-store mode report every write's outcome: the engine refreshes a
-//! grant only once its previous write is confirmed. A lease whose outcome
-//! has not come when it ends is written again, over the last version known
-//! written (the unreported write may have lost to another engine's write of
-//! the same version); a lease confirmed with less than
+//! A lease whose outcome has not come when it ends is written again, over
+//! the last version known written; a lease confirmed with less than
 //! [`EngineSettings::request_timeout`] left is renewed instead of used. A
 //! record of version 0 ([`GrantRecord::new`]) counts as never stored: the
 //! first write of it has `replaces: None`, and if the store does hold such a
 //! record, the conflict hands it back and the engine writes over it.
+//!
+//! # Location grants and pacing
+//!
+//! A Location grant can be minted from a Company grant
+//! ([`Engine::add_location`], or a bulk INSTALL through
+//! [`Engine::handle_webhook`]) with the Company grant's access token, kept
+//! fresh by its own refresh token and minted again when it has none (see
+//! docs/highlevel-facts.md, "Location tokens"). Every send (refresh or
+//! mint) spends a token of the engine's request budget, by default
+//! HighLevel's 100 requests per 10 s (docs/highlevel-facts.md, "Rate
+//! limits"; [`EngineSettings::request_budget`]), following the
+//! `X-RateLimit-*` headers of the answers; sends over budget wait in a
+//! first-in, first-out line. (`tests/engine_locations.rs`)
 //!
 //! # Rotation safety
 //!
@@ -219,14 +170,16 @@
 //!    request plus one write, whatever else is queued.
 //!    (`engine_rotation_safety::a_new_refresh_token_is_written_before_anything_queued`)
 //! 2. **Handed out once written.** [`Engine::access_token`] hands a new
-//!    access token out only once the record with its refresh token was
-//!    polled (shared-store mode: confirmed); events about it follow that
-//!    write. (`engine_properties`, invariant "ready only if stored")
+//!    access token out only once the record with its refresh token is
+//!    confirmed written ([`WriteOutcome::Written`]), and no refresh spends
+//!    a refresh token whose successor is not written; [`Event::Refreshed`]
+//!    follows that write. (`engine_properties`, invariant "ready only if
+//!    stored"; `engine_regressions::a_new_token_is_ready_only_once_its_write_is_confirmed`)
 //! 3. **Covered by its lease.** The engine knows the time a send is handed
 //!    out ([`Engine::poll_output`] takes `now`); a send whose lease would
 //!    end before its request timeout is never handed out (a new lease is
 //!    written instead), and every send carries `not_after`, after which the
-//!    driver must not dispatch it ([`Engine::handle_send_expired`]). The
+//!    driver must not dispatch it ([`SendOutcome::NotDispatched`]). The
 //!    engine gives up on a request only a request timeout after `not_after`,
 //!    so a request dispatched in time never overlaps its retry.
 //!    (`engine_rotation_safety::nothing_is_sent_that_its_lease_cannot_cover`,
@@ -244,8 +197,8 @@
 //! 6. **Engines converge.** Waiting for a lease held elsewhere, for a read,
 //!    or for re-authorization, the engine re-reads the store every
 //!    [`EngineSettings::reread_interval`] (re-authorization: less and less
-//!    often, up to the backoff cap), and whenever asked ([`Engine::reread`],
-//!    [`Engine::handle_loaded`]). A stale view lasts seconds, not a lease.
+//!    often, up to the backoff cap), and whenever handed a record
+//!    ([`Engine::handle_load`]). A stale view lasts seconds, not a lease.
 //!    (`engine_rotation_safety::an_engine_waiting_for_re_authorization_converges`)
 //! 7. **No stampede.** At most [`EngineSettings::max_in_flight`] grants hold
 //!    a lease or a request at once; the others wait their turn in order (no
@@ -261,14 +214,17 @@
 //!    (`engine_rotation_safety::handle_timeout_terminates_at_the_end_of_time`,
 //!    `engine_rotation_safety::a_record_at_the_end_of_time_is_refused`)
 //! 10. **A deleted record is a removed grant.** A compare-and-swap or a read
-//!     that finds no record ([`Engine::handle_record_deleted`]) forgets the
+//!     that finds no record ([`WriteOutcome::NoRecord`]) forgets the
 //!     grant and its tokens, with [`Event::RemovedElsewhere`].
 //!     (`engine_rotation_safety::a_deleted_record_means_removed_elsewhere`)
 //! 11. **Late answers count.** An answer that arrives after the engine gave
 //!     up on its request is still adopted and persisted (the last
 //!     [`ABANDONED_MEMORY`] given-up requests per grant are remembered); an
 //!     answer without `refresh_token` keeps the old one; expiry counts from
-//!     when the request was handed out. (`engine_late_response`)
+//!     when the request was handed out. An answer for a grant removed
+//!     meanwhile is kept ([`RESCUED_MEMORY`]) and adopted if the grant comes
+//!     back with the token it spent. (`engine_late_response`,
+//!     `engine_rotation_safety::a_rescued_refresh_token_is_adopted_and_written`)
 //! 12. **Fingerprints, not tokens.** Every [`Output::Send`] and
 //!     [`Output::Persist`] carries the [`Fingerprint`](crate::Fingerprint)
 //!     of the refresh token it concerns, for logs.
@@ -288,19 +244,21 @@
 //!
 //! | Kind | What the engine does |
 //! |---|---|
-//! | `InvalidGrant` | re-authorization needed (shared-store mode: after reading the store): persisted in that state, [`Event::ReauthorizationNeeded`], no retry |
+//! | `InvalidGrant` | re-authorization needed (shared-store mode: after reading the store): persisted in that state, [`Event::ReauthorizationNeeded`] once written, no retry |
 //! | `LocationNotActive` | suspended: persisted, [`Event::Suspended`]; the same refresh token is tried again after [`EngineSettings::suspended_retry`] |
 //! | `RateLimited` | retried when `Retry-After` (or the spent rate-limit window) says, else after [`EngineSettings::rate_limit_wait`] |
 //! | `ServerError`, `Unreadable`, others, timeouts, transport errors | exponential backoff with seeded jitter and a cap ([`EngineSettings::backoff`]), same refresh token |
 //! | `InvalidClient` | [`Event::ConfigurationRejected`]; nothing is sent for any grant until [`Engine::reconfigure`] |
+//! | a write failed ([`WriteOutcome::Failed`]) | written again after a backoff ([`Event::WriteFailed`]); callers get [`TokenStatus::StoreFailing`] once the token held expires; a lease not taken is a refresh retried later ([`Failure::Store`]) |
 //! | `GrantUnauthorized` (a 401 not naming the client) | that grant alone: refresh token kept, persisted as [`GrantStatus::Unauthorized`], [`Event::Unauthorized`], tried again after [`EngineSettings::unauthorized_retry`]; several distinct grants in a row ([`EngineSettings::unauthorized_halt_after`]) count as `InvalidClient` |
 //!
 //! # Scale
 //!
 //! One engine holds hundreds of thousands of grants. Deadlines sit in an
-//! ordered set, so the next deadline and each timeout cost O(log n). Tokens are
-//! stored once, compactly; requests and records are built only when polled.
-//! Unknown fields of token answers (such as `refreshTokenId`) are not kept.
+//! ordered set, so the next deadline and each timeout cost O(log n). Tokens
+//! are stored once, compactly; requests and records are built only when
+//! polled. Unknown fields of token answers (such as `refreshTokenId`) are
+//! not kept.
 
 mod backoff;
 mod cap;

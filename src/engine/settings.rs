@@ -172,8 +172,10 @@ impl EngineSettings {
     }
 
     /// Single-process mode (the default): this engine is the only writer of
-    /// its grants' records. Each [`Output::Persist`](crate::Output::Persist) is
-    /// a plain write; confirmations are optional.
+    /// its grants' records. An [`Output::Persist`](crate::Output::Persist)
+    /// may be a plain overwrite; its outcome is handed back all the same
+    /// ([`Engine::handle_write`](crate::Engine::handle_write)). Shared-store
+    /// mode without leases.
     pub fn single_process(mut self) -> Self {
         self.store = StoreMode::Single;
         self
@@ -204,7 +206,8 @@ impl EngineSettings {
 
     /// The most grants that hold a lease or a refresh request at once (at
     /// least 1). Others that come due wait their turn, in order. Per
-    /// HighLevel's limits (FACTS.md: 100 requests per 10 s burst per app),
+    /// HighLevel's limits (100 requests per 10 s per app; docs/highlevel-facts.md,
+    /// "Rate limits"),
     /// a few processes with the default 16 stay well inside them.
     pub fn max_in_flight(mut self, cap: usize) -> Self {
         self.max_in_flight = cap.max(1);
@@ -231,11 +234,11 @@ impl EngineSettings {
 
     /// The engine's request budget: at most `max` requests (refreshes and
     /// Location-token mints) in any `interval` (default 100 per 10 s,
-    /// HighLevel's documented burst limit per app, per FACTS.md "Rate
-    /// limits"). Sends over budget wait their turn, in order, and go out as
+    /// HighLevel's documented burst limit per app: docs/highlevel-facts.md,
+    /// "Rate limits"). Sends over budget wait their turn, in order, and go out as
     /// the budget frees up; the budget follows the `X-RateLimit-Max`,
     /// `X-RateLimit-Interval-Milliseconds` and `X-RateLimit-Remaining`
-    /// headers of every answer handed to [`Engine::handle_response`](crate::Engine::handle_response),
+    /// headers of every answer handed to [`Engine::handle_send`](crate::Engine::handle_send),
     /// and a 429 spends it all (see [`RequestBudget`](crate::RequestBudget)).
     /// `max` is raised to 1, `interval` to 1 ms. Several processes of one app
     /// should split the figure (or rely on the headers).
@@ -259,12 +262,6 @@ impl EngineSettings {
     #[must_use]
     pub fn budget(&self) -> (u32, Duration) {
         (self.budget_max, self.budget_interval)
-    }
-
-    /// The refresh margin.
-    #[must_use]
-    pub fn margin(&self) -> Duration {
-        self.refresh_margin
     }
 
     /// The request timeout.
