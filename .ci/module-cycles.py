@@ -142,14 +142,16 @@ def main(roots):
     for root in roots:
         known = modules(root)
         graph = edges(known)
-        for circle in cycles(graph):
-            failed = True
+        circles = cycles(graph)
+        failed = failed or bool(circles)
+        for circle in circles:
             names = ["::".join(m) or "crate" for m in circle]
             print(f"{root}: modules in a circle: {' -> '.join(names)}")
             for a, b in zip(circle, circle[1:]):
                 print(f"  {known[a]} names {'::'.join(b) or 'crate'}")
-        print(f"{root}: {len(known)} modules, {sum(len(v) for v in graph.values())} dependencies, "
-              f"{'circles found' if failed else 'no circle'}")
+        verdict = f"{len(circles)} circle(s)" if circles else "no circle"
+        dependencies = sum(len(v) for v in graph.values())
+        print(f"{root}: {len(known)} modules, {dependencies} dependencies, {verdict}")
     return 1 if failed else 0
 
 

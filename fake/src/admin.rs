@@ -15,8 +15,8 @@ use serde_json::{Value, json};
 use crate::faults::Scripted;
 use crate::journal::Counters;
 use crate::seed::Seed;
-use crate::server::{Answer, State, lock};
 use crate::settings::{RateLimit, check_rate_limit};
+use crate::state::{Answer, State, json, lock};
 use crate::webhook::{Delivery, check_url};
 
 /// The most log entries one `GET /_fake/log` returns.
@@ -90,8 +90,8 @@ pub async fn route(state: &Arc<State>, parts: &Parts, body: &[u8]) -> Answer {
         )),
     };
     match outcome {
-        Ok(value) => crate::server::json(StatusCode::OK, &value),
-        Err((status, message)) => crate::server::json(status, &json!({ "error": message })),
+        Ok(value) => json(StatusCode::OK, &value),
+        Err((status, message)) => json(status, &json!({ "error": message })),
     }
 }
 

@@ -11,6 +11,7 @@ mod keys;
 mod seed;
 mod server;
 mod settings;
+mod state;
 mod webhook;
 
 use std::net::SocketAddr;
@@ -27,8 +28,8 @@ use tokio::sync::Notify;
 use crate::faults::Faults;
 use crate::journal::{Counters, Journal};
 use crate::keys::KeyForms;
-use crate::server::{Clock, State};
 use crate::settings::Settings;
+use crate::state::{Clock, State};
 
 fn main() -> ExitCode {
     let settings = match Settings::from_cli(cli::Cli::parse()) {

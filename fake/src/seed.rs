@@ -4,7 +4,8 @@
 use hoopai_oauth::fake::{FakeServer, FakeWebhook, Install};
 use serde::{Deserialize, Serialize};
 
-use crate::settings::MAX_LOCATIONS_PER_INSTALL;
+/// The most locations one seeded or admin-made install may register.
+pub const MAX_LOCATIONS_PER_INSTALL: usize = 10_000;
 
 /// One install to approve.
 #[derive(Debug, Clone, Deserialize)]

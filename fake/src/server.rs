@@ -8,77 +8,28 @@
 //! a log of at most `log_capacity` entries.
 
 use std::fmt;
-use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, Instant, SystemTime};
+use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
-use hoopai_oauth::fake::FakeServer;
-use http::{HeaderValue, Request, Response, StatusCode, header};
+use http::{Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use serde_json::Value;
 use tokio::net::TcpListener;
 use tokio::sync::{Notify, Semaphore};
 
-use crate::faults::{Faults, Scripted};
-use crate::journal::{Counters, Entry, Journal};
-use crate::keys::KeyForms;
-use crate::webhook;
+use crate::faults::Scripted;
+use crate::journal::{Counters, Entry};
+use crate::state::{Answer, State, json, lock};
 
 /// How long a client may take to send a request head, and then its body.
 const HEAD_TIMEOUT: Duration = Duration::from_secs(10);
 const BODY_TIMEOUT: Duration = Duration::from_secs(10);
 /// The largest request head read.
 const MAX_HEAD_BYTES: usize = 64 * 1024;
-
-/// A clock that never goes backwards: the wall clock at start plus the
-/// monotonic time since.
-#[derive(Debug)]
-pub struct Clock {
-    wall: SystemTime,
-    start: Instant,
-}
-
-impl Clock {
-    pub fn new() -> Self {
-        Clock {
-            wall: SystemTime::now(),
-            start: Instant::now(),
-        }
-    }
-
-    pub fn now(&self) -> SystemTime {
-        self.wall + self.start.elapsed()
-    }
-}
-
-/// Everything the handlers share.
-pub struct State {
-    pub fake: Mutex<FakeServer>,
-    pub faults: Mutex<Faults>,
-    pub journal: Mutex<Journal>,
-    pub counters: Counters,
-    pub clock: Clock,
-    pub sender: webhook::Sender,
-    pub webhook_url: Mutex<Option<String>>,
-    pub handoff: Value,
-    pub key: KeyForms,
-    pub max_body_bytes: usize,
-    pub quiet: bool,
-    /// Notified by `POST /_fake/shutdown`.
-    pub shutdown: Notify,
-}
-
-/// Locks a mutex, also after a panic elsewhere (the data stays usable:
-/// every critical section leaves it consistent).
-pub fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-}
 
 /// Returned by the service to make hyper close the connection unanswered.
 #[derive(Debug)]
@@ -91,8 +42,6 @@ impl fmt::Display for DropConnection {
 }
 
 impl std::error::Error for DropConnection {}
-
-pub type Answer = Response<Full<Bytes>>;
 
 /// Serves `listener` until `stop` is notified.
 pub async fn serve(
@@ -229,15 +178,4 @@ fn nest(status: StatusCode, message: &str) -> Answer {
         "error": status.canonical_reason(),
     });
     json(status, &body)
-}
-
-/// A JSON answer.
-pub fn json(status: StatusCode, value: &Value) -> Answer {
-    let mut answer = Response::new(Full::new(Bytes::from(value.to_string())));
-    *answer.status_mut() = status;
-    answer.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json; charset=utf-8"),
-    );
-    answer
 }

@@ -11,8 +11,6 @@ use crate::seed::Seed;
 
 /// The largest config file read.
 const MAX_CONFIG_BYTES: u64 = 1024 * 1024;
-/// The most locations one seeded or admin-made install may register.
-pub const MAX_LOCATIONS_PER_INSTALL: usize = 10_000;
 
 /// The credentials when none are given (placeholders the fake accepts).
 pub const DEFAULT_CLIENT_ID: &str = "6578278e879ad2646715ba9c-fakeserver";

@@ -3,16 +3,35 @@
 #![warn(missing_docs)]
 
 mod actor;
-pub mod installs;
+mod command;
+mod errors;
+mod installs;
+mod reports;
 #[cfg(feature = "axum")]
 pub mod routes;
-pub mod service;
-pub mod store;
-pub mod transport;
+mod service;
+mod settings;
+mod store;
+mod transport;
 
-pub use installs::*;
+pub use errors::{CallError, ServiceError, TokenError};
+pub use installs::MAX_SYNC_PAGES;
+pub use reports::{
+    GrantChanges, GrantInfo, ServiceEvent, ShutdownReport, StartReport, WebhookReceived,
+};
 #[cfg(feature = "axum")]
 pub use routes::OAuthRouter;
-pub use service::*;
-pub use store::*;
-pub use transport::*;
+pub use service::TokenService;
+pub use settings::ServiceSettings;
+pub use store::{
+    CorruptRecord, DEFAULT_PAGE_SIZE, GrantStore, Keyring, KeyringError, MAX_GRANT_ID_BYTES,
+    MAX_KEY_ID_LEN, MemoryStore, Page, RECORD_KEYS_VAR, RecordKey, ResealReport, SEALED_PREFIX,
+    SealError, SealErrorKind, StoreError,
+};
+#[cfg(feature = "postgres")]
+pub use store::{PostgresStore, STATEMENT_TIMEOUT_MS};
+#[cfg(feature = "sqlite")]
+pub use store::{SqliteOptions, SqliteStore};
+#[cfg(feature = "reqwest")]
+pub use transport::ReqwestClient;
+pub use transport::{HttpClient, TransportError};

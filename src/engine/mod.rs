@@ -50,91 +50,7 @@
 //!   refresh, or the other engine's lease, which it waits out while
 //!   re-reading the store. Single-process mode is this without leases.
 //!
-//! ```
-//! use std::collections::HashMap;
-//! use std::time::{Duration, UNIX_EPOCH};
-//! use hoopai_oauth::{
-//!     AccessToken, Config, Engine, EngineSettings, GrantRecord, Output, RefreshToken,
-//!     TokenResponse, TokenSet, WriteOutcome,
-//! };
-//!
-//! /// A store with compare-and-swap on the record version.
-//! #[derive(Default)]
-//! struct Store(HashMap<String, GrantRecord>);
-//!
-//! impl Store {
-//!     /// Writes `record` if the stored version is `replaces` (`None`: only
-//!     /// if nothing is stored), and says how it went.
-//!     fn compare_and_swap(&mut self, replaces: Option<u64>, record: &GrantRecord) -> WriteOutcome {
-//!         let key = record.grant.to_string();
-//!         match self.0.get(&key) {
-//!             Some(current) if Some(current.version) != replaces => {
-//!                 WriteOutcome::Conflict(Box::new(current.clone()))
-//!             }
-//!             None if replaces.is_some() => WriteOutcome::NoRecord,
-//!             _ => {
-//!                 self.0.insert(key, record.clone());
-//!                 WriteOutcome::Written
-//!             }
-//!         }
-//!     }
-//! }
-//!
-//! fn drive(engine: &mut Engine, store: &mut Store, now: std::time::SystemTime) -> Result<(), hoopai_oauth::Error> {
-//!     while let Some(output) = engine.poll_output(now) {
-//!         match output {
-//!             Output::Persist { record, replaces, .. } => {
-//!                 let outcome = store.compare_and_swap(replaces, &record);
-//!                 engine.handle_write(record.grant.as_str(), record.version, outcome, now)?;
-//!             }
-//!             Output::Load { grant, .. } => {
-//!                 let current = store.0.get(grant.as_str()).cloned();
-//!                 engine.handle_load(grant.as_str(), Ok(current), now)?;
-//!             }
-//!             Output::Send { .. } => { /* send it, as in the run loop above */ }
-//!             Output::Event(event) => println!("{event}"),
-//!             _ => {}
-//!         }
-//!     }
-//!     Ok(())
-//! }
-//!
-//! let config = Config::builder("my-client-id", "my-client-secret").build()?;
-//! let settings = |name: &str| {
-//!     EngineSettings::default().shared_store(name, Duration::from_secs(120))
-//! };
-//! let mut a = Engine::new(config.clone(), settings("worker-a"));
-//! let mut b = Engine::new(config, settings("worker-b"));
-//! let mut store = Store::default();
-//! let t0 = UNIX_EPOCH + Duration::from_secs(1_767_225_600);
-//!
-//! let mut token = TokenResponse::new(AccessToken::new("access-placeholder-0"));
-//! token.refresh_token = Some(RefreshToken::new("refresh-placeholder-0"));
-//! a.insert("loc-1", TokenSet::new(token, t0), t0)?;
-//! drive(&mut a, &mut store, t0)?;
-//! b.restore(store.0["loc-1"].clone(), t0)?;
-//!
-//! // Both come due at once. `a` writes its lease first and sends; `b`'s
-//! // compare-and-swap loses, and `b` waits out `a`'s lease.
-//! let due = a.poll_timeout().unwrap();
-//! a.handle_timeout(due)?;
-//! b.handle_timeout(due)?;
-//! let mut sends = 0;
-//! while let Some(output) = a.poll_output(due) {
-//!     match output {
-//!         Output::Persist { record, replaces, .. } => {
-//!             let outcome = store.compare_and_swap(replaces, &record);
-//!             a.handle_write(record.grant.as_str(), record.version, outcome, due)?;
-//!         }
-//!         Output::Send { .. } => sends += 1,
-//!         _ => {}
-//!     }
-//! }
-//! drive(&mut b, &mut store, due)?;
-//! assert_eq!(sends, 1);
-//! assert!(b.poll_timeout().unwrap() > due); // waiting for the lease to end
-//! # Ok::<(), hoopai_oauth::Error>(())
-//! ```
+//! docs/engine.md shows two engines racing for one grant on one store.
 //!
 //! A lease whose outcome has not come when it ends is written again, over
 //! the last version known written; a lease confirmed with less than
@@ -276,6 +192,7 @@ mod slot;
 mod table;
 mod timers;
 mod unauthorized;
+mod view;
 
 use std::time::SystemTime;
 
@@ -294,9 +211,9 @@ pub use record::{
 };
 pub use rescued::RESCUED_MEMORY;
 pub use settings::EngineSettings;
+pub use view::GrantView;
 
 use backoff::SplitMix64;
-use slot::Slot;
 
 /// How many given-up requests per grant the engine remembers, so that a late
 /// answer to one of them is still recognized (and its tokens adopted).
@@ -829,99 +746,6 @@ impl Engine {
             Some(slot) => grant::never_emitted(slot, grant, version),
             None => Err(unknown_grant(grant)),
         }
-    }
-}
-
-/// A look at one grant the engine holds ([`Engine::grant`],
-/// [`Engine::grants`]). Cheap: nothing is copied until asked for.
-#[derive(Clone, Copy)]
-pub struct GrantView<'a> {
-    engine: &'a Engine,
-    idx: u32,
-}
-
-impl<'a> GrantView<'a> {
-    fn slot(&self) -> &'a Slot {
-        // A view is made only for a slot that holds a grant, and the engine
-        // cannot change while it is borrowed.
-        match self.engine.grants.get(self.idx) {
-            Some(slot) => slot,
-            None => unreachable!("a grant view of an empty slot"),
-        }
-    }
-
-    /// The grant's id.
-    #[must_use]
-    pub fn id(&self) -> &'a GrantId {
-        &self.slot().key
-    }
-
-    /// Its standing.
-    #[must_use]
-    pub fn status(&self) -> &'a GrantStatus {
-        &self.slot().status
-    }
-
-    /// When the access token held expires.
-    #[must_use]
-    pub fn expires_at(&self) -> SystemTime {
-        self.slot().held.expires_at()
-    }
-
-    /// The Company grant it is minted from, for a Location grant the engine
-    /// mints ([`Engine::add_location`]).
-    #[must_use]
-    pub fn minted_from(&self) -> Option<&'a GrantId> {
-        self.engine.locations.parent_of(self.slot().key.as_str())
-    }
-
-    /// The record as the engine holds it now (a copy, tokens included).
-    #[must_use]
-    pub fn record(&self) -> GrantRecord {
-        self.engine.build_record(self.slot())
-    }
-
-    /// Whether the store has every change the engine holds for the grant:
-    /// its last write's outcome came back [`WriteOutcome::Written`].
-    #[must_use]
-    pub fn is_written(&self) -> bool {
-        let slot = self.slot();
-        slot.write.version <= slot.write.confirmed
-    }
-
-    /// Whether a request of the grant (a refresh or a mint) was handed out
-    /// and is neither answered nor given up on.
-    #[must_use]
-    pub fn request_out(&self) -> bool {
-        matches!(
-            self.slot().phase,
-            slot::Phase::InFlight {
-                dispatched: true,
-                ..
-            }
-        )
-    }
-
-    /// Why the grant's last refresh failed (or its last write, see
-    /// [`Failure::Store`]), until a refresh succeeds. For callers and logs.
-    #[must_use]
-    pub fn last_failure(&self) -> Option<Failure> {
-        let slot = self.slot();
-        match (&slot.write.store_failure, &slot.refresh.last_failure) {
-            (Some(store), _) => Some(Failure::Store((**store).clone())),
-            (None, failure) => failure.as_deref().cloned(),
-        }
-    }
-}
-
-impl std::fmt::Debug for GrantView<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("GrantView")
-            .field("id", self.id())
-            .field("status", &self.status())
-            .field("expires_at", &crate::token::unix(self.expires_at()))
-            .field("minted_from", &self.minted_from())
-            .finish_non_exhaustive()
     }
 }
 

@@ -10,8 +10,8 @@ use std::time::{Instant, SystemTime};
 use hoopai_oauth::{AccessToken, Engine, GrantId, TokenStatus};
 use tokio::sync::oneshot;
 
-use crate::installs::GrantChanges;
-use crate::service::{ServiceError, TokenError};
+use crate::errors::{ServiceError, TokenError};
+use crate::reports::GrantChanges;
 use crate::store::StoreError;
 
 /// A caller of `access_token` waiting for a token.

@@ -14,8 +14,8 @@ use tokio::sync::oneshot;
 
 use super::Actor;
 use super::callers::Deleting;
-use crate::installs::GrantChanges;
-use crate::service::ServiceError;
+use crate::errors::ServiceError;
+use crate::reports::GrantChanges;
 use crate::store::GrantStore;
 use crate::transport::HttpClient;
 

@@ -25,18 +25,15 @@
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
-use hoopai_oauth::{
-    AccessToken, Config, Engine, Event, GrantId, InstalledLocation, Output, RequestId, SendOutcome,
-    TokenSet, WebhookEvent,
-};
+use hoopai_oauth::{AccessToken, Config, Engine, Event, GrantId, Output, RequestId, SendOutcome};
 use tokio::sync::{broadcast, mpsc, oneshot};
 use tokio::task::JoinSet;
 use tracing::Instrument;
 
-use crate::installs::GrantChanges;
-use crate::service::{
-    GrantInfo, ServiceError, ServiceEvent, ServiceSettings, ShutdownReport, StartReport, TokenError,
-};
+use crate::command::Command;
+use crate::errors::{ServiceError, TokenError};
+use crate::reports::{GrantInfo, ServiceEvent, ShutdownReport, StartReport};
+use crate::settings::ServiceSettings;
 use crate::store::{CorruptRecord, GrantStore, StoreError};
 use crate::transport::{HttpClient, TransportError};
 
@@ -46,49 +43,6 @@ mod store_io;
 
 use callers::{Callers, Deleting, Waiter};
 use store_io::{Op, Outcome, Report, StoreIo};
-
-/// What a handle asks of the task.
-pub(crate) enum Command {
-    Token {
-        grant: GrantId,
-        /// A token an API refused: answer with another one (after a refresh).
-        rejected: Option<AccessToken>,
-        deadline: Instant,
-        reply: oneshot::Sender<Result<AccessToken, TokenError>>,
-    },
-    Add {
-        grant: GrantId,
-        tokens: Box<TokenSet>,
-        reply: oneshot::Sender<Result<(), ServiceError>>,
-    },
-    Remove {
-        grant: GrantId,
-        reply: oneshot::Sender<Result<(), ServiceError>>,
-    },
-    List {
-        reply: oneshot::Sender<Vec<GrantInfo>>,
-    },
-    /// A verified install webhook for the engine.
-    Webhook {
-        event: Box<WebhookEvent>,
-        reply: oneshot::Sender<Result<GrantChanges, ServiceError>>,
-    },
-    /// The installed locations of a company, read from the server.
-    SyncLocations {
-        company_grant: GrantId,
-        company_id: String,
-        installed: Vec<InstalledLocation>,
-        reply: oneshot::Sender<Result<GrantChanges, ServiceError>>,
-    },
-    /// A token of the request budget for a request about to be sent
-    /// outside the engine: spent now (`None`), or when one is free.
-    TakeBudget {
-        reply: oneshot::Sender<Option<SystemTime>>,
-    },
-    Shutdown {
-        reply: oneshot::Sender<ShutdownReport>,
-    },
-}
 
 type Answer = (
     RequestId,

@@ -34,7 +34,7 @@ use cookie::{Cookie, CookieJar, Key, SameSite};
 use hoopai_oauth::State;
 use subtle::ConstantTimeEq;
 
-use crate::service::ServiceError;
+use crate::errors::ServiceError;
 
 /// The key that signs the state cookies: at least 64 random bytes.
 ///

@@ -57,7 +57,9 @@ use hoopai_oauth::{
     WebhookPayload, WebhookVerifier,
 };
 
-use crate::service::{ServiceError, ServiceEvent, TokenService, WebhookReceived};
+use crate::errors::ServiceError;
+use crate::reports::{ServiceEvent, WebhookReceived};
+use crate::service::TokenService;
 use crate::store::StoreError;
 
 use super::respond::text;

@@ -13,11 +13,7 @@ use base64::Engine as _;
 use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
 use chacha20poly1305::aead::KeyInit;
 use chacha20poly1305::{Key, XChaCha20Poly1305};
-use hoopai_oauth::GrantRecord;
 use zeroize::Zeroizing;
-
-use super::StoreError;
-use super::seal::Codec;
 
 /// The environment variable [`Keyring::from_env`] reads.
 pub const RECORD_KEYS_VAR: &str = "HOOPAI_RECORD_KEYS";
@@ -215,35 +211,6 @@ impl Keyring {
     /// The key ids, newest first.
     pub fn ids(&self) -> impl Iterator<Item = &str> {
         self.keys.iter().map(|k| k.id.as_str())
-    }
-
-    /// `record` sealed under the newest key, as a store with this keyring
-    /// writes it in its `record` column (for tools that move records
-    /// between stores, and benchmarks). A fresh random nonce each call.
-    ///
-    /// # Errors
-    /// [`StoreError::InvalidWrite`] if the record does not serialize or the
-    /// operating system gives no randomness.
-    pub fn seal_record(&self, record: &GrantRecord) -> Result<String, StoreError> {
-        Codec::new(Some(self.clone()), true).encode(record)
-    }
-
-    /// Reads a stored `record` column of the row (`grant`, `version`):
-    /// sealed under a key of this ring, or plain JSON.
-    ///
-    /// # Errors
-    /// [`StoreError::Sealed`] if it does not open (unknown key, tampered,
-    /// another row's or version's); [`StoreError::Corrupt`] if it is not a
-    /// record of this grant and version.
-    pub fn open_record(
-        &self,
-        grant: &str,
-        version: u64,
-        text: &str,
-    ) -> Result<GrantRecord, StoreError> {
-        Codec::new(Some(self.clone()), true)
-            .decode(grant, Some(version), text)
-            .map_err(StoreError::from)
     }
 }
 

@@ -397,6 +397,37 @@ fn open(
     }
 }
 
+impl Keyring {
+    /// `record` sealed under the newest key, as a store with this keyring
+    /// writes it in its `record` column (for tools that move records
+    /// between stores, and benchmarks). A fresh random nonce each call.
+    ///
+    /// # Errors
+    /// [`StoreError::InvalidWrite`] if the record does not serialize or the
+    /// operating system gives no randomness.
+    pub fn seal_record(&self, record: &GrantRecord) -> Result<String, StoreError> {
+        Codec::new(Some(self.clone()), true).encode(record)
+    }
+
+    /// Reads a stored `record` column of the row (`grant`, `version`):
+    /// sealed under a key of this ring, or plain JSON.
+    ///
+    /// # Errors
+    /// [`StoreError::Sealed`] if it does not open (unknown key, tampered,
+    /// another row's or version's); [`StoreError::Corrupt`] if it is not a
+    /// record of this grant and version.
+    pub fn open_record(
+        &self,
+        grant: &str,
+        version: u64,
+        text: &str,
+    ) -> Result<GrantRecord, StoreError> {
+        Codec::new(Some(self.clone()), true)
+            .decode(grant, Some(version), text)
+            .map_err(StoreError::from)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
