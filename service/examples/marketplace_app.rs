@@ -294,6 +294,26 @@ async fn next_refresh(
     }
 }
 
+/// Waits for the engine to say that a write of `grant`'s record failed.
+async fn next_write_failure(
+    events: &mut broadcast::Receiver<ServiceEvent>,
+    grant: &str,
+) -> Result<(), Failure> {
+    loop {
+        match tokio::time::timeout(Duration::from_secs(15), events.recv()).await {
+            Err(_) => return Err(format!("no failed write of {grant} within 15 s").into()),
+            Ok(Err(broadcast::error::RecvError::Lagged(_))) => continue,
+            Ok(Err(e)) => return Err(e.into()),
+            Ok(Ok(ServiceEvent::Engine(Event::WriteFailed { grant: g, .. })))
+                if g.as_str() == grant =>
+            {
+                return Ok(());
+            }
+            Ok(Ok(_)) => {}
+        }
+    }
+}
+
 async fn local_walk() -> Result<(), Failure> {
     let (dir, _temp) = data_dir()?;
     let db = dir.join("grants.sqlite3");
@@ -524,7 +544,7 @@ async fn store_down_at_shutdown(
     // The disk goes away; the next refresh spends the stored refresh token
     // at the server, and its successor cannot be written.
     down.store(true, Ordering::SeqCst);
-    next_refresh(&mut events, grant.as_str()).await?;
+    next_write_failure(&mut events, grant.as_str()).await?;
     let report = service.shutdown().await;
     let _ = stop.send(());
     fake_task.await??;
