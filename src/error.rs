@@ -1,17 +1,4 @@
-//! The one error type of the crate, with a stable [`ErrorKind`] to match on.
-//!
-//! Errors fall into five classes ([`ErrorClass`]):
-//! - **caller** mistakes: bad configuration or input; nothing was sent;
-//! - **misuse** of the engine, such as a response for an id that is not in flight;
-//! - **server** answers: the server understood and said no;
-//! - **unreadable** answers: the body could not be read at all;
-//! - **webhook** refusals: an incoming delivery was unsigned, forged, stale,
-//!   replayed, unreadable or for another app.
-//!
-//! Webhook refusals are kinds of this one error, not a type of their own, so
-//! that a webhook handler and the token code share one `?` and one match on
-//! [`ErrorKind`]; their class tells a router to answer the sender instead of
-//! retrying anything.
+//! The crate's one error type; documented on [`Error`].
 
 use std::fmt;
 use std::time::{Duration, SystemTime};
@@ -303,6 +290,21 @@ pub enum Endpoint {
 ///
 /// It never holds a secret in full: server messages and body excerpts are
 /// sanitized, and long opaque strings in them are redacted.
+///
+/// The one error type of the crate, with a stable [`ErrorKind`] to match on.
+///
+/// Errors fall into five classes ([`ErrorClass`]):
+/// - **caller** mistakes: bad configuration or input; nothing was sent;
+/// - **misuse** of the engine, such as a response for an id that is not in flight;
+/// - **server** answers: the server understood and said no;
+/// - **unreadable** answers: the body could not be read at all;
+/// - **webhook** refusals: an incoming delivery was unsigned, forged, stale,
+///   replayed, unreadable or for another app.
+///
+/// Webhook refusals are kinds of this one error, not a type of their own, so
+/// that a webhook handler and the token code share one `?` and one match on
+/// [`ErrorKind`]; their class tells a router to answer the sender instead of
+/// retrying anything.
 #[derive(Clone, PartialEq)]
 pub struct Error(Box<Inner>);
 

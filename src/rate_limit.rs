@@ -1,29 +1,7 @@
-//! Rate-limit figures from response headers, and `Retry-After`.
-//!
-//! HighLevel documents `X-RateLimit-*` headers on every answer (100 requests per
-//! 10 s burst, 200,000 a day, per app and resource). `Retry-After` is not
-//! documented; it is honoured when present, as delta-seconds or an HTTP date
-//! (<https://www.rfc-editor.org/rfc/rfc9110#field.retry-after>).
-//!
-//! **Caps.** A header is input from the network, and one absurd value must not
-//! stop an app for years: `Retry-After: 10000000000` (317 years) or
-//! `Retry-After: Fri, 31 Dec 9999 23:59:59 GMT` would. So the figures that set
-//! a wait are capped where they are parsed:
-//!
-//! | Header | Read as at most | Flag |
-//! |---|---|---|
-//! | `Retry-After` (seconds, or a date) | [`MAX_RETRY_AFTER`] (1 hour) | [`Clamped::retry_after`] |
-//! | `X-RateLimit-Interval-Milliseconds` | [`MAX_RATE_LIMIT_INTERVAL`] (60 s) | [`Clamped::interval`] |
-//!
-//! A number too long for a `u64` counts as over the cap, not as unreadable.
-//! A `Retry-After` date is read against the answer's own `Date` header when
-//! it has one, and becomes a [`RetryAfter::Delay`] (so a skewed clock on
-//! either side, or a `Date` itself far in the future, cannot stretch it).
-//! Without a `Date` header it stays a [`RetryAfter::At`], and the cap is
-//! applied when it is turned into an instant ([`RetryAfter::until`], which
-//! [`RateLimit::retry_at`] and the request budget use; see
-//! [`RetryAfter::exceeds_cap`]).
+//! Rate-limit figures from response headers, and `Retry-After`; documented
+//! on [`RateLimit`].
 
+use crate::time::saturating_add;
 use std::time::{Duration, SystemTime};
 
 use http::HeaderMap;
@@ -43,8 +21,8 @@ pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(60 * 60);
 /// then never spreads its requests thinner than its `max` per minute.
 pub const MAX_RATE_LIMIT_INTERVAL: Duration = Duration::from_secs(60);
 
-/// What `Retry-After` said (capped at [`MAX_RETRY_AFTER`]; see the
-/// [module docs](self)).
+/// What `Retry-After` said (capped at [`MAX_RETRY_AFTER`]; see
+/// [`RateLimit`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum RetryAfter {
@@ -104,6 +82,32 @@ impl Clamped {
 }
 
 /// The rate-limit headers of one answer. Every figure is optional.
+///
+/// Rate-limit figures from response headers, and `Retry-After`.
+///
+/// HighLevel documents `X-RateLimit-*` headers on every answer (100 requests per
+/// 10 s burst, 200,000 a day, per app and resource). `Retry-After` is not
+/// documented; it is honoured when present, as delta-seconds or an HTTP date
+/// (<https://www.rfc-editor.org/rfc/rfc9110#field.retry-after>).
+///
+/// **Caps.** A header is input from the network, and one absurd value must not
+/// stop an app for years: `Retry-After: 10000000000` (317 years) or
+/// `Retry-After: Fri, 31 Dec 9999 23:59:59 GMT` would. So the figures that set
+/// a wait are capped where they are parsed:
+///
+/// | Header | Read as at most | Flag |
+/// |---|---|---|
+/// | `Retry-After` (seconds, or a date) | [`MAX_RETRY_AFTER`] (1 hour) | [`Clamped::retry_after`] |
+/// | `X-RateLimit-Interval-Milliseconds` | [`MAX_RATE_LIMIT_INTERVAL`] (60 s) | [`Clamped::interval`] |
+///
+/// A number too long for a `u64` counts as over the cap, not as unreadable.
+/// A `Retry-After` date is read against the answer's own `Date` header when
+/// it has one, and becomes a [`RetryAfter::Delay`] (so a skewed clock on
+/// either side, or a `Date` itself far in the future, cannot stretch it).
+/// Without a `Date` header it stays a [`RetryAfter::At`], and the cap is
+/// applied when it is turned into an instant ([`RetryAfter::until`], which
+/// [`RateLimit::retry_at`] and the request budget use; see
+/// [`RetryAfter::exceeds_cap`]).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct RateLimit {
@@ -138,7 +142,7 @@ fn number(headers: &HeaderMap, name: &str) -> Result<u64, bool> {
 
 impl RateLimit {
     /// Reads the headers; `None` when none of them is present. Caps
-    /// `Retry-After` and the interval (see the [module docs](self)).
+    /// `Retry-After` and the interval (see above).
     #[must_use]
     pub fn from_headers(headers: &HeaderMap) -> Option<Self> {
         let num = |name: &str| number(headers, name).ok();
@@ -198,22 +202,6 @@ impl RateLimit {
     pub fn was_clamped(&self, now: SystemTime) -> bool {
         self.clamped.any() || self.retry_after.is_some_and(|r| r.exceeds_cap(now))
     }
-}
-
-/// `t + d`, or the latest representable time instead of a panic.
-pub(crate) fn saturating_add(t: SystemTime, d: Duration) -> SystemTime {
-    t.checked_add(d).unwrap_or_else(|| {
-        // Halve until it fits: the platform's range is finite and unknown.
-        let mut step = d;
-        let mut out = t;
-        while step > Duration::from_secs(1) {
-            step /= 2;
-            if let Some(next) = out.checked_add(step) {
-                out = next;
-            }
-        }
-        out
-    })
 }
 
 /// Parses a `Retry-After` value on its own: delta-seconds (capped at

@@ -1,28 +1,10 @@
-//! A request budget per app: a token bucket sized to HighLevel's burst limit,
-//! that follows the server's `X-RateLimit-*` headers. Pure: time is an argument.
-//!
-//! HighLevel allows 100 requests per 10 s per app and resource, and reports
-//! the figures in `X-RateLimit-Max`, `X-RateLimit-Interval-Milliseconds` and
-//! `X-RateLimit-Remaining` (HighLevel's OAuth FAQ; `docs/highlevel-facts.md`,
-//! "Rate limits"). How the server counts
-//! its window (fixed or sliding) is not documented, so the budget is built to
-//! pass both: each token spent comes back one interval after it was spent,
-//! plus a small margin ([`DEFAULT_BUDGET_MARGIN`]). At most `max` requests
-//! then go out in **any** interval, and nearly `max` per interval is still
-//! reached. (A bucket that refills continuously at `max / interval` lets up to
-//! `2 × max` out within one interval — a full bucket plus its refill — and
-//! draws 429s from a server counting windows.)
-//!
-//! The margin is there because the server counts a request when it arrives,
-//! and the budget when it is sent: a request sent exactly one interval after
-//! an earlier one, over a faster path (a reused connection, after the first
-//! went through a handshake), can arrive less than one interval after it, and
-//! find the server's window still full.
+//! The request budget; documented on [`RequestBudget`].
 
 use std::collections::VecDeque;
 use std::time::{Duration, SystemTime};
 
-use crate::rate_limit::{RateLimit, saturating_add};
+use crate::rate_limit::RateLimit;
+use crate::time::saturating_add;
 
 /// HighLevel's documented burst budget: requests per [`HIGHLEVEL_BURST_INTERVAL`].
 pub const HIGHLEVEL_BURST_MAX: u32 = 100;
@@ -55,6 +37,27 @@ pub const BUDGET_MIN_INTERVAL: Duration = Duration::from_millis(1);
 ///
 /// Memory is bounded by the spends within one interval (at most `max`
 /// entries, and one entry per observation of spends made elsewhere).
+///
+/// A request budget per app: a token bucket sized to HighLevel's burst limit,
+/// that follows the server's `X-RateLimit-*` headers. Pure: time is an argument.
+///
+/// HighLevel allows 100 requests per 10 s per app and resource, and reports
+/// the figures in `X-RateLimit-Max`, `X-RateLimit-Interval-Milliseconds` and
+/// `X-RateLimit-Remaining` (HighLevel's OAuth FAQ; `docs/highlevel-facts.md`,
+/// "Rate limits"). How the server counts
+/// its window (fixed or sliding) is not documented, so the budget is built to
+/// pass both: each token spent comes back one interval after it was spent,
+/// plus a small margin ([`DEFAULT_BUDGET_MARGIN`]). At most `max` requests
+/// then go out in **any** interval, and nearly `max` per interval is still
+/// reached. (A bucket that refills continuously at `max / interval` lets up to
+/// `2 × max` out within one interval — a full bucket plus its refill — and
+/// draws 429s from a server counting windows.)
+///
+/// The margin is there because the server counts a request when it arrives,
+/// and the budget when it is sent: a request sent exactly one interval after
+/// an earlier one, over a faster path (a reused connection, after the first
+/// went through a handshake), can arrive less than one interval after it, and
+/// find the server's window still full.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RequestBudget {
     max: u32,

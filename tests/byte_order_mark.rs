@@ -7,7 +7,7 @@ mod common;
 
 use common::{config, response, t0};
 use hoopai_oauth::{
-    AccessToken, Engine, EngineSettings, Error, ErrorKind, Event, Output, RefreshToken,
+    AccessToken, Engine, EngineEvent, EngineSettings, Error, ErrorKind, Output, RefreshToken,
     SendOutcome, TokenResponse, TokenSet, Unreadable, parse_installed_locations,
     parse_location_token_response, parse_token_response,
 };
@@ -331,7 +331,7 @@ fn the_engine_reads_marked_answers() {
     let record = persisted.expect("the new tokens are persisted");
     assert_eq!(record.refresh_token().map(|r| r.secret()), Some("R1"));
     assert!(
-        matches!(events[..], [Event::Refreshed { .. }]),
+        matches!(events[..], [EngineEvent::Refreshed { .. }]),
         "{events:?}"
     );
 
@@ -348,7 +348,7 @@ fn the_engine_reads_marked_answers() {
         }
     }
     assert!(
-        matches!(events[..], [Event::ReauthorizationNeeded { .. }]),
+        matches!(events[..], [EngineEvent::ReauthorizationNeeded { .. }]),
         "{events:?}"
     );
     assert_eq!(engine.poll_timeout(), None, "nothing is retried");

@@ -254,7 +254,7 @@ fn removed_grant_answer_is_kept_with_its_refresh_token() {
     assert!(
         matches!(
             outs.as_slice(),
-            [Output::Event(Event::AnswerAfterRemoval {
+            [Output::Event(EngineEvent::AnswerAfterRemoval {
                 refresh_token_kept: true,
                 ..
             })]
@@ -415,8 +415,8 @@ fn a_new_token_is_ready_only_once_its_write_is_confirmed() {
             outs.as_slice(),
             [
                 Output::Persist { .. },
-                Output::Event(Event::Refreshed { .. }),
-                Output::Event(Event::TokenReady { .. }),
+                Output::Event(EngineEvent::Refreshed { .. }),
+                Output::Event(EngineEvent::TokenReady { .. }),
             ]
         ),
         "{outs:?}"
@@ -442,7 +442,7 @@ fn shared_mode_a_new_token_is_ready_only_once_its_write_is_confirmed() {
     assert!(
         !outs
             .iter()
-            .any(|o| matches!(o, Output::Event(Event::TokenReady { .. }))),
+            .any(|o| matches!(o, Output::Event(EngineEvent::TokenReady { .. }))),
         "{outs:?}"
     );
     assert_eq!(e.access_token("loc-1", exp).unwrap(), TokenStatus::Pending);
@@ -453,8 +453,8 @@ fn shared_mode_a_new_token_is_ready_only_once_its_write_is_confirmed() {
         matches!(
             outs.as_slice(),
             [
-                Output::Event(Event::Refreshed { .. }),
-                Output::Event(Event::TokenReady { .. })
+                Output::Event(EngineEvent::Refreshed { .. }),
+                Output::Event(EngineEvent::TokenReady { .. })
             ]
         ),
         "{outs:?}"
@@ -504,7 +504,7 @@ fn a_lease_confirmed_after_the_client_was_rejected_sends_nothing() {
     assert!(e.stats().halted);
     assert!(
         outs.iter()
-            .any(|o| matches!(o, Output::Event(Event::ConfigurationRejected { .. }))),
+            .any(|o| matches!(o, Output::Event(EngineEvent::ConfigurationRejected { .. }))),
         "{outs:?}"
     );
     e.handle_write(
@@ -598,7 +598,7 @@ fn an_endless_suspended_retry_does_not_panic() {
     let outs = drain(&mut e, at);
     assert!(
         outs.iter().any(
-            |o| matches!(o, Output::Event(Event::Suspended { until, .. }) if *until > at + Duration::from_secs(1 << 40))
+            |o| matches!(o, Output::Event(EngineEvent::Suspended { until, .. }) if *until > at + Duration::from_secs(1 << 40))
         ),
         "{outs:?}"
     );
@@ -755,7 +755,7 @@ fn answers_of_many_removed_grants_keep_their_refresh_tokens() {
         .filter(|o| {
             matches!(
                 o,
-                Output::Event(Event::AnswerAfterRemoval {
+                Output::Event(EngineEvent::AnswerAfterRemoval {
                     refresh_token_kept: true,
                     ..
                 })
@@ -825,7 +825,7 @@ fn events_of_a_removed_grant_never_reach_its_reinstall() {
     assert!(
         !outs
             .iter()
-            .any(|o| matches!(o, Output::Event(Event::ReauthorizationNeeded { .. }))),
+            .any(|o| matches!(o, Output::Event(EngineEvent::ReauthorizationNeeded { .. }))),
         "{outs:?}"
     );
     assert_eq!(

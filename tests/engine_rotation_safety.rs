@@ -63,7 +63,12 @@ fn write(e: &mut Engine, store: &mut Store, out: &Output, now: SystemTime) {
 /// Acts on every output of `e` in order, as the README's blocking loop does:
 /// writes go to the store, sends go to the fake and their answers come back
 /// at once. Returns the events.
-fn drive(e: &mut Engine, store: &mut Store, fake: &mut FakeServer, now: SystemTime) -> Vec<Event> {
+fn drive(
+    e: &mut Engine,
+    store: &mut Store,
+    fake: &mut FakeServer,
+    now: SystemTime,
+) -> Vec<EngineEvent> {
     let mut events = vec![];
     while let Some(out) = poll(e, now) {
         match out {
@@ -262,7 +267,7 @@ fn invalid_grant_is_checked_against_the_store() {
                 assert!(
                     events
                         .iter()
-                        .all(|e| !matches!(e, Event::ReauthorizationNeeded { .. }))
+                        .all(|e| !matches!(e, EngineEvent::ReauthorizationNeeded { .. }))
                 );
                 events.clear();
                 b.handle_send(id, SendOutcome::Response(answer), later)
@@ -281,7 +286,7 @@ fn invalid_grant_is_checked_against_the_store() {
     assert!(
         !b_events
             .iter()
-            .any(|e| matches!(e, Event::ReauthorizationNeeded { .. })),
+            .any(|e| matches!(e, EngineEvent::ReauthorizationNeeded { .. })),
         "{b_events:?}"
     );
     assert!(matches!(
@@ -490,7 +495,7 @@ fn one_grant() -> (Engine, Store, FakeServer, String) {
     e.insert(grant.as_str(), tokens, t0()).unwrap();
     let events = drive(&mut e, &mut store, &mut fake, t0());
     assert!(
-        matches!(events.as_slice(), [Event::Durable { version: 1, .. }]),
+        matches!(events.as_slice(), [EngineEvent::Durable { version: 1, .. }]),
         "{events:?}"
     );
     (e, store, fake, grant)
@@ -545,7 +550,7 @@ fn a_deleted_record_means_removed_elsewhere() {
     e.handle_timeout(due).unwrap();
     let events = drive(&mut e, &mut store, &mut fake, due);
     assert!(
-        matches!(events.as_slice(), [Event::RemovedElsewhere { grant: g }] if g.as_str() == grant),
+        matches!(events.as_slice(), [EngineEvent::RemovedElsewhere { grant: g }] if g.as_str() == grant),
         "{events:?}"
     );
     assert!(e.grant(&grant).is_none());
@@ -559,7 +564,7 @@ fn a_deleted_record_means_removed_elsewhere() {
     let events = drive(&mut e, &mut store, &mut fake, t0());
     assert!(matches!(
         events.as_slice(),
-        [Event::RemovedElsewhere { .. }]
+        [EngineEvent::RemovedElsewhere { .. }]
     ));
     assert!(e.grant(&grant).is_none());
 }
@@ -628,7 +633,7 @@ fn a_failed_write_is_written_again() {
     assert!(
         matches!(
             events.as_slice(),
-            [Output::Event(Event::WriteFailed { failure: f, retry_at, .. })]
+            [Output::Event(EngineEvent::WriteFailed { failure: f, retry_at, .. })]
                 if *f == failure && *retry_at == retry
         ),
         "{events:?}"
@@ -638,7 +643,10 @@ fn a_failed_write_is_written_again() {
     assert!(
         matches!(
             events.as_slice(),
-            [Event::WriteRecovered { .. }, Event::Durable { .. }]
+            [
+                EngineEvent::WriteRecovered { .. },
+                EngineEvent::Durable { .. }
+            ]
         ),
         "{events:?}"
     );
@@ -661,8 +669,8 @@ fn a_failed_write_is_written_again() {
     assert!(
         matches!(
             events.as_slice(),
-            [Output::Event(Event::RetryScheduled {
-                failure: Failure::Store(_),
+            [Output::Event(EngineEvent::RetryScheduled {
+                failure: RefreshFailure::Store(_),
                 ..
             })]
         ),
@@ -700,7 +708,7 @@ fn a_rescued_refresh_token_is_adopted_and_written() {
         assert!(
             matches!(
                 events.as_slice(),
-                [Output::Event(Event::AnswerAfterRemoval {
+                [Output::Event(EngineEvent::AnswerAfterRemoval {
                     refresh_token_kept: true,
                     ..
                 })]
@@ -728,7 +736,7 @@ fn a_rescued_refresh_token_is_adopted_and_written() {
         assert_eq!(written == live[0], back_with_spent, "{back_with_spent}");
         let rest: Vec<_> = std::iter::from_fn(|| poll(&mut e, due)).collect();
         let adopted = rest.iter().any(|o| {
-            matches!(o, Output::Event(Event::RescuedTokenAdopted { grant: g }) if g.as_str() == grant)
+            matches!(o, Output::Event(EngineEvent::RescuedTokenAdopted { grant: g }) if g.as_str() == grant)
         });
         assert_eq!(adopted, back_with_spent, "{rest:?}");
     }
@@ -751,7 +759,7 @@ fn a_lease_held_elsewhere_is_not_waited_out() {
     let events = drive(&mut b, &mut store, &mut fake, due);
     assert!(matches!(
         events.as_slice(),
-        [Event::LeaseHeldElsewhere { .. }]
+        [EngineEvent::LeaseHeldElsewhere { .. }]
     ));
     // `a` answers and writes 2 s later.
     let Some(Output::Send { id, request, .. }) = poll(&mut a, due) else {
@@ -767,7 +775,7 @@ fn a_lease_held_elsewhere_is_not_waited_out() {
     b.handle_timeout(next).unwrap();
     let events = drive(&mut b, &mut store, &mut fake, next);
     assert!(
-        matches!(events.as_slice(), [Event::Adopted { .. }]),
+        matches!(events.as_slice(), [EngineEvent::Adopted { .. }]),
         "{events:?}"
     );
     assert_eq!(

@@ -12,7 +12,7 @@ use std::time::Duration;
 use common::sim::{Sim, location};
 use hoopai_oauth::fake::Fault;
 use hoopai_oauth::{
-    EngineSettings, ErrorKind, GrantRecord, GrantStatus, SendOutcome, TokenStatus, config::Config,
+    Config, EngineSettings, ErrorKind, GrantRecord, GrantStatus, SendOutcome, TokenStatus,
 };
 use serde_json::Value;
 
@@ -195,10 +195,9 @@ fn a_limit_of_one_halts_at_the_first_refusal() {
                 .engine
                 .handle_send(id, SendOutcome::Response(response), t)
                 .unwrap();
-        } else if let hoopai_oauth::Output::Event(hoopai_oauth::Event::ConfigurationRejected {
-            error,
-            ..
-        }) = out
+        } else if let hoopai_oauth::Output::Event(
+            hoopai_oauth::EngineEvent::ConfigurationRejected { error, .. },
+        ) = out
         {
             rejected = Some(error);
         }

@@ -27,11 +27,11 @@ use std::time::{Duration, SystemTime};
 
 use hoopai_oauth::fake::{FakeServer, Fault, Install};
 use hoopai_oauth::{
-    AuthorizationCode, Config, ConsentRequest, Engine, EngineSettings, Error, Event, GrantRecord,
-    InstalledLocationsQuery, LocationTokenRequest, Output, RefreshToken, Scope, SendOutcome, State,
-    TokenRequest, TokenResponse, TokenSet, TokenStatus, UserType, WriteOutcome,
-    installed_locations_request, location_token_request, parse_callback, parse_installed_locations,
-    parse_location_token_response, parse_token_response, token_request,
+    AuthorizationCode, Config, ConsentRequest, ConsentState, Engine, EngineEvent, EngineSettings,
+    Error, GrantRecord, InstalledLocationsQuery, LocationTokenRequest, Output, RefreshToken, Scope,
+    SendOutcome, TokenRequest, TokenResponse, TokenSet, TokenStatus, UserType, WriteOutcome,
+    consent_url, installed_locations_request, location_token_request, parse_callback,
+    parse_installed_locations, parse_location_token_response, parse_token_response, token_request,
 };
 
 pub use loopback::{LocalFake, agent, send};
@@ -241,8 +241,8 @@ fn refresh_once(
                     engine.handle_send(id, outcome, SystemTime::now())?;
                 }
                 Output::Event(event) => match event {
-                    Event::Refreshed { .. } => refreshed = true,
-                    Event::RetryScheduled { at, failure, .. } => {
+                    EngineEvent::Refreshed { .. } => refreshed = true,
+                    EngineEvent::RetryScheduled { at, failure, .. } => {
                         retries += 1;
                         let wait = at.duration_since(SystemTime::now()).unwrap_or_default();
                         summary.step(format!(
@@ -252,10 +252,10 @@ fn refresh_once(
                             shown(old_refresh.as_ref())
                         ));
                     }
-                    Event::ReauthorizationNeeded { error, .. }
-                    | Event::ConfigurationRejected { error, .. }
-                    | Event::Suspended { error, .. } => return Err(Failure::OAuth(error)),
-                    Event::TokenReady { .. } => {}
+                    EngineEvent::ReauthorizationNeeded { error, .. }
+                    | EngineEvent::ConfigurationRejected { error, .. }
+                    | EngineEvent::Suspended { error, .. } => return Err(Failure::OAuth(error)),
+                    EngineEvent::TokenReady { .. } => {}
                     other => println!("    engine: {other}"),
                 },
                 _ => {}
@@ -311,10 +311,11 @@ fn consent(
     scopes: &[Scope],
     summary: &mut Summary,
 ) -> Result<AuthorizationCode, Failure> {
-    let state = State::from_random_bytes(&random_bytes())?;
-    let url = ConsentRequest::new(scopes.iter().cloned())
-        .state(state.clone())
-        .build(config)?;
+    let state = ConsentState::from_random_bytes(&random_bytes())?;
+    let url = consent_url(
+        config,
+        &ConsentRequest::new(scopes.iter().cloned()).state(state.clone()),
+    )?;
     summary.step(format!("consent URL followed: {url}"));
     let request = http::Request::get(url.as_str())
         .body(Vec::new())

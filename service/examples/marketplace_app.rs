@@ -53,7 +53,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use hoopai_oauth::fake::{FakeServer, FakeWebhook, Install};
 use hoopai_oauth::{
-    Config, EngineSettings, Event, GrantId, GrantRecord, Scope, UserType, WebhookVerifier,
+    Config, EngineEvent, EngineSettings, GrantId, GrantRecord, Scope, UserType, WebhookVerifier,
     WriteOutcome,
 };
 use hoopai_oauth_service::routes::{ServeLimits, serve};
@@ -281,12 +281,12 @@ async fn next_refresh(
             Err(_) => return Err(format!("no refresh of {grant} within 15 s").into()),
             Ok(Err(broadcast::error::RecvError::Lagged(_))) => continue,
             Ok(Err(e)) => return Err(e.into()),
-            Ok(Ok(ServiceEvent::Engine(Event::Refreshed { grant: g, .. })))
+            Ok(Ok(ServiceEvent::Engine(EngineEvent::Refreshed { grant: g, .. })))
                 if g.as_str() == grant =>
             {
                 return Ok(());
             }
-            Ok(Ok(ServiceEvent::Engine(Event::ReauthorizationNeeded { .. }))) => {
+            Ok(Ok(ServiceEvent::Engine(EngineEvent::ReauthorizationNeeded { .. }))) => {
                 return Err("re-authorization needed".into());
             }
             Ok(Ok(_)) => {}
@@ -304,7 +304,7 @@ async fn next_write_failure(
             Err(_) => return Err(format!("no failed write of {grant} within 15 s").into()),
             Ok(Err(broadcast::error::RecvError::Lagged(_))) => continue,
             Ok(Err(e)) => return Err(e.into()),
-            Ok(Ok(ServiceEvent::Engine(Event::WriteFailed { grant: g, .. })))
+            Ok(Ok(ServiceEvent::Engine(EngineEvent::WriteFailed { grant: g, .. })))
                 if g.as_str() == grant =>
             {
                 return Ok(());

@@ -38,7 +38,7 @@ pub enum TokenError {
     },
     /// The grant's refresh was refused with a 401 that does not name the
     /// client; its refresh token is kept and tried again at `until`. Have
-    /// someone look at it (see [`Event::Unauthorized`](hoopai_oauth::Event::Unauthorized)).
+    /// someone look at it (see [`EngineEvent::Unauthorized`](hoopai_oauth::EngineEvent::Unauthorized)).
     #[error(
         "grant {grant} was refused with HTTP 401; its refresh token is tried again at {until:?}"
     )]
@@ -94,7 +94,7 @@ pub enum ServiceError {
     #[error(transparent)]
     Token(#[from] TokenError),
     /// The grant is held but its record could not be written yet; the
-    /// engine writes it again on its backoff ([`Event::WriteFailed`](hoopai_oauth::Event::WriteFailed)).
+    /// engine writes it again on its backoff ([`EngineEvent::WriteFailed`](hoopai_oauth::EngineEvent::WriteFailed)).
     #[error("the record of grant {grant} is not written yet ({message}); it is written again")]
     WritePending {
         /// The grant.

@@ -8,7 +8,8 @@
 use std::time::{Duration, SystemTime};
 
 use hoopai_oauth::{
-    GrantId, InstalledLocation, InstalledLocationsQuery, WebhookEvent, parse_installed_locations,
+    GrantId, InstalledLocation, InstalledLocationsQuery, WebhookEvent, installed_locations_request,
+    parse_installed_locations,
 };
 
 use crate::command::Command;
@@ -96,7 +97,7 @@ impl TokenService {
                     "the installed-locations list of {company_id} has more than {MAX_SYNC_PAGES} pages"
                 )));
             }
-            let request = q.build(self.config(), &token)?;
+            let request = installed_locations_request(self.config(), &token, &q)?;
             // Each page waits its turn in the engine's request budget.
             while let Some(free) = self
                 .call(|reply| Command::TakeBudget { reply })

@@ -4,7 +4,7 @@
 
 use std::time::{Duration, SystemTime};
 
-use hoopai_oauth::{Event, GrantId, GrantRecord, GrantStatus};
+use hoopai_oauth::{EngineEvent, GrantId, GrantRecord, GrantStatus};
 
 use crate::store::{CorruptRecord, StoreError};
 
@@ -14,7 +14,7 @@ use crate::store::{CorruptRecord, StoreError};
 #[non_exhaustive]
 pub enum ServiceEvent {
     /// An event of the engine (refreshed, suspended, retry scheduled…).
-    Engine(Event),
+    Engine(EngineEvent),
     /// A record at start-up could not be read or restored; it is left in the
     /// store untouched and the grant is not served.
     CorruptRecord(CorruptRecord),

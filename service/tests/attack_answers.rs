@@ -7,7 +7,7 @@ mod common;
 use std::time::{Duration, SystemTime};
 
 use common::env::{Env, next_event};
-use hoopai_oauth::{Event, MAX_RETRY_AFTER};
+use hoopai_oauth::{EngineEvent, MAX_RETRY_AFTER};
 use hoopai_oauth_service::ServiceEvent;
 
 fn answer(status: u16, headers: &[(&str, &str)], body: Vec<u8>) -> http::Response<Vec<u8>> {
@@ -37,10 +37,10 @@ async fn an_absurd_retry_after_schedules_the_retry_within_the_cap() {
         let asked = SystemTime::now();
         env.expire(&service, "loc-1").await;
         let event = next_event(&mut events, |e| {
-            matches!(e, ServiceEvent::Engine(Event::RetryScheduled { .. }))
+            matches!(e, ServiceEvent::Engine(EngineEvent::RetryScheduled { .. }))
         })
         .await;
-        let ServiceEvent::Engine(Event::RetryScheduled { at, failure, .. }) = event else {
+        let ServiceEvent::Engine(EngineEvent::RetryScheduled { at, failure, .. }) = event else {
             unreachable!()
         };
         let wait = at.duration_since(asked).unwrap_or_default();

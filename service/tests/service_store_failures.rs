@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use common::fake_http::FakeHttp;
 use hoopai_oauth::{
-    AccessToken, EngineSettings, Event, Failure, GrantId, GrantRecord, WriteOutcome,
+    AccessToken, EngineEvent, EngineSettings, GrantId, GrantRecord, RefreshFailure, WriteOutcome,
 };
 use hoopai_oauth_service::{
     GrantStore, MemoryStore, Page, ReqwestClient, ServiceEvent, ServiceSettings, StoreError,
@@ -135,12 +135,12 @@ async fn write_failed(
             .unwrap()
             .unwrap()
         {
-            ServiceEvent::Engine(Event::WriteFailed {
+            ServiceEvent::Engine(EngineEvent::WriteFailed {
                 grant: g, failure, ..
             })
-            | ServiceEvent::Engine(Event::RetryScheduled {
+            | ServiceEvent::Engine(EngineEvent::RetryScheduled {
                 grant: g,
-                failure: Failure::Store(failure),
+                failure: RefreshFailure::Store(failure),
                 ..
             }) if g.as_str() == grant => return failure.to_string(),
             _ => continue,
@@ -255,11 +255,11 @@ async fn shared_store_a_failed_token_write_is_written_again_by_the_engine() {
     while let Ok(Ok(event)) = tokio::time::timeout(Duration::from_millis(200), events.recv()).await
     {
         match event {
-            ServiceEvent::Engine(Event::WriteFailed { grant, .. }) => {
+            ServiceEvent::Engine(EngineEvent::WriteFailed { grant, .. }) => {
                 assert_eq!(grant.as_str(), "loc-1");
                 failed += 1;
             }
-            ServiceEvent::Engine(Event::WriteRecovered { .. }) => recovered += 1,
+            ServiceEvent::Engine(EngineEvent::WriteRecovered { .. }) => recovered += 1,
             _ => {}
         }
     }
@@ -311,7 +311,7 @@ async fn a_grant_uninstalled_during_its_refresh_leaves_nothing_behind() {
         Err(TokenError::UnknownGrant(_))
     ));
     loop {
-        if let ServiceEvent::Engine(Event::AnswerAfterRemoval {
+        if let ServiceEvent::Engine(EngineEvent::AnswerAfterRemoval {
             grant,
             refresh_token_kept,
         }) = tokio::time::timeout(Duration::from_secs(5), events.recv())

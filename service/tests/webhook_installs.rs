@@ -14,7 +14,7 @@ use std::time::{Duration, SystemTime};
 use common::app::App;
 use common::fake_http::FakeHttp;
 use hoopai_oauth::fake::{FakeRateLimit, FakeWebhook, Install};
-use hoopai_oauth::{EngineSettings, Event, GrantId, Scope, UserType};
+use hoopai_oauth::{EngineEvent, EngineSettings, GrantId, Scope, UserType};
 use hoopai_oauth_service::{
     OAuthRouter, ReqwestClient, ServiceEvent, ServiceSettings, SqliteStore, TokenError,
     TokenService, WebhookReceived,
@@ -278,7 +278,7 @@ async fn a_location_uninstall_during_its_refresh_leaves_no_record() {
     // The late answer finds the grant gone, and writes nothing back.
     let late = tokio::time::timeout(Duration::from_secs(10), async {
         loop {
-            if let Ok(ServiceEvent::Engine(Event::AnswerAfterRemoval { grant, .. })) =
+            if let Ok(ServiceEvent::Engine(EngineEvent::AnswerAfterRemoval { grant, .. })) =
                 events.recv().await
             {
                 return grant;

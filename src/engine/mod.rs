@@ -1,180 +1,4 @@
-//! The token lifecycle engine: keeps the access tokens of many grants fresh,
-//! and never loses a refresh token.
-//!
-//! The engine is a state machine with no I/O, no clock and no randomness
-//! (quinn-proto style). The caller feeds it inputs, each with the current
-//! time, and drains outputs named for what the caller must do. Every output
-//! that asks for I/O has one way back; every input and command takes `now`
-//! and returns a `Result`. The guide, with a blocking loop and the
-//! shared-store protocol in detail, is docs/engine.md in the repository.
-//!
-//! | Group | Methods |
-//! |---|---|
-//! | Inputs: the outcome of an output, the timer | [`handle_send`](Engine::handle_send) ([`SendOutcome`]), [`handle_write`](Engine::handle_write) ([`WriteOutcome`]), [`handle_load`](Engine::handle_load), [`handle_timeout`](Engine::handle_timeout) |
-//! | Commands | [`insert`](Engine::insert), [`restore`](Engine::restore), [`remove`](Engine::remove) ([`Removal`]), [`access_token`](Engine::access_token), [`refresh_now`](Engine::refresh_now), [`handle_webhook`](Engine::handle_webhook), [`add_location`](Engine::add_location), [`reconfigure`](Engine::reconfigure), [`count_request`](Engine::count_request), [`shut_down`](Engine::shut_down) |
-//! | Polls | [`poll_output`](Engine::poll_output), [`poll_timeout`](Engine::poll_timeout) |
-//! | Getters | [`grant`](Engine::grant), [`grants`](Engine::grants) ([`GrantView`]), [`stats`](Engine::stats) ([`EngineStats`]) |
-//!
-//! | Output | Do | Hand back |
-//! |---|---|---|
-//! | [`Output::Persist`] | write the record durably (compare-and-swap on `replaces`) | [`Engine::handle_write`] |
-//! | [`Output::Send`] | send the request by its `not_after` | [`Engine::handle_send`] |
-//! | [`Output::Load`] | read the grant's record | [`Engine::handle_load`] |
-//! | [`Output::Delete`] | delete the grant's record (uninstalled) | nothing |
-//! | [`Output::Event`] | tell the user or the log ([`Event`]) | nothing |
-//!
-//! After every input and command, call [`Engine::poll_output`] until it
-//! returns `None`, then [`Engine::poll_timeout`] for the next instant to
-//! wake up at. A `Persist` is unconfirmed until its outcome comes back: the
-//! engine hands out no access token that depends on it, sends no refresh
-//! that would spend the refresh token it replaces, and writes a failed one
-//! again on its own backoff. So a driver may write asynchronously and act
-//! on the outputs of different grants concurrently; per grant, in order.
-//!
-//! The code is laid out by concern: `grant/` is the grant state machine
-//! (the only code that changes a grant); `table`, `timers`, `cap`, `pacer`,
-//! `queue`, `locations` and `rescued` are structures that own their state;
-//! `output`, `outcome`, `record` and `settings` are the public types.
-//!
-//! # Modes
-//!
-//! - **Single-process mode** (the default): one engine owns its grants'
-//!   records. Writes may be plain overwrites (a compare-and-swap is never
-//!   lost); report each outcome all the same. At start-up,
-//!   [`Engine::restore`] every stored record.
-//! - **Shared-store mode** ([`EngineSettings::shared_store`]): several
-//!   processes share one store that can compare-and-swap on
-//!   [`GrantRecord::version`]. Before each refresh the engine writes a short
-//!   [`Lease`] and sends the refresh only once that write won. An engine that
-//!   loses the race adopts the record it lost to: newer tokens instead of a
-//!   refresh, or the other engine's lease, which it waits out while
-//!   re-reading the store. Single-process mode is this without leases.
-//!
-//! docs/engine.md shows two engines racing for one grant on one store.
-//!
-//! A lease whose outcome has not come when it ends is written again, over
-//! the last version known written; a lease confirmed with less than
-//! [`EngineSettings::request_timeout`] left is renewed instead of used. A
-//! record of version 0 ([`GrantRecord::new`]) counts as never stored: the
-//! first write of it has `replaces: None`, and if the store does hold such a
-//! record, the conflict hands it back and the engine writes over it.
-//!
-//! # Location grants and pacing
-//!
-//! A Location grant can be minted from a Company grant
-//! ([`Engine::add_location`], or a bulk INSTALL through
-//! [`Engine::handle_webhook`]) with the Company grant's access token, kept
-//! fresh by its own refresh token and minted again when it has none (see
-//! docs/highlevel-facts.md, "Location tokens"). Every send (refresh or
-//! mint) spends a token of the engine's request budget, by default
-//! HighLevel's 100 requests per 10 s (docs/highlevel-facts.md, "Rate
-//! limits"; [`EngineSettings::request_budget`]), following the
-//! `X-RateLimit-*` headers of the answers; sends over budget wait in a
-//! first-in, first-out line. (`tests/engine_locations.rs`)
-//!
-//! # Rotation safety
-//!
-//! Refresh tokens are single-use; the newest one *is* the installation. Each
-//! property below names the test that checks it (in `tests/`; the property
-//! tests and the fuzz target `fuzz/fuzz_targets/engine.rs` check all of them
-//! against random interleavings).
-//!
-//! 1. **Written first.** A newly received refresh token (an answer, a token
-//!    rescued from a failure, [`Engine::insert`], a rewrite after a lost
-//!    compare-and-swap) is in an [`Output::Persist`] queued ahead of every
-//!    other output. A process killed can lose a grant only within one
-//!    request plus one write, whatever else is queued.
-//!    (`engine_rotation_safety::a_new_refresh_token_is_written_before_anything_queued`)
-//! 2. **Handed out once written.** [`Engine::access_token`] hands a new
-//!    access token out only once the record with its refresh token is
-//!    confirmed written ([`WriteOutcome::Written`]), and no refresh spends
-//!    a refresh token whose successor is not written; [`Event::Refreshed`]
-//!    follows that write. (`engine_properties`, invariant "ready only if
-//!    stored"; `engine_regressions::a_new_token_is_ready_only_once_its_write_is_confirmed`)
-//! 3. **Covered by its lease.** The engine knows the time a send is handed
-//!    out ([`Engine::poll_output`] takes `now`); a send whose lease would
-//!    end before its request timeout is never handed out (a new lease is
-//!    written instead), and every send carries `not_after`, after which the
-//!    driver must not dispatch it ([`SendOutcome::NotDispatched`]). The
-//!    engine gives up on a request only a request timeout after `not_after`,
-//!    so a request dispatched in time never overlaps its retry.
-//!    (`engine_rotation_safety::nothing_is_sent_that_its_lease_cannot_cover`,
-//!    `engine_rotation_safety::an_expired_send_is_leased_again`)
-//! 4. **One refresh in flight per grant, never a spent token.** Whatever the
-//!    number of callers and engines. (`engine_single_flight`,
-//!    `engine_properties`, invariants checked at every send)
-//! 5. **Checked before declared lost.** In shared-store mode, "invalid
-//!    grant" makes the engine read the store ([`Output::Load`]); a newer
-//!    token there is adopted. "Re-authorization needed" is written only
-//!    over the very version read, holding the refused token (compare-and-swap
-//!    makes this exact), and [`Event::ReauthorizationNeeded`] follows only
-//!    once that write won.
-//!    (`engine_rotation_safety::invalid_grant_is_checked_against_the_store`)
-//! 6. **Engines converge.** Waiting for a lease held elsewhere, for a read,
-//!    or for re-authorization, the engine re-reads the store every
-//!    [`EngineSettings::reread_interval`] (re-authorization: less and less
-//!    often, up to the backoff cap), and whenever handed a record
-//!    ([`Engine::handle_load`]). A stale view lasts seconds, not a lease.
-//!    (`engine_rotation_safety::an_engine_waiting_for_re_authorization_converges`)
-//! 7. **No stampede.** At most [`EngineSettings::max_in_flight`] grants hold
-//!    a lease or a request at once; the others wait their turn in order (no
-//!    scan of all grants). Grants already due when restored are spread over
-//!    [`EngineSettings::refresh_spread`], in an order of the engine's own
-//!    jitter seed. (`engine_rotation_safety::no_stampede_at_start_up`)
-//! 8. **Version 0 is adopted.** A stored [`GrantRecord::new`] record is
-//!    written over, not fought.
-//!    (`engine_rotation_safety::version_zero_records_are_adopted_not_fought`)
-//! 9. **Time always moves on.** [`Engine::handle_timeout`] returns: every
-//!    deadline it sets is later than the one handled. [`Engine::restore`]
-//!    refuses a record with times past [`MAX_RECORD_TIME`].
-//!    (`engine_rotation_safety::handle_timeout_terminates_at_the_end_of_time`,
-//!    `engine_rotation_safety::a_record_at_the_end_of_time_is_refused`)
-//! 10. **A deleted record is a removed grant.** A compare-and-swap or a read
-//!     that finds no record ([`WriteOutcome::NoRecord`]) forgets the
-//!     grant and its tokens, with [`Event::RemovedElsewhere`].
-//!     (`engine_rotation_safety::a_deleted_record_means_removed_elsewhere`)
-//! 11. **Late answers count.** An answer that arrives after the engine gave
-//!     up on its request is still adopted and persisted (the last
-//!     [`ABANDONED_MEMORY`] given-up requests per grant are remembered); an
-//!     answer without `refresh_token` keeps the old one; expiry counts from
-//!     when the request was handed out. An answer for a grant removed
-//!     meanwhile is kept ([`RESCUED_MEMORY`]) and adopted if the grant comes
-//!     back with the token it spent. (`engine_late_response`,
-//!     `engine_rotation_safety::a_rescued_refresh_token_is_adopted_and_written`)
-//! 12. **Fingerprints, not tokens.** Every [`Output::Send`] and
-//!     [`Output::Persist`] carries the [`Fingerprint`](crate::Fingerprint)
-//!     of the refresh token it concerns, for logs.
-//!     (`engine_rotation_safety::sends_and_writes_carry_fingerprints`)
-//!
-//! What no client can recover: if the server spent a refresh token and its
-//! answer is lost for good (the process died with it, or the network dropped
-//! it and nothing else arrives), the new refresh token exists only at the
-//! server. The next refresh gets "invalid grant", and the grant needs
-//! re-authorization. Keep your HTTP client's timeout at or below
-//! [`EngineSettings::request_timeout`], and let answers that do arrive late
-//! reach the engine.
-//!
-//! # Failures
-//!
-//! Classified by [`Error::kind`]:
-//!
-//! | Kind | What the engine does |
-//! |---|---|
-//! | `InvalidGrant` | re-authorization needed (shared-store mode: after reading the store): persisted in that state, [`Event::ReauthorizationNeeded`] once written, no retry |
-//! | `LocationNotActive` | suspended: persisted, [`Event::Suspended`]; the same refresh token is tried again after [`EngineSettings::suspended_retry`] |
-//! | `RateLimited` | retried when `Retry-After` (or the spent rate-limit window) says, else after [`EngineSettings::rate_limit_wait`] |
-//! | `ServerError`, `Unreadable`, others, timeouts, transport errors | exponential backoff with seeded jitter and a cap ([`EngineSettings::backoff`]), same refresh token |
-//! | `InvalidClient` | [`Event::ConfigurationRejected`]; nothing is sent for any grant until [`Engine::reconfigure`] |
-//! | a write failed ([`WriteOutcome::Failed`]) | written again after a backoff ([`Event::WriteFailed`]); callers get [`TokenStatus::StoreFailing`] once the token held expires; a lease not taken is a refresh retried later ([`Failure::Store`]) |
-//! | `GrantUnauthorized` (a 401 not naming the client) | that grant alone: refresh token kept, persisted as [`GrantStatus::Unauthorized`], [`Event::Unauthorized`], tried again after [`EngineSettings::unauthorized_retry`]; several distinct grants in a row ([`EngineSettings::unauthorized_halt_after`]) count as `InvalidClient` |
-//!
-//! # Scale
-//!
-//! One engine holds hundreds of thousands of grants. Deadlines sit in an
-//! ordered set, so the next deadline and each timeout cost O(log n). Tokens
-//! are stored once, compactly; requests and records are built only when
-//! polled. Unknown fields of token answers (such as `refreshTokenId`) are
-//! not kept.
+//! The token lifecycle engine; its documentation is on [`Engine`].
 
 mod backoff;
 mod cap;
@@ -205,7 +29,7 @@ use crate::webhook::WebhookEvent;
 
 pub use locations::{InstallChanges, LocationDiff, diff_installed_locations};
 pub use outcome::{EngineStats, Removal, SendOutcome, StoreFailure, WriteOutcome};
-pub use output::{Event, Failure, Output, RequestId, TokenStatus};
+pub use output::{EngineEvent, Output, RefreshFailure, RequestId, TokenStatus};
 pub use record::{
     GrantId, GrantRecord, GrantStatus, Lease, MAX_RECORD_TIME, MAX_RECORD_VERSION, RECORD_SCHEMA,
 };
@@ -219,8 +43,183 @@ use backoff::SplitMix64;
 /// answer to one of them is still recognized (and its tokens adopted).
 pub const ABANDONED_MEMORY: usize = 4;
 
-/// The token lifecycle of many grants, as a state machine. See the
-/// [module docs](self) for how to drive it.
+/// The token lifecycle engine: keeps the access tokens of many grants fresh,
+/// and never loses a refresh token.
+///
+/// The engine is a state machine with no I/O, no clock and no randomness
+/// (quinn-proto style). The caller feeds it inputs, each with the current
+/// time, and drains outputs named for what the caller must do. Every output
+/// that asks for I/O has one way back; every input and command takes `now`
+/// and returns a `Result`. The guide, with a blocking loop and the
+/// shared-store protocol in detail, is docs/engine.md in the repository.
+///
+/// | Group | Methods |
+/// |---|---|
+/// | Inputs: the outcome of an output, the timer | [`handle_send`](Engine::handle_send) ([`SendOutcome`]), [`handle_write`](Engine::handle_write) ([`WriteOutcome`]), [`handle_load`](Engine::handle_load), [`handle_timeout`](Engine::handle_timeout) |
+/// | Commands | [`insert`](Engine::insert), [`restore`](Engine::restore), [`remove`](Engine::remove) ([`Removal`]), [`access_token`](Engine::access_token), [`refresh_now`](Engine::refresh_now), [`handle_webhook`](Engine::handle_webhook), [`add_location`](Engine::add_location), [`reconfigure`](Engine::reconfigure), [`count_request`](Engine::count_request), [`shut_down`](Engine::shut_down) |
+/// | Polls | [`poll_output`](Engine::poll_output), [`poll_timeout`](Engine::poll_timeout) |
+/// | Getters | [`grant`](Engine::grant), [`grants`](Engine::grants) ([`GrantView`]), [`stats`](Engine::stats) ([`EngineStats`]) |
+///
+/// | Output | Do | Hand back |
+/// |---|---|---|
+/// | [`Output::Persist`] | write the record durably (compare-and-swap on `replaces`) | [`Engine::handle_write`] |
+/// | [`Output::Send`] | send the request by its `not_after` | [`Engine::handle_send`] |
+/// | [`Output::Load`] | read the grant's record | [`Engine::handle_load`] |
+/// | [`Output::Delete`] | delete the grant's record (uninstalled) | nothing |
+/// | [`Output::Event`] | tell the user or the log ([`EngineEvent`]) | nothing |
+///
+/// After every input and command, call [`Engine::poll_output`] until it
+/// returns `None`, then [`Engine::poll_timeout`] for the next instant to
+/// wake up at. A `Persist` is unconfirmed until its outcome comes back: the
+/// engine hands out no access token that depends on it, sends no refresh
+/// that would spend the refresh token it replaces, and writes a failed one
+/// again on its own backoff. So a driver may write asynchronously and act
+/// on the outputs of different grants concurrently; per grant, in order.
+///
+/// The code is laid out by concern: `grant/` is the grant state machine
+/// (the only code that changes a grant); `table`, `timers`, `cap`, `pacer`,
+/// `queue`, `locations` and `rescued` are structures that own their state;
+/// `output`, `outcome`, `record` and `settings` are the public types.
+///
+/// # Modes
+///
+/// - **Single-process mode** (the default): one engine owns its grants'
+///   records. Writes may be plain overwrites (a compare-and-swap is never
+///   lost); report each outcome all the same. At start-up,
+///   [`Engine::restore`] every stored record.
+/// - **Shared-store mode** ([`EngineSettings::shared_store`]): several
+///   processes share one store that can compare-and-swap on
+///   [`GrantRecord::version`]. Before each refresh the engine writes a short
+///   [`Lease`] and sends the refresh only once that write won. An engine that
+///   loses the race adopts the record it lost to: newer tokens instead of a
+///   refresh, or the other engine's lease, which it waits out while
+///   re-reading the store. Single-process mode is this without leases.
+///
+/// docs/engine.md shows two engines racing for one grant on one store.
+///
+/// A lease whose outcome has not come when it ends is written again, over
+/// the last version known written; a lease confirmed with less than
+/// [`EngineSettings::request_timeout`] left is renewed instead of used. A
+/// record of version 0 ([`GrantRecord::new`]) counts as never stored: the
+/// first write of it has `replaces: None`, and if the store does hold such a
+/// record, the conflict hands it back and the engine writes over it.
+///
+/// # Location grants and pacing
+///
+/// A Location grant can be minted from a Company grant
+/// ([`Engine::add_location`], or a bulk INSTALL through
+/// [`Engine::handle_webhook`]) with the Company grant's access token, kept
+/// fresh by its own refresh token and minted again when it has none (see
+/// docs/highlevel-facts.md, "Location tokens"). Every send (refresh or
+/// mint) spends a token of the engine's request budget, by default
+/// HighLevel's 100 requests per 10 s (docs/highlevel-facts.md, "Rate
+/// limits"; [`EngineSettings::request_budget`]), following the
+/// `X-RateLimit-*` headers of the answers; sends over budget wait in a
+/// first-in, first-out line. (`tests/engine_locations.rs`)
+///
+/// # Rotation safety
+///
+/// Refresh tokens are single-use; the newest one *is* the installation. Each
+/// property below names the test that checks it (in `tests/`; the property
+/// tests and the fuzz target `fuzz/fuzz_targets/engine.rs` check all of them
+/// against random interleavings).
+///
+/// 1. **Written first.** A newly received refresh token (an answer, a token
+///    rescued from a failure, [`Engine::insert`], a rewrite after a lost
+///    compare-and-swap) is in an [`Output::Persist`] queued ahead of every
+///    other output. A process killed can lose a grant only within one
+///    request plus one write, whatever else is queued.
+///    (`engine_rotation_safety::a_new_refresh_token_is_written_before_anything_queued`)
+/// 2. **Handed out once written.** [`Engine::access_token`] hands a new
+///    access token out only once the record with its refresh token is
+///    confirmed written ([`WriteOutcome::Written`]), and no refresh spends
+///    a refresh token whose successor is not written; [`EngineEvent::Refreshed`]
+///    follows that write. (`engine_properties`, invariant "ready only if
+///    stored"; `engine_regressions::a_new_token_is_ready_only_once_its_write_is_confirmed`)
+/// 3. **Covered by its lease.** The engine knows the time a send is handed
+///    out ([`Engine::poll_output`] takes `now`); a send whose lease would
+///    end before its request timeout is never handed out (a new lease is
+///    written instead), and every send carries `not_after`, after which the
+///    driver must not dispatch it ([`SendOutcome::NotDispatched`]). The
+///    engine gives up on a request only a request timeout after `not_after`,
+///    so a request dispatched in time never overlaps its retry.
+///    (`engine_rotation_safety::nothing_is_sent_that_its_lease_cannot_cover`,
+///    `engine_rotation_safety::an_expired_send_is_leased_again`)
+/// 4. **One refresh in flight per grant, never a spent token.** Whatever the
+///    number of callers and engines. (`engine_single_flight`,
+///    `engine_properties`, invariants checked at every send)
+/// 5. **Checked before declared lost.** In shared-store mode, "invalid
+///    grant" makes the engine read the store ([`Output::Load`]); a newer
+///    token there is adopted. "Re-authorization needed" is written only
+///    over the very version read, holding the refused token (compare-and-swap
+///    makes this exact), and [`EngineEvent::ReauthorizationNeeded`] follows only
+///    once that write won.
+///    (`engine_rotation_safety::invalid_grant_is_checked_against_the_store`)
+/// 6. **Engines converge.** Waiting for a lease held elsewhere, for a read,
+///    or for re-authorization, the engine re-reads the store every
+///    [`EngineSettings::reread_interval`] (re-authorization: less and less
+///    often, up to the backoff cap), and whenever handed a record
+///    ([`Engine::handle_load`]). A stale view lasts seconds, not a lease.
+///    (`engine_rotation_safety::an_engine_waiting_for_re_authorization_converges`)
+/// 7. **No stampede.** At most [`EngineSettings::max_in_flight`] grants hold
+///    a lease or a request at once; the others wait their turn in order (no
+///    scan of all grants). Grants already due when restored are spread over
+///    [`EngineSettings::refresh_spread`], in an order of the engine's own
+///    jitter seed. (`engine_rotation_safety::no_stampede_at_start_up`)
+/// 8. **Version 0 is adopted.** A stored [`GrantRecord::new`] record is
+///    written over, not fought.
+///    (`engine_rotation_safety::version_zero_records_are_adopted_not_fought`)
+/// 9. **Time always moves on.** [`Engine::handle_timeout`] returns: every
+///    deadline it sets is later than the one handled. [`Engine::restore`]
+///    refuses a record with times past [`MAX_RECORD_TIME`].
+///    (`engine_rotation_safety::handle_timeout_terminates_at_the_end_of_time`,
+///    `engine_rotation_safety::a_record_at_the_end_of_time_is_refused`)
+/// 10. **A deleted record is a removed grant.** A compare-and-swap or a read
+///     that finds no record ([`WriteOutcome::NoRecord`]) forgets the
+///     grant and its tokens, with [`EngineEvent::RemovedElsewhere`].
+///     (`engine_rotation_safety::a_deleted_record_means_removed_elsewhere`)
+/// 11. **Late answers count.** An answer that arrives after the engine gave
+///     up on its request is still adopted and persisted (the last
+///     [`ABANDONED_MEMORY`] given-up requests per grant are remembered); an
+///     answer without `refresh_token` keeps the old one; expiry counts from
+///     when the request was handed out. An answer for a grant removed
+///     meanwhile is kept ([`RESCUED_MEMORY`]) and adopted if the grant comes
+///     back with the token it spent. (`engine_late_response`,
+///     `engine_rotation_safety::a_rescued_refresh_token_is_adopted_and_written`)
+/// 12. **Fingerprints, not tokens.** Every [`Output::Send`] and
+///     [`Output::Persist`] carries the [`Fingerprint`](crate::Fingerprint)
+///     of the refresh token it concerns, for logs.
+///     (`engine_rotation_safety::sends_and_writes_carry_fingerprints`)
+///
+/// What no client can recover: if the server spent a refresh token and its
+/// answer is lost for good (the process died with it, or the network dropped
+/// it and nothing else arrives), the new refresh token exists only at the
+/// server. The next refresh gets "invalid grant", and the grant needs
+/// re-authorization. Keep your HTTP client's timeout at or below
+/// [`EngineSettings::request_timeout`], and let answers that do arrive late
+/// reach the engine.
+///
+/// # Failures
+///
+/// Classified by [`Error::kind`]:
+///
+/// | Kind | What the engine does |
+/// |---|---|
+/// | `InvalidGrant` | re-authorization needed (shared-store mode: after reading the store): persisted in that state, [`EngineEvent::ReauthorizationNeeded`] once written, no retry |
+/// | `LocationNotActive` | suspended: persisted, [`EngineEvent::Suspended`]; the same refresh token is tried again after [`EngineSettings::suspended_retry`] |
+/// | `RateLimited` | retried when `Retry-After` (or the spent rate-limit window) says, else after [`EngineSettings::rate_limit_wait`] |
+/// | `ServerError`, `Unreadable`, others, timeouts, transport errors | exponential backoff with seeded jitter and a cap ([`EngineSettings::backoff`]), same refresh token |
+/// | `InvalidClient` | [`EngineEvent::ConfigurationRejected`]; nothing is sent for any grant until [`Engine::reconfigure`] |
+/// | a write failed ([`WriteOutcome::Failed`]) | written again after a backoff ([`EngineEvent::WriteFailed`]); callers get [`TokenStatus::StoreFailing`] once the token held expires; a lease not taken is a refresh retried later ([`RefreshFailure::Store`]) |
+/// | `GrantUnauthorized` (a 401 not naming the client) | that grant alone: refresh token kept, persisted as [`GrantStatus::Unauthorized`], [`EngineEvent::Unauthorized`], tried again after [`EngineSettings::unauthorized_retry`]; several distinct grants in a row ([`EngineSettings::unauthorized_halt_after`]) count as `InvalidClient` |
+///
+/// # Scale
+///
+/// One engine holds hundreds of thousands of grants. Deadlines sit in an
+/// ordered set, so the next deadline and each timeout cost O(log n). Tokens
+/// are stored once, compactly; requests and records are built only when
+/// polled. Unknown fields of token answers (such as `refreshTokenId`) are
+/// not kept.
 #[derive(Debug)]
 pub struct Engine {
     config: Config,
@@ -288,21 +287,21 @@ impl Engine {
     /// An answer:
     /// - Success: the new tokens are adopted (the old refresh token is kept
     ///   if the answer has none), an [`Output::Persist`] is queued ahead of
-    ///   every other output, then [`Event::Refreshed`]; callers waiting get
-    ///   [`Event::TokenReady`] once that write is confirmed. The expiry
+    ///   every other output, then [`EngineEvent::Refreshed`]; callers waiting get
+    ///   [`EngineEvent::TokenReady`] once that write is confirmed. The expiry
     ///   counts from when the request was handed out. A success for a
     ///   request the engine had given up on is adopted all the same, as is
     ///   one whose grant was restored from an older record meanwhile: only a
     ///   new authorization ([`insert`](Self::insert)) since its request
     ///   supersedes it.
-    /// - Failure: a refresh token rescued from the answer
+    /// - RefreshFailure: a refresh token rescued from the answer
     ///   ([`Error::rescued_refresh_token`]) is adopted and persisted first,
     ///   and the refresh retried with it. Otherwise, classified by
-    ///   [`Error::kind`]: see the [module docs](self#failures). A failure of
+    ///   [`Error::kind`]: see [Failures](Engine#failures). A failure of
     ///   a request that was given up on, or that presented a refresh token
     ///   older than the one held, is ignored.
     /// - For a grant removed while the request was out:
-    ///   [`Event::AnswerAfterRemoval`]; a refresh token in it is kept (see
+    ///   [`EngineEvent::AnswerAfterRemoval`]; a refresh token in it is kept (see
     ///   [`RESCUED_MEMORY`]) or adopted if the grant is held again.
     /// - A 429 spends the whole request budget.
     ///
@@ -334,7 +333,7 @@ impl Engine {
     ///
     /// - [`WriteOutcome::Written`]: the record is durable. Tokens that
     ///   depended on it are handed out, a lease's refresh is sent, a new
-    ///   authorization is reported [`Event::Durable`].
+    ///   authorization is reported [`EngineEvent::Durable`].
     /// - [`WriteOutcome::Conflict`]: if the engine holds tokens newer than
     ///   the stored ones (it received them, or they came from
     ///   [`insert`](Self::insert)), it writes them again over the stored
@@ -343,9 +342,9 @@ impl Engine {
     ///   engine's lease (waited out, re-reading the store meanwhile), or the
     ///   stored status. The late outcome of an older write is ignored.
     /// - [`WriteOutcome::NoRecord`]: the grant was removed elsewhere: forgotten,
-    ///   with [`Event::RemovedElsewhere`].
+    ///   with [`EngineEvent::RemovedElsewhere`].
     /// - [`WriteOutcome::Failed`]: written again after a backoff
-    ///   ([`Event::WriteFailed`]); a lease not taken is a refresh retried
+    ///   ([`EngineEvent::WriteFailed`]); a lease not taken is a refresh retried
     ///   later. Meanwhile callers of the grant get
     ///   [`TokenStatus::StoreFailing`] once the token held expires.
     ///
@@ -436,7 +435,7 @@ impl Engine {
     /// Emits an [`Output::Persist`] of the new record ahead of every other
     /// output: the refresh token in it is the installation. Its
     /// compare-and-swap wins over whatever the store holds (a new
-    /// authorization supersedes older tokens). [`Event::Durable`] follows
+    /// authorization supersedes older tokens). [`EngineEvent::Durable`] follows
     /// once the record is written.
     ///
     /// # Errors
@@ -515,7 +514,7 @@ impl Engine {
     ///   previous access token is, while it lasts.
     /// - [`TokenStatus::Pending`]: the token expired; a refresh is in flight or
     ///   scheduled (and is started now if it was not). However many callers
-    ///   ask, one refresh runs. Wait for [`Event::TokenReady`].
+    ///   ask, one refresh runs. Wait for [`EngineEvent::TokenReady`].
     /// - [`TokenStatus::StoreFailing`]: as `Pending`, but the grant's writes
     ///   are failing: what the store said.
     /// - [`TokenStatus::Suspended`], [`TokenStatus::Unauthorized`],
@@ -538,8 +537,8 @@ impl Engine {
     /// answers `Pending` until new tokens come. Single-flight: if a refresh
     /// is already in flight, leased or waiting to be retried, nothing new
     /// starts. A suspended grant, one parked as unauthorized, or one that
-    /// needs re-authorization is left as it is. An [`Event::Refreshed`] and
-    /// an [`Event::TokenReady`] follow the refresh.
+    /// needs re-authorization is left as it is. An [`EngineEvent::Refreshed`] and
+    /// an [`EngineEvent::TokenReady`] follow the refresh.
     ///
     /// May queue outputs: call [`poll_output`](Self::poll_output) afterwards.
     ///

@@ -110,7 +110,7 @@ pub enum Removal {
     Uninstalled,
     /// The store holds no record of it any more (another process removed
     /// it, seen by a change feed of the driver's own). Forgotten, with
-    /// [`Event::RemovedElsewhere`](crate::Event::RemovedElsewhere).
+    /// [`EngineEvent::RemovedElsewhere`](crate::EngineEvent::RemovedElsewhere).
     DeletedElsewhere,
     /// The grant leaves this engine but stays installed: its record is left
     /// as it is (for instance, another process takes it over). Should it

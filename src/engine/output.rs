@@ -7,7 +7,7 @@ use std::time::SystemTime;
 use super::outcome::StoreFailure;
 use crate::error::Error;
 use crate::secret::{AccessToken, Fingerprint};
-use crate::token::unix;
+use crate::time::unix;
 
 use super::record::{GrantId, GrantRecord};
 
@@ -137,7 +137,7 @@ pub enum Output {
         grant: GrantId,
     },
     /// Something to tell the user or log.
-    Event(Event),
+    Event(EngineEvent),
 }
 
 impl fmt::Debug for Output {
@@ -179,7 +179,7 @@ impl fmt::Debug for Output {
 /// Why a retry was scheduled.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
-pub enum Failure {
+pub enum RefreshFailure {
     /// The request went unanswered for the request timeout.
     TimedOut,
     /// The driver reported that the request got no answer
@@ -193,14 +193,16 @@ pub enum Failure {
     Store(StoreFailure),
 }
 
-impl fmt::Display for Failure {
+impl fmt::Display for RefreshFailure {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Failure::TimedOut => f.write_str("timed out"),
-            Failure::Transport(detail) if detail.is_empty() => f.write_str("transport error"),
-            Failure::Transport(detail) => write!(f, "transport error: {detail}"),
-            Failure::Answer(e) => write!(f, "{e}"),
-            Failure::Store(e) => write!(f, "the store failed: {e}"),
+            RefreshFailure::TimedOut => f.write_str("timed out"),
+            RefreshFailure::Transport(detail) if detail.is_empty() => {
+                f.write_str("transport error")
+            }
+            RefreshFailure::Transport(detail) => write!(f, "transport error: {detail}"),
+            RefreshFailure::Answer(e) => write!(f, "{e}"),
+            RefreshFailure::Store(e) => write!(f, "the store failed: {e}"),
         }
     }
 }
@@ -211,7 +213,7 @@ impl fmt::Display for Failure {
 /// [`Output::Persist`] that holds them.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
-pub enum Event {
+pub enum EngineEvent {
     /// Callers that were told [`TokenStatus::Pending`] may ask again: an access
     /// token is ready.
     TokenReady {
@@ -302,7 +304,7 @@ pub enum Event {
         /// Retries in a row so far (rate-limit waits do not count).
         attempt: u32,
         /// What went wrong.
-        failure: Failure,
+        failure: RefreshFailure,
     },
     /// The record of a new authorization ([`Engine::insert`](crate::Engine::insert))
     /// is durable: its write was reported [`WriteOutcome::Written`](crate::WriteOutcome::Written).
@@ -347,7 +349,7 @@ pub enum Event {
     /// (`refresh_token_kept`), that token is the grant's only live one: the
     /// engine keeps it in memory, and adopts it should the grant come back
     /// ([`Engine::insert`](crate::Engine::insert), [`Engine::restore`](crate::Engine::restore))
-    /// with the refresh token that request spent ([`Event::RescuedTokenAdopted`]).
+    /// with the refresh token that request spent ([`EngineEvent::RescuedTokenAdopted`]).
     AnswerAfterRemoval {
         /// The grant.
         grant: GrantId,
@@ -364,45 +366,45 @@ pub enum Event {
     },
 }
 
-impl Event {
+impl EngineEvent {
     /// The grant the event is about.
     #[must_use]
     pub fn grant(&self) -> &GrantId {
         match self {
-            Event::TokenReady { grant, .. }
-            | Event::Refreshed { grant, .. }
-            | Event::Adopted { grant, .. }
-            | Event::LeaseHeldElsewhere { grant, .. }
-            | Event::Suspended { grant, .. }
-            | Event::Unauthorized { grant, .. }
-            | Event::ReauthorizationNeeded { grant, .. }
-            | Event::ConfigurationRejected { grant, .. }
-            | Event::RetryScheduled { grant, .. }
-            | Event::Durable { grant, .. }
-            | Event::RemovedElsewhere { grant }
-            | Event::WriteFailed { grant, .. }
-            | Event::WriteRecovered { grant, .. }
-            | Event::AnswerAfterRemoval { grant, .. }
-            | Event::RescuedTokenAdopted { grant } => grant,
+            EngineEvent::TokenReady { grant, .. }
+            | EngineEvent::Refreshed { grant, .. }
+            | EngineEvent::Adopted { grant, .. }
+            | EngineEvent::LeaseHeldElsewhere { grant, .. }
+            | EngineEvent::Suspended { grant, .. }
+            | EngineEvent::Unauthorized { grant, .. }
+            | EngineEvent::ReauthorizationNeeded { grant, .. }
+            | EngineEvent::ConfigurationRejected { grant, .. }
+            | EngineEvent::RetryScheduled { grant, .. }
+            | EngineEvent::Durable { grant, .. }
+            | EngineEvent::RemovedElsewhere { grant }
+            | EngineEvent::WriteFailed { grant, .. }
+            | EngineEvent::WriteRecovered { grant, .. }
+            | EngineEvent::AnswerAfterRemoval { grant, .. }
+            | EngineEvent::RescuedTokenAdopted { grant } => grant,
         }
     }
 }
 
-impl fmt::Display for Event {
+impl fmt::Display for EngineEvent {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Event::TokenReady { grant, expires_at } => {
+            EngineEvent::TokenReady { grant, expires_at } => {
                 write!(f, "{grant}: token ready, expires at {}", unix(*expires_at))
             }
-            Event::Refreshed { grant, expires_at } => {
+            EngineEvent::Refreshed { grant, expires_at } => {
                 write!(f, "{grant}: refreshed, expires at {}", unix(*expires_at))
             }
-            Event::Adopted { grant, expires_at } => write!(
+            EngineEvent::Adopted { grant, expires_at } => write!(
                 f,
                 "{grant}: adopted tokens from the store, expires at {}",
                 unix(*expires_at)
             ),
-            Event::LeaseHeldElsewhere {
+            EngineEvent::LeaseHeldElsewhere {
                 grant,
                 holder,
                 until,
@@ -411,12 +413,12 @@ impl fmt::Display for Event {
                 "{grant}: {holder} is refreshing; looking again at {}",
                 unix(*until)
             ),
-            Event::Suspended {
+            EngineEvent::Suspended {
                 grant,
                 until,
                 error,
             } => write!(f, "{grant}: suspended until {}: {error}", unix(*until)),
-            Event::Unauthorized {
+            EngineEvent::Unauthorized {
                 grant,
                 until,
                 error,
@@ -425,25 +427,25 @@ impl fmt::Display for Event {
                 "{grant}: refresh refused, parked until {}: {error}",
                 unix(*until)
             ),
-            Event::ReauthorizationNeeded { grant, error } => {
+            EngineEvent::ReauthorizationNeeded { grant, error } => {
                 write!(f, "{grant}: re-authorization needed: {error}")
             }
-            Event::ConfigurationRejected { grant, error } => {
+            EngineEvent::ConfigurationRejected { grant, error } => {
                 write!(f, "{grant}: configuration rejected: {error}")
             }
-            Event::RetryScheduled {
+            EngineEvent::RetryScheduled {
                 grant,
                 at,
                 attempt,
                 failure,
             } => write!(f, "{grant}: retry {attempt} at {}: {failure}", unix(*at)),
-            Event::Durable { grant, version } => {
+            EngineEvent::Durable { grant, version } => {
                 write!(f, "{grant}: new authorization written (version {version})")
             }
-            Event::RemovedElsewhere { grant } => {
+            EngineEvent::RemovedElsewhere { grant } => {
                 write!(f, "{grant}: removed from the store elsewhere; forgotten")
             }
-            Event::WriteFailed {
+            EngineEvent::WriteFailed {
                 grant,
                 version,
                 failure,
@@ -453,10 +455,10 @@ impl fmt::Display for Event {
                 "{grant}: write of version {version} failed, written again at {}: {failure}",
                 unix(*retry_at)
             ),
-            Event::WriteRecovered { grant, version } => {
+            EngineEvent::WriteRecovered { grant, version } => {
                 write!(f, "{grant}: version {version} written after failed writes")
             }
-            Event::AnswerAfterRemoval {
+            EngineEvent::AnswerAfterRemoval {
                 grant,
                 refresh_token_kept,
             } => {
@@ -470,7 +472,7 @@ impl fmt::Display for Event {
                     "{grant}: an answer came after the grant was removed{kept}"
                 )
             }
-            Event::RescuedTokenAdopted { grant } => {
+            EngineEvent::RescuedTokenAdopted { grant } => {
                 write!(f, "{grant}: a rescued refresh token was adopted")
             }
         }
@@ -488,7 +490,7 @@ pub enum TokenStatus {
     /// A valid access token.
     Ready(AccessToken),
     /// No valid token right now; a refresh is in flight or scheduled. Wait for
-    /// [`Event::TokenReady`] (or another event about the grant) and ask again.
+    /// [`EngineEvent::TokenReady`] (or another event about the grant) and ask again.
     Pending,
     /// The location is not active; the engine tries again at `until`.
     Suspended {
@@ -497,7 +499,7 @@ pub enum TokenStatus {
     },
     /// The grant's refresh was refused with a 401 that does not name the
     /// client; the engine tries its refresh token again at `until`. See
-    /// [`Event::Unauthorized`].
+    /// [`EngineEvent::Unauthorized`].
     Unauthorized {
         /// When the next attempt is due.
         until: SystemTime,
@@ -505,11 +507,11 @@ pub enum TokenStatus {
     /// The grant is gone; the user must re-authorize the app.
     ReauthorizationNeeded,
     /// The token expired and the client credentials were rejected; see
-    /// [`Event::ConfigurationRejected`].
+    /// [`EngineEvent::ConfigurationRejected`].
     ConfigurationRejected,
     /// No valid token, because the grant's store is failing: its newest
     /// tokens are not written yet (or the lease its refresh needs could not
     /// be), and the engine hands out nothing that depends on them. It
-    /// writes again on its own backoff ([`Event::WriteFailed`]).
+    /// writes again on its own backoff ([`EngineEvent::WriteFailed`]).
     StoreFailing(StoreFailure),
 }

@@ -3,7 +3,7 @@
 
 use std::collections::VecDeque;
 
-use super::output::Event;
+use super::output::EngineEvent;
 use super::record::GrantId;
 use super::table::Tag;
 
@@ -22,9 +22,9 @@ pub(crate) enum Queued {
     },
     Persist(Tag),
     Load(Tag),
-    Event(Tag, Event),
+    Event(Tag, EngineEvent),
     /// An event about a grant no longer held.
-    Global(Event),
+    Global(EngineEvent),
     /// The record of an uninstalled grant is to be deleted.
     Delete(GrantId),
 }

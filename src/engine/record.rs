@@ -9,7 +9,8 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::error::{Error, ErrorKind};
 use crate::secret::{AccessToken, RefreshToken};
-use crate::token::{Scopes, TokenSet, unix, unix_seconds};
+use crate::time::{unix, unix_seconds};
+use crate::token::{Scopes, TokenSet};
 
 /// The schema version written into every [`GrantRecord`]. A record of another
 /// schema is refused with [`ErrorKind::StaleRecord`].

@@ -138,7 +138,7 @@ impl EngineSettings {
     /// waits before its refresh token is tried again: `first`, doubling with
     /// each refusal in a row, up to `cap`.
     ///
-    /// The grant is parked meanwhile ([`Event::Unauthorized`](crate::Event::Unauthorized)),
+    /// The grant is parked meanwhile ([`EngineEvent::Unauthorized`](crate::EngineEvent::Unauthorized)),
     /// for someone to look at. It is tried again at all because a 401 refuses
     /// before anything is spent: the refresh token is still good if the fault
     /// passes, and parking it for good would leave the installation without a
@@ -154,7 +154,7 @@ impl EngineSettings {
     /// How many distinct grants in a row, with no successful refresh in
     /// between, may get a 401 that does not name the client credentials
     /// before the engine takes it that the client is rejected after all:
-    /// [`Event::ConfigurationRejected`](crate::Event::ConfigurationRejected),
+    /// [`EngineEvent::ConfigurationRejected`](crate::EngineEvent::ConfigurationRejected),
     /// and nothing more is sent until
     /// [`Engine::reconfigure`](crate::Engine::reconfigure). The same grant
     /// refused twice counts once. Default 3; 1 treats every such 401 as the

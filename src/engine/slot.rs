@@ -10,7 +10,7 @@ use crate::secret::{AccessToken, RefreshToken};
 use super::ABANDONED_MEMORY;
 use super::held::Held;
 use super::outcome::StoreFailure;
-use super::output::Failure;
+use super::output::RefreshFailure;
 use super::record::{GrantId, GrantStatus};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -133,7 +133,7 @@ pub(crate) struct Refreshing {
     /// write's outcome is known.
     pub(crate) deferred: bool,
     /// Why the last refresh (or lease) failed, until one succeeds.
-    pub(crate) last_failure: Option<Box<Failure>>,
+    pub(crate) last_failure: Option<Box<RefreshFailure>>,
 }
 
 /// What the engine knows of a grant's writes.

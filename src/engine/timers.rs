@@ -4,9 +4,7 @@
 //! before the instant handled is set again, so handling them always ends.
 
 use std::collections::BTreeSet;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
-
-use crate::rate_limit::saturating_add as add;
+use std::time::SystemTime;
 
 #[derive(Debug, Default)]
 pub(crate) struct Timers {
@@ -95,14 +93,4 @@ fn pop_due(set: &mut BTreeSet<(SystemTime, u32)>, now: SystemTime) -> Option<u32
         Some(&(t, _)) if t <= now => set.pop_first().map(|(_, idx)| idx),
         _ => None,
     }
-}
-
-/// `t` rounded up to a whole second (down, at the end of the platform's range).
-pub(crate) fn ceil_seconds(t: SystemTime) -> SystemTime {
-    let d = t.duration_since(UNIX_EPOCH).unwrap_or_default();
-    let down = add(UNIX_EPOCH, Duration::from_secs(d.as_secs()));
-    if d.subsec_nanos() == 0 {
-        return down;
-    }
-    down.checked_add(Duration::from_secs(1)).unwrap_or(down)
 }

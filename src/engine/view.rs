@@ -3,7 +3,7 @@
 use std::time::SystemTime;
 
 use super::Engine;
-use super::output::Failure;
+use super::output::RefreshFailure;
 use super::record::{GrantId, GrantRecord, GrantStatus};
 use super::slot::{Phase, Slot};
 
@@ -78,12 +78,12 @@ impl<'a> GrantView<'a> {
     }
 
     /// Why the grant's last refresh failed (or its last write, see
-    /// [`Failure::Store`]), until a refresh succeeds. For callers and logs.
+    /// [`RefreshFailure::Store`]), until a refresh succeeds. For callers and logs.
     #[must_use]
-    pub fn last_failure(&self) -> Option<Failure> {
+    pub fn last_failure(&self) -> Option<RefreshFailure> {
         let slot = self.slot();
         match (&slot.write.store_failure, &slot.refresh.last_failure) {
-            (Some(store), _) => Some(Failure::Store((**store).clone())),
+            (Some(store), _) => Some(RefreshFailure::Store((**store).clone())),
             (None, failure) => failure.as_deref().cloned(),
         }
     }
@@ -94,7 +94,7 @@ impl std::fmt::Debug for GrantView<'_> {
         f.debug_struct("GrantView")
             .field("id", self.id())
             .field("status", &self.status())
-            .field("expires_at", &crate::token::unix(self.expires_at()))
+            .field("expires_at", &crate::time::unix(self.expires_at()))
             .field("minted_from", &self.minted_from())
             .finish_non_exhaustive()
     }

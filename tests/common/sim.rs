@@ -23,8 +23,8 @@ use std::time::{Duration, SystemTime};
 
 use hoopai_oauth::fake::{FakeServer, Install};
 use hoopai_oauth::{
-    Engine, EngineSettings, Error, Event, Failure, GrantId, GrantRecord, GrantStatus,
-    InstallChanges, Output, RequestId, SeenWebhooks, SendOutcome, StoreFailure, TokenRequest,
+    Engine, EngineEvent, EngineSettings, Error, GrantId, GrantRecord, GrantStatus, InstallChanges,
+    Output, RefreshFailure, RequestId, SeenWebhooks, SendOutcome, StoreFailure, TokenRequest,
     TokenSet, TokenStatus, WebhookVerifier, WriteOutcome, parse_token_response, token_request,
 };
 
@@ -134,7 +134,7 @@ pub struct Sim {
     /// How many of the next writes fail without reaching the store.
     pub fail_writes: usize,
     /// When each grant was first refreshed or minted (its first
-    /// [`Event::Refreshed`]).
+    /// [`EngineEvent::Refreshed`]).
     pub ready_at: HashMap<GrantId, SystemTime>,
     /// Every request's send time, in order (for rate figures).
     pub send_times: Vec<SystemTime>,
@@ -415,32 +415,32 @@ impl Sim {
         Ok(changes)
     }
 
-    fn on_event(&mut self, node: usize, event: Event) {
+    fn on_event(&mut self, node: usize, event: EngineEvent) {
         let name = self.nodes[node].name.clone();
         let text = match &event {
-            Event::TokenReady { grant, expires_at } => {
+            EngineEvent::TokenReady { grant, expires_at } => {
                 format!("token ready {grant} expires={}", rel(*expires_at))
             }
-            Event::Refreshed { grant, expires_at } => {
+            EngineEvent::Refreshed { grant, expires_at } => {
                 self.ready_at.entry(grant.clone()).or_insert(self.now);
                 format!("refreshed {grant} expires={}", rel(*expires_at))
             }
-            Event::Adopted { grant, expires_at } => {
+            EngineEvent::Adopted { grant, expires_at } => {
                 format!("adopted {grant} expires={}", rel(*expires_at))
             }
-            Event::LeaseHeldElsewhere {
+            EngineEvent::LeaseHeldElsewhere {
                 grant,
                 holder,
                 until,
             } => format!("lease of {grant} held by {holder} until {}", rel(*until)),
-            Event::Suspended {
+            EngineEvent::Suspended {
                 grant,
                 until,
                 error,
             } => {
                 format!("suspended {grant} until {} ({})", rel(*until), error.kind())
             }
-            Event::Unauthorized {
+            EngineEvent::Unauthorized {
                 grant,
                 until,
                 error,
@@ -451,35 +451,35 @@ impl Sim {
                     error.kind()
                 )
             }
-            Event::ReauthorizationNeeded { grant, error } => {
+            EngineEvent::ReauthorizationNeeded { grant, error } => {
                 format!("re-authorization needed {grant} ({})", error.kind())
             }
-            Event::ConfigurationRejected { grant, error } => {
+            EngineEvent::ConfigurationRejected { grant, error } => {
                 format!("configuration rejected via {grant} ({})", error.kind())
             }
-            Event::RetryScheduled {
+            EngineEvent::RetryScheduled {
                 grant,
                 at,
                 attempt,
                 failure,
             } => {
                 let why = match failure {
-                    Failure::TimedOut => "timed out".to_owned(),
-                    Failure::Transport(_) => "transport error".to_owned(),
-                    Failure::Answer(e) => e.kind().to_string(),
-                    Failure::Store(_) => "Store".to_owned(),
+                    RefreshFailure::TimedOut => "timed out".to_owned(),
+                    RefreshFailure::Transport(_) => "transport error".to_owned(),
+                    RefreshFailure::Answer(e) => e.kind().to_string(),
+                    RefreshFailure::Store(_) => "Store".to_owned(),
                     other => format!("{other:?}"),
                 };
-                if matches!(failure, Failure::TimedOut) {
+                if matches!(failure, RefreshFailure::TimedOut) {
                     // The engine gave up on its request: a lost one is no longer in flight.
                     self.flights
                         .retain(|f| !(f.node == node && f.grant == *grant && f.dropped));
                 }
                 format!("retry {grant} #{attempt} at {} ({why})", rel(*at))
             }
-            Event::Durable { grant, version } => format!("durable {grant} v{version}"),
-            Event::RemovedElsewhere { grant } => format!("removed elsewhere {grant}"),
-            Event::WriteFailed {
+            EngineEvent::Durable { grant, version } => format!("durable {grant} v{version}"),
+            EngineEvent::RemovedElsewhere { grant } => format!("removed elsewhere {grant}"),
+            EngineEvent::WriteFailed {
                 grant,
                 version,
                 retry_at,
@@ -488,14 +488,14 @@ impl Sim {
                 "write failed {grant} v{version}, again at {}",
                 rel(*retry_at)
             ),
-            Event::WriteRecovered { grant, version } => {
+            EngineEvent::WriteRecovered { grant, version } => {
                 format!("write recovered {grant} v{version}")
             }
-            Event::AnswerAfterRemoval {
+            EngineEvent::AnswerAfterRemoval {
                 grant,
                 refresh_token_kept,
             } => format!("answer after removal {grant} refresh token kept={refresh_token_kept}"),
-            Event::RescuedTokenAdopted { grant } => format!("rescued token adopted {grant}"),
+            EngineEvent::RescuedTokenAdopted { grant } => format!("rescued token adopted {grant}"),
             other => format!("{other:?}"),
         };
         self.note(&name, format!("event {text}"));

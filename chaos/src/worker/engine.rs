@@ -11,7 +11,7 @@
 use std::time::{Duration, SystemTime};
 
 use hoopai_oauth::{
-    Config, Engine, EngineSettings, Event, Fingerprint, GrantRecord, GrantStatus, Output,
+    Config, Engine, EngineEvent, EngineSettings, Fingerprint, GrantRecord, GrantStatus, Output,
     RequestId, SendOutcome, StoreFailure, TokenStatus, WriteOutcome, parse_token_response,
 };
 
@@ -154,22 +154,22 @@ pub fn status_name(status: &GrantStatus) -> &'static str {
 
 /// The name of an engine event's kind, as logged (e.g. `refreshed`).
 #[must_use]
-pub fn event_kind(event: &Event) -> &'static str {
+pub fn event_kind(event: &EngineEvent) -> &'static str {
     match event {
-        Event::TokenReady { .. } => "token_ready",
-        Event::Refreshed { .. } => "refreshed",
-        Event::Adopted { .. } => "adopted",
-        Event::LeaseHeldElsewhere { .. } => "lease_held_elsewhere",
-        Event::Suspended { .. } => "suspended",
-        Event::ReauthorizationNeeded { .. } => "reauthorization_needed",
-        Event::ConfigurationRejected { .. } => "configuration_rejected",
-        Event::RetryScheduled { .. } => "retry_scheduled",
-        Event::Durable { .. } => "durable",
-        Event::RemovedElsewhere { .. } => "removed_elsewhere",
-        Event::WriteFailed { .. } => "write_failed",
-        Event::WriteRecovered { .. } => "write_recovered",
-        Event::AnswerAfterRemoval { .. } => "answer_after_removal",
-        Event::RescuedTokenAdopted { .. } => "rescued_token_adopted",
+        EngineEvent::TokenReady { .. } => "token_ready",
+        EngineEvent::Refreshed { .. } => "refreshed",
+        EngineEvent::Adopted { .. } => "adopted",
+        EngineEvent::LeaseHeldElsewhere { .. } => "lease_held_elsewhere",
+        EngineEvent::Suspended { .. } => "suspended",
+        EngineEvent::ReauthorizationNeeded { .. } => "reauthorization_needed",
+        EngineEvent::ConfigurationRejected { .. } => "configuration_rejected",
+        EngineEvent::RetryScheduled { .. } => "retry_scheduled",
+        EngineEvent::Durable { .. } => "durable",
+        EngineEvent::RemovedElsewhere { .. } => "removed_elsewhere",
+        EngineEvent::WriteFailed { .. } => "write_failed",
+        EngineEvent::WriteRecovered { .. } => "write_recovered",
+        EngineEvent::AnswerAfterRemoval { .. } => "answer_after_removal",
+        EngineEvent::RescuedTokenAdopted { .. } => "rescued_token_adopted",
         _ => "other",
     }
 }
@@ -293,7 +293,7 @@ impl Core {
 
     /// Hands back the answer to request `id` (of `grant`). A refresh token
     /// in an answer for a grant no longer held is kept by the engine itself
-    /// (`Event::AnswerAfterRemoval`).
+    /// (`EngineEvent::AnswerAfterRemoval`).
     pub fn answer(
         &mut self,
         id: u64,

@@ -26,7 +26,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
-use hoopai_oauth::{Event, GrantId, GrantRecord, WriteOutcome, parse_token_response};
+use hoopai_oauth::{EngineEvent, GrantId, GrantRecord, WriteOutcome, parse_token_response};
 use hoopai_oauth_service::{
     GrantStore, HttpClient, Page, PostgresStore, ReqwestClient, ServiceEvent, ServiceSettings,
     SqliteStore, StoreError, TokenError, TokenService, TransportError,
@@ -533,14 +533,16 @@ async fn log_events(mut events: tokio::sync::broadcast::Receiver<ServiceEvent>, 
         };
         let t = now_micros();
         let line = match event {
-            ServiceEvent::Engine(e @ Event::WriteFailed { .. }) => WorkerLine::Failure {
+            ServiceEvent::Engine(e @ EngineEvent::WriteFailed { .. }) => WorkerLine::Failure {
                 t,
                 what: format!("{e}; the engine writes it again"),
             },
-            ServiceEvent::Engine(e @ Event::AnswerAfterRemoval { .. }) => WorkerLine::Failure {
-                t,
-                what: e.to_string(),
-            },
+            ServiceEvent::Engine(e @ EngineEvent::AnswerAfterRemoval { .. }) => {
+                WorkerLine::Failure {
+                    t,
+                    what: e.to_string(),
+                }
+            }
             ServiceEvent::Engine(e) => WorkerLine::Event {
                 t,
                 grant: e.grant().to_string(),

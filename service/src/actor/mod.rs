@@ -25,7 +25,9 @@
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
-use hoopai_oauth::{AccessToken, Config, Engine, Event, GrantId, Output, RequestId, SendOutcome};
+use hoopai_oauth::{
+    AccessToken, Config, Engine, EngineEvent, GrantId, Output, RequestId, SendOutcome,
+};
 use tokio::sync::{broadcast, mpsc, oneshot};
 use tokio::task::JoinSet;
 use tracing::Instrument;
@@ -430,25 +432,26 @@ impl<S: GrantStore, H: HttpClient> Actor<S, H> {
         self.callers.wake(&mut self.engine, &grant);
     }
 
-    fn event(&mut self, event: Event) {
+    fn event(&mut self, event: EngineEvent) {
         let grant = event.grant().clone();
         match &event {
-            Event::RetryScheduled { .. }
-            | Event::WriteFailed { .. }
-            | Event::AnswerAfterRemoval { .. } => {
+            EngineEvent::RetryScheduled { .. }
+            | EngineEvent::WriteFailed { .. }
+            | EngineEvent::AnswerAfterRemoval { .. } => {
                 tracing::warn!(grant = %grant, "{event}");
             }
-            Event::ReauthorizationNeeded { .. } | Event::ConfigurationRejected { .. } => {
+            EngineEvent::ReauthorizationNeeded { .. }
+            | EngineEvent::ConfigurationRejected { .. } => {
                 tracing::error!(grant = %grant, "{event}");
             }
             _ => tracing::info!(grant = %grant, "{event}"),
         }
         match &event {
-            Event::Durable { .. } => self.callers.added(&grant),
-            Event::WriteFailed { failure, .. } => {
+            EngineEvent::Durable { .. } => self.callers.added(&grant),
+            EngineEvent::WriteFailed { failure, .. } => {
                 self.callers.add_failed(&grant, failure.message());
             }
-            Event::RemovedElsewhere { .. } => self.callers.gone(&grant),
+            EngineEvent::RemovedElsewhere { .. } => self.callers.gone(&grant),
             _ => {}
         }
         let _ = self.events.send(ServiceEvent::Engine(event));

@@ -31,7 +31,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use axum::http::{HeaderMap, HeaderValue, header};
 use cookie::{Cookie, CookieJar, Key, SameSite};
-use hoopai_oauth::State;
+use hoopai_oauth::ConsentState;
 use subtle::ConstantTimeEq;
 
 use crate::errors::ServiceError;
@@ -150,8 +150,8 @@ impl Binding {
         &self,
         random: &[u8; 16],
         now: SystemTime,
-    ) -> Result<(State, HeaderValue), String> {
-        let state = State::from_random_bytes(random).map_err(|e| e.to_string())?;
+    ) -> Result<(ConsentState, HeaderValue), String> {
+        let state = ConsentState::from_random_bytes(random).map_err(|e| e.to_string())?;
         let expires = unix(now).saturating_add(self.ttl.as_secs());
         let mut jar = CookieJar::new();
         jar.signed_mut(&self.key.0)

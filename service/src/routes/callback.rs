@@ -6,7 +6,7 @@ use std::time::SystemTime;
 use axum::extract::State as Shared;
 use axum::http::{HeaderMap, StatusCode, Uri, header};
 use axum::response::Response;
-use hoopai_oauth::{ConsentRequest, ErrorKind, State, parse_callback};
+use hoopai_oauth::{ConsentRequest, ConsentState, ErrorKind, consent_url, parse_callback};
 
 use super::Routes;
 use super::binding::Refused;
@@ -45,9 +45,8 @@ pub(crate) async fn install(Shared(routes): Shared<Arc<Routes>>) -> Response {
             );
         }
     };
-    let url = ConsentRequest::new(routes.options.scopes.iter().cloned())
-        .state(state)
-        .build(routes.options.service.config());
+    let request = ConsentRequest::new(routes.options.scopes.iter().cloned()).state(state);
+    let url = consent_url(routes.options.service.config(), &request);
     match url {
         Ok(url) => {
             let mut response = redirect(&url);
@@ -92,7 +91,7 @@ pub(crate) async fn callback(
                     );
                 }
             }
-            match State::new(s) {
+            match ConsentState::new(s) {
                 Ok(state) => Some(state),
                 Err(e) => return refuse(StatusCode::BAD_REQUEST, "malformed state\n", &e),
             }

@@ -12,7 +12,7 @@ use crate::token::{TokenResponse, TokenSet};
 use crate::token_endpoint::parse_token_response;
 
 use crate::engine::held::Held;
-use crate::engine::output::{Event, Failure, RequestId};
+use crate::engine::output::{EngineEvent, RefreshFailure, RequestId};
 use crate::engine::queue::Queued;
 use crate::engine::record::{GrantId, GrantStatus};
 use crate::engine::slot::{Phase, Unconfirmed, abandon_in_flight, superseded, token_key};
@@ -76,13 +76,13 @@ impl Engine {
     ///
     /// - Success: the new tokens are adopted (the old refresh token is kept
     ///   if the answer has none), an [`Output::Persist`](super::Output::Persist)
-    ///   is queued ahead of every other output, then [`Event::Refreshed`] (and
-    ///   [`Event::TokenReady`] if callers wait). The expiry counts from when
+    ///   is queued ahead of every other output, then [`EngineEvent::Refreshed`] (and
+    ///   [`EngineEvent::TokenReady`] if callers wait). The expiry counts from when
     ///   the request was handed out. A success for a request the engine had
     ///   given up on is adopted all the same, as is one whose grant was
     ///   restored from an older record meanwhile: only a new authorization
     ///   ([`insert`](Self::insert)) since its request supersedes it.
-    /// - Failure: a refresh token rescued from the answer
+    /// - RefreshFailure: a refresh token rescued from the answer
     ///   ([`Error::rescued_refresh_token`]) is adopted and persisted first, and
     ///   the refresh retried with it. Otherwise, classified by [`Error::kind`]:
     ///   - `InvalidGrant`: single-process mode: re-authorization needed,
@@ -92,10 +92,10 @@ impl Engine {
     ///     tried again after the suspended-retry interval.
     ///   - `RateLimited`: retried when the server said (`Retry-After` or the
     ///     rate-limit window), else after the rate-limit wait.
-    ///   - `InvalidClient`: [`Event::ConfigurationRejected`]; nothing more is
+    ///   - `InvalidClient`: [`EngineEvent::ConfigurationRejected`]; nothing more is
     ///     sent for any grant until [`reconfigure`](Self::reconfigure).
     ///   - `GrantUnauthorized`: that grant alone is parked, persisted as
-    ///     unauthorized with its refresh token, [`Event::Unauthorized`]; the
+    ///     unauthorized with its refresh token, [`EngineEvent::Unauthorized`]; the
     ///     same refresh token is tried again after
     ///     [`EngineSettings::unauthorized_retry`](super::EngineSettings::unauthorized_retry).
     ///     Distinct grants refused so in a row
@@ -229,7 +229,7 @@ impl Engine {
             abandon_in_flight(slot);
             slot.phase = Phase::Idle;
             if epoch == slot.refresh.epoch {
-                self.retry_after_failure(idx, now, Failure::Transport(detail));
+                self.retry_after_failure(idx, now, RefreshFailure::Transport(detail));
             } else {
                 self.rearm_idle(idx, now);
             }
@@ -379,7 +379,7 @@ impl Engine {
     /// take at the time, for the grant held now in slot `idx`: if it is not
     /// the one held, it is written ahead of every other output and used for
     /// the next refresh (a grant waiting for re-authorization becomes
-    /// active again), with [`Event::RescuedTokenAdopted`]. The access token
+    /// active again), with [`EngineEvent::RescuedTokenAdopted`]. The access token
     /// held is kept.
     pub(in crate::engine::grant) fn rescue_grant(
         &mut self,
@@ -403,7 +403,7 @@ impl Engine {
         }
         let t = self.grants.tag(idx);
         self.queue
-            .push_back(Queued::Event(t, Event::RescuedTokenAdopted { grant }));
+            .push_back(Queued::Event(t, EngineEvent::RescuedTokenAdopted { grant }));
     }
 
     /// An answer for a grant removed while its request was out, carrying
@@ -433,7 +433,7 @@ impl Engine {
             (None, _) => false,
         };
         self.queue
-            .push_back(Queued::Global(Event::AnswerAfterRemoval {
+            .push_back(Queued::Global(EngineEvent::AnswerAfterRemoval {
                 grant,
                 refresh_token_kept: kept,
             }));

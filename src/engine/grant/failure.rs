@@ -6,15 +6,15 @@
 use std::time::{Duration, SystemTime};
 
 use crate::error::{Error, ErrorKind};
-use crate::rate_limit::saturating_add as add;
+use crate::time::saturating_add as add;
 
 use crate::engine::Engine;
-use crate::engine::output::{Event, Failure};
+use crate::engine::output::{EngineEvent, RefreshFailure};
 use crate::engine::queue::Queued;
 use crate::engine::record::GrantStatus;
 use crate::engine::slot::Phase;
-use crate::engine::timers::ceil_seconds;
 use crate::engine::unauthorized::retry_delay;
+use crate::time::ceil_seconds;
 
 impl Engine {
     /// What a failed answer does to the grant, by [`Error::kind`].
@@ -32,7 +32,7 @@ impl Engine {
             && self.rescue(idx, &token.clone())
         {
             // Whatever the answer said, the next try goes with the new token.
-            self.retry_after_failure(idx, now, Failure::Answer(error));
+            self.retry_after_failure(idx, now, RefreshFailure::Answer(error));
             return;
         }
         match error.kind() {
@@ -44,7 +44,7 @@ impl Engine {
             ErrorKind::InvalidClient => self.reject_configuration(idx, error),
             ErrorKind::GrantUnauthorized => self.grant_unauthorized(idx, error, now),
             ErrorKind::RateLimited => self.wait_rate_limit(idx, error, now),
-            _ => self.retry_after_failure(idx, now, Failure::Answer(error)),
+            _ => self.retry_after_failure(idx, now, RefreshFailure::Answer(error)),
         }
     }
 
@@ -83,7 +83,7 @@ impl Engine {
         self.queue.push_back(Queued::Persist(t));
         self.queue.push_back(Queued::Event(
             t,
-            Event::Suspended {
+            EngineEvent::Suspended {
                 grant,
                 until,
                 error,
@@ -99,7 +99,7 @@ impl Engine {
             let grant = slot.key.clone();
             self.queue.push_back(Queued::Event(
                 self.grants.tag(idx),
-                Event::ConfigurationRejected { grant, error },
+                EngineEvent::ConfigurationRejected { grant, error },
             ));
         }
     }
@@ -119,13 +119,13 @@ impl Engine {
             .unwrap_or(add(now, rate_wait))
             .max(add(now, Duration::from_secs(1)));
         slot.phase = Phase::Backoff;
-        slot.refresh.last_failure = Some(Box::new(Failure::Answer(error.clone())));
+        slot.refresh.last_failure = Some(Box::new(RefreshFailure::Answer(error.clone())));
         self.timers.set(idx, &mut slot.timer, Some(at));
-        let event = Event::RetryScheduled {
+        let event = EngineEvent::RetryScheduled {
             grant: slot.key.clone(),
             at,
             attempt: slot.refresh.attempt,
-            failure: Failure::Answer(error),
+            failure: RefreshFailure::Answer(error),
         };
         self.queue
             .push_back(Queued::Event(self.grants.tag(idx), event));
@@ -168,7 +168,7 @@ impl Engine {
             if !halted {
                 self.queue.push_back(Queued::Event(
                     self.grants.tag(idx),
-                    Event::ConfigurationRejected { grant, error },
+                    EngineEvent::ConfigurationRejected { grant, error },
                 ));
             }
             return;
@@ -180,7 +180,7 @@ impl Engine {
 
     /// Parks the grant in slot `idx` as unauthorized (its refresh token is
     /// kept) until `until`: persisted in that state, and reported with
-    /// [`Event::Unauthorized`].
+    /// [`EngineEvent::Unauthorized`].
     pub(in crate::engine::grant) fn park_unauthorized_until(
         &mut self,
         idx: u32,
@@ -203,7 +203,7 @@ impl Engine {
         self.queue.push_back(Queued::Persist(t));
         self.queue.push_back(Queued::Event(
             t,
-            Event::Unauthorized {
+            EngineEvent::Unauthorized {
                 grant,
                 until,
                 error,

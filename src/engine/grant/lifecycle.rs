@@ -12,7 +12,7 @@ use crate::webhook::{InstallTarget, UninstallTarget, WebhookEvent, WebhookPayloa
 
 use crate::engine::held::Held;
 use crate::engine::locations::InstallChanges;
-use crate::engine::output::Event;
+use crate::engine::output::EngineEvent;
 use crate::engine::queue::Queued;
 use crate::engine::record::{GrantId, GrantRecord, GrantStatus};
 use crate::engine::slot::{Phase, Slot, Unconfirmed, replace_held, token_key};
@@ -28,7 +28,7 @@ impl Engine {
     /// ahead of every other output: the refresh token in it is the
     /// installation. In shared-store mode this write wins over whatever the
     /// store holds (a new authorization supersedes older tokens).
-    /// [`Event::Durable`] follows once the record is written.
+    /// [`EngineEvent::Durable`] follows once the record is written.
     ///
     /// # Errors
     /// [`ErrorKind::InvalidInput`] if the answer has no refresh token.
@@ -72,7 +72,7 @@ impl Engine {
             if waiters {
                 self.queue.push_back(Queued::Event(
                     t,
-                    Event::TokenReady {
+                    EngineEvent::TokenReady {
                         grant: grant.clone(),
                         expires_at,
                     },

@@ -27,11 +27,11 @@ pub(in crate::engine) use store::never_emitted;
 use std::time::SystemTime;
 
 use crate::error::Error;
-use crate::rate_limit::saturating_add as add;
 use crate::secret::AccessToken;
+use crate::time::saturating_add as add;
 
 use crate::engine::backoff::backoff;
-use crate::engine::output::{Event, Failure, TokenStatus};
+use crate::engine::output::{EngineEvent, RefreshFailure, TokenStatus};
 use crate::engine::queue::Queued;
 use crate::engine::record::GrantStatus;
 use crate::engine::slot::{Phase, Slot, abandon_in_flight, access_key};
@@ -57,7 +57,7 @@ impl Engine {
     ///   token is, while it lasts.
     /// - [`TokenStatus::Pending`]: the token expired; a refresh is in flight or
     ///   scheduled (and is started now if it was not). However many callers
-    ///   ask, one refresh runs. Wait for [`Event::TokenReady`].
+    ///   ask, one refresh runs. Wait for [`EngineEvent::TokenReady`].
     /// - [`TokenStatus::Suspended`], [`TokenStatus::Unauthorized`],
     ///   [`TokenStatus::ReauthorizationNeeded`],
     ///   [`TokenStatus::ConfigurationRejected`]: see each.
@@ -172,7 +172,7 @@ impl Engine {
                 Phase::InFlight { .. } => {
                     abandon_in_flight(slot);
                     slot.phase = Phase::Idle;
-                    self.retry_after_failure(idx, now, Failure::TimedOut);
+                    self.retry_after_failure(idx, now, RefreshFailure::TimedOut);
                 }
                 Phase::Idle | Phase::Backoff | Phase::Suspended => self.start_refresh(idx, now),
                 Phase::WaitingLease { until } if until <= now => self.resume(idx, now),
@@ -381,7 +381,7 @@ impl Engine {
         &mut self,
         idx: u32,
         now: SystemTime,
-        failure: Failure,
+        failure: RefreshFailure,
     ) {
         let (base, cap) = (self.settings.backoff_base, self.settings.backoff_cap);
         let Some(slot) = self.grants.get_mut(idx) else {
@@ -391,7 +391,7 @@ impl Engine {
         let at = add(now, backoff(base, cap, slot.refresh.attempt, &mut self.rng));
         slot.phase = Phase::Backoff;
         slot.refresh.last_failure = Some(Box::new(failure.clone()));
-        let event = Event::RetryScheduled {
+        let event = EngineEvent::RetryScheduled {
             grant: slot.key.clone(),
             at,
             attempt: slot.refresh.attempt,

@@ -5,12 +5,12 @@
 use std::time::{Duration, SystemTime};
 
 use crate::location_token::{LocationTokenRequest, location_token_request};
-use crate::rate_limit::saturating_add as add;
+use crate::time::saturating_add as add;
 use crate::token::UserType;
-use crate::token_endpoint::{Grant, TokenRequest, token_request};
+use crate::token_endpoint::{GrantType, TokenRequest, token_request};
 
 use crate::engine::Engine;
-use crate::engine::output::{Event, Output, RequestId, TokenStatus};
+use crate::engine::output::{EngineEvent, Output, RequestId, TokenStatus};
 use crate::engine::pacer::Turn;
 use crate::engine::queue::Queued;
 use crate::engine::record::{GrantId, GrantRecord, Lease};
@@ -38,7 +38,7 @@ impl Engine {
                 dispatched: true,
             };
         }
-        let give_up = crate::rate_limit::saturating_add(not_after, self.settings.request_timeout);
+        let give_up = crate::time::saturating_add(not_after, self.settings.request_timeout);
         self.arm(idx, Some(give_up));
     }
 
@@ -174,7 +174,7 @@ impl Engine {
         }
         // The lease this request goes under (shared-store mode): the answer
         // must be due before it ends.
-        let mut not_after = crate::rate_limit::saturating_add(now, window);
+        let mut not_after = crate::time::saturating_add(now, window);
         if self.settings.is_shared() {
             let until = slot.shared.lease_until;
             let latest = until.and_then(|u| u.checked_sub(timeout));
@@ -210,7 +210,7 @@ impl Engine {
             req = req.user_type(t);
         }
         let built = token_request(&self.config, &req);
-        if let (Grant::RefreshToken(token), Some(slot)) =
+        if let (GrantType::RefreshToken(token), Some(slot)) =
             (req.into_grant(), self.grants.get_mut(idx))
         {
             slot.held.put_back_refresh(token);
@@ -231,8 +231,10 @@ impl Engine {
                 let was_halted = self.halted;
                 self.halted = true;
                 self.park(idx);
-                (!was_halted)
-                    .then_some(Output::Event(Event::ConfigurationRejected { grant, error }))
+                (!was_halted).then_some(Output::Event(EngineEvent::ConfigurationRejected {
+                    grant,
+                    error,
+                }))
             }
         }
     }

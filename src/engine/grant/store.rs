@@ -5,17 +5,17 @@
 use std::time::SystemTime;
 
 use crate::error::{Error, ErrorKind};
-use crate::rate_limit::saturating_add as add;
+use crate::time::saturating_add as add;
 
 use crate::engine::backoff::backoff;
 use crate::engine::held::Held;
 use crate::engine::outcome::StoreFailure;
-use crate::engine::output::{Event, Failure};
+use crate::engine::output::{EngineEvent, RefreshFailure};
 use crate::engine::queue::Queued;
 use crate::engine::record::{GrantId, GrantRecord, GrantStatus, Lease};
 use crate::engine::slot::{Phase, Slot, Unconfirmed, replace_held, token_key};
-use crate::engine::timers::ceil_seconds;
 use crate::engine::{Engine, unknown_grant};
+use crate::time::ceil_seconds;
 
 impl Engine {
     /// Writes a new lease (shared-store mode). If its confirmation has not
@@ -76,7 +76,7 @@ impl Engine {
             if recovered {
                 self.queue.push_back(Queued::Event(
                     t,
-                    Event::WriteRecovered {
+                    EngineEvent::WriteRecovered {
                         grant: key.clone(),
                         version,
                     },
@@ -194,8 +194,8 @@ impl Engine {
     /// Reports that a write of `grant` (record `version`) failed without
     /// reaching the store, or with an unknown outcome: the store was down,
     /// the transaction rolled back, the call timed out. The engine writes
-    /// again after a backoff ([`Event::WriteFailed`]); a lease not taken is
-    /// a refresh tried again later ([`Failure::Store`]). The next write's
+    /// again after a backoff ([`EngineEvent::WriteFailed`]); a lease not taken is
+    /// a refresh tried again later ([`RefreshFailure::Store`]). The next write's
     /// compare-and-swap finds out whether this one reached the store after
     /// all.
     ///
@@ -228,7 +228,7 @@ impl Engine {
         let failures = u32::from(slot.write.failures);
         if let Phase::Leasing { .. } = slot.phase {
             slot.phase = Phase::Idle;
-            self.retry_after_failure(idx, now, Failure::Store(failure));
+            self.retry_after_failure(idx, now, RefreshFailure::Store(failure));
             return Ok(());
         }
         let at = add(now, backoff(base, cap, failures, &mut self.rng));
@@ -236,7 +236,7 @@ impl Engine {
         let t = self.grants.tag(idx);
         self.queue.push_back(Queued::Event(
             t,
-            Event::WriteFailed {
+            EngineEvent::WriteFailed {
                 grant: GrantId::new(grant),
                 version,
                 failure,
@@ -261,7 +261,7 @@ impl Engine {
     /// nothing to replace, or a read ([`Output::Load`](super::Output::Load))
     /// found nothing. The grant was removed elsewhere (e.g. uninstalled by
     /// another process): the engine forgets it as a released grant (its
-    /// tokens are dropped) and reports [`Event::RemovedElsewhere`].
+    /// tokens are dropped) and reports [`EngineEvent::RemovedElsewhere`].
     ///
     /// # Errors
     /// [`ErrorKind::UnknownGrant`].
@@ -271,7 +271,7 @@ impl Engine {
         self.release_grant(grant)?;
         if let Some(grant) = key {
             self.queue
-                .push_back(Queued::Global(Event::RemovedElsewhere { grant }));
+                .push_back(Queued::Global(EngineEvent::RemovedElsewhere { grant }));
         }
         Ok(())
     }
@@ -436,13 +436,13 @@ impl Engine {
     /// told to wait are told a token is ready; a new authorization is
     /// reported durable; a refusal is reported once written. The events to
     /// queue.
-    pub(in crate::engine::grant) fn durable(&mut self, idx: u32) -> Vec<Event> {
+    pub(in crate::engine::grant) fn durable(&mut self, idx: u32) -> Vec<EngineEvent> {
         let mut events = Vec::new();
         let Some(slot) = self.grants.get_mut(idx) else {
             return events;
         };
         if slot.write.unconfirmed == Unconfirmed::Installed {
-            events.push(Event::Durable {
+            events.push(EngineEvent::Durable {
                 grant: slot.key.clone(),
                 version: slot.write.version,
             });
@@ -451,14 +451,14 @@ impl Engine {
         if let Some(error) = slot.write.condemned.take()
             && matches!(slot.status, GrantStatus::ReauthorizationNeeded { .. })
         {
-            events.push(Event::ReauthorizationNeeded {
+            events.push(EngineEvent::ReauthorizationNeeded {
                 grant: slot.key.clone(),
                 error: *error,
             });
         }
         let announce = std::mem::take(&mut slot.write.announce);
         if announce {
-            events.push(Event::Refreshed {
+            events.push(EngineEvent::Refreshed {
                 grant: slot.key.clone(),
                 expires_at: slot.held.expires_at(),
             });
@@ -466,7 +466,7 @@ impl Engine {
         let had_prev = slot.write.prev.take().is_some();
         if (had_prev || announce) && slot.refresh.waiters && slot.status == GrantStatus::Active {
             slot.refresh.waiters = false;
-            events.push(Event::TokenReady {
+            events.push(EngineEvent::TokenReady {
                 grant: slot.key.clone(),
                 expires_at: slot.held.expires_at(),
             });
@@ -580,7 +580,7 @@ impl Engine {
         let was = slot.status.clone();
         let mut events = Vec::new();
         if adopted {
-            events.push(Event::Adopted {
+            events.push(EngineEvent::Adopted {
                 grant: grant.clone(),
                 expires_at,
             });
@@ -592,7 +592,7 @@ impl Engine {
                 slot.refresh.waiters = false;
                 slot.shared.rereads = 0;
                 if !matches!(was, GrantStatus::ReauthorizationNeeded { .. }) {
-                    events.push(Event::ReauthorizationNeeded {
+                    events.push(EngineEvent::ReauthorizationNeeded {
                         grant: grant.clone(),
                         error: Error::new(
                             ErrorKind::InvalidGrant,
@@ -609,7 +609,7 @@ impl Engine {
                 slot.phase = Phase::Suspended;
                 slot.refresh.waiters = false;
                 if was != (GrantStatus::Suspended { until }) {
-                    events.push(Event::Suspended {
+                    events.push(EngineEvent::Suspended {
                         grant: grant.clone(),
                         until,
                         error: Error::new(
@@ -626,7 +626,7 @@ impl Engine {
                 // Refused once at least: the next refusal waits longer.
                 slot.refresh.attempt = slot.refresh.attempt.max(1);
                 if !matches!(was, GrantStatus::Unauthorized { until: u, .. } if u == until) {
-                    events.push(Event::Unauthorized {
+                    events.push(EngineEvent::Unauthorized {
                         grant: grant.clone(),
                         until,
                         error: Error::new(
@@ -649,7 +649,7 @@ impl Engine {
         let timer = match (lease, timer) {
             (Some(l), Some(t)) if l.until > now && slot.phase != Phase::Reauth => {
                 slot.phase = Phase::WaitingLease { until: l.until };
-                events.push(Event::LeaseHeldElsewhere {
+                events.push(EngineEvent::LeaseHeldElsewhere {
                     grant: grant.clone(),
                     holder: l.holder,
                     until: l.until,
@@ -666,7 +666,7 @@ impl Engine {
         if slot.refresh.waiters && slot.status == GrantStatus::Active && add(now, skew) < expires_at
         {
             slot.refresh.waiters = false;
-            events.push(Event::TokenReady { grant, expires_at });
+            events.push(EngineEvent::TokenReady { grant, expires_at });
         }
         self.arm(idx, timer);
         let t = self.grants.tag(idx);

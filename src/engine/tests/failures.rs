@@ -107,7 +107,8 @@ fn server_errors_back_off_exponentially_with_a_cap() {
         )
         .unwrap();
         let out = drain(&mut e, now);
-        let [Output::Event(Event::RetryScheduled { at, attempt: a, .. })] = out.as_slice() else {
+        let [Output::Event(EngineEvent::RetryScheduled { at, attempt: a, .. })] = out.as_slice()
+        else {
             panic!("{out:?}")
         };
         assert_eq!(*a, attempt);
@@ -165,8 +166,8 @@ fn transport_error_retries_with_the_same_token() {
     let out = drain(&mut e, t(86_001));
     assert!(matches!(
         out.as_slice(),
-        [Output::Event(Event::RetryScheduled {
-            failure: Failure::Transport(_),
+        [Output::Event(EngineEvent::RetryScheduled {
+            failure: RefreshFailure::Transport(_),
             attempt: 1,
             ..
         })]

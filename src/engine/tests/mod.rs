@@ -95,7 +95,7 @@ fn with_grant(settings: EngineSettings) -> Engine {
             out.as_slice(),
             [
                 Output::Persist { replaces: None, .. },
-                Output::Event(Event::Durable { version: 1, .. })
+                Output::Event(EngineEvent::Durable { version: 1, .. })
             ]
         ),
         "{out:?}"
@@ -125,21 +125,21 @@ fn kinds(out: &[Output]) -> Vec<&'static str> {
         .map(|o| match o {
             Output::Send { .. } => "send",
             Output::Persist { .. } => "persist",
-            Output::Event(Event::TokenReady { .. }) => "ready",
-            Output::Event(Event::Refreshed { .. }) => "refreshed",
-            Output::Event(Event::Adopted { .. }) => "adopted",
-            Output::Event(Event::LeaseHeldElsewhere { .. }) => "lease-held",
-            Output::Event(Event::Suspended { .. }) => "suspended",
-            Output::Event(Event::Unauthorized { .. }) => "unauthorized",
-            Output::Event(Event::ReauthorizationNeeded { .. }) => "reauth",
-            Output::Event(Event::ConfigurationRejected { .. }) => "config-rejected",
-            Output::Event(Event::RetryScheduled { .. }) => "retry",
-            Output::Event(Event::Durable { .. }) => "durable",
-            Output::Event(Event::RemovedElsewhere { .. }) => "removed-elsewhere",
-            Output::Event(Event::WriteFailed { .. }) => "write-failed",
-            Output::Event(Event::WriteRecovered { .. }) => "write-recovered",
-            Output::Event(Event::AnswerAfterRemoval { .. }) => "answer-after-removal",
-            Output::Event(Event::RescuedTokenAdopted { .. }) => "rescued-adopted",
+            Output::Event(EngineEvent::TokenReady { .. }) => "ready",
+            Output::Event(EngineEvent::Refreshed { .. }) => "refreshed",
+            Output::Event(EngineEvent::Adopted { .. }) => "adopted",
+            Output::Event(EngineEvent::LeaseHeldElsewhere { .. }) => "lease-held",
+            Output::Event(EngineEvent::Suspended { .. }) => "suspended",
+            Output::Event(EngineEvent::Unauthorized { .. }) => "unauthorized",
+            Output::Event(EngineEvent::ReauthorizationNeeded { .. }) => "reauth",
+            Output::Event(EngineEvent::ConfigurationRejected { .. }) => "config-rejected",
+            Output::Event(EngineEvent::RetryScheduled { .. }) => "retry",
+            Output::Event(EngineEvent::Durable { .. }) => "durable",
+            Output::Event(EngineEvent::RemovedElsewhere { .. }) => "removed-elsewhere",
+            Output::Event(EngineEvent::WriteFailed { .. }) => "write-failed",
+            Output::Event(EngineEvent::WriteRecovered { .. }) => "write-recovered",
+            Output::Event(EngineEvent::AnswerAfterRemoval { .. }) => "answer-after-removal",
+            Output::Event(EngineEvent::RescuedTokenAdopted { .. }) => "rescued-adopted",
             Output::Load { .. } => "load",
             Output::Delete { .. } => "delete",
         })
