@@ -206,10 +206,11 @@ pub use webhook::{
 
 // The engine.
 pub use engine::{
-    ABANDONED_MEMORY, Engine, EngineEvent, EngineSettings, EngineStats, GrantId, GrantRecord,
-    GrantStatus, GrantView, InstallChanges, Lease, LocationDiff, MAX_RECORD_TIME,
-    MAX_RECORD_VERSION, Output, RECORD_SCHEMA, RESCUED_MEMORY, RefreshFailure, Removal, RequestId,
-    SendOutcome, StoreFailure, TokenStatus, WriteOutcome, diff_installed_locations,
+    ABANDONED_MEMORY, BudgetClaim, BudgetKeying, ClaimOutcome, Engine, EngineEvent, EngineSettings,
+    EngineStats, GrantId, GrantRecord, GrantStatus, GrantView, Grants, HOLDERS_WINDOWS,
+    InstallChanges, Lease, LocationDiff, MAX_GRANT_ID_BYTES, MAX_RECORD_TIME, MAX_RECORD_VERSION,
+    Output, RECORD_SCHEMA, RESCUED_MEMORY, RefreshFailure, Removal, RequestId, SendOutcome,
+    StoreFailure, TokenStatus, WriteOutcome, diff_installed_locations,
 };
 
 /// The README's code samples, compiled as doc tests.

@@ -108,6 +108,13 @@ impl RequestBudget {
             .unwrap_or_else(|| (self.interval / 40).min(DEFAULT_BUDGET_MARGIN))
     }
 
+    /// New figures for the budget, keeping what was spent (clamped as in
+    /// [`new`](Self::new)).
+    pub(crate) fn resize(&mut self, max: u32, interval: Duration) {
+        self.max = max.clamp(1, BUDGET_MAX_ADOPTED);
+        self.interval = interval.max(BUDGET_MIN_INTERVAL);
+    }
+
     /// When a token spent at `t` comes back.
     fn back_at(&self, t: SystemTime) -> SystemTime {
         saturating_add(saturating_add(t, self.interval), self.margin())

@@ -22,7 +22,10 @@ fn bulk_install(sim: &mut Sim, node: usize, locs: &[String]) {
     let refs: Vec<&str> = locs.iter().map(String::as_str).collect();
     sim.install(node, &Install::company(COMPANY, &refs));
     // The code exchange went out beside the engine: it counts all the same.
-    assert_eq!(sim.nodes[node].engine.count_request(sim.now).unwrap(), None);
+    assert_eq!(
+        sim.nodes[node].engine.count_request(None, sim.now).unwrap(),
+        None
+    );
     let delivery = sim
         .fake
         .webhook(&FakeWebhook::install_bulk(COMPANY, locs), sim.now);
@@ -146,7 +149,8 @@ fn minted_locations_refresh_and_survive_a_restart() {
         assert_eq!(
             sim.nodes[a]
                 .engine
-                .grant(l)
+                .grants()
+                .get(l)
                 .and_then(|g| g.minted_from())
                 .map(GrantId::as_str),
             Some(COMPANY)
@@ -156,6 +160,7 @@ fn minted_locations_refresh_and_survive_a_restart() {
         sim.nodes[a]
             .engine
             .grants()
+            .iter()
             .filter(|g| g.minted_from().is_some_and(|c| c.as_str() == COMPANY))
             .count(),
         2
@@ -279,7 +284,7 @@ fn uninstall_during_a_refresh() {
         .uninstall(&FakeWebhook::uninstall_location("loc-0001"), sim.now);
     let changes = sim.webhook(a, &delivery).unwrap();
     assert_eq!(changes.removed, [GrantId::new("loc-0001")]);
-    assert!(sim.nodes[a].engine.grant("loc-0001").is_none());
+    assert!(sim.nodes[a].engine.grants().get("loc-0001").is_none());
     assert!(!sim.store.records.contains_key("loc-0001"));
     sim.release();
     sim.run_for(Duration::from_secs(3600));
@@ -307,7 +312,10 @@ fn forged_replayed_and_stale_webhooks_change_nothing() {
     sim.fake.set_rate_limit(Some(FakeRateLimit::highlevel()));
     let a = sim.add_engine("a", EngineSettings::default());
     sim.install(a, &Install::company(COMPANY, &["loc-0001", "loc-0002"]));
-    assert_eq!(sim.nodes[a].engine.count_request(sim.now).unwrap(), None);
+    assert_eq!(
+        sim.nodes[a].engine.count_request(None, sim.now).unwrap(),
+        None
+    );
     let delivery = sim
         .fake
         .webhook(&FakeWebhook::install_location(COMPANY, "loc-0001"), sim.now);

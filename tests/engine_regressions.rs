@@ -140,7 +140,7 @@ fn restore_keeps_an_unconfirmed_new_refresh_token() {
         .unwrap();
     let outs = drain_open(&mut e, due);
     assert_eq!(persisted(&outs), ["refresh-2"], "{outs:?}");
-    let held = e.grant("loc-1").map(|g| g.record()).unwrap();
+    let held = e.grants().get("loc-1").map(|g| g.record()).unwrap();
     assert_eq!(held.refresh_token().unwrap().secret(), "refresh-2");
     // The rewrite goes over the version the store holds.
     let Some(Output::Persist { replaces, .. }) = outs.first() else {
@@ -206,7 +206,7 @@ fn a_success_sent_before_a_new_authorization_does_not_replace_it() {
     e.handle_send(id, SendOutcome::Response(resp(200, &ok_body(2))), due)
         .unwrap();
     assert_eq!(persisted(&drain(&mut e, due)), Vec::<String>::new());
-    let held = e.grant("loc-1").map(|g| g.record()).unwrap();
+    let held = e.grants().get("loc-1").map(|g| g.record()).unwrap();
     assert_eq!(held.refresh_token().unwrap().secret(), "refresh-7");
 }
 
@@ -268,6 +268,47 @@ fn removed_grant_answer_is_kept_with_its_refresh_token() {
 }
 
 #[test]
+fn a_grant_released_while_its_new_refresh_token_is_unwritten_keeps_it() {
+    // Found by engine_properties: refresh-2 received, its write failing,
+    // the grant released and restored from the store's older record (which
+    // holds the spent refresh-1). The engine dropped refresh-2 and sent
+    // refresh-1: the install was lost.
+    let (mut e, due, id, record) = refresh_in_flight();
+    e.handle_send(id, SendOutcome::Response(resp(200, &ok_body(2))), due)
+        .unwrap();
+    let write = std::iter::from_fn(|| e.poll_output(due)).find_map(|o| match o {
+        Output::Persist { record, .. } => Some(record.version),
+        _ => None,
+    });
+    let version = write.expect("the write of refresh-2");
+    e.handle_write(
+        "loc-1",
+        version,
+        WriteOutcome::Failed(StoreFailure::new("the store is down")),
+        due,
+    )
+    .unwrap();
+    assert!(
+        drain_open(&mut e, due)
+            .iter()
+            .all(|o| !matches!(o, Output::Send { .. }))
+    );
+    e.remove("loc-1", Removal::Released, due).unwrap();
+    e.restore(record, due).unwrap();
+    // Its write is queued again at once; refresh-2 is the one sent next.
+    let outs = drain(&mut e, due);
+    assert!(sends_of(&outs).is_empty(), "{outs:?}");
+    assert_eq!(persisted(&outs), ["refresh-2"], "{outs:?}");
+    let mut sent = vec![];
+    while sent.is_empty() {
+        let later = e.poll_timeout().unwrap();
+        e.handle_timeout(later).unwrap();
+        sent = sends_of(&drain(&mut e, later));
+    }
+    assert_eq!(sent, ["refresh-2"]);
+}
+
+#[test]
 fn removed_then_reinstalled_grant_keeps_its_new_authorization() {
     let (mut e, due, id, _) = refresh_in_flight();
     e.remove("loc-1", Removal::Released, due).unwrap();
@@ -276,7 +317,7 @@ fn removed_then_reinstalled_grant_keeps_its_new_authorization() {
     e.handle_send(id, SendOutcome::Response(resp(200, &ok_body(2))), due)
         .unwrap();
     assert!(persisted(&drain(&mut e, due)).is_empty());
-    let held = e.grant("loc-1").map(|g| g.record()).unwrap();
+    let held = e.grants().get("loc-1").map(|g| g.record()).unwrap();
     assert_eq!(held.refresh_token().unwrap().secret(), "refresh-7");
 }
 
@@ -651,6 +692,7 @@ fn removed_and_restored_grant_keeps_its_backoff_while_an_answer_is_late() {
     e.handle_timeout(timeout).unwrap();
     drain(&mut e, timeout);
     let retry = e.poll_timeout().unwrap();
+    eprintln!("due {due:?} retry {retry:?}");
     assert!(retry > timeout);
     e.remove("loc-1", Removal::Released, retry).unwrap();
     e.restore(record, timeout).unwrap();
@@ -684,7 +726,8 @@ fn removed_before_its_write_is_polled_then_restored_still_persists_the_new_token
     let mut outs2 = drain(&mut e, t2);
     outs2.extend(outs);
     assert_eq!(
-        e.grant("loc-1")
+        e.grants()
+            .get("loc-1")
             .map(|g| g.record())
             .unwrap()
             .refresh_token()
@@ -803,7 +846,8 @@ fn removed_then_restored_grant_keeps_an_unconfirmed_new_refresh_token() {
     e.restore(stored, t2).unwrap();
     let outs = drain_open(&mut e, t2);
     assert_eq!(
-        e.grant("loc-1")
+        e.grants()
+            .get("loc-1")
             .map(|g| g.record())
             .unwrap()
             .refresh_token()
@@ -861,7 +905,7 @@ fn a_late_conflict_of_an_older_write_leaves_the_newer_write_standing() {
     e.insert("loc-1", TokenSet::new(tok(1), t0()), t0())
         .unwrap();
     drive_confirm(&mut e, t0());
-    let stored = e.grant("loc-1").map(|g| g.record()).unwrap();
+    let stored = e.grants().get("loc-1").map(|g| g.record()).unwrap();
     let due = e.poll_timeout().unwrap();
     e.handle_timeout(due).unwrap();
     drain_open(&mut e, due); // lease v2: its outcome does not come in time

@@ -417,7 +417,7 @@ fn a_record_at_the_end_of_time_is_refused() {
     let mut e = Engine::new(config(), EngineSettings::default());
     let err = e.restore(absurd_record("loc-1"), t0()).unwrap_err();
     assert_eq!(err.kind(), ErrorKind::InvalidInput, "{err}");
-    assert!(e.grant("loc-1").is_none());
+    assert!(e.grants().get("loc-1").is_none());
     assert_eq!(e.poll_timeout(), None);
 }
 
@@ -553,7 +553,7 @@ fn a_deleted_record_means_removed_elsewhere() {
         matches!(events.as_slice(), [EngineEvent::RemovedElsewhere { grant: g }] if g.as_str() == grant),
         "{events:?}"
     );
-    assert!(e.grant(&grant).is_none());
+    assert!(e.grants().get(&grant).is_none());
     assert_eq!(e.poll_timeout(), None);
     assert!(store.0.is_empty());
     // A read that finds nothing says the same.
@@ -566,7 +566,7 @@ fn a_deleted_record_means_removed_elsewhere() {
         events.as_slice(),
         [EngineEvent::RemovedElsewhere { .. }]
     ));
-    assert!(e.grant(&grant).is_none());
+    assert!(e.grants().get(&grant).is_none());
 }
 
 /// Sends and writes name their refresh token by fingerprint, never in full.
@@ -779,7 +779,11 @@ fn a_lease_held_elsewhere_is_not_waited_out() {
         "{events:?}"
     );
     assert_eq!(
-        b.grant(&grant).map(|g| g.record()).unwrap().refresh_token(),
+        b.grants()
+            .get(&grant)
+            .map(|g| g.record())
+            .unwrap()
+            .refresh_token(),
         store.0[&grant].refresh_token()
     );
 }

@@ -509,6 +509,6 @@ proptest! {
         prop_assert_eq!(&back, &record);
         let mut fresh = Engine::new(common::config(), EngineSettings::default());
         fresh.restore(back, now).unwrap();
-        prop_assert_eq!(fresh.grant("g").map(|g| g.record()).unwrap(), record);
+        prop_assert_eq!(fresh.grants().get("g").map(|g| g.record()).unwrap(), record);
     }
 }

@@ -162,7 +162,7 @@ fn the_engine_and_its_outputs_redact() {
     }
     assert!(outputs.len() >= 2, "a persist and a send: {outputs:?}");
     assert_clean("Engine", &format!("{engine:?}"));
-    let record = engine.grant("loc-1").map(|g| g.record()).unwrap();
+    let record = engine.grants().get("loc-1").map(|g| g.record()).unwrap();
     assert_clean("GrantRecord", &format!("{record:?}"));
     let status = engine.access_token("loc-1", now).unwrap();
     assert_clean("TokenStatus", &format!("{status:?}"));

@@ -24,9 +24,9 @@ pub use routes::OAuthRouter;
 pub use service::TokenService;
 pub use settings::ServiceSettings;
 pub use store::{
-    CorruptRecord, DEFAULT_PAGE_SIZE, GrantStore, Keyring, KeyringError, MAX_GRANT_ID_BYTES,
-    MAX_KEY_ID_LEN, MemoryStore, Page, RECORD_KEYS_VAR, RecordKey, ResealReport, SEALED_PREFIX,
-    SealError, SealErrorKind, StoreError,
+    CorruptRecord, DEFAULT_PAGE_SIZE, GrantStore, Keyring, KeyringError, MAX_KEY_ID_LEN,
+    MemoryStore, Page, RECORD_KEYS_VAR, RecordKey, ResealReport, SEALED_PREFIX, SealError,
+    SealErrorKind, StoreError,
 };
 #[cfg(feature = "postgres")]
 pub use store::{PostgresStore, STATEMENT_TIMEOUT_MS};

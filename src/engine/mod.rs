@@ -2,6 +2,7 @@
 
 mod backoff;
 mod cap;
+mod claim;
 mod grant;
 mod held;
 mod locations;
@@ -27,15 +28,17 @@ use crate::secret::AccessToken;
 use crate::token::TokenSet;
 use crate::webhook::WebhookEvent;
 
+pub use claim::{BudgetClaim, ClaimOutcome, HOLDERS_WINDOWS};
 pub use locations::{InstallChanges, LocationDiff, diff_installed_locations};
 pub use outcome::{EngineStats, Removal, SendOutcome, StoreFailure, WriteOutcome};
 pub use output::{EngineEvent, Output, RefreshFailure, RequestId, TokenStatus};
 pub use record::{
-    GrantId, GrantRecord, GrantStatus, Lease, MAX_RECORD_TIME, MAX_RECORD_VERSION, RECORD_SCHEMA,
+    GrantId, GrantRecord, GrantStatus, Lease, MAX_GRANT_ID_BYTES, MAX_RECORD_TIME,
+    MAX_RECORD_VERSION, RECORD_SCHEMA,
 };
 pub use rescued::RESCUED_MEMORY;
-pub use settings::EngineSettings;
-pub use view::GrantView;
+pub use settings::{BudgetKeying, EngineSettings};
+pub use view::{GrantView, Grants};
 
 use backoff::SplitMix64;
 
@@ -56,9 +59,9 @@ pub const ABANDONED_MEMORY: usize = 4;
 /// | Group | Methods |
 /// |---|---|
 /// | Inputs: the outcome of an output, the timer | [`handle_send`](Engine::handle_send) ([`SendOutcome`]), [`handle_write`](Engine::handle_write) ([`WriteOutcome`]), [`handle_load`](Engine::handle_load), [`handle_timeout`](Engine::handle_timeout) |
-/// | Commands | [`insert`](Engine::insert), [`restore`](Engine::restore), [`remove`](Engine::remove) ([`Removal`]), [`access_token`](Engine::access_token), [`refresh_now`](Engine::refresh_now), [`handle_webhook`](Engine::handle_webhook), [`add_location`](Engine::add_location), [`reconfigure`](Engine::reconfigure), [`count_request`](Engine::count_request), [`shut_down`](Engine::shut_down) |
+/// | Commands | [`insert`](Engine::insert), [`restore`](Engine::restore), [`remove`](Engine::remove) ([`Removal`]), [`access_token`](Engine::access_token), [`refresh_now`](Engine::refresh_now), [`handle_webhook`](Engine::handle_webhook), [`add_location`](Engine::add_location), [`reconfigure`](Engine::reconfigure), [`count_request`](Engine::count_request), [`handle_claim`](Engine::handle_claim) ([`ClaimOutcome`]), [`shut_down`](Engine::shut_down) |
 /// | Polls | [`poll_output`](Engine::poll_output), [`poll_timeout`](Engine::poll_timeout) |
-/// | Getters | [`grant`](Engine::grant), [`grants`](Engine::grants) ([`GrantView`]), [`stats`](Engine::stats) ([`EngineStats`]) |
+/// | Getters | [`grants`](Engine::grants) ([`Grants`], [`GrantView`]), [`stats`](Engine::stats) ([`EngineStats`]) |
 ///
 /// | Output | Do | Hand back |
 /// |---|---|---|
@@ -66,6 +69,7 @@ pub const ABANDONED_MEMORY: usize = 4;
 /// | [`Output::Send`] | send the request by its `not_after` | [`Engine::handle_send`] |
 /// | [`Output::Load`] | read the grant's record | [`Engine::handle_load`] |
 /// | [`Output::Delete`] | delete the grant's record (uninstalled) | nothing |
+/// | [`Output::Claim`] | claim request tokens from the shared budget ([`BudgetClaim`]) | [`Engine::handle_claim`] |
 /// | [`Output::Event`] | tell the user or the log ([`EngineEvent`]) | nothing |
 ///
 /// After every input and command, call [`Engine::poll_output`] until it
@@ -256,7 +260,7 @@ impl Engine {
     /// An engine with no grants.
     #[must_use]
     pub fn new(config: Config, settings: EngineSettings) -> Self {
-        let pacer = pacer::Pacer::new(&settings);
+        let pacer = pacer::Pacer::new(&settings, config.client_id());
         let max_in_flight = settings.max_in_flight;
         Engine {
             config,
@@ -322,7 +326,7 @@ impl Engine {
     ) -> Result<(), Error> {
         match outcome {
             SendOutcome::Response(response) => self.on_response(id, response, now),
-            SendOutcome::Parsed(result) => self.on_answer(id, result, now),
+            SendOutcome::Parsed(result) => self.on_answer(id, result, false, now),
             SendOutcome::TransportError(detail) => self.on_transport_error(id, detail, now),
             SendOutcome::NotDispatched => self.on_not_dispatched(id, now),
         }
@@ -405,6 +409,26 @@ impl Engine {
             Ok(record) => self.on_loaded(grant, record, now),
             Err(_) => self.lookup(grant).map(|_| ()),
         }
+    }
+
+    /// Hands back the store's answer to the [`Output::Claim`] on budget
+    /// `key` ([`BudgetClaim::key`]): the tokens granted are spent by the
+    /// sends waiting (and the counted requests asking) at once; a failure
+    /// puts this engine on a share of the budget of its own
+    /// ([`EngineEvent::SharedBudgetFallback`]) until a later claim is
+    /// answered ([`EngineEvent::SharedBudgetRecovered`]). An answer for no
+    /// claim out (the engine was told twice) is ignored.
+    ///
+    /// # Errors
+    /// None today; the `Result` keeps every input alike.
+    pub fn handle_claim(
+        &mut self,
+        key: &str,
+        outcome: ClaimOutcome,
+        now: SystemTime,
+    ) -> Result<(), Error> {
+        self.on_claimed(key, outcome, now);
+        Ok(())
     }
 
     /// Handles every deadline due at `now`: refreshes that are due, retries,
@@ -620,14 +644,25 @@ impl Engine {
 
     /// Counts a request the app is about to send outside the engine (a code
     /// exchange, an installed-locations page, an API call) against the
-    /// engine's request budget, so that the engine's own sends leave room
-    /// for it. `None`: counted, send it now. `Some(t)`: the budget has no
-    /// room; nothing was counted, ask again at `t`.
+    /// request budget, so that the engine's own sends leave room for it.
+    /// `resource` is the Location or Company the request is for, if any
+    /// (it picks the budget under [`BudgetKeying::Resource`]).
+    ///
+    /// `None`: counted, send it now. `Some(t)`: not counted, ask again at
+    /// `t`: a refresh is waiting for the budget (refreshes go first), the
+    /// counted requests have taken their share of the interval
+    /// ([`EngineSettings::counted_share`]), the budget is spent, or (with
+    /// [`EngineSettings::shared_budget`]) a token is being claimed from the
+    /// store: poll the outputs, then ask again.
     ///
     /// # Errors
     /// None today; the `Result` keeps every input alike.
-    pub fn count_request(&mut self, now: SystemTime) -> Result<Option<SystemTime>, Error> {
-        Ok(self.pacer.take(now))
+    pub fn count_request(
+        &mut self,
+        resource: Option<&str>,
+        now: SystemTime,
+    ) -> Result<Option<SystemTime>, Error> {
+        Ok(self.pacer.take(resource, now))
     }
 
     /// Begins a clean shutdown: from now on no refresh or mint starts (not
@@ -681,26 +716,21 @@ impl Engine {
 
 /// Getters.
 impl Engine {
-    /// The grant `grant`, if the engine holds it.
+    /// The grants the engine holds: [`Grants::get`] one by id (O(1)),
+    /// [`Grants::iter`] over all of them.
     #[must_use]
-    pub fn grant(&self, grant: &str) -> Option<GrantView<'_>> {
-        let idx = self.grants.find(grant)?;
-        self.grants.get(idx)?;
-        Some(GrantView { engine: self, idx })
-    }
-
-    /// Every grant the engine holds, in no particular order.
-    pub fn grants(&self) -> impl Iterator<Item = GrantView<'_>> {
-        self.grants
-            .held()
-            .map(move |idx| GrantView { engine: self, idx })
+    pub fn grants(&self) -> Grants<'_> {
+        Grants { engine: self }
     }
 
     /// Figures about the engine as a whole. O(cap).
     #[must_use]
     pub fn stats(&self) -> EngineStats {
         let (waiting, waited) = self.pacer.counts();
-        let (budget_max, budget_interval) = self.settings.budget();
+        let (budget_max, budget_interval) = self
+            .pacer
+            .app_budget()
+            .map_or_else(|| self.settings.budget(), |b| (b.max(), b.interval()));
         EngineStats {
             grants: self.grants.len(),
             in_flight: self.count_in_flight(),

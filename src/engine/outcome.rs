@@ -114,8 +114,10 @@ pub enum Removal {
     DeletedElsewhere,
     /// The grant leaves this engine but stays installed: its record is left
     /// as it is (for instance, another process takes it over). Should it
-    /// come back while a refresh of it is out, it goes on as if it had never
-    /// left.
+    /// come back while a refresh of it is out, or while tokens it received
+    /// are not yet written, it goes on as if it had never left: those
+    /// tokens are the only copy of the newest refresh token, and their
+    /// write is queued again when it comes back.
     Released,
 }
 

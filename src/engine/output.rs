@@ -4,8 +4,10 @@
 use std::fmt;
 use std::time::SystemTime;
 
+use super::claim::BudgetClaim;
 use super::outcome::StoreFailure;
 use crate::error::Error;
+use crate::rate_limit::Clamped;
 use crate::secret::{AccessToken, Fingerprint};
 use crate::time::unix;
 
@@ -64,7 +66,9 @@ impl fmt::Debug for RequestId {
 /// [`Persist`](Output::Persist)'s through
 /// [`Engine::handle_write`](crate::Engine::handle_write), a
 /// [`Load`](Output::Load)'s through
-/// [`Engine::handle_load`](crate::Engine::handle_load). Act on the outputs of
+/// [`Engine::handle_load`](crate::Engine::handle_load), a
+/// [`Claim`](Output::Claim)'s through
+/// [`Engine::handle_claim`](crate::Engine::handle_claim). Act on the outputs of
 /// one grant in order; those of different grants may be acted on
 /// concurrently: the engine emits nothing that depends on a write before
 /// that write's outcome is handed back.
@@ -136,6 +140,13 @@ pub enum Output {
         /// The grant.
         grant: GrantId,
     },
+    /// Claim tokens of the request budget shared through the store
+    /// ([`EngineSettings::shared_budget`](crate::EngineSettings::shared_budget)),
+    /// then hand the store's answer back with
+    /// [`Engine::handle_claim`](crate::Engine::handle_claim) (with
+    /// [`BudgetClaim::key`]). The sends it is for wait until then; one
+    /// claim per budget is out at a time.
+    Claim(BudgetClaim),
     /// Something to tell the user or log.
     Event(EngineEvent),
 }
@@ -171,6 +182,7 @@ impl fmt::Debug for Output {
                 .finish(),
             Output::Load { grant } => f.debug_struct("Load").field("grant", grant).finish(),
             Output::Delete { grant } => f.debug_struct("Delete").field("grant", grant).finish(),
+            Output::Claim(c) => f.debug_tuple("Claim").field(c).finish(),
             Output::Event(e) => f.debug_tuple("Event").field(e).finish(),
         }
     }
@@ -364,13 +376,37 @@ pub enum EngineEvent {
         /// The grant.
         grant: GrantId,
     },
+    /// An answer to the grant's request asked for a wait or a rate-limit
+    /// interval over the crate's caps, and was read as the cap (see
+    /// [`RateLimit`](crate::RateLimit)): a hostile answer, or a change on
+    /// the server's side worth a look.
+    RateLimitClamped {
+        /// The grant whose request was answered so.
+        grant: GrantId,
+        /// Which figures were cut.
+        clamped: Clamped,
+    },
+    /// The store could not answer a claim on the shared request budget:
+    /// this engine draws `share` requests per interval of its own until it
+    /// can ([`Engine::handle_claim`](crate::Engine::handle_claim)).
+    SharedBudgetFallback {
+        /// Requests per interval this engine allows itself meanwhile.
+        share: u32,
+        /// What the store said.
+        error: StoreFailure,
+    },
+    /// The store answers claims on the shared request budget again.
+    SharedBudgetRecovered,
 }
 
 impl EngineEvent {
-    /// The grant the event is about.
+    /// The grant the event is about, if it is about one.
     #[must_use]
-    pub fn grant(&self) -> &GrantId {
-        match self {
+    pub fn grant(&self) -> Option<&GrantId> {
+        Some(match self {
+            EngineEvent::SharedBudgetFallback { .. } | EngineEvent::SharedBudgetRecovered => {
+                return None;
+            }
             EngineEvent::TokenReady { grant, .. }
             | EngineEvent::Refreshed { grant, .. }
             | EngineEvent::Adopted { grant, .. }
@@ -385,8 +421,9 @@ impl EngineEvent {
             | EngineEvent::WriteFailed { grant, .. }
             | EngineEvent::WriteRecovered { grant, .. }
             | EngineEvent::AnswerAfterRemoval { grant, .. }
-            | EngineEvent::RescuedTokenAdopted { grant } => grant,
-        }
+            | EngineEvent::RescuedTokenAdopted { grant }
+            | EngineEvent::RateLimitClamped { grant, .. } => grant,
+        })
     }
 }
 
@@ -457,6 +494,21 @@ impl fmt::Display for EngineEvent {
             ),
             EngineEvent::WriteRecovered { grant, version } => {
                 write!(f, "{grant}: version {version} written after failed writes")
+            }
+            EngineEvent::RateLimitClamped { grant, clamped } => {
+                let what = match (clamped.retry_after, clamped.interval) {
+                    (true, true) => "Retry-After and the rate-limit interval",
+                    (true, false) => "Retry-After",
+                    _ => "the rate-limit interval",
+                };
+                write!(f, "{grant}: {what} over the cap, read as the cap")
+            }
+            EngineEvent::SharedBudgetFallback { share, error } => write!(
+                f,
+                "shared request budget unavailable, {share} requests per interval of our own: {error}"
+            ),
+            EngineEvent::SharedBudgetRecovered => {
+                f.write_str("shared request budget available again")
             }
             EngineEvent::AnswerAfterRemoval {
                 grant,

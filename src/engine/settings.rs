@@ -9,6 +9,25 @@ pub(crate) enum StoreMode {
     Shared { holder: String, lease: Duration },
 }
 
+/// Which requests share one request budget.
+///
+/// HighLevel counts its limits per app and per resource (a Location or a
+/// Company; docs/highlevel-facts.md, "Rate limits"), but which resource a
+/// request to the token endpoint counts against is not documented. The
+/// default is the safe reading.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum BudgetKeying {
+    /// One budget for every request of the app (the default).
+    #[default]
+    App,
+    /// One budget per resource: a refresh draws from its grant's Location
+    /// (or Company), a mint from its Company, a counted request from the
+    /// resource it names ([`Engine::count_request`](crate::Engine::count_request)),
+    /// or from the app's budget if it names none.
+    Resource,
+}
+
 /// The engine's tuning. Start from [`EngineSettings::default()`] and change
 /// what you need:
 ///
@@ -44,6 +63,9 @@ pub struct EngineSettings {
     pub(crate) budget_max: u32,
     pub(crate) budget_interval: Duration,
     pub(crate) refresh_ahead_spread: Duration,
+    pub(crate) counted_share: u8,
+    pub(crate) shared_budget: bool,
+    pub(crate) budget_keying: BudgetKeying,
 }
 
 impl Default for EngineSettings {
@@ -60,7 +82,11 @@ impl Default for EngineSettings {
     /// - a request budget of 100 requests per 10 s (HighLevel's documented
     ///   burst limit), following the answers' `X-RateLimit-*` headers;
     /// - minted Location grants refresh at points spread over the 5 minutes
-    ///   before their refresh time.
+    ///   before their refresh time;
+    /// - requests the app counts (code exchanges, installed-locations pages)
+    ///   take at most 50% of any interval of the budget, and wait while a
+    ///   refresh waits;
+    /// - one budget for the app, kept in this process.
     fn default() -> Self {
         EngineSettings {
             refresh_margin: Duration::from_secs(10 * 60),
@@ -82,6 +108,9 @@ impl Default for EngineSettings {
             budget_max: crate::request_budget::HIGHLEVEL_BURST_MAX,
             budget_interval: crate::request_budget::HIGHLEVEL_BURST_INTERVAL,
             refresh_ahead_spread: Duration::from_secs(5 * 60),
+            counted_share: 50,
+            shared_budget: false,
+            budget_keying: BudgetKeying::App,
         }
     }
 }
@@ -255,6 +284,33 @@ impl EngineSettings {
     /// (default 5 min; at most half the token's life). Zero: no spreading.
     pub fn refresh_ahead_spread(mut self, spread: Duration) -> Self {
         self.refresh_ahead_spread = spread;
+        self
+    }
+
+    /// The most requests the app counts against the budget
+    /// ([`Engine::count_request`](crate::Engine::count_request): code
+    /// exchanges, installed-locations pages, API calls) may take of any
+    /// interval, in percent of the budget (default 50; 1 to 100; at least
+    /// one request). They also wait while a refresh waits, so a flood of
+    /// callbacks can neither starve refreshes nor take more than this share.
+    pub fn counted_share(mut self, percent: u8) -> Self {
+        self.counted_share = percent.clamp(1, 100);
+        self
+    }
+
+    /// Draw the request budget from the store, shared by every process of
+    /// the app (default off: each engine keeps the budget to itself). The
+    /// engine then claims its tokens with [`Output::Claim`](crate::Output::Claim)
+    /// before it spends them, and falls back to a share of its own while
+    /// the store cannot answer (see [`BudgetClaim`](crate::BudgetClaim)).
+    pub fn shared_budget(mut self, on: bool) -> Self {
+        self.shared_budget = on;
+        self
+    }
+
+    /// Which requests share a budget (default [`BudgetKeying::App`]).
+    pub fn budget_keying(mut self, keying: BudgetKeying) -> Self {
+        self.budget_keying = keying;
         self
     }
 

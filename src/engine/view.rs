@@ -7,8 +7,54 @@ use super::output::RefreshFailure;
 use super::record::{GrantId, GrantRecord, GrantStatus};
 use super::slot::{Phase, Slot};
 
-/// A look at one grant the engine holds ([`Engine::grant`],
-/// [`Engine::grants`]). Cheap: nothing is copied until asked for.
+/// The grants an engine holds, from [`Engine::grants`].
+#[derive(Clone, Copy)]
+pub struct Grants<'a> {
+    pub(super) engine: &'a Engine,
+}
+
+impl<'a> Grants<'a> {
+    /// The grant `grant`, if the engine holds it. O(1).
+    #[must_use]
+    pub fn get(&self, grant: &str) -> Option<GrantView<'a>> {
+        let idx = self.engine.grants.find(grant)?;
+        self.engine.grants.get(idx)?;
+        Some(GrantView {
+            engine: self.engine,
+            idx,
+        })
+    }
+
+    /// Every grant held, in no particular order.
+    pub fn iter(&self) -> impl Iterator<Item = GrantView<'a>> + use<'a> {
+        let engine = self.engine;
+        engine
+            .grants
+            .held()
+            .map(move |idx| GrantView { engine, idx })
+    }
+
+    /// How many grants are held.
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.engine.grants.len()
+    }
+
+    /// Whether no grant is held.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+impl std::fmt::Debug for Grants<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Grants").field("len", &self.len()).finish()
+    }
+}
+
+/// A look at one grant the engine holds ([`Grants::get`],
+/// [`Grants::iter`]). Cheap: nothing is copied until asked for.
 #[derive(Clone, Copy)]
 pub struct GrantView<'a> {
     pub(super) engine: &'a Engine,

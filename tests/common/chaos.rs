@@ -77,6 +77,10 @@ pub enum Action {
     FailWrites {
         writes: usize,
     },
+    /// The next claims on the shared request budget fail.
+    FailClaims {
+        claims: usize,
+    },
     /// The driver asks for a re-read of a grant.
     Reread {
         node: usize,
@@ -96,6 +100,7 @@ pub fn settings(holder: &str, shared: bool) -> EngineSettings {
         .jitter_seed(holder.len() as u64);
     if shared {
         s.shared_store(holder, Duration::from_secs(90))
+            .shared_budget(true)
     } else {
         s
     }
@@ -137,6 +142,7 @@ pub fn run(shared: bool, actions: &[Action]) -> Result<(), String> {
             Action::SlowDriver { millis } => sim.send_delay = Duration::from_millis(*millis),
             Action::StaleReads { reads } => sim.stale_reads = *reads,
             Action::FailWrites { writes } => sim.fail_writes = *writes,
+            Action::FailClaims { claims } => sim.fail_claims = *claims,
             Action::Reread { node, grant } => {
                 let node = node % nodes;
                 sim.reread(node, &grants[*grant]);

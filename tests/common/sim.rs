@@ -17,15 +17,16 @@
 //! `sim/transcript.rs` (labels and lines), `sim/checks.rs` (invariants over
 //! the whole simulation); driving the engines is here.
 
-use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 use std::fmt::Write as _;
 use std::time::{Duration, SystemTime};
 
 use hoopai_oauth::fake::{FakeServer, Install};
 use hoopai_oauth::{
-    Engine, EngineEvent, EngineSettings, Error, GrantId, GrantRecord, GrantStatus, InstallChanges,
-    Output, RefreshFailure, RequestId, SeenWebhooks, SendOutcome, StoreFailure, TokenRequest,
-    TokenSet, TokenStatus, WebhookVerifier, WriteOutcome, parse_token_response, token_request,
+    BudgetClaim, ClaimOutcome, Engine, EngineEvent, EngineSettings, Error, GrantId, GrantRecord,
+    GrantStatus, InstallChanges, Output, RefreshFailure, RequestId, SeenWebhooks, SendOutcome,
+    StoreFailure, TokenRequest, TokenSet, TokenStatus, WebhookVerifier, WriteOutcome,
+    parse_token_response, token_request,
 };
 
 use super::{CLIENT_ID, CLIENT_SECRET, config, t0};
@@ -133,6 +134,8 @@ pub struct Sim {
     pub stale_reads: usize,
     /// How many of the next writes fail without reaching the store.
     pub fail_writes: usize,
+    /// How many of the next claims on the shared request budget fail.
+    pub fail_claims: usize,
     /// When each grant was first refreshed or minted (its first
     /// [`EngineEvent::Refreshed`]).
     pub ready_at: HashMap<GrantId, SystemTime>,
@@ -180,6 +183,7 @@ impl Sim {
             outbox: Vec::new(),
             stale_reads: 0,
             fail_writes: 0,
+            fail_claims: 0,
             ready_at: HashMap::new(),
             send_times: Vec::new(),
             seen: SeenWebhooks::default(),
@@ -371,6 +375,7 @@ impl Sim {
                     self.deleted.insert(grant);
                 }
                 Output::Event(e) => self.on_event(node, e),
+                Output::Claim(claim) => self.on_claim(node, &claim),
                 other => panic!("unexpected output {other:?}"),
             }
         }
@@ -496,6 +501,14 @@ impl Sim {
                 refresh_token_kept,
             } => format!("answer after removal {grant} refresh token kept={refresh_token_kept}"),
             EngineEvent::RescuedTokenAdopted { grant } => format!("rescued token adopted {grant}"),
+            EngineEvent::RateLimitClamped { grant, clamped } => format!(
+                "rate limit clamped {grant} retry-after={} interval={}",
+                clamped.retry_after, clamped.interval
+            ),
+            EngineEvent::SharedBudgetFallback { share, .. } => {
+                format!("shared budget unavailable, local share {share}")
+            }
+            EngineEvent::SharedBudgetRecovered => "shared budget recovered".to_owned(),
             other => format!("{other:?}"),
         };
         self.note(&name, format!("event {text}"));

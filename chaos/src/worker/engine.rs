@@ -281,7 +281,7 @@ impl Core {
                     grant: grant.to_string(),
                 },
                 Output::Event(event) => Step::Event {
-                    grant: event.grant().to_string(),
+                    grant: event.grant().map(ToString::to_string).unwrap_or_default(),
                     kind: event_kind(&event),
                     detail: event.to_string(),
                 },

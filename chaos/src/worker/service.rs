@@ -545,7 +545,7 @@ async fn log_events(mut events: tokio::sync::broadcast::Receiver<ServiceEvent>, 
             }
             ServiceEvent::Engine(e) => WorkerLine::Event {
                 t,
-                grant: e.grant().to_string(),
+                grant: e.grant().map(ToString::to_string).unwrap_or_default(),
                 kind: event_kind(&e).to_owned(),
                 detail: e.to_string(),
             },

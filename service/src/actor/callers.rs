@@ -143,7 +143,8 @@ impl Callers {
                 }
                 let answer = decide(engine, &grant, true).unwrap_or_else(|| {
                     let last_failure = engine
-                        .grant(grant.as_str())
+                        .grants()
+                        .get(grant.as_str())
                         .and_then(|g| g.last_failure())
                         .map(|f| f.to_string());
                     Err(TokenError::TimedOut {

@@ -68,6 +68,7 @@ impl<S: GrantStore, H: HttpClient> Actor<S, H> {
         let held: Vec<GrantId> = self
             .engine
             .grants()
+            .iter()
             .filter(|g| g.minted_from() == Some(company_grant))
             .map(|g| g.id().clone())
             .collect();

@@ -253,6 +253,7 @@ impl<S: GrantStore, H: HttpClient> Actor<S, H> {
                 let mut list: Vec<GrantInfo> = self
                     .engine
                     .grants()
+                    .iter()
                     .map(|g| {
                         let r = g.record();
                         GrantInfo {
@@ -276,7 +277,7 @@ impl<S: GrantStore, H: HttpClient> Actor<S, H> {
                 reply,
             } => self.sync(&company_grant, &company_id, &installed, reply),
             Command::TakeBudget { reply } => {
-                let free = self.engine.count_request(now).unwrap_or(None);
+                let free = self.engine.count_request(None, now).unwrap_or(None);
                 let _ = reply.send(free);
             }
             Command::Shutdown { reply } => self.begin_stop(Some(reply)),
@@ -433,11 +434,20 @@ impl<S: GrantStore, H: HttpClient> Actor<S, H> {
     }
 
     fn event(&mut self, event: EngineEvent) {
-        let grant = event.grant().clone();
+        let Some(grant) = event.grant().cloned() else {
+            // About the engine as a whole (the shared request budget).
+            match &event {
+                EngineEvent::SharedBudgetFallback { .. } => tracing::warn!("{event}"),
+                _ => tracing::info!("{event}"),
+            }
+            let _ = self.events.send(ServiceEvent::Engine(event));
+            return;
+        };
         match &event {
             EngineEvent::RetryScheduled { .. }
             | EngineEvent::WriteFailed { .. }
-            | EngineEvent::AnswerAfterRemoval { .. } => {
+            | EngineEvent::AnswerAfterRemoval { .. }
+            | EngineEvent::RateLimitClamped { .. } => {
                 tracing::warn!(grant = %grant, "{event}");
             }
             EngineEvent::ReauthorizationNeeded { .. }
@@ -481,12 +491,14 @@ impl<S: GrantStore, H: HttpClient> Actor<S, H> {
         let abandoned: Vec<GrantId> = self
             .engine
             .grants()
+            .iter()
             .filter(|g| g.request_out())
             .map(|g| g.id().clone())
             .collect();
         let unwritten: Vec<_> = self
             .engine
             .grants()
+            .iter()
             .filter(|g| !g.is_written())
             .map(|g| g.record())
             .collect();

@@ -62,7 +62,7 @@
 //! id, a version that disagrees with the row's, a key that is not UTF-8
 //! text, a record column that is not text) is a [`StoreError::Corrupt`]
 //! naming the grant (a key that is no grant id is shown as lossy text,
-//! shortened past [`MAX_GRANT_ID_BYTES`]), never a panic; a sealed record
+//! shortened past [`MAX_GRANT_ID_BYTES`](hoopai_oauth::MAX_GRANT_ID_BYTES)), never a panic; a sealed record
 //! that does not open is a [`StoreError::Sealed`] naming the grant and the
 //! key id:
 //!
@@ -77,7 +77,7 @@
 //!
 //! # Grant ids
 //!
-//! A grant id is at most [`MAX_GRANT_ID_BYTES`] bytes of UTF-8 without a NUL
+//! A grant id is at most [`MAX_GRANT_ID_BYTES`](hoopai_oauth::MAX_GRANT_ID_BYTES) bytes of UTF-8 without a NUL
 //! byte (Postgres text cannot hold NUL; a btree key must stay small). A
 //! write of another id is refused with [`StoreError::InvalidWrite`], which
 //! is not worth retrying; `load` of an id holding NUL finds nothing, and a
@@ -116,9 +116,9 @@ pub use sqlite::{SqliteOptions, SqliteStore};
 /// caller asks for more, and what the service asks for at start-up.
 pub const DEFAULT_PAGE_SIZE: usize = 1_000;
 
-/// The longest grant id a store keeps, in bytes (UTF-8). Location and
-/// Company ids are about 20; the limit keeps Postgres index keys small.
-pub const MAX_GRANT_ID_BYTES: usize = 256;
+// The longest grant id a store keeps: the engine's limit (Location and
+// Company ids are about 20 bytes; the limit keeps Postgres index keys small).
+pub(crate) use hoopai_oauth::MAX_GRANT_ID_BYTES;
 
 /// A stored row that cannot be read back as the record of its grant.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -157,7 +157,7 @@ pub enum StoreError {
     /// The write was refused before reaching the database: the record's
     /// version does not go up from the one it replaces, or is above
     /// [`MAX_RECORD_VERSION`], or its grant id is not one a store can keep
-    /// (see [`MAX_GRANT_ID_BYTES`]). Retrying cannot help.
+    /// (see [`MAX_GRANT_ID_BYTES`](hoopai_oauth::MAX_GRANT_ID_BYTES)). Retrying cannot help.
     #[error("write of grant {} refused: {reason}", GrantName(grant.as_str()))]
     InvalidWrite {
         /// The grant.
@@ -382,7 +382,7 @@ pub(crate) fn decode_json(
 }
 
 /// A grant id (or any stored key) in a message: control characters
-/// escaped, and past [`MAX_GRANT_ID_BYTES`] only its first 16 characters
+/// escaped, and past [`MAX_GRANT_ID_BYTES`](hoopai_oauth::MAX_GRANT_ID_BYTES) only its first 16 characters
 /// and its length, so a token stored as a key is never printed.
 pub(crate) struct GrantName<'a>(pub(crate) &'a str);
 

@@ -102,7 +102,7 @@ impl<'a> RawRow<'a> {
 }
 
 /// Whether a store can hold `grant` as a key (and so write its record):
-/// at most [`MAX_GRANT_ID_BYTES`] bytes and no NUL byte (Postgres text
+/// at most [`MAX_GRANT_ID_BYTES`](hoopai_oauth::MAX_GRANT_ID_BYTES) bytes and no NUL byte (Postgres text
 /// cannot hold one).
 pub(crate) fn storable(grant: &str) -> Result<(), String> {
     if grant.len() > MAX_GRANT_ID_BYTES {

@@ -376,7 +376,7 @@ pub async fn racing_create<S: GrantStore>(store: S) {
 /// Grant ids a store cannot keep are refused on write with a typed error
 /// (never retried as a database failure); the longest it keeps round-trips.
 pub async fn grant_id_limits<S: GrantStore>(store: S) {
-    use hoopai_oauth_service::MAX_GRANT_ID_BYTES;
+    use hoopai_oauth::MAX_GRANT_ID_BYTES;
     // The longest id, in multi-byte characters (3 bytes each) plus ASCII.
     let longest = format!("{}{}", "€".repeat(80), "x".repeat(MAX_GRANT_ID_BYTES - 240));
     assert_eq!(longest.len(), MAX_GRANT_ID_BYTES);

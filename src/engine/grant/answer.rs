@@ -7,6 +7,7 @@ use std::time::SystemTime;
 use http::Response;
 
 use crate::error::{Error, ErrorKind};
+use crate::rate_limit::Clamped;
 use crate::secret::RefreshToken;
 use crate::token::{TokenResponse, TokenSet};
 use crate::token_endpoint::parse_token_response;
@@ -61,14 +62,37 @@ impl Engine {
         response: Response<B>,
         now: SystemTime,
     ) -> Result<(), Error> {
-        self.pacer
-            .observe(response.status(), response.headers(), now);
-        let parsed = if self.is_mint(id) {
+        let mint = self.is_mint(id);
+        let resource = self.budget_resource(id.slot(), mint);
+        let clamped = self.pacer.observe(
+            resource.as_deref(),
+            response.status(),
+            response.headers(),
+            now,
+        );
+        self.report_clamped(id, clamped);
+        let parsed = if mint {
             crate::location_token::parse_location_token_response(response)
         } else {
             parse_token_response(response)
         };
-        self.on_answer(id, parsed, now)
+        self.on_answer(id, parsed, true, now)
+    }
+
+    /// An answer to request `id` had figures over their caps: an event, for
+    /// the grant it was for (if still held).
+    fn report_clamped(&mut self, id: RequestId, clamped: Option<Clamped>) {
+        let Some(clamped) = clamped else {
+            return;
+        };
+        if let Some(slot) = self.grants.get(id.slot()) {
+            let grant = slot.key.clone();
+            let tag = self.grants.tag(id.slot());
+            self.queue.push_back(Queued::Event(
+                tag,
+                EngineEvent::RateLimitClamped { grant, clamped },
+            ));
+        }
     }
 
     /// Hands back an answer already parsed (e.g. by
@@ -123,14 +147,21 @@ impl Engine {
         &mut self,
         id: RequestId,
         result: Result<TokenResponse, Error>,
+        observed: bool,
         now: SystemTime,
     ) -> Result<(), Error> {
-        let mint = self.mint_answered(id);
         if let Err(e) = &result
             && e.kind() == ErrorKind::RateLimited
+            && !observed
         {
-            self.pacer.rate_limited(e.rate_limit(), now);
+            // Parsed elsewhere: the 429's figures are seen only here.
+            let resource = self.budget_resource(id.slot(), self.is_mint(id));
+            let clamped = self
+                .pacer
+                .rate_limited(resource.as_deref(), e.rate_limit(), now);
+            self.report_clamped(id, clamped);
         }
+        let mint = self.mint_answered(id);
         let which = match self.which(id) {
             Ok(which) => which,
             Err(error) => return Err(with_rescued(error, rescued(result))),

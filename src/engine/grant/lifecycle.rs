@@ -39,9 +39,7 @@ impl Engine {
         now: SystemTime,
     ) -> Result<(), Error> {
         let grant = grant.into();
-        if grant.as_str().is_empty() {
-            return Err(Error::input("a grant needs a non-empty id"));
-        }
+        grant.check()?;
         let held = Held::from_set(tokens, None, &mut self.interner).ok_or_else(|| {
             Error::input(format!(
                 "the tokens for grant {grant} have no refresh token; the engine cannot keep them fresh"
@@ -225,9 +223,13 @@ impl Engine {
                 ..
             }
         ) || !slot.refresh.abandoned.is_empty()
+            || !matches!(slot.write.unconfirmed, Unconfirmed::None)
         {
             // Out of the schedule, but remembered should the grant come back
             // (and nothing queued for it reaches it, even once it is back).
+            // Tokens the store may not have yet are the only copy of the
+            // newest refresh token: they come back with the grant, and
+            // their write is queued again.
             self.timers.suspend(idx, slot.timer);
             self.grants.set_removed(idx);
         } else {
@@ -286,6 +288,8 @@ impl Engine {
         now: SystemTime,
     ) -> Result<bool, Error> {
         let (grant, company_grant) = (grant.into(), company_grant.into());
+        grant.check()?;
+        company_grant.check()?;
         if request.company_id().trim().is_empty() || request.location_id().trim().is_empty() {
             return Err(Error::input(
                 "a Location grant needs a company id and a location id",

@@ -32,6 +32,7 @@ use crate::time::saturating_add as add;
 
 use crate::engine::backoff::backoff;
 use crate::engine::output::{EngineEvent, RefreshFailure, TokenStatus};
+use crate::engine::pacer::FleetChange;
 use crate::engine::queue::Queued;
 use crate::engine::record::GrantStatus;
 use crate::engine::slot::{Phase, Slot, abandon_in_flight, access_key};
@@ -362,7 +363,25 @@ impl Engine {
     /// Replaces the configuration (e.g. a corrected client secret) and lifts
     /// the halt that a rejected configuration put on every grant: their
     /// refreshes are due at once.
+    /// The store's answer to the claim on budget `key`.
+    pub(in crate::engine) fn on_claimed(
+        &mut self,
+        key: &str,
+        outcome: crate::engine::claim::ClaimOutcome,
+        now: SystemTime,
+    ) {
+        let event = match self.pacer.claimed(key, outcome, now) {
+            Some(FleetChange::Fallback { share, error }) => {
+                EngineEvent::SharedBudgetFallback { share, error }
+            }
+            Some(FleetChange::Recovered) => EngineEvent::SharedBudgetRecovered,
+            None => return,
+        };
+        self.queue.push_back(Queued::Global(event));
+    }
+
     pub(in crate::engine) fn set_config(&mut self, config: crate::config::Config, now: SystemTime) {
+        self.pacer.set_app(config.client_id());
         self.config = config;
         self.halted = false;
         self.unauthorized.reset();

@@ -11,9 +11,10 @@ use crate::token_endpoint::{GrantType, TokenRequest, token_request};
 
 use crate::engine::Engine;
 use crate::engine::output::{EngineEvent, Output, RequestId, TokenStatus};
-use crate::engine::pacer::Turn;
+use crate::engine::pacer::{SendKind, Turn};
 use crate::engine::queue::Queued;
 use crate::engine::record::{GrantId, GrantRecord, Lease};
+use crate::engine::settings::BudgetKeying;
 use crate::engine::slot::{Phase, Slot};
 use crate::engine::table::Tag;
 
@@ -62,6 +63,11 @@ impl Engine {
     pub(in crate::engine) fn next_output(&mut self, now: SystemTime) -> Option<Output> {
         loop {
             let Some(q) = self.queue.pop_front() else {
+                if !self.stopping
+                    && let Some(claim) = self.pacer.claim(now)
+                {
+                    return Some(Output::Claim(claim));
+                }
                 if let Some(out) = self.release_paced(now) {
                     return Some(out);
                 }
@@ -191,7 +197,7 @@ impl Engine {
             // A Location grant with no refresh token: minted from its Company grant.
             return self.build_mint(idx, seq, epoch, not_after, now);
         }
-        if !self.pace(idx, seq, now) {
+        if !self.pace(idx, seq, SendKind::Refresh, now) {
             return None;
         }
         let slot = self.grants.get(idx)?;
@@ -306,7 +312,7 @@ impl Engine {
                 return None;
             }
         };
-        if !self.pace(idx, seq, now) {
+        if !self.pace(idx, seq, SendKind::Mint, now) {
             return None;
         }
         let req = LocationTokenRequest::new(company_id, location_id);
@@ -363,15 +369,55 @@ impl Engine {
         self.locations.mint_answered(id)
     }
 
-    /// Spends a token of the budget for the send `(idx, seq)` about to be
-    /// handed out at `now`; or puts the send in line (its give-up deadline
-    /// is lifted: it is not out) and returns `false`.
-    fn pace(&mut self, idx: u32, seq: u32, now: SystemTime) -> bool {
-        if self.pacer.admit(idx, seq, now) {
+    /// The resource whose budget the send of slot `idx` draws from, under
+    /// [`BudgetKeying::Resource`] (`None` otherwise): a mint's Company, a
+    /// refresh's Location or Company.
+    pub(in crate::engine::grant) fn budget_resource(&self, idx: u32, mint: bool) -> Option<String> {
+        if self.settings.budget_keying != BudgetKeying::Resource {
+            return None;
+        }
+        let slot = self.grants.get(idx)?;
+        let held = &slot.held;
+        let id = if mint {
+            held.company_id().map(str::to_owned).or_else(|| {
+                let parent = self.locations.parent_of(slot.key.as_str())?;
+                let p = self.grants.find(parent.as_str())?;
+                self.grants.get(p)?.held.company_id().map(str::to_owned)
+            })
+        } else {
+            held.location_id()
+                .or_else(|| held.company_id())
+                .map(str::to_owned)
+        };
+        Some(id.unwrap_or_else(|| slot.key.as_str().to_owned()))
+    }
+
+    /// Spends a token of the budget for the send `(idx, seq)` of `kind`
+    /// about to be handed out at `now`; or puts the send in line (its
+    /// give-up deadline is lifted: it is not out) and returns `false`.
+    fn pace(&mut self, idx: u32, seq: u32, kind: SendKind, now: SystemTime) -> bool {
+        let resource = self.budget_resource(idx, kind == SendKind::Mint);
+        if self.pacer.admit(idx, seq, resource.as_deref(), kind, now) {
             return true;
         }
         self.arm(idx, None);
         false
+    }
+
+    /// Whether the lease of slot `idx` is still as good at `now` as one just
+    /// taken: less than one dispatch window of it is gone (a send that
+    /// waited only for a claim on the shared budget). A late answer then has
+    /// the same room before the lease ends as for a send that never waited.
+    fn lease_is_fresh(&self, idx: u32, now: SystemTime) -> bool {
+        let Some(lease) = self.settings.lease_duration() else {
+            return false;
+        };
+        let fresh = lease.saturating_sub(self.settings.dispatch_window);
+        self.grants
+            .get(idx)
+            .and_then(|s| s.shared.lease_until)
+            .and_then(|until| until.duration_since(now).ok())
+            .is_some_and(|left| left >= fresh)
     }
 
     /// Hands out the first waiting send the budget allows at `now`, if any.
@@ -381,9 +427,9 @@ impl Engine {
                 !s.removed
                     && matches!(s.phase, Phase::InFlight { seq: q, dispatched: false, .. } if q == seq)
             });
-            if waited && self.settings.is_shared() {
+            if waited && self.settings.is_shared() && !self.lease_is_fresh(idx, now) {
                 // Shared-store mode: the lease was taken before the wait and
-                // may be short now; the send goes under a new one (and first
+                // is shorter now; the send goes under a new one (and first
                 // in line once it is confirmed), as a send that never waited.
                 self.pacer.renew(idx);
                 self.take_lease(idx, now);

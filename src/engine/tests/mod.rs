@@ -140,6 +140,10 @@ fn kinds(out: &[Output]) -> Vec<&'static str> {
             Output::Event(EngineEvent::WriteRecovered { .. }) => "write-recovered",
             Output::Event(EngineEvent::AnswerAfterRemoval { .. }) => "answer-after-removal",
             Output::Event(EngineEvent::RescuedTokenAdopted { .. }) => "rescued-adopted",
+            Output::Event(EngineEvent::RateLimitClamped { .. }) => "clamped",
+            Output::Event(EngineEvent::SharedBudgetFallback { .. }) => "budget-fallback",
+            Output::Event(EngineEvent::SharedBudgetRecovered) => "budget-recovered",
+            Output::Claim(_) => "claim",
             Output::Load { .. } => "load",
             Output::Delete { .. } => "delete",
         })
@@ -249,13 +253,13 @@ fn misuse_is_a_typed_error() {
             .kind(),
         ErrorKind::UnknownGrant
     );
-    let mut record = e.grant("g").map(|g| g.record()).unwrap();
+    let mut record = e.grants().get("g").map(|g| g.record()).unwrap();
     record.schema = 99;
     assert_eq!(
         e.restore(record, t(1)).unwrap_err().kind(),
         ErrorKind::StaleRecord
     );
-    let record = e.grant("g").map(|g| g.record()).unwrap();
+    let record = e.grants().get("g").map(|g| g.record()).unwrap();
     assert_eq!(
         e.restore(record, t(1)).unwrap_err().kind(),
         ErrorKind::StaleRecord
@@ -359,7 +363,7 @@ fn late_success_after_the_retry_went_out_wins_over_its_invalid_grant() {
     let out = drain(&mut e, retry_at + Duration::from_secs(1));
     assert_eq!(kinds(&out), ["persist", "refreshed"]);
     assert!(matches!(
-        e.grant("g").map(|g| g.record()).unwrap().status,
+        e.grants().get("g").map(|g| g.record()).unwrap().status,
         GrantStatus::Active
     ));
 }
@@ -367,7 +371,7 @@ fn late_success_after_the_retry_went_out_wins_over_its_invalid_grant() {
 #[test]
 fn record_serializes_to_the_documented_shape() {
     let e = with_grant(EngineSettings::default());
-    let record = e.grant("g").map(|g| g.record()).unwrap();
+    let record = e.grants().get("g").map(|g| g.record()).unwrap();
     let json = serde_json::to_value(&record).unwrap();
     assert_eq!(json["schema"], 1);
     assert_eq!(json["grant"], "g");

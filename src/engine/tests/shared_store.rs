@@ -79,7 +79,7 @@ fn shared_mode_conflict_with_a_live_lease_waits_for_it() {
     let mut e = with_grant(shared("a"));
     e.handle_timeout(t(86_000)).unwrap();
     drain(&mut e, t(86_000));
-    let mut theirs = e.grant("g").map(|g| g.record()).unwrap();
+    let mut theirs = e.grants().get("g").map(|g| g.record()).unwrap();
     theirs.version = 2;
     theirs.lease = Some(Lease {
         holder: "b".into(),

@@ -21,7 +21,7 @@ impl Sim {
             .collect();
         for node in &self.nodes {
             for grant in self.store.records.keys() {
-                if let Some(r) = node.engine.grant(grant).map(|g| g.record())
+                if let Some(r) = node.engine.grants().get(grant).map(|g| g.record())
                     && let Some(t) = r.refresh_token()
                 {
                     reachable.insert(t.secret().to_owned());
@@ -65,7 +65,7 @@ impl Sim {
     /// out, late, or failing), which no client can prevent.
     pub fn holds_unwritten(&self, node: usize) -> bool {
         let engine = &self.nodes[node].engine;
-        engine.grants().any(|g| {
+        engine.grants().iter().any(|g| {
             let record = g.record();
             let Some(held) = record.refresh_token() else {
                 return false;

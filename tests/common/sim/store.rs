@@ -14,6 +14,22 @@ pub struct Store {
     pub conflicts: u64,
     /// Every refresh token ever written.
     pub ever_stored: HashSet<String>,
+    /// The shared request budget: per key, the tokens granted (when, to
+    /// whom, whether for counted requests, how many).
+    pub budget: BTreeMap<String, Vec<Granted>>,
+    /// Per key, who claimed last when.
+    pub holders: BTreeMap<String, BTreeMap<String, SystemTime>>,
+    /// Claims answered.
+    pub claims: u64,
+}
+
+/// Tokens of the shared request budget granted by one claim.
+#[derive(Debug, Clone)]
+pub struct Granted {
+    pub at: SystemTime,
+    pub holder: String,
+    pub others: bool,
+    pub count: u32,
 }
 
 impl Store {
@@ -52,6 +68,48 @@ impl Store {
         h.push_back(record.clone());
     }
 
+    /// Answers a claim on the shared request budget at `now`, as
+    /// [`BudgetClaim`] specifies.
+    pub fn claim(&mut self, claim: &BudgetClaim, now: SystemTime) -> ClaimOutcome {
+        self.claims += 1;
+        let entries = self.budget.entry(claim.key.clone()).or_default();
+        entries.retain(|g| g.at + claim.window > now);
+        let used: u32 = entries.iter().map(|g| g.count).sum();
+        let used_others: u32 = entries.iter().filter(|g| g.others).map(|g| g.count).sum();
+        let sends = claim.sends.min(claim.max.saturating_sub(used));
+        let others = claim
+            .others
+            .min(claim.others_max.saturating_sub(used_others))
+            .min(claim.max.saturating_sub(used + sends));
+        for (count, others) in [(sends, false), (others, true)] {
+            if count > 0 {
+                entries.push(Granted {
+                    at: now,
+                    holder: claim.holder.clone(),
+                    others,
+                    count,
+                });
+            }
+        }
+        let seen = self.holders.entry(claim.key.clone()).or_default();
+        seen.insert(claim.holder.clone(), now);
+        let memory = claim.window * hoopai_oauth::HOLDERS_WINDOWS;
+        seen.retain(|_, at| *at + memory > now);
+        let holders: BTreeSet<&str> = seen.keys().map(String::as_str).collect();
+        let next_free_in = entries
+            .iter()
+            .map(|g| g.at + claim.window)
+            .min()
+            .and_then(|t| t.duration_since(now).ok())
+            .unwrap_or_default();
+        ClaimOutcome::Granted {
+            sends,
+            others,
+            holders: u32::try_from(holders.len().max(1)).unwrap_or(u32::MAX),
+            next_free_in,
+        }
+    }
+
     /// Overwrites (single-process mode).
     pub fn put(&mut self, record: GrantRecord) {
         self.remember(&record);
@@ -67,6 +125,42 @@ impl Store {
 pub const WRITE_DELAY: Duration = Duration::from_secs(20);
 
 impl Sim {
+    /// Answers engine `node`'s claim on the shared request budget (or
+    /// fails it, if so scripted) and hands the answer back.
+    pub(super) fn on_claim(&mut self, node: usize, claim: &BudgetClaim) {
+        let name = self.nodes[node].name.clone();
+        let outcome = if self.fail_claims > 0 {
+            self.fail_claims -= 1;
+            ClaimOutcome::Failed(StoreFailure::new("the store is down"))
+        } else {
+            self.store.claim(claim, self.now)
+        };
+        let answer = match &outcome {
+            ClaimOutcome::Granted {
+                sends,
+                others,
+                holders,
+                next_free_in,
+            } => format!(
+                "granted sends={sends} others={others} holders={holders} next free in {} ms",
+                next_free_in.as_millis()
+            ),
+            ClaimOutcome::Failed(_) => "failed".to_owned(),
+            other => format!("{other:?}"),
+        };
+        self.note(
+            &name,
+            format!(
+                "claim {} sends={} others={} -> {answer}",
+                claim.key, claim.sends, claim.others
+            ),
+        );
+        self.nodes[node]
+            .engine
+            .handle_claim(&claim.key, outcome, self.now)
+            .expect("handle_claim");
+    }
+
     /// Reads the record of `grant` for engine `node` at any time, as a
     /// change notification would (stale, if so scripted), and hands it back.
     pub fn reread(&mut self, node: usize, grant: &str) {
@@ -254,7 +348,8 @@ impl Sim {
         for record in records {
             if self.nodes[node]
                 .engine
-                .grant(record.grant.as_str())
+                .grants()
+                .get(record.grant.as_str())
                 .is_some()
             {
                 continue;
