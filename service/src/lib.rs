@@ -25,9 +25,9 @@ pub use service::TokenService;
 pub use settings::ServiceSettings;
 pub use store::{
     CorruptRecord, DEFAULT_PAGE_SIZE, ForgetFuture, GrantStore, Keyring, KeyringError,
-    MAX_GRANT_ID_BYTES, MAX_KEY_ID_LEN, MemoryStore, PRUNE_BATCH, Page, RECORD_KEYS_VAR,
-    RecordFuture, RecordKey, ResealReport, SEALED_PREFIX, SealError, SealErrorKind, StoreError,
-    WEBHOOK_ID_CLOCK_SKEW, WebhookIds,
+    MAX_GRANT_ID_BYTES, MAX_KEY_ID_LEN, MemoryStore, PRUNE_BATCH, PRUNE_EVERY, Page,
+    RECORD_KEYS_VAR, RecordFuture, RecordKey, ResealReport, SEALED_PREFIX, SealError,
+    SealErrorKind, StoreError, WEBHOOK_ID_CLOCK_SKEW, WebhookIds,
 };
 #[cfg(feature = "postgres")]
 pub use store::{PostgresStore, PostgresWebhookIds, STATEMENT_TIMEOUT_MS};

@@ -102,7 +102,10 @@ impl OAuthRouter {
     /// [`webhook_verifier`](Self::webhook_verifier),
     /// [`webhook_path`](Self::webhook_path) and [`webhook_ids`](Self::webhook_ids).
     pub fn new(service: TokenService, scopes: impl IntoIterator<Item = Scope>) -> Self {
-        let webhook = WebhookRoute::new(WebhookVerifier::new(service.config()), service.webhook_ids());
+        let webhook = WebhookRoute::new(
+            WebhookVerifier::new(service.config()),
+            service.webhook_ids(),
+        );
         OAuthRouter {
             webhook,
             service,

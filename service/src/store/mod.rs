@@ -118,7 +118,7 @@ pub use webhook_ids::PostgresWebhookIds;
 #[cfg(feature = "sqlite")]
 pub use webhook_ids::SqliteWebhookIds;
 pub use webhook_ids::{
-    ForgetFuture, PRUNE_BATCH, RecordFuture, WEBHOOK_ID_CLOCK_SKEW, WebhookIds,
+    ForgetFuture, PRUNE_BATCH, PRUNE_EVERY, RecordFuture, WEBHOOK_ID_CLOCK_SKEW, WebhookIds,
 };
 
 /// How many records [`GrantStore::load_page`] returns at most when the

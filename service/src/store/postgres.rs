@@ -36,7 +36,6 @@ pub const STATEMENT_TIMEOUT_MS: u64 = 5_000;
 /// The advisory lock that serializes migrations across processes ("hoopai").
 const MIGRATION_LOCK: i64 = 0x686f_6f70_6169;
 
-
 /// A connection and its prepared statements.
 struct Conn {
     client: Client,

@@ -14,11 +14,16 @@ pub const URL_VAR: &str = hoopai_test_postgres::URL_VAR;
 /// missing) when there is no server. Under CI (`CI` set) no server fails
 /// the test: CI must run these tests, not skip them.
 pub fn config(test: &str) -> Option<Config> {
-    let url = hoopai_test_postgres::database(test)?;
     Some(
-        url.parse()
+        url(test)?
+            .parse()
             .expect("HOOPAI_TEST_POSTGRES_URL is not a valid Postgres URL"),
     )
+}
+
+/// As [`config`], the URL (for another process).
+pub fn url(test: &str) -> Option<String> {
+    hoopai_test_postgres::database(test)
 }
 
 /// A client to the server, its connection driven on the runtime.

@@ -19,11 +19,16 @@
 //! which it may be dropped: the payload's `timestamp` plus the replay
 //! window plus [`WEBHOOK_ID_CLOCK_SKEW`]. Recording is one
 //! `INSERT … ON CONFLICT DO NOTHING`; its row count says whether the id was
-//! new. Each call also deletes up to [`PRUNE_BATCH`] expired rows (oldest
-//! first, through an index on the expiry): expired rows go eight times as
-//! fast as rows come, so the table holds the ids still within their
-//! delivery's window and skew, and never more than the most it held at
-//! once before.
+//! new. Every [`PRUNE_EVERY`]th call of a handle (the first one included)
+//! also deletes up to [`PRUNE_BATCH`] expired rows, oldest first through
+//! an index on the expiry: eight rows a call on average, so expired rows go
+//! eight times as fast as rows come. The table holds the ids still within
+//! their delivery's window and skew, plus at most about
+//! [`PRUNE_EVERY`] expired ones per process in a steady flow; after a burst
+//! it never holds more than it held at its peak, and sheds the backlog at
+//! [`PRUNE_BATCH`] rows a turn. (Measured, `docs/webhooks.md`: deleting a
+//! few rows on every call tripled the cost of a call on Postgres; in
+//! batches, pruning costs next to nothing.)
 //!
 //! [`TokenService`]: crate::TokenService
 //! [`OAuthRouter`]: crate::OAuthRouter
@@ -34,7 +39,8 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use hoopai_oauth::{MAX_WEBHOOK_ID_BYTES, Recorded, WebhookIdStore};
@@ -63,9 +69,24 @@ pub type ForgetFuture<'a> = Pin<Box<dyn Future<Output = Result<(), StoreError>> 
 /// [`PostgresWebhookIds::clock_skew`].
 pub const WEBHOOK_ID_CLOCK_SKEW: Duration = Duration::from_secs(60);
 
-/// How many expired rows each call to record an id deletes at most (see
+/// Every how many calls to record an id a handle on a table prunes it (see
 /// the [module docs](self)).
-pub const PRUNE_BATCH: usize = 8;
+pub const PRUNE_EVERY: u64 = 64;
+
+/// How many expired rows one prune deletes at most: eight per call on
+/// average.
+pub const PRUNE_BATCH: usize = 512;
+
+/// Counts the calls of a handle (and its clones): whether a call prunes.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct PruneTurns(Arc<AtomicU64>);
+
+impl PruneTurns {
+    /// Whether the call taking this turn prunes.
+    pub(crate) fn next(&self) -> bool {
+        self.0.fetch_add(1, Ordering::Relaxed) % PRUNE_EVERY == 0
+    }
+}
 
 /// Where the webhook route records the `webhookId`s it accepted, to refuse
 /// replays: the contract of [`WebhookIdStore`], async.
@@ -143,6 +164,8 @@ pub(crate) struct Entry {
     /// A random number written with the row, so that a call that failed
     /// after its insert may have landed removes only its own row.
     pub(crate) claim: i64,
+    /// Whether this call prunes (see [`PruneTurns`]).
+    pub(crate) prune: bool,
 }
 
 impl Entry {
@@ -163,10 +186,7 @@ impl Entry {
         skew: Duration,
     ) -> Result<Result<Self, Recorded>, StoreError> {
         check_id(webhook_id)?;
-        if now
-            .checked_sub(window)
-            .is_some_and(|edge| timestamp < edge)
-        {
+        if now.checked_sub(window).is_some_and(|edge| timestamp < edge) {
             return Ok(Err(Recorded::BeyondMemory));
         }
         let keep = window.saturating_add(skew);
@@ -178,6 +198,7 @@ impl Entry {
             expires_ms: unix_ms(expires),
             now_ms: unix_ms(now),
             claim: i64::from_le_bytes(claim),
+            prune: false,
         }))
     }
 }
@@ -243,15 +264,8 @@ mod tests {
     #[test]
     fn ids_over_the_limit_are_refused() {
         let long = "x".repeat(MAX_WEBHOOK_ID_BYTES + 1);
-        let e = Entry::new(
-            "test",
-            &long,
-            at(1),
-            at(1),
-            Duration::ZERO,
-            Duration::ZERO,
-        )
-        .unwrap_err();
+        let e =
+            Entry::new("test", &long, at(1), at(1), Duration::ZERO, Duration::ZERO).unwrap_err();
         assert!(matches!(e, StoreError::InvalidWebhookId { .. }), "{e}");
         assert!(check_id(&"é".repeat(MAX_WEBHOOK_ID_BYTES / 2)).is_ok());
     }

@@ -11,7 +11,9 @@ use tokio::sync::Mutex;
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{Client, Statement};
 
-use super::{Entry, ForgetFuture, PRUNE_BATCH, RecordFuture, WEBHOOK_ID_CLOCK_SKEW, WebhookIds};
+use super::{
+    Entry, ForgetFuture, PRUNE_BATCH, PruneTurns, RecordFuture, WEBHOOK_ID_CLOCK_SKEW, WebhookIds,
+};
 use crate::store::StoreError;
 
 const STORE: &str = "postgres";
@@ -38,9 +40,10 @@ struct Conn {
 /// routes by itself.
 ///
 /// - Recording is one `INSERT … ON CONFLICT DO NOTHING` (atomic in any
-///   isolation level; its row count is the answer), pipelined with the
-///   deletion of up to [`PRUNE_BATCH`] expired rows (`FOR UPDATE SKIP
-///   LOCKED`: processes pruning at once never wait for each other).
+///   isolation level; its row count is the answer). Every [`PRUNE_EVERY`](super::PRUNE_EVERY)th
+///   call pipelines with it the deletion of up to [`PRUNE_BATCH`] expired
+///   rows (`FOR UPDATE SKIP LOCKED`: processes pruning at once never wait
+///   for each other).
 /// - It has a connection of its own, made as the store makes its own (same
 ///   settings and TLS), when first needed and again after it drops.
 /// - Every statement is bounded by the server
@@ -56,6 +59,7 @@ pub struct PostgresWebhookIds {
     conn: Arc<Mutex<Option<Arc<Conn>>>>,
     call_timeout: Duration,
     skew: Duration,
+    turns: PruneTurns,
 }
 
 impl std::fmt::Debug for PostgresWebhookIds {
@@ -92,6 +96,7 @@ impl PostgresWebhookIds {
             conn: Arc::new(Mutex::new(None)),
             call_timeout,
             skew: WEBHOOK_ID_CLOCK_SKEW,
+            turns: PruneTurns::default(),
         }
     }
 
@@ -118,15 +123,20 @@ impl PostgresWebhookIds {
             let client = &client;
             async move { client.prepare(sql).await.map_err(|e| db(&e)) }
         };
-        let insert = p("INSERT INTO hoopai_webhook_ids (webhook_id, expires_at, claim)
-             VALUES ($1, $2, $3) ON CONFLICT (webhook_id) DO NOTHING")
+        let insert = p(
+            "INSERT INTO hoopai_webhook_ids (webhook_id, expires_at, claim)
+             VALUES ($1, $2, $3) ON CONFLICT (webhook_id) DO NOTHING",
+        )
         .await?;
-        let prune = p("DELETE FROM hoopai_webhook_ids WHERE webhook_id IN (
-                 SELECT webhook_id FROM hoopai_webhook_ids WHERE expires_at < $1
-                 ORDER BY expires_at LIMIT $2 FOR UPDATE SKIP LOCKED)")
+        // By `ctid`: a join on the key made the planner's work the
+        // larger part of a prune.
+        let prune = p("DELETE FROM hoopai_webhook_ids WHERE ctid = ANY(ARRAY(
+                 SELECT ctid FROM hoopai_webhook_ids WHERE expires_at < $1
+                 ORDER BY expires_at LIMIT $2 FOR UPDATE SKIP LOCKED))")
         .await?;
         let forget = p("DELETE FROM hoopai_webhook_ids WHERE webhook_id = $1").await?;
-        let unclaim = p("DELETE FROM hoopai_webhook_ids WHERE webhook_id = $1 AND claim = $2").await?;
+        let unclaim =
+            p("DELETE FROM hoopai_webhook_ids WHERE webhook_id = $1 AND claim = $2").await?;
         let conn = Arc::new(Conn {
             client,
             insert,
@@ -138,17 +148,22 @@ impl PostgresWebhookIds {
         Ok(conn)
     }
 
-    /// Inserts the entry if its id is absent, pipelined with a prune.
-    /// `Err(true)` when the insert may have landed all the same.
+    /// Inserts the entry if its id is absent, pipelined with a prune if it
+    /// is its turn. `Err(true)` when the insert may have landed all the
+    /// same.
     async fn insert(&self, entry: &Entry) -> Result<Recorded, (StoreError, bool)> {
         let conn = self.conn().await.map_err(|e| (e, false))?;
         let limit = i64::try_from(PRUNE_BATCH).unwrap_or(i64::MAX);
         let insert: [&(dyn ToSql + Sync); 3] = [&entry.id, &entry.expires_ms, &entry.claim];
         let prune: [&(dyn ToSql + Sync); 2] = [&entry.now_ms, &limit];
-        let (inserted, pruned) = tokio::join!(
-            conn.client.execute(&conn.insert, &insert),
-            conn.client.execute(&conn.prune, &prune),
-        );
+        let pruning = async {
+            if entry.prune {
+                conn.client.execute(&conn.prune, &prune).await.map(|_| ())
+            } else {
+                Ok(())
+            }
+        };
+        let (inserted, pruned) = tokio::join!(conn.client.execute(&conn.insert, &insert), pruning);
         if let Err(e) = pruned {
             tracing::warn!(error = %db(&e), "pruning expired webhookIds failed");
         }
@@ -179,10 +194,12 @@ impl WebhookIds for PostgresWebhookIds {
         window: Duration,
     ) -> RecordFuture<'a> {
         Box::pin(async move {
-            let entry = match Entry::new(STORE, webhook_id, timestamp, now, window, self.skew)? {
+            let mut entry = match Entry::new(STORE, webhook_id, timestamp, now, window, self.skew)?
+            {
                 Ok(entry) => entry,
                 Err(answer) => return Ok(answer),
             };
+            entry.prune = self.turns.next();
             let (error, may_have_landed) =
                 match tokio::time::timeout(self.call_timeout, self.insert(&entry)).await {
                     Ok(Ok(recorded)) => return Ok(recorded),
@@ -223,7 +240,12 @@ impl WebhookIds for PostgresWebhookIds {
             };
             tokio::time::timeout(self.call_timeout, call)
                 .await
-                .unwrap_or_else(|_| Err(StoreError::backend(STORE, "forgetting a webhookId timed out")))
+                .unwrap_or_else(|_| {
+                    Err(StoreError::backend(
+                        STORE,
+                        "forgetting a webhookId timed out",
+                    ))
+                })
         })
     }
 }

@@ -7,7 +7,9 @@ use std::time::{Duration, Instant, SystemTime};
 use hoopai_oauth::Recorded;
 use rusqlite::{Connection, TransactionBehavior, params};
 
-use super::{Entry, ForgetFuture, PRUNE_BATCH, RecordFuture, WEBHOOK_ID_CLOCK_SKEW, WebhookIds};
+use super::{
+    Entry, ForgetFuture, PRUNE_BATCH, PruneTurns, RecordFuture, WEBHOOK_ID_CLOCK_SKEW, WebhookIds,
+};
 use crate::store::StoreError;
 
 const STORE: &str = "sqlite";
@@ -21,7 +23,8 @@ const STORE: &str = "sqlite";
 ///
 /// - Recording is one `IMMEDIATE` transaction on the store's connection:
 ///   the insert (`ON CONFLICT DO NOTHING`, its row count the answer), and
-///   the deletion of up to [`PRUNE_BATCH`] expired rows.
+///   every [`PRUNE_EVERY`](super::PRUNE_EVERY)th call the deletion of up to [`PRUNE_BATCH`]
+///   expired rows.
 /// - It runs on tokio's blocking pool. A call waits at most the store's
 ///   busy timeout for the connection and the file's lock, and fails
 ///   ([`StoreError::Backend`]) past that, before inserting; one that
@@ -33,6 +36,7 @@ pub struct SqliteWebhookIds {
     conn: Arc<Mutex<Connection>>,
     busy_timeout: Duration,
     skew: Duration,
+    turns: PruneTurns,
 }
 
 impl std::fmt::Debug for SqliteWebhookIds {
@@ -49,6 +53,7 @@ impl SqliteWebhookIds {
             conn,
             busy_timeout,
             skew: WEBHOOK_ID_CLOCK_SKEW,
+            turns: PruneTurns::default(),
         }
     }
 
@@ -89,7 +94,7 @@ fn db(e: rusqlite::Error) -> StoreError {
     StoreError::backend(STORE, e)
 }
 
-/// Inserts the entry if its id is absent, and prunes.
+/// Inserts the entry if its id is absent, and prunes if it is its turn.
 fn insert(conn: &mut Connection, entry: &Entry) -> Result<Recorded, StoreError> {
     let tx = conn
         .transaction_with_behavior(TransactionBehavior::Immediate)
@@ -101,13 +106,15 @@ fn insert(conn: &mut Connection, entry: &Entry) -> Result<Recorded, StoreError> 
         )
         .and_then(|mut s| s.execute(params![entry.id, entry.expires_ms, entry.claim]))
         .map_err(db)?;
-    tx.prepare_cached(
-        "DELETE FROM hoopai_webhook_ids WHERE webhook_id IN (
-             SELECT webhook_id FROM hoopai_webhook_ids
-             WHERE expires_at < ?1 ORDER BY expires_at LIMIT ?2)",
-    )
-    .and_then(|mut s| s.execute(params![entry.now_ms, PRUNE_BATCH as i64]))
-    .map_err(db)?;
+    if entry.prune {
+        tx.prepare_cached(
+            "DELETE FROM hoopai_webhook_ids WHERE webhook_id IN (
+                 SELECT webhook_id FROM hoopai_webhook_ids
+                 WHERE expires_at < ?1 ORDER BY expires_at LIMIT ?2)",
+        )
+        .and_then(|mut s| s.execute(params![entry.now_ms, PRUNE_BATCH as i64]))
+        .map_err(db)?;
+    }
     tx.commit().map_err(db)?;
     Ok(super::recorded(inserted as u64))
 }
@@ -121,10 +128,12 @@ impl WebhookIds for SqliteWebhookIds {
         window: Duration,
     ) -> RecordFuture<'a> {
         Box::pin(async move {
-            let entry = match Entry::new(STORE, webhook_id, timestamp, now, window, self.skew)? {
+            let mut entry = match Entry::new(STORE, webhook_id, timestamp, now, window, self.skew)?
+            {
                 Ok(entry) => entry,
                 Err(answer) => return Ok(answer),
             };
+            entry.prune = self.turns.next();
             let call = {
                 let entry = entry.clone();
                 let this = self.clone();
