@@ -35,8 +35,8 @@
 //!   a `/callback` flood spends at most the overall limit's worth of code
 //!   exchanges upstream;
 //! - memory: no per-install table (the state lives in a signed cookie), a
-//!   bounded table of client addresses, a seen-webhook set bounded in count
-//!   and bytes;
+//!   bounded table of client addresses, seen webhook ids in the store's
+//!   table (pruned) or a set bounded in count and bytes;
 //! - size: webhook bodies up to 1 MiB, `webhookId`s up to 256 bytes;
 //! - time: header, body and request timeouts when served with [`serve`].
 //!
