@@ -432,8 +432,8 @@ fn remove_stale(temp: &Path) {
             && let Some(pid) = pid.lines().next()
         {
             // Only a postgres of that folder (the pid may be reused).
-            let cmdline = std::fs::read(Path::new("/proc").join(pid).join("cmdline"))
-                .unwrap_or_default();
+            let cmdline =
+                std::fs::read(Path::new("/proc").join(pid).join("cmdline")).unwrap_or_default();
             let cmdline = String::from_utf8_lossy(&cmdline);
             if cmdline.contains("postgres") && cmdline.contains(&*dir.to_string_lossy()) {
                 let _ = Command::new("kill").args(["-QUIT", pid]).status();
