@@ -24,14 +24,15 @@ pub use routes::OAuthRouter;
 pub use service::TokenService;
 pub use settings::ServiceSettings;
 pub use store::{
-    CorruptRecord, DEFAULT_PAGE_SIZE, GrantStore, Keyring, KeyringError, MAX_KEY_ID_LEN,
-    MemoryStore, Page, RECORD_KEYS_VAR, RecordKey, ResealReport, SEALED_PREFIX, SealError,
-    SealErrorKind, StoreError,
+    CorruptRecord, DEFAULT_PAGE_SIZE, ForgetFuture, GrantStore, Keyring, KeyringError,
+    MAX_KEY_ID_LEN, MemoryStore, PRUNE_BATCH, PRUNE_EVERY, Page, RECORD_KEYS_VAR, RecordFuture,
+    RecordKey, ResealReport, SEALED_PREFIX, SealError, SealErrorKind, StoreError,
+    WEBHOOK_ID_CLOCK_SKEW, WebhookIds,
 };
 #[cfg(feature = "postgres")]
-pub use store::{PostgresStore, STATEMENT_TIMEOUT_MS};
+pub use store::{PostgresStore, PostgresWebhookIds, STATEMENT_TIMEOUT_MS};
 #[cfg(feature = "sqlite")]
-pub use store::{SqliteOptions, SqliteStore};
+pub use store::{SqliteOptions, SqliteStore, SqliteWebhookIds};
 #[cfg(feature = "reqwest")]
 pub use transport::ReqwestClient;
 pub use transport::{HttpClient, TransportError};

@@ -14,7 +14,7 @@ use crate::command::Command;
 use crate::errors::{CallError, ServiceError, TokenError};
 use crate::reports::{GrantInfo, ServiceEvent, ShutdownReport, StartReport};
 use crate::settings::ServiceSettings;
-use crate::store::GrantStore;
+use crate::store::{GrantStore, WebhookIds};
 use crate::transport::{DynHttpClient, HttpClient};
 
 pub(crate) struct Inner {
@@ -24,6 +24,8 @@ pub(crate) struct Inner {
     pub(crate) config: Config,
     pub(crate) wait: Duration,
     pub(crate) started: StartReport,
+    /// The store's memory of webhook ids, if it has one for every process.
+    pub(crate) webhook_ids: Option<Arc<dyn WebhookIds>>,
 }
 
 /// Keeps the access tokens of many grants fresh, from one tokio task that
@@ -79,6 +81,7 @@ impl TokenService {
     ) -> Result<Self, ServiceError> {
         let (events, _) = broadcast::channel(settings.event_capacity);
         let http = Arc::new(http);
+        let webhook_ids = store.shared_webhook_ids();
         let (commands, started) = actor::start(
             config.clone(),
             settings.clone(),
@@ -95,6 +98,7 @@ impl TokenService {
                 config,
                 wait: settings.wait,
                 started,
+                webhook_ids,
             }),
         })
     }
@@ -109,6 +113,13 @@ impl TokenService {
     #[must_use]
     pub fn start_report(&self) -> &StartReport {
         &self.inner.started
+    }
+
+    /// Where the store remembers webhook ids for every process on it
+    /// ([`GrantStore::shared_webhook_ids`]), for the routes.
+    #[cfg_attr(not(feature = "axum"), allow(dead_code))]
+    pub(crate) fn webhook_ids(&self) -> Option<Arc<dyn WebhookIds>> {
+        self.inner.webhook_ids.clone()
     }
 
     /// Sends `event` to the subscribers (for the routes).

@@ -165,5 +165,6 @@ async fn postgres_migrations_run_once_with_concurrent_starts() {
         .await
         .unwrap()
         .get(0);
-    assert_eq!(applied, 1);
+    // 0001 (grants) and 0002 (webhook ids), once each.
+    assert_eq!(applied, 2);
 }

@@ -1,7 +1,7 @@
 //! One contract, three stores: every test of `common::contract` runs against
 //! the in-memory, SQLite and Postgres stores, each plain and sealed (with a
-//! keyring). The Postgres ones need `HOOPAI_TEST_POSTGRES_URL`
-//! (`. .ci/postgres.sh` starts a throwaway server).
+//! keyring). The Postgres ones use `HOOPAI_TEST_POSTGRES_URL`, or a server
+//! started for them when PostgreSQL is installed.
 
 mod common;
 

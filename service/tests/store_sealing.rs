@@ -3,7 +3,8 @@
 //! under concurrent writes loses none of them, records under an unknown
 //! key or tampered with are refused with a typed error and reported while
 //! the others are restored, and plain rows of earlier versions are read.
-//! The Postgres tests need `HOOPAI_TEST_POSTGRES_URL`.
+//! The Postgres tests use `HOOPAI_TEST_POSTGRES_URL`, or a server started
+//! for them when PostgreSQL is installed.
 
 mod common;
 

@@ -35,8 +35,8 @@
 //!   a `/callback` flood spends at most the overall limit's worth of code
 //!   exchanges upstream;
 //! - memory: no per-install table (the state lives in a signed cookie), a
-//!   bounded table of client addresses, a seen-webhook set bounded in count
-//!   and bytes;
+//!   bounded table of client addresses, seen webhook ids in the store's
+//!   table (pruned) or a set bounded in count and bytes;
 //! - size: webhook bodies up to 1 MiB, `webhookId`s up to 256 bytes;
 //! - time: header, body and request timeouts when served with [`serve`].
 //!
@@ -72,7 +72,7 @@ pub mod webhook;
 pub use binding::StateKey;
 pub use server::{ServeLimits, serve};
 pub use throttle::{ClientAddress, DEFAULT_MAX_CLIENTS, Rate, RouteLimits};
-pub use webhook::{RecordFuture, WebhookIds};
+pub use webhook::{ForgetFuture, RecordFuture, WebhookIds};
 use webhook::{WebhookRoute, WebhookState};
 
 /// Builds the OAuth router; see the [module docs](self).
@@ -97,10 +97,15 @@ impl OAuthRouter {
     ///
     /// The webhook route is served at `/webhook`, trusting HighLevel's
     /// published key ([`WebhookVerifier::new`]) and remembering the ids
-    /// accepted in memory; see [`webhook_verifier`](Self::webhook_verifier),
+    /// accepted in the service's store when it can hold them for every
+    /// process (SQLite, Postgres), else in memory; see
+    /// [`webhook_verifier`](Self::webhook_verifier),
     /// [`webhook_path`](Self::webhook_path) and [`webhook_ids`](Self::webhook_ids).
     pub fn new(service: TokenService, scopes: impl IntoIterator<Item = Scope>) -> Self {
-        let webhook = WebhookRoute::new(WebhookVerifier::new(service.config()));
+        let webhook = WebhookRoute::new(
+            WebhookVerifier::new(service.config()),
+            service.webhook_ids(),
+        );
         OAuthRouter {
             webhook,
             service,
@@ -195,9 +200,10 @@ impl OAuthRouter {
         self
     }
 
-    /// Where accepted `webhookId`s are recorded (default: in memory, this
-    /// process only). Several processes behind one webhook URL need a
-    /// shared store: see [`WebhookIds`].
+    /// Where accepted `webhookId`s are recorded (default: the service's
+    /// store when it holds them for every process on it, as the SQLite and
+    /// Postgres stores do; else in memory, this process only). See
+    /// [`WebhookIds`].
     pub fn webhook_ids(mut self, ids: impl WebhookIds) -> Self {
         self.webhook.ids = Arc::new(ids);
         self

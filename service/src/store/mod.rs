@@ -87,6 +87,7 @@
 
 use std::fmt;
 use std::future::Future;
+use std::sync::Arc;
 
 use hoopai_oauth::{
     GrantId, GrantRecord, MAX_RECORD_VERSION, RECORD_SCHEMA, StoreFailure, WriteOutcome,
@@ -102,6 +103,7 @@ mod rows;
 mod seal;
 #[cfg(feature = "sqlite")]
 mod sqlite;
+mod webhook_ids;
 
 pub use keys::{Keyring, KeyringError, MAX_KEY_ID_LEN, RECORD_KEYS_VAR, RecordKey};
 pub use memory::MemoryStore;
@@ -111,6 +113,13 @@ pub use reseal::ResealReport;
 pub use seal::{SEALED_PREFIX, SealError, SealErrorKind};
 #[cfg(feature = "sqlite")]
 pub use sqlite::{SqliteOptions, SqliteStore};
+#[cfg(feature = "postgres")]
+pub use webhook_ids::PostgresWebhookIds;
+#[cfg(feature = "sqlite")]
+pub use webhook_ids::SqliteWebhookIds;
+pub use webhook_ids::{
+    ForgetFuture, PRUNE_BATCH, PRUNE_EVERY, RecordFuture, WEBHOOK_ID_CLOCK_SKEW, WebhookIds,
+};
 
 /// How many records [`GrantStore::load_page`] returns at most when the
 /// caller asks for more, and what the service asks for at start-up.
@@ -162,6 +171,14 @@ pub enum StoreError {
     InvalidWrite {
         /// The grant.
         grant: GrantId,
+        /// Why.
+        reason: String,
+    },
+    /// A `webhookId` no store keeps: over
+    /// [`MAX_WEBHOOK_ID_BYTES`](hoopai_oauth::MAX_WEBHOOK_ID_BYTES) (the
+    /// webhook parser refuses those first). Retrying cannot help.
+    #[error("webhookId refused: {reason}")]
+    InvalidWebhookId {
         /// Why.
         reason: String,
     },
@@ -288,6 +305,16 @@ pub trait GrantStore: Send + Sync + 'static {
     /// # Errors
     /// [`StoreError::Backend`].
     fn delete(&self, grant: &GrantId) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// Where the webhook routes of a [`TokenService`](crate::TokenService)
+    /// on this store remember the `webhookId`s they accepted, if the store
+    /// can hold them for every process that shares it: the SQLite and
+    /// Postgres stores answer their `hoopai_webhook_ids` table. `None` (the
+    /// default, and [`MemoryStore`]'s answer) leaves the routes an
+    /// in-memory set of their own.
+    fn shared_webhook_ids(&self) -> Option<Arc<dyn WebhookIds>> {
+        None
+    }
 }
 
 /// The page size actually used for a requested `limit`.
@@ -434,7 +461,7 @@ pub(crate) fn redact_quoted(message: &str) -> String {
     out
 }
 
-impl<S: GrantStore> GrantStore for std::sync::Arc<S> {
+impl<S: GrantStore> GrantStore for Arc<S> {
     fn load(
         &self,
         grant: &GrantId,
@@ -464,6 +491,10 @@ impl<S: GrantStore> GrantStore for std::sync::Arc<S> {
 
     fn delete(&self, grant: &GrantId) -> impl Future<Output = Result<bool, StoreError>> + Send {
         (**self).delete(grant)
+    }
+
+    fn shared_webhook_ids(&self) -> Option<Arc<dyn WebhookIds>> {
+        (**self).shared_webhook_ids()
     }
 }
 

@@ -1,9 +1,8 @@
 //! The store for several processes or machines: PostgreSQL (tokio-postgres).
 
 use std::fmt;
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
+use std::time::Duration;
 
 use hoopai_oauth::{GrantId, GrantRecord};
 use tokio::sync::Mutex;
@@ -16,12 +15,17 @@ use super::keys::Keyring;
 use super::reseal::{RawRows, ResealReport, Rewrite, Scan, reseal};
 use super::rows::{PageBuilder, PageEnd, RawRow, RowKey, holds_page};
 use super::seal::Codec;
+use super::webhook_ids::postgres::Connect;
+use super::webhook_ids::{PostgresWebhookIds, WebhookIds};
 use super::{GrantStore, Page, StoreError, check_write, page_limit};
 
 const STORE: &str = "postgres";
 
 /// The schema migrations, in order; `hoopai_schema_migrations` lists those applied.
-const MIGRATIONS: &[&str] = &[include_str!("../../migrations/postgres/0001_grants.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("../../migrations/postgres/0001_grants.sql"),
+    include_str!("../../migrations/postgres/0002_webhook_ids.sql"),
+];
 
 /// How long one statement may run before the server cancels it
 /// (`statement_timeout`, set on every connection): a table locked by
@@ -31,10 +35,6 @@ pub const STATEMENT_TIMEOUT_MS: u64 = 5_000;
 
 /// The advisory lock that serializes migrations across processes ("hoopai").
 const MIGRATION_LOCK: i64 = 0x686f_6f70_6169;
-
-type Connect = dyn Fn() -> Pin<Box<dyn Future<Output = Result<Client, tokio_postgres::Error>> + Send>>
-    + Send
-    + Sync;
 
 /// A connection and its prepared statements.
 struct Conn {
@@ -181,6 +181,19 @@ impl PostgresStore {
     /// so far stay rewritten, and running it again goes on.
     pub async fn reseal(&self) -> Result<ResealReport, StoreError> {
         reseal(self, &self.codec).await
+    }
+
+    /// The `webhookId`s accepted by the webhook routes of every process on
+    /// this database (the `hoopai_webhook_ids` table), through a connection
+    /// of its own made as this store's are: see [`PostgresWebhookIds`]. A
+    /// [`TokenService`](crate::TokenService) on this store gives it to its
+    /// routes by itself.
+    #[must_use]
+    pub fn webhook_ids(&self) -> PostgresWebhookIds {
+        PostgresWebhookIds::new(
+            Arc::clone(&self.connect),
+            Duration::from_millis(STATEMENT_TIMEOUT_MS) + Duration::from_secs(5),
+        )
     }
 
     /// The rows after `after` in key order, at least a page's worth as
@@ -481,6 +494,10 @@ impl GrantStore for PostgresStore {
             .await
             .map_err(db)?;
         Ok(n > 0)
+    }
+
+    fn shared_webhook_ids(&self) -> Option<Arc<dyn WebhookIds>> {
+        Some(Arc::new(self.webhook_ids()))
     }
 }
 

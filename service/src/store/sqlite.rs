@@ -14,12 +14,16 @@ use super::keys::Keyring;
 use super::reseal::{RawRows, ResealReport, Rewrite, Scan, reseal};
 use super::rows::{PageBuilder, PageEnd, RawRow, RowKey};
 use super::seal::Codec;
+use super::webhook_ids::{SqliteWebhookIds, WebhookIds};
 use super::{GrantStore, Page, StoreError, check_write, page_limit};
 
 const STORE: &str = "sqlite";
 
 /// The schema migrations, in order; `PRAGMA user_version` counts those applied.
-const MIGRATIONS: &[&str] = &[include_str!("../../migrations/sqlite/0001_grants.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("../../migrations/sqlite/0001_grants.sql"),
+    include_str!("../../migrations/sqlite/0002_webhook_ids.sql"),
+];
 
 /// How [`SqliteStore::open_with`] opens the file.
 ///
@@ -106,6 +110,7 @@ pub struct SqliteStore {
     conn: Arc<Mutex<Connection>>,
     path: Arc<PathBuf>,
     codec: Codec,
+    busy_timeout: Duration,
 }
 
 impl SqliteStore {
@@ -129,6 +134,7 @@ impl SqliteStore {
         let path = path.as_ref().to_path_buf();
         let p = path.clone();
         let codec = Codec::new(options.keys.clone(), options.seal_writes);
+        let busy_timeout = options.busy_timeout;
         let conn = tokio::task::spawn_blocking(move || open_blocking(&p, &options))
             .await
             .map_err(|e| StoreError::backend(STORE, e))??;
@@ -136,6 +142,7 @@ impl SqliteStore {
             conn: Arc::new(Mutex::new(conn)),
             path: Arc::new(path),
             codec,
+            busy_timeout,
         })
     }
 
@@ -163,6 +170,16 @@ impl SqliteStore {
         })
         .await?;
         Ok(report)
+    }
+
+    /// The `webhookId`s accepted by the webhook routes of every process on
+    /// this file (the `hoopai_webhook_ids` table), sharing this store's
+    /// connection: see [`SqliteWebhookIds`]. A
+    /// [`TokenService`](crate::TokenService) on this store gives it to its
+    /// routes by itself.
+    #[must_use]
+    pub fn webhook_ids(&self) -> SqliteWebhookIds {
+        SqliteWebhookIds::new(Arc::clone(&self.conn), self.busy_timeout)
     }
 
     /// The database file.
@@ -490,6 +507,10 @@ impl GrantStore for SqliteStore {
             Ok(n > 0)
         })
         .await
+    }
+
+    fn shared_webhook_ids(&self) -> Option<Arc<dyn WebhookIds>> {
+        Some(Arc::new(self.webhook_ids()))
     }
 }
 
