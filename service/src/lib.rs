@@ -5,6 +5,7 @@
 mod actor;
 mod command;
 mod errors;
+mod health;
 mod installs;
 mod reports;
 #[cfg(feature = "axum")]
@@ -12,12 +13,15 @@ pub mod routes;
 mod service;
 mod settings;
 mod store;
+mod telemetry;
 mod transport;
 
 pub use errors::{CallError, ServiceError, TokenError};
+pub use health::HEALTH_CACHE;
 pub use installs::MAX_SYNC_PAGES;
 pub use reports::{
-    GrantChanges, GrantInfo, ServiceEvent, ShutdownReport, StartReport, WebhookReceived,
+    GrantChanges, GrantInfo, Readiness, ServiceEvent, ShutdownReport, StartReport, StoreProbe,
+    WebhookReceived,
 };
 #[cfg(feature = "axum")]
 pub use routes::OAuthRouter;
