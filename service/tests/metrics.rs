@@ -11,87 +11,17 @@
 
 mod common;
 
-use std::collections::BTreeMap;
 use std::time::{Duration, Instant, SystemTime};
 
 use common::app::App;
 use common::env::expired;
 use common::fake_http::{CLIENT_ID, CLIENT_SECRET, FakeHttp};
+use common::prometheus::Scrape;
 use hoopai_oauth::fake::{FakeServer, FakeWebhook, Fault};
 use hoopai_oauth::{EngineSettings, WebhookVerifier};
 use hoopai_oauth_service::routes::{Rate, RouteLimits};
 use hoopai_oauth_service::{OAuthRouter, ServiceSettings, TokenError};
-use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
-
-/// One rendered sample: its name, labels and value.
-#[derive(Debug, Clone)]
-struct Sample {
-    name: String,
-    labels: BTreeMap<String, String>,
-    value: f64,
-}
-
-/// The samples of Prometheus' text format (no escapes in our label values).
-fn parse(text: &str) -> Vec<Sample> {
-    let mut samples = Vec::new();
-    for line in text
-        .lines()
-        .filter(|l| !l.is_empty() && !l.starts_with('#'))
-    {
-        let (series, value) = line.rsplit_once(' ').unwrap();
-        let (name, labels) = match series.split_once('{') {
-            Some((name, rest)) => {
-                let inner = rest.strip_suffix('}').unwrap();
-                let labels = inner
-                    .split("\",")
-                    .filter(|p| !p.is_empty())
-                    .map(|pair| {
-                        let (k, v) = pair.split_once("=\"").unwrap();
-                        (k.to_owned(), v.trim_end_matches('"').to_owned())
-                    })
-                    .collect();
-                (name.to_owned(), labels)
-            }
-            None => (series.to_owned(), BTreeMap::new()),
-        };
-        samples.push(Sample {
-            name,
-            labels,
-            value: value.parse().unwrap(),
-        });
-    }
-    samples
-}
-
-struct Scrape(Vec<Sample>);
-
-impl Scrape {
-    fn of(handle: &PrometheusHandle) -> Self {
-        Scrape(parse(&handle.render()))
-    }
-
-    /// The value of `name` with exactly `labels` (0 when absent).
-    fn get(&self, name: &str, labels: &[(&str, &str)]) -> f64 {
-        let want: BTreeMap<String, String> = labels
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect();
-        self.0
-            .iter()
-            .filter(|s| s.name == name && s.labels == want)
-            .map(|s| s.value)
-            .sum()
-    }
-
-    /// The sum of `name` over every label set.
-    fn total(&self, name: &str) -> f64 {
-        self.0
-            .iter()
-            .filter(|s| s.name == name)
-            .map(|s| s.value)
-            .sum()
-    }
-}
+use metrics_exporter_prometheus::PrometheusBuilder;
 
 fn settings() -> ServiceSettings {
     ServiceSettings::new(
@@ -218,7 +148,7 @@ async fn the_metrics_count_what_happened() {
 
     // The gauges are taken at most once a second.
     tokio::time::sleep(Duration::from_millis(1_300)).await;
-    let m = Scrape::of(&handle);
+    let m = Scrape::parse(&handle.render());
     let within_one_window = began.elapsed() < Duration::from_secs(9);
 
     assert_eq!(
@@ -356,7 +286,7 @@ async fn the_metrics_count_what_happened() {
         .unwrap();
     let deadline = Instant::now() + Duration::from_secs(8);
     let m = loop {
-        let m = Scrape::of(&handle);
+        let m = Scrape::parse(&handle.render());
         if m.get("hoopai_sends_waiting_for_budget", &[]) == 1.0 {
             break m;
         }
@@ -376,12 +306,12 @@ async fn the_metrics_count_what_happened() {
 
     let text = handle.render();
     app.service.shutdown().await;
-    let m = Scrape::of(&handle);
+    let m = Scrape::parse(&handle.render());
     assert_eq!(m.get("hoopai_service_running", &[]), 0.0);
 
     // No label value names a grant, a location or a company, and no token
     // (nor the client secret) is anywhere in the text.
-    for sample in &m.0 {
+    for sample in m.samples() {
         for value in sample.labels.values() {
             assert!(
                 !value.contains("loc-") && !value.contains("company-"),
