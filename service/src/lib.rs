@@ -39,3 +39,8 @@ pub use store::{SqliteOptions, SqliteStore};
 #[cfg(feature = "reqwest")]
 pub use transport::ReqwestClient;
 pub use transport::{HttpClient, TransportError};
+
+/// The code samples of `docs/metrics.md`, compiled as doc tests.
+#[cfg(all(doctest, feature = "metrics"))]
+#[doc = include_str!("../../docs/metrics.md")]
+pub struct MetricsGuideDoctests;
