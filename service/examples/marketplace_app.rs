@@ -24,6 +24,25 @@
 //! The SQLite file goes in `HOOPAI_DATA_DIR` (or the first argument) when
 //! given, else in a temporary folder removed at exit.
 //!
+//! **Sealed records.** Every record is sealed (XChaCha20-Poly1305, see
+//! `docs/encryption-at-rest.md`) with the keys of `HOOPAI_RECORD_KEYS`
+//! (`k1:<base64 of 32 random bytes>`, newest first; e.g.
+//! `HOOPAI_RECORD_KEYS="k1:$(openssl rand -base64 32)"`). Against the fake,
+//! when it is unset, the app makes a key for this run only and warns that
+//! no later run can read the records; against real HighLevel it refuses to
+//! start without it (a lost key is every installation lost).
+//!
+//! **Logs and metrics.** Logs go to stderr through `tracing`; `RUST_LOG`
+//! sets the filter (default `warn,hoopai_oauth_service=info,marketplace_app=info`;
+//! `RUST_LOG=hoopai_oauth_service=debug` shows every refresh and store
+//! write). Prometheus metrics (every one in `docs/metrics.md`) are served at
+//! `http://<HOOPAI_METRICS_LISTEN>/metrics`: loopback by default, on a free
+//! port against the fake and on `127.0.0.1:9464` against real HighLevel;
+//! the address is printed. Liveness and readiness are at `/oauth/healthz`
+//! and `/oauth/readyz`. With `HOOPAI_PAUSE_BEFORE_SHUTDOWN` set, the walk
+//! waits for a line on stdin before it shuts down, so that the metrics can
+//! be looked at.
+//!
 //! Against real HighLevel, set `HOOPAI_CLIENT_ID`, `HOOPAI_CLIENT_SECRET`
 //! and `HOOPAI_REDIRECT_URI` (this app's `…/oauth/callback`, as registered
 //! in the marketplace), optionally `HOOPAI_BASE_URL`, `HOOPAI_SCOPES`
@@ -58,10 +77,13 @@ use hoopai_oauth::{
 };
 use hoopai_oauth_service::routes::{ServeLimits, serve};
 use hoopai_oauth_service::{
-    GrantStore, OAuthRouter, Page, ReqwestClient, ServiceEvent, ServiceSettings, ShutdownReport,
-    SqliteStore, StoreError, TokenService,
+    GrantStore, Keyring, KeyringError, OAuthRouter, Page, RECORD_KEYS_VAR, RecordKey,
+    ReqwestClient, ServiceEvent, ServiceSettings, ShutdownReport, SqliteOptions, SqliteStore,
+    StoreError, TokenService,
 };
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use tokio::sync::broadcast;
+use tracing_subscriber::EnvFilter;
 
 type Failure = Box<dyn std::error::Error + Send + Sync>;
 
@@ -71,6 +93,7 @@ const WALK_LIMIT: Duration = Duration::from_secs(60);
 const REFRESHES: usize = 3;
 
 fn main() -> std::process::ExitCode {
+    init_logs();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -100,6 +123,98 @@ fn main() -> std::process::ExitCode {
             std::process::ExitCode::FAILURE
         }
     }
+}
+
+/// Logs through `tracing` to stderr, filtered by `RUST_LOG` (default: warnings,
+/// and what the service and this app say at `info`).
+fn init_logs() {
+    const DEFAULT: &str = "warn,hoopai_oauth_service=info,marketplace_app=info";
+    let filter = match std::env::var("RUST_LOG") {
+        Ok(text) => EnvFilter::try_new(&text).unwrap_or_else(|e| {
+            eprintln!("RUST_LOG={text:?} is not a filter ({e}); using {DEFAULT:?}");
+            EnvFilter::new(DEFAULT)
+        }),
+        Err(_) => EnvFilter::new(DEFAULT),
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+/// The Prometheus recorder, installed for the whole process, with buckets
+/// for the service's `_seconds` histograms.
+fn install_metrics() -> Result<PrometheusHandle, Failure> {
+    let buckets = [
+        0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+        30.0,
+    ];
+    Ok(PrometheusBuilder::new()
+        .set_buckets(&buckets)?
+        .install_recorder()?)
+}
+
+/// Serves the metrics at `/metrics` on `HOOPAI_METRICS_LISTEN` (else
+/// `default`) until `stop` fires; returns the address it listens on.
+async fn serve_metrics(
+    handle: PrometheusHandle,
+    default: SocketAddr,
+    stop: broadcast::Receiver<()>,
+) -> Result<SocketAddr, Failure> {
+    let listen: SocketAddr = match std::env::var("HOOPAI_METRICS_LISTEN") {
+        Ok(addr) => addr
+            .parse()
+            .map_err(|e| format!("HOOPAI_METRICS_LISTEN={addr:?}: {e}"))?,
+        Err(_) => default,
+    };
+    let listener = tokio::net::TcpListener::bind(listen).await?;
+    let addr = listener.local_addr()?;
+    // Histograms are summed up on scrape; upkeep keeps their memory bounded.
+    let upkeep = handle.clone();
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(Duration::from_secs(5)).await;
+            upkeep.run_upkeep();
+        }
+    });
+    let router = axum::Router::new().route(
+        "/metrics",
+        axum::routing::get(move || std::future::ready(handle.render())),
+    );
+    spawn_server(listener, router, stop);
+    Ok(addr)
+}
+
+/// The keys that seal the records: those of `HOOPAI_RECORD_KEYS`, or, when
+/// it is unset and `throwaway` allows, a key made for this run only.
+fn record_keys(throwaway: bool) -> Result<Keyring, Failure> {
+    match Keyring::from_env() {
+        Ok(keys) => Ok(keys),
+        Err(KeyringError::Unset { .. }) if throwaway => {
+            let mut bytes = zeroize::Zeroizing::new([0u8; 32]);
+            getrandom::fill(&mut *bytes).map_err(|e| format!("no randomness for a key: {e}"))?;
+            let key = RecordKey::new("run", *bytes)?;
+            eprintln!(
+                "warning: {RECORD_KEYS_VAR} is not set: the records are sealed with a key made \
+                 for this run only, and no later run can read them. To keep them, set a key of \
+                 your own: {RECORD_KEYS_VAR}=\"k1:$(openssl rand -base64 32)\" (newest first; \
+                 see docs/encryption-at-rest.md)"
+            );
+            Ok(Keyring::new([key])?)
+        }
+        Err(e @ KeyringError::Unset { .. }) => Err(format!(
+            "{e}: the records hold every installation's refresh token and are sealed; set \
+             {RECORD_KEYS_VAR}=\"k1:$(openssl rand -base64 32)\" and keep it (a lost key is \
+             every installation lost)"
+        )
+        .into()),
+        Err(e) => Err(format!("{RECORD_KEYS_VAR}: {e}").into()),
+    }
+}
+
+/// The SQLite store at `path`, sealing with `keys`.
+async fn sealed_store(path: &std::path::Path, keys: &Keyring) -> Result<SqliteStore, Failure> {
+    Ok(SqliteStore::open_with(path, SqliteOptions::default().keys(keys.clone())).await?)
 }
 
 /// The data folder: `HOOPAI_DATA_DIR`, the first argument, or a temporary one.
@@ -317,8 +432,14 @@ async fn next_write_failure(
 async fn local_walk() -> Result<(), Failure> {
     let (dir, _temp) = data_dir()?;
     let db = dir.join("grants.sqlite3");
+    let keys = record_keys(true)?;
+    let metrics = install_metrics()?;
     println!("marketplace app against the local fake HighLevel server");
-    println!("  store: SQLite at {}", db.display());
+    println!(
+        "  store: SQLite at {}, records sealed with key {}",
+        db.display(),
+        keys.newest().id()
+    );
 
     // The fake HighLevel, on a loopback port. Its access tokens live 4 s.
     let mut fake = FakeServer::new(CLIENT_ID, CLIENT_SECRET);
@@ -326,6 +447,13 @@ async fn local_walk() -> Result<(), Failure> {
     let webhook_key = fake.webhook_key();
     let fake = Arc::new(Mutex::new(fake));
     let (stop, _) = broadcast::channel::<()>(1);
+    let metrics_addr = serve_metrics(
+        metrics,
+        SocketAddr::from(([127, 0, 0, 1], 0)),
+        stop.subscribe(),
+    )
+    .await?;
+    println!("  metrics: http://{metrics_addr}/metrics");
     let fake_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let fake_url = format!("http://{}", fake_listener.local_addr()?);
     let fake_task = spawn_server(
@@ -351,7 +479,7 @@ async fn local_walk() -> Result<(), Failure> {
         .request_timeout(Duration::from_secs(5));
     let settings = ServiceSettings::new(engine);
     let http_client = ReqwestClient::new(settings.engine())?;
-    let store = SqliteStore::open(&db).await?;
+    let store = sealed_store(&db, &keys).await?;
     let service = TokenService::start(config.clone(), settings, store, http_client).await?;
     let verifier = WebhookVerifier::new(&config).add_key(webhook_key);
     let routes = OAuthRouter::new(service.clone(), [Scope::CONTACTS_READONLY])
@@ -396,10 +524,18 @@ async fn local_walk() -> Result<(), Failure> {
         check(replay == 400, "a replayed callback is refused")?;
     }
     println!("   the same callback again: 400 (the state cookie was cleared)");
+    let ready = browser
+        .get(format!("{app_url}/oauth/readyz"))
+        .send()
+        .await?;
+    let status = ready.status();
+    let body = ready.text().await?;
+    check(status == 200, &format!("/oauth/readyz answered {status}"))?;
+    println!("   readiness: {status} {}", body.trim_end());
 
     // 2. Tokens kept fresh: the engine refreshes ahead of expiry, writes the
     //    new refresh token to SQLite, then hands out the new access token.
-    let store = SqliteStore::open(&db).await?;
+    let store = sealed_store(&db, &keys).await?;
     let mut last = service.access_token("loc-1").await?.fingerprint();
     println!("2. loc-1 access token {last}; expires in 4 s, refreshed 2 s ahead");
     for n in 1..=REFRESHES {
@@ -467,6 +603,10 @@ async fn local_walk() -> Result<(), Failure> {
         .collect();
     check(held == ["loc-1"], "only loc-1 is held")?;
     println!("   grants held: {}", held.join(", "));
+    if std::env::var_os("HOOPAI_PAUSE_BEFORE_SHUTDOWN").is_some() {
+        println!("   paused before shutdown (HOOPAI_PAUSE_BEFORE_SHUTDOWN): press Enter to go on");
+        tokio::task::spawn_blocking(|| std::io::stdin().read_line(&mut String::new())).await??;
+    }
 
     // 4. A graceful shutdown: refreshes in flight finished and written.
     let report = service.shutdown().await;
@@ -494,7 +634,7 @@ async fn local_walk() -> Result<(), Failure> {
         report.finished,
         refresh.fingerprint()
     );
-    store_down_at_shutdown(&dir, &fake, &fake_url).await?;
+    store_down_at_shutdown(&dir, &keys, &fake, &fake_url).await?;
     println!("ok");
     Ok(())
 }
@@ -504,6 +644,7 @@ async fn local_walk() -> Result<(), Failure> {
 ///    does), from which the live refresh token is read back.
 async fn store_down_at_shutdown(
     dir: &std::path::Path,
+    keys: &Keyring,
     fake: &Arc<Mutex<FakeServer>>,
     fake_url: &str,
 ) -> Result<(), Failure> {
@@ -528,7 +669,7 @@ async fn store_down_at_shutdown(
     let settings = ServiceSettings::new(engine).shutdown_grace(Duration::from_secs(1));
     let down = Arc::new(AtomicBool::new(false));
     let store = Failable {
-        inner: SqliteStore::open(dir.join("store-down.sqlite3")).await?,
+        inner: sealed_store(&dir.join("store-down.sqlite3"), keys).await?,
         down: Arc::clone(&down),
     };
     let http_client = ReqwestClient::new(settings.engine())?;
@@ -614,21 +755,33 @@ async fn real_app() -> Result<(), Failure> {
     };
     let (dir, _temp) = data_dir()?;
     let db = dir.join("grants.sqlite3");
+    let keys = record_keys(false)?;
+    let metrics = install_metrics()?;
+    let (stop, _) = broadcast::channel::<()>(1);
+    let metrics_addr = serve_metrics(
+        metrics,
+        SocketAddr::from(([127, 0, 0, 1], 9464)),
+        stop.subscribe(),
+    )
+    .await?;
     let settings = ServiceSettings::new(EngineSettings::default());
     let http_client = ReqwestClient::new(settings.engine())?;
-    let service =
-        TokenService::start(config, settings, SqliteStore::open(&db).await?, http_client).await?;
+    let store = sealed_store(&db, &keys).await?;
+    let service = TokenService::start(config, settings, store, http_client).await?;
     println!(
-        "marketplace app: {} grant(s) restored from {}",
+        "marketplace app: {} grant(s) restored from {} (sealed with key {})",
         service.start_report().restored,
-        db.display()
+        db.display(),
+        keys.newest().id()
     );
+    println!("metrics: http://{metrics_addr}/metrics");
     let routes = OAuthRouter::new(service.clone(), scopes)
         .user_type(user_type)
         .into_router();
     let app = axum::Router::new().nest("/oauth", routes);
     let listener = tokio::net::TcpListener::bind(listen).await?;
     println!("install: http://{listen}/oauth/install   webhook: http://{listen}/oauth/webhook");
+    println!("liveness: http://{listen}/oauth/healthz   readiness: http://{listen}/oauth/readyz");
     println!("serving until Ctrl-C");
     let mut events = service.events();
     let log = tokio::spawn(async move {
@@ -645,6 +798,7 @@ async fn real_app() -> Result<(), Failure> {
     })
     .await?;
     let report = service.shutdown().await;
+    let _ = stop.send(());
     log.abort();
     println!(
         "stopped: {} finished, {} abandoned, {} unwritten",

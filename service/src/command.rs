@@ -7,7 +7,7 @@ use hoopai_oauth::{AccessToken, GrantId, InstalledLocation, TokenSet, WebhookEve
 use tokio::sync::oneshot;
 
 use crate::errors::{ServiceError, TokenError};
-use crate::reports::{GrantChanges, GrantInfo, ShutdownReport};
+use crate::reports::{GrantChanges, GrantInfo, Readiness, ShutdownReport};
 
 /// What a handle asks of the task.
 pub(crate) enum Command {
@@ -49,5 +49,10 @@ pub(crate) enum Command {
     },
     Shutdown {
         reply: oneshot::Sender<ShutdownReport>,
+    },
+    /// Whether the task runs, and (`probe_store`) whether the store answers.
+    Health {
+        probe_store: bool,
+        reply: oneshot::Sender<Readiness>,
     },
 }

@@ -5,6 +5,7 @@
 mod actor;
 mod command;
 mod errors;
+mod health;
 mod installs;
 mod reports;
 #[cfg(feature = "axum")]
@@ -12,12 +13,15 @@ pub mod routes;
 mod service;
 mod settings;
 mod store;
+mod telemetry;
 mod transport;
 
 pub use errors::{CallError, ServiceError, TokenError};
+pub use health::HEALTH_CACHE;
 pub use installs::MAX_SYNC_PAGES;
 pub use reports::{
-    GrantChanges, GrantInfo, ServiceEvent, ShutdownReport, StartReport, WebhookReceived,
+    GrantChanges, GrantInfo, Readiness, ServiceEvent, ShutdownReport, StartReport, StoreProbe,
+    WebhookReceived,
 };
 #[cfg(feature = "axum")]
 pub use routes::OAuthRouter;
@@ -36,3 +40,8 @@ pub use store::{SqliteOptions, SqliteStore, SqliteWebhookIds};
 #[cfg(feature = "reqwest")]
 pub use transport::ReqwestClient;
 pub use transport::{HttpClient, TransportError};
+
+/// The code samples of `docs/metrics.md`, compiled as doc tests.
+#[cfg(all(doctest, feature = "metrics"))]
+#[doc = include_str!("../../docs/metrics.md")]
+pub struct MetricsGuideDoctests;

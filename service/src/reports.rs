@@ -118,3 +118,68 @@ pub struct GrantChanges {
     /// the next start unless deleted.
     pub undeleted: Vec<(GrantId, StoreError)>,
 }
+
+/// What [`TokenService::readiness`](crate::TokenService::readiness) found.
+///
+/// A service exists only once [`TokenService::start`](crate::TokenService::start)
+/// has restored every grant from the store, so the restore is always done
+/// when this is asked; the checks are the two that can fail afterwards.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Readiness {
+    /// The service's task answered, and is neither shutting down nor stopped.
+    pub running: bool,
+    /// What the store did with the probe.
+    pub store: StoreProbe,
+}
+
+impl Readiness {
+    /// Whether the service is ready: running, and its store answered.
+    #[must_use]
+    pub fn is_ready(&self) -> bool {
+        self.failed_check().is_none()
+    }
+
+    /// The first check that failed, `"engine"` or `"store"`; `None` when
+    /// the service is ready.
+    #[must_use]
+    pub fn failed_check(&self) -> Option<&'static str> {
+        if !self.running {
+            Some("engine")
+        } else if self.store != StoreProbe::Answered {
+            Some("store")
+        } else {
+            None
+        }
+    }
+}
+
+/// What the store did with the readiness probe: a delete of a grant id no
+/// store can hold (longer than [`MAX_GRANT_ID_BYTES`](crate::MAX_GRANT_ID_BYTES)),
+/// so it goes through the store's write path and can never touch a record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum StoreProbe {
+    /// It answered within the probe timeout.
+    Answered,
+    /// It answered with an error (logged with the store's message).
+    Failed,
+    /// It did not answer within the probe timeout, or the previous probe
+    /// has not returned yet (only one runs at a time).
+    TimedOut,
+    /// Not asked: the service is not running.
+    NotAsked,
+}
+
+impl StoreProbe {
+    /// A short fixed name: `ok`, `failed`, `timed_out`, `not_asked`.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StoreProbe::Answered => "ok",
+            StoreProbe::Failed => "failed",
+            StoreProbe::TimedOut => "timed_out",
+            StoreProbe::NotAsked => "not_asked",
+        }
+    }
+}

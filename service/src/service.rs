@@ -1,6 +1,7 @@
 //! The token service: a cheap, cloneable handle on a task that owns the engine.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
 use hoopai_oauth::{
@@ -12,7 +13,8 @@ use tokio::sync::{broadcast, mpsc, oneshot};
 use crate::actor;
 use crate::command::Command;
 use crate::errors::{CallError, ServiceError, TokenError};
-use crate::reports::{GrantInfo, ServiceEvent, ShutdownReport, StartReport};
+use crate::health::{HealthCache, NOT_RUNNING};
+use crate::reports::{GrantInfo, Readiness, ServiceEvent, ShutdownReport, StartReport};
 use crate::settings::ServiceSettings;
 use crate::store::{GrantStore, WebhookIds};
 use crate::transport::{DynHttpClient, HttpClient};
@@ -26,6 +28,10 @@ pub(crate) struct Inner {
     pub(crate) started: StartReport,
     /// The store's memory of webhook ids, if it has one for every process.
     pub(crate) webhook_ids: Option<Arc<dyn WebhookIds>>,
+    pub(crate) probe_timeout: Duration,
+    pub(crate) health: HealthCache,
+    /// Set once `shutdown` was called on any handle.
+    pub(crate) stopping: AtomicBool,
 }
 
 /// Keeps the access tokens of many grants fresh, from one tokio task that
@@ -99,6 +105,9 @@ impl TokenService {
                 wait: settings.wait,
                 started,
                 webhook_ids,
+                probe_timeout: settings.probe_timeout,
+                health: HealthCache::default(),
+                stopping: AtomicBool::new(false),
             }),
         })
     }
@@ -337,8 +346,49 @@ impl TokenService {
     /// still waiting get [`TokenError::Stopped`]. Later calls on any handle
     /// fail with `Stopped`.
     pub async fn shutdown(&self) -> ShutdownReport {
+        self.inner.stopping.store(true, Ordering::Release);
         self.call(|reply| Command::Shutdown { reply })
             .await
             .unwrap_or_default()
+    }
+
+    /// Whether the service is ready to serve, for a readiness check (the
+    /// `/readyz` route of [`OAuthRouter`](crate::OAuthRouter) answers with
+    /// it): its task runs (it is not shutting down or stopped), and its
+    /// store answered a probe within
+    /// [`ServiceSettings::probe_timeout`](crate::ServiceSettings::probe_timeout).
+    /// The restore is done: a service exists only after it.
+    ///
+    /// The probe is a delete of a grant id no store can hold
+    /// ([`StoreProbe`](crate::StoreProbe)): it takes the store's write path,
+    /// so a SQLite file locked by another writer, or a locked Postgres
+    /// table, fails it. An answer is kept for
+    /// [`HEALTH_CACHE`](crate::HEALTH_CACHE); concurrent callers share one
+    /// check, and one probe runs at a time.
+    pub async fn readiness(&self) -> Readiness {
+        if self.inner.stopping.load(Ordering::Acquire) {
+            return NOT_RUNNING;
+        }
+        self.inner.health.readiness(self.ask_health(true)).await
+    }
+
+    /// Whether the service's task answers, for a liveness check (the
+    /// `/healthz` route): `false` once it stopped or while it shuts down
+    /// (it then reads no command), or if it did not answer within
+    /// [`ServiceSettings::probe_timeout`](crate::ServiceSettings::probe_timeout).
+    /// The store is not asked. An answer is kept for
+    /// [`HEALTH_CACHE`](crate::HEALTH_CACHE).
+    pub async fn is_alive(&self) -> bool {
+        self.inner.health.alive(self.ask_health(false)).await
+    }
+
+    /// Asks the task how it is; `None` without an answer in time (the task
+    /// answers by the probe timeout: this bounds a task gone or stuck).
+    async fn ask_health(&self, probe_store: bool) -> Option<Readiness> {
+        let asked = self.call(|reply| Command::Health { probe_store, reply });
+        tokio::time::timeout(self.inner.probe_timeout * 2, asked)
+            .await
+            .ok()
+            .flatten()
     }
 }

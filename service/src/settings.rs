@@ -16,6 +16,7 @@ pub struct ServiceSettings {
     pub(crate) page_size: usize,
     pub(crate) event_capacity: usize,
     pub(crate) store_timeout: Duration,
+    pub(crate) probe_timeout: Duration,
 }
 
 impl ServiceSettings {
@@ -27,7 +28,8 @@ impl ServiceSettings {
     /// - 1,024 events are buffered per subscriber;
     /// - every store call is reported failed if it has not completed 10 s
     ///   after it was asked (a failed write is written again on the engine's
-    ///   backoff).
+    ///   backoff);
+    /// - the readiness probe of the store must answer within 2 s.
     pub fn new(engine: EngineSettings) -> Self {
         let timeout = engine.timeout();
         ServiceSettings {
@@ -37,6 +39,7 @@ impl ServiceSettings {
             page_size: DEFAULT_PAGE_SIZE,
             event_capacity: 1024,
             store_timeout: Duration::from_secs(10),
+            probe_timeout: Duration::from_secs(2),
         }
     }
 
@@ -77,6 +80,16 @@ impl ServiceSettings {
     /// come first. At least 10 ms.
     pub fn store_timeout(mut self, timeout: Duration) -> Self {
         self.store_timeout = timeout.max(Duration::from_millis(10));
+        self
+    }
+
+    /// How long the store has to answer the readiness probe of
+    /// [`TokenService::readiness`](crate::TokenService::readiness) (default
+    /// 2 s, at least 10 ms); the service's task must answer
+    /// [`TokenService::is_alive`](crate::TokenService::is_alive) within it
+    /// too.
+    pub fn probe_timeout(mut self, timeout: Duration) -> Self {
+        self.probe_timeout = timeout.max(Duration::from_millis(10));
         self
     }
 

@@ -13,6 +13,7 @@ use tokio::sync::oneshot;
 use crate::errors::{ServiceError, TokenError};
 use crate::reports::GrantChanges;
 use crate::store::StoreError;
+use crate::telemetry;
 
 /// A caller of `access_token` waiting for a token.
 pub(super) struct Waiter {
@@ -100,7 +101,9 @@ impl Callers {
         }
         match answer(engine, grant) {
             Some(result) => {
+                let outcome = if result.is_ok() { "ready" } else { "error" };
                 for w in waiters {
+                    telemetry::token_wait(w.asked_at.elapsed(), outcome);
                     let _ = w.reply.send(result.clone());
                 }
             }
@@ -141,7 +144,14 @@ impl Callers {
                     kept.push(w);
                     continue;
                 }
-                let answer = decide(engine, &grant, true).unwrap_or_else(|| {
+                let answer = decide(engine, &grant, true);
+                let outcome = match &answer {
+                    Some(Ok(_)) => "ready",
+                    Some(Err(_)) => "error",
+                    None => "timed_out",
+                };
+                telemetry::token_wait(now.duration_since(w.asked_at), outcome);
+                let answer = answer.unwrap_or_else(|| {
                     let last_failure = engine
                         .grants()
                         .get(grant.as_str())

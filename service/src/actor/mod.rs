@@ -34,12 +34,14 @@ use tracing::Instrument;
 
 use crate::command::Command;
 use crate::errors::{ServiceError, TokenError};
-use crate::reports::{GrantInfo, ServiceEvent, ShutdownReport, StartReport};
+use crate::reports::{GrantInfo, Readiness, ServiceEvent, ShutdownReport, StartReport, StoreProbe};
 use crate::settings::ServiceSettings;
 use crate::store::{CorruptRecord, GrantStore, StoreError};
+use crate::telemetry::{self, Gauges};
 use crate::transport::{HttpClient, TransportError};
 
 mod callers;
+mod health;
 mod installs;
 mod store_io;
 
@@ -61,6 +63,8 @@ struct Actor<S, H> {
     sends: JoinSet<Answer>,
     io: StoreIo<S>,
     stopping: Option<Stopping>,
+    gauges: Gauges,
+    prober: health::Prober<S>,
 }
 
 struct Stopping {
@@ -134,7 +138,10 @@ pub(crate) async fn start<S: GrantStore, H: HttpClient>(
         "grants restored"
     );
     let (tx, rx) = mpsc::channel(1024);
+    telemetry::describe();
     let actor = Actor {
+        gauges: Gauges::new(&engine),
+        prober: health::Prober::new(Arc::clone(&store), settings.probe_timeout),
         engine,
         io: StoreIo::new(store, settings.store_timeout),
         http,
@@ -156,6 +163,7 @@ impl<S: GrantStore, H: HttpClient> Actor<S, H> {
     async fn run(mut self, mut commands: mpsc::Receiver<Command>) {
         loop {
             self.drain();
+            self.gauges.update(&self.engine);
             if let Some(stopping) = &self.stopping {
                 let stats = self.engine.stats();
                 let done = stats.in_flight == 0 && stats.unwritten == 0 && self.io.is_idle();
@@ -193,6 +201,7 @@ impl<S: GrantStore, H: HttpClient> Actor<S, H> {
             self.callers.next_deadline(),
             self.io.next_deadline(),
             self.stopping.as_ref().map(|s| s.deadline),
+            self.gauges.next_wake(),
         ]
         .into_iter()
         .flatten()
@@ -212,6 +221,7 @@ impl<S: GrantStore, H: HttpClient> Actor<S, H> {
 
     fn command(&mut self, command: Command) {
         let now = SystemTime::now();
+        self.gauges.touch();
         match command {
             Command::Token {
                 grant,
@@ -278,9 +288,22 @@ impl<S: GrantStore, H: HttpClient> Actor<S, H> {
             } => self.sync(&company_grant, &company_id, &installed, reply),
             Command::TakeBudget { reply } => {
                 let free = self.engine.count_request(None, now).unwrap_or(None);
+                if free.is_none() {
+                    self.gauges.sent();
+                }
                 let _ = reply.send(free);
             }
             Command::Shutdown { reply } => self.begin_stop(Some(reply)),
+            Command::Health { probe_store, reply } => {
+                if probe_store {
+                    self.prober.probe(reply);
+                } else {
+                    let _ = reply.send(Readiness {
+                        running: self.stopping.is_none(),
+                        store: StoreProbe::NotAsked,
+                    });
+                }
+            }
         }
     }
 
@@ -321,6 +344,7 @@ impl<S: GrantStore, H: HttpClient> Actor<S, H> {
 
     fn drain(&mut self) {
         while let Some(output) = self.engine.poll_output(SystemTime::now()) {
+            self.gauges.touch();
             match output {
                 Output::Persist {
                     record, replaces, ..
@@ -337,7 +361,10 @@ impl<S: GrantStore, H: HttpClient> Actor<S, H> {
                     request,
                     not_after,
                     ..
-                } => self.send(id, grant, request, not_after),
+                } => {
+                    self.gauges.sent();
+                    self.send(id, grant, request, not_after);
+                }
                 Output::Event(event) => self.event(event),
                 _ => {}
             }
@@ -354,6 +381,7 @@ impl<S: GrantStore, H: HttpClient> Actor<S, H> {
         if SystemTime::now() > not_after {
             // Too late for the lease that covers it: never sent, so not spent.
             tracing::debug!(grant = %grant, request = %id, "refresh not dispatched in time");
+            telemetry::not_dispatched();
             let _ = self
                 .engine
                 .handle_send(id, SendOutcome::NotDispatched, SystemTime::now());
@@ -364,10 +392,12 @@ impl<S: GrantStore, H: HttpClient> Actor<S, H> {
         let span = tracing::info_span!("refresh", grant = %grant, request = %id);
         self.sends.spawn(
             async move {
+                let began = Instant::now();
                 let answer = match tokio::time::timeout(timeout, http.send(request)).await {
                     Ok(answer) => answer,
                     Err(_) => Err(TransportError::TimedOut),
                 };
+                telemetry::answered(began.elapsed(), &answer);
                 match &answer {
                     Ok(r) => tracing::debug!(status = r.status().as_u16(), "answered"),
                     Err(e) => tracing::warn!(error = %e, "no answer"),
@@ -382,8 +412,12 @@ impl<S: GrantStore, H: HttpClient> Actor<S, H> {
         if let Some(s) = &mut self.stopping {
             s.finished += 1;
         }
+        self.gauges.touch();
         let outcome = match answer {
-            Ok(response) => SendOutcome::Response(response),
+            Ok(response) => {
+                self.gauges.answered(&response);
+                SendOutcome::Response(response)
+            }
             Err(e) => SendOutcome::TransportError(e.to_string()),
         };
         if let Err(e) = self.engine.handle_send(id, outcome, SystemTime::now()) {
@@ -400,6 +434,7 @@ impl<S: GrantStore, H: HttpClient> Actor<S, H> {
             late,
         } = report;
         let now = SystemTime::now();
+        self.gauges.touch();
         match outcome {
             Outcome::Write(outcome) => {
                 if late {
@@ -434,6 +469,7 @@ impl<S: GrantStore, H: HttpClient> Actor<S, H> {
     }
 
     fn event(&mut self, event: EngineEvent) {
+        telemetry::event(&event);
         let Some(grant) = event.grant().cloned() else {
             // About the engine as a whole (the shared request budget).
             match &event {
@@ -482,6 +518,7 @@ impl<S: GrantStore, H: HttpClient> Actor<S, H> {
     }
 
     fn finish(mut self) {
+        self.gauges.stopped(&self.engine);
         self.sends.abort_all();
         self.io.abort();
         self.callers.stop();

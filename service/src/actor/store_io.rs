@@ -24,6 +24,7 @@ use hoopai_oauth::{GrantId, GrantRecord, StoreFailure, WriteOutcome};
 use tokio::task::JoinSet;
 
 use crate::store::{GrantStore, StoreError};
+use crate::telemetry;
 
 /// A store call the engine asked for.
 pub(super) enum Op {
@@ -144,12 +145,20 @@ impl<S: GrantStore> StoreIo<S> {
         let store = Arc::clone(&self.store);
         self.tasks.spawn(async move {
             let outcome = match op {
-                Op::Write { record, replaces } => Outcome::Write(
-                    store
-                        .compare_and_swap(&record, replaces)
-                        .await
-                        .unwrap_or_else(|e| WriteOutcome::Failed(StoreFailure::new(e))),
-                ),
+                Op::Write { record, replaces } => {
+                    let began = Instant::now();
+                    let result = store.compare_and_swap(&record, replaces).await;
+                    let took = began.elapsed();
+                    telemetry::store_write(took, &result);
+                    match &result {
+                        Err(e) => tracing::debug!(grant = %grant, version = record.version, error = %e, took_us = took.as_micros() as u64, "store write failed"),
+                        Ok(WriteOutcome::Written) => tracing::debug!(grant = %grant, version = record.version, took_us = took.as_micros() as u64, "store write"),
+                        Ok(_) => tracing::debug!(grant = %grant, version = record.version, took_us = took.as_micros() as u64, "store write lost its compare-and-swap"),
+                    }
+                    Outcome::Write(
+                        result.unwrap_or_else(|e| WriteOutcome::Failed(StoreFailure::new(e))),
+                    )
+                }
                 Op::Load => Outcome::Load(store.load(&grant).await.map_err(StoreFailure::new)),
                 Op::Delete => Outcome::Delete(store.delete(&grant).await),
             };
@@ -236,6 +245,7 @@ impl<S: GrantStore> StoreIo<S> {
             pending.reported = true;
             let grant = pending.grant.clone();
             let kind = pending.kind;
+            telemetry::store_timed_out(kind);
             let version = pending.version;
             let failure = StoreFailure::new(format!(
                 "the store did not complete a {kind} within {} ms",

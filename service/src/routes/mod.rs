@@ -7,6 +7,7 @@
 //! | `POST /webhook` | verifies the signed delivery over its raw bytes, refuses replays, and acts on it: see [`webhook`] |
 //! | `GET /install` | draws a fresh `state` (16 random bytes from the OS), binds it to the browser with a signed cookie, and redirects (`302`) to the consent page: see [`binding`] |
 //! | `GET /callback` | checks the `state` against the browser's cookie (signed, unexpired, the same nonce; compared in constant time), exchanges the `code`, stores the grant, and answers `200` (or redirects to your success page) |
+//! | `GET /healthz`, `GET /readyz` | liveness and readiness (`200` or `503` with a short JSON body): see [`health`] |
 //!
 //! ```no_run
 //! # async fn run(service: hoopai_oauth_service::TokenService) -> std::io::Result<()> {
@@ -56,14 +57,18 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::middleware::from_fn_with_state;
+use axum::http::StatusCode;
+use axum::middleware::{from_fn_with_state, map_response};
+use axum::response::Response;
 use axum::routing::{get, post};
 use hoopai_oauth::{Scope, UserType, WebhookVerifier};
 
 use crate::service::TokenService;
+use crate::telemetry;
 
 pub mod binding;
 mod callback;
+pub mod health;
 mod respond;
 pub mod server;
 pub mod throttle;
@@ -90,6 +95,8 @@ pub struct OAuthRouter {
     callback_limits: RouteLimits,
     client_address: ClientAddress,
     webhook: WebhookRoute,
+    healthz_path: String,
+    readyz_path: String,
 }
 
 impl OAuthRouter {
@@ -118,6 +125,8 @@ impl OAuthRouter {
             install_limits: RouteLimits::install_default(),
             callback_limits: RouteLimits::callback_default(),
             client_address: ClientAddress::Peer,
+            healthz_path: "/healthz".to_owned(),
+            readyz_path: "/readyz".to_owned(),
         }
     }
 
@@ -209,13 +218,30 @@ impl OAuthRouter {
         self
     }
 
-    /// The router: `GET /install`, `GET /callback` and `POST /webhook`.
+    /// The liveness route's path (default `/healthz`), within the router.
+    pub fn healthz_path(mut self, path: impl Into<String>) -> Self {
+        self.healthz_path = path.into();
+        self
+    }
+
+    /// The readiness route's path (default `/readyz`), within the router.
+    pub fn readyz_path(mut self, path: impl Into<String>) -> Self {
+        self.readyz_path = path.into();
+        self
+    }
+
+    /// The router: `GET /install`, `GET /callback`, `POST /webhook`,
+    /// `GET /healthz` and `GET /readyz`.
     pub fn into_router(self) -> Router {
         let webhook = Arc::new(WebhookState {
             route: self.webhook.clone(),
             service: self.service.clone(),
         });
         let path = self.webhook.path.clone();
+        let health = Router::new()
+            .route(&self.healthz_path, get(health::healthz))
+            .route(&self.readyz_path, get(health::readyz))
+            .with_state(self.service.clone());
         let key = match self.state_key.clone().map_or_else(StateKey::generate, Ok) {
             Ok(key) => Some(key),
             Err(e) => {
@@ -243,6 +269,7 @@ impl OAuthRouter {
         let hooks = Router::new()
             .route(&path, post(webhook::webhook))
             .layer(DefaultBodyLimit::max(webhook::BODY_LIMIT))
+            .layer(map_response(count_too_large))
             .with_state(webhook);
         Router::new()
             .route(
@@ -257,7 +284,17 @@ impl OAuthRouter {
             )
             .with_state(shared)
             .merge(hooks)
+            .merge(health)
     }
+}
+
+/// Counts the webhook deliveries refused for their size before the route
+/// ran (the body limit answers `413` itself).
+async fn count_too_large(response: Response) -> Response {
+    if response.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        telemetry::webhook("too_large");
+    }
+    response
 }
 
 struct Routes {

@@ -30,6 +30,7 @@ use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultDirectRateLimiter, DefaultKeyedRateLimiter, NotUntil, Quota};
 
 use super::respond::text;
+use crate::telemetry;
 
 /// A rate: `burst` requests at once, then one more every `every`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -269,8 +270,21 @@ impl Throttle {
     }
 }
 
+/// What a route's answer says of the request, as a metric label
+/// (`hoopai_route_requests_total`).
+fn outcome(route: &str, status: StatusCode) -> &'static str {
+    match (route, status.as_u16()) {
+        ("install", 302) => "consent_redirect",
+        ("callback", 200 | 302) => "installed",
+        (_, 400) => "refused",
+        (_, 502) => "exchange_failed",
+        (_, 500..=599) => "error",
+        _ => "other",
+    }
+}
+
 /// The middleware: `429` with `Retry-After` (whole seconds, at least 1)
-/// when over a limit, else the route.
+/// when over a limit, else the route; each answer is counted by outcome.
 pub(crate) async fn throttle(
     State(throttle): State<Arc<Throttle>>,
     request: Request,
@@ -278,8 +292,13 @@ pub(crate) async fn throttle(
 ) -> Response {
     let client = throttle.address.of(&request);
     match throttle.check(client) {
-        Ok(()) => next.run(request).await,
+        Ok(()) => {
+            let response = next.run(request).await;
+            telemetry::route(throttle.route, outcome(throttle.route, response.status()));
+            response
+        }
         Err(wait) => {
+            telemetry::route(throttle.route, "throttled");
             let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
             let secs = secs.max(1);
             tracing::debug!(route = throttle.route, retry_after = secs, "throttled");

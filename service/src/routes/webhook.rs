@@ -73,6 +73,7 @@ use crate::errors::ServiceError;
 use crate::reports::{ServiceEvent, WebhookReceived};
 use crate::service::TokenService;
 pub use crate::store::{ForgetFuture, RecordFuture, WebhookIds};
+use crate::telemetry;
 
 use super::respond::text;
 
@@ -128,7 +129,13 @@ fn status_of(kind: ErrorKind) -> StatusCode {
 /// capped detail.
 fn refuse(error: &hoopai_oauth::Error) -> Response {
     let status = status_of(error.kind());
-    tracing::warn!(status = status.as_u16(), kind = ?error.kind(), %error, "webhook refused");
+    telemetry::webhook_refused(error.kind());
+    if error.kind() == ErrorKind::WebhookReplayed {
+        // Most often the sender retrying after a lost answer.
+        tracing::info!(%error, "webhook already accepted: not acted on again");
+    } else {
+        tracing::warn!(status = status.as_u16(), kind = ?error.kind(), %error, "webhook refused");
+    }
     let body = match error.kind() {
         ErrorKind::WebhookReplayed => "duplicate: already accepted\n".to_owned(),
         kind => format!("refused: {}\n", kind.as_str()),
@@ -160,6 +167,7 @@ pub(crate) async fn webhook(
                 Ok(recorded) => recorded,
                 Err(e) => {
                     tracing::error!(error = %e, "the seen-webhook store failed");
+                    telemetry::webhook("store_failed");
                     return text(
                         StatusCode::INTERNAL_SERVER_ERROR,
                         "seen-webhook store failed\n",
@@ -206,6 +214,7 @@ async fn act(service: &TokenService, event: WebhookEvent) -> Response {
         Ok(changes) => changes,
         Err(e @ ServiceError::OAuth(_)) => {
             tracing::warn!(error = %e, "webhook refused by the engine");
+            telemetry::webhook("unnamable");
             return text(
                 StatusCode::BAD_REQUEST,
                 "refused: the ids of this event cannot name grants\n",
@@ -213,6 +222,7 @@ async fn act(service: &TokenService, event: WebhookEvent) -> Response {
         }
         Err(e) => {
             tracing::warn!(error = %e, "webhook not acted on");
+            telemetry::webhook("stopping");
             return text(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "the service is stopping: retry later\n",
@@ -234,6 +244,7 @@ async fn act(service: &TokenService, event: WebhookEvent) -> Response {
     if let Some((grant, e)) = changes.undeleted.first() {
         // Forgotten in memory; the record may still be stored.
         tracing::error!(grant = %grant, error = %e, undeleted = changes.undeleted.len(), "uninstall: a record could not be deleted");
+        telemetry::webhook("delete_failed");
         return text(
             StatusCode::INTERNAL_SERVER_ERROR,
             "a record could not be deleted: retry later\n",
@@ -244,6 +255,7 @@ async fn act(service: &TokenService, event: WebhookEvent) -> Response {
         changes.added.len(),
         changes.removed.len()
     );
+    telemetry::webhook("accepted");
     service.publish(ServiceEvent::Webhook(Box::new(WebhookReceived {
         event,
         removed: changes.removed,

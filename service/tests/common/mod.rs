@@ -6,6 +6,7 @@ pub mod contract;
 pub mod env;
 pub mod fake_http;
 pub mod pg;
+pub mod prometheus;
 pub mod webhook_db;
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
