@@ -224,13 +224,63 @@ pub fn error_shape(e: &Error) -> Shape<'static> {
         s.opt_text("detail", e.detail());
         s.opt_text("excerpt", e.excerpt());
         if let Some(why) = e.unreadable_reason() {
-            s.text("unreadableReason", format!("{why:?}"));
+            s.text("unreadableReason", unreadable_name(why));
         }
         if let Some(rt) = e.rescued_refresh_token() {
             s.text("rescuedRefreshTokenRedacted", rt.to_string());
         }
     }
     s
+}
+
+/// The name of why a body was unreadable, as its Rust variant.
+fn unreadable_name(why: hoopai_oauth::Unreadable) -> &'static str {
+    use hoopai_oauth::Unreadable;
+    match why {
+        Unreadable::Empty => "Empty",
+        Unreadable::NotJson => "NotJson",
+        Unreadable::Truncated => "Truncated",
+        Unreadable::TooLarge => "TooLarge",
+        Unreadable::UnexpectedShape => "UnexpectedShape",
+        _ => "Other",
+    }
+}
+
+/// A JavaScript number as text, for messages, without the float formatting
+/// code (a tenth of the module): whole numbers as integers, up to six
+/// decimals otherwise.
+#[must_use]
+pub fn number_text(v: f64) -> String {
+    if v.is_nan() {
+        return "NaN".to_owned();
+    }
+    if v.is_infinite() {
+        return if v > 0.0 { "Infinity" } else { "-Infinity" }.to_owned();
+    }
+    let sign = if v < 0.0 { "-" } else { "" };
+    let a = v.abs();
+    if a >= 1e18 {
+        return format!("{sign}more than 10^18");
+    }
+    // Below 10^18: the whole part fits a u64.
+    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+    let whole = a.trunc() as u64;
+    let mut frac = a.fract();
+    let mut digits = String::new();
+    while frac > 1e-9 && digits.len() < 6 {
+        frac *= 10.0;
+        // A digit from 0 to 9.
+        #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+        let d = frac.trunc() as u8;
+        digits.push(char::from(b'0' + d.min(9)));
+        frac = frac.fract();
+    }
+    let digits = digits.trim_end_matches('0');
+    if digits.is_empty() {
+        format!("{sign}{whole}")
+    } else {
+        format!("{sign}{whole}.{digits}")
+    }
 }
 
 /// The lowercase name of a class.
@@ -256,7 +306,8 @@ const MAX_DATE_MS: f64 = 8.64e15;
 pub fn instant(ms: f64) -> Result<SystemTime, Failure> {
     if !ms.is_finite() || !(0.0..=MAX_DATE_MS).contains(&ms) {
         return Err(Failure::Input(format!(
-            "a time must be milliseconds since the Unix epoch (Date.now()), not {ms}"
+            "a time must be milliseconds since the Unix epoch (Date.now()), not {}",
+            number_text(ms)
         )));
     }
     // In range and finite: the cast cannot truncate anything but the fraction.
@@ -264,7 +315,7 @@ pub fn instant(ms: f64) -> Result<SystemTime, Failure> {
     let whole = ms as u64;
     UNIX_EPOCH
         .checked_add(Duration::from_millis(whole))
-        .ok_or_else(|| Failure::Input(format!("the time {ms} is out of range")))
+        .ok_or_else(|| Failure::Input(format!("the time {} is out of range", number_text(ms))))
 }
 
 /// A `SystemTime` as milliseconds since the Unix epoch.
@@ -298,7 +349,8 @@ pub fn response(
         .flatten()
         .ok_or_else(|| {
             Failure::Input(format!(
-                "the status must be a whole number from 100 to 999, not {status}"
+                "the status must be a whole number from 100 to 999, not {}",
+                number_text(status)
             ))
         })?;
     let mut response = Response::new(body);

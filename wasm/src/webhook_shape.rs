@@ -48,9 +48,9 @@ fn payload(p: &WebhookPayload) -> Shape<'static> {
                     t.text("companyId", company_id.as_str());
                     t.value("locationIds", Value::List(location_ids.clone()));
                 }
-                other => {
+                _ => {
                     t.text("type", "other");
-                    t.text("detail", format!("{other:?}"));
+                    t.text("detail", "a kind this module does not know");
                 }
             }
             s.object("target", t);
@@ -84,9 +84,9 @@ fn payload(p: &WebhookPayload) -> Shape<'static> {
                     t.text("type", "company");
                     t.text("companyId", company_id.as_str());
                 }
-                other => {
+                _ => {
                     t.text("type", "other");
-                    t.text("detail", format!("{other:?}"));
+                    t.text("detail", "a kind this module does not know");
                 }
             }
             s.object("target", t);

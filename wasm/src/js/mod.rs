@@ -8,6 +8,9 @@
 //! - [`engine`]: `Engine`, the token lifecycle engine;
 //! - [`webhook`]: `WebhookVerifier`, `SeenWebhooks`, `WebhookEvent`.
 
+// The token-only build uses some of the helpers only.
+#![cfg_attr(not(feature = "full"), allow(dead_code))]
+
 use std::time::SystemTime;
 
 use js_sys::{Array, Object, Reflect, Uint8Array};
@@ -103,7 +106,8 @@ pub(crate) fn whole_number(value: f64, name: &str, max: u64) -> Result<u64, JsVa
     let top = max as f64;
     if value.fract() != 0.0 || !(0.0..=top).contains(&value) {
         return Err(input_error(format!(
-            "{name} must be a whole number from 0 to {max}, not {value}"
+            "{name} must be a whole number from 0 to {max}, not {}",
+            shape::number_text(value)
         )));
     }
     // Whole and in range.

@@ -150,3 +150,21 @@ fn times_round_trip_through_milliseconds() {
     // The fraction of a millisecond is dropped.
     assert_eq!(instant(1.9).unwrap(), UNIX_EPOCH + Duration::from_millis(1));
 }
+
+#[test]
+fn numbers_in_messages_read_as_javascript_prints_them() {
+    use super::number_text;
+    for (v, text) in [
+        (0.0, "0"),
+        (200.5, "200.5"),
+        (-200.0, "-200"),
+        (1.9, "1.9"),
+        (8.7e15, "8700000000000000"),
+        (f64::NAN, "NaN"),
+        (f64::INFINITY, "Infinity"),
+        (f64::NEG_INFINITY, "-Infinity"),
+        (1e300, "more than 10^18"),
+    ] {
+        assert_eq!(number_text(v), text, "{v}");
+    }
+}
