@@ -7,7 +7,7 @@
 #    Cargo.lock (`--target web`: one ES module for Node and for workerd),
 #    installed under target/tools when absent;
 # 3. the npm development packages from package-lock.json (`npm ci`): binaryen
-#    for wasm-opt, miniflare for the workerd tests;
+#    for wasm-opt, miniflare for the workerd tests, typescript for the types;
 # 4. `wasm-opt -Oz` over each module, in place: pkg/ (everything) and
 #    pkg-token/ (token-only) are what the package ships;
 # 5. prints the sizes, raw and gzip -9.
@@ -35,7 +35,7 @@ if [ "$(wasm-bindgen --version 2>/dev/null || true)" != "wasm-bindgen $version" 
     fi
 fi
 
-echo "== build: npm ci (binaryen, miniflare)"
+echo "== build: npm ci (binaryen, miniflare, typescript)"
 # --ignore-scripts: nothing here needs an install script (workerd's binary
 # comes in its platform package), and none runs code at install.
 npm ci --ignore-scripts --no-audit --no-fund --loglevel=error

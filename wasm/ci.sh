@@ -4,7 +4,7 @@
 # 1. this crate's cargo fmt, clippy (host; wasm32 with everything and
 #    token-only), host tests (the shapes JavaScript receives) and docs;
 # 2. build.sh: the module twice, the glue, npm ci (from package-lock.json),
-#    wasm-opt -Oz, the sizes;
+#    wasm-opt -Oz, the sizes; the TypeScript declarations checked by tsc;
 # 3. node --test: the module without a network, then against the fake
 #    HighLevel server (the hoopai-fake binary, fake/): the driver, the README's
 #    Node sample, and the Worker under workerd (miniflare);
@@ -39,6 +39,9 @@ RUSTDOCFLAGS="-D warnings" cargo doc --locked --no-deps
 
 step "build (build.sh)"
 bash build.sh
+
+step "the TypeScript declarations (tsc over tests/types.check.ts)"
+node_modules/.bin/tsc -p tests/tsconfig.json
 
 step "the module without a network (node --test)"
 node --test tests/module.test.mjs
