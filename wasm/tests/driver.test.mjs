@@ -317,6 +317,39 @@ test("the file store: compare-and-swap under a lock, and a restart that restores
   }
 });
 
+test("two services on one file store (shared-store mode): one refresh for both, under a lease", async () => {
+  const dir = mkdtempSync(path.join(tmpdir(), "hoopai-shared-"));
+  try {
+    const h = await fake.admin("POST", "installs", { type: "location", companyId: "company-6", locationId: "loc-6" });
+    secrets.add(h.code);
+    const shared = (holder) => ({
+      engine: { sharedStore: { holder, leaseMs: 10_000 }, requestTimeoutMs: 5_000, rereadIntervalMs: 200 },
+    });
+    const a = service(new FileStore(dir), shared("process-a"));
+    await a.exchangeCode(h.code);
+    const b = service(new FileStore(dir), shared("process-b"));
+    assert.deepEqual(await b.ready, { restored: 1, corrupt: [] });
+    const token = await a.accessToken("loc-6");
+    assert.equal(await b.accessToken("loc-6"), token);
+    secrets.add(token);
+    const before = await fake.stats();
+    // Both are told the token was refused, at once: one of them leases and refreshes,
+    // the other loses the compare-and-swap, waits, and adopts the new tokens from the store.
+    const [fromA, fromB] = await Promise.all([a.tokenAfter401("loc-6", token), b.tokenAfter401("loc-6", token)]);
+    secrets.add(fromA);
+    assert.notEqual(fromA, token);
+    assert.equal(fromB, fromA);
+    assert.equal((await fake.stats()).refreshes - before.refreshes, 1, "one refresh");
+    const events = [...a.events, ...b.events];
+    assert.ok(events.some((e) => e.type === "lease-held-elsewhere" || e.type === "adopted"), "the loser waited for the winner");
+    for (const json of await new FileStore(dir).loadAll()) keepSecretsOf(json);
+    await a.shutdown();
+    await b.shutdown();
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
 test("after shutdown nothing starts, and callers are told so", async () => {
   const svc = service(new WatchedStore());
   await svc.ready;
