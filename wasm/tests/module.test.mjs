@@ -1,20 +1,14 @@
 // The JavaScript layer of the module, without a network: what a request, a
-// token and an error look like from JavaScript, where their secrets are, and
-// the typed errors for unusable arguments. Run: node --test wasm/test.mjs
-// (after wasm-bindgen has written wasm/pkg; HOOPAI_WASM_PKG overrides it).
+// token and an error look like from JavaScript, where their secrets are, the
+// typed errors for unusable arguments, and the engine's inputs refused when
+// unusable. Run: node --test wasm/tests/module.test.mjs (after wasm/build.sh).
 
 import assert from "node:assert/strict";
-import { createRequire } from "node:module";
-import path from "node:path";
 import { test } from "node:test";
-import { fileURLToPath } from "node:url";
 import { inspect } from "node:util";
 
-const here = path.dirname(fileURLToPath(import.meta.url));
-const pkgDir = process.env.HOOPAI_WASM_PKG ?? path.join(here, "pkg");
-const { OAuthClient, parseTokenResponse, redact, maxBodyBytes } = createRequire(import.meta.url)(
-  path.join(pkgDir, "hoopai_oauth_wasm.js"),
-);
+import { Engine, OAuthClient, maxBodyBytes, parseTokenResponse, redact } from "../js/node.mjs";
+import * as tokenOnly from "../js/token-only.node.mjs";
 
 const CLIENT_SECRET = "test-client-secret-placeholder-0001";
 const REFRESH = "rt-test-placeholder-00000000000000000001";
@@ -142,4 +136,63 @@ test("unusable arguments are typed errors, and no token is sent as 'undefined'",
   const config = oauthError(() => new OAuthClient("c-1", CLIENT_SECRET, "http://example.com"));
   assert.equal(config.kind, "invalid configuration");
   assert.ok(!config.message.includes(CLIENT_SECRET));
+});
+
+test("the engine refuses unusable inputs with typed errors, and loses nothing", () => {
+  const engine = new Engine(client, { jitterSeed: 1n });
+  const token = parseTokenResponse(
+    200,
+    [],
+    json({ access_token: ACCESS, refresh_token: NEW_REFRESH, expires_in: 86399 }),
+    1_767_225_600_000,
+  );
+  engine.insert("loc-1", token, 1_767_225_600_000);
+  const persist = engine.pollOutput(1_767_225_600_000);
+  assert.equal(persist.type, "persist");
+  assert.deepEqual(Object.keys(persist), ["type", "grant", "version", "replaces", "refresh", "status", "expiresAtMs"]);
+  for (const printed of [inspect(persist, { depth: 9 }), JSON.stringify(persist)]) {
+    assert.ok(!printed.includes(ACCESS) && !printed.includes(NEW_REFRESH), printed);
+  }
+  const cases = [
+    () => engine.handleWrite("loc-1", persist.version, undefined, 0),
+    () => engine.handleWrite("loc-1", persist.version, { written: true, noRecord: true }, 0),
+    () => engine.handleWrite("loc-1", persist.version, { written: 1 }, 0),
+    () => engine.handleWrite("loc-1", 1.5, { written: true }, 0),
+    () => engine.handleWrite("loc-1", persist.version, { conflict: "{not json" }, 0),
+    // A store that forgot to return is not "no record": that would forget the grant.
+    () => engine.handleLoad("loc-1", undefined, 0),
+    () => engine.handleSend("not-an-id", { notDispatched: true }, 0),
+    () => engine.handleSend("1", { response: { status: 200, headers: [] } }, 0),
+    () => engine.remove("loc-1", "gone", 0),
+    () => engine.restore(JSON.stringify({ schema: 1, grant: "g", version: 2 ** 60 }), 0),
+    () => engine.insert("loc-2", "{}", 0),
+    () => new Engine(client, { refreshMargin: 5 }),
+    () => new Engine(client, { backoff: { baseMs: 1 } }),
+    () => engine.accessToken("loc-1", Number.NaN),
+  ];
+  for (const f of cases) {
+    const error = oauthError(f);
+    assert.equal(error.kind, "invalid input", `${f}: ${error.message}`);
+    for (const printed of [error.message, inspect(error), JSON.stringify(error)]) {
+      assert.ok(!printed.includes(ACCESS) && !printed.includes(NEW_REFRESH), printed);
+    }
+  }
+  // The grant is still there, its write still unconfirmed: the token is handed
+  // out only once the write is reported.
+  engine.handleWrite("loc-1", persist.version, { written: true }, 1_767_225_600_000);
+  const ready = engine.accessToken("loc-1", 1_767_225_600_000);
+  assert.equal(ready.type, "ready");
+  assert.equal(ready.token, ACCESS);
+  assert.deepEqual(Object.keys(ready), ["type", "tokenRedacted"]);
+  assert.equal(oauthError(() => engine.accessToken("nobody", 0)).kind, "unknown grant");
+});
+
+test("the token-only module builds and parses the same", () => {
+  const small = new tokenOnly.OAuthClient("6578278e879ad2646715ba9c-test", CLIENT_SECRET, "http://127.0.0.1:9");
+  const request = small.refreshRequest(REFRESH, "Location");
+  assert.equal(request.url, "http://127.0.0.1:9/oauth/token");
+  const token = tokenOnly.parseTokenResponse(200, [], json({ access_token: ACCESS, expires_in: 10 }), 1_000);
+  assert.equal(token.accessToken, ACCESS);
+  assert.equal(token.expiresAtMs, 11_000);
+  assert.equal(tokenOnly.Engine, undefined);
 });
