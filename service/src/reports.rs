@@ -155,7 +155,7 @@ impl Readiness {
 }
 
 /// What the store did with the readiness probe: a delete of a grant id no
-/// store can hold (longer than [`MAX_GRANT_ID_BYTES`](crate::MAX_GRANT_ID_BYTES)),
+/// store can hold (longer than [`MAX_GRANT_ID_BYTES`](hoopai_oauth::MAX_GRANT_ID_BYTES)),
 /// so it goes through the store's write path and can never touch a record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]

@@ -136,6 +136,8 @@ macro_rules! contract_suite {
             case!(racing_writers);
             case!(racing_create);
             case!(grant_id_limits);
+            case!(budget_claims);
+            case!(racing_budget_claims);
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
             async fn corrupt_rows() {

@@ -64,6 +64,32 @@ pub struct BudgetClaim {
     pub window: Duration,
 }
 
+impl BudgetClaim {
+    /// A claim of `sends` tokens for the engine's sends and `others` for
+    /// counted requests on `key`, by `holder`, from a budget of `max` per
+    /// `window` of which counted requests hold at most `others_max`. For
+    /// store tests and drivers of other languages; the engine builds its
+    /// own.
+    #[must_use]
+    pub fn new(
+        key: impl Into<String>,
+        holder: impl Into<String>,
+        (sends, others): (u32, u32),
+        (max, others_max): (u32, u32),
+        window: Duration,
+    ) -> Self {
+        BudgetClaim {
+            key: key.into(),
+            holder: holder.into(),
+            sends,
+            others,
+            max,
+            others_max,
+            window,
+        }
+    }
+}
+
 /// What the store answered to a [`BudgetClaim`], handed back with
 /// [`Engine::handle_claim`](crate::Engine::handle_claim).
 #[derive(Debug, Clone, PartialEq)]

@@ -204,6 +204,12 @@ export interface EngineSettings {
   dispatchWindowMs?: number;
   requestBudget?: { max: number; intervalMs: number };
   refreshAheadSpreadMs?: number;
+  /** The share of the request budget (1–100 %) mints and counted requests may use; 50 by default. */
+  countedSharePercent?: number;
+  /** One request budget for every engine on the store (shared-store mode), claimed through `claim` outputs. */
+  sharedBudget?: boolean;
+  /** One budget for the app (default), or one per Company or Location. */
+  budgetKeying?: "app" | "resource";
 }
 
 export type GrantStatus =
@@ -237,6 +243,9 @@ export type EngineEvent = EventBase &
     | { type: "removed-elsewhere" | "rescued-token-adopted" | "other" }
     | { type: "write-failed"; version: number; failure: string; retryAtMs: number }
     | { type: "answer-after-removal"; refreshTokenKept: boolean }
+    | { type: "rate-limit-clamped"; retryAfter: boolean; interval: boolean }
+    | { type: "shared-budget-fallback"; share: number; detail: string }
+    | { type: "shared-budget-recovered" }
   );
 
 export type Output =
@@ -256,6 +265,17 @@ export type Output =
     }
   | { type: "load"; grant: string }
   | { type: "delete"; grant: string }
+  | {
+      type: "claim";
+      /** The budget's key: "" for the app, else a Company or Location id. */
+      key: string;
+      holder: string;
+      sends: number;
+      others: number;
+      max: number;
+      othersMax: number;
+      windowMs: number;
+    }
   | { type: "event"; event: EngineEvent }
   | { type: "other"; detail: string };
 
@@ -310,6 +330,11 @@ export interface InstallChanges {
 
 export type Removal = "uninstalled" | "deleted-elsewhere" | "released";
 
+/** The store's answer to a `claim` output. */
+export type ClaimOutcome =
+  | { granted: { sends: number; others: number; holders: number; nextFreeInMs: number } }
+  | { failed: string };
+
 export class Engine {
   constructor(client: OAuthClient, settings?: EngineSettings);
   handleSend(id: string, outcome: SendOutcome, nowMs: number): void;
@@ -324,7 +349,8 @@ export class Engine {
   handleWebhook(event: WebhookEvent, nowMs: number): InstallChanges;
   addLocation(grant: string, companyGrant: string, companyId: string, locationId: string, nowMs: number): boolean;
   reconfigure(client: OAuthClient, nowMs: number): void;
-  countRequest(nowMs: number): number | null | undefined;
+  countRequest(resource: string | null | undefined, nowMs: number): number | null | undefined;
+  handleClaim(key: string, outcome: ClaimOutcome, nowMs: number): void;
   shutDown(nowMs: number): void;
   pollOutput(nowMs: number): Output | undefined;
   pollTimeout(): number | undefined;
@@ -421,6 +447,13 @@ export interface GrantStore {
   delete(grant: string): Promise<boolean>;
   /** Every record's JSON. */
   loadAll(): Promise<string[]>;
+  /**
+   * Optional: claims tokens of the request budget that every process shares
+   * (engine setting `sharedBudget`), atomically, as docs/engine.md ("The
+   * request budget") describes. Without it, an engine with `sharedBudget`
+   * keeps to a local share.
+   */
+  claimBudget?(claim: Extract<Output, { type: "claim" }>): Promise<{ sends: number; others: number; holders: number; nextFreeInMs: number }>;
 }
 
 export class MemoryStore implements GrantStore {

@@ -101,6 +101,8 @@ export class TokenService {
   #engine;
   #fetch;
   #lanes;
+  #store;
+  #storeTimeoutMs;
   #waitMs;
   #requestTimeoutMs;
   #timers;
@@ -143,6 +145,8 @@ export class TokenService {
     this.#timers = timers !== false;
     this.#verifier = new WebhookVerifier(this.#client, webhooks ?? {});
     if (onEvent) this.#listeners.add(onEvent);
+    this.#store = store;
+    this.#storeTimeoutMs = storeTimeoutMs ?? DEFAULTS.storeTimeoutMs;
     this.#lanes = new StoreLanes(store, storeTimeoutMs ?? DEFAULTS.storeTimeoutMs, (r) => this.#stored(r));
     this.#ready = this.#restore(store, storeTimeoutMs ?? DEFAULTS.storeTimeoutMs);
     // Surfaced by the first call that awaits it.
@@ -366,7 +370,7 @@ export class TokenService {
   /** Counts a request of the app's own against the engine's request budget, waiting for room. */
   async #budget() {
     for (;;) {
-      const at = this.#engine.countRequest(Date.now());
+      const at = this.#engine.countRequest(null, Date.now());
       if (at === null || at === undefined) return;
       await new Promise((r) => setTimeout(r, Math.max(1, at - Date.now())));
     }
@@ -446,6 +450,9 @@ export class TokenService {
           case "event":
             this.#event(out.event);
             break;
+          case "claim":
+            this.#claim(out);
+            break;
           default:
             this.#emit({ type: "unknown-output", grant: out.grant, message: `an output this driver does not know: ${out.type}` });
         }
@@ -456,6 +463,32 @@ export class TokenService {
     this.#schedule();
     for (const resolve of this.#progress) resolve();
     this.#progress.clear();
+  }
+
+  /** A claim on the request budget shared through the store (setting `sharedBudget`). */
+  #claim(out) {
+    const answer = (outcome) => {
+      this.#engine.handleClaim(out.key, outcome, Date.now());
+      this.#pump();
+    };
+    if (typeof this.#store.claimBudget !== "function") {
+      // The engine then keeps to a local share of the budget.
+      answer({ failed: "this store keeps no shared request budget" });
+      return;
+    }
+    let timer;
+    const deadline = new Promise((_, reject) => {
+      timer = setTimeout(
+        () => reject(new Error(`the store did not answer a budget claim within ${this.#storeTimeoutMs} ms`)),
+        this.#storeTimeoutMs,
+      );
+    });
+    Promise.race([Promise.resolve().then(() => this.#store.claimBudget(out)), deadline])
+      .finally(() => clearTimeout(timer))
+      .then(
+        (granted) => answer({ granted }),
+        (error) => answer({ failed: String(error?.message ?? error) }),
+      );
   }
 
   #send(out) {

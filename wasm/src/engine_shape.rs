@@ -10,8 +10,8 @@
 use std::time::Duration;
 
 use hoopai_oauth::{
-    EngineStats, Event, GrantRecord, GrantStatus, GrantView, InstallChanges, Output, RequestId,
-    TokenStatus,
+    EngineEvent, EngineStats, GrantRecord, GrantStatus, GrantView, InstallChanges, Output,
+    RequestId, TokenStatus,
 };
 use zeroize::Zeroizing;
 
@@ -192,6 +192,17 @@ pub fn output(o: &Output) -> Result<Shape<'_>, String> {
             s.text("grant", grant.as_str());
             s
         }
+        Output::Claim(claim) => {
+            let mut s = Shape::typed("claim");
+            s.text("key", claim.key.as_str());
+            s.text("holder", claim.holder.as_str());
+            s.number("sends", f64::from(claim.sends));
+            s.number("others", f64::from(claim.others));
+            s.number("max", f64::from(claim.max));
+            s.number("othersMax", f64::from(claim.others_max));
+            s.number("windowMs", duration_ms(claim.window));
+            s
+        }
         Output::Event(e) => {
             let mut s = Shape::typed("event");
             s.object("event", event(e));
@@ -217,20 +228,20 @@ fn nested_error(e: &hoopai_oauth::Error) -> Shape<'static> {
 /// Why a retry was scheduled: `{ type: "timed-out" | "transport" |
 /// "answer" | "store", detail?, error?, message }`.
 #[must_use]
-pub fn refresh_failure(f: &hoopai_oauth::Failure) -> Shape<'static> {
+pub fn refresh_failure(f: &hoopai_oauth::RefreshFailure) -> Shape<'static> {
     let mut s = match f {
-        hoopai_oauth::Failure::TimedOut => Shape::typed("timed-out"),
-        hoopai_oauth::Failure::Transport(detail) => {
+        hoopai_oauth::RefreshFailure::TimedOut => Shape::typed("timed-out"),
+        hoopai_oauth::RefreshFailure::Transport(detail) => {
             let mut s = Shape::typed("transport");
             s.text("detail", detail.as_str());
             s
         }
-        hoopai_oauth::Failure::Answer(e) => {
+        hoopai_oauth::RefreshFailure::Answer(e) => {
             let mut s = Shape::typed("answer");
             s.object("error", nested_error(e));
             s
         }
-        hoopai_oauth::Failure::Store(store) => {
+        hoopai_oauth::RefreshFailure::Store(store) => {
             let mut s = Shape::typed("store");
             s.text("detail", store.message());
             s
@@ -245,54 +256,56 @@ pub fn refresh_failure(f: &hoopai_oauth::Failure) -> Shape<'static> {
 /// `refreshed`, `adopted`, `lease-held-elsewhere`, `suspended`,
 /// `unauthorized`, `reauthorization-needed`, `configuration-rejected`,
 /// `retry-scheduled`, `durable`, `removed-elsewhere`, `write-failed`,
-/// `write-recovered`, `answer-after-removal`, `rescued-token-adopted`.
+/// `write-recovered`, `answer-after-removal`, `rescued-token-adopted`,
+/// `rate-limit-clamped`, `shared-budget-fallback` (`grant` null),
+/// `shared-budget-recovered` (`grant` null).
 #[must_use]
-pub fn event(e: &Event) -> Shape<'static> {
+pub fn event(e: &EngineEvent) -> Shape<'static> {
     let mut s = match e {
-        Event::TokenReady { expires_at, .. } => {
+        EngineEvent::TokenReady { expires_at, .. } => {
             let mut s = Shape::typed("token-ready");
             s.time("expiresAtMs", *expires_at);
             s
         }
-        Event::Refreshed { expires_at, .. } => {
+        EngineEvent::Refreshed { expires_at, .. } => {
             let mut s = Shape::typed("refreshed");
             s.time("expiresAtMs", *expires_at);
             s
         }
-        Event::Adopted { expires_at, .. } => {
+        EngineEvent::Adopted { expires_at, .. } => {
             let mut s = Shape::typed("adopted");
             s.time("expiresAtMs", *expires_at);
             s
         }
-        Event::LeaseHeldElsewhere { holder, until, .. } => {
+        EngineEvent::LeaseHeldElsewhere { holder, until, .. } => {
             let mut s = Shape::typed("lease-held-elsewhere");
             s.text("holder", holder.as_str());
             s.time("untilMs", *until);
             s
         }
-        Event::Suspended { until, error, .. } => {
+        EngineEvent::Suspended { until, error, .. } => {
             let mut s = Shape::typed("suspended");
             s.time("untilMs", *until);
             s.object("error", nested_error(error));
             s
         }
-        Event::Unauthorized { until, error, .. } => {
+        EngineEvent::Unauthorized { until, error, .. } => {
             let mut s = Shape::typed("unauthorized");
             s.time("untilMs", *until);
             s.object("error", nested_error(error));
             s
         }
-        Event::ReauthorizationNeeded { error, .. } => {
+        EngineEvent::ReauthorizationNeeded { error, .. } => {
             let mut s = Shape::typed("reauthorization-needed");
             s.object("error", nested_error(error));
             s
         }
-        Event::ConfigurationRejected { error, .. } => {
+        EngineEvent::ConfigurationRejected { error, .. } => {
             let mut s = Shape::typed("configuration-rejected");
             s.object("error", nested_error(error));
             s
         }
-        Event::RetryScheduled {
+        EngineEvent::RetryScheduled {
             at,
             attempt,
             failure,
@@ -304,13 +317,13 @@ pub fn event(e: &Event) -> Shape<'static> {
             s.object("failure", refresh_failure(failure));
             s
         }
-        Event::Durable { version, .. } => {
+        EngineEvent::Durable { version, .. } => {
             let mut s = Shape::typed("durable");
             s.number("version", whole(*version));
             s
         }
-        Event::RemovedElsewhere { .. } => Shape::typed("removed-elsewhere"),
-        Event::WriteFailed {
+        EngineEvent::RemovedElsewhere { .. } => Shape::typed("removed-elsewhere"),
+        EngineEvent::WriteFailed {
             version,
             failure,
             retry_at,
@@ -322,24 +335,40 @@ pub fn event(e: &Event) -> Shape<'static> {
             s.time("retryAtMs", *retry_at);
             s
         }
-        Event::WriteRecovered { version, .. } => {
+        EngineEvent::WriteRecovered { version, .. } => {
             let mut s = Shape::typed("write-recovered");
             s.number("version", whole(*version));
             s
         }
-        Event::AnswerAfterRemoval {
+        EngineEvent::AnswerAfterRemoval {
             refresh_token_kept, ..
         } => {
             let mut s = Shape::typed("answer-after-removal");
             s.flag("refreshTokenKept", *refresh_token_kept);
             s
         }
-        Event::RescuedTokenAdopted { .. } => Shape::typed("rescued-token-adopted"),
+        EngineEvent::RescuedTokenAdopted { .. } => Shape::typed("rescued-token-adopted"),
+        EngineEvent::RateLimitClamped { clamped, .. } => {
+            let mut s = Shape::typed("rate-limit-clamped");
+            s.flag("retryAfter", clamped.retry_after);
+            s.flag("interval", clamped.interval);
+            s
+        }
+        EngineEvent::SharedBudgetFallback { share, error } => {
+            let mut s = Shape::typed("shared-budget-fallback");
+            s.number("share", f64::from(*share));
+            s.text("detail", error.message());
+            s
+        }
+        EngineEvent::SharedBudgetRecovered => Shape::typed("shared-budget-recovered"),
         _ => Shape::typed("other"),
     };
-    // `grant` and `message` right after `type`.
-    s.shown
-        .insert(1, ("grant", Value::Text(e.grant().to_string())));
+    // `grant` (null for an event about the engine as a whole) and `message`
+    // right after `type`.
+    let grant = e
+        .grant()
+        .map_or(Value::Null, |g| Value::Text(g.to_string()));
+    s.shown.insert(1, ("grant", grant));
     s.shown.insert(2, ("message", Value::Text(e.to_string())));
     s
 }

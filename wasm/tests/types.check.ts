@@ -60,6 +60,9 @@ export function drain(engine: Engine, write: (json: string, replaces: number | n
       case "delete":
       case "other":
         break;
+      case "claim":
+        engine.handleClaim(out.key, { failed: "no shared budget here" }, Date.now());
+        break;
       case "event":
         log(out.event);
         break;

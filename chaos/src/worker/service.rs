@@ -188,6 +188,13 @@ impl<S: GrantStore> GrantStore for LoggingStore<S> {
     async fn delete(&self, grant: &GrantId) -> Result<bool, StoreError> {
         self.inner.delete(grant).await
     }
+
+    async fn claim_budget(
+        &self,
+        claim: &hoopai_oauth::BudgetClaim,
+    ) -> Result<hoopai_oauth::ClaimOutcome, StoreError> {
+        self.inner.claim_budget(claim).await
+    }
 }
 
 /// An [`HttpClient`] that logs every refresh request and its outcome, and

@@ -15,6 +15,9 @@
 //!   [`Engine::handle_load`] when it comes.
 //! - [`Output::Send`]: spawned with the request timeout; its outcome goes
 //!   back through [`Engine::handle_send`].
+//! - [`Output::Claim`]: a claim on the shared request budget, asked of the
+//!   store off the loop with the store's deadline (see `claims`); the
+//!   answer, or the failure, goes back through [`Engine::handle_claim`].
 //! - [`Output::Event`]: logged, broadcast, and the grant's callers asked
 //!   again.
 //!
@@ -41,11 +44,13 @@ use crate::telemetry::{self, Gauges};
 use crate::transport::{HttpClient, TransportError};
 
 mod callers;
+mod claims;
 mod health;
 mod installs;
 mod store_io;
 
 use callers::{Callers, Deleting, Waiter};
+use claims::Claims;
 use store_io::{Op, Outcome, Report, StoreIo};
 
 type Answer = (
@@ -61,6 +66,7 @@ struct Actor<S, H> {
     events: broadcast::Sender<ServiceEvent>,
     callers: Callers,
     sends: JoinSet<Answer>,
+    claims: Claims<S>,
     io: StoreIo<S>,
     stopping: Option<Stopping>,
     gauges: Gauges,
@@ -143,6 +149,7 @@ pub(crate) async fn start<S: GrantStore, H: HttpClient>(
         gauges: Gauges::new(&engine),
         prober: health::Prober::new(Arc::clone(&store), settings.probe_timeout),
         engine,
+        claims: Claims::new(Arc::clone(&store), settings.store_timeout),
         io: StoreIo::new(store, settings.store_timeout),
         http,
         settings,
@@ -182,6 +189,11 @@ impl<S: GrantStore, H: HttpClient> Actor<S, H> {
                 Some(joined) = self.sends.join_next(), if !self.sends.is_empty() => {
                     if let Ok(answer) = joined {
                         self.answer(answer);
+                    }
+                }
+                Some(joined) = self.claims.next(), if !self.claims.is_empty() => {
+                    if let Ok((key, outcome)) = joined {
+                        let _ = self.engine.handle_claim(&key, outcome, SystemTime::now());
                     }
                 }
                 Some(done) = self.io.next_done() => {
@@ -365,6 +377,7 @@ impl<S: GrantStore, H: HttpClient> Actor<S, H> {
                     self.gauges.sent();
                     self.send(id, grant, request, not_after);
                 }
+                Output::Claim(claim) => self.claims.ask(claim),
                 Output::Event(event) => self.event(event),
                 _ => {}
             }

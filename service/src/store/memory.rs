@@ -6,8 +6,11 @@ use std::sync::{Mutex, MutexGuard};
 
 use hoopai_oauth::{GrantId, GrantRecord};
 
-use hoopai_oauth::WriteOutcome;
+use std::time::SystemTime;
 
+use hoopai_oauth::{BudgetClaim, ClaimOutcome, WriteOutcome};
+
+use super::budget::MemoryBudget;
 use super::keys::Keyring;
 use super::reseal::{RawRows, ResealReport, Rewrite, Scan, reseal};
 use super::rows::{PageBuilder, PageEnd, RawRow, RowKey};
@@ -38,6 +41,7 @@ impl Row {
 #[derive(Debug, Default)]
 pub struct MemoryStore {
     rows: Mutex<BTreeMap<String, Row>>,
+    budget: Mutex<MemoryBudget>,
     codec: Codec,
 }
 
@@ -54,6 +58,7 @@ impl MemoryStore {
     pub fn with_keys(keys: Keyring) -> Self {
         MemoryStore {
             rows: Mutex::default(),
+            budget: Mutex::default(),
             codec: Codec::new(Some(keys), true),
         }
     }
@@ -172,6 +177,14 @@ impl GrantStore for MemoryStore {
 
     async fn delete(&self, grant: &GrantId) -> Result<bool, StoreError> {
         Ok(self.rows().remove(grant.as_str()).is_some())
+    }
+
+    async fn claim_budget(&self, claim: &BudgetClaim) -> Result<ClaimOutcome, StoreError> {
+        let mut budget = self
+            .budget
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        Ok(budget.claim(claim, SystemTime::now()))
     }
 }
 

@@ -94,6 +94,7 @@ use hoopai_oauth::{
 };
 use serde_json::Value;
 
+mod budget;
 mod keys;
 mod memory;
 #[cfg(feature = "postgres")]
@@ -306,6 +307,27 @@ pub trait GrantStore: Send + Sync + 'static {
     /// [`StoreError::Backend`].
     fn delete(&self, grant: &GrantId) -> impl Future<Output = Result<bool, StoreError>> + Send;
 
+    /// Claims tokens of the request budget that every process on this
+    /// store shares ([`EngineSettings::shared_budget`](hoopai_oauth::EngineSettings::shared_budget)),
+    /// atomically, by the rules of [`BudgetClaim`](hoopai_oauth::BudgetClaim):
+    /// the SQLite store in an `IMMEDIATE` transaction on its file, the
+    /// Postgres store in one call of `hoopai_claim_budget` (serialized per
+    /// key, timed by the server's clock), [`MemoryStore`] in its memory.
+    ///
+    /// # Errors
+    /// [`StoreError::Backend`]; the default (a store of your own that keeps
+    /// no budget) always fails, and engines on it keep to a local share.
+    fn claim_budget(
+        &self,
+        claim: &hoopai_oauth::BudgetClaim,
+    ) -> impl Future<Output = Result<hoopai_oauth::ClaimOutcome, StoreError>> + Send {
+        let _ = claim;
+        std::future::ready(Err(StoreError::backend(
+            "store",
+            "this store keeps no shared request budget",
+        )))
+    }
+
     /// Where the webhook routes of a [`TokenService`](crate::TokenService)
     /// on this store remember the `webhookId`s they accepted, if the store
     /// can hold them for every process that shares it: the SQLite and
@@ -491,6 +513,13 @@ impl<S: GrantStore> GrantStore for Arc<S> {
 
     fn delete(&self, grant: &GrantId) -> impl Future<Output = Result<bool, StoreError>> + Send {
         (**self).delete(grant)
+    }
+
+    fn claim_budget(
+        &self,
+        claim: &hoopai_oauth::BudgetClaim,
+    ) -> impl Future<Output = Result<hoopai_oauth::ClaimOutcome, StoreError>> + Send {
+        (**self).claim_budget(claim)
     }
 
     fn shared_webhook_ids(&self) -> Option<Arc<dyn WebhookIds>> {

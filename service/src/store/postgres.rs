@@ -4,7 +4,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use hoopai_oauth::{GrantId, GrantRecord};
+use hoopai_oauth::{BudgetClaim, ClaimOutcome, GrantId, GrantRecord, HOLDERS_WINDOWS};
 use tokio::sync::Mutex;
 use tokio_postgres::tls::{MakeTlsConnect, TlsConnect};
 use tokio_postgres::{Client, Config, NoTls, Row, Socket, Statement};
@@ -25,6 +25,7 @@ const STORE: &str = "postgres";
 const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/postgres/0001_grants.sql"),
     include_str!("../../migrations/postgres/0002_webhook_ids.sql"),
+    include_str!("../../migrations/postgres/0003_request_budget.sql"),
 ];
 
 /// How long one statement may run before the server cancels it
@@ -494,6 +495,38 @@ impl GrantStore for PostgresStore {
             .await
             .map_err(db)?;
         Ok(n > 0)
+    }
+
+    async fn claim_budget(&self, claim: &BudgetClaim) -> Result<ClaimOutcome, StoreError> {
+        let whole = |n: u32| i32::try_from(n).unwrap_or(i32::MAX);
+        let window = i64::try_from(claim.window.as_millis()).unwrap_or(i64::MAX);
+        let conn = self.conn().await?;
+        let row = conn
+            .client
+            .query_one(
+                "SELECT sends, others, holders, next_free_ms \
+                 FROM hoopai_claim_budget($1, $2, $3, $4, $5, $6, $7, $8)",
+                &[
+                    &claim.key,
+                    &claim.holder,
+                    &whole(claim.sends),
+                    &whole(claim.others),
+                    &whole(claim.max),
+                    &whole(claim.others_max),
+                    &window,
+                    &whole(HOLDERS_WINDOWS),
+                ],
+            )
+            .await
+            .map_err(db)?;
+        let count = |i: usize| -> u32 { u32::try_from(row.get::<_, i32>(i)).unwrap_or(0) };
+        let next_free: i64 = row.get(3);
+        Ok(ClaimOutcome::Granted {
+            sends: count(0),
+            others: count(1),
+            holders: count(2),
+            next_free_in: Duration::from_millis(u64::try_from(next_free).unwrap_or(0)),
+        })
     }
 
     fn shared_webhook_ids(&self) -> Option<Arc<dyn WebhookIds>> {

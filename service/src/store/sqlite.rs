@@ -2,9 +2,9 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
-use hoopai_oauth::{GrantId, GrantRecord};
+use hoopai_oauth::{BudgetClaim, ClaimOutcome, GrantId, GrantRecord};
 use rusqlite::types::ValueRef;
 use rusqlite::{Connection, OpenFlags, params};
 
@@ -23,6 +23,7 @@ const STORE: &str = "sqlite";
 const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/sqlite/0001_grants.sql"),
     include_str!("../../migrations/sqlite/0002_webhook_ids.sql"),
+    include_str!("../../migrations/sqlite/0003_request_budget.sql"),
 ];
 
 /// How [`SqliteStore::open_with`] opens the file.
@@ -505,6 +506,14 @@ impl GrantStore for SqliteStore {
                 )
                 .map_err(db)?;
             Ok(n > 0)
+        })
+        .await
+    }
+
+    async fn claim_budget(&self, claim: &BudgetClaim) -> Result<ClaimOutcome, StoreError> {
+        let claim = claim.clone();
+        self.with(move |conn| {
+            super::budget::claim_sqlite(conn, &claim, SystemTime::now()).map_err(db)
         })
         .await
     }

@@ -4,8 +4,9 @@
 use std::collections::BTreeSet;
 use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
 
-use hoopai_oauth::WriteOutcome;
+use hoopai_oauth::{BudgetClaim, ClaimOutcome, WriteOutcome};
 use hoopai_oauth::{GrantId, MAX_RECORD_VERSION};
 use hoopai_oauth_service::{GrantStore, StoreError};
 use tokio::sync::Barrier;
@@ -411,4 +412,84 @@ pub async fn grant_id_limits<S: GrantStore>(store: S) {
     assert_eq!(store.load(&id("loc-\0-nul")).await.unwrap(), None);
     assert!(!store.delete(&id("loc-\0-nul")).await.unwrap());
     assert_eq!(store.load_page(None, 10).await.unwrap().records.len(), 1);
+}
+
+fn granted(outcome: ClaimOutcome) -> (u32, u32, u32, Duration) {
+    match outcome {
+        ClaimOutcome::Granted {
+            sends,
+            others,
+            holders,
+            next_free_in,
+        } => (sends, others, holders, next_free_in),
+        other => panic!("{other:?}"),
+    }
+}
+
+/// The shared request budget: sends take what is left of `max`, counted
+/// requests keep to `others_max`, holders are counted, tokens come back
+/// after the window, and keys are apart.
+pub async fn budget_claims<S: GrantStore>(store: S) {
+    let window = Duration::from_millis(1_500);
+    let claim = |key: &str, holder: &str, sends, others| {
+        BudgetClaim::new(key, holder, (sends, others), (10, 4), window)
+    };
+    let (s, o, h, _) = granted(store.claim_budget(&claim("app", "a", 6, 0)).await.unwrap());
+    assert_eq!((s, o, h), (6, 0, 1));
+    // Counted requests: at most 4 of the window, and only what is left.
+    let (s, o, h, _) = granted(store.claim_budget(&claim("app", "b", 0, 9)).await.unwrap());
+    assert_eq!((s, o, h), (0, 4, 2));
+    let (s, o, h, next) = granted(store.claim_budget(&claim("app", "a", 5, 1)).await.unwrap());
+    assert_eq!((s, o, h), (0, 0, 2), "the budget is spent");
+    assert!(
+        next > Duration::ZERO && next <= window,
+        "tokens come back within the window: {next:?}"
+    );
+    // Another key is another budget.
+    let (s, o, _, _) = granted(
+        store
+            .claim_budget(&claim("app/loc-1", "a", 10, 0))
+            .await
+            .unwrap(),
+    );
+    assert_eq!((s, o), (10, 0));
+    tokio::time::sleep(window + Duration::from_millis(100)).await;
+    let (s, o, h, _) = granted(store.claim_budget(&claim("app", "c", 3, 3)).await.unwrap());
+    assert_eq!(
+        (s, o, h),
+        (3, 3, 3),
+        "the window ended; the holders are remembered longer"
+    );
+}
+
+/// Many tasks claim at once on one key: together they are granted exactly
+/// the budget, never more.
+pub async fn racing_budget_claims<S: GrantStore>(store: S) {
+    const TASKS: usize = 16;
+    let store = Arc::new(store);
+    let barrier = Arc::new(Barrier::new(TASKS));
+    let mut tasks = Vec::new();
+    for t in 0..TASKS {
+        let store = Arc::clone(&store);
+        let barrier = Arc::clone(&barrier);
+        tasks.push(tokio::spawn(async move {
+            let claim = BudgetClaim::new(
+                "race",
+                format!("holder-{t}"),
+                (5, 2),
+                (40, 10),
+                Duration::from_secs(60),
+            );
+            barrier.wait().await;
+            granted(store.claim_budget(&claim).await.unwrap())
+        }));
+    }
+    let (mut sends, mut others) = (0, 0);
+    for task in tasks {
+        let (s, o, _, _) = task.await.unwrap();
+        sends += s;
+        others += o;
+    }
+    assert_eq!(others, 10, "counted requests keep to their share");
+    assert_eq!(sends + others, 40, "the whole budget is granted, no more");
 }

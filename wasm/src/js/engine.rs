@@ -6,8 +6,8 @@
 use std::time::Duration;
 
 use hoopai_oauth::{
-    EngineSettings, GrantRecord, LocationTokenRequest, Removal, RequestId, SendOutcome,
-    StoreFailure, TokenResponse, TokenSet, WriteOutcome,
+    BudgetKeying, ClaimOutcome, EngineSettings, GrantRecord, LocationTokenRequest, Removal,
+    RequestId, SendOutcome, StoreFailure, TokenResponse, TokenSet, WriteOutcome,
 };
 use js_sys::{Array, Object};
 use wasm_bindgen::prelude::*;
@@ -15,8 +15,8 @@ use wasm_bindgen::prelude::*;
 use super::client::OAuthClient;
 use super::webhook::WebhookEvent;
 use super::{
-    bytes, check_keys, fetched, get, input_error, oauth_error, object, optional_number,
-    optional_text, text, time, whole_number,
+    bytes, check_keys, fetched, get, input_error, oauth_error, object, optional_bool,
+    optional_number, optional_text, text, time, whole_number,
 };
 use crate::engine_shape::{self, MAX_SAFE_INTEGER};
 
@@ -32,7 +32,7 @@ pub struct JsEngine {
 }
 
 /// The options of `new Engine(client, {...})`.
-const SETTINGS: [&str; 16] = [
+const SETTINGS: [&str; 19] = [
     "refreshMarginMs",
     "expirySkewMs",
     "requestTimeoutMs",
@@ -49,6 +49,9 @@ const SETTINGS: [&str; 16] = [
     "dispatchWindowMs",
     "requestBudget",
     "refreshAheadSpreadMs",
+    "countedSharePercent",
+    "sharedBudget",
+    "budgetKeying",
 ];
 
 /// A duration option in milliseconds, if given.
@@ -162,7 +165,45 @@ fn settings(options: &JsValue) -> Result<EngineSettings, JsValue> {
     if let Some(d) = millis(o, "refreshAheadSpreadMs")? {
         s = s.refresh_ahead_spread(d);
     }
+    if let Some(n) = count(o, "countedSharePercent", 100)? {
+        s = s.counted_share(u8::try_from(n).unwrap_or(100));
+    }
+    if let Some(on) = optional_bool(&get(o, "sharedBudget"), "sharedBudget")? {
+        s = s.shared_budget(on);
+    }
+    match optional_text(&get(o, "budgetKeying"), "budgetKeying")?.as_deref() {
+        None => {}
+        Some("app") => s = s.budget_keying(BudgetKeying::App),
+        Some("resource") => s = s.budget_keying(BudgetKeying::Resource),
+        Some(_) => return Err(input_error("budgetKeying is \"app\" or \"resource\"")),
+    }
     Ok(s)
+}
+
+/// The store's answer to a `claim` output: `{ granted: { sends, others,
+/// holders, nextFreeInMs } }` or `{ failed: message }`.
+fn claim_outcome(value: &JsValue) -> Result<ClaimOutcome, JsValue> {
+    let what = "the claim's outcome";
+    if outcome_key(value, &["granted", "failed"], what)? == "failed" {
+        return Ok(ClaimOutcome::Failed(failure(&get(value, "failed"), what)?));
+    }
+    let granted = get(value, "granted");
+    check_keys(
+        &granted,
+        &["sends", "others", "holders", "nextFreeInMs"],
+        "granted",
+    )?;
+    let small = |name: &str| -> Result<u32, JsValue> {
+        let n = count(&granted, name, u64::from(u32::MAX))?
+            .ok_or_else(|| input_error(format!("granted needs {name}")))?;
+        Ok(u32::try_from(n).unwrap_or(u32::MAX))
+    };
+    Ok(ClaimOutcome::Granted {
+        sends: small("sends")?,
+        others: small("others")?,
+        holders: small("holders")?,
+        next_free_in: required_millis(&granted, "nextFreeInMs", "granted")?,
+    })
 }
 
 /// Where a JSON reader stopped, without quoting the input (it may hold a
@@ -414,6 +455,31 @@ impl JsEngine {
             .map_err(oauth_error)
     }
 
+    /// Hands back the store's answer to a `claim` output (a shared request
+    /// budget, setting `sharedBudget`): `{ granted: { sends, others,
+    /// holders, nextFreeInMs } }`, or `{ failed: message }` if the store
+    /// could not answer.
+    ///
+    /// # Errors
+    /// `invalid input` for an outcome of another shape or the time.
+    #[wasm_bindgen(js_name = handleClaim)]
+    pub fn handle_claim(
+        &mut self,
+        key: JsValue,
+        outcome: JsValue,
+        now_ms: f64,
+    ) -> Result<(), JsValue> {
+        let key = match key.as_string() {
+            Some(k) => k,
+            None => return Err(input_error("the claim's key must be a string")),
+        };
+        let outcome = claim_outcome(&outcome)?;
+        let now = time(now_ms)?;
+        self.engine
+            .handle_claim(&key, outcome, now)
+            .map_err(oauth_error)
+    }
+
     /// Handles every deadline due at `nowMs`.
     ///
     /// # Errors
@@ -547,16 +613,25 @@ impl JsEngine {
             .map_err(oauth_error)
     }
 
-    /// Counts a request the app sends outside the engine against the
-    /// request budget: `null` (counted, send it now) or the time in
-    /// milliseconds to ask again at (nothing counted).
+    /// Counts a request the app sends outside the engine (a code exchange,
+    /// an installed-locations page, an API call) against the counted share
+    /// of the request budget: `null` (counted, send it now) or the time in
+    /// milliseconds to ask again at (nothing counted). `resource` is the
+    /// Company or Location id the request is for, or `null`.
     ///
     /// # Errors
     /// `invalid input` for the time.
     #[wasm_bindgen(js_name = countRequest)]
-    pub fn count_request(&mut self, now_ms: f64) -> Result<Option<f64>, JsValue> {
+    pub fn count_request(
+        &mut self,
+        resource: Option<String>,
+        now_ms: f64,
+    ) -> Result<Option<f64>, JsValue> {
         let now = time(now_ms)?;
-        let at = self.engine.count_request(now).map_err(oauth_error)?;
+        let at = self
+            .engine
+            .count_request(resource.as_deref(), now)
+            .map_err(oauth_error)?;
         Ok(at.map(crate::shape::millis))
     }
 
@@ -601,7 +676,7 @@ impl JsEngine {
     /// # Errors
     /// Only if JavaScript refuses to build the object.
     pub fn grant(&self, grant: &str) -> Result<JsValue, JsValue> {
-        match self.engine.grant(grant) {
+        match self.engine.grants().get(grant) {
             None => Ok(JsValue::UNDEFINED),
             Some(view) => object(&engine_shape::grant_view(&view)).map(JsValue::from),
         }
@@ -613,7 +688,7 @@ impl JsEngine {
     /// Only if JavaScript refuses to build the objects.
     pub fn grants(&self) -> Result<Array, JsValue> {
         let list = Array::new();
-        for view in self.engine.grants() {
+        for view in self.engine.grants().iter() {
             list.push(&JsValue::from(object(&engine_shape::grant_view(&view))?));
         }
         Ok(list)
@@ -625,7 +700,7 @@ impl JsEngine {
     #[wasm_bindgen(js_name = recordJson)]
     #[must_use]
     pub fn record_json(&self, grant: &str) -> Option<String> {
-        let record = self.engine.grant(grant)?.record();
+        let record = self.engine.grants().get(grant)?.record();
         engine_shape::record_json(&record)
             .ok()
             .map(|json| json.as_str().to_owned())

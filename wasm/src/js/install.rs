@@ -27,7 +27,7 @@ use crate::shape::{self, Secret, Shape, Value};
 #[wasm_bindgen(js_name = consentState)]
 pub fn consent_state(random_bytes: JsValue) -> Result<String, JsValue> {
     let random = bytes(&random_bytes, "randomBytes")?;
-    hoopai_oauth::State::from_random_bytes(&random)
+    hoopai_oauth::ConsentState::from_random_bytes(&random)
         .map(|s| s.as_str().to_owned())
         .map_err(oauth_error)
 }
@@ -42,7 +42,7 @@ pub fn consent_state(random_bytes: JsValue) -> Result<String, JsValue> {
 pub fn parse_callback_js(redirect: JsValue, expected_state: JsValue) -> Result<Object, JsValue> {
     let redirect = text(&redirect, "redirect")?;
     let expected = optional_text(&expected_state, "expectedState")?
-        .map(hoopai_oauth::State::new)
+        .map(hoopai_oauth::ConsentState::new)
         .transpose()
         .map_err(oauth_error)?;
     let code = parse_callback(&redirect, expected.as_ref()).map_err(oauth_error)?;
@@ -82,7 +82,7 @@ impl OAuthClient {
             req = req.scope(name.parse::<Scope>().map_err(oauth_error)?);
         }
         if let Some(state) = optional_text(&get(&options, "state"), "state")? {
-            req = req.state(hoopai_oauth::State::new(state).map_err(oauth_error)?);
+            req = req.state(hoopai_oauth::ConsentState::new(state).map_err(oauth_error)?);
         }
         if let Some(uri) = optional_text(&get(&options, "redirectUri"), "redirectUri")? {
             req = req.redirect_uri(uri);
@@ -96,7 +96,7 @@ impl OAuthClient {
         } else if let Some(id) = optional_text(&version, "versionId")? {
             req = req.version_id(id);
         }
-        req.build(&self.config).map_err(oauth_error)
+        hoopai_oauth::consent_url(&self.config, &req).map_err(oauth_error)
     }
 
     /// `POST /oauth/locationToken`: a Location token for `locationId`,

@@ -69,8 +69,8 @@ pub type ForgetFuture<'a> = Pin<Box<dyn Future<Output = Result<(), StoreError>> 
 /// [`PostgresWebhookIds::clock_skew`].
 pub const WEBHOOK_ID_CLOCK_SKEW: Duration = Duration::from_secs(60);
 
-/// Every how many calls to record an id a handle on a table prunes it (see
-/// the [module docs](self)).
+/// Every how many calls to record an id a handle on a table prunes it (of
+/// up to [`PRUNE_BATCH`] expired rows).
 pub const PRUNE_EVERY: u64 = 64;
 
 /// How many expired rows one prune deletes at most: eight per call on
