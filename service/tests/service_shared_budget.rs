@@ -13,9 +13,7 @@ use std::time::{Duration, Instant, SystemTime};
 use common::fake_http::FakeHttp;
 use common::pg;
 use hoopai_oauth::fake::{FakeRateLimit, Install};
-use hoopai_oauth::{
-    AccessToken, EngineSettings, GrantRecord, TokenResponse, TokenSet, UserType,
-};
+use hoopai_oauth::{AccessToken, EngineSettings, GrantRecord, TokenResponse, TokenSet, UserType};
 use hoopai_oauth_service::{GrantStore, ReqwestClient, ServiceSettings, SqliteStore, TokenService};
 
 const GRANTS: usize = 60;
