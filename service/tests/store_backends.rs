@@ -165,6 +165,6 @@ async fn postgres_migrations_run_once_with_concurrent_starts() {
         .await
         .unwrap()
         .get(0);
-    // 0001 (grants) and 0002 (webhook ids), once each.
-    assert_eq!(applied, 2);
+    // 0001 (grants), 0002 (webhook ids) and 0003 (request budget), once each.
+    assert_eq!(applied, 3);
 }

@@ -350,7 +350,7 @@ contract!(
 // ---- the schema -------------------------------------------------------------
 
 /// A file of the build before the table (schema 1, one grant) is brought
-/// to schema 2: the grant is kept and the ids work.
+/// to the current schema: the grant is kept and the ids work.
 #[tokio::test]
 async fn sqlite_upgrades_from_the_schema_before_webhook_ids() {
     let dir = tempfile::tempdir().unwrap();
@@ -372,7 +372,7 @@ async fn sqlite_upgrades_from_the_schema_before_webhook_ids() {
         .unwrap()
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .unwrap();
-    assert_eq!(version, 2);
+    assert_eq!(version, 3);
     assert_eq!(
         store.load(&GrantId::new("loc-1")).await.unwrap(),
         Some(record)
@@ -438,7 +438,7 @@ async fn postgres_upgrades_from_the_schema_before_webhook_ids_and_refuses_a_newe
         .iter()
         .map(|r| r.get(0))
         .collect();
-    assert_eq!(versions, [1, 2]);
+    assert_eq!(versions, [1, 2, 3]);
     assert_eq!(
         store.load(&GrantId::new("loc-1")).await.unwrap(),
         Some(record)
@@ -453,10 +453,10 @@ async fn postgres_upgrades_from_the_schema_before_webhook_ids_and_refuses_a_newe
         ids.record("wh-1", t0(), t0(), WINDOW).await.unwrap(),
         Recorded::Duplicate
     );
-    // A later build's migration 3: this build refuses the database.
+    // A later build's migration 4: this build refuses the database.
     admin
         .execute(
-            "INSERT INTO hoopai_schema_migrations (version) VALUES (3)",
+            "INSERT INTO hoopai_schema_migrations (version) VALUES (4)",
             &[],
         )
         .await
@@ -467,7 +467,7 @@ async fn postgres_upgrades_from_the_schema_before_webhook_ids_and_refuses_a_newe
     assert!(
         error
             .to_string()
-            .contains("schema 3, newer than this build's 2"),
+            .contains("schema 4, newer than this build's 3"),
         "{error}"
     );
 }
