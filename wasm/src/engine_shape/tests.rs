@@ -118,7 +118,7 @@ fn outputs_events_and_statuses_of_a_refresh_cycle() {
         now = engine.poll_timeout().unwrap();
         engine.handle_timeout(now).unwrap();
     }
-    let view = engine.grant("loc-1").unwrap();
+    let view = engine.grants().get("loc-1").unwrap();
     show("grant view", &grant_view(&view), &secrets);
     show("stats", &stats(&engine.stats()), &secrets);
 
@@ -149,7 +149,7 @@ fn versions_javascript_cannot_hold_exactly_are_refused() {
     engine
         .insert("g", TokenSet::new(token, t0()), t0())
         .unwrap();
-    let mut record = engine.grant("g").unwrap().record();
+    let mut record = engine.grants().get("g").unwrap().record();
     record.version = MAX_SAFE_INTEGER;
     assert!(check_version(&record).is_ok());
     record.version = MAX_SAFE_INTEGER + 1;
