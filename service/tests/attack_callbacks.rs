@@ -12,72 +12,20 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use common::app::App;
-use common::fake_http::FakeHttp;
+use common::browser::{browser, browser_from, callback, oauth_app, start_install};
+use hoopai_oauth::EngineSettings;
 use hoopai_oauth::fake::Install;
-use hoopai_oauth::{EngineSettings, Scope, UserType};
 use hoopai_oauth_service::routes::{Rate, RouteLimits};
 use hoopai_oauth_service::{OAuthRouter, ServiceSettings};
 
 async fn app_with(routes: impl FnOnce(OAuthRouter) -> OAuthRouter) -> App {
-    let fake = FakeHttp::start().await;
-    let consent = fake.url("/v2/oauth/chooselocation");
     let settings =
         ServiceSettings::new(EngineSettings::default().request_timeout(Duration::from_secs(5)));
-    App::start(
-        fake,
-        settings,
-        |config| config.consent_url(consent),
-        |_, _, service| {
-            let oauth =
-                OAuthRouter::new(service, [Scope::CONTACTS_READONLY]).user_type(UserType::Location);
-            axum::Router::new().nest("/oauth", routes(oauth).into_router())
-        },
-    )
-    .await
-}
-
-/// A browser: a cookie jar of its own, no redirect followed by itself,
-/// connecting from `from` (any address of the loopback range).
-fn browser_from(from: IpAddr) -> reqwest::Client {
-    reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .cookie_store(true)
-        .local_address(from)
-        .build()
-        .unwrap()
-}
-
-fn browser() -> reqwest::Client {
-    browser_from(IpAddr::V4(Ipv4Addr::LOCALHOST))
+    oauth_app(settings, routes).await
 }
 
 fn token_calls(app: &App) -> u64 {
     app.fake.shared.token_calls.load(Ordering::SeqCst)
-}
-
-/// `GET /oauth/install`: the consent URL and its state, or the status.
-async fn start_install(http: &reqwest::Client, app: &App) -> Result<(String, String), u16> {
-    let response = http
-        .get(format!("{}/oauth/install", app.base))
-        .send()
-        .await
-        .unwrap();
-    if response.status() != 302 {
-        return Err(response.status().as_u16());
-    }
-    let consent = response.headers()["location"].to_str().unwrap().to_owned();
-    let query = consent.split_once('?').unwrap().1;
-    let pairs: Vec<(String, String)> = serde_urlencoded::from_str(query).unwrap();
-    let state = pairs.into_iter().find(|(k, _)| k == "state").unwrap().1;
-    Ok((consent, state))
-}
-
-async fn callback(http: &reqwest::Client, app: &App, query: &[(&str, &str)]) -> reqwest::Response {
-    http.get(format!("{}/oauth/callback", app.base))
-        .query(query)
-        .send()
-        .await
-        .unwrap()
 }
 
 /// Attack: anyone stops every refresh by spending the app's request budget

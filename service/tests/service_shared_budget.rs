@@ -12,8 +12,8 @@ use std::time::{Duration, Instant, SystemTime};
 
 use common::fake_http::FakeHttp;
 use common::pg;
-use hoopai_oauth::fake::{FakeRateLimit, Install};
-use hoopai_oauth::{AccessToken, EngineSettings, GrantRecord, TokenResponse, TokenSet, UserType};
+use hoopai_oauth::fake::FakeRateLimit;
+use hoopai_oauth::{AccessToken, EngineSettings, GrantRecord, TokenResponse, TokenSet};
 use hoopai_oauth_service::{GrantStore, ReqwestClient, ServiceSettings, SqliteStore, TokenService};
 
 const GRANTS: usize = 60;
@@ -50,17 +50,7 @@ where
     let store = open().await;
     for i in 0..GRANTS {
         let grant = format!("loc-{i}");
-        let code = server
-            .fake()
-            .approve(&Install::location("company-1", grant.as_str()));
-        let request = hoopai_oauth::token_request(
-            &server.config(),
-            &hoopai_oauth::TokenRequest::authorization_code(code).user_type(UserType::Location),
-        )
-        .unwrap();
-        let answer =
-            hoopai_oauth::parse_token_response(server.fake().handle(&request, SystemTime::now()))
-                .unwrap();
+        let answer = server.location_tokens(grant.as_str());
         // Installed two days ago: the access token has expired.
         let mut token = TokenResponse::new(AccessToken::new(format!(
             "access-expired-{grant}-000000000000000000"

@@ -28,6 +28,8 @@ pub struct Shared {
     /// `/api/me` calls answered 401.
     pub api_refused: Arc<AtomicU64>,
     pub token_calls: Arc<AtomicU64>,
+    /// Of `token_calls`, the code exchanges (`grant_type=authorization_code`).
+    pub code_calls: Arc<AtomicU64>,
     /// Answers `/oauth/token` gives, in order, before the fake answers
     /// again (a hostile or broken server).
     pub scripted: Arc<Mutex<std::collections::VecDeque<http::Response<Vec<u8>>>>>,
@@ -98,6 +100,23 @@ impl FakeHttp {
             .insert(access_token.to_owned());
     }
 
+    /// Consent for `location` (of `company-1`) and its code exchange, both
+    /// handled by the fake in this process (no HTTP, nothing counted here).
+    pub fn location_tokens(&self, location: &str) -> hoopai_oauth::TokenResponse {
+        let code = self.fake().approve(&hoopai_oauth::fake::Install::location(
+            "company-1",
+            location,
+        ));
+        let request = hoopai_oauth::token_request(
+            &self.config(),
+            &hoopai_oauth::TokenRequest::authorization_code(code)
+                .user_type(hoopai_oauth::UserType::Location),
+        )
+        .unwrap();
+        let answer = self.fake().handle(&request, SystemTime::now());
+        hoopai_oauth::parse_token_response(answer).unwrap()
+    }
+
     /// A config pointed at this server.
     pub fn config(&self) -> hoopai_oauth::Config {
         hoopai_oauth::Config::builder(CLIENT_ID, CLIENT_SECRET)
@@ -132,6 +151,10 @@ async fn fake_route(State(shared): State<Shared>, request: Request) -> Response 
     // Counted on arrival, before the delay.
     if request.uri().path().ends_with("/oauth/token") {
         shared.token_calls.fetch_add(1, Ordering::SeqCst);
+        let code = b"grant_type=authorization_code";
+        if request.body().windows(code.len()).any(|w| w == code) {
+            shared.code_calls.fetch_add(1, Ordering::SeqCst);
+        }
     }
     let delay = *shared.delay.lock().unwrap();
     if !delay.is_zero() {

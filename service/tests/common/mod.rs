@@ -2,6 +2,8 @@
 #![allow(dead_code)]
 
 pub mod app;
+#[cfg(feature = "axum")]
+pub mod browser;
 pub mod contract;
 pub mod env;
 pub mod fake_http;
