@@ -192,6 +192,11 @@ async fn every_grant_stays_fresh_under_200_callbacks_a_second_for_a_minute() {
     let settings = ServiceSettings::new(
         EngineSettings::default()
             .request_budget(BUDGET, WINDOW)
+            // 200 requests a second on two shared cores stall the process
+            // for up to about 2 s: a request counted then reaches the fake
+            // that much later. The default margin (250 ms) covered less,
+            // and once drew a 429.
+            .budget_margin(Duration::from_millis(2_500))
             .refresh_margin(MARGIN)
             .expiry_skew(SKEW)
             .request_timeout(Duration::from_secs(5))

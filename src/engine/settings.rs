@@ -62,6 +62,7 @@ pub struct EngineSettings {
     pub(crate) dispatch_window: Duration,
     pub(crate) budget_max: u32,
     pub(crate) budget_interval: Duration,
+    pub(crate) budget_margin: Option<Duration>,
     pub(crate) refresh_ahead_spread: Duration,
     pub(crate) counted_share: u8,
     pub(crate) shared_budget: bool,
@@ -107,6 +108,7 @@ impl Default for EngineSettings {
             dispatch_window: Duration::from_secs(1),
             budget_max: crate::request_budget::HIGHLEVEL_BURST_MAX,
             budget_interval: crate::request_budget::HIGHLEVEL_BURST_INTERVAL,
+            budget_margin: None,
             refresh_ahead_spread: Duration::from_secs(5 * 60),
             counted_share: 50,
             shared_budget: false,
@@ -311,6 +313,20 @@ impl EngineSettings {
     /// Which requests share a budget (default [`BudgetKeying::App`]).
     pub fn budget_keying(mut self, keying: BudgetKeying) -> Self {
         self.budget_keying = keying;
+        self
+    }
+
+    /// How long after one interval a spent request token comes back: the
+    /// margin that covers a request that reaches the server later than it
+    /// was counted (a slow connection, a busy machine), so that it does not
+    /// land in a window the server still sees as full. Default: 2.5% of the
+    /// interval, at most 250 ms
+    /// ([`DEFAULT_BUDGET_MARGIN`](crate::DEFAULT_BUDGET_MARGIN)); at most one
+    /// interval. A shared budget's claims count for the interval plus twice
+    /// the margin.
+    #[must_use]
+    pub fn budget_margin(mut self, margin: Duration) -> Self {
+        self.budget_margin = Some(margin);
         self
     }
 

@@ -218,7 +218,13 @@ impl Fleet {
     /// The store could not answer at `now`: claims wait on a backoff, and
     /// the lane draws from a share of `max` per `interval` of its own.
     /// Returns the share if the lane's failure began now.
-    pub(super) fn failed(&mut self, max: u32, interval: Duration, now: SystemTime) -> Option<u32> {
+    pub(super) fn failed(
+        &mut self,
+        max: u32,
+        interval: Duration,
+        margin: Duration,
+        now: SystemTime,
+    ) -> Option<u32> {
         self.claim = None;
         self.failures = self.failures.saturating_add(1);
         let doublings = self.failures.saturating_sub(1).min(16);
@@ -238,7 +244,7 @@ impl Fleet {
                 let divisor = if self.holders == 0 { 2 } else { self.holders };
                 let n = (max / divisor).max(1);
                 self.share = Some(Share {
-                    budget: RequestBudget::new(n, interval),
+                    budget: RequestBudget::new(n, interval).with_margin(margin),
                     cooling: false,
                 });
                 Some(n)

@@ -57,6 +57,16 @@ impl Lane {
         }
     }
 
+    /// The lane with `margin` (if set) on its budgets.
+    pub(super) fn with_margin(mut self, margin: Option<Duration>) -> Self {
+        if let Some(m) = margin {
+            let m = m.min(self.budget.interval());
+            self.budget = self.budget.with_margin(m);
+            self.others = self.others.with_margin(m);
+        }
+        self
+    }
+
     /// The budget's figures changed (the answers' headers): the counted
     /// share follows.
     pub(super) fn follow(&mut self) {

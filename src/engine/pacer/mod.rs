@@ -45,6 +45,7 @@ pub(crate) struct Pacer {
     /// Figures a new lane starts from.
     max: u32,
     interval: Duration,
+    margin: Option<Duration>,
     share: u8,
     shared: bool,
     keying: BudgetKeying,
@@ -108,6 +109,7 @@ impl Pacer {
         let mut pacer = Pacer {
             max,
             interval,
+            margin: settings.budget_margin,
             share: settings.counted_share,
             shared: settings.shared_budget,
             keying: settings.budget_keying,
@@ -142,7 +144,8 @@ impl Pacer {
     fn lane(&mut self, resource: Option<&str>) -> &mut Lane {
         let key = self.key(resource);
         if !self.lanes.contains_key(key) {
-            let lane = Lane::new(self.max, self.interval, self.share, self.shared);
+            let lane = Lane::new(self.max, self.interval, self.share, self.shared)
+                .with_margin(self.margin);
             self.lanes.insert(key.into(), lane);
         }
         self.lanes.get_mut(key).expect("inserted above")
@@ -368,7 +371,11 @@ impl Pacer {
         };
         let lane = self.lanes.get_mut(lane_key)?;
         let hold = lane.hold();
-        let (max, interval) = (lane.budget.max(), lane.budget.interval());
+        let (max, interval, margin) = (
+            lane.budget.max(),
+            lane.budget.interval(),
+            lane.budget.margin(),
+        );
         let fleet = lane.fleet.as_mut().filter(|f| f.is_claiming())?;
         let change = match outcome {
             ClaimOutcome::Granted {
@@ -380,7 +387,7 @@ impl Pacer {
                 .granted(sends, others, holders, next_free_in, hold, now)
                 .then_some(FleetChange::Recovered),
             ClaimOutcome::Failed(error) => fleet
-                .failed(max, interval, now)
+                .failed(max, interval, margin, now)
                 .map(|share| FleetChange::Fallback { share, error }),
         };
         if lane.waiting() > 0 {
