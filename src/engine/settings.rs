@@ -324,7 +324,6 @@ impl EngineSettings {
     /// ([`DEFAULT_BUDGET_MARGIN`](crate::DEFAULT_BUDGET_MARGIN)); at most one
     /// interval. A shared budget's claims count for the interval plus twice
     /// the margin.
-    #[must_use]
     pub fn budget_margin(mut self, margin: Duration) -> Self {
         self.budget_margin = Some(margin);
         self
