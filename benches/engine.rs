@@ -8,10 +8,10 @@
 //! and divan times (one iteration = the whole cycle of `GRANTS` grants; divide
 //! by `GRANTS`, or read the items/s throughput):
 //! - `cycle_with_parse`: answers handed in as `http::Response` bytes
-//!   (`handle_response`: JSON parse included);
+//!   (`handle_send` with `SendOutcome::Response`: JSON parse included);
 //! - `cycle_pre_parsed`: the same answers handed in already parsed
-//!   (`handle_token_result`): engine bookkeeping only (request building,
-//!   scheduling, record building included);
+//!   (`SendOutcome::Parsed`): engine bookkeeping only (request building,
+//!   scheduling, record building, write confirmation included);
 //! - `parse_only`: `parse_token_response` of the same bodies, for reference.
 
 use std::hint::black_box;
@@ -21,7 +21,7 @@ use divan::Bencher;
 use divan::counter::ItemsCount;
 use hoopai_oauth::{
     AccessToken, Config, Engine, EngineSettings, GrantRecord, Output, RefreshToken, RequestId,
-    Scopes, TokenResponse, TokenSet, UserType, parse_token_response,
+    Scopes, SendOutcome, TokenResponse, TokenSet, UserType, WriteOutcome, parse_token_response,
 };
 
 const GRANTS: usize = 100_000;
@@ -89,7 +89,6 @@ fn loaded() -> (Engine, usize) {
     // Every grant comes due at once and is answered in one go: no cap.
     let settings = EngineSettings::default().max_in_flight(GRANTS);
     let mut engine = Engine::new(config(), settings);
-    engine.reserve(GRANTS);
     let mut token_bytes = 0;
     for i in 0..GRANTS {
         let tokens = TokenSet::new(answer(0, i), t0());
@@ -107,7 +106,7 @@ fn due() -> SystemTime {
 
 /// Emits every request; returns (id, grant index) in emission order.
 fn emit(engine: &mut Engine, now: SystemTime) -> Vec<(RequestId, usize)> {
-    engine.handle_timeout(now);
+    engine.handle_timeout(now).unwrap();
     let mut ids = Vec::with_capacity(GRANTS);
     while let Some(out) = engine.poll_output(now) {
         if let Output::Send {
@@ -122,10 +121,17 @@ fn emit(engine: &mut Engine, now: SystemTime) -> Vec<(RequestId, usize)> {
     ids
 }
 
-/// Drains what an answer produced (the persist and the event).
+/// Drains what an answer produced (the persist, confirmed as written, and
+/// the event).
 fn drain(engine: &mut Engine, now: SystemTime) -> usize {
     let mut n = 0;
     while let Some(out) = engine.poll_output(now) {
+        if let Output::Persist { record, .. } = &out {
+            let (grant, version) = (record.grant.as_str(), record.version);
+            engine
+                .handle_write(grant, version, WriteOutcome::Written, now)
+                .expect("write outcome");
+        }
         black_box(out);
         n += 1;
     }
@@ -156,7 +162,9 @@ fn cycle_with_parse(bencher: Bencher) {
             let mut outputs = 0;
             for (id, i) in ids {
                 let resp = bodies[i].take().expect("one answer per grant");
-                engine.handle_response(id, resp, now).expect("answer");
+                engine
+                    .handle_send(id, SendOutcome::Response(resp), now)
+                    .expect("answer");
                 outputs += drain(&mut engine, now);
             }
             assert_eq!(outputs, 2 * GRANTS);
@@ -180,7 +188,7 @@ fn cycle_pre_parsed(bencher: Bencher) {
             for (id, i) in ids {
                 let token = answers[i].take().expect("one answer per grant");
                 engine
-                    .handle_token_result(id, Ok(token), now)
+                    .handle_send(id, SendOutcome::Parsed(Ok(token)), now)
                     .expect("answer");
                 outputs += drain(&mut engine, now);
             }
@@ -230,7 +238,7 @@ fn memory_report() {
     let ids = emit(&mut engine, now);
     for (id, i) in ids {
         engine
-            .handle_token_result(id, Ok(answer(1, i)), now)
+            .handle_send(id, SendOutcome::Parsed(Ok(answer(1, i))), now)
             .expect("answer");
         drain(&mut engine, now);
     }

@@ -5,6 +5,9 @@ use http::Uri;
 use crate::error::Error;
 use crate::secret::ClientSecret;
 
+/// The path of the token endpoint (the same in v2 and v3).
+pub const TOKEN_PATH: &str = "/oauth/token";
+
 /// The production API host.
 pub const DEFAULT_BASE_URL: &str = "https://services.leadconnectorhq.com";
 
@@ -195,11 +198,9 @@ impl ConfigBuilder {
             .map_err(|why| Error::config(format!("base URL {why}")))?;
         let consent_url = check_service_url(&self.consent_url)
             .map_err(|why| Error::config(format!("consent URL {why}")))?;
-        let token_uri: Uri = format!("{base_url}{}", crate::token_endpoint::TOKEN_PATH)
-            .parse()
-            .map_err(|_| {
-                Error::config(format!("base URL {base_url:?} does not form a valid URI"))
-            })?;
+        let token_uri: Uri = format!("{base_url}{TOKEN_PATH}").parse().map_err(|_| {
+            Error::config(format!("base URL {base_url:?} does not form a valid URI"))
+        })?;
         Ok(Config {
             token_uri,
             client_id: self.client_id,

@@ -1,26 +1,4 @@
-//! The consent step: the URL that sends the user to HighLevel's consent page
-//! ("choose location"), the CSRF [`State`], and reading the redirect that comes
-//! back into an [`AuthorizationCode`] or a typed error.
-//!
-//! ```
-//! use hoopai_oauth::{Config, ConsentRequest, Scope, State, parse_callback};
-//!
-//! let config = Config::builder("6578278e879ad2646715ba9c-lq3w8xd2", "placeholder-secret")
-//!     .redirect_uri("https://myapp.com/oauth/callback")
-//!     .build()?;
-//! // The caller draws the random bytes; the crate only encodes them.
-//! let state = State::from_random_bytes(&[7; 16])?;
-//! let url = ConsentRequest::new([Scope::OAUTH_READONLY, Scope::OAUTH_WRITE])
-//!     .state(state.clone())
-//!     .build(&config)?;
-//! assert!(url.starts_with("https://marketplace.gohighlevel.com/v2/oauth/chooselocation?"));
-//!
-//! // …the browser comes back to the redirect URI:
-//! let back = format!("https://myapp.com/oauth/callback?code=placeholder-code&state={}", state.as_str());
-//! let code = parse_callback(&back, Some(&state))?;
-//! assert_eq!(code.secret(), "placeholder-code");
-//! # Ok::<(), hoopai_oauth::Error>(())
-//! ```
+//! The consent step; documented on [`ConsentRequest`].
 
 use std::fmt;
 
@@ -40,21 +18,21 @@ pub const MAX_CALLBACK_BYTES: usize = 16 * 1024;
 /// unchanged on the redirect, so that a redirect it did not start is refused.
 ///
 /// The crate never draws randomness. Make a state from random bytes drawn by
-/// the caller ([`State::from_random_bytes`], at least
-/// [`MIN_RANDOM_BYTES`](State::MIN_RANDOM_BYTES)), keep it with the user's
-/// session, and restore it with [`State::new`] when the redirect arrives.
+/// the caller ([`ConsentState::from_random_bytes`], at least
+/// [`MIN_RANDOM_BYTES`](ConsentState::MIN_RANDOM_BYTES)), keep it with the user's
+/// session, and restore it with [`ConsentState::new`] when the redirect arrives.
 ///
-/// Comparison ([`State::matches`], `==`) runs in constant time for equal lengths.
+/// Comparison ([`ConsentState::matches`], `==`) runs in constant time for equal lengths.
 /// `Debug` prints a redaction.
 #[derive(Clone)]
-pub struct State(String);
+pub struct ConsentState(String);
 
-impl State {
-    /// The fewest random bytes [`State::from_random_bytes`] takes: 16 (128 bits).
+impl ConsentState {
+    /// The fewest random bytes [`ConsentState::from_random_bytes`] takes: 16 (128 bits).
     pub const MIN_RANDOM_BYTES: usize = 16;
-    /// The most random bytes [`State::from_random_bytes`] takes: 256.
+    /// The most random bytes [`ConsentState::from_random_bytes`] takes: 256.
     pub const MAX_RANDOM_BYTES: usize = 256;
-    /// The longest state [`State::new`] takes, in bytes.
+    /// The longest state [`ConsentState::new`] takes, in bytes.
     pub const MAX_LEN: usize = 1024;
 
     /// Encodes caller-drawn random bytes as unpadded base64url (RFC 4648 §5),
@@ -62,9 +40,9 @@ impl State {
     ///
     /// # Errors
     /// [`ErrorKind::InvalidInput`] for fewer than
-    /// [`MIN_RANDOM_BYTES`](State::MIN_RANDOM_BYTES) or more than
-    /// [`MAX_RANDOM_BYTES`](State::MAX_RANDOM_BYTES) bytes.
-    pub fn from_random_bytes(bytes: &[u8]) -> Result<State, Error> {
+    /// [`MIN_RANDOM_BYTES`](ConsentState::MIN_RANDOM_BYTES) or more than
+    /// [`MAX_RANDOM_BYTES`](ConsentState::MAX_RANDOM_BYTES) bytes.
+    pub fn from_random_bytes(bytes: &[u8]) -> Result<ConsentState, Error> {
         if bytes.len() < Self::MIN_RANDOM_BYTES {
             return Err(Error::input(format!(
                 "a state needs at least {} random bytes, got {}",
@@ -79,7 +57,7 @@ impl State {
                 bytes.len()
             )));
         }
-        Ok(State(base64url(bytes)))
+        Ok(ConsentState(base64url(bytes)))
     }
 
     /// Restores a state kept by the app (or takes one the app made itself).
@@ -89,10 +67,10 @@ impl State {
     ///
     /// # Errors
     /// [`ErrorKind::InvalidInput`] for an empty state, one longer than
-    /// [`MAX_LEN`](State::MAX_LEN), one with a control character, or one
+    /// [`MAX_LEN`](ConsentState::MAX_LEN), one with a control character, or one
     /// with U+FFFD (the replacement character, which [`parse_callback`]
     /// refuses: it is what a decoder puts for bytes that are not UTF-8).
-    pub fn new(value: impl Into<String>) -> Result<State, Error> {
+    pub fn new(value: impl Into<String>) -> Result<ConsentState, Error> {
         let value = value.into();
         if value.is_empty() {
             return Err(Error::input("the state is empty"));
@@ -112,7 +90,7 @@ impl State {
                 "the state holds U+FFFD, which a redirect cannot carry back",
             ));
         }
-        Ok(State(value))
+        Ok(ConsentState(value))
     }
 
     /// The state as sent.
@@ -129,18 +107,18 @@ impl State {
     }
 }
 
-/// Constant-time, like [`State::matches`].
-impl PartialEq for State {
+/// Constant-time, like [`ConsentState::matches`].
+impl PartialEq for ConsentState {
     fn eq(&self, other: &Self) -> bool {
         self.matches(&other.0)
     }
 }
 
-impl Eq for State {}
+impl Eq for ConsentState {}
 
-impl fmt::Debug for State {
+impl fmt::Debug for ConsentState {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "State({})", redact(&self.0))
+        write!(f, "ConsentState({})", redact(&self.0))
     }
 }
 
@@ -160,13 +138,35 @@ fn base64url(bytes: &[u8]) -> String {
 // ---- consent URL ---------------------------------------------------------------------
 
 /// What the app asks for on the consent page. Build the URL with
-/// [`build`](ConsentRequest::build) (or [`consent_url`]) and send the user's
-/// browser there.
+/// [`consent_url`] and send the user's browser there.
+///
+/// The consent step: the URL that sends the user to HighLevel's consent page
+/// ("choose location"), the CSRF [`ConsentState`], and reading the redirect that comes
+/// back into an [`AuthorizationCode`] or a typed error.
+///
+/// ```
+/// use hoopai_oauth::{Config, ConsentRequest, ConsentState, Scope, consent_url, parse_callback};
+///
+/// let config = Config::builder("6578278e879ad2646715ba9c-lq3w8xd2", "placeholder-secret")
+///     .redirect_uri("https://myapp.com/oauth/callback")
+///     .build()?;
+/// // The caller draws the random bytes; the crate only encodes them.
+/// let state = ConsentState::from_random_bytes(&[7; 16])?;
+/// let request = ConsentRequest::new([Scope::OAUTH_READONLY, Scope::OAUTH_WRITE]).state(state.clone());
+/// let url = consent_url(&config, &request)?;
+/// assert!(url.starts_with("https://marketplace.gohighlevel.com/v2/oauth/chooselocation?"));
+///
+/// // …the browser comes back to the redirect URI:
+/// let back = format!("https://myapp.com/oauth/callback?code=placeholder-code&state={}", state.as_str());
+/// let code = parse_callback(&back, Some(&state))?;
+/// assert_eq!(code.secret(), "placeholder-code");
+/// # Ok::<(), hoopai_oauth::Error>(())
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 #[must_use]
 pub struct ConsentRequest {
     scopes: Vec<Scope>,
-    state: Option<State>,
+    state: Option<ConsentState>,
     redirect_uri: Option<String>,
     login_window_self: bool,
     version_id: Option<VersionId>,
@@ -203,7 +203,7 @@ impl ConsentRequest {
     }
 
     /// Sends `state`; [`parse_callback`] then insists on getting it back.
-    pub fn state(mut self, state: State) -> Self {
+    pub fn state(mut self, state: ConsentState) -> Self {
         self.state = Some(state);
         self
     }
@@ -243,16 +243,8 @@ impl ConsentRequest {
 
     /// The state sent, to keep for [`parse_callback`].
     #[must_use]
-    pub fn sent_state(&self) -> Option<&State> {
+    pub fn sent_state(&self) -> Option<&ConsentState> {
         self.state.as_ref()
-    }
-
-    /// Builds the consent URL; see [`consent_url`].
-    ///
-    /// # Errors
-    /// As [`consent_url`].
-    pub fn build(&self, config: &Config) -> Result<String, Error> {
-        consent_url(config, self)
     }
 }
 
@@ -344,7 +336,7 @@ pub fn consent_url(config: &Config, req: &ConsentRequest) -> Result<String, Erro
 /// As above.
 pub fn parse_callback(
     redirect: &str,
-    expected_state: Option<&State>,
+    expected_state: Option<&ConsentState>,
 ) -> Result<AuthorizationCode, Error> {
     let query = callback_query(redirect)?;
     let pairs: Vec<(String, String)> = serde_urlencoded::from_str(query)

@@ -1,17 +1,4 @@
-//! The one error type of the crate, with a stable [`ErrorKind`] to match on.
-//!
-//! Errors fall into five classes ([`ErrorClass`]):
-//! - **caller** mistakes: bad configuration or input; nothing was sent;
-//! - **misuse** of the engine, such as a response for an id that is not in flight;
-//! - **server** answers: the server understood and said no;
-//! - **unreadable** answers: the body could not be read at all;
-//! - **webhook** refusals: an incoming delivery was unsigned, forged, stale,
-//!   replayed, unreadable or for another app.
-//!
-//! Webhook refusals are kinds of this one error, not a type of their own, so
-//! that a webhook handler and the token code share one `?` and one match on
-//! [`ErrorKind`]; their class tells a router to answer the sender instead of
-//! retrying anything.
+//! The crate's one error type; documented on [`Error`].
 
 use std::fmt;
 use std::time::{Duration, SystemTime};
@@ -20,7 +7,7 @@ use http::{HeaderMap, StatusCode};
 use serde_json::Value;
 
 use crate::rate_limit::RateLimit;
-use crate::sanitize::{excerpt, identifier, sanitize_message};
+use crate::sanitize::{MAX_MESSAGES, excerpt, identifier, server_text};
 use crate::secret::RefreshToken;
 
 /// What went wrong, stable for code to match on.
@@ -95,7 +82,8 @@ pub enum ErrorKind {
     /// process an unsigned delivery.
     WebhookUnsigned,
     /// The delivery carries only the legacy `x-wh-signature` (RSA) header.
-    /// HighLevel ended that scheme on 2026-07-01 (per FACTS.md); genuine
+    /// HighLevel ended that scheme on 2026-07-01 (`docs/highlevel-facts.md`,
+    /// "Webhook signatures"); genuine
     /// deliveries are signed with `x-ghl-signature` now.
     WebhookLegacySignature,
     /// The `x-ghl-signature` header is not one standard-base64 value of a
@@ -302,6 +290,21 @@ pub enum Endpoint {
 ///
 /// It never holds a secret in full: server messages and body excerpts are
 /// sanitized, and long opaque strings in them are redacted.
+///
+/// The one error type of the crate, with a stable [`ErrorKind`] to match on.
+///
+/// Errors fall into five classes ([`ErrorClass`]):
+/// - **caller** mistakes: bad configuration or input; nothing was sent;
+/// - **misuse** of the engine, such as a response for an id that is not in flight;
+/// - **server** answers: the server understood and said no;
+/// - **unreadable** answers: the body could not be read at all;
+/// - **webhook** refusals: an incoming delivery was unsigned, forged, stale,
+///   replayed, unreadable or for another app.
+///
+/// Webhook refusals are kinds of this one error, not a type of their own, so
+/// that a webhook handler and the token code share one `?` and one match on
+/// [`ErrorKind`]; their class tells a router to answer the sender instead of
+/// retrying anything.
 #[derive(Clone, PartialEq)]
 pub struct Error(Box<Inner>);
 
@@ -410,12 +413,8 @@ impl Error {
         code: Option<&str>,
         messages: impl IntoIterator<Item = &'a str>,
     ) -> Self {
-        self.0.code = code.map(sanitize_message).filter(|c| !c.is_empty());
-        self.0.messages = messages
-            .into_iter()
-            .map(sanitize_message)
-            .filter(|m| !m.is_empty())
-            .collect();
+        self.0.code = code.map(server_text).filter(|c| !c.is_empty());
+        self.0.messages = capped_messages(messages);
         self
     }
 
@@ -438,7 +437,10 @@ impl Error {
         self.0.status
     }
 
-    /// The server's message(s), sanitized. NestJS 422 answers carry several.
+    /// The server's message(s), sanitized, each capped at
+    /// [`EXCERPT_CHARS`](crate::EXCERPT_CHARS) characters (an ellipsis
+    /// marks a cut). NestJS 422 answers carry several: at most
+    /// [`MAX_MESSAGES`] are kept, and a last line counts the rest.
     #[must_use]
     pub fn messages(&self) -> &[String] {
         &self.0.messages
@@ -523,12 +525,8 @@ impl Error {
         let kind = classify(endpoint, effective, &fields);
         let mut e = Self::bare(kind);
         e.0.status = Some(effective);
-        e.0.messages = fields
-            .messages
-            .iter()
-            .map(|m| sanitize_message(m))
-            .collect();
-        e.0.code = fields.code.as_deref().map(sanitize_message);
+        e.0.messages = capped_messages(fields.messages.iter().map(String::as_str));
+        e.0.code = fields.code.as_deref().map(server_text);
         e.0.trace_id = fields.trace_id.as_deref().map(identifier);
         if body.is_none() || e.0.messages.is_empty() {
             e.0.excerpt = excerpt(raw);
@@ -558,6 +556,28 @@ impl Error {
                 .is_some_and(|e| e.is_string() || e.is_object())
             || o.contains_key("error_description")
     }
+}
+
+/// Server messages as an error keeps them: each sanitized and capped
+/// ([`server_text`]), empty ones dropped, at most [`MAX_MESSAGES`] of them
+/// plus a line that counts the rest.
+fn capped_messages<'a>(messages: impl IntoIterator<Item = &'a str>) -> Vec<String> {
+    let mut kept = Vec::new();
+    let mut more = 0_usize;
+    for message in messages {
+        if kept.len() == MAX_MESSAGES {
+            more += 1;
+            continue;
+        }
+        let clean = server_text(message);
+        if !clean.is_empty() {
+            kept.push(clean);
+        }
+    }
+    if more > 0 {
+        kept.push(format!("(and {more} more)"));
+    }
+    kept
 }
 
 fn value_as_u64(v: &Value) -> Option<u64> {
@@ -718,10 +738,24 @@ impl fmt::Display for Error {
         } else if let Some(x) = &i.excerpt {
             write!(f, ": body starts {x:?}")?;
         }
-        if let Some(r) = &i.rate_limit
-            && let Some(crate::rate_limit::RetryAfter::Delay(d)) = r.retry_after
-        {
-            write!(f, " (retry after {}s)", d.as_secs())?;
+        if let Some(r) = &i.rate_limit {
+            if let Some(crate::rate_limit::RetryAfter::Delay(d)) = r.retry_after {
+                write!(f, " (retry after {}s)", d.as_secs())?;
+            }
+            if r.clamped.retry_after {
+                write!(
+                    f,
+                    " (Retry-After asked for more than the {}s cap)",
+                    crate::rate_limit::MAX_RETRY_AFTER.as_secs()
+                )?;
+            }
+            if r.clamped.interval {
+                write!(
+                    f,
+                    " (X-RateLimit-Interval-Milliseconds over the {}s cap)",
+                    crate::rate_limit::MAX_RATE_LIMIT_INTERVAL.as_secs()
+                )?;
+            }
         }
         write!(f, " — {}", i.kind.advice())
     }

@@ -1,33 +1,5 @@
-//! `GET /oauth/installedLocations` (v3: `/oauth/installed-locations`): where
-//! the app is installed under a company, page by page.
-//!
-//! The endpoint needs a Company token with scope `oauth.readonly`. Both API
-//! versions parse into the same [`InstalledLocationsPage`], and
-//! [`InstalledLocationsQuery::next_page`] knows both paging schemes, so a
-//! driver lists everything the same way in either version:
-//!
-//! ```
-//! use hoopai_oauth::{
-//!     AccessToken, Config, InstalledLocation, InstalledLocationsQuery, installed_locations_request,
-//!     parse_installed_locations,
-//! };
-//!
-//! # fn send(_: http::Request<Vec<u8>>) -> http::Response<Vec<u8>> {
-//! #     http::Response::new(br#"{"locations":[{"_id":"l1","name":"One","address":"A"}],"count":1}"#.to_vec())
-//! # }
-//! let config = Config::builder("6578278e879ad2646715ba9c-lq3w8xd2", "placeholder-secret").build()?;
-//! let company_token = AccessToken::new("placeholder-company-access-token");
-//! let mut all: Vec<InstalledLocation> = Vec::new();
-//! let mut query = Some(InstalledLocationsQuery::new("tDtDnQdgm2LXpyiqYvZ6").installed(true));
-//! while let Some(q) = query {
-//!     let response = send(installed_locations_request(&config, &company_token, &q)?);
-//!     let page = parse_installed_locations(response)?;
-//!     query = q.next_page(&page);
-//!     all.extend(page.locations);
-//! }
-//! assert_eq!(all.len(), 1);
-//! # Ok::<(), hoopai_oauth::Error>(())
-//! ```
+//! `GET /oauth/installedLocations`; documented on
+//! [`installed_locations_request`].
 
 use http::{Method, Request, Response};
 use serde_json::{Map, Value};
@@ -218,18 +190,6 @@ impl InstalledLocationsQuery {
         }
     }
 
-    /// Builds the HTTP request; see [`installed_locations_request`].
-    ///
-    /// # Errors
-    /// As [`installed_locations_request`].
-    pub fn build(
-        &self,
-        config: &Config,
-        bearer: &(impl CompanyBearer + ?Sized),
-    ) -> Result<Request<Vec<u8>>, Error> {
-        installed_locations_request(config, bearer, self)
-    }
-
     /// The query for the page after `page` (which answered `self`), or `None`
     /// when `page` was the last. Pure: the same inputs give the same answer.
     ///
@@ -281,6 +241,37 @@ impl InstalledLocationsQuery {
 /// or page token, a page size of 0 (or over 100 in v3), a parameter of the
 /// other API version, an empty access token, or a bearer known to be a
 /// Location token (see [`CompanyBearer`]).
+///
+/// `GET /oauth/installedLocations` (v3: `/oauth/installed-locations`): where
+/// the app is installed under a company, page by page.
+///
+/// The endpoint needs a Company token with scope `oauth.readonly`. Both API
+/// versions parse into the same [`InstalledLocationsPage`], and
+/// [`InstalledLocationsQuery::next_page`] knows both paging schemes, so a
+/// driver lists everything the same way in either version:
+///
+/// ```
+/// use hoopai_oauth::{
+///     AccessToken, Config, InstalledLocation, InstalledLocationsQuery, installed_locations_request,
+///     parse_installed_locations,
+/// };
+///
+/// # fn send(_: http::Request<Vec<u8>>) -> http::Response<Vec<u8>> {
+/// #     http::Response::new(br#"{"locations":[{"_id":"l1","name":"One","address":"A"}],"count":1}"#.to_vec())
+/// # }
+/// let config = Config::builder("6578278e879ad2646715ba9c-lq3w8xd2", "placeholder-secret").build()?;
+/// let company_token = AccessToken::new("placeholder-company-access-token");
+/// let mut all: Vec<InstalledLocation> = Vec::new();
+/// let mut query = Some(InstalledLocationsQuery::new("tDtDnQdgm2LXpyiqYvZ6").installed(true));
+/// while let Some(q) = query {
+///     let response = send(installed_locations_request(&config, &company_token, &q)?);
+///     let page = parse_installed_locations(response)?;
+///     query = q.next_page(&page);
+///     all.extend(page.locations);
+/// }
+/// assert_eq!(all.len(), 1);
+/// # Ok::<(), hoopai_oauth::Error>(())
+/// ```
 pub fn installed_locations_request(
     config: &Config,
     bearer: &(impl CompanyBearer + ?Sized),

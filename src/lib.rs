@@ -22,8 +22,19 @@
 //! The `fake-server` feature adds `fake::FakeServer`, a sans-IO
 //! fake of every endpoint for tests.
 //!
-//! Secrets ([`ClientSecret`], [`AccessToken`], [`RefreshToken`],
-//! [`AuthorizationCode`]) print as redactions and are read with `.secret()`.
+//! # Secrets
+//!
+//! The client secret, access and refresh tokens and the authorization code
+//! ([`ClientSecret`], [`AccessToken`], [`RefreshToken`],
+//! [`AuthorizationCode`]) are newtypes. Each one:
+//! - prints a redaction from `Debug` and `Display` (`ab12…(31 chars)`),
+//! - hands its value out only through an explicit [`secret()`](ClientSecret::secret) call,
+//! - is zeroized when dropped,
+//! - serializes as its plain value, so a token set can be persisted. Treat the
+//!   serialized form as the secret it is.
+//!
+//! Access and refresh tokens also have a [`fingerprint`](RefreshToken::fingerprint):
+//! a short, stable, non-secret digest for telling tokens apart in logs.
 //!
 //! # A run loop
 //!
@@ -37,7 +48,7 @@
 //! use std::time::{Duration, UNIX_EPOCH};
 //! use hoopai_oauth::{
 //!     AccessToken, Config, Engine, EngineSettings, GrantRecord, Output, RefreshToken,
-//!     TokenResponse, TokenSet, TokenStatus,
+//!     SendOutcome, TokenResponse, TokenSet, TokenStatus, WriteOutcome,
 //! };
 //!
 //! // Stand-in for an HTTP client: every refresh gets new tokens.
@@ -70,14 +81,19 @@
 //!     // 1. Act on every output, in order.
 //!     while let Some(output) = engine.poll_output(now) {
 //!         match output {
-//!             Output::Persist { grant, record, .. } => {
-//!                 // Durable before going on: it may hold the only live refresh token.
-//!                 store.insert(grant.to_string(), serde_json::to_string(&record).unwrap());
+//!             Output::Persist { record, .. } => {
+//!                 // It may hold the only live refresh token: write it, then
+//!                 // report the outcome (a failed write: WriteOutcome::Failed).
+//!                 store.insert(record.grant.to_string(), serde_json::to_string(&record).unwrap());
+//!                 engine.handle_write(record.grant.as_str(), record.version, WriteOutcome::Written, now)?;
 //!             }
-//!             Output::Send { id, request, .. } => match send(&request) {
-//!                 Ok(response) => engine.handle_response(id, response, now)?,
-//!                 Err(_) => engine.handle_transport_error(id, now)?,
-//!             },
+//!             Output::Send { id, request, .. } => {
+//!                 let outcome = match send(&request) {
+//!                     Ok(response) => SendOutcome::Response(response),
+//!                     Err(e) => SendOutcome::TransportError(e.to_string()),
+//!                 };
+//!                 engine.handle_send(id, outcome, now)?;
+//!             }
 //!             Output::Event(event) => println!("{event}"),
 //!             _ => {}
 //!         }
@@ -96,7 +112,7 @@
 //!     // A real driver sleeps here:
 //!     // std::thread::sleep(next.duration_since(std::time::SystemTime::now()).unwrap_or_default());
 //!     now = next;
-//!     engine.handle_timeout(now);
+//!     engine.handle_timeout(now)?;
 //! }
 //!
 //! // Three days, three refreshes; the store holds the newest refresh token.
@@ -113,43 +129,106 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
-pub mod bearer;
-pub mod config;
-pub mod consent;
-pub mod engine;
-pub mod error;
+// Every module is private: the crate's API is the list below, one path per
+// item. (`fake`, behind the `fake-server` feature, is a namespace of its own.)
+mod bearer;
+mod config;
+mod consent;
+mod engine;
+mod error;
 #[cfg(feature = "fake-server")]
 pub mod fake;
 mod form;
-pub mod installed_locations;
-pub mod location_token;
-pub mod rate_limit;
-pub mod request_budget;
+mod installed_locations;
+mod location_token;
+mod rate_limit;
+mod request_budget;
 mod response;
 mod sanitize;
-pub mod scope;
-pub mod secret;
-pub mod token;
-pub mod token_endpoint;
-pub mod webhook;
+mod scope;
+mod secret;
+mod time;
+mod token;
+mod token_endpoint;
+mod webhook;
 
-pub use bearer::*;
-pub use config::*;
-pub use consent::*;
-pub use engine::*;
-pub use error::*;
-pub use installed_locations::*;
-pub use location_token::*;
-pub use rate_limit::*;
-pub use request_budget::*;
+// Configuration and secrets.
+pub use config::{
+    ApiVersion, Config, ConfigBuilder, DEFAULT_BASE_URL, DEFAULT_CONSENT_URL,
+    MAX_REDIRECT_URI_BYTES, TOKEN_PATH, WHITE_LABEL_CONSENT_URL,
+};
+pub use secret::{
+    AccessToken, AuthorizationCode, ClientSecret, FINGERPRINT_MIN_LEN, Fingerprint, RefreshToken,
+    redact,
+};
+
+// Tokens, scopes and errors, shared by every endpoint.
+pub use error::{Endpoint, Error, ErrorClass, ErrorKind, Unreadable};
 pub use response::MAX_BODY_BYTES;
-pub use scope::*;
-pub use secret::*;
-pub use token::*;
-pub use token_endpoint::*;
-pub use webhook::*;
+pub use sanitize::{EXCERPT_CHARS, MAX_MESSAGES};
+pub use scope::Scope;
+pub use token::{
+    DEFAULT_LIFETIME, LenientBool, MAX_LIFETIME, Scopes, TokenResponse, TokenSet, UserType,
+};
+
+// The endpoints: a builder and a parser each.
+pub use bearer::CompanyBearer;
+pub use consent::{ConsentRequest, ConsentState, MAX_CALLBACK_BYTES, consent_url, parse_callback};
+pub use installed_locations::{
+    DEFAULT_PAGE_SIZE, INSTALLED_LOCATIONS_PATH, INSTALLED_LOCATIONS_PATH_V3, InstalledLocation,
+    InstalledLocationsPage, InstalledLocationsQuery, MAX_PAGE_SIZE_V3, Pagination,
+    installed_locations_path, installed_locations_request, parse_installed_locations,
+};
+pub use location_token::{
+    LOCATION_TOKEN_PATH, LOCATION_TOKEN_PATH_V3, LOCATION_TOKEN_REQUIRED_FIELDS,
+    LocationTokenRequest, location_token_path, location_token_request,
+    missing_location_token_fields, parse_location_token_response,
+};
+pub use token_endpoint::{GrantType, TokenRequest, parse_token_response, token_request};
+
+// Rate limits and the request budget.
+pub use rate_limit::{
+    Clamped, MAX_RATE_LIMIT_INTERVAL, MAX_RETRY_AFTER, RateLimit, RetryAfter, parse_retry_after,
+};
+pub use request_budget::{
+    BUDGET_MAX_ADOPTED, BUDGET_MIN_INTERVAL, DEFAULT_BUDGET_MARGIN, HIGHLEVEL_BURST_INTERVAL,
+    HIGHLEVEL_BURST_MAX, RequestBudget,
+};
+
+// Install webhooks.
+pub use webhook::{
+    DEFAULT_REPLAY_WINDOW, DEFAULT_SEEN_CAPACITY, DEFAULT_SEEN_MAX_BYTES,
+    HIGHLEVEL_WEBHOOK_PUBLIC_KEY, InstallEvent, InstallTarget, LEGACY_SIGNATURE_HEADER,
+    MAX_WEBHOOK_BYTES, MAX_WEBHOOK_ID_BYTES, Recorded, SIGNATURE_HEADER, SeenWebhooks, Trial,
+    UninstallEvent, UninstallTarget, WebhookEvent, WebhookIdStore, WebhookKey, WebhookKeys,
+    WebhookPayload, WebhookVerifier, WhitelabelDetails, parse_webhook,
+};
+
+// The engine.
+pub use engine::{
+    ABANDONED_MEMORY, BudgetClaim, BudgetKeying, ClaimOutcome, Engine, EngineEvent, EngineSettings,
+    EngineStats, GrantId, GrantRecord, GrantStatus, GrantView, Grants, HOLDERS_WINDOWS,
+    InstallChanges, Lease, LocationDiff, MAX_GRANT_ID_BYTES, MAX_RECORD_TIME, MAX_RECORD_VERSION,
+    Output, RECORD_SCHEMA, RESCUED_MEMORY, RefreshFailure, Removal, RequestId, SendOutcome,
+    StoreFailure, TokenStatus, WriteOutcome, diff_installed_locations,
+};
 
 /// The README's code samples, compiled as doc tests.
 #[cfg(doctest)]
 #[doc = include_str!("../README.md")]
 pub struct ReadmeDoctests;
+
+/// The code samples of `docs/engine.md`, compiled as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../docs/engine.md")]
+pub struct EngineGuideDoctests;
+
+/// The code samples of `docs/requests.md`, compiled as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../docs/requests.md")]
+pub struct RequestsGuideDoctests;
+
+/// The code samples of `docs/webhooks.md`, compiled as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../docs/webhooks.md")]
+pub struct WebhooksGuideDoctests;

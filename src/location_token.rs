@@ -1,9 +1,4 @@
-//! `POST /oauth/locationToken` (v3: `/oauth/location-token`): turn the agency
-//! (Company) token into a sub-account (Location) token.
-//!
-//! The endpoint needs scope `oauth.write` on the Company token, and the
-//! location among the install's approved locations (else 403 "The token does
-//! not have access to this location.").
+//! `POST /oauth/locationToken`; documented on [`location_token_request`].
 
 use http::{Method, Request, Response, header};
 
@@ -67,18 +62,6 @@ impl LocationTokenRequest {
     pub fn location_id(&self) -> &str {
         &self.location_id
     }
-
-    /// Builds the HTTP request; see [`location_token_request`].
-    ///
-    /// # Errors
-    /// As [`location_token_request`].
-    pub fn build(
-        &self,
-        config: &Config,
-        bearer: &(impl CompanyBearer + ?Sized),
-    ) -> Result<Request<Vec<u8>>, Error> {
-        location_token_request(config, bearer, self)
-    }
 }
 
 /// Builds `POST /oauth/locationToken` (v3: `/oauth/location-token`):
@@ -89,6 +72,13 @@ impl LocationTokenRequest {
 /// [`ErrorKind::InvalidInput`](crate::ErrorKind::InvalidInput), and no request,
 /// for an empty company or location id, an empty access token, or a bearer
 /// known to be a Location token (see [`CompanyBearer`]).
+///
+/// `POST /oauth/locationToken` (v3: `/oauth/location-token`): turn the agency
+/// (Company) token into a sub-account (Location) token.
+///
+/// The endpoint needs scope `oauth.write` on the Company token, and the
+/// location among the install's approved locations (else 403 "The token does
+/// not have access to this location.").
 pub fn location_token_request(
     config: &Config,
     bearer: &(impl CompanyBearer + ?Sized),

@@ -1,27 +1,10 @@
-//! A request budget per app: a token bucket sized to HighLevel's burst limit,
-//! that follows the server's `X-RateLimit-*` headers. Pure: time is an argument.
-//!
-//! HighLevel allows 100 requests per 10 s per app and resource, and reports
-//! the figures in `X-RateLimit-Max`, `X-RateLimit-Interval-Milliseconds` and
-//! `X-RateLimit-Remaining` (per FACTS.md, "Rate limits"). How the server counts
-//! its window (fixed or sliding) is not documented, so the budget is built to
-//! pass both: each token spent comes back one interval after it was spent,
-//! plus a small margin ([`DEFAULT_BUDGET_MARGIN`]). At most `max` requests
-//! then go out in **any** interval, and nearly `max` per interval is still
-//! reached. (A bucket that refills continuously at `max / interval` lets up to
-//! `2 × max` out within one interval — a full bucket plus its refill — and
-//! draws 429s from a server counting windows.)
-//!
-//! The margin is there because the server counts a request when it arrives,
-//! and the budget when it is sent: a request sent exactly one interval after
-//! an earlier one, over a faster path (a reused connection, after the first
-//! went through a handshake), can arrive less than one interval after it, and
-//! find the server's window still full.
+//! The request budget; documented on [`RequestBudget`].
 
 use std::collections::VecDeque;
 use std::time::{Duration, SystemTime};
 
-use crate::rate_limit::{RateLimit, RetryAfter, saturating_add};
+use crate::rate_limit::RateLimit;
+use crate::time::saturating_add;
 
 /// HighLevel's documented burst budget: requests per [`HIGHLEVEL_BURST_INTERVAL`].
 pub const HIGHLEVEL_BURST_MAX: u32 = 100;
@@ -54,6 +37,27 @@ pub const BUDGET_MIN_INTERVAL: Duration = Duration::from_millis(1);
 ///
 /// Memory is bounded by the spends within one interval (at most `max`
 /// entries, and one entry per observation of spends made elsewhere).
+///
+/// A request budget per app: a token bucket sized to HighLevel's burst limit,
+/// that follows the server's `X-RateLimit-*` headers. Pure: time is an argument.
+///
+/// HighLevel allows 100 requests per 10 s per app and resource, and reports
+/// the figures in `X-RateLimit-Max`, `X-RateLimit-Interval-Milliseconds` and
+/// `X-RateLimit-Remaining` (HighLevel's OAuth FAQ; `docs/highlevel-facts.md`,
+/// "Rate limits"). How the server counts
+/// its window (fixed or sliding) is not documented, so the budget is built to
+/// pass both: each token spent comes back one interval after it was spent,
+/// plus a small margin ([`DEFAULT_BUDGET_MARGIN`]). At most `max` requests
+/// then go out in **any** interval, and nearly `max` per interval is still
+/// reached. (A bucket that refills continuously at `max / interval` lets up to
+/// `2 × max` out within one interval — a full bucket plus its refill — and
+/// draws 429s from a server counting windows.)
+///
+/// The margin is there because the server counts a request when it arrives,
+/// and the budget when it is sent: a request sent exactly one interval after
+/// an earlier one, over a faster path (a reused connection, after the first
+/// went through a handshake), can arrive less than one interval after it, and
+/// find the server's window still full.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RequestBudget {
     max: u32,
@@ -102,6 +106,13 @@ impl RequestBudget {
     pub fn margin(&self) -> Duration {
         self.margin
             .unwrap_or_else(|| (self.interval / 40).min(DEFAULT_BUDGET_MARGIN))
+    }
+
+    /// New figures for the budget, keeping what was spent (clamped as in
+    /// [`new`](Self::new)).
+    pub(crate) fn resize(&mut self, max: u32, interval: Duration) {
+        self.max = max.clamp(1, BUDGET_MAX_ADOPTED);
+        self.interval = interval.max(BUDGET_MIN_INTERVAL);
     }
 
     /// When a token spent at `t` comes back.
@@ -204,7 +215,8 @@ impl RequestBudget {
     ///   its window than this budget spent (another process of the same app),
     ///   the difference is counted as spent at `now`;
     /// - `Retry-After` (not documented, honoured when present): no token is
-    ///   available before it.
+    ///   available before it (at most [`MAX_RETRY_AFTER`](crate::MAX_RETRY_AFTER)
+    ///   from `now`).
     pub fn observe(&mut self, rate: &RateLimit, now: SystemTime) {
         if let (Some(max), Some(interval)) = (rate.max, rate.interval) {
             self.max = u32::try_from(max.clamp(1, u64::from(BUDGET_MAX_ADOPTED)))
@@ -219,11 +231,7 @@ impl RequestBudget {
                 self.record(now, u32::try_from(missing).unwrap_or(u32::MAX));
             }
         }
-        let until = match rate.retry_after {
-            Some(RetryAfter::Delay(d)) => Some(saturating_add(now, d)),
-            Some(RetryAfter::At(t)) => Some(t),
-            None => None,
-        };
+        let until = rate.retry_after.map(|r| r.until(now));
         if let Some(until) = until.filter(|t| *t > now) {
             self.blocked_until = Some(self.blocked_until.map_or(until, |b| b.max(until)));
         }

@@ -10,30 +10,78 @@ pub const EXCERPT_CHARS: usize = 200;
 /// 20–24 characters; tokens are 31 and more (JWTs run to ~1 KiB).
 const OPAQUE_RUN: usize = 28;
 
+/// How much of a body or message is looked at: a few KiB hold any useful
+/// excerpt, and a huge one costs no more than this.
+const HEAD_BYTES: usize = 8 * 1024;
+
+/// The most server messages an error keeps (a NestJS 422 lists several);
+/// the rest are counted in one last line.
+pub const MAX_MESSAGES: usize = 8;
+
 /// A short, printable, redacted excerpt of a body; `None` for an empty body.
 /// An HTML page is reduced to its text.
 pub(crate) fn excerpt(body: &[u8]) -> Option<String> {
-    // Look at no more than needed: a few KiB hold any useful excerpt.
-    let head = &body[..body.len().min(8 * 1024)];
+    let (head, cut) = head_bytes(body);
     let text = String::from_utf8_lossy(head);
     let text = if text.trim_start().starts_with('<') {
         strip_tags(&text)
     } else {
         text.into_owned()
     };
-    let clean = sanitize_message(&text);
-    if clean.is_empty() {
-        return None;
+    let text = if cut { drop_partial_run(&text) } else { &text };
+    let clean = cap(sanitize_message(text), cut);
+    (!clean.is_empty()).then_some(clean)
+}
+
+/// A server's message (or code), made safe to show: sanitized like
+/// [`sanitize_message`] and capped at [`EXCERPT_CHARS`] characters (an
+/// ellipsis marks a cut), looking at no more than its first 8 KiB.
+pub(crate) fn server_text(text: &str) -> String {
+    let (head, cut) = head_bytes(text.as_bytes());
+    // `head` ends on a character boundary (see `head_bytes`).
+    let head = std::str::from_utf8(head).unwrap_or_default();
+    let head = if cut { drop_partial_run(head) } else { head };
+    cap(sanitize_message(head), cut)
+}
+
+/// At most [`HEAD_BYTES`] of `bytes`, ending on a UTF-8 character boundary
+/// when `bytes` is UTF-8, and whether anything was cut.
+fn head_bytes(bytes: &[u8]) -> (&[u8], bool) {
+    if bytes.len() <= HEAD_BYTES {
+        return (bytes, false);
     }
-    let mut out: String = clean.chars().take(EXCERPT_CHARS).collect();
-    if clean.chars().count() > EXCERPT_CHARS {
-        out.push('…');
+    let mut end = HEAD_BYTES;
+    // Back off continuation bytes (0b10xx_xxxx) to a character start.
+    while end > HEAD_BYTES - 4 && (bytes[end] & 0xC0) == 0x80 {
+        end -= 1;
     }
-    Some(out)
+    (&bytes[..end], true)
+}
+
+/// `text` without a run of token characters at its very end: the cut may
+/// have split a credential, and a split one is too short to be redacted.
+fn drop_partial_run(text: &str) -> &str {
+    text.trim_end_matches(in_run)
+}
+
+/// `clean` capped at [`EXCERPT_CHARS`] characters, with an ellipsis when
+/// anything was cut (here or before, `cut`).
+fn cap(clean: String, cut: bool) -> String {
+    let mut chars = clean.char_indices();
+    match chars.nth(EXCERPT_CHARS) {
+        Some((end, _)) => {
+            let mut out = clean[..end].to_owned();
+            out.push('…');
+            out
+        }
+        None if cut && !clean.is_empty() => clean + "…",
+        None => clean,
+    }
 }
 
 /// Sanitizes an identifier such as a trace id: a UUID-like value (hex digits
-/// and dashes) is kept whole, anything else is treated as a message.
+/// and dashes) is kept whole, anything else is treated as a server message
+/// ([`server_text`]: sanitized and capped).
 pub(crate) fn identifier(text: &str) -> String {
     let uuid_like = !text.is_empty()
         && text.len() <= 64
@@ -41,7 +89,7 @@ pub(crate) fn identifier(text: &str) -> String {
     if uuid_like {
         text.to_owned()
     } else {
-        sanitize_message(text)
+        server_text(text)
     }
 }
 
@@ -176,6 +224,21 @@ mod tests {
             sanitize_message("Location l1C08ntBrFjLS0elLIYU"),
             "Location l1C08ntBrFjLS0elLIYU"
         );
+    }
+
+    #[test]
+    fn server_text_is_capped_and_never_splits_a_credential() {
+        let huge = "x ".repeat(600_000);
+        let shown = server_text(&huge);
+        assert_eq!(shown.chars().count(), EXCERPT_CHARS + 1);
+        assert!(shown.ends_with('…'));
+        // A token cut at the 8 KiB mark is dropped, not shown in part.
+        let token = "T".repeat(40);
+        let text = format!("{}{token}", " ".repeat(HEAD_BYTES - 10));
+        assert_eq!(server_text(&text), "");
+        assert_eq!(server_text("short"), "short");
+        let wide = "é".repeat(HEAD_BYTES);
+        assert_eq!(server_text(&wide).chars().count(), EXCERPT_CHARS + 1);
     }
 
     #[test]

@@ -1,15 +1,4 @@
-//! OAuth scopes: a [`Scope`] type with a named constant for every scope in
-//! HighLevel's official list, plus custom scopes.
-//!
-//! The list follows the public "Scopes" page of the HighLevel marketplace
-//! documentation (Authorization › OAuth 2.0 › Scopes), as published in 2025–2026.
-//! Three scopes that earlier editions of that page listed
-//! (`conversations/livechat.write`, `blogs/posts.readonly`, `blogs/list.readonly`)
-//! are kept too. Scope strings are case-sensitive and kept exactly as the page
-//! spells them (note `adPublishing.readOnly` and `saas/location.read`).
-//!
-//! A scope the list does not have yet is a [`Scope::custom`]. Adding a scope to
-//! an installed app takes a re-install (a new consent).
+//! OAuth scopes; documented on [`Scope`].
 
 use std::borrow::Cow;
 use std::fmt;
@@ -34,6 +23,19 @@ use crate::token::Scopes;
 /// assert!(Scope::custom("beta/feature.readonly").is_ok());
 /// assert!(Scope::custom("two scopes").is_err());
 /// ```
+///
+/// OAuth scopes: a [`Scope`] type with a named constant for every scope in
+/// HighLevel's official list, plus custom scopes.
+///
+/// The list follows the public "Scopes" page of the HighLevel marketplace
+/// documentation (Authorization › OAuth 2.0 › Scopes), as published in 2025–2026.
+/// Three scopes that earlier editions of that page listed
+/// (`conversations/livechat.write`, `blogs/posts.readonly`, `blogs/list.readonly`)
+/// are kept too. Scope strings are case-sensitive and kept exactly as the page
+/// spells them (note `adPublishing.readOnly` and `saas/location.read`).
+///
+/// A scope the list does not have yet is a [`Scope::custom`]. Adding a scope to
+/// an installed app takes a re-install (a new consent).
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Scope(Cow<'static, str>);
 

@@ -1,16 +1,4 @@
-//! Secret newtypes: the client secret, access and refresh tokens, and the
-//! authorization code.
-//!
-//! Each one:
-//! - prints a redaction from `Debug` and `Display` (`ab12…(31 chars)`),
-//! - hands its value out only through an explicit [`secret()`](ClientSecret::secret) call,
-//! - is zeroized when dropped,
-//! - serializes as its plain value, so a token set can be persisted. Treat the
-//!   serialized form as the secret it is.
-//!
-//! Access and refresh tokens also have a [`fingerprint`](RefreshToken::fingerprint):
-//! a short, stable, non-secret digest for telling tokens apart in logs.
-
+//! Secret newtypes and fingerprints (documented on the crate root).
 use std::fmt;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};

@@ -2,6 +2,7 @@
 //! persistable [`TokenSet`] with an absolute expiry, [`UserType`], [`Scopes`] and
 //! the lenient [`LenientBool`].
 
+use crate::time::{unix, unix_seconds};
 use std::fmt;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -92,7 +93,8 @@ impl<'de> Deserialize<'de> for UserType {
 
 /// A space-separated scope list, kept exactly as the server sent it.
 ///
-/// The server sends a space-separated string (per FACTS.md and the OpenAPI).
+/// The server sends a space-separated string (the official OpenAPI in
+/// `tests/data/spec/`; `docs/highlevel-facts.md`, "The token endpoint").
 /// A JSON list of strings (`["contacts.readonly","locations.readonly"]`),
 /// seen in the field, reads as the same scopes: its items joined with one
 /// space. It is written back as the joined string.
@@ -678,10 +680,7 @@ impl TokenSet {
     pub fn new(token: TokenResponse, obtained_at: SystemTime) -> Self {
         let obtained_at = floor_seconds(obtained_at);
         // Whole seconds also where the sum is cut at the end of time.
-        let expires_at = floor_seconds(crate::rate_limit::saturating_add(
-            obtained_at,
-            token.lifetime(),
-        ));
+        let expires_at = floor_seconds(crate::time::saturating_add(obtained_at, token.lifetime()));
         TokenSet {
             obtained_at,
             expires_at,
@@ -756,30 +755,6 @@ impl fmt::Debug for TokenSet {
     }
 }
 
-/// Seconds since the Unix epoch (0 for earlier times).
-#[must_use]
-pub fn unix(t: SystemTime) -> u64 {
-    t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
-}
-
 fn floor_seconds(t: SystemTime) -> SystemTime {
     UNIX_EPOCH + Duration::from_secs(unix(t))
-}
-
-/// Serde for `SystemTime` as whole Unix seconds.
-pub(crate) mod unix_seconds {
-    use std::time::{Duration, SystemTime, UNIX_EPOCH};
-
-    use serde::{Deserialize, Deserializer, Serializer};
-
-    pub(crate) fn serialize<S: Serializer>(t: &SystemTime, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_u64(super::unix(*t))
-    }
-
-    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<SystemTime, D::Error> {
-        let secs = u64::deserialize(d)?;
-        UNIX_EPOCH
-            .checked_add(Duration::from_secs(secs))
-            .ok_or_else(|| serde::de::Error::custom("time out of range"))
-    }
 }

@@ -1,9 +1,4 @@
-//! `POST /oauth/token`: build the request for each grant, parse the answer.
-//!
-//! The client authenticates with `client_id` and `client_secret` form fields,
-//! never with an `Authorization` header: the HoopAI page's Bearer line is an
-//! artefact of its doc generator (the official OpenAPI has no security on this path,
-//! and a client fetching its first token has no bearer).
+//! `POST /oauth/token`; documented on [`token_request`].
 
 use http::{HeaderValue, Method, Request, Response, header};
 
@@ -13,13 +8,10 @@ use crate::response::{checked_body, failure, unreadable_success};
 use crate::secret::{AuthorizationCode, RefreshToken};
 use crate::token::{TokenResponse, UserType, WireToken};
 
-/// The path of the token endpoint (the same in v2 and v3).
-pub const TOKEN_PATH: &str = "/oauth/token";
-
 /// The grant a token request presents.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
-pub enum Grant {
+pub enum GrantType {
     /// Exchange the code from the consent redirect.
     AuthorizationCode {
         /// The one-time code.
@@ -33,14 +25,14 @@ pub enum Grant {
     ClientCredentials,
 }
 
-impl Grant {
+impl GrantType {
     /// The `grant_type` value.
     #[must_use]
     pub fn grant_type(&self) -> &'static str {
         match self {
-            Grant::AuthorizationCode { .. } => "authorization_code",
-            Grant::RefreshToken(_) => "refresh_token",
-            Grant::ClientCredentials => "client_credentials",
+            GrantType::AuthorizationCode { .. } => "authorization_code",
+            GrantType::RefreshToken(_) => "refresh_token",
+            GrantType::ClientCredentials => "client_credentials",
         }
     }
 }
@@ -49,13 +41,13 @@ impl Grant {
 #[derive(Debug, Clone, PartialEq)]
 #[must_use]
 pub struct TokenRequest {
-    grant: Grant,
+    grant: GrantType,
     user_type: Option<UserType>,
 }
 
 impl TokenRequest {
     /// Any grant.
-    pub fn new(grant: Grant) -> Self {
+    pub fn new(grant: GrantType) -> Self {
         TokenRequest {
             grant,
             user_type: None,
@@ -64,7 +56,7 @@ impl TokenRequest {
 
     /// Exchange an authorization code, with the config's redirect URI.
     pub fn authorization_code(code: impl Into<AuthorizationCode>) -> Self {
-        Self::new(Grant::AuthorizationCode {
+        Self::new(GrantType::AuthorizationCode {
             code: code.into(),
             redirect_uri: None,
         })
@@ -72,12 +64,12 @@ impl TokenRequest {
 
     /// Refresh with a refresh token.
     pub fn refresh_token(refresh_token: impl Into<RefreshToken>) -> Self {
-        Self::new(Grant::RefreshToken(refresh_token.into()))
+        Self::new(GrantType::RefreshToken(refresh_token.into()))
     }
 
     /// The `client_credentials` grant.
     pub fn client_credentials() -> Self {
-        Self::new(Grant::ClientCredentials)
+        Self::new(GrantType::ClientCredentials)
     }
 
     /// Asks for a `Company` or a `Location` token.
@@ -89,7 +81,7 @@ impl TokenRequest {
     /// For a code exchange, a redirect URI other than the config's. Ignored by
     /// other grants.
     pub fn redirect_uri(mut self, uri: impl Into<String>) -> Self {
-        if let Grant::AuthorizationCode { redirect_uri, .. } = &mut self.grant {
+        if let GrantType::AuthorizationCode { redirect_uri, .. } = &mut self.grant {
             *redirect_uri = Some(uri.into());
         }
         self
@@ -97,13 +89,13 @@ impl TokenRequest {
 
     /// The grant.
     #[must_use]
-    pub fn grant(&self) -> &Grant {
+    pub fn grant(&self) -> &GrantType {
         &self.grant
     }
 
     /// Takes the grant out (e.g. to reuse its refresh token without a copy).
     #[must_use]
-    pub fn into_grant(self) -> Grant {
+    pub fn into_grant(self) -> GrantType {
         self.grant
     }
 
@@ -111,14 +103,6 @@ impl TokenRequest {
     #[must_use]
     pub fn requested_user_type(&self) -> Option<&UserType> {
         self.user_type.as_ref()
-    }
-
-    /// Builds the HTTP request; see [`token_request`].
-    ///
-    /// # Errors
-    /// As [`token_request`].
-    pub fn build(&self, config: &Config) -> Result<Request<Vec<u8>>, Error> {
-        token_request(config, self)
     }
 }
 
@@ -134,6 +118,13 @@ impl TokenRequest {
 /// for an empty code or refresh token, a redirect URI the config would refuse
 /// (see [`ConfigBuilder::redirect_uri`](crate::ConfigBuilder::redirect_uri)),
 /// or a `user_type` other than `Company` or `Location`.
+///
+/// `POST /oauth/token`: build the request for each grant, parse the answer.
+///
+/// The client authenticates with `client_id` and `client_secret` form fields,
+/// never with an `Authorization` header: the HoopAI page's Bearer line is an
+/// artefact of its doc generator (the official OpenAPI has no security on this path,
+/// and a client fetching its first token has no bearer).
 pub fn token_request(config: &Config, req: &TokenRequest) -> Result<Request<Vec<u8>>, Error> {
     let v3 = config.api_version() == ApiVersion::V3;
     let name = |v2: &'static str, v3name: &'static str| if v3 { v3name } else { v2 };
@@ -146,7 +137,7 @@ pub fn token_request(config: &Config, req: &TokenRequest) -> Result<Request<Vec<
     form.push((name("grant_type", "grantType"), req.grant.grant_type()));
     let mut redirect: Option<&str> = None;
     match &req.grant {
-        Grant::AuthorizationCode { code, redirect_uri } => {
+        GrantType::AuthorizationCode { code, redirect_uri } => {
             if code.secret().trim().is_empty() {
                 return Err(Error::input("the authorization code is empty"));
             }
@@ -157,13 +148,13 @@ pub fn token_request(config: &Config, req: &TokenRequest) -> Result<Request<Vec<
                     .map_err(|why| Error::input(format!("redirect URI {why}")))?;
             }
         }
-        Grant::RefreshToken(token) => {
+        GrantType::RefreshToken(token) => {
             if token.secret().trim().is_empty() {
                 return Err(Error::input("the refresh token is empty"));
             }
             form.push((name("refresh_token", "refreshToken"), token.secret()));
         }
-        Grant::ClientCredentials => {}
+        GrantType::ClientCredentials => {}
     }
     if let Some(t) = &req.user_type {
         if let UserType::Other(other) = t {

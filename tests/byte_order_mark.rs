@@ -7,9 +7,9 @@ mod common;
 
 use common::{config, response, t0};
 use hoopai_oauth::{
-    AccessToken, Engine, EngineSettings, Error, ErrorKind, Event, Output, RefreshToken,
-    TokenResponse, TokenSet, Unreadable, parse_installed_locations, parse_location_token_response,
-    parse_token_response,
+    AccessToken, Engine, EngineEvent, EngineSettings, Error, ErrorKind, Output, RefreshToken,
+    SendOutcome, TokenResponse, TokenSet, Unreadable, parse_installed_locations,
+    parse_location_token_response, parse_token_response,
 };
 use std::fmt::Write;
 
@@ -301,10 +301,10 @@ fn the_engine_reads_marked_answers() {
     engine
         .insert("loc-1", TokenSet::new(first, t0()), t0())
         .unwrap();
-    while engine.poll_output(t0()).is_some() {}
+    common::drain_written(&mut engine, t0());
 
     let send = |engine: &mut Engine, at| {
-        engine.handle_timeout(at);
+        engine.handle_timeout(at).unwrap();
         loop {
             match engine.poll_output(at) {
                 Some(Output::Send { id, .. }) => return id,
@@ -317,11 +317,11 @@ fn the_engine_reads_marked_answers() {
     let id = send(&mut engine, due);
     let body = marked(r#"{"access_token":"A","refresh_token":"R1","expires_in":86399}"#);
     engine
-        .handle_response(id, response(200, &[], body), due)
+        .handle_send(id, SendOutcome::Response(response(200, &[], body)), due)
         .unwrap();
     let mut persisted = None;
     let mut events = Vec::new();
-    while let Some(out) = engine.poll_output(due) {
+    for out in common::drain_written(&mut engine, due) {
         match out {
             Output::Persist { record, .. } => persisted = Some(record),
             Output::Event(e) => events.push(e),
@@ -331,7 +331,7 @@ fn the_engine_reads_marked_answers() {
     let record = persisted.expect("the new tokens are persisted");
     assert_eq!(record.refresh_token().map(|r| r.secret()), Some("R1"));
     assert!(
-        matches!(events[..], [Event::Refreshed { .. }]),
+        matches!(events[..], [EngineEvent::Refreshed { .. }]),
         "{events:?}"
     );
 
@@ -339,16 +339,16 @@ fn the_engine_reads_marked_answers() {
     let id = send(&mut engine, due);
     let body = marked(r#"{"statusCode":400,"message":"Invalid grant: refresh token is invalid"}"#);
     engine
-        .handle_response(id, response(400, &[], body), due)
+        .handle_send(id, SendOutcome::Response(response(400, &[], body)), due)
         .unwrap();
     let mut events = Vec::new();
-    while let Some(out) = engine.poll_output(due) {
+    for out in common::drain_written(&mut engine, due) {
         if let Output::Event(e) = out {
             events.push(e);
         }
     }
     assert!(
-        matches!(events[..], [Event::ReauthorizationNeeded { .. }]),
+        matches!(events[..], [EngineEvent::ReauthorizationNeeded { .. }]),
         "{events:?}"
     );
     assert_eq!(engine.poll_timeout(), None, "nothing is retried");

@@ -7,7 +7,7 @@ use std::fmt::Write;
 
 use common::{CLIENT_ID, CLIENT_SECRET, REDIRECT_URI, config};
 use hoopai_oauth::{
-    Config, ConsentRequest, Error, ErrorClass, ErrorKind, MAX_CALLBACK_BYTES, Scope, State,
+    Config, ConsentRequest, ConsentState, Error, ErrorClass, ErrorKind, MAX_CALLBACK_BYTES, Scope,
     WHITE_LABEL_CONSENT_URL, consent_url, parse_callback,
 };
 use proptest::prelude::*;
@@ -18,8 +18,8 @@ const SEED: [u8; 32] = [
     0xc4, 0x58, 0x9a, 0x3f, 0xe2, 0x67, 0x1b, 0xd0, 0x85, 0x4c, 0xf9, 0x36, 0xab, 0x02, 0x7e, 0xc1,
 ];
 
-fn state() -> State {
-    State::from_random_bytes(&SEED).unwrap()
+fn state() -> ConsentState {
+    ConsentState::from_random_bytes(&SEED).unwrap()
 }
 
 /// The URL and its decoded parameters, for a snapshot.
@@ -51,9 +51,7 @@ fn owned(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
 
 #[test]
 fn minimal_url() {
-    let url = ConsentRequest::new([Scope::CONTACTS_READONLY])
-        .build(&config())
-        .unwrap();
+    let url = consent_url(&config(), &ConsentRequest::new([Scope::CONTACTS_READONLY])).unwrap();
     assert!(url.starts_with("https://marketplace.gohighlevel.com/v2/oauth/chooselocation?"));
     assert_eq!(
         params(&url),
@@ -76,12 +74,14 @@ fn every_option() {
         Scope::LOCATIONS_CUSTOM_VALUES_READONLY,
         Scope::OAUTH_WRITE, // a repeat is sent once
     ];
-    let url = ConsentRequest::new(scopes)
-        .state(state())
-        .login_window_self()
-        .version_id_from_client_id()
-        .build(&config())
-        .unwrap();
+    let url = consent_url(
+        &config(),
+        &ConsentRequest::new(scopes)
+            .state(state())
+            .login_window_self()
+            .version_id_from_client_id(),
+    )
+    .unwrap();
     let app_id = CLIENT_ID.split('-').next().unwrap();
     assert_eq!(
         params(&url),
@@ -129,17 +129,15 @@ fn white_label_host_explicit_version_and_other_redirect() {
 #[test]
 fn v3_config_builds_the_same_url() {
     let req = ConsentRequest::new([Scope::OAUTH_WRITE]).state(state());
-    let v2 = req.build(&config()).unwrap();
-    let v3 = req.build(&common::config_v3()).unwrap();
+    let v2 = consent_url(&config(), &req).unwrap();
+    let v3 = consent_url(&common::config_v3(), &req).unwrap();
     assert_eq!(v2, v3);
     snap!(render(&v3));
 }
 
 #[test]
 fn every_official_scope_in_one_url() {
-    let url = ConsentRequest::new(Scope::ALL.iter().cloned())
-        .build(&config())
-        .unwrap();
+    let url = consent_url(&config(), &ConsentRequest::new(Scope::ALL.iter().cloned())).unwrap();
     let scope = params(&url).remove(3);
     assert_eq!(scope.0, "scope");
     let expected: Vec<&str> = Scope::ALL.iter().map(Scope::as_str).collect();
@@ -150,22 +148,24 @@ fn every_official_scope_in_one_url() {
 fn bad_consent_requests_build_nothing() {
     let no_redirect = Config::builder(CLIENT_ID, CLIENT_SECRET).build().unwrap();
     let cases: Vec<(&str, Result<String, Error>)> = vec![
-        ("no scope", ConsentRequest::new([]).build(&config())),
+        ("no scope", consent_url(&config(), &ConsentRequest::new([]))),
         (
             "no redirect URI anywhere",
-            ConsentRequest::new([Scope::OAUTH_WRITE]).build(&no_redirect),
+            consent_url(&no_redirect, &ConsentRequest::new([Scope::OAUTH_WRITE])),
         ),
         (
             "relative redirect URI",
-            ConsentRequest::new([Scope::OAUTH_WRITE])
-                .redirect_uri("/oauth/callback")
-                .build(&config()),
+            consent_url(
+                &config(),
+                &ConsentRequest::new([Scope::OAUTH_WRITE]).redirect_uri("/oauth/callback"),
+            ),
         ),
         (
             "empty version_id",
-            ConsentRequest::new([Scope::OAUTH_WRITE])
-                .version_id(" ")
-                .build(&config()),
+            consent_url(
+                &config(),
+                &ConsentRequest::new([Scope::OAUTH_WRITE]).version_id(" "),
+            ),
         ),
     ];
     let mut out = String::new();
@@ -192,19 +192,22 @@ fn state_from_random_bytes() {
     snap!(format!("{}\n{debug}", s.as_str()));
 
     for n in [0, 15, 257] {
-        let err = State::from_random_bytes(&vec![1; n]).unwrap_err();
+        let err = ConsentState::from_random_bytes(&vec![1; n]).unwrap_err();
         assert_eq!(err.kind(), ErrorKind::InvalidInput, "{n} bytes");
     }
-    assert!(State::from_random_bytes(&[1; 16]).is_ok());
-    assert!(State::from_random_bytes(&[1; 256]).is_ok());
+    assert!(ConsentState::from_random_bytes(&[1; 16]).is_ok());
+    assert!(ConsentState::from_random_bytes(&[1; 256]).is_ok());
     for bad in [
         String::new(),
         "a\u{7}b".into(),
-        "x".repeat(State::MAX_LEN + 1),
+        "x".repeat(ConsentState::MAX_LEN + 1),
     ] {
-        assert_eq!(State::new(bad).unwrap_err().kind(), ErrorKind::InvalidInput);
+        assert_eq!(
+            ConsentState::new(bad).unwrap_err().kind(),
+            ErrorKind::InvalidInput
+        );
     }
-    assert_eq!(State::new(s.as_str()).unwrap(), s);
+    assert_eq!(ConsentState::new(s.as_str()).unwrap(), s);
 }
 
 /// Decodes unpadded base64url, to check the encoding from the other side.
@@ -229,7 +232,7 @@ fn decode_base64url(s: &str) -> Vec<u8> {
 proptest! {
     #[test]
     fn states_encode_any_bytes_url_safely(bytes in proptest::collection::vec(any::<u8>(), 16..=256)) {
-        let s = State::from_random_bytes(&bytes).unwrap();
+        let s = ConsentState::from_random_bytes(&bytes).unwrap();
         prop_assert!(s.as_str().bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'));
         prop_assert_eq!(s.as_str().len(), (bytes.len() * 4).div_ceil(3));
         prop_assert_eq!(decode_base64url(s.as_str()), bytes);
@@ -279,10 +282,11 @@ fn the_code_comes_back_in_every_form() {
 #[test]
 fn round_trip_with_the_built_url() {
     let st = state();
-    let url = ConsentRequest::new([Scope::OAUTH_WRITE])
-        .state(st.clone())
-        .build(&config())
-        .unwrap();
+    let url = consent_url(
+        &config(),
+        &ConsentRequest::new([Scope::OAUTH_WRITE]).state(st.clone()),
+    )
+    .unwrap();
     let p = params(&url);
     let redirect = format!(
         "{}?{}",
@@ -296,7 +300,7 @@ fn round_trip_with_the_built_url() {
 fn every_bad_redirect_has_its_error() {
     let st = state();
     let s = st.as_str();
-    let other = State::from_random_bytes(&[9; 32]).unwrap();
+    let other = ConsentState::from_random_bytes(&[9; 32]).unwrap();
     let o = other.as_str();
     let long_description = format!(
         "The user denied access.\n\u{1b}[31m token=eyJhbGciOiJIUzI1NiJ9.{} end",
@@ -308,7 +312,7 @@ fn every_bad_redirect_has_its_error() {
         ("state", s),
     ])
     .unwrap();
-    let cases: Vec<(&str, String, Option<&State>, ErrorKind)> = vec![
+    let cases: Vec<(&str, String, Option<&ConsentState>, ErrorKind)> = vec![
         (
             "server error with state",
             format!(
@@ -484,7 +488,7 @@ fn consent_denied_keeps_the_server_words() {
 proptest! {
     #[test]
     fn any_input_parses_or_errs_without_panicking(input in ".{0,200}") {
-        let st = State::from_random_bytes(&SEED).unwrap();
+        let st = ConsentState::from_random_bytes(&SEED).unwrap();
         let _ = parse_callback(&input, Some(&st));
         let _ = parse_callback(&input, None);
     }

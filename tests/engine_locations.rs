@@ -22,7 +22,10 @@ fn bulk_install(sim: &mut Sim, node: usize, locs: &[String]) {
     let refs: Vec<&str> = locs.iter().map(String::as_str).collect();
     sim.install(node, &Install::company(COMPANY, &refs));
     // The code exchange went out beside the engine: it counts all the same.
-    sim.nodes[node].engine.count_request(sim.now);
+    assert_eq!(
+        sim.nodes[node].engine.count_request(None, sim.now).unwrap(),
+        None
+    );
     let delivery = sim
         .fake
         .webhook(&FakeWebhook::install_bulk(COMPANY, locs), sim.now);
@@ -124,7 +127,7 @@ fn bulk_install_of_1000_locations_mints_at_the_budget() {
          most in one second:          {}\n\
          most in any 10 s:            {}\n",
         stats.rate_limited,
-        sim.nodes[a].engine.paced_total(),
+        sim.nodes[a].engine.stats().waited_for_budget,
         refreshes.len(),
         per_second.len(),
         per_second.values().max().copied().unwrap_or(0),
@@ -144,11 +147,24 @@ fn minted_locations_refresh_and_survive_a_restart() {
     sim.restart(a);
     for l in &locs {
         assert_eq!(
-            sim.nodes[a].engine.minted_from(l).map(GrantId::as_str),
+            sim.nodes[a]
+                .engine
+                .grants()
+                .get(l)
+                .and_then(|g| g.minted_from())
+                .map(GrantId::as_str),
             Some(COMPANY)
         );
     }
-    assert_eq!(sim.nodes[a].engine.locations_of(COMPANY).len(), 2);
+    assert_eq!(
+        sim.nodes[a]
+            .engine
+            .grants()
+            .iter()
+            .filter(|g| g.minted_from().is_some_and(|c| c.as_str() == COMPANY))
+            .count(),
+        2
+    );
     sim.run_for(Duration::from_secs(2 * 86_400));
     assert_eq!(sim.fake.stats().location_tokens, 2);
     assert!(sim.violations().is_empty(), "{:?}", sim.violations());
@@ -206,7 +222,7 @@ fn refusals_on_minting_concern_one_location_each() {
         e.access_token("loc-0002", sim.now).unwrap(),
         TokenStatus::Ready(_)
     ));
-    assert!(!e.is_halted());
+    assert!(!e.stats().halted);
     // Records of locations never minted (no tokens) restore too.
     sim.set_quiet(true);
     sim.restart(a);
@@ -268,7 +284,7 @@ fn uninstall_during_a_refresh() {
         .uninstall(&FakeWebhook::uninstall_location("loc-0001"), sim.now);
     let changes = sim.webhook(a, &delivery).unwrap();
     assert_eq!(changes.removed, [GrantId::new("loc-0001")]);
-    assert!(!sim.nodes[a].engine.contains("loc-0001"));
+    assert!(sim.nodes[a].engine.grants().get("loc-0001").is_none());
     assert!(!sim.store.records.contains_key("loc-0001"));
     sim.release();
     sim.run_for(Duration::from_secs(3600));
@@ -284,7 +300,7 @@ fn uninstall_during_a_refresh() {
         changes.removed,
         [GrantId::new(COMPANY), GrantId::new("loc-0002")]
     );
-    assert!(sim.nodes[a].engine.is_empty());
+    assert!((sim.nodes[a].engine.stats().grants == 0));
     assert!(sim.store.records.is_empty());
     assert!(sim.violations().is_empty(), "{:?}", sim.violations());
     snap!(sim.transcript());
@@ -296,7 +312,10 @@ fn forged_replayed_and_stale_webhooks_change_nothing() {
     sim.fake.set_rate_limit(Some(FakeRateLimit::highlevel()));
     let a = sim.add_engine("a", EngineSettings::default());
     sim.install(a, &Install::company(COMPANY, &["loc-0001", "loc-0002"]));
-    sim.nodes[a].engine.count_request(sim.now);
+    assert_eq!(
+        sim.nodes[a].engine.count_request(None, sim.now).unwrap(),
+        None
+    );
     let delivery = sim
         .fake
         .webhook(&FakeWebhook::install_location(COMPANY, "loc-0001"), sim.now);
@@ -307,7 +326,7 @@ fn forged_replayed_and_stale_webhooks_change_nothing() {
     sim.note("test", "the same INSTALL delivered again");
     sim.run_for(Duration::from_secs(1));
     let replayed = sim.webhook(a, &delivery).unwrap_err();
-    let held = sim.nodes[a].engine.len();
+    let held = sim.nodes[a].engine.stats().grants;
     let records_after = sim.store.records.clone();
     assert_eq!(held, 2);
     assert_eq!(records_after, records);
@@ -332,7 +351,7 @@ fn forged_replayed_and_stale_webhooks_change_nothing() {
     assert_eq!(forged.kind(), ErrorKind::WebhookBadSignature);
     assert_eq!(stale.kind(), ErrorKind::WebhookStale);
     sim.run_for(Duration::from_secs(60));
-    assert_eq!(sim.nodes[a].engine.len(), held);
+    assert_eq!(sim.nodes[a].engine.stats().grants, held);
     assert_eq!(sim.store.records, records_after);
     assert!(records.keys().all(|k| sim.store.records.contains_key(k)));
     assert!(sim.violations().is_empty(), "{:?}", sim.violations());

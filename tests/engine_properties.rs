@@ -2,7 +2,8 @@
 //! lost), server faults (grant 401s included), suspensions, store conflicts (two engines on one
 //! compare-and-swap store), restarts, notifications of current and of stale
 //! records, grants removed and restored (before or after the driver polls),
-//! writes that reach the store late (their outcome reported late), and asks
+//! writes that reach the store late (their outcome reported late), claims on
+//! the shared request budget that fail (shared-store runs draw on it), and asks
 //! right after an answer, before its outputs are polled. Whatever happens:
 //! - never two refreshes of one grant in flight;
 //! - no spent refresh token is ever sent (checked at the fake when sent);
@@ -66,6 +67,7 @@ fn action() -> impl Strategy<Value = Action> {
         1 => prop_oneof![Just(0u64), 1..2500u64].prop_map(|millis| Action::SlowDriver { millis }),
         1 => (1..3usize).prop_map(|reads| Action::StaleReads { reads }),
         1 => (1..3usize).prop_map(|writes| Action::FailWrites { writes }),
+        1 => (1..4usize).prop_map(|claims| Action::FailClaims { claims }),
         1 => (0..2usize, 0..GRANTS).prop_map(|(node, grant)| Action::Reread { node, grant }),
     ]
 }

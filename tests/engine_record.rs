@@ -53,7 +53,7 @@ fn record_json_for_each_state() {
     fresh
         .restore(sim.store.records["loc-1"].clone(), sim.now)
         .unwrap();
-    assert!(fresh.contains("loc-1"));
+    assert!(fresh.grants().get("loc-1").is_some());
 }
 
 #[test]
@@ -61,4 +61,36 @@ fn engine_is_send_and_sync() {
     fn check<T: Send + Sync>() {}
     check::<Engine>();
     check::<hoopai_oauth::Output>();
+}
+
+#[test]
+fn grant_ids_that_no_store_can_key_are_refused_at_every_door() {
+    // A NUL byte cannot be stored in Postgres text (it was retried forever);
+    // an id past MAX_GRANT_ID_BYTES is refused before it costs a row.
+    let now = common::t0();
+    let long = "l".repeat(hoopai_oauth::MAX_GRANT_ID_BYTES + 1);
+    let fine = "l".repeat(hoopai_oauth::MAX_GRANT_ID_BYTES);
+    let tokens = || {
+        let mut t = hoopai_oauth::TokenResponse::new(hoopai_oauth::AccessToken::new("a"));
+        t.refresh_token = Some(hoopai_oauth::RefreshToken::new("r"));
+        t.expires_in = Some(86_399);
+        hoopai_oauth::TokenSet::new(t, now)
+    };
+    let mut engine = Engine::new(common::config(), EngineSettings::default());
+    for bad in ["", "loc\0x", long.as_str()] {
+        let err = engine.insert(bad, tokens(), now).unwrap_err();
+        assert_eq!(err.kind(), hoopai_oauth::ErrorKind::InvalidInput, "{err}");
+        let record = GrantRecord::new(bad, tokens());
+        let err = engine.restore(record, now).unwrap_err();
+        assert_eq!(err.kind(), hoopai_oauth::ErrorKind::InvalidInput, "{err}");
+        let request = hoopai_oauth::LocationTokenRequest::new("company", "loc");
+        let err = engine
+            .add_location(bad, "company-grant", &request, now)
+            .unwrap_err();
+        assert_eq!(err.kind(), hoopai_oauth::ErrorKind::InvalidInput, "{err}");
+        // The error names the id's length, not a 257-byte id.
+        assert!(err.to_string().len() < 200, "{err}");
+    }
+    engine.insert(fine.as_str(), tokens(), now).unwrap();
+    assert_eq!(engine.grants().len(), 1);
 }

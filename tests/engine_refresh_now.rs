@@ -21,7 +21,7 @@ fn refresh_now_sends_one_refresh_and_the_new_token_follows() {
         let now = sim.now;
         sim.nodes[a]
             .engine
-            .refresh_now(grant.as_str(), now)
+            .refresh_now(grant.as_str(), None, now)
             .unwrap();
         sim.pump(a);
     }
@@ -52,7 +52,7 @@ fn refresh_now_leaves_a_suspended_grant_alone() {
     let now = sim.now;
     sim.nodes[a]
         .engine
-        .refresh_now(grant.as_str(), now)
+        .refresh_now(grant.as_str(), None, now)
         .unwrap();
     sim.pump(a);
     assert_eq!(sim.sends, sends);
@@ -63,6 +63,9 @@ fn refresh_now_of_an_unknown_grant_is_a_typed_error() {
     let mut sim = Sim::new();
     let a = sim.add_engine("a", EngineSettings::default());
     let now = sim.now;
-    let err = sim.nodes[a].engine.refresh_now("nope", now).unwrap_err();
+    let err = sim.nodes[a]
+        .engine
+        .refresh_now("nope", None, now)
+        .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::UnknownGrant);
 }

@@ -33,7 +33,27 @@ fn ok_body(n: u32) -> String {
 
 const INVALID_CLIENT: &str = r#"{"error":"invalid_client","error_description":"bad secret"}"#;
 
+/// Every output of single-process `e` at `now`, each write confirmed as it
+/// is polled (its store is a plain overwrite that succeeds).
 fn drain(e: &mut Engine, now: SystemTime) -> Vec<Output> {
+    let mut outs = vec![];
+    while let Some(o) = e.poll_output(now) {
+        if let Output::Persist { record, .. } = &o {
+            e.handle_write(
+                record.grant.as_str(),
+                record.version,
+                WriteOutcome::Written,
+                now,
+            )
+            .unwrap();
+        }
+        outs.push(o);
+    }
+    outs
+}
+
+/// Every output of shared-store `e` at `now`; the test reports the writes.
+fn drain_open(e: &mut Engine, now: SystemTime) -> Vec<Output> {
     std::iter::from_fn(|| e.poll_output(now)).collect()
 }
 
@@ -69,8 +89,13 @@ fn drive_confirm(e: &mut Engine, now: SystemTime) -> Vec<(RequestId, String)> {
     let mut out = vec![];
     while let Some(o) = e.poll_output(now) {
         match &o {
-            Output::Persist { grant, record, .. } => e
-                .handle_persisted(grant.as_str(), record.version, now)
+            Output::Persist { record, .. } => e
+                .handle_write(
+                    record.grant.as_str(),
+                    record.version,
+                    WriteOutcome::Written,
+                    now,
+                )
                 .unwrap(),
             Output::Send { .. } => out.push(sent_token(&o).unwrap()),
             _ => {}
@@ -87,13 +112,14 @@ fn shared_engine_with_unconfirmed_refresh_2() -> (Engine, SystemTime, GrantRecor
         .unwrap();
     drive_confirm(&mut e, t0());
     let due = e.poll_timeout().unwrap();
-    e.handle_timeout(due);
+    e.handle_timeout(due).unwrap();
     let sent = drive_confirm(&mut e, due);
     assert_eq!(sent.len(), 1);
     let (id, rt) = sent[0].clone();
     assert_eq!(rt, "refresh-1");
-    e.handle_response(id, resp(200, &ok_body(2)), due).unwrap();
-    let outs = drain(&mut e, due);
+    e.handle_send(id, SendOutcome::Response(resp(200, &ok_body(2))), due)
+        .unwrap();
+    let outs = drain_open(&mut e, due);
     let write = outs.iter().find_map(|o| match o {
         Output::Persist {
             record, replaces, ..
@@ -110,10 +136,11 @@ fn shared_engine_with_unconfirmed_refresh_2() -> (Engine, SystemTime, GrantRecor
 fn restore_keeps_an_unconfirmed_new_refresh_token() {
     let (mut e, due, stored) = shared_engine_with_unconfirmed_refresh_2();
     e.restore(stored.clone(), due).unwrap();
-    e.handle_persist_conflict("loc-1", stored, due).unwrap();
-    let outs = drain(&mut e, due);
+    e.handle_write("loc-1", 3, WriteOutcome::Conflict(Box::new(stored)), due)
+        .unwrap();
+    let outs = drain_open(&mut e, due);
     assert_eq!(persisted(&outs), ["refresh-2"], "{outs:?}");
-    let held = e.record("loc-1").unwrap();
+    let held = e.grants().get("loc-1").map(|g| g.record()).unwrap();
     assert_eq!(held.refresh_token().unwrap().secret(), "refresh-2");
     // The rewrite goes over the version the store holds.
     let Some(Output::Persist { replaces, .. }) = outs.first() else {
@@ -126,11 +153,12 @@ fn restore_keeps_an_unconfirmed_new_refresh_token() {
 fn restore_then_conflict_never_sends_the_spent_token() {
     let (mut e, due, stored) = shared_engine_with_unconfirmed_refresh_2();
     e.restore(stored.clone(), due).unwrap();
-    e.handle_persist_conflict("loc-1", stored, due).unwrap();
+    e.handle_write("loc-1", 3, WriteOutcome::Conflict(Box::new(stored)), due)
+        .unwrap();
     drive_confirm(&mut e, due);
     let later = e.poll_timeout().unwrap();
     assert!(later > due);
-    e.handle_timeout(later);
+    e.handle_timeout(later).unwrap();
     let sent = drive_confirm(&mut e, later);
     assert_eq!(
         sent.iter().map(|(_, rt)| rt.as_str()).collect::<Vec<_>>(),
@@ -145,7 +173,7 @@ fn a_success_after_a_restore_during_the_refresh_is_adopted() {
         .unwrap();
     drain(&mut e, t0());
     let due = e.poll_timeout().unwrap();
-    e.handle_timeout(due);
+    e.handle_timeout(due).unwrap();
     let (id, rt) = drain(&mut e, due).iter().find_map(sent_token).unwrap();
     assert_eq!(rt, "refresh-1");
     // The store hands in a newer record with an older token.
@@ -153,11 +181,12 @@ fn a_success_after_a_restore_during_the_refresh_is_adopted() {
     stored.version = 5;
     e.restore(stored, due).unwrap();
     drain(&mut e, due);
-    e.handle_response(id, resp(200, &ok_body(2)), due).unwrap();
+    e.handle_send(id, SendOutcome::Response(resp(200, &ok_body(2))), due)
+        .unwrap();
     let outs = drain(&mut e, due);
     assert_eq!(persisted(&outs), ["refresh-2"], "{outs:?}");
     let later = e.poll_timeout().unwrap();
-    e.handle_timeout(later);
+    e.handle_timeout(later).unwrap();
     let sent: Vec<_> = drain(&mut e, later).iter().filter_map(sent_token).collect();
     assert_eq!(sent.len(), 1);
     assert_eq!(sent[0].1, "refresh-2");
@@ -170,13 +199,14 @@ fn a_success_sent_before_a_new_authorization_does_not_replace_it() {
         .unwrap();
     drain(&mut e, t0());
     let due = e.poll_timeout().unwrap();
-    e.handle_timeout(due);
+    e.handle_timeout(due).unwrap();
     let (id, _) = drain(&mut e, due).iter().find_map(sent_token).unwrap();
     e.insert("loc-1", TokenSet::new(tok(7), due), due).unwrap();
     drain(&mut e, due);
-    e.handle_response(id, resp(200, &ok_body(2)), due).unwrap();
+    e.handle_send(id, SendOutcome::Response(resp(200, &ok_body(2))), due)
+        .unwrap();
     assert_eq!(persisted(&drain(&mut e, due)), Vec::<String>::new());
-    let held = e.record("loc-1").unwrap();
+    let held = e.grants().get("loc-1").map(|g| g.record()).unwrap();
     assert_eq!(held.refresh_token().unwrap().secret(), "refresh-7");
 }
 
@@ -188,9 +218,11 @@ fn refresh_in_flight() -> (Engine, SystemTime, RequestId, GrantRecord) {
     let Some(Output::Persist { record, .. }) = e.poll_output(t0()) else {
         panic!("no persist")
     };
+    e.handle_write("loc-1", record.version, WriteOutcome::Written, t0())
+        .unwrap();
     drain(&mut e, t0());
     let due = e.poll_timeout().unwrap();
-    e.handle_timeout(due);
+    e.handle_timeout(due).unwrap();
     let (id, rt) = drain(&mut e, due).iter().find_map(sent_token).unwrap();
     assert_eq!(rt, "refresh-1");
     (e, due, id, record)
@@ -199,42 +231,93 @@ fn refresh_in_flight() -> (Engine, SystemTime, RequestId, GrantRecord) {
 #[test]
 fn removed_then_restored_grant_still_adopts_its_answer() {
     let (mut e, due, id, record) = refresh_in_flight();
-    e.remove("loc-1").unwrap();
+    e.remove("loc-1", Removal::Released, due).unwrap();
     e.restore(record, due).unwrap();
     // Its refresh is still out: no second one.
     assert!(sends_of(&drain(&mut e, due)).is_empty());
-    e.handle_response(id, resp(200, &ok_body(2)), due).unwrap();
+    e.handle_send(id, SendOutcome::Response(resp(200, &ok_body(2))), due)
+        .unwrap();
     assert_eq!(persisted(&drain(&mut e, due)), ["refresh-2"]);
     let later = e.poll_timeout().unwrap();
-    e.handle_timeout(later);
+    e.handle_timeout(later).unwrap();
     assert_eq!(sends_of(&drain(&mut e, later)), ["refresh-2"]);
 }
 
 #[test]
-fn removed_grant_answer_is_unknown_but_hands_back_its_refresh_token() {
+fn removed_grant_answer_is_kept_with_its_refresh_token() {
     let (mut e, due, id, _) = refresh_in_flight();
-    e.remove("loc-1").unwrap();
+    e.remove("loc-1", Removal::Released, due).unwrap();
     assert!(drain(&mut e, due).is_empty());
-    let err = e
-        .handle_response(id, resp(200, &ok_body(2)), due)
-        .unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::UnknownRequest);
-    assert_eq!(err.rescued_refresh_token().unwrap().secret(), "refresh-2");
-    // Forgotten for good now.
-    let again = e.handle_response(id, resp(200, &ok_body(2)), due);
+    e.handle_send(id, SendOutcome::Response(resp(200, &ok_body(2))), due)
+        .unwrap();
+    let outs = drain(&mut e, due);
+    assert!(
+        matches!(
+            outs.as_slice(),
+            [Output::Event(EngineEvent::AnswerAfterRemoval {
+                refresh_token_kept: true,
+                ..
+            })]
+        ),
+        "{outs:?}"
+    );
+    // Forgotten for good now: a second answer is unknown.
+    let again = e.handle_send(id, SendOutcome::Response(resp(200, &ok_body(2))), due);
     assert_eq!(again.unwrap_err().kind(), ErrorKind::UnknownRequest);
     assert_eq!(e.poll_timeout(), None);
 }
 
 #[test]
+fn a_grant_released_while_its_new_refresh_token_is_unwritten_keeps_it() {
+    // Found by engine_properties: refresh-2 received, its write failing,
+    // the grant released and restored from the store's older record (which
+    // holds the spent refresh-1). The engine dropped refresh-2 and sent
+    // refresh-1: the install was lost.
+    let (mut e, due, id, record) = refresh_in_flight();
+    e.handle_send(id, SendOutcome::Response(resp(200, &ok_body(2))), due)
+        .unwrap();
+    let write = std::iter::from_fn(|| e.poll_output(due)).find_map(|o| match o {
+        Output::Persist { record, .. } => Some(record.version),
+        _ => None,
+    });
+    let version = write.expect("the write of refresh-2");
+    e.handle_write(
+        "loc-1",
+        version,
+        WriteOutcome::Failed(StoreFailure::new("the store is down")),
+        due,
+    )
+    .unwrap();
+    assert!(
+        drain_open(&mut e, due)
+            .iter()
+            .all(|o| !matches!(o, Output::Send { .. }))
+    );
+    e.remove("loc-1", Removal::Released, due).unwrap();
+    e.restore(record, due).unwrap();
+    // Its write is queued again at once; refresh-2 is the one sent next.
+    let outs = drain(&mut e, due);
+    assert!(sends_of(&outs).is_empty(), "{outs:?}");
+    assert_eq!(persisted(&outs), ["refresh-2"], "{outs:?}");
+    let mut sent = vec![];
+    while sent.is_empty() {
+        let later = e.poll_timeout().unwrap();
+        e.handle_timeout(later).unwrap();
+        sent = sends_of(&drain(&mut e, later));
+    }
+    assert_eq!(sent, ["refresh-2"]);
+}
+
+#[test]
 fn removed_then_reinstalled_grant_keeps_its_new_authorization() {
     let (mut e, due, id, _) = refresh_in_flight();
-    e.remove("loc-1").unwrap();
+    e.remove("loc-1", Removal::Released, due).unwrap();
     e.insert("loc-1", TokenSet::new(tok(7), due), due).unwrap();
     drain(&mut e, due);
-    e.handle_response(id, resp(200, &ok_body(2)), due).unwrap();
+    e.handle_send(id, SendOutcome::Response(resp(200, &ok_body(2))), due)
+        .unwrap();
     assert!(persisted(&drain(&mut e, due)).is_empty());
-    let held = e.record("loc-1").unwrap();
+    let held = e.grants().get("loc-1").map(|g| g.record()).unwrap();
     assert_eq!(held.refresh_token().unwrap().secret(), "refresh-7");
 }
 
@@ -251,8 +334,8 @@ fn first_write_of_a_never_stored_record_is_create_only() {
     let rec = GrantRecord::new("loc-1", TokenSet::new(tok(1), t0()));
     e.restore(rec, t0()).unwrap();
     let due = e.poll_timeout().unwrap();
-    e.handle_timeout(due);
-    let outs = drain(&mut e, due);
+    e.handle_timeout(due).unwrap();
+    let outs = drain_open(&mut e, due);
     let write = outs.iter().find_map(|o| match o {
         Output::Persist {
             replaces, record, ..
@@ -260,8 +343,9 @@ fn first_write_of_a_never_stored_record_is_create_only() {
         _ => None,
     });
     assert_eq!(write, Some((None, 1, true)));
-    e.handle_persisted("loc-1", 1, due).unwrap();
-    assert_eq!(sends_of(&drain(&mut e, due)), ["refresh-1"]);
+    e.handle_write("loc-1", 1, WriteOutcome::Written, due)
+        .unwrap();
+    assert_eq!(sends_of(&drain_open(&mut e, due)), ["refresh-1"]);
 }
 
 #[test]
@@ -271,16 +355,16 @@ fn an_unanswered_lease_write_is_taken_again_when_it_ends() {
         .unwrap();
     drive_confirm(&mut e, t0());
     let due = e.poll_timeout().unwrap();
-    e.handle_timeout(due);
-    let first = drain(&mut e, due);
+    e.handle_timeout(due).unwrap();
+    let first = drain_open(&mut e, due);
     let Some(Output::Persist { record, .. }) = first.first() else {
         panic!("{first:?}")
     };
     let until = record.lease.clone().unwrap().until;
     // The write's outcome never comes; the engine does not wait forever.
     assert_eq!(e.poll_timeout(), Some(until));
-    e.handle_timeout(until);
-    let again = drain(&mut e, until);
+    e.handle_timeout(until).unwrap();
+    let again = drain_open(&mut e, until);
     let Some(Output::Persist {
         record, replaces, ..
     }) = again.first()
@@ -301,8 +385,8 @@ fn a_lease_confirmed_too_late_is_taken_again_instead_of_sending() {
         .unwrap();
     drive_confirm(&mut e, t0());
     let due = e.poll_timeout().unwrap();
-    e.handle_timeout(due);
-    let outs = drain(&mut e, due);
+    e.handle_timeout(due).unwrap();
+    let outs = drain_open(&mut e, due);
     let (v, until) = outs
         .iter()
         .find_map(|o| match o {
@@ -314,15 +398,17 @@ fn a_lease_confirmed_too_late_is_taken_again_instead_of_sending() {
         .unwrap();
     // Confirmed when less than a request timeout of the lease is left.
     let late = until - Duration::from_secs(30);
-    e.handle_persisted("loc-1", v, late).unwrap();
-    let outs = drain(&mut e, late);
+    e.handle_write("loc-1", v, WriteOutcome::Written, late)
+        .unwrap();
+    let outs = drain_open(&mut e, late);
     assert!(sends_of(&outs).is_empty(), "{outs:?}");
     let Some(Output::Persist { record, .. }) = outs.first() else {
         panic!("{outs:?}")
     };
     assert!(record.lease.as_ref().unwrap().until >= late + Duration::from_secs(60));
-    e.handle_persisted("loc-1", record.version, late).unwrap();
-    assert_eq!(sends_of(&drain(&mut e, late)), ["refresh-1"]);
+    e.handle_write("loc-1", record.version, WriteOutcome::Written, late)
+        .unwrap();
+    assert_eq!(sends_of(&drain_open(&mut e, late)), ["refresh-1"]);
 }
 
 fn access(status: TokenStatus) -> Option<String> {
@@ -333,27 +419,36 @@ fn access(status: TokenStatus) -> Option<String> {
 }
 
 #[test]
-fn a_new_token_is_ready_only_once_its_persist_is_polled() {
+fn a_new_token_is_ready_only_once_its_write_is_confirmed() {
     let mut e = Engine::new(config(), EngineSettings::default());
     e.insert("loc-1", TokenSet::new(tok(1), t0()), t0())
         .unwrap();
     drain(&mut e, t0());
     // Refresh ahead: the old token is still good.
     let due = e.poll_timeout().unwrap();
-    e.handle_timeout(due);
+    e.handle_timeout(due).unwrap();
     let (id, _) = drain(&mut e, due).iter().find_map(sent_token).unwrap();
-    e.handle_response(id, resp(200, &ok_body(2)), due).unwrap();
+    e.handle_send(id, SendOutcome::Response(resp(200, &ok_body(2))), due)
+        .unwrap();
     let ask = |e: &mut Engine, at| access(e.access_token("loc-1", at).unwrap());
     assert_eq!(ask(&mut e, due).as_deref(), Some("access-1"));
-    drain(&mut e, due);
+    // Polled, not yet confirmed: still the old one.
+    let Some(Output::Persist { record, .. }) = e.poll_output(due) else {
+        panic!("the new tokens are written first")
+    };
+    assert_eq!(ask(&mut e, due).as_deref(), Some("access-1"));
+    e.handle_write("loc-1", record.version, WriteOutcome::Written, due)
+        .unwrap();
     assert_eq!(ask(&mut e, due).as_deref(), Some("access-2"));
+    drain(&mut e, due);
 
-    // Refresh after expiry: wait, then a TokenReady right after the persist.
+    // Refresh after expiry: wait, then a TokenReady once the write is confirmed.
     let exp = due + Duration::from_secs(86_399);
-    e.handle_timeout(exp);
+    e.handle_timeout(exp).unwrap();
     assert_eq!(ask(&mut e, exp), None);
     let (id, _) = drain(&mut e, exp).iter().find_map(sent_token).unwrap();
-    e.handle_response(id, resp(200, &ok_body(3)), exp).unwrap();
+    e.handle_send(id, SendOutcome::Response(resp(200, &ok_body(3))), exp)
+        .unwrap();
     assert_eq!(e.access_token("loc-1", exp).unwrap(), TokenStatus::Pending);
     let outs = drain(&mut e, exp);
     assert!(
@@ -361,8 +456,8 @@ fn a_new_token_is_ready_only_once_its_persist_is_polled() {
             outs.as_slice(),
             [
                 Output::Persist { .. },
-                Output::Event(Event::TokenReady { .. }),
-                ..
+                Output::Event(EngineEvent::Refreshed { .. }),
+                Output::Event(EngineEvent::TokenReady { .. }),
             ]
         ),
         "{outs:?}"
@@ -379,22 +474,30 @@ fn shared_mode_a_new_token_is_ready_only_once_its_write_is_confirmed() {
     let exp = t0() + Duration::from_secs(86_399);
     assert_eq!(e.access_token("loc-1", exp).unwrap(), TokenStatus::Pending);
     let (id, _) = drive_confirm(&mut e, exp)[0].clone();
-    e.handle_response(id, resp(200, &ok_body(2)), exp).unwrap();
-    let outs = drain(&mut e, exp);
+    e.handle_send(id, SendOutcome::Response(resp(200, &ok_body(2))), exp)
+        .unwrap();
+    let outs = drain_open(&mut e, exp);
     let Some(Output::Persist { record, .. }) = outs.first() else {
         panic!("{outs:?}")
     };
     assert!(
         !outs
             .iter()
-            .any(|o| matches!(o, Output::Event(Event::TokenReady { .. }))),
+            .any(|o| matches!(o, Output::Event(EngineEvent::TokenReady { .. }))),
         "{outs:?}"
     );
     assert_eq!(e.access_token("loc-1", exp).unwrap(), TokenStatus::Pending);
-    e.handle_persisted("loc-1", record.version, exp).unwrap();
-    let outs = drain(&mut e, exp);
+    e.handle_write("loc-1", record.version, WriteOutcome::Written, exp)
+        .unwrap();
+    let outs = drain_open(&mut e, exp);
     assert!(
-        matches!(outs.as_slice(), [Output::Event(Event::TokenReady { .. })]),
+        matches!(
+            outs.as_slice(),
+            [
+                Output::Event(EngineEvent::Refreshed { .. }),
+                Output::Event(EngineEvent::TokenReady { .. })
+            ]
+        ),
         "{outs:?}"
     );
     let ready = access(e.access_token("loc-1", exp).unwrap());
@@ -411,34 +514,51 @@ fn a_lease_confirmed_after_the_client_was_rejected_sends_nothing() {
     e.insert("loc-2", TokenSet::new(other, t0()), t0()).unwrap();
     drive_confirm(&mut e, t0());
     let due = e.poll_timeout().unwrap();
-    e.handle_timeout(due);
-    let leases: Vec<(GrantId, u64)> = drain(&mut e, due)
+    e.handle_timeout(due).unwrap();
+    let leases: Vec<(GrantId, u64)> = drain_open(&mut e, due)
         .into_iter()
         .filter_map(|o| match o {
-            Output::Persist { grant, record, .. } => Some((grant, record.version)),
+            Output::Persist { record, .. } => Some((record.grant, record.version)),
             _ => None,
         })
         .collect();
     assert_eq!(leases.len(), 2);
-    e.handle_persisted(leases[0].0.as_str(), leases[0].1, due)
-        .unwrap();
-    let sent: Vec<_> = drain(&mut e, due).iter().filter_map(sent_token).collect();
+    e.handle_write(
+        leases[0].0.as_str(),
+        leases[0].1,
+        WriteOutcome::Written,
+        due,
+    )
+    .unwrap();
+    let sent: Vec<_> = drain_open(&mut e, due)
+        .iter()
+        .filter_map(sent_token)
+        .collect();
     assert_eq!(sent.len(), 1);
-    e.handle_response(sent[0].0, resp(401, INVALID_CLIENT), due)
-        .unwrap();
-    let outs = drain(&mut e, due);
-    assert!(e.is_halted());
+    e.handle_send(
+        sent[0].0,
+        SendOutcome::Response(resp(401, INVALID_CLIENT)),
+        due,
+    )
+    .unwrap();
+    let outs = drain_open(&mut e, due);
+    assert!(e.stats().halted);
     assert!(
         outs.iter()
-            .any(|o| matches!(o, Output::Event(Event::ConfigurationRejected { .. }))),
+            .any(|o| matches!(o, Output::Event(EngineEvent::ConfigurationRejected { .. }))),
         "{outs:?}"
     );
-    e.handle_persisted(leases[1].0.as_str(), leases[1].1, due)
-        .unwrap();
-    assert!(sends_of(&drain(&mut e, due)).is_empty());
+    e.handle_write(
+        leases[1].0.as_str(),
+        leases[1].1,
+        WriteOutcome::Written,
+        due,
+    )
+    .unwrap();
+    assert!(sends_of(&drain_open(&mut e, due)).is_empty());
     // A corrected configuration sends again.
-    e.reconfigure(config(), due);
-    e.handle_timeout(due);
+    e.reconfigure(config(), due).unwrap();
+    e.handle_timeout(due).unwrap();
     assert_eq!(drive_confirm(&mut e, due).len(), 2);
 }
 
@@ -453,20 +573,20 @@ fn sends_queued_before_the_client_was_rejected_are_not_sent() {
     }
     drain(&mut e, t0());
     let due = e.poll_timeout().unwrap();
-    e.handle_timeout(due);
+    e.handle_timeout(due).unwrap();
     let (id, _) = sent_token(&e.poll_output(due).unwrap()).unwrap();
     // The answer to the first comes before the others are polled.
-    e.handle_response(id, resp(401, INVALID_CLIENT), due)
+    e.handle_send(id, SendOutcome::Response(resp(401, INVALID_CLIENT)), due)
         .unwrap();
     let outs = drain(&mut e, due);
-    assert!(e.is_halted());
+    assert!(e.stats().halted);
     assert!(sends_of(&outs).is_empty(), "{outs:?}");
     for i in 1..3 {
         let status = e.access_token(&format!("loc-{i}"), due).unwrap();
         assert!(matches!(status, TokenStatus::Ready(_)));
     }
-    e.reconfigure(config(), due);
-    e.handle_timeout(due);
+    e.reconfigure(config(), due).unwrap();
+    e.handle_timeout(due).unwrap();
     assert_eq!(sends_of(&drain(&mut e, due)).len(), 3);
 }
 
@@ -479,15 +599,16 @@ fn a_record_whose_version_cannot_go_up_is_refused() {
         let err = e.restore(rec, t0()).unwrap_err();
         assert_eq!(err.kind(), ErrorKind::StaleRecord, "{err}");
     }
-    assert!(e.is_empty());
+    assert!((e.stats().grants == 0));
     // The highest one taken still goes up (and would then be refused).
     let mut rec = GrantRecord::new("loc-1", TokenSet::new(tok(1), t0()));
     rec.version = MAX_RECORD_VERSION;
     e.restore(rec, t0()).unwrap();
     let due = e.poll_timeout().unwrap();
-    e.handle_timeout(due);
+    e.handle_timeout(due).unwrap();
     let (id, _) = drain(&mut e, due).iter().find_map(sent_token).unwrap();
-    e.handle_response(id, resp(200, &ok_body(2)), due).unwrap();
+    e.handle_send(id, SendOutcome::Response(resp(200, &ok_body(2))), due)
+        .unwrap();
     let outs = drain(&mut e, due);
     let Some(Output::Persist {
         record, replaces, ..
@@ -509,15 +630,16 @@ fn an_endless_suspended_retry_does_not_panic() {
         .unwrap();
     drain(&mut e, t0());
     let due = e.poll_timeout().unwrap();
-    e.handle_timeout(due);
+    e.handle_timeout(due).unwrap();
     let (id, _) = drain(&mut e, due).iter().find_map(sent_token).unwrap();
     let body = r#"{"statusCode":400,"message":"Location is not active"}"#;
     let at = due + Duration::from_nanos(1);
-    e.handle_response(id, resp(400, body), at).unwrap();
+    e.handle_send(id, SendOutcome::Response(resp(400, body)), at)
+        .unwrap();
     let outs = drain(&mut e, at);
     assert!(
         outs.iter().any(
-            |o| matches!(o, Output::Event(Event::Suspended { until, .. }) if *until > at + Duration::from_secs(1 << 40))
+            |o| matches!(o, Output::Event(EngineEvent::Suspended { until, .. }) if *until > at + Duration::from_secs(1 << 40))
         ),
         "{outs:?}"
     );
@@ -531,7 +653,7 @@ fn an_endless_lease_does_not_panic() {
         .unwrap();
     drive_confirm(&mut e, t0());
     let due = e.poll_timeout().unwrap() + Duration::from_nanos(1);
-    e.handle_timeout(due);
+    e.handle_timeout(due).unwrap();
     assert_eq!(sends_of(&drain_confirmed(&mut e, due)), ["refresh-1"]);
 }
 
@@ -539,9 +661,14 @@ fn an_endless_lease_does_not_panic() {
 fn drain_confirmed(e: &mut Engine, now: SystemTime) -> Vec<Output> {
     let mut outs = vec![];
     while let Some(o) = e.poll_output(now) {
-        if let Output::Persist { grant, record, .. } = &o {
-            e.handle_persisted(grant.as_str(), record.version, now)
-                .unwrap();
+        if let Output::Persist { record, .. } = &o {
+            e.handle_write(
+                record.grant.as_str(),
+                record.version,
+                WriteOutcome::Written,
+                now,
+            )
+            .unwrap();
         }
         outs.push(o);
     }
@@ -562,16 +689,17 @@ fn removed_and_restored_grant_keeps_its_backoff_while_an_answer_is_late() {
     let (mut e, due, id, record) = refresh_in_flight();
     // The request times out; the retry waits.
     let timeout = e.poll_timeout().unwrap();
-    e.handle_timeout(timeout);
+    e.handle_timeout(timeout).unwrap();
     drain(&mut e, timeout);
     let retry = e.poll_timeout().unwrap();
+    eprintln!("due {due:?} retry {retry:?}");
     assert!(retry > timeout);
-    e.remove("loc-1").unwrap();
+    e.remove("loc-1", Removal::Released, retry).unwrap();
     e.restore(record, timeout).unwrap();
     assert!(drain(&mut e, timeout).is_empty());
     assert_eq!(e.poll_timeout(), Some(retry));
     // The late answer still wins.
-    e.handle_response(id, resp(200, &ok_body(2)), timeout)
+    e.handle_send(id, SendOutcome::Response(resp(200, &ok_body(2))), timeout)
         .unwrap();
     assert_eq!(persisted(&drain(&mut e, timeout)), ["refresh-2"]);
     assert!(e.poll_timeout().unwrap() > due + Duration::from_secs(3600));
@@ -583,21 +711,28 @@ fn removed_and_restored_grant_keeps_its_backoff_while_an_answer_is_late() {
 fn removed_before_its_write_is_polled_then_restored_still_persists_the_new_token() {
     let (mut e, due, id_a, record) = refresh_in_flight();
     let t1 = due + Duration::from_secs(61);
-    e.handle_timeout(t1);
+    e.handle_timeout(t1).unwrap();
     drain(&mut e, t1);
     let t2 = e.poll_timeout().unwrap();
-    e.handle_timeout(t2);
+    e.handle_timeout(t2).unwrap();
     let (_id_b, rt) = drain(&mut e, t2).iter().find_map(sent_token).unwrap();
     assert_eq!(rt, "refresh-1");
-    e.handle_response(id_a, resp(200, &ok_body(2)), t2).unwrap();
+    e.handle_send(id_a, SendOutcome::Response(resp(200, &ok_body(2))), t2)
+        .unwrap();
     // not polled yet
-    e.remove("loc-1").unwrap();
+    e.remove("loc-1", Removal::Released, t2).unwrap();
     let outs = drain(&mut e, t2);
     e.restore(record, t2).unwrap();
     let mut outs2 = drain(&mut e, t2);
     outs2.extend(outs);
     assert_eq!(
-        e.record("loc-1").unwrap().refresh_token().unwrap().secret(),
+        e.grants()
+            .get("loc-1")
+            .map(|g| g.record())
+            .unwrap()
+            .refresh_token()
+            .unwrap()
+            .secret(),
         "refresh-2"
     );
     // refresh-2 is held but must have been persisted
@@ -612,13 +747,14 @@ fn removed_before_its_write_is_polled_then_restored_still_persists_the_new_token
 fn removed_before_its_write_is_polled_then_restored_hands_out_the_new_token() {
     let (mut e, due, id_a, record) = refresh_in_flight();
     let t1 = due + Duration::from_secs(61);
-    e.handle_timeout(t1);
+    e.handle_timeout(t1).unwrap();
     drain(&mut e, t1);
     let t2 = e.poll_timeout().unwrap();
-    e.handle_timeout(t2);
+    e.handle_timeout(t2).unwrap();
     drain(&mut e, t2);
-    e.handle_response(id_a, resp(200, &ok_body(2)), t2).unwrap();
-    e.remove("loc-1").unwrap();
+    e.handle_send(id_a, SendOutcome::Response(resp(200, &ok_body(2))), t2)
+        .unwrap();
+    e.remove("loc-1", Removal::Released, t2).unwrap();
     drain(&mut e, t2);
     e.restore(record, t2).unwrap();
     drain(&mut e, t2);
@@ -633,7 +769,7 @@ fn removed_before_its_write_is_polled_then_restored_hands_out_the_new_token() {
 }
 
 #[test]
-fn answer_of_a_forgotten_request_hands_back_its_refresh_token() {
+fn answers_of_many_removed_grants_keep_their_refresh_tokens() {
     let mut e = Engine::new(config(), EngineSettings::default());
     let mut ids = vec![];
     for i in 0..1100u32 {
@@ -643,23 +779,36 @@ fn answer_of_a_forgotten_request_hands_back_its_refresh_token() {
     }
     drain(&mut e, t0());
     let due = e.poll_timeout().unwrap();
-    e.handle_timeout(due);
+    e.handle_timeout(due).unwrap();
     for o in drain(&mut e, due) {
         if let Output::Send { id, grant, .. } = o {
             ids.push((id, grant));
         }
     }
+    assert!(!ids.is_empty());
     for (_, g) in &ids {
-        e.remove(g.as_str()).unwrap();
+        e.remove(g.as_str(), Removal::Released, due).unwrap();
     }
-    let (id, _) = ids[0].clone();
-    let err = e
-        .handle_response(id, resp(200, &ok_body(2)), due)
-        .unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::UnknownRequest);
-    assert!(
-        err.rescued_refresh_token().is_some(),
-        "success of an evicted removed grant: new refresh token dropped"
+    for (id, _) in &ids {
+        e.handle_send(*id, SendOutcome::Response(resp(200, &ok_body(2))), due)
+            .unwrap();
+    }
+    let kept = drain(&mut e, due)
+        .iter()
+        .filter(|o| {
+            matches!(
+                o,
+                Output::Event(EngineEvent::AnswerAfterRemoval {
+                    refresh_token_kept: true,
+                    ..
+                })
+            )
+        })
+        .count();
+    assert_eq!(
+        kept,
+        ids.len(),
+        "a removed grant's new refresh token dropped"
     );
 }
 
@@ -670,18 +819,19 @@ fn removed_then_restored_grant_keeps_an_unconfirmed_new_refresh_token() {
         .unwrap();
     drive_confirm(&mut e, t0());
     let due = e.poll_timeout().unwrap();
-    e.handle_timeout(due);
+    e.handle_timeout(due).unwrap();
     let (id_a, _) = drive_confirm(&mut e, due)[0].clone();
     let t1 = e.poll_timeout().unwrap(); // request timeout
-    e.handle_timeout(t1);
+    e.handle_timeout(t1).unwrap();
     drive_confirm(&mut e, t1);
     let t2 = e.poll_timeout().unwrap(); // backoff over
-    e.handle_timeout(t2);
+    e.handle_timeout(t2).unwrap();
     let sent = drive_confirm(&mut e, t2);
     assert_eq!(sent[0].1, "refresh-1");
     // A's late success: refresh-2, written (polled) but not confirmed yet.
-    e.handle_response(id_a, resp(200, &ok_body(2)), t2).unwrap();
-    let outs = drain(&mut e, t2);
+    e.handle_send(id_a, SendOutcome::Response(resp(200, &ok_body(2))), t2)
+        .unwrap();
+    let outs = drain_open(&mut e, t2);
     let v = outs
         .iter()
         .find_map(|o| match o {
@@ -689,14 +839,20 @@ fn removed_then_restored_grant_keeps_an_unconfirmed_new_refresh_token() {
             _ => None,
         })
         .unwrap();
-    e.remove("loc-1").unwrap();
+    e.remove("loc-1", Removal::Released, t2).unwrap();
     let mut stored = GrantRecord::new("loc-1", TokenSet::new(tok(1), t0()));
     stored.version = v + 1;
     // Same record the non-removed path keeps refresh-2 for (see restore_keeps_an_unconfirmed_new_refresh_token).
     e.restore(stored, t2).unwrap();
-    let outs = drain(&mut e, t2);
+    let outs = drain_open(&mut e, t2);
     assert_eq!(
-        e.record("loc-1").unwrap().refresh_token().unwrap().secret(),
+        e.grants()
+            .get("loc-1")
+            .map(|g| g.record())
+            .unwrap()
+            .refresh_token()
+            .unwrap()
+            .secret(),
         "refresh-2",
         "reattach path adopted the stored refresh-1; outs {outs:?}"
     );
@@ -705,15 +861,15 @@ fn removed_then_restored_grant_keeps_an_unconfirmed_new_refresh_token() {
 #[test]
 fn events_of_a_removed_grant_never_reach_its_reinstall() {
     let (mut e, due, id, _) = refresh_in_flight();
-    e.handle_response(id, resp(400, r#"{"error":"invalid_grant","error_description":"Invalid grant: refresh token is invalid"}"#), due).unwrap();
+    e.handle_send(id, SendOutcome::Response(resp(400, r#"{"error":"invalid_grant","error_description":"Invalid grant: refresh token is invalid"}"#)), due).unwrap();
     // not polled; uninstall and re-install
-    e.remove("loc-1").unwrap();
+    e.remove("loc-1", Removal::Released, due).unwrap();
     e.insert("loc-1", TokenSet::new(tok(7), due), due).unwrap();
     let outs = drain(&mut e, due);
     assert!(
         !outs
             .iter()
-            .any(|o| matches!(o, Output::Event(Event::ReauthorizationNeeded { .. }))),
+            .any(|o| matches!(o, Output::Event(EngineEvent::ReauthorizationNeeded { .. }))),
         "{outs:?}"
     );
     assert_eq!(
@@ -728,13 +884,17 @@ fn success_for_a_request_the_engine_never_knew_hands_back_its_refresh_token() {
     // Another engine (e.g. after a restart) gets the answer.
     let mut other = Engine::new(config(), EngineSettings::default());
     let err = other
-        .handle_response(id, resp(200, &ok_body(2)), due)
+        .handle_send(id, SendOutcome::Response(resp(200, &ok_body(2))), due)
         .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::UnknownRequest);
     assert_eq!(err.rescued_refresh_token().unwrap().secret(), "refresh-2");
     // A failure without a token in it has none to hand back.
     let err = other
-        .handle_response(id, resp(500, r#"{"message":"boom"}"#), due)
+        .handle_send(
+            id,
+            SendOutcome::Response(resp(500, r#"{"message":"boom"}"#)),
+            due,
+        )
         .unwrap_err();
     assert!(err.rescued_refresh_token().is_none());
 }
@@ -745,17 +905,19 @@ fn a_late_conflict_of_an_older_write_leaves_the_newer_write_standing() {
     e.insert("loc-1", TokenSet::new(tok(1), t0()), t0())
         .unwrap();
     drive_confirm(&mut e, t0());
-    let stored = e.record("loc-1").unwrap();
+    let stored = e.grants().get("loc-1").map(|g| g.record()).unwrap();
     let due = e.poll_timeout().unwrap();
-    e.handle_timeout(due);
-    drain(&mut e, due); // lease v2: its outcome does not come in time
+    e.handle_timeout(due).unwrap();
+    drain_open(&mut e, due); // lease v2: its outcome does not come in time
     let until = e.poll_timeout().unwrap();
-    e.handle_timeout(until);
-    drain(&mut e, until); // lease v3, over v1
+    e.handle_timeout(until).unwrap();
+    drain_open(&mut e, until); // lease v3, over v1
     // Now the old write's outcome: it lost, and the store holds v1.
-    e.handle_persist_conflict("loc-1", stored, until).unwrap();
-    assert!(drain(&mut e, until).is_empty());
+    e.handle_write("loc-1", 2, WriteOutcome::Conflict(Box::new(stored)), until)
+        .unwrap();
+    assert!(drain_open(&mut e, until).is_empty());
     // The newer write won: its refresh goes out.
-    e.handle_persisted("loc-1", 3, until).unwrap();
-    assert_eq!(sends_of(&drain(&mut e, until)), ["refresh-1"]);
+    e.handle_write("loc-1", 3, WriteOutcome::Written, until)
+        .unwrap();
+    assert_eq!(sends_of(&drain_open(&mut e, until)), ["refresh-1"]);
 }

@@ -46,40 +46,41 @@ fn poll(e: &mut Engine, now: SystemTime) -> Option<Output> {
 /// Writes one persist with compare-and-swap and reports the outcome.
 fn write(e: &mut Engine, store: &mut Store, out: &Output, now: SystemTime) {
     let Output::Persist {
-        grant,
-        record,
-        replaces,
-        ..
+        record, replaces, ..
     } = out
     else {
         panic!("not a persist: {out:?}")
     };
-    match store.cas(*replaces, record) {
-        Ok(()) => e
-            .handle_persisted(grant.as_str(), record.version, now)
-            .unwrap(),
-        Err(Some(current)) => e
-            .handle_persist_conflict(grant.as_str(), current, now)
-            .unwrap(),
-        Err(None) => e.handle_record_deleted(grant.as_str(), now).unwrap(),
-    }
+    let outcome = match store.cas(*replaces, record) {
+        Ok(()) => WriteOutcome::Written,
+        Err(Some(current)) => WriteOutcome::Conflict(Box::new(current)),
+        Err(None) => WriteOutcome::NoRecord,
+    };
+    e.handle_write(record.grant.as_str(), record.version, outcome, now)
+        .unwrap();
 }
 
 /// Acts on every output of `e` in order, as the README's blocking loop does:
 /// writes go to the store, sends go to the fake and their answers come back
 /// at once. Returns the events.
-fn drive(e: &mut Engine, store: &mut Store, fake: &mut FakeServer, now: SystemTime) -> Vec<Event> {
+fn drive(
+    e: &mut Engine,
+    store: &mut Store,
+    fake: &mut FakeServer,
+    now: SystemTime,
+) -> Vec<EngineEvent> {
     let mut events = vec![];
     while let Some(out) = poll(e, now) {
         match out {
             Output::Persist { .. } => write(e, store, &out, now),
             Output::Send { id, request, .. } => {
                 let answer = fake.handle(&request, now);
-                e.handle_response(id, answer, now).unwrap();
+                e.handle_send(id, SendOutcome::Response(answer), now)
+                    .unwrap();
             }
             Output::Load { grant, .. } => {
                 let current = store.0.get(grant.as_str()).cloned();
-                e.handle_loaded(grant.as_str(), current, now).unwrap();
+                e.handle_load(grant.as_str(), Ok(current), now).unwrap();
             }
             Output::Event(ev) => events.push(ev),
             other => panic!("{other:?}"),
@@ -132,7 +133,7 @@ fn leased_by_a() -> Leased {
     drive(&mut a, &mut store, &mut fake, t0());
     b.restore(store.0[&grant].clone(), t0()).unwrap();
     let due = a.poll_timeout().unwrap();
-    a.handle_timeout(due);
+    a.handle_timeout(due).unwrap();
     let lease = poll(&mut a, due).unwrap();
     write(&mut a, &mut store, &lease, due);
     Leased {
@@ -158,7 +159,7 @@ fn a_new_refresh_token_is_written_before_anything_queued() {
     }
     drive(&mut e, &mut store, &mut fake, t0());
     let due = e.poll_timeout().unwrap();
-    e.handle_timeout(due);
+    e.handle_timeout(due).unwrap();
     let mut answered = 0;
     while let Some(out) = poll(&mut e, due) {
         match out {
@@ -167,17 +168,15 @@ fn a_new_refresh_token_is_written_before_anything_queued() {
                 id, request, grant, ..
             } => {
                 let answer = fake.handle(&request, due);
-                e.handle_response(id, answer, due).unwrap();
+                e.handle_send(id, SendOutcome::Response(answer), due)
+                    .unwrap();
                 answered += 1;
                 // The very next output is the write of the new refresh token.
                 let next = poll(&mut e, due);
-                let Some(Output::Persist {
-                    record, grant: g, ..
-                }) = &next
-                else {
+                let Some(Output::Persist { record, .. }) = &next else {
                     panic!("after the answer for {grant}, {next:?} came before its write")
                 };
-                assert_eq!(g, &grant);
+                assert_eq!(record.grant, grant);
                 assert!(fake.is_live_refresh_token(record.refresh_token().unwrap().secret()));
                 write(&mut e, &mut store, next.as_ref().unwrap(), due);
             }
@@ -198,7 +197,7 @@ fn nothing_is_sent_that_its_lease_cannot_cover() {
     e.insert(grant.as_str(), tokens, t0()).unwrap();
     drive(&mut e, &mut store, &mut fake, t0());
     let due = e.poll_timeout().unwrap();
-    e.handle_timeout(due);
+    e.handle_timeout(due).unwrap();
     let lease = poll(&mut e, due).unwrap();
     write(&mut e, &mut store, &lease, due);
     let until = store.0[&grant].lease.as_ref().unwrap().until;
@@ -247,13 +246,14 @@ fn invalid_grant_is_checked_against_the_store() {
         panic!("no send")
     };
     let answer = fake.handle(&request, due);
-    a.handle_response(id, answer, due).unwrap();
-    b.handle_timeout(due);
+    a.handle_send(id, SendOutcome::Response(answer), due)
+        .unwrap();
+    b.handle_timeout(due).unwrap();
     drive(&mut b, &mut store, &mut fake, due);
     // `b` waits out the lease, then takes one and presents the spent token
     // (as it could when `a`'s write was slow).
     let later = due + Duration::from_secs(200);
-    b.handle_timeout(later);
+    b.handle_timeout(later).unwrap();
     let mut b_events = vec![];
     let mut sent = false;
     while let Some(out) = poll(&mut b, later) {
@@ -267,15 +267,16 @@ fn invalid_grant_is_checked_against_the_store() {
                 assert!(
                     events
                         .iter()
-                        .all(|e| !matches!(e, Event::ReauthorizationNeeded { .. }))
+                        .all(|e| !matches!(e, EngineEvent::ReauthorizationNeeded { .. }))
                 );
                 events.clear();
-                b.handle_response(id, answer, later).unwrap();
+                b.handle_send(id, SendOutcome::Response(answer), later)
+                    .unwrap();
             }
             Output::Persist { .. } => write(&mut b, &mut store, &out, later),
             Output::Load { grant, .. } => {
                 let current = store.0.get(grant.as_str()).cloned();
-                b.handle_loaded(grant.as_str(), current, later).unwrap();
+                b.handle_load(grant.as_str(), Ok(current), later).unwrap();
             }
             Output::Event(ev) => b_events.push(ev),
             other => panic!("{other:?}"),
@@ -285,7 +286,7 @@ fn invalid_grant_is_checked_against_the_store() {
     assert!(
         !b_events
             .iter()
-            .any(|e| matches!(e, Event::ReauthorizationNeeded { .. })),
+            .any(|e| matches!(e, EngineEvent::ReauthorizationNeeded { .. })),
         "{b_events:?}"
     );
     assert!(matches!(
@@ -324,7 +325,7 @@ fn an_engine_waiting_for_re_authorization_converges() {
     let end = t0() + Duration::from_secs(30);
     while let Some(next) = b.poll_timeout().filter(|t| *t <= end) {
         now = next;
-        b.handle_timeout(now);
+        b.handle_timeout(now).unwrap();
         drive(&mut b, &mut store, &mut fake, now);
     }
     assert!(
@@ -363,7 +364,7 @@ fn version_zero_records_are_adopted_not_fought() {
             break;
         };
         for e in &mut engines {
-            e.handle_timeout(now);
+            e.handle_timeout(now).unwrap();
             drive(e, &mut store, &mut fake, now);
         }
     }
@@ -386,7 +387,7 @@ fn no_stampede_at_start_up() {
         e.restore(GrantRecord::new(grant.as_str(), tokens), late)
             .unwrap();
     }
-    e.handle_timeout(late);
+    e.handle_timeout(late).unwrap();
     let mut leases = 0;
     while let Some(out) = poll(&mut e, late) {
         if let Output::Persist { record, .. } = &out {
@@ -416,7 +417,7 @@ fn a_record_at_the_end_of_time_is_refused() {
     let mut e = Engine::new(config(), EngineSettings::default());
     let err = e.restore(absurd_record("loc-1"), t0()).unwrap_err();
     assert_eq!(err.kind(), ErrorKind::InvalidInput, "{err}");
-    assert!(!e.contains("loc-1"));
+    assert!(e.grants().get("loc-1").is_none());
     assert_eq!(e.poll_timeout(), None);
 }
 
@@ -458,9 +459,14 @@ fn handle_timeout_terminates_at_the_end_of_time() {
             let mut handled = None;
             for _ in 0..10_000 {
                 while let Some(out) = e.poll_output(now) {
-                    if let Output::Persist { grant, record, .. } = out {
-                        e.handle_persisted(grant.as_str(), record.version, now)
-                            .unwrap();
+                    if let Output::Persist { record, .. } = out {
+                        e.handle_write(
+                            record.grant.as_str(),
+                            record.version,
+                            WriteOutcome::Written,
+                            now,
+                        )
+                        .unwrap();
                     }
                     // Sends go unanswered: the request times out.
                 }
@@ -472,7 +478,7 @@ fn handle_timeout_terminates_at_the_end_of_time() {
                     );
                 }
                 now = now.max(next);
-                e.handle_timeout(now);
+                e.handle_timeout(now).unwrap();
                 handled = Some(next);
             }
         });
@@ -489,7 +495,7 @@ fn one_grant() -> (Engine, Store, FakeServer, String) {
     e.insert(grant.as_str(), tokens, t0()).unwrap();
     let events = drive(&mut e, &mut store, &mut fake, t0());
     assert!(
-        matches!(events.as_slice(), [Event::Durable { version: 1, .. }]),
+        matches!(events.as_slice(), [EngineEvent::Durable { version: 1, .. }]),
         "{events:?}"
     );
     (e, store, fake, grant)
@@ -501,19 +507,21 @@ fn one_grant() -> (Engine, Store, FakeServer, String) {
 fn an_expired_send_is_leased_again() {
     let (mut e, mut store, mut fake, grant) = one_grant();
     let due = e.poll_timeout().unwrap();
-    e.handle_timeout(due);
+    e.handle_timeout(due).unwrap();
     let lease = poll(&mut e, due).unwrap();
     write(&mut e, &mut store, &lease, due);
     let Some(Output::Send { id, not_after, .. }) = poll(&mut e, due) else {
         panic!("no send")
     };
-    assert_eq!(e.in_flight(), 1);
+    assert_eq!(e.stats().in_flight, 1);
     let late = not_after + Duration::from_millis(1);
-    e.handle_send_expired(id, late).unwrap();
-    assert_eq!(e.in_flight(), 0);
+    e.handle_send(id, SendOutcome::NotDispatched, late).unwrap();
+    assert_eq!(e.stats().in_flight, 0);
     // An answer to it cannot come: it never went out.
     assert_eq!(
-        e.handle_transport_error(id, late).unwrap_err().kind(),
+        e.handle_send(id, SendOutcome::TransportError(String::new()), late)
+            .unwrap_err()
+            .kind(),
         ErrorKind::UnknownRequest
     );
     let lease = poll(&mut e, late).unwrap();
@@ -525,10 +533,10 @@ fn an_expired_send_is_leased_again() {
     let Some(Output::Send { id, request, .. }) = poll(&mut e, late) else {
         panic!("no send")
     };
-    e.handle_response(id, fake.handle(&request, late), late)
+    e.handle_send(id, SendOutcome::Response(fake.handle(&request, late)), late)
         .unwrap();
     drive(&mut e, &mut store, &mut fake, late);
-    assert_eq!(e.in_flight(), 0);
+    assert_eq!(e.stats().in_flight, 0);
     assert!(fake.is_live_refresh_token(&store.refresh(&grant)));
     assert_eq!(fake.stats().spent_refresh_token_reuses, 0);
 }
@@ -539,25 +547,26 @@ fn a_deleted_record_means_removed_elsewhere() {
     let (mut e, mut store, mut fake, grant) = one_grant();
     store.0.clear();
     let due = e.poll_timeout().unwrap();
-    e.handle_timeout(due);
+    e.handle_timeout(due).unwrap();
     let events = drive(&mut e, &mut store, &mut fake, due);
     assert!(
-        matches!(events.as_slice(), [Event::RemovedElsewhere { grant: g }] if g.as_str() == grant),
+        matches!(events.as_slice(), [EngineEvent::RemovedElsewhere { grant: g }] if g.as_str() == grant),
         "{events:?}"
     );
-    assert!(!e.contains(&grant));
+    assert!(e.grants().get(&grant).is_none());
     assert_eq!(e.poll_timeout(), None);
     assert!(store.0.is_empty());
     // A read that finds nothing says the same.
     let (mut e, mut store, mut fake, grant) = one_grant();
     store.0.clear();
-    e.reread(&grant).unwrap();
+    e.handle_load(&grant, Ok(store.0.get(&grant).cloned()), t0())
+        .unwrap();
     let events = drive(&mut e, &mut store, &mut fake, t0());
     assert!(matches!(
         events.as_slice(),
-        [Event::RemovedElsewhere { .. }]
+        [EngineEvent::RemovedElsewhere { .. }]
     ));
-    assert!(!e.contains(&grant));
+    assert!(e.grants().get(&grant).is_none());
 }
 
 /// Sends and writes name their refresh token by fingerprint, never in full.
@@ -565,7 +574,7 @@ fn a_deleted_record_means_removed_elsewhere() {
 fn sends_and_writes_carry_fingerprints() {
     let (mut e, mut store, mut fake, grant) = one_grant();
     let due = e.poll_timeout().unwrap();
-    e.handle_timeout(due);
+    e.handle_timeout(due).unwrap();
     let mut seen = 0;
     while let Some(out) = poll(&mut e, due) {
         match &out {
@@ -587,7 +596,8 @@ fn sends_and_writes_carry_fingerprints() {
             } => {
                 assert_eq!(*refresh, Fingerprint::of(&store.refresh(&grant)));
                 let answer = fake.handle(request, due);
-                e.handle_response(*id, answer, due).unwrap();
+                e.handle_send(*id, SendOutcome::Response(answer), due)
+                    .unwrap();
                 seen += 1;
             }
             _ => {}
@@ -609,78 +619,127 @@ fn a_failed_write_is_written_again() {
     let Some(Output::Persist { record, .. }) = poll(&mut e, t0()) else {
         panic!()
     };
-    e.handle_persist_failed(&grant, record.version, t0())
-        .unwrap();
-    assert!(poll(&mut e, t0()).is_none());
+    let failure = StoreFailure::new("the store is down");
+    e.handle_write(
+        &grant,
+        record.version,
+        WriteOutcome::Failed(failure.clone()),
+        t0(),
+    )
+    .unwrap();
     let retry = e.poll_timeout().unwrap();
     assert!(retry > t0() && retry < t0() + Duration::from_secs(10));
-    e.handle_timeout(retry);
+    let events: Vec<_> = std::iter::from_fn(|| poll(&mut e, t0())).collect();
+    assert!(
+        matches!(
+            events.as_slice(),
+            [Output::Event(EngineEvent::WriteFailed { failure: f, retry_at, .. })]
+                if *f == failure && *retry_at == retry
+        ),
+        "{events:?}"
+    );
+    e.handle_timeout(retry).unwrap();
     let events = drive(&mut e, &mut store, &mut fake, retry);
     assert!(
-        matches!(events.as_slice(), [Event::Durable { .. }]),
+        matches!(
+            events.as_slice(),
+            [
+                EngineEvent::WriteRecovered { .. },
+                EngineEvent::Durable { .. }
+            ]
+        ),
         "{events:?}"
     );
     assert_eq!(store.0[&grant].version, record.version);
     // A lease write that fails: retried with backoff.
     let due = e.poll_timeout().unwrap();
-    e.handle_timeout(due);
+    e.handle_timeout(due).unwrap();
     let Some(Output::Persist { record, .. }) = poll(&mut e, due) else {
         panic!()
     };
     assert!(record.lease.is_some());
-    e.handle_persist_failed(&grant, record.version, due)
-        .unwrap();
+    e.handle_write(
+        &grant,
+        record.version,
+        WriteOutcome::Failed(StoreFailure::new("the store is down")),
+        due,
+    )
+    .unwrap();
     let events: Vec<_> = std::iter::from_fn(|| poll(&mut e, due)).collect();
     assert!(
         matches!(
             events.as_slice(),
-            [Output::Event(Event::RetryScheduled {
-                failure: Failure::Store,
+            [Output::Event(EngineEvent::RetryScheduled {
+                failure: RefreshFailure::Store(_),
                 ..
             })]
         ),
         "{events:?}"
     );
     let retry = e.poll_timeout().unwrap();
-    e.handle_timeout(retry);
+    e.handle_timeout(retry).unwrap();
     drive(&mut e, &mut store, &mut fake, retry);
     assert!(fake.is_live_refresh_token(&store.refresh(&grant)));
     assert_eq!(fake.stats().refreshes, 1);
 }
 
-/// A refresh token rescued from an answer the engine could not take (its
-/// grant was removed and added again meanwhile) is handed back, adopted and
-/// written first.
+/// A refresh token from an answer that came after its grant was removed is
+/// kept by the engine; when the grant comes back with the refresh token that
+/// answer spent, the kept one is adopted and written first. Back with any
+/// other refresh token (a new authorization), it is dropped.
 #[test]
 fn a_rescued_refresh_token_is_adopted_and_written() {
-    let (mut e, mut store, mut fake, grant) = one_grant();
-    let due = e.poll_timeout().unwrap();
-    e.handle_timeout(due);
-    let lease = poll(&mut e, due).unwrap();
-    write(&mut e, &mut store, &lease, due);
-    let Some(Output::Send { id, request, .. }) = poll(&mut e, due) else {
-        panic!()
-    };
-    let answer = fake.handle(&request, due);
-    // Uninstalled and installed again from the store while the answer was out.
-    let old = store.0[&grant].clone();
-    e.remove(&grant).unwrap();
-    let err = e.handle_response(id, answer, due).unwrap_err();
-    let rescued = err.rescued_refresh_token().unwrap().clone();
-    e.handle_loaded(&grant, Some(old.clone()), due).unwrap_err();
-    e.restore(old, due).unwrap();
-    drive(&mut e, &mut store, &mut fake, due);
-    e.handle_rescued(&grant, rescued.clone(), due).unwrap();
-    let Some(Output::Persist { record, .. }) = poll(&mut e, due) else {
-        panic!()
-    };
-    assert_eq!(record.refresh_token(), Some(&rescued));
-    assert_eq!(
-        e.handle_rescued(&grant, RefreshToken::new(" "), due)
-            .unwrap_err()
-            .kind(),
-        ErrorKind::InvalidInput
-    );
+    for back_with_spent in [true, false] {
+        let (mut e, mut store, mut fake, grant) = one_grant();
+        let due = e.poll_timeout().unwrap();
+        e.handle_timeout(due).unwrap();
+        let lease = poll(&mut e, due).unwrap();
+        write(&mut e, &mut store, &lease, due);
+        let Some(Output::Send { id, request, .. }) = poll(&mut e, due) else {
+            panic!()
+        };
+        let answer = fake.handle(&request, due);
+        // Released and added back from the store while the answer was out.
+        let old = store.0[&grant].clone();
+        e.remove(&grant, Removal::Released, due).unwrap();
+        e.handle_send(id, SendOutcome::Response(answer), due)
+            .unwrap();
+        let events: Vec<_> = std::iter::from_fn(|| poll(&mut e, due)).collect();
+        assert!(
+            matches!(
+                events.as_slice(),
+                [Output::Event(EngineEvent::AnswerAfterRemoval {
+                    refresh_token_kept: true,
+                    ..
+                })]
+            ),
+            "{events:?}"
+        );
+        assert_eq!(
+            e.handle_load(&grant, Ok(Some(old.clone())), due)
+                .unwrap_err()
+                .kind(),
+            ErrorKind::UnknownGrant
+        );
+        let live = fake.live_refresh_tokens();
+        assert_eq!(live.len(), 1);
+        if back_with_spent {
+            e.restore(old.clone(), due).unwrap();
+        } else {
+            let (_, tokens) = installs(&mut fake, 1).remove(0);
+            e.insert(grant.as_str(), tokens, due).unwrap();
+        }
+        let Some(Output::Persist { record, .. }) = poll(&mut e, due) else {
+            panic!()
+        };
+        let written = record.refresh_token().unwrap().secret().to_owned();
+        assert_eq!(written == live[0], back_with_spent, "{back_with_spent}");
+        let rest: Vec<_> = std::iter::from_fn(|| poll(&mut e, due)).collect();
+        let adopted = rest.iter().any(|o| {
+            matches!(o, Output::Event(EngineEvent::RescuedTokenAdopted { grant: g }) if g.as_str() == grant)
+        });
+        assert_eq!(adopted, back_with_spent, "{rest:?}");
+    }
 }
 
 /// Waiting out another engine's lease, the engine re-reads the store every
@@ -696,11 +755,11 @@ fn a_lease_held_elsewhere_is_not_waited_out() {
         mut b,
         due,
     } = leased_by_a();
-    b.handle_timeout(due);
+    b.handle_timeout(due).unwrap();
     let events = drive(&mut b, &mut store, &mut fake, due);
     assert!(matches!(
         events.as_slice(),
-        [Event::LeaseHeldElsewhere { .. }]
+        [EngineEvent::LeaseHeldElsewhere { .. }]
     ));
     // `a` answers and writes 2 s later.
     let Some(Output::Send { id, request, .. }) = poll(&mut a, due) else {
@@ -708,18 +767,23 @@ fn a_lease_held_elsewhere_is_not_waited_out() {
     };
     let answer = fake.handle(&request, due);
     let later = due + Duration::from_secs(2);
-    a.handle_response(id, answer, later).unwrap();
+    a.handle_send(id, SendOutcome::Response(answer), later)
+        .unwrap();
     drive(&mut a, &mut store, &mut fake, later);
     let next = b.poll_timeout().unwrap();
     assert_eq!(next, due + Duration::from_secs(5));
-    b.handle_timeout(next);
+    b.handle_timeout(next).unwrap();
     let events = drive(&mut b, &mut store, &mut fake, next);
     assert!(
-        matches!(events.as_slice(), [Event::Adopted { .. }]),
+        matches!(events.as_slice(), [EngineEvent::Adopted { .. }]),
         "{events:?}"
     );
     assert_eq!(
-        b.record(&grant).unwrap().refresh_token(),
+        b.grants()
+            .get(&grant)
+            .map(|g| g.record())
+            .unwrap()
+            .refresh_token(),
         store.0[&grant].refresh_token()
     );
 }

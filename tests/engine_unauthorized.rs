@@ -12,7 +12,7 @@ use std::time::Duration;
 use common::sim::{Sim, location};
 use hoopai_oauth::fake::Fault;
 use hoopai_oauth::{
-    EngineSettings, ErrorKind, GrantRecord, GrantStatus, TokenStatus, config::Config,
+    Config, EngineSettings, ErrorKind, GrantRecord, GrantStatus, SendOutcome, TokenStatus,
 };
 use serde_json::Value;
 
@@ -65,7 +65,7 @@ fn a_refused_grant_is_parked_and_the_others_go_on() {
     sim.fake.fail_next(invalid_token(), 1);
     let t = due(&sim, a);
     sim.run_until(t);
-    assert!(!sim.nodes[a].engine.is_halted());
+    assert!(!sim.nodes[a].engine.stats().halted);
 
     // loc-1: parked, its refresh token kept, persisted as unauthorized.
     let record = sim.store.records["loc-1"].clone();
@@ -132,7 +132,7 @@ fn distinct_grants_refused_in_a_row_mean_the_client_is_rejected() {
     let start = due(&sim, a);
     sim.run_until(start + 30 * MINUTE);
     assert_eq!(sim.fake.stats().faults_served, 8);
-    assert!(sim.nodes[a].engine.is_halted());
+    assert!(sim.nodes[a].engine.stats().halted);
     // Nothing more is sent: loc-4's refresh came due and waits.
     let sends = sim.sends;
     sim.run_for(HOUR);
@@ -153,7 +153,7 @@ fn distinct_grants_refused_in_a_row_mean_the_client_is_rejected() {
     // The operator fixes the app's configuration: every grant goes on.
     sim.note("test", "reconfigure");
     let fixed: Config = common::config();
-    sim.nodes[a].engine.reconfigure(fixed, sim.now);
+    sim.nodes[a].engine.reconfigure(fixed, sim.now).unwrap();
     sim.pump(a);
     sim.run_for(3 * HOUR);
     for i in 1..=4 {
@@ -168,7 +168,7 @@ fn distinct_grants_refused_in_a_row_mean_the_client_is_rejected() {
             "{grant}"
         );
     }
-    assert!(!sim.nodes[a].engine.is_halted());
+    assert!(!sim.nodes[a].engine.stats().halted);
     assert!(sim.violations().is_empty(), "{:?}", sim.violations());
     sim.check_nothing_lost().unwrap();
     assert!(
@@ -187,18 +187,17 @@ fn a_limit_of_one_halts_at_the_first_refusal() {
     sim.fake.fail_next(invalid_token(), 1);
     let t = due(&sim, a);
     let mut rejected = None;
-    sim.nodes[a].engine.handle_timeout(t);
+    sim.nodes[a].engine.handle_timeout(t).unwrap();
     while let Some(out) = sim.nodes[a].engine.poll_output(t) {
         if let hoopai_oauth::Output::Send { id, request, .. } = out {
             let response = sim.fake.handle(&request, t);
             sim.nodes[a]
                 .engine
-                .handle_response(id, response, t)
+                .handle_send(id, SendOutcome::Response(response), t)
                 .unwrap();
-        } else if let hoopai_oauth::Output::Event(hoopai_oauth::Event::ConfigurationRejected {
-            error,
-            ..
-        }) = out
+        } else if let hoopai_oauth::Output::Event(
+            hoopai_oauth::EngineEvent::ConfigurationRejected { error, .. },
+        ) = out
         {
             rejected = Some(error);
         }
@@ -207,6 +206,6 @@ fn a_limit_of_one_halts_at_the_first_refusal() {
     assert_eq!(error.kind(), ErrorKind::InvalidClient);
     assert_eq!(error.status().map(|s| s.as_u16()), Some(401));
     assert_eq!(error.messages(), ["Invalid token: access token is invalid"]);
-    assert!(sim.nodes[a].engine.is_halted());
+    assert!(sim.nodes[a].engine.stats().halted);
     snap!(format!("{error:#?}\n{error}"));
 }

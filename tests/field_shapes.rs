@@ -65,7 +65,7 @@ fn scope_as_a_json_list_is_read_and_persisted() {
     );
     let mut fresh = Engine::new(config(), EngineSettings::default());
     fresh.restore(record, t0()).unwrap();
-    let again = fresh.record("grant-1").unwrap();
+    let again = fresh.grants().get("grant-1").map(|g| g.record()).unwrap();
     assert_eq!(
         again.scopes().map(|s| s.to_vec()),
         Some(vec!["contacts.readonly", "locations.readonly"])

@@ -158,3 +158,52 @@ fn a_location_token_without_the_documented_fields_is_kept() {
     .unwrap();
     assert_eq!(token.user_id.as_deref(), Some("u1"));
 }
+
+#[test]
+fn a_one_mib_server_message_becomes_a_capped_display() {
+    // Text just short of filling the largest body read (1 MiB): the body
+    // is read, and its text is what must not come through whole.
+    let room = MAX_BODY_BYTES - 200;
+    let text = |share: usize| {
+        let mut t = "A".repeat(20) + &" overflow".repeat(room / share / 9);
+        t.truncate(room / share);
+        t
+    };
+    let (one, half) = (text(1), text(2));
+    assert!(one.len() > 1000 * 1024);
+    for body in [
+        serde_json::json!({"statusCode": 500, "message": one}),
+        serde_json::json!({"error": "server_error", "error_description": one}),
+        serde_json::json!({"error": {"code": "INTERNAL", "message": half, "resolution": half}}),
+        serde_json::json!({"statusCode": 500, "message": "x", "error": half, "traceId": half}),
+    ] {
+        let raw = serde_json::to_vec(&body).unwrap();
+        assert!(raw.len() <= MAX_BODY_BYTES, "{}", raw.len());
+        let err = parse_token_response(response(500, &[], raw)).unwrap_err();
+        assert_eq!(err.unreadable_reason(), None, "the body was read");
+        for m in err.messages() {
+            assert!(m.chars().count() <= hoopai_oauth::EXCERPT_CHARS + 1, "{m}");
+        }
+        assert!(err.code().is_none_or(|c| c.chars().count() <= 201));
+        assert!(err.trace_id().is_none_or(|c| c.chars().count() <= 201));
+        let shown = err.to_string();
+        assert!(shown.len() < 4 * 1024, "{} bytes", shown.len());
+        assert!(format!("{err:?}").len() < 4 * 1024);
+    }
+}
+
+#[test]
+fn a_422_with_ten_thousand_messages_keeps_a_few_and_counts_the_rest() {
+    let messages: Vec<String> = (0..10_000).map(|i| format!("field {i} is wrong")).collect();
+    let body = serde_json::json!({"statusCode": 422, "message": messages});
+    let err =
+        parse_token_response(response(422, &[], serde_json::to_vec(&body).unwrap())).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidParameter);
+    assert_eq!(err.messages().len(), hoopai_oauth::MAX_MESSAGES + 1);
+    assert_eq!(err.messages()[0], "field 0 is wrong");
+    assert_eq!(
+        err.messages().last().unwrap(),
+        &format!("(and {} more)", 10_000 - hoopai_oauth::MAX_MESSAGES)
+    );
+    assert!(err.to_string().len() < 4 * 1024);
+}

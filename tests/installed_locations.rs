@@ -95,7 +95,7 @@ fn v2_every_parameter() {
             .skip(40)
             .page_size(20),
     );
-    let req = q.build(&config(), &bearer()).unwrap();
+    let req = installed_locations_request(&config(), &bearer(), &q).unwrap();
     assert_eq!(
         keys(&req),
         [
@@ -135,7 +135,7 @@ fn v3_every_parameter() {
             .page_token("eyJza2lwIjoyMH0")
             .restrict_to_user_locations(true),
     );
-    let req = q.build(&v3_config(), &bearer()).unwrap();
+    let req = installed_locations_request(&v3_config(), &bearer(), &q).unwrap();
     assert_eq!(
         keys(&req),
         [
@@ -159,8 +159,8 @@ fn v3_every_parameter() {
 #[test]
 fn one_query_both_versions() {
     let q = every_filter(InstalledLocationsQuery::new(COMPANY_ID).page_size(50));
-    let v2 = q.build(&config(), &bearer()).unwrap();
-    let v3 = q.build(&v3_config(), &bearer()).unwrap();
+    let v2 = installed_locations_request(&config(), &bearer(), &q).unwrap();
+    let v3 = installed_locations_request(&v3_config(), &bearer(), &q).unwrap();
     let rename = |k: String| if k == "limit" { "pageSize".into() } else { k };
     assert_eq!(
         keys(&v2).into_iter().map(rename).collect::<Vec<_>>(),
@@ -181,34 +181,61 @@ fn bad_inputs_build_nothing() {
             "empty company id",
             installed_locations_request(&v2, &bearer(), &InstalledLocationsQuery::new("")),
         ),
-        ("blank app id", q().app_id(" ").build(&v2, &bearer())),
-        ("v2 page size 0", q().page_size(0).build(&v2, &bearer())),
-        ("v3 page size 0", q().page_size(0).build(&v3, &bearer())),
-        ("v3 page size 101", q().page_size(101).build(&v3, &bearer())),
-        ("skip in v3", q().skip(20).build(&v3, &bearer())),
+        (
+            "blank app id",
+            installed_locations_request(&v2, &bearer(), &q().app_id(" ")),
+        ),
+        (
+            "v2 page size 0",
+            installed_locations_request(&v2, &bearer(), &q().page_size(0)),
+        ),
+        (
+            "v3 page size 0",
+            installed_locations_request(&v3, &bearer(), &q().page_size(0)),
+        ),
+        (
+            "v3 page size 101",
+            installed_locations_request(&v3, &bearer(), &q().page_size(101)),
+        ),
+        (
+            "skip in v3",
+            installed_locations_request(&v3, &bearer(), &q().skip(20)),
+        ),
         (
             "page token in v2",
-            q().page_token("abc").build(&v2, &bearer()),
+            installed_locations_request(&v2, &bearer(), &q().page_token("abc")),
         ),
         (
             "restrictToUserLocations in v2",
-            q().restrict_to_user_locations(true).build(&v2, &bearer()),
+            installed_locations_request(&v2, &bearer(), &q().restrict_to_user_locations(true)),
         ),
-        ("empty page token", q().page_token("").build(&v3, &bearer())),
-        ("empty search text", q().search("").build(&v2, &bearer())),
-        ("empty version id", q().version_id("").build(&v2, &bearer())),
-        ("empty plan id", q().plan_id(" ").build(&v3, &bearer())),
+        (
+            "empty page token",
+            installed_locations_request(&v3, &bearer(), &q().page_token("")),
+        ),
+        (
+            "empty search text",
+            installed_locations_request(&v2, &bearer(), &q().search("")),
+        ),
+        (
+            "empty version id",
+            installed_locations_request(&v2, &bearer(), &q().version_id("")),
+        ),
+        (
+            "empty plan id",
+            installed_locations_request(&v3, &bearer(), &q().plan_id(" ")),
+        ),
         (
             "empty location id",
-            q().location_id("").build(&v2, &bearer()),
+            installed_locations_request(&v2, &bearer(), &q().location_id("")),
         ),
         (
             "a Location token as bearer",
-            q().build(&v2, &location_token),
+            installed_locations_request(&v2, &location_token, &q()),
         ),
         (
             "an empty access token",
-            q().build(&v3, &AccessToken::new("")),
+            installed_locations_request(&v3, &AccessToken::new(""), &q()),
         ),
     ];
     let mut out = String::new();
@@ -219,10 +246,10 @@ fn bad_inputs_build_nothing() {
     }
     snap!(out);
     // The edges that are fine.
-    assert!(q().page_size(1).build(&v3, &bearer()).is_ok());
-    assert!(q().page_size(100).build(&v3, &bearer()).is_ok());
-    assert!(q().page_size(500).build(&v2, &bearer()).is_ok());
-    assert!(q().skip(0).build(&v2, &bearer()).is_ok());
+    assert!(installed_locations_request(&v3, &bearer(), &q().page_size(1)).is_ok());
+    assert!(installed_locations_request(&v3, &bearer(), &q().page_size(100)).is_ok());
+    assert!(installed_locations_request(&v2, &bearer(), &q().page_size(500)).is_ok());
+    assert!(installed_locations_request(&v2, &bearer(), &q().skip(0)).is_ok());
 }
 
 // ---- answers ---------------------------------------------------------------------

@@ -102,9 +102,12 @@ fn v2_request() {
 
 #[test]
 fn v3_request() {
-    let req = LocationTokenRequest::new(COMPANY_ID, LOCATION_ID)
-        .build(&common::config_v3(), &company_token())
-        .unwrap();
+    let req = location_token_request(
+        &common::config_v3(),
+        &company_token(),
+        &LocationTokenRequest::new(COMPANY_ID, LOCATION_ID),
+    )
+    .unwrap();
     assert_eq!(
         req.uri(),
         "https://services.leadconnectorhq.com/oauth/location-token"

@@ -164,7 +164,10 @@ fn hostile_headers_keep_it_bounded() {
         &headers(&[("retry-after", "Fri, 31 Dec 9999 23:59:59 GMT")]),
         t0(),
     );
-    assert_eq!(budget.available(t0() + Duration::from_secs(86_400)), 0);
+    // Honoured, but capped: blocked for an hour, not until the year 9999.
+    let cap = hoopai_oauth::MAX_RETRY_AFTER;
+    assert_eq!(budget.available(t0() + cap - ms(1)), 0);
+    assert_eq!(budget.available(t0() + cap), budget.max());
 }
 
 #[test]

@@ -20,7 +20,7 @@ use hoopai_oauth::{
     AccessToken, ApiVersion, Config, Error, ErrorKind, InstalledLocationsQuery,
     LocationTokenRequest, TokenRequest, UserType, installed_locations_request,
     location_token_request, parse_installed_locations, parse_location_token_response,
-    parse_token_response, redact,
+    parse_token_response, redact, token_request,
 };
 use serde_json::{Map, Value};
 
@@ -445,7 +445,7 @@ fn build_for<'a>(
             ];
             grants
                 .into_iter()
-                .map(|(name, r)| (name.to_owned(), r.build(&v.config).unwrap()))
+                .map(|(name, r)| (name.to_owned(), token_request(&v.config, &r).unwrap()))
                 .collect()
         }
         Parser::LocationToken => {

@@ -415,3 +415,54 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn a_webhook_id_over_the_limit_is_malformed_and_never_recorded() {
+    let (fake, verifier) = setup();
+    let mut seen = SeenWebhooks::default();
+    let now = t0();
+    for (len, ok) in [
+        (36, true),
+        (hoopai_oauth::MAX_WEBHOOK_ID_BYTES, true),
+        (hoopai_oauth::MAX_WEBHOOK_ID_BYTES + 1, false),
+        (900 * 1024, false),
+    ] {
+        let id = "i".repeat(len);
+        let body = format!(
+            r#"{{"type":"LocationCreate","appId":"{}","timestamp":"2026-01-01T00:00:00.000Z","webhookId":"{id}"}}"#,
+            verifier.app_id()
+        );
+        let delivery = fake.signed_webhook(body.into_bytes());
+        let got = verifier.verify_request(&delivery, now, &mut seen);
+        if ok {
+            assert!(got.is_ok(), "{len}: {got:?}");
+        } else {
+            let err = got.unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::WebhookMalformed, "{len}");
+            assert!(err.to_string().len() < 512, "{len}");
+            assert!(!seen.contains(&id));
+        }
+    }
+    assert_eq!(seen.len(), 2);
+}
+
+#[test]
+fn the_seen_set_is_bounded_in_bytes() {
+    let budget = 64 * 1024;
+    let mut seen = SeenWebhooks::new(1_000_000).max_bytes(budget);
+    let window = secs(300);
+    for i in 0..10_000_u64 {
+        let id = format!("{i:0>250}");
+        let at = t0() + Duration::from_millis(i);
+        assert_eq!(seen.record(&id, at, at, window), Recorded::New);
+        assert!(seen.bytes() <= budget, "{i}: {}", seen.bytes());
+    }
+    assert!(seen.len() < 200, "{}", seen.len());
+    // What was evicted is refused as beyond memory, never accepted twice.
+    let first = format!("{:0>250}", 0);
+    let late = t0() + Duration::from_millis(10_000);
+    assert_eq!(
+        seen.record(&first, t0(), late, window),
+        Recorded::BeyondMemory
+    );
+}

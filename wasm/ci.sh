@@ -1,73 +1,60 @@
 #!/usr/bin/env bash
-# The WASM module under Node, end to end: checks and tests this package on the
-# host, builds it for wasm32-unknown-unknown, generates its JavaScript glue with
-# the wasm-bindgen CLI of exactly the version in Cargo.lock (installed when
-# absent), tests the JavaScript layer (test.mjs), starts the crate's fake
-# server on loopback, and runs run.mjs against it. Fails unless the script saw a rotated refresh token and then the kind
-# "invalid grant" for the spent one, and the fake counted the same.
+# The JavaScript package, end to end (run by .ci/run):
+#
+# 1. this crate's cargo fmt, clippy (host; wasm32 with everything and
+#    token-only), host tests (the shapes JavaScript receives) and docs;
+# 2. build.sh: the module twice, the glue, npm ci (from package-lock.json),
+#    wasm-opt -Oz, the sizes; the TypeScript declarations checked by tsc;
+# 3. node --test: the module without a network, then against the fake
+#    HighLevel server (the hoopai-fake binary, fake/): the driver, the README's
+#    Node sample, and the Worker under workerd (miniflare);
+# 4. run.mjs, the low-level walk: exchange, refresh with rotation, the spent
+#    refresh token refused ("invalid grant"), counted by the fake.
 set -euo pipefail
 cd "$(dirname "$0")"
 export CARGO_TERM_COLOR=never
+started=$SECONDS
+step() { echo "== wasm: $1 (at $((SECONDS - started)) s)"; }
 
-echo "== wasm: toolchain"
+step "toolchain"
 if command -v rustup >/dev/null; then
     rustup target add wasm32-unknown-unknown
 fi
-if ! command -v node >/dev/null; then
-    apt-get update && apt-get install -y nodejs
+if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+    apt-get update && apt-get install -y nodejs npm
 fi
 node_major=$(node -p 'process.versions.node.split(".")[0]')
-if [ "$node_major" -lt 18 ]; then
-    echo "Node 18 or later is needed (global fetch); found $(node --version)" >&2
+if [ "$node_major" -lt 20 ]; then
+    echo "Node 20 or later is needed; found $(node --version)" >&2
     exit 1
 fi
 
-echo "== wasm: fmt, clippy, host tests, docs"
+step "fmt, clippy, host tests, docs"
 cargo fmt --all -- --check
 cargo clippy --locked --all-targets -- -D warnings
 cargo clippy --locked --target wasm32-unknown-unknown -- -D warnings
+cargo clippy --locked --target wasm32-unknown-unknown --no-default-features -- -D warnings
 cargo test --locked
 RUSTDOCFLAGS="-D warnings" cargo doc --locked --no-deps
 
-echo "== wasm: build"
-cargo build --locked --target wasm32-unknown-unknown --release
-wasm=target/wasm32-unknown-unknown/release/hoopai_oauth_wasm.wasm
+step "build (build.sh)"
+bash build.sh
 
-# The CLI must be the version of the wasm-bindgen crate in Cargo.lock.
-version=$(awk '$0 == "name = \"wasm-bindgen\"" { getline; gsub(/"/, "", $3); print $3 }' Cargo.lock)
-if [ -z "$version" ]; then
-    echo "no wasm-bindgen in Cargo.lock" >&2
-    exit 1
-fi
-bindgen=wasm-bindgen
-if [ "$(wasm-bindgen --version 2>/dev/null || true)" != "wasm-bindgen $version" ]; then
-    tools="$PWD/target/tools/wasm-bindgen-$version"
-    bindgen="$tools/bin/wasm-bindgen"
-    if [ "$("$bindgen" --version 2>/dev/null || true)" != "wasm-bindgen $version" ]; then
-        echo "== wasm: installing wasm-bindgen-cli $version"
-        cargo install wasm-bindgen-cli --version "$version" --locked --root "$tools"
-    fi
-fi
-rm -rf pkg
-"$bindgen" --target nodejs --out-dir pkg "$wasm"
+step "the TypeScript declarations (tsc over tests/types.check.ts)"
+node_modules/.bin/tsc -p tests/tsconfig.json
 
-echo "== wasm: the JavaScript layer (node --test)"
-node --test test.mjs
+step "the module without a network (node --test)"
+node --test tests/module.test.mjs
 
-echo "== wasm: sizes"
-size() { wc -c <"$1" | tr -d ' '; }
-gz() { gzip -9 -c "$1" | wc -c | tr -d ' '; }
-echo "cargo build output:      $(size "$wasm") bytes"
-echo "after wasm-bindgen:      $(size pkg/hoopai_oauth_wasm_bg.wasm) bytes, gzip -9 $(gz pkg/hoopai_oauth_wasm_bg.wasm)"
-echo "JavaScript glue:         $(size pkg/hoopai_oauth_wasm.js) bytes"
-if command -v wasm-opt >/dev/null; then
-    # Only measured: run.mjs loads the module as wasm-bindgen wrote it.
-    wasm-opt -Oz --all-features pkg/hoopai_oauth_wasm_bg.wasm -o target/opt.wasm
-    echo "after wasm-opt -Oz:      $(size target/opt.wasm) bytes, gzip -9 $(gz target/opt.wasm) ($(wasm-opt --version))"
-fi
+step "the fake HighLevel server (hoopai-fake)"
+cargo build --locked --manifest-path ../Cargo.toml -p hoopai-fake
+export HOOPAI_FAKE_BIN="$PWD/../target/debug/hoopai-fake"
 
-echo "== wasm: the fake server on loopback"
-cargo build --locked --manifest-path ../Cargo.toml --example fake_server
+step "the driver, the README sample and the Worker under workerd (node --test, Node $(node --version))"
+# One file at a time: each starts fakes of its own, and the timings stay apart.
+node --test --test-concurrency=1 tests/driver.test.mjs tests/readme.test.mjs tests/workerd.test.mjs
+
+step "run.mjs against the fake"
 tmp=$(mktemp -d)
 fake_pid=""
 cleanup() {
@@ -79,8 +66,7 @@ trap cleanup EXIT
 mkfifo "$tmp/stdin"
 # The fake stops when its standard input closes: when fd 3 is closed below, or
 # when this script ends, however it ends.
-cargo run --quiet --locked --manifest-path ../Cargo.toml --example fake_server -- \
-    --handoff "$tmp/fake.json" --timeout-secs 300 <"$tmp/stdin" >"$tmp/fake.out" &
+"$HOOPAI_FAKE_BIN" --handoff "$tmp/fake.json" --exit-on-stdin-close --timeout-secs 300 <"$tmp/stdin" >"$tmp/fake.out" &
 fake_pid=$!
 exec 3>"$tmp/stdin"
 for _ in $(seq 300); do
@@ -90,8 +76,6 @@ for _ in $(seq 300); do
 done
 [ -s "$tmp/fake.json" ] || { echo "the fake server wrote no handoff file" >&2; exit 1; }
 cat "$tmp/fake.out"
-
-echo "== wasm: run.mjs under Node $(node --version)"
 node run.mjs "$tmp/fake.json" | tee "$tmp/node.out"
 # The secrets of the handoff file must not appear in the output.
 node -e '
@@ -113,4 +97,4 @@ grep -q ' code_exchanges=1 refreshes=1 spent_refresh_token_reuses=1 ' "$tmp/fake
     echo "the fake did not count one exchange, one refresh and one reuse of a spent token" >&2
     exit 1
 }
-echo "== wasm: ok"
+step "ok"

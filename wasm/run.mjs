@@ -1,14 +1,13 @@
 // hoopai-oauth's core under Node: the WASM module builds each token request
 // and parses each answer; Node's global fetch moves the bytes.
 //
-// Against the crate's fake server on loopback (examples/fake_server.rs), it
+// Against the fake HighLevel server on loopback (the hoopai-fake binary), it
 // exchanges the fake's authorization code for a first refresh token, refreshes
 // with it (the answer carries a rotated refresh token), then sends the same,
 // now spent, refresh token again and shows the typed error: kind "invalid grant".
 //
 // Usage: node wasm/run.mjs HANDOFF.json
 //   HANDOFF.json is the file the fake server writes (--handoff).
-//   HOOPAI_WASM_PKG: the wasm-bindgen output folder (default: wasm/pkg).
 //
 // Every token and secret is printed redacted; at the end the script checks
 // that its own output holds none of them. The last line is machine-readable:
@@ -16,18 +15,10 @@
 // and the exit status is 0 only for a rotation followed by "invalid grant".
 
 import { readFileSync } from "node:fs";
-import { createRequire } from "node:module";
 import { isIP } from "node:net";
 import { inspect } from "node:util";
-import path from "node:path";
-import { fileURLToPath } from "node:url";
 
-const here = path.dirname(fileURLToPath(import.meta.url));
-const pkgDir = process.env.HOOPAI_WASM_PKG ?? path.join(here, "pkg");
-const require = createRequire(import.meta.url);
-const { OAuthClient, parseTokenResponse, redact, maxBodyBytes } = require(
-  path.join(pkgDir, "hoopai_oauth_wasm.js"),
-);
+import { OAuthClient, maxBodyBytes, parseTokenResponse, redact } from "./js/node.mjs";
 
 // ---- output, with a check that no secret was ever printed -------------------
 

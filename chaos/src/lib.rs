@@ -22,6 +22,7 @@
 #![warn(missing_docs)]
 
 pub mod check;
+pub mod files;
 pub mod fingerprint;
 pub mod fleet;
 pub mod journal;

@@ -12,10 +12,11 @@ use std::ffi::OsString;
 use std::future::Future;
 use std::path::Path;
 
+use hoopai_oauth::WriteOutcome;
 use hoopai_oauth::{GrantId, GrantRecord};
-use hoopai_oauth_service::{GrantStore, SqliteStore, Swap};
+use hoopai_oauth_service::{GrantStore, SqliteStore};
 
-use crate::fleet::files;
+use crate::files;
 use crate::store::{Cas, Store};
 use crate::worker::service::connect_postgres;
 
@@ -195,7 +196,7 @@ async fn seed_into<S: GrantStore>(store: &S, records: &[(String, String)]) -> Re
     for (grant, record) in records {
         let record: GrantRecord = serde_json::from_str(record).map_err(|e| e.to_string())?;
         match store.compare_and_swap(&record, None).await {
-            Ok(Swap::Written) => {}
+            Ok(WriteOutcome::Written) => {}
             Ok(_) => return Err(format!("{grant} was already in the store")),
             Err(e) => return Err(format!("store: {e}")),
         }

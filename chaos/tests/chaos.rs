@@ -1,6 +1,7 @@
 //! The multi-process chaos test: a faulty loopback token server, four
 //! engine workers over one SQLite store (or three token-service workers
-//! over one Postgres, `HOOPAI_TEST_POSTGRES_URL`), and the rotation-safety
+//! over one Postgres: `HOOPAI_TEST_POSTGRES_URL`, or a server started for
+//! the test when PostgreSQL is installed), and the rotation-safety
 //! invariants checked from their logs. One test per scenario; they run one
 //! at a time.
 //!
@@ -81,27 +82,12 @@ fn blocking_driver_over_version_zero_records() {
     run(scenario);
 }
 
-/// The variable naming the Postgres server of the tests.
-const POSTGRES_URL_VAR: &str = "HOOPAI_TEST_POSTGRES_URL";
-
-/// The Postgres server's URL, or `None` (with a notice) when the variable
-/// is unset. Under CI (`CI` set) an unset variable fails the test: CI must
-/// run it, not skip it.
+/// A Postgres database for `test`: `HOOPAI_TEST_POSTGRES_URL`, or one on
+/// a throwaway server started for this test process when PostgreSQL is
+/// installed; `None` (with a line saying what is missing) otherwise. Under
+/// CI (`CI` set) no server fails the test: CI must run it, not skip it.
 fn postgres_url(test: &str) -> Option<String> {
-    let Some(url) = std::env::var(POSTGRES_URL_VAR)
-        .ok()
-        .filter(|u| !u.is_empty())
-    else {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "{POSTGRES_URL_VAR} is not set under CI; `.ci/run` starts a server and sets it"
-        );
-        eprintln!(
-            "SKIPPED {test}: {POSTGRES_URL_VAR} is not set (start a throwaway server with `. .ci/postgres.sh`)"
-        );
-        return None;
-    };
-    Some(url)
+    hoopai_test_postgres::database(test)
 }
 
 /// Three `TokenService` processes (the service driver) sharing one store;

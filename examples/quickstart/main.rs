@@ -27,11 +27,11 @@ use std::time::{Duration, SystemTime};
 
 use hoopai_oauth::fake::{FakeServer, Fault, Install};
 use hoopai_oauth::{
-    AuthorizationCode, Config, ConsentRequest, Engine, EngineSettings, Error, Event, GrantRecord,
-    InstalledLocationsQuery, LocationTokenRequest, Output, RefreshToken, Scope, State,
-    TokenRequest, TokenResponse, TokenSet, TokenStatus, UserType, installed_locations_request,
-    location_token_request, parse_callback, parse_installed_locations,
-    parse_location_token_response, parse_token_response, token_request,
+    AuthorizationCode, Config, ConsentRequest, ConsentState, Engine, EngineEvent, EngineSettings,
+    Error, GrantRecord, InstalledLocationsQuery, LocationTokenRequest, Output, RefreshToken, Scope,
+    SendOutcome, TokenRequest, TokenResponse, TokenSet, TokenStatus, UserType, WriteOutcome,
+    consent_url, installed_locations_request, location_token_request, parse_callback,
+    parse_installed_locations, parse_location_token_response, parse_token_response, token_request,
 };
 
 pub use loopback::{LocalFake, agent, send};
@@ -211,7 +211,7 @@ fn refresh_once(
     let mut engine = Engine::new(config.clone(), EngineSettings::default().jitter_seed(seed));
     let start = SystemTime::now();
     engine.insert(grant, tokens, start)?;
-    engine.refresh_now(grant, start)?;
+    engine.refresh_now(grant, None, start)?;
     let give_up = start + Duration::from_secs(120);
     let mut latest: Option<GrantRecord> = None;
     let mut refreshed = false;
@@ -220,23 +220,29 @@ fn refresh_once(
         while let Some(output) = engine.poll_output(SystemTime::now()) {
             match output {
                 Output::Persist { record, .. } => {
-                    // Durable before going on: it may hold the only live refresh token.
+                    // It may hold the only live refresh token: written, then
+                    // reported, before the engine relies on it.
                     if let Some(path) = token_file {
                         real::write_private(path, &record)?;
                     }
+                    let (version, now) = (record.version, SystemTime::now());
+                    engine.handle_write(grant, version, WriteOutcome::Written, now)?;
                     latest = Some(record);
                 }
-                Output::Send { id, request, .. } => match send(agent, request) {
-                    Ok(response) => engine.handle_response(id, response, SystemTime::now())?,
-                    Err(Failure::Transport(why)) => {
-                        println!("    transport error, the engine will retry: {why}");
-                        engine.handle_transport_error(id, SystemTime::now())?;
-                    }
-                    Err(other) => return Err(other),
-                },
+                Output::Send { id, request, .. } => {
+                    let outcome = match send(agent, request) {
+                        Ok(response) => SendOutcome::Response(response),
+                        Err(Failure::Transport(why)) => {
+                            println!("    transport error, the engine will retry: {why}");
+                            SendOutcome::TransportError(why)
+                        }
+                        Err(other) => return Err(other),
+                    };
+                    engine.handle_send(id, outcome, SystemTime::now())?;
+                }
                 Output::Event(event) => match event {
-                    Event::Refreshed { .. } => refreshed = true,
-                    Event::RetryScheduled { at, failure, .. } => {
+                    EngineEvent::Refreshed { .. } => refreshed = true,
+                    EngineEvent::RetryScheduled { at, failure, .. } => {
                         retries += 1;
                         let wait = at.duration_since(SystemTime::now()).unwrap_or_default();
                         summary.step(format!(
@@ -246,10 +252,10 @@ fn refresh_once(
                             shown(old_refresh.as_ref())
                         ));
                     }
-                    Event::ReauthorizationNeeded { error, .. }
-                    | Event::ConfigurationRejected { error, .. }
-                    | Event::Suspended { error, .. } => return Err(Failure::OAuth(error)),
-                    Event::TokenReady { .. } => {}
+                    EngineEvent::ReauthorizationNeeded { error, .. }
+                    | EngineEvent::ConfigurationRejected { error, .. }
+                    | EngineEvent::Suspended { error, .. } => return Err(Failure::OAuth(error)),
+                    EngineEvent::TokenReady { .. } => {}
                     other => println!("    engine: {other}"),
                 },
                 _ => {}
@@ -285,7 +291,7 @@ fn refresh_once(
             return Err(Failure::Setup("no refresh within two minutes".into()));
         }
         std::thread::sleep(next.duration_since(SystemTime::now()).unwrap_or_default());
-        engine.handle_timeout(SystemTime::now());
+        engine.handle_timeout(SystemTime::now()).unwrap();
     }
 }
 
@@ -305,10 +311,11 @@ fn consent(
     scopes: &[Scope],
     summary: &mut Summary,
 ) -> Result<AuthorizationCode, Failure> {
-    let state = State::from_random_bytes(&random_bytes())?;
-    let url = ConsentRequest::new(scopes.iter().cloned())
-        .state(state.clone())
-        .build(config)?;
+    let state = ConsentState::from_random_bytes(&random_bytes())?;
+    let url = consent_url(
+        config,
+        &ConsentRequest::new(scopes.iter().cloned()).state(state.clone()),
+    )?;
     summary.step(format!("consent URL followed: {url}"));
     let request = http::Request::get(url.as_str())
         .body(Vec::new())

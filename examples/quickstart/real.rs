@@ -13,7 +13,8 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use hoopai_oauth::{
-    AuthorizationCode, Config, ConsentRequest, Scope, State, UserType, parse_callback,
+    AuthorizationCode, Config, ConsentRequest, ConsentState, Scope, UserType, consent_url,
+    parse_callback,
 };
 
 use super::{Failure, Summary, exchange_and_refresh, loopback::agent, random_bytes};
@@ -144,10 +145,8 @@ fn consent(
         .iter()
         .map(|s| s.parse::<Scope>())
         .collect::<Result<Vec<_>, _>>()?;
-    let state = State::from_random_bytes(&random_bytes())?;
-    let url = ConsentRequest::new(scopes)
-        .state(state.clone())
-        .build(config)?;
+    let state = ConsentState::from_random_bytes(&random_bytes())?;
+    let url = consent_url(config, &ConsentRequest::new(scopes).state(state.clone()))?;
     let redirect = config.redirect_uri().unwrap_or_default();
     let redirected = match loopback_listen_address(redirect) {
         Some((address, path)) => {

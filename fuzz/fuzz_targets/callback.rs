@@ -5,14 +5,14 @@
 //! state); the rest is the redirect.
 #![no_main]
 
-use hoopai_oauth::{State, parse_callback};
+use hoopai_oauth::{ConsentState, parse_callback};
 use hoopai_oauth_fuzz::assert_no_secret_shown;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
     let text = String::from_utf8_lossy(data);
     let (state, redirect) = text.split_once('\n').unwrap_or(("", &text));
-    let state = State::new(state).ok();
+    let state = ConsentState::new(state).ok();
     // The query is what follows the first `?`, or the whole input when it is
     // a bare query: decode both readings.
     let without_fragment = redirect.trim().split('#').next().unwrap_or_default();

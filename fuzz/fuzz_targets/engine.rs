@@ -105,6 +105,9 @@ enum Op {
         node: u8,
         grant: u8,
     },
+    FailClaims {
+        claims: u8,
+    },
 }
 
 #[derive(Debug, Arbitrary)]
@@ -187,6 +190,9 @@ fn action(op: &Op) -> Action {
         Op::Reread { node, grant } => Action::Reread {
             node: n(node),
             grant: g(grant),
+        },
+        Op::FailClaims { claims } => Action::FailClaims {
+            claims: 1 + usize::from(*claims) % 3,
         },
     }
 }

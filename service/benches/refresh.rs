@@ -14,8 +14,9 @@
 //! - `store_put`: the store part alone: one record written.
 //!
 //! Run: `cargo bench -p hoopai-oauth-service --bench refresh`. The Postgres
-//! benches need `HOOPAI_TEST_POSTGRES_URL` (`. .ci/postgres.sh`) and are
-//! skipped with a notice without it.
+//! benches use `HOOPAI_TEST_POSTGRES_URL`, or a throwaway server they start
+//! when PostgreSQL is installed; without either they are skipped with a
+//! notice.
 
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
@@ -147,10 +148,8 @@ fn sqlite() -> (SqliteStore, tempfile::TempDir) {
 }
 
 fn postgres() -> Option<PostgresStore> {
-    let Ok(url) = std::env::var("HOOPAI_TEST_POSTGRES_URL") else {
-        eprintln!("SKIPPED postgres benches: HOOPAI_TEST_POSTGRES_URL is not set");
-        return None;
-    };
+    // `HOOPAI_TEST_POSTGRES_URL`, or a server started for the benches.
+    let url = hoopai_test_postgres::database("postgres benches")?;
     Some(runtime().block_on(PostgresStore::connect(&url)).unwrap())
 }
 

@@ -7,8 +7,9 @@
 //!   restored into the engine, until the service answers.
 //!
 //! Run: `cargo bench -p hoopai-oauth-service --bench restore`. The Postgres
-//! benches need `HOOPAI_TEST_POSTGRES_URL` (`. .ci/postgres.sh`) and are
-//! skipped with a notice without it.
+//! benches use `HOOPAI_TEST_POSTGRES_URL`, or a throwaway server they start
+//! when PostgreSQL is installed; without either they are skipped with a
+//! notice.
 
 use std::sync::OnceLock;
 use std::time::{Duration, UNIX_EPOCH};
@@ -153,13 +154,8 @@ fn postgres_config() -> Option<&'static tokio_postgres::Config> {
     static CONFIG: OnceLock<Option<tokio_postgres::Config>> = OnceLock::new();
     CONFIG
         .get_or_init(|| {
-            let Some(url) = std::env::var("HOOPAI_TEST_POSTGRES_URL")
-                .ok()
-                .filter(|u| !u.is_empty())
-            else {
-                eprintln!("SKIPPED postgres benches: HOOPAI_TEST_POSTGRES_URL is not set");
-                return None;
-            };
+            // `HOOPAI_TEST_POSTGRES_URL`, or a server started for the benches.
+            let url = hoopai_test_postgres::database("postgres benches")?;
             let config: tokio_postgres::Config = url.parse().unwrap();
             let mut scoped = config.clone();
             scoped.options("-c search_path=hoopai_bench");

@@ -8,45 +8,18 @@
 use std::time::{Duration, SystemTime};
 
 use hoopai_oauth::{
-    GrantId, InstalledLocation, InstalledLocationsQuery, WebhookEvent, parse_installed_locations,
+    GrantId, InstalledLocation, InstalledLocationsQuery, WebhookEvent, installed_locations_request,
+    parse_installed_locations,
 };
 
-use crate::actor::Command;
-use crate::service::{ServiceError, TokenService};
-use crate::store::StoreError;
+use crate::command::Command;
+use crate::errors::ServiceError;
+use crate::reports::GrantChanges;
+use crate::service::TokenService;
 
 /// At most this many installed-locations pages are read in one sync (at
 /// the default 20 a page, 100,000 locations).
 pub const MAX_SYNC_PAGES: usize = 5_000;
-
-/// What an install webhook or an installed-locations sync changed in the
-/// service. Carries no secret.
-#[derive(Debug, Clone, Default, PartialEq)]
-#[non_exhaustive]
-pub struct GrantChanges {
-    /// Location grants added, each minted from its Company grant through
-    /// `/oauth/locationToken` under the engine's request budget. Their
-    /// record is written once the first mint is answered;
-    /// [`TokenService::access_token`] waits for it (and, before the Company
-    /// grant is held, for the code exchange that adds it).
-    pub added: Vec<GrantId>,
-    /// Grants removed from the service, the Company grant before the
-    /// Location grants minted from it. Their tokens are wiped and their
-    /// records deleted from the store (except those in
-    /// [`undeleted`](Self::undeleted)).
-    pub removed: Vec<GrantId>,
-    /// Grants the event names that only a code exchange can add (a
-    /// Location or Company install: the tokens come through the consent
-    /// callback, [`TokenService::exchange_code`]). For a bulk install, the
-    /// Company grant when it is not held yet: its Location grants wait
-    /// for it.
-    pub needs_code_exchange: Vec<GrantId>,
-    /// Removed grants whose record could not be deleted, with the store's
-    /// error. The grant is gone from memory all the same; the record left
-    /// behind holds a refresh token the server revoked, and is restored at
-    /// the next start unless deleted.
-    pub undeleted: Vec<(GrantId, StoreError)>,
-}
 
 impl TokenService {
     /// Applies a verified install webhook
@@ -124,7 +97,7 @@ impl TokenService {
                     "the installed-locations list of {company_id} has more than {MAX_SYNC_PAGES} pages"
                 )));
             }
-            let request = q.build(self.config(), &token)?;
+            let request = installed_locations_request(self.config(), &token, &q)?;
             // Each page waits its turn in the engine's request budget.
             while let Some(free) = self
                 .call(|reply| Command::TakeBudget { reply })

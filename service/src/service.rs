@@ -1,302 +1,23 @@
 //! The token service: a cheap, cloneable handle on a task that owns the engine.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
 use hoopai_oauth::{
-    AccessToken, AuthorizationCode, Config, EngineSettings, Event, GrantId, GrantRecord,
-    GrantStatus, TokenRequest, TokenSet, UserType, parse_token_response, token_request,
+    AccessToken, AuthorizationCode, Config, GrantId, TokenRequest, TokenSet, UserType,
+    parse_token_response, token_request,
 };
 use tokio::sync::{broadcast, mpsc, oneshot};
 
-use crate::actor::{self, Command};
-use crate::store::{CorruptRecord, DEFAULT_PAGE_SIZE, GrantStore, StoreError};
-use crate::transport::{DynHttpClient, HttpClient, TransportError};
-
-/// How the service runs, around the engine's own [`EngineSettings`].
-#[derive(Debug, Clone)]
-#[must_use]
-pub struct ServiceSettings {
-    pub(crate) engine: EngineSettings,
-    pub(crate) wait: Duration,
-    pub(crate) shutdown_grace: Duration,
-    pub(crate) page_size: usize,
-    pub(crate) event_capacity: usize,
-    pub(crate) write_retry: (Duration, Duration),
-}
-
-impl ServiceSettings {
-    /// Defaults around `engine`:
-    /// - callers wait up to the engine's request timeout plus 5 s for a refresh
-    ///   in flight;
-    /// - shutdown waits up to the request timeout for refreshes in flight;
-    /// - records are restored 1,000 at a time;
-    /// - 1,024 events are buffered per subscriber;
-    /// - a failed store write is retried after 100 ms, doubling up to 30 s.
-    pub fn new(engine: EngineSettings) -> Self {
-        let timeout = engine.timeout();
-        ServiceSettings {
-            engine,
-            wait: timeout + Duration::from_secs(5),
-            shutdown_grace: timeout,
-            page_size: DEFAULT_PAGE_SIZE,
-            event_capacity: 1024,
-            write_retry: (Duration::from_millis(100), Duration::from_secs(30)),
-        }
-    }
-
-    /// How long [`TokenService::access_token`] waits for a refresh.
-    pub fn wait(mut self, wait: Duration) -> Self {
-        self.wait = wait;
-        self
-    }
-
-    /// How long [`TokenService::shutdown`] waits for refreshes in flight
-    /// before handing them back.
-    pub fn shutdown_grace(mut self, grace: Duration) -> Self {
-        self.shutdown_grace = grace;
-        self
-    }
-
-    /// How many records are read from the store at a time at start-up.
-    pub fn page_size(mut self, records: usize) -> Self {
-        self.page_size = records.max(1);
-        self
-    }
-
-    /// How many events are buffered for a slow subscriber before it misses some.
-    pub fn event_capacity(mut self, events: usize) -> Self {
-        self.event_capacity = events.max(1);
-        self
-    }
-
-    /// The backoff of failed store writes: from `base`, doubling up to `cap`.
-    pub fn write_retry(mut self, base: Duration, cap: Duration) -> Self {
-        self.write_retry = (base.max(Duration::from_millis(1)), cap.max(base));
-        self
-    }
-
-    /// The engine's settings.
-    pub fn engine(&self) -> &EngineSettings {
-        &self.engine
-    }
-}
-
-/// Why [`TokenService::access_token`] has no token to give.
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
-#[non_exhaustive]
-pub enum TokenError {
-    /// The service holds no grant of that id.
-    #[error("unknown grant {0}")]
-    UnknownGrant(GrantId),
-    /// The location is not active (per FACTS.md the refresh token survives);
-    /// the engine tries again at `until`.
-    #[error("grant {grant} is suspended (location not active) until {until:?}")]
-    Suspended {
-        /// The grant.
-        grant: GrantId,
-        /// When the engine tries again.
-        until: SystemTime,
-    },
-    /// The refresh token was refused: the app must be re-installed.
-    #[error("grant {grant} needs re-authorization (re-install the app)")]
-    ReauthorizationNeeded {
-        /// The grant.
-        grant: GrantId,
-    },
-    /// The client id or secret was rejected; nothing is refreshed.
-    #[error("the client credentials were rejected; grant {grant} cannot be refreshed")]
-    ConfigurationRejected {
-        /// The grant.
-        grant: GrantId,
-    },
-    /// No token came within the wait (a refresh is failing or slow).
-    #[error("no token for grant {grant} within {waited:?}{}", .last_failure.as_ref().map(|f| format!("; last failure: {f}")).unwrap_or_default())]
-    TimedOut {
-        /// The grant.
-        grant: GrantId,
-        /// How long the caller waited.
-        waited: Duration,
-        /// The last failed refresh of the grant, if any (no secret).
-        last_failure: Option<String>,
-    },
-    /// The service is shutting down or stopped.
-    #[error("the token service is stopped")]
-    Stopped,
-}
-
-/// Why a management call of the service failed.
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
-#[non_exhaustive]
-pub enum ServiceError {
-    /// The store failed. For a write of a grant the service holds, the write
-    /// is retried in the background (see [`ServiceEvent::StoreWriteFailed`]).
-    #[error(transparent)]
-    Store(#[from] StoreError),
-    /// The core refused the input or classified the server's answer.
-    #[error(transparent)]
-    OAuth(#[from] hoopai_oauth::Error),
-    /// The HTTP client got no answer.
-    #[error(transparent)]
-    Transport(#[from] TransportError),
-    /// The service holds no grant of that id.
-    #[error("unknown grant {0}")]
-    UnknownGrant(GrantId),
-    /// A grant had no access token to lend (e.g. the Company grant of an
-    /// installed-locations sync).
-    #[error(transparent)]
-    Token(#[from] TokenError),
-    /// The grant is held but its record could not be written yet; the write
-    /// is retried in the background ([`ServiceEvent::StoreWriteFailed`]).
-    #[error("the record of grant {0} is not written yet; the write is retried")]
-    WritePending(GrantId),
-    /// The input cannot be served (e.g. a token answer naming no grant).
-    #[error("{0}")]
-    InvalidInput(String),
-    /// The service is shutting down or stopped.
-    #[error("the token service is stopped")]
-    Stopped,
-}
-
-/// Why [`TokenService::send_authorized`] failed.
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
-#[non_exhaustive]
-pub enum CallError {
-    /// No access token (see [`TokenError`]).
-    #[error(transparent)]
-    Token(#[from] TokenError),
-    /// The API call got no answer.
-    #[error(transparent)]
-    Transport(#[from] TransportError),
-}
-
-/// Something the service did, for the user or the log: the engine's events
-/// and the service's own. Carries no secret.
-#[derive(Debug, Clone, PartialEq)]
-#[non_exhaustive]
-pub enum ServiceEvent {
-    /// An event of the engine (refreshed, suspended, retry scheduled…).
-    Engine(Event),
-    /// A store write failed; it is written again. Meanwhile no token of the
-    /// grant that is not written is handed out, and no refresh of it is sent
-    /// (in shared-store mode the engine sees to both: it refreshes only
-    /// under a lease whose write won).
-    StoreWriteFailed {
-        /// The grant.
-        grant: GrantId,
-        /// The store's error.
-        error: StoreError,
-        /// When the service writes again (single-process mode); `None` when
-        /// the engine schedules the write, with its backoff (shared-store
-        /// mode, [`Engine::handle_persist_failed`](hoopai_oauth::Engine::handle_persist_failed)).
-        retry_in: Option<Duration>,
-    },
-    /// Every pending write of the grant went through after failures.
-    StoreWriteRecovered {
-        /// The grant.
-        grant: GrantId,
-    },
-    /// A write found the grant's record deleted (shared store: another
-    /// process removed it); the grant was dropped here too.
-    RemovedElsewhere {
-        /// The grant.
-        grant: GrantId,
-    },
-    /// A record at start-up could not be read or restored; it is left in the
-    /// store untouched and the grant is not served.
-    CorruptRecord(CorruptRecord),
-    /// A webhook delivery was verified and accepted: INSTALL (the app gets
-    /// its tokens through the consent callback, or, for a bulk install,
-    /// mints Location tokens from the Company grant), UNINSTALL (the grants
-    /// concerned were removed), or another type.
-    Webhook(Box<WebhookReceived>),
-    /// A refresh token carried by an answer the engine could not take (its
-    /// grant was removed while the refresh was out) was handed back to the
-    /// engine ([`Engine::handle_rescued`](hoopai_oauth::Engine::handle_rescued))
-    /// once the grant was held again with the refresh token that refresh
-    /// spent: it is written ahead of everything else and used for the next
-    /// refresh.
-    RescuedTokenAdopted {
-        /// The grant.
-        grant: GrantId,
-    },
-    /// An answer came for a grant no longer held. If it carried a new
-    /// refresh token (`rescued`), that token is now the grant's only live
-    /// one: it is kept in memory (not written), and adopted if the grant is
-    /// added back with the refresh token the answer spent
-    /// ([`ServiceEvent::RescuedTokenAdopted`]); a new authorization drops it.
-    AnswerForRemovedGrant {
-        /// The grant.
-        grant: GrantId,
-        /// Whether the answer held a refresh token.
-        rescued: bool,
-    },
-}
-
-/// A webhook delivery the app's webhook route accepted, and what the
-/// service did about it (feature `axum`, see [`crate::routes`]).
-#[derive(Debug, Clone, PartialEq)]
-#[non_exhaustive]
-pub struct WebhookReceived {
-    /// The verified event (no secret in it).
-    pub event: hoopai_oauth::WebhookEvent,
-    /// The grants an UNINSTALL removed (from the service and the store): a
-    /// location's grant, or an agency's Company grant and every Location
-    /// grant minted from it.
-    pub removed: Vec<GrantId>,
-    /// The Location grants an INSTALL added, minted from their Company
-    /// grant (see [`TokenService::handle_webhook`]).
-    pub added: Vec<GrantId>,
-    /// The grants an INSTALL names whose tokens come from the code exchange
-    /// (the consent callback).
-    pub needs_code_exchange: Vec<GrantId>,
-}
-
-/// What [`TokenService::start`] restored from the store.
-#[derive(Debug, Clone, Default, PartialEq)]
-#[non_exhaustive]
-pub struct StartReport {
-    /// Grants restored into the engine.
-    pub restored: usize,
-    /// Rows that could not be read or restored (each also sent as
-    /// [`ServiceEvent::CorruptRecord`] and logged); left untouched.
-    pub corrupt: Vec<CorruptRecord>,
-    /// How long the restore took.
-    pub elapsed: Duration,
-}
-
-/// One grant as the service holds it, for [`TokenService::list`].
-#[derive(Debug, Clone, PartialEq)]
-#[non_exhaustive]
-pub struct GrantInfo {
-    /// The grant.
-    pub grant: GrantId,
-    /// Its standing.
-    pub status: GrantStatus,
-    /// When its access token expires.
-    pub expires_at: SystemTime,
-    /// The record version held.
-    pub version: u64,
-    /// The Company (agency) its token belongs to, when the token answer said.
-    pub company_id: Option<String>,
-    /// The Location (sub-account) of a Location token, when the answer said.
-    pub location_id: Option<String>,
-}
-
-/// What [`TokenService::shutdown`] leaves behind.
-#[derive(Debug, Default)]
-#[non_exhaustive]
-pub struct ShutdownReport {
-    /// Refreshes in flight at shutdown that were answered (and written) before it returned.
-    pub finished: usize,
-    /// Grants whose refresh was still unanswered at the end of the grace
-    /// period. The server may have spent the refresh token they presented:
-    /// if so, their next refresh is refused and they need re-authorization.
-    pub abandoned: Vec<GrantId>,
-    /// Records that could not be written (the store kept failing): the only
-    /// copy of their tokens. Write them somewhere; restore them later.
-    pub unwritten: Vec<GrantRecord>,
-}
+use crate::actor;
+use crate::command::Command;
+use crate::errors::{CallError, ServiceError, TokenError};
+use crate::health::{HealthCache, NOT_RUNNING};
+use crate::reports::{GrantInfo, Readiness, ServiceEvent, ShutdownReport, StartReport};
+use crate::settings::ServiceSettings;
+use crate::store::{GrantStore, WebhookIds};
+use crate::transport::{DynHttpClient, HttpClient};
 
 pub(crate) struct Inner {
     pub(crate) commands: mpsc::Sender<Command>,
@@ -305,6 +26,12 @@ pub(crate) struct Inner {
     pub(crate) config: Config,
     pub(crate) wait: Duration,
     pub(crate) started: StartReport,
+    /// The store's memory of webhook ids, if it has one for every process.
+    pub(crate) webhook_ids: Option<Arc<dyn WebhookIds>>,
+    pub(crate) probe_timeout: Duration,
+    pub(crate) health: HealthCache,
+    /// Set once `shutdown` was called on any handle.
+    pub(crate) stopping: AtomicBool,
 }
 
 /// Keeps the access tokens of many grants fresh, from one tokio task that
@@ -346,8 +73,9 @@ impl TokenService {
     /// task that owns the engine. Must be called within a tokio runtime.
     ///
     /// Unreadable rows do not stop the start: see [`StartReport::corrupt`].
-    /// In shared-store mode ([`EngineSettings::shared_store`]) every write is
-    /// a compare-and-swap; otherwise a plain [`GrantStore::put`].
+    /// Every write is a [`GrantStore::compare_and_swap`], in single-process
+    /// and shared-store mode ([`EngineSettings::shared_store`](hoopai_oauth::EngineSettings::shared_store)) alike, and its
+    /// outcome goes back to the engine.
     ///
     /// # Errors
     /// [`ServiceError::Store`] if the store cannot be read at all.
@@ -359,6 +87,7 @@ impl TokenService {
     ) -> Result<Self, ServiceError> {
         let (events, _) = broadcast::channel(settings.event_capacity);
         let http = Arc::new(http);
+        let webhook_ids = store.shared_webhook_ids();
         let (commands, started) = actor::start(
             config.clone(),
             settings.clone(),
@@ -375,6 +104,10 @@ impl TokenService {
                 config,
                 wait: settings.wait,
                 started,
+                webhook_ids,
+                probe_timeout: settings.probe_timeout,
+                health: HealthCache::default(),
+                stopping: AtomicBool::new(false),
             }),
         })
     }
@@ -389,6 +122,13 @@ impl TokenService {
     #[must_use]
     pub fn start_report(&self) -> &StartReport {
         &self.inner.started
+    }
+
+    /// Where the store remembers webhook ids for every process on it
+    /// ([`GrantStore::shared_webhook_ids`]), for the routes.
+    #[cfg_attr(not(feature = "axum"), allow(dead_code))]
+    pub(crate) fn webhook_ids(&self) -> Option<Arc<dyn WebhookIds>> {
+        self.inner.webhook_ids.clone()
     }
 
     /// Sends `event` to the subscribers (for the routes).
@@ -418,7 +158,8 @@ impl TokenService {
     ///
     /// # Errors
     /// [`TokenError`]: unknown grant, suspended, re-authorization needed,
-    /// configuration rejected, timed out, stopped.
+    /// configuration rejected, unauthorized, store failing, timed out,
+    /// stopped.
     pub async fn access_token(&self, grant: &str) -> Result<AccessToken, TokenError> {
         self.token(grant, None, self.inner.wait).await
     }
@@ -505,8 +246,8 @@ impl TokenService {
     ///
     /// # Errors
     /// [`ServiceError::OAuth`] if the tokens have no refresh token;
-    /// [`ServiceError::WritePending`] if the write failed (it is retried in
-    /// the background; the grant is held).
+    /// [`ServiceError::WritePending`] if the write failed (the engine writes
+    /// it again; the grant is held).
     pub async fn add(&self, grant: &str, tokens: TokenSet) -> Result<(), ServiceError> {
         let grant = GrantId::new(grant);
         self.call(|reply| Command::Add {
@@ -535,10 +276,9 @@ impl TokenService {
             request = request.user_type(user_type);
         }
         let request = token_request(&self.inner.config, &request)?;
+        self.take_budget().await?;
         let sent_at = SystemTime::now();
-        let response = self.inner.http.send_boxed(request).await;
-        self.count_request().await;
-        let response = response?;
+        let response = self.inner.http.send_boxed(request).await?;
         let token = parse_token_response(response)?;
         let grant = token
             .location_id
@@ -553,14 +293,21 @@ impl TokenService {
         Ok(GrantId::new(grant))
     }
 
-    /// Counts a request sent outside the engine (a code exchange, an
-    /// installed-locations page) against the engine's request budget
+    /// Waits for a token of the engine's request budget for a request
+    /// about to be sent outside the engine (a code exchange, an
+    /// installed-locations page), and spends it
     /// ([`Engine::count_request`](hoopai_oauth::Engine::count_request)), so
-    /// that its own sends leave room for it. Called once the request is
-    /// answered (or failed): the server counted it on arrival, before, so
-    /// its token comes back to the budget no sooner than at the server.
-    pub(crate) async fn count_request(&self) {
-        let _ = self.inner.commands.send(Command::CountRequest).await;
+    /// that the engine's own sends leave room for it.
+    pub(crate) async fn take_budget(&self) -> Result<(), ServiceError> {
+        while let Some(free) = self
+            .call(|reply| Command::TakeBudget { reply })
+            .await
+            .ok_or(ServiceError::Stopped)?
+        {
+            let wait = free.duration_since(SystemTime::now()).unwrap_or_default();
+            tokio::time::sleep(wait.max(Duration::from_millis(1))).await;
+        }
+        Ok(())
     }
 
     /// The service's HTTP client.
@@ -568,11 +315,14 @@ impl TokenService {
         &self.inner.http
     }
 
-    /// Forgets a grant and deletes its record (e.g. after an uninstall).
+    /// Removes a grant as uninstalled ([`Removal::Uninstalled`](hoopai_oauth::Removal::Uninstalled)):
+    /// its tokens are wiped, its record deleted, and for a Company grant
+    /// every Location grant minted from it goes too. Returns once the
+    /// records are deleted (or their deletes failed).
     ///
     /// # Errors
-    /// [`ServiceError::UnknownGrant`]; [`ServiceError::Store`] if the delete
-    /// failed (the grant is forgotten here all the same).
+    /// [`ServiceError::UnknownGrant`]; [`ServiceError::Store`] if a delete
+    /// failed or timed out (the grant is forgotten here all the same).
     pub async fn remove(&self, grant: &str) -> Result<(), ServiceError> {
         let grant = GrantId::new(grant);
         self.call(|reply| Command::Remove { grant, reply })
@@ -596,8 +346,49 @@ impl TokenService {
     /// still waiting get [`TokenError::Stopped`]. Later calls on any handle
     /// fail with `Stopped`.
     pub async fn shutdown(&self) -> ShutdownReport {
+        self.inner.stopping.store(true, Ordering::Release);
         self.call(|reply| Command::Shutdown { reply })
             .await
             .unwrap_or_default()
+    }
+
+    /// Whether the service is ready to serve, for a readiness check (the
+    /// `/readyz` route of [`OAuthRouter`](crate::OAuthRouter) answers with
+    /// it): its task runs (it is not shutting down or stopped), and its
+    /// store answered a probe within
+    /// [`ServiceSettings::probe_timeout`](crate::ServiceSettings::probe_timeout).
+    /// The restore is done: a service exists only after it.
+    ///
+    /// The probe is a delete of a grant id no store can hold
+    /// ([`StoreProbe`](crate::StoreProbe)): it takes the store's write path,
+    /// so a SQLite file locked by another writer, or a locked Postgres
+    /// table, fails it. An answer is kept for
+    /// [`HEALTH_CACHE`](crate::HEALTH_CACHE); concurrent callers share one
+    /// check, and one probe runs at a time.
+    pub async fn readiness(&self) -> Readiness {
+        if self.inner.stopping.load(Ordering::Acquire) {
+            return NOT_RUNNING;
+        }
+        self.inner.health.readiness(self.ask_health(true)).await
+    }
+
+    /// Whether the service's task answers, for a liveness check (the
+    /// `/healthz` route): `false` once it stopped or while it shuts down
+    /// (it then reads no command), or if it did not answer within
+    /// [`ServiceSettings::probe_timeout`](crate::ServiceSettings::probe_timeout).
+    /// The store is not asked. An answer is kept for
+    /// [`HEALTH_CACHE`](crate::HEALTH_CACHE).
+    pub async fn is_alive(&self) -> bool {
+        self.inner.health.alive(self.ask_health(false)).await
+    }
+
+    /// Asks the task how it is; `None` without an answer in time (the task
+    /// answers by the probe timeout: this bounds a task gone or stuck).
+    async fn ask_health(&self, probe_store: bool) -> Option<Readiness> {
+        let asked = self.call(|reply| Command::Health { probe_store, reply });
+        tokio::time::timeout(self.inner.probe_timeout * 2, asked)
+            .await
+            .ok()
+            .flatten()
     }
 }

@@ -40,7 +40,20 @@ pub enum TransportError {
 }
 
 /// Sends one request and reads its answer. Implement it to use another HTTP
-/// client; see the [module docs](self) for what it must guarantee.
+/// client.
+///
+/// The core builds every request as an `http::Request<Vec<u8>>` and parses
+/// every answer from an `http::Response<Vec<u8>>`; a client only moves
+/// bytes. Whatever the client, it must:
+///
+/// - read at most [`MAX_BODY_BYTES`] of a body (a token answer is a few KiB);
+/// - not follow redirects (a token request redirected elsewhere would carry
+///   the client secret and a refresh token to another host);
+/// - time out at or before [`EngineSettings::timeout`], so that no answer
+///   arrives after the engine gave up on it without being handed in.
+///
+/// [`ReqwestClient`](crate::ReqwestClient) (feature `reqwest`, default) does
+/// all three.
 pub trait HttpClient: Send + Sync + 'static {
     /// Sends `request` and returns the answer, whatever its status (a `4xx`
     /// or `5xx` is an answer, not an error).

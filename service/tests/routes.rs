@@ -35,9 +35,11 @@ async fn app() -> App {
     .await
 }
 
+/// A browser: it keeps cookies, and follows no redirect by itself.
 fn client() -> reqwest::Client {
     reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
+        .cookie_store(true)
         .build()
         .unwrap()
 }
@@ -91,7 +93,8 @@ async fn install_consent_callback_then_tokens() {
             .fake()
             .is_live_refresh_token(record.refresh_token().unwrap().secret())
     );
-    // 4. The same callback again (a replay) is refused: its state was used.
+    // 4. The same callback again (a replay) is refused: the success cleared
+    //    the browser's state cookie.
     let replay = http.get(&callback).send().await.unwrap();
     assert_eq!(replay.status(), 400);
     app.service.shutdown().await;

@@ -7,7 +7,7 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, SystemTime};
 
 use common::env::{Env, expired, next_event};
-use hoopai_oauth::{Event, GrantId};
+use hoopai_oauth::{EngineEvent, GrantId};
 use hoopai_oauth_service::{GrantStore, ServiceEvent, TokenError};
 
 #[tokio::test]
@@ -48,7 +48,7 @@ async fn an_expired_token_is_refreshed_written_then_handed_out() {
     assert!(env.server.fake().is_live_refresh_token(&stored));
     assert!(!env.server.fake().is_live_refresh_token(&first));
     next_event(&mut events, |e| {
-        matches!(e, ServiceEvent::Engine(Event::Refreshed { .. }))
+        matches!(e, ServiceEvent::Engine(EngineEvent::Refreshed { .. }))
     })
     .await;
     service.shutdown().await;

@@ -8,10 +8,8 @@ use std::time::{Duration, SystemTime};
 
 use common::fake_http::FakeHttp;
 use common::pg;
-use hoopai_oauth::fake::Install;
 use hoopai_oauth::{
     AccessToken, EngineSettings, GrantId, GrantRecord, RefreshToken, TokenResponse, TokenSet,
-    UserType,
 };
 use hoopai_oauth_service::{GrantStore, ReqwestClient, ServiceSettings, SqliteStore, TokenService};
 
@@ -53,17 +51,7 @@ where
     let server = FakeHttp::start().await;
     // A grant installed earlier, whose access token has expired: both
     // services restore it and find it due at once, so they race for it.
-    let code = server
-        .fake()
-        .approve(&Install::location("company-1", "loc-1"));
-    let request = hoopai_oauth::token_request(
-        &server.config(),
-        &hoopai_oauth::TokenRequest::authorization_code(code).user_type(UserType::Location),
-    )
-    .unwrap();
-    let token =
-        hoopai_oauth::parse_token_response(server.fake().handle(&request, SystemTime::now()))
-            .unwrap();
+    let token = server.location_tokens("loc-1");
     let live = token.refresh_token.unwrap().secret().to_owned();
     let mut record = GrantRecord::new("loc-1", expired("loc-1", &live));
     record.version = 1;

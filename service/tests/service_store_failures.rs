@@ -1,8 +1,9 @@
 //! The service when its store fails: nothing received is lost, the grant's
-//! writes are retried (by the service in single-process mode, by the engine
-//! in shared-store mode), its callers wait for the write, and what cannot be
-//! written by shutdown is handed back. Also: a refresh token rescued from an
-//! answer for an earlier hold of a grant is written.
+//! writes are written again on the engine's backoff (in both modes), its
+//! callers wait for the write rather than get a token whose refresh token
+//! is not written (and are told the store is failing if their wait ends
+//! first), and what cannot be written by shutdown is handed back. Also: a grant uninstalled while its refresh is out leaves
+//! nothing behind.
 
 mod common;
 
@@ -11,10 +12,12 @@ use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::time::Duration;
 
 use common::fake_http::FakeHttp;
-use hoopai_oauth::{AccessToken, EngineSettings, GrantId, GrantRecord};
+use hoopai_oauth::{
+    AccessToken, EngineEvent, EngineSettings, GrantId, GrantRecord, RefreshFailure, WriteOutcome,
+};
 use hoopai_oauth_service::{
-    GrantStore, MemoryStore, Page, ReqwestClient, ServiceEvent, ServiceSettings, StoreError, Swap,
-    TokenService,
+    GrantStore, MemoryStore, Page, ReqwestClient, ServiceEvent, ServiceSettings, StoreError,
+    TokenError, TokenService,
 };
 
 /// A memory store whose writes fail while `down` is set, and whose next
@@ -68,7 +71,7 @@ impl GrantStore for Flaky {
         &self,
         record: &GrantRecord,
         replaces: Option<u64>,
-    ) -> Result<Swap, StoreError> {
+    ) -> Result<WriteOutcome, StoreError> {
         self.check_record(record)?;
         self.inner.compare_and_swap(record, replaces).await
     }
@@ -92,8 +95,7 @@ async fn start(server: &FakeHttp, store: Flaky, shared: bool) -> TokenService {
     }
     let settings = ServiceSettings::new(engine)
         .wait(Duration::from_secs(10))
-        .shutdown_grace(Duration::from_millis(500))
-        .write_retry(Duration::from_millis(50), Duration::from_millis(200));
+        .shutdown_grace(Duration::from_millis(500));
     let http = ReqwestClient::new(settings.engine()).unwrap();
     TokenService::start(server.config(), settings, store, http)
         .await
@@ -121,28 +123,45 @@ async fn stored_refresh(store: &Flaky, grant: &str) -> String {
     record.refresh_token().unwrap().secret().to_owned()
 }
 
+/// Waits for the engine to say that a write of `grant` failed: a token
+/// write (`WriteFailed`) or a lease write (`RetryScheduled` for the store).
+async fn write_failed(
+    events: &mut tokio::sync::broadcast::Receiver<ServiceEvent>,
+    grant: &str,
+) -> String {
+    loop {
+        match tokio::time::timeout(Duration::from_secs(5), events.recv())
+            .await
+            .unwrap()
+            .unwrap()
+        {
+            ServiceEvent::Engine(EngineEvent::WriteFailed {
+                grant: g, failure, ..
+            })
+            | ServiceEvent::Engine(EngineEvent::RetryScheduled {
+                grant: g,
+                failure: RefreshFailure::Store(failure),
+                ..
+            }) if g.as_str() == grant => return failure.to_string(),
+            _ => continue,
+        }
+    }
+}
+
 async fn recovers(shared: bool) {
     let (server, store, service, first) = installed(shared).await;
     let mut events = service.events();
 
     // The store goes down; an API refuses the token; the refresh succeeds at
-    // the server but cannot be written.
+    // the server but cannot be written (shared store: the lease cannot be).
     store.down.store(true, Ordering::SeqCst);
     let waiting = {
         let service = service.clone();
         let first = first.clone();
         tokio::spawn(async move { service.token_after_401("loc-1", &first).await })
     };
-    loop {
-        match events.recv().await.unwrap() {
-            ServiceEvent::StoreWriteFailed { grant, error, .. } => {
-                assert_eq!(grant.as_str(), "loc-1");
-                assert!(error.to_string().contains("disk full"));
-                break;
-            }
-            _ => continue,
-        }
-    }
+    let said = write_failed(&mut events, "loc-1").await;
+    assert!(said.contains("disk full"), "{said}");
     let live = server.fake().live_refresh_tokens();
     let stored = stored_refresh(&store, "loc-1").await;
     if shared {
@@ -159,14 +178,23 @@ async fn recovers(shared: bool) {
         // token is in memory, not in the store.
         assert!(!live.contains(&stored));
     }
-    // Either way the caller is not handed a token yet.
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    assert!(
-        !waiting.is_finished(),
-        "no token before its refresh token is written"
-    );
+    // The caller is not handed a token whose refresh token is not written:
+    // it waits; one whose wait ends meanwhile is told the store is
+    // failing, with what it said.
+    match service
+        .access_token_within("loc-1", Duration::from_millis(300))
+        .await
+    {
+        Err(TokenError::StoreFailing { grant, message }) => {
+            assert_eq!(grant.as_str(), "loc-1");
+            assert!(message.contains("disk full"), "{message}");
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(!waiting.is_finished(), "no token before it is written");
 
-    // The store comes back: the write goes through, then the caller gets the token.
+    // The store comes back: the engine writes again, then the caller gets
+    // the new token.
     store.down.store(false, Ordering::SeqCst);
     let fresh = tokio::time::timeout(Duration::from_secs(5), waiting)
         .await
@@ -198,10 +226,7 @@ async fn shutdown_hands_back_records_it_could_not_write() {
         let service = service.clone();
         tokio::spawn(async move { service.token_after_401("loc-1", &first).await })
     };
-    while !matches!(
-        events.recv().await.unwrap(),
-        ServiceEvent::StoreWriteFailed { .. }
-    ) {}
+    write_failed(&mut events, "loc-1").await;
     let report = service.shutdown().await;
     assert_eq!(report.unwritten.len(), 1);
     let record = &report.unwritten[0];
@@ -230,14 +255,11 @@ async fn shared_store_a_failed_token_write_is_written_again_by_the_engine() {
     while let Ok(Ok(event)) = tokio::time::timeout(Duration::from_millis(200), events.recv()).await
     {
         match event {
-            ServiceEvent::StoreWriteFailed {
-                grant, retry_in, ..
-            } => {
+            ServiceEvent::Engine(EngineEvent::WriteFailed { grant, .. }) => {
                 assert_eq!(grant.as_str(), "loc-1");
-                assert_eq!(retry_in, None, "the engine schedules the write");
                 failed += 1;
             }
-            ServiceEvent::StoreWriteRecovered { .. } => recovered += 1,
+            ServiceEvent::Engine(EngineEvent::WriteRecovered { .. }) => recovered += 1,
             _ => {}
         }
     }
@@ -260,10 +282,7 @@ async fn shared_store_shutdown_waits_for_a_failed_write_to_go_through() {
         let service = service.clone();
         tokio::spawn(async move { service.token_after_401("loc-1", &first).await })
     };
-    while !matches!(
-        events.recv().await.unwrap(),
-        ServiceEvent::StoreWriteFailed { .. }
-    ) {}
+    write_failed(&mut events, "loc-1").await;
     let report = service.shutdown().await;
     assert!(report.unwritten.is_empty(), "{:?}", report.unwritten);
     assert!(report.abandoned.is_empty());
@@ -271,75 +290,52 @@ async fn shared_store_shutdown_waits_for_a_failed_write_to_go_through() {
     assert!(server.fake().is_live_refresh_token(&stored));
 }
 
-/// A grant removed while its refresh is out: the answer is for a grant no
-/// longer held, so the engine refuses it, but the refresh token it carries
-/// is the grant's only live one. When the grant is added back with the
-/// spent token, the rescued one goes to the engine (`handle_rescued`) and
-/// is written.
+/// A grant uninstalled while its refresh is out: its record is deleted,
+/// its tokens wiped, and the answer that comes after is for a grant no
+/// longer held: nothing writes the record back, and its token is not kept.
 #[tokio::test]
-async fn a_refresh_token_rescued_from_an_earlier_hold_is_written() {
+async fn a_grant_uninstalled_during_its_refresh_leaves_nothing_behind() {
     let (server, store, service, first) = installed(false).await;
-    let held = store
-        .inner
-        .load(&GrantId::new("loc-1"))
-        .await
-        .unwrap()
-        .unwrap();
     let mut events = service.events();
     server.set_delay(Duration::from_millis(500));
-    let _waiting = {
+    let waiting = {
         let service = service.clone();
         tokio::spawn(async move { service.token_after_401("loc-1", &first).await })
     };
     while server.shared.token_calls.load(Ordering::SeqCst) < 2 {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    // Removed while the refresh is out; its answer comes for a grant no
-    // longer held.
     service.remove("loc-1").await.unwrap();
+    assert!(matches!(
+        waiting.await.unwrap(),
+        Err(TokenError::UnknownGrant(_))
+    ));
     loop {
-        if let ServiceEvent::AnswerForRemovedGrant { grant, rescued } =
-            tokio::time::timeout(Duration::from_secs(5), events.recv())
-                .await
-                .unwrap()
-                .unwrap()
+        if let ServiceEvent::Engine(EngineEvent::AnswerAfterRemoval {
+            grant,
+            refresh_token_kept,
+        }) = tokio::time::timeout(Duration::from_secs(5), events.recv())
+            .await
+            .unwrap()
+            .unwrap()
         {
             assert_eq!(grant.as_str(), "loc-1");
-            assert!(rescued);
+            assert!(
+                !refresh_token_kept,
+                "an uninstalled grant's token is not kept"
+            );
             break;
         }
     }
-    // Added back with the tokens it had (e.g. from a backup): the refresh
-    // token in them is spent; the rescued one takes its place.
-    service.add("loc-1", held.tokens.clone()).await.unwrap();
-    loop {
-        if let ServiceEvent::RescuedTokenAdopted { grant } =
-            tokio::time::timeout(Duration::from_secs(5), events.recv())
-                .await
-                .unwrap()
-                .unwrap()
-        {
-            assert_eq!(grant.as_str(), "loc-1");
-            break;
-        }
-    }
-    // Written ahead of anything else: the store holds the live token.
-    let mut stored = stored_refresh(&store, "loc-1").await;
-    for _ in 0..50 {
-        if server.fake().is_live_refresh_token(&stored) {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-        stored = stored_refresh(&store, "loc-1").await;
-    }
-    assert!(server.fake().is_live_refresh_token(&stored));
-    assert_ne!(stored, held.refresh_token().unwrap().secret());
-    server.set_delay(Duration::ZERO);
-    // And it keeps working: the next refresh presents the rescued token.
-    let token = service.access_token("loc-1").await.unwrap();
-    let again = service.token_after_401("loc-1", &token).await.unwrap();
-    assert_ne!(again.secret(), token.secret());
-    let stored = stored_refresh(&store, "loc-1").await;
-    assert!(server.fake().is_live_refresh_token(&stored));
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(
+        store
+            .inner
+            .load(&GrantId::new("loc-1"))
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(service.list().await.unwrap().is_empty());
     service.shutdown().await;
 }

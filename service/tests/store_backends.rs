@@ -8,7 +8,8 @@ use std::sync::Arc;
 
 use common::{pg, record, refresh_of};
 use hoopai_oauth::GrantId;
-use hoopai_oauth_service::{GrantStore, PostgresStore, SqliteStore, Swap};
+use hoopai_oauth::WriteOutcome;
+use hoopai_oauth_service::{GrantStore, PostgresStore, SqliteStore};
 
 #[cfg(unix)]
 #[tokio::test]
@@ -87,7 +88,7 @@ async fn sqlite_two_connections_race() {
         );
         let wins = [oa.unwrap(), ob.unwrap()]
             .iter()
-            .filter(|o| **o == Swap::Written)
+            .filter(|o| **o == WriteOutcome::Written)
             .count();
         assert_eq!(wins, 1, "round {round}");
     }
@@ -164,5 +165,6 @@ async fn postgres_migrations_run_once_with_concurrent_starts() {
         .await
         .unwrap()
         .get(0);
-    assert_eq!(applied, 1);
+    // 0001 (grants), 0002 (webhook ids) and 0003 (request budget), once each.
+    assert_eq!(applied, 3);
 }

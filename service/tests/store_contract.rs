@@ -1,6 +1,7 @@
 //! One contract, three stores: every test of `common::contract` runs against
-//! the in-memory, SQLite and Postgres stores. The Postgres ones need
-//! `HOOPAI_TEST_POSTGRES_URL` (`. .ci/postgres.sh` starts a throwaway server).
+//! the in-memory, SQLite and Postgres stores, each plain and sealed (with a
+//! keyring). The Postgres ones use `HOOPAI_TEST_POSTGRES_URL`, or a server
+//! started for them when PostgreSQL is installed.
 
 mod common;
 
@@ -9,7 +10,18 @@ use std::sync::Arc;
 
 use common::contract::{self, Raw};
 use common::pg;
-use hoopai_oauth_service::{MemoryStore, PostgresStore, SqliteOptions, SqliteStore};
+use hoopai_oauth_service::{
+    Keyring, MemoryStore, PostgresStore, RecordKey, SqliteOptions, SqliteStore,
+};
+
+/// Two keys, newest first: records are sealed under `k2`.
+fn keys() -> Keyring {
+    Keyring::new([
+        RecordKey::new("k2", [2; 32]).unwrap(),
+        RecordKey::new("k1", [1; 32]).unwrap(),
+    ])
+    .unwrap()
+}
 
 struct MemoryRaw(Arc<MemoryStore>);
 
@@ -22,6 +34,11 @@ impl Raw for MemoryRaw {
 
 async fn memory(_test: &str) -> Option<(Arc<MemoryStore>, MemoryRaw)> {
     let store = Arc::new(MemoryStore::new());
+    Some((Arc::clone(&store), MemoryRaw(store)))
+}
+
+async fn sealed_memory(_test: &str) -> Option<(Arc<MemoryStore>, MemoryRaw)> {
+    let store = Arc::new(MemoryStore::with_keys(keys()));
     Some((Arc::clone(&store), MemoryRaw(store)))
 }
 
@@ -43,11 +60,19 @@ impl Raw for SqliteRaw {
 }
 
 async fn sqlite(_test: &str) -> Option<(SqliteStore, SqliteRaw)> {
+    sqlite_with(SqliteOptions::default()).await
+}
+
+async fn sealed_sqlite(_test: &str) -> Option<(SqliteStore, SqliteRaw)> {
+    sqlite_with(SqliteOptions::default().keys(keys())).await
+}
+
+async fn sqlite_with(options: SqliteOptions) -> Option<(SqliteStore, SqliteRaw)> {
     let dir = Arc::new(tempfile::tempdir().unwrap());
     let path = dir.path().join("grants.sqlite3");
     // FULL sync is the default; the contract does not depend on it, and
     // NORMAL keeps the 2,500-row paging test quick.
-    let store = SqliteStore::open_with(&path, SqliteOptions::default().synchronous_full(false))
+    let store = SqliteStore::open_with(&path, options.synchronous_full(false))
         .await
         .unwrap();
     Some((store, SqliteRaw(path, dir)))
@@ -73,6 +98,11 @@ async fn postgres(test: &str) -> Option<(PostgresStore, PostgresRaw)> {
     let config = pg::config(test)?;
     let (store, scoped) = pg::store(&config).await;
     Some((store, PostgresRaw(scoped)))
+}
+
+async fn sealed_postgres(test: &str) -> Option<(PostgresStore, PostgresRaw)> {
+    let (store, raw) = postgres(test).await?;
+    Some((store.with_keys(keys()), raw))
 }
 
 macro_rules! contract_suite {
@@ -105,6 +135,9 @@ macro_rules! contract_suite {
             case!(paging);
             case!(racing_writers);
             case!(racing_create);
+            case!(grant_id_limits);
+            case!(budget_claims);
+            case!(racing_budget_claims);
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
             async fn corrupt_rows() {
@@ -122,3 +155,6 @@ macro_rules! contract_suite {
 contract_suite!(memory);
 contract_suite!(sqlite);
 contract_suite!(postgres);
+contract_suite!(sealed_memory);
+contract_suite!(sealed_sqlite);
+contract_suite!(sealed_postgres);

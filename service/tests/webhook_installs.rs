@@ -14,7 +14,7 @@ use std::time::{Duration, SystemTime};
 use common::app::App;
 use common::fake_http::FakeHttp;
 use hoopai_oauth::fake::{FakeRateLimit, FakeWebhook, Install};
-use hoopai_oauth::{EngineSettings, GrantId, Scope, UserType};
+use hoopai_oauth::{EngineEvent, EngineSettings, GrantId, Scope, UserType};
 use hoopai_oauth_service::{
     OAuthRouter, ReqwestClient, ServiceEvent, ServiceSettings, SqliteStore, TokenError,
     TokenService, WebhookReceived,
@@ -61,8 +61,10 @@ async fn app() -> App {
 /// the callback route exchanges the code for the Company grant. Returns
 /// the INSTALL delivery.
 async fn agency_install(app: &App, company: &str, locations: &[&str]) -> http::Request<Vec<u8>> {
+    // A browser: it keeps the state cookie `/install` sets.
     let http = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
+        .cookie_store(true)
         .build()
         .unwrap();
     let consent = http
@@ -276,7 +278,9 @@ async fn a_location_uninstall_during_its_refresh_leaves_no_record() {
     // The late answer finds the grant gone, and writes nothing back.
     let late = tokio::time::timeout(Duration::from_secs(10), async {
         loop {
-            if let Ok(ServiceEvent::AnswerForRemovedGrant { grant, .. }) = events.recv().await {
+            if let Ok(ServiceEvent::Engine(EngineEvent::AnswerAfterRemoval { grant, .. })) =
+                events.recv().await
+            {
                 return grant;
             }
         }

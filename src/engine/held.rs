@@ -12,7 +12,8 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::secret::{AccessToken, Fingerprint, RefreshToken};
-use crate::token::{LenientBool, Scopes, TokenResponse, TokenSet, UserType, unix};
+use crate::time::unix;
+use crate::token::{LenientBool, Scopes, TokenResponse, TokenSet, UserType};
 
 /// Shares identical strings (scopes, token types) between grants. Bounded: past
 /// `MAX_INTERNED` distinct values, new ones are simply not shared.

@@ -4,14 +4,14 @@
 use std::fmt;
 use std::time::SystemTime;
 
+use super::claim::BudgetClaim;
+use super::outcome::StoreFailure;
 use crate::error::Error;
+use crate::rate_limit::Clamped;
 use crate::secret::{AccessToken, Fingerprint};
-use crate::token::{UserType, unix};
-use crate::token_endpoint::{Grant, TokenRequest, token_request};
+use crate::time::unix;
 
-use super::Engine;
-use super::grant::{Phase, Slot, Status};
-use super::record::{GrantId, GrantRecord, GrantStatus, Lease};
+use super::record::{GrantId, GrantRecord};
 
 /// The id of one emitted refresh request. Hand it back with the answer.
 ///
@@ -58,20 +58,32 @@ impl fmt::Debug for RequestId {
 }
 
 /// What the caller must do next. Drained with
-/// [`Engine::poll_output`](crate::Engine::poll_output); act on them in order.
+/// [`Engine::poll_output`](crate::Engine::poll_output).
+///
+/// Each output that asks for I/O has exactly one way back: a
+/// [`Send`](Output::Send)'s outcome through
+/// [`Engine::handle_send`](crate::Engine::handle_send), a
+/// [`Persist`](Output::Persist)'s through
+/// [`Engine::handle_write`](crate::Engine::handle_write), a
+/// [`Load`](Output::Load)'s through
+/// [`Engine::handle_load`](crate::Engine::handle_load), a
+/// [`Claim`](Output::Claim)'s through
+/// [`Engine::handle_claim`](crate::Engine::handle_claim). Act on the outputs of
+/// one grant in order; those of different grants may be acted on
+/// concurrently: the engine emits nothing that depends on a write before
+/// that write's outcome is handed back.
 // Outputs live only between a poll and the caller acting on them.
 #[allow(clippy::large_enum_variant)]
 #[non_exhaustive]
 pub enum Output {
     /// Send this request (a refresh at `POST /oauth/token`, or a mint of a
-    /// Location grant at `POST /oauth/locationToken`), then hand the
-    /// answer back with [`Engine::handle_response`](crate::Engine::handle_response),
-    /// or a failure to get one with
-    /// [`Engine::handle_transport_error`](crate::Engine::handle_transport_error).
+    /// Location grant at `POST /oauth/locationToken`), then hand its
+    /// outcome back with [`Engine::handle_send`](crate::Engine::handle_send):
+    /// the answer, or the failure to get one.
     ///
     /// Dispatch it no later than `not_after`; a driver that could not (its
     /// sends wait in a queue) drops it and reports
-    /// [`Engine::handle_send_expired`](crate::Engine::handle_send_expired).
+    /// [`SendOutcome::NotDispatched`](crate::SendOutcome::NotDispatched).
     /// In shared-store mode, `not_after` is a request timeout before the
     /// lease ends, so that the answer is in while the lease holds.
     #[non_exhaustive]
@@ -87,24 +99,21 @@ pub enum Output {
         /// The fingerprint of the refresh token presented, for logs.
         refresh: Fingerprint,
     },
-    /// Write this record, durably, before acting on any later output.
+    /// Write this record durably, then hand the outcome back with
+    /// [`Engine::handle_write`](crate::Engine::handle_write) (with
+    /// `record.grant` and `record.version`).
     ///
-    /// - Single-process mode: overwrite the grant's record.
-    /// - Shared-store mode: compare-and-swap: write only if the stored version
-    ///   is `replaces` (`None`: only if there is no record yet), then call
-    ///   [`Engine::handle_persisted`](crate::Engine::handle_persisted) if it
-    ///   won, or [`Engine::handle_persist_conflict`](crate::Engine::handle_persist_conflict)
-    ///   with the stored record if it lost.
-    ///
-    /// A failed write is reported with
-    /// [`Engine::handle_persist_failed`](crate::Engine::handle_persist_failed);
-    /// a compare-and-swap that finds no record at all with
-    /// [`Engine::handle_record_deleted`](crate::Engine::handle_record_deleted).
+    /// Write it by compare-and-swap: only if the stored version is
+    /// `replaces` (`None`: only if there is no record yet). A store that is
+    /// the engine's alone (single-process mode) may overwrite instead. Until
+    /// the outcome comes back, the engine hands out no access token that
+    /// depends on the record and sends no refresh that would spend the
+    /// refresh token it replaces; a failed write is written again on the
+    /// engine's own backoff.
     #[non_exhaustive]
     Persist {
-        /// The grant.
-        grant: GrantId,
-        /// The record to write; `record.version` is its new version.
+        /// The record to write; `record.grant` is the grant and
+        /// `record.version` its new version.
         record: GrantRecord,
         /// The version this write replaces, for compare-and-swap.
         replaces: Option<u64>,
@@ -112,17 +121,17 @@ pub enum Output {
         refresh: Fingerprint,
     },
     /// Read the grant's record as the store holds it now and hand it back
-    /// with [`Engine::handle_loaded`](crate::Engine::handle_loaded) (`None`
-    /// if there is none). Shared-store mode: asked before a refusal is taken
-    /// as the grant's loss, and while waiting (for a lease held elsewhere,
-    /// for re-authorization), every [`EngineSettings::reread_interval`](crate::EngineSettings::reread_interval).
+    /// with [`Engine::handle_load`](crate::Engine::handle_load) (`None` if
+    /// there is none). Shared-store mode: asked before a refusal is taken as
+    /// the grant's loss, and while waiting (for a lease held elsewhere, for
+    /// re-authorization), every [`EngineSettings::reread_interval`](crate::EngineSettings::reread_interval).
     #[non_exhaustive]
     Load {
         /// The grant.
         grant: GrantId,
     },
     /// Delete the grant's record: it was uninstalled
-    /// ([`Engine::uninstall`](crate::Engine::uninstall),
+    /// ([`Removal::Uninstalled`](crate::Removal::Uninstalled),
     /// [`Engine::handle_webhook`](crate::Engine::handle_webhook)). The engine
     /// forgot the grant and wiped its tokens. In shared-store mode, other
     /// engines learn it from a write or read that finds no record.
@@ -131,8 +140,15 @@ pub enum Output {
         /// The grant.
         grant: GrantId,
     },
+    /// Claim tokens of the request budget shared through the store
+    /// ([`EngineSettings::shared_budget`](crate::EngineSettings::shared_budget)),
+    /// then hand the store's answer back with
+    /// [`Engine::handle_claim`](crate::Engine::handle_claim) (with
+    /// [`BudgetClaim::key`]). The sends it is for wait until then; one
+    /// claim per budget is out at a time.
+    Claim(BudgetClaim),
     /// Something to tell the user or log.
-    Event(Event),
+    Event(EngineEvent),
 }
 
 impl fmt::Debug for Output {
@@ -155,19 +171,18 @@ impl fmt::Debug for Output {
                 .field("refresh", refresh)
                 .finish(),
             Output::Persist {
-                grant,
                 record,
                 replaces,
                 refresh,
             } => f
                 .debug_struct("Persist")
-                .field("grant", grant)
                 .field("record", record)
                 .field("replaces", replaces)
                 .field("refresh", refresh)
                 .finish(),
             Output::Load { grant } => f.debug_struct("Load").field("grant", grant).finish(),
             Output::Delete { grant } => f.debug_struct("Delete").field("grant", grant).finish(),
+            Output::Claim(c) => f.debug_tuple("Claim").field(c).finish(),
             Output::Event(e) => f.debug_tuple("Event").field(e).finish(),
         }
     }
@@ -176,26 +191,30 @@ impl fmt::Debug for Output {
 /// Why a retry was scheduled.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
-pub enum Failure {
+pub enum RefreshFailure {
     /// The request went unanswered for the request timeout.
     TimedOut,
-    /// The caller reported that the request could not be completed.
-    Transport,
+    /// The driver reported that the request got no answer
+    /// ([`SendOutcome::TransportError`](crate::SendOutcome::TransportError)),
+    /// with what it said.
+    Transport(String),
     /// The server answered with an error (rate limit, server error, an
     /// unreadable answer, or another refusal).
     Answer(Error),
-    /// The write of the lease failed
-    /// ([`Engine::handle_persist_failed`](crate::Engine::handle_persist_failed)).
-    Store,
+    /// The write of the lease failed ([`WriteOutcome::Failed`](crate::WriteOutcome::Failed)).
+    Store(StoreFailure),
 }
 
-impl fmt::Display for Failure {
+impl fmt::Display for RefreshFailure {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Failure::TimedOut => f.write_str("timed out"),
-            Failure::Transport => f.write_str("transport error"),
-            Failure::Answer(e) => write!(f, "{e}"),
-            Failure::Store => f.write_str("the store refused the write"),
+            RefreshFailure::TimedOut => f.write_str("timed out"),
+            RefreshFailure::Transport(detail) if detail.is_empty() => {
+                f.write_str("transport error")
+            }
+            RefreshFailure::Transport(detail) => write!(f, "transport error: {detail}"),
+            RefreshFailure::Answer(e) => write!(f, "{e}"),
+            RefreshFailure::Store(e) => write!(f, "the store failed: {e}"),
         }
     }
 }
@@ -206,7 +225,7 @@ impl fmt::Display for Failure {
 /// [`Output::Persist`] that holds them.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
-pub enum Event {
+pub enum EngineEvent {
     /// Callers that were told [`TokenStatus::Pending`] may ask again: an access
     /// token is ready.
     TokenReady {
@@ -215,7 +234,8 @@ pub enum Event {
         /// When the access token expires.
         expires_at: SystemTime,
     },
-    /// A refresh succeeded; the new tokens were handed out for persistence.
+    /// A refresh (or a mint) succeeded and its tokens are written: the
+    /// [`Output::Persist`] that holds them was confirmed.
     Refreshed {
         /// The grant.
         grant: GrantId,
@@ -296,11 +316,11 @@ pub enum Event {
         /// Retries in a row so far (rate-limit waits do not count).
         attempt: u32,
         /// What went wrong.
-        failure: Failure,
+        failure: RefreshFailure,
     },
     /// The record of a new authorization ([`Engine::insert`](crate::Engine::insert))
-    /// is durable: polled in single-process mode, its compare-and-swap won in
-    /// shared-store mode. The installation is safe from here on.
+    /// is durable: its write was reported [`WriteOutcome::Written`](crate::WriteOutcome::Written).
+    /// The installation is safe from here on.
     Durable {
         /// The grant.
         grant: GrantId,
@@ -314,43 +334,114 @@ pub enum Event {
         /// The grant.
         grant: GrantId,
     },
+    /// A write of the grant's record failed
+    /// ([`WriteOutcome::Failed`](crate::WriteOutcome::Failed)); the engine
+    /// writes it again at `retry_at`. Meanwhile callers get
+    /// [`TokenStatus::StoreFailing`] once the access token held expires, and
+    /// no refresh of the grant is sent.
+    WriteFailed {
+        /// The grant.
+        grant: GrantId,
+        /// The version that failed.
+        version: u64,
+        /// What the store said.
+        failure: StoreFailure,
+        /// When the record is written again.
+        retry_at: SystemTime,
+    },
+    /// A write of the grant went through after failed ones.
+    WriteRecovered {
+        /// The grant.
+        grant: GrantId,
+        /// The version written.
+        version: u64,
+    },
+    /// An answer came for a grant no longer held (removed while its
+    /// request was out). If it carried a new refresh token
+    /// (`refresh_token_kept`), that token is the grant's only live one: the
+    /// engine keeps it in memory, and adopts it should the grant come back
+    /// ([`Engine::insert`](crate::Engine::insert), [`Engine::restore`](crate::Engine::restore))
+    /// with the refresh token that request spent ([`EngineEvent::RescuedTokenAdopted`]).
+    AnswerAfterRemoval {
+        /// The grant.
+        grant: GrantId,
+        /// Whether the answer's refresh token is kept.
+        refresh_token_kept: bool,
+    },
+    /// A refresh token from an answer the engine could not take at the time
+    /// (its grant was removed, or the answer was a failure that carried one)
+    /// was adopted: it is written ahead of everything else and used for the
+    /// next refresh.
+    RescuedTokenAdopted {
+        /// The grant.
+        grant: GrantId,
+    },
+    /// An answer to the grant's request asked for a wait or a rate-limit
+    /// interval over the crate's caps, and was read as the cap (see
+    /// [`RateLimit`](crate::RateLimit)): a hostile answer, or a change on
+    /// the server's side worth a look.
+    RateLimitClamped {
+        /// The grant whose request was answered so.
+        grant: GrantId,
+        /// Which figures were cut.
+        clamped: Clamped,
+    },
+    /// The store could not answer a claim on the shared request budget:
+    /// this engine draws `share` requests per interval of its own until it
+    /// can ([`Engine::handle_claim`](crate::Engine::handle_claim)).
+    SharedBudgetFallback {
+        /// Requests per interval this engine allows itself meanwhile.
+        share: u32,
+        /// What the store said.
+        error: StoreFailure,
+    },
+    /// The store answers claims on the shared request budget again.
+    SharedBudgetRecovered,
 }
 
-impl Event {
-    /// The grant the event is about.
+impl EngineEvent {
+    /// The grant the event is about, if it is about one.
     #[must_use]
-    pub fn grant(&self) -> &GrantId {
-        match self {
-            Event::TokenReady { grant, .. }
-            | Event::Refreshed { grant, .. }
-            | Event::Adopted { grant, .. }
-            | Event::LeaseHeldElsewhere { grant, .. }
-            | Event::Suspended { grant, .. }
-            | Event::Unauthorized { grant, .. }
-            | Event::ReauthorizationNeeded { grant, .. }
-            | Event::ConfigurationRejected { grant, .. }
-            | Event::RetryScheduled { grant, .. }
-            | Event::Durable { grant, .. }
-            | Event::RemovedElsewhere { grant } => grant,
-        }
+    pub fn grant(&self) -> Option<&GrantId> {
+        Some(match self {
+            EngineEvent::SharedBudgetFallback { .. } | EngineEvent::SharedBudgetRecovered => {
+                return None;
+            }
+            EngineEvent::TokenReady { grant, .. }
+            | EngineEvent::Refreshed { grant, .. }
+            | EngineEvent::Adopted { grant, .. }
+            | EngineEvent::LeaseHeldElsewhere { grant, .. }
+            | EngineEvent::Suspended { grant, .. }
+            | EngineEvent::Unauthorized { grant, .. }
+            | EngineEvent::ReauthorizationNeeded { grant, .. }
+            | EngineEvent::ConfigurationRejected { grant, .. }
+            | EngineEvent::RetryScheduled { grant, .. }
+            | EngineEvent::Durable { grant, .. }
+            | EngineEvent::RemovedElsewhere { grant }
+            | EngineEvent::WriteFailed { grant, .. }
+            | EngineEvent::WriteRecovered { grant, .. }
+            | EngineEvent::AnswerAfterRemoval { grant, .. }
+            | EngineEvent::RescuedTokenAdopted { grant }
+            | EngineEvent::RateLimitClamped { grant, .. } => grant,
+        })
     }
 }
 
-impl fmt::Display for Event {
+impl fmt::Display for EngineEvent {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Event::TokenReady { grant, expires_at } => {
+            EngineEvent::TokenReady { grant, expires_at } => {
                 write!(f, "{grant}: token ready, expires at {}", unix(*expires_at))
             }
-            Event::Refreshed { grant, expires_at } => {
+            EngineEvent::Refreshed { grant, expires_at } => {
                 write!(f, "{grant}: refreshed, expires at {}", unix(*expires_at))
             }
-            Event::Adopted { grant, expires_at } => write!(
+            EngineEvent::Adopted { grant, expires_at } => write!(
                 f,
                 "{grant}: adopted tokens from the store, expires at {}",
                 unix(*expires_at)
             ),
-            Event::LeaseHeldElsewhere {
+            EngineEvent::LeaseHeldElsewhere {
                 grant,
                 holder,
                 until,
@@ -359,12 +450,12 @@ impl fmt::Display for Event {
                 "{grant}: {holder} is refreshing; looking again at {}",
                 unix(*until)
             ),
-            Event::Suspended {
+            EngineEvent::Suspended {
                 grant,
                 until,
                 error,
             } => write!(f, "{grant}: suspended until {}: {error}", unix(*until)),
-            Event::Unauthorized {
+            EngineEvent::Unauthorized {
                 grant,
                 until,
                 error,
@@ -373,36 +464,85 @@ impl fmt::Display for Event {
                 "{grant}: refresh refused, parked until {}: {error}",
                 unix(*until)
             ),
-            Event::ReauthorizationNeeded { grant, error } => {
+            EngineEvent::ReauthorizationNeeded { grant, error } => {
                 write!(f, "{grant}: re-authorization needed: {error}")
             }
-            Event::ConfigurationRejected { grant, error } => {
+            EngineEvent::ConfigurationRejected { grant, error } => {
                 write!(f, "{grant}: configuration rejected: {error}")
             }
-            Event::RetryScheduled {
+            EngineEvent::RetryScheduled {
                 grant,
                 at,
                 attempt,
                 failure,
             } => write!(f, "{grant}: retry {attempt} at {}: {failure}", unix(*at)),
-            Event::Durable { grant, version } => {
+            EngineEvent::Durable { grant, version } => {
                 write!(f, "{grant}: new authorization written (version {version})")
             }
-            Event::RemovedElsewhere { grant } => {
+            EngineEvent::RemovedElsewhere { grant } => {
                 write!(f, "{grant}: removed from the store elsewhere; forgotten")
+            }
+            EngineEvent::WriteFailed {
+                grant,
+                version,
+                failure,
+                retry_at,
+            } => write!(
+                f,
+                "{grant}: write of version {version} failed, written again at {}: {failure}",
+                unix(*retry_at)
+            ),
+            EngineEvent::WriteRecovered { grant, version } => {
+                write!(f, "{grant}: version {version} written after failed writes")
+            }
+            EngineEvent::RateLimitClamped { grant, clamped } => {
+                let what = match (clamped.retry_after, clamped.interval) {
+                    (true, true) => "Retry-After and the rate-limit interval",
+                    (true, false) => "Retry-After",
+                    _ => "the rate-limit interval",
+                };
+                write!(f, "{grant}: {what} over the cap, read as the cap")
+            }
+            EngineEvent::SharedBudgetFallback { share, error } => write!(
+                f,
+                "shared request budget unavailable, {share} requests per interval of our own: {error}"
+            ),
+            EngineEvent::SharedBudgetRecovered => {
+                f.write_str("shared request budget available again")
+            }
+            EngineEvent::AnswerAfterRemoval {
+                grant,
+                refresh_token_kept,
+            } => {
+                let kept = if *refresh_token_kept {
+                    "; its new refresh token is kept in memory"
+                } else {
+                    ""
+                };
+                write!(
+                    f,
+                    "{grant}: an answer came after the grant was removed{kept}"
+                )
+            }
+            EngineEvent::RescuedTokenAdopted { grant } => {
+                write!(f, "{grant}: a rescued refresh token was adopted")
             }
         }
     }
 }
 
 /// The answer of [`Engine::access_token`](crate::Engine::access_token).
+///
+/// Not `#[non_exhaustive]`, on purpose: a new status is a breaking change,
+/// so that every driver's `match` must decide what it means for its callers
+/// (a status that fell through to "keep waiting" once made callers wait for
+/// nothing).
 #[derive(Debug, Clone, PartialEq)]
-#[non_exhaustive]
 pub enum TokenStatus {
     /// A valid access token.
     Ready(AccessToken),
     /// No valid token right now; a refresh is in flight or scheduled. Wait for
-    /// [`Event::TokenReady`] (or another event about the grant) and ask again.
+    /// [`EngineEvent::TokenReady`] (or another event about the grant) and ask again.
     Pending,
     /// The location is not active; the engine tries again at `until`.
     Suspended {
@@ -411,7 +551,7 @@ pub enum TokenStatus {
     },
     /// The grant's refresh was refused with a 401 that does not name the
     /// client; the engine tries its refresh token again at `until`. See
-    /// [`Event::Unauthorized`].
+    /// [`EngineEvent::Unauthorized`].
     Unauthorized {
         /// When the next attempt is due.
         until: SystemTime,
@@ -419,280 +559,11 @@ pub enum TokenStatus {
     /// The grant is gone; the user must re-authorize the app.
     ReauthorizationNeeded,
     /// The token expired and the client credentials were rejected; see
-    /// [`Event::ConfigurationRejected`].
+    /// [`EngineEvent::ConfigurationRejected`].
     ConfigurationRejected,
-}
-
-/// An output waiting in the queue; sends and records are built when polled,
-/// from the grant's state at that moment.
-///
-/// Writes, reads and events carry the incarnation of the grant they were
-/// queued for: nothing queued for a removed grant reaches it once it is
-/// back, nor a grant that took its slot. (A send is its slot's in-flight
-/// request, told by its unique sequence number.)
-#[derive(Debug)]
-pub(crate) enum Queued {
-    Send {
-        slot: u32,
-        seq: u32,
-    },
-    Persist(Tag),
-    Load(Tag),
-    Event(Tag, Event),
-    /// An event about a grant no longer held.
-    Global(Event),
-    /// The record of an uninstalled grant is to be deleted.
-    Delete(GrantId),
-}
-
-/// A slot and the incarnation of the grant in it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Tag {
-    pub(crate) slot: u32,
-    pub(crate) life: u32,
-}
-
-/// The tag of the grant in slot `idx` now.
-pub(crate) fn tag(slots: &[Option<Slot>], idx: u32) -> Tag {
-    let life = slots
-        .get(idx as usize)
-        .and_then(Option::as_ref)
-        .map_or(0, |s| s.life);
-    Tag { slot: idx, life }
-}
-
-impl Engine {
-    /// The request `seq` (of `epoch`) of slot `idx` is handed out at `now`:
-    /// the grant is in flight until its answer, or until the request timeout
-    /// past `not_after`.
-    pub(crate) fn mark_in_flight(
-        &mut self,
-        idx: u32,
-        seq: u32,
-        epoch: u32,
-        now: SystemTime,
-        not_after: SystemTime,
-    ) {
-        if let Some(slot) = self.slot_mut(idx) {
-            slot.phase = Phase::InFlight {
-                seq,
-                epoch,
-                sent_at: now,
-                not_after,
-                dispatched: true,
-            };
-        }
-        let give_up = crate::rate_limit::saturating_add(not_after, self.settings.request_timeout);
-        self.arm(idx, Some(give_up));
-    }
-
-    /// The next thing to do at `now`, or `None` when there is nothing left.
-    ///
-    /// Call it until it returns `None` after every call that takes `now`
-    /// (`handle_*`, `insert`, `restore`, `access_token`, `reconfigure`), and
-    /// act on the outputs in order: an [`Output::Persist`] must be durable
-    /// before anything after it is acted on. The write of a newly received
-    /// refresh token comes ahead of every other output queued.
-    ///
-    /// `now` decides what may still be sent: a refresh whose lease would end
-    /// before its answer is due (shared-store mode) is not handed out; a new
-    /// lease is written instead. Grants waiting for a place under
-    /// [`EngineSettings::max_in_flight`](crate::EngineSettings::max_in_flight)
-    /// start here, in order, as places free up.
-    ///
-    /// Requests and records are built here, from the grants' state at this
-    /// moment, so a long queue costs little memory.
-    #[must_use]
-    pub fn poll_output(&mut self, now: SystemTime) -> Option<Output> {
-        loop {
-            let Some(q) = self.queue.pop_front() else {
-                if let Some(out) = self.release_paced(now) {
-                    return Some(out);
-                }
-                if !self.queue.is_empty() || self.admit(now) {
-                    continue;
-                }
-                return None;
-            };
-            match q {
-                Queued::Event(t, e) => {
-                    if self.live(t) {
-                        self.on_event_out(&e, now);
-                        return Some(Output::Event(e));
-                    }
-                }
-                Queued::Global(e) => return Some(Output::Event(e)),
-                Queued::Delete(grant) => return Some(Output::Delete { grant }),
-                Queued::Load(t) => {
-                    if let Some(slot) = self.slot(t.slot).filter(|_| self.live(t)) {
-                        return Some(Output::Load {
-                            grant: slot.key.clone(),
-                        });
-                    }
-                }
-                Queued::Send { slot: idx, seq } => {
-                    if let Some(out) = self.build_send(idx, seq, now) {
-                        return Some(out);
-                    }
-                }
-                Queued::Persist(t) => {
-                    if let Some(out) = self.build_persist(t) {
-                        return Some(out);
-                    }
-                }
-            }
-        }
-    }
-
-    fn build_persist(&mut self, t: Tag) -> Option<Output> {
-        let shared = self.lease.is_some();
-        let idx = t.slot;
-        let slot = self.slot(idx).filter(|_| self.live(t))?;
-        if slot.emitted == Some(slot.version) {
-            return None;
-        }
-        let record = self.build_record(slot);
-        let replaces = match slot.phase {
-            Phase::Leasing { again: true, .. } => (slot.confirmed > 0).then_some(slot.confirmed),
-            _ => slot.emitted,
-        };
-        let grant = slot.key.clone();
-        let refresh = slot.held.fingerprint();
-        if let Some(slot) = self.slot_mut(idx) {
-            slot.emitted = Some(slot.version);
-            if !shared {
-                slot.confirmed = slot.version;
-            }
-        }
-        if !shared {
-            // Right after the record that holds the token.
-            for event in self.durable(idx).into_iter().rev() {
-                self.queue.push_front(Queued::Event(t, event));
-            }
-        }
-        Some(Output::Persist {
-            grant,
-            record,
-            replaces,
-            refresh,
-        })
-    }
-
-    /// Whether the grant a write or event was queued for is still there.
-    pub(crate) fn live(&self, t: Tag) -> bool {
-        self.slot(t.slot)
-            .is_some_and(|s| s.life == t.life && !s.removed)
-    }
-
-    pub(crate) fn build_send(&mut self, idx: u32, seq: u32, now: SystemTime) -> Option<Output> {
-        let (timeout, window) = (self.settings.request_timeout, self.settings.dispatch_window);
-        let slot = self.slot(idx)?;
-        let Phase::InFlight { seq: s, epoch, .. } = slot.phase else {
-            return None;
-        };
-        if s != seq {
-            return None;
-        }
-        if slot.removed {
-            // Removed before it was sent: no answer will come.
-            let _ = self.answer_for_removed(RequestId::new(seq, idx));
-            return None;
-        }
-        if epoch != slot.epoch {
-            return None;
-        }
-        if self.halted {
-            // Queued before the client was rejected: it waits for reconfigure.
-            self.park(idx);
-            return None;
-        }
-        // The lease this request goes under (shared-store mode): the answer
-        // must be due before it ends.
-        let mut not_after = crate::rate_limit::saturating_add(now, window);
-        if self.lease.is_some() {
-            let until = slot.lease_until;
-            let latest = until.and_then(|u| u.checked_sub(timeout));
-            match latest {
-                Some(latest) if latest >= now => not_after = not_after.min(latest),
-                _ => {
-                    // Too little of the lease left: write a new one.
-                    self.take_lease(idx, now);
-                    return None;
-                }
-            }
-        }
-        if self.mints_next(idx) {
-            // A Location grant with no refresh token: minted from its Company grant.
-            return self.build_mint(idx, seq, epoch, not_after, now);
-        }
-        if !self.pace(idx, seq, now) {
-            return None;
-        }
-        let slot = self.slot(idx)?;
-        let user_type = match slot.held.user_type() {
-            Some(t @ (UserType::Company | UserType::Location)) => Some(t.clone()),
-            _ => None,
-        };
-        let grant = slot.key.clone();
-        let refresh = slot.held.fingerprint();
-        // The refresh token goes into the request and comes back out: the
-        // secret is not copied (nor a copy left to zeroize).
-        let slot = self.slot_mut(idx)?;
-        let token = slot.held.take_refresh();
-        let mut req = TokenRequest::refresh_token(token);
-        if let Some(t) = user_type {
-            req = req.user_type(t);
-        }
-        let built = token_request(&self.config, &req);
-        if let (Grant::RefreshToken(token), Some(slot)) = (req.into_grant(), self.slot_mut(idx)) {
-            slot.held.put_back_refresh(token);
-        }
-        match built {
-            Ok(request) => {
-                self.mark_in_flight(idx, seq, epoch, now, not_after);
-                Some(Output::Send {
-                    id: RequestId::new(seq, idx),
-                    grant,
-                    request,
-                    not_after,
-                    refresh,
-                })
-            }
-            Err(error) => {
-                // The configuration cannot build a refresh: nothing can be sent.
-                let was_halted = self.halted;
-                self.halted = true;
-                self.park(idx);
-                (!was_halted)
-                    .then_some(Output::Event(Event::ConfigurationRejected { grant, error }))
-            }
-        }
-    }
-
-    pub(crate) fn build_record(&self, slot: &Slot) -> GrantRecord {
-        let status = match &slot.status {
-            Status::Active => GrantStatus::Active,
-            Status::Suspended(until) => GrantStatus::Suspended { until: *until },
-            Status::Unauthorized { until, reason } => GrantStatus::Unauthorized {
-                until: *until,
-                reason: reason.as_deref().map(str::to_owned),
-            },
-            Status::Reauth(reason) => GrantStatus::ReauthorizationNeeded {
-                reason: reason.as_deref().map(str::to_owned),
-            },
-        };
-        let lease = match (slot.phase, &self.lease) {
-            (Phase::Leasing { until, .. }, Some((holder, _))) => Some(Lease {
-                holder: holder.clone(),
-                until,
-            }),
-            _ => None,
-        };
-        let mut record = GrantRecord::new(slot.key.clone(), slot.held.to_set());
-        record.version = slot.version;
-        record.status = status;
-        record.lease = lease;
-        record.minted_from = self.minted_from(slot.key.as_str()).cloned();
-        record
-    }
+    /// No valid token, because the grant's store is failing: its newest
+    /// tokens are not written yet (or the lease its refresh needs could not
+    /// be), and the engine hands out nothing that depends on them. It
+    /// writes again on its own backoff ([`EngineEvent::WriteFailed`]).
+    StoreFailing(StoreFailure),
 }

@@ -9,7 +9,8 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::error::{Error, ErrorKind};
 use crate::secret::{AccessToken, RefreshToken};
-use crate::token::{Scopes, TokenSet, unix, unix_seconds};
+use crate::time::{unix, unix_seconds};
+use crate::token::{Scopes, TokenSet};
 
 /// The schema version written into every [`GrantRecord`]. A record of another
 /// schema is refused with [`ErrorKind::StaleRecord`].
@@ -26,6 +27,11 @@ pub const MAX_RECORD_VERSION: u64 = i64::MAX as u64;
 /// are corrupt, and deadlines computed from them would reach the end of the
 /// platform's time range.
 pub const MAX_RECORD_TIME: u64 = 253_402_300_799;
+
+/// The longest grant id the engine takes, in bytes of UTF-8. Ids come from
+/// the server (Location and Company ids) and from webhooks; a store keys its
+/// rows by them.
+pub const MAX_GRANT_ID_BYTES: usize = 256;
 
 /// The caller's name for one grant (one installation): typically the Company
 /// id of an agency token or the Location id of a sub-account token.
@@ -44,6 +50,39 @@ impl GrantId {
     #[must_use]
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+
+    /// Checks that every store can hold the id: not empty, at most
+    /// [`MAX_GRANT_ID_BYTES`], no NUL byte (Postgres text cannot hold one).
+    ///
+    /// # Errors
+    /// [`ErrorKind::InvalidInput`], naming the id by its first characters.
+    pub fn check(&self) -> Result<(), Error> {
+        let id = self.as_str();
+        let shown = || {
+            let head: String = id.chars().take(16).collect();
+            if head.len() < id.len() {
+                format!("{head:?}… ({} bytes)", id.len())
+            } else {
+                format!("{head:?}")
+            }
+        };
+        let why = if id.is_empty() {
+            "is empty"
+        } else if id.len() > MAX_GRANT_ID_BYTES {
+            "is longer than 256 bytes"
+        } else if id.contains('\0') {
+            "holds a NUL byte"
+        } else {
+            return Ok(());
+        };
+        Err(Error::new(
+            ErrorKind::InvalidInput,
+            format!(
+                "grant id {} {why}: no store can key a record by it",
+                shown()
+            ),
+        ))
     }
 }
 
@@ -246,6 +285,7 @@ impl GrantRecord {
     /// Checks what the engine needs: the schema, a version that can go up,
     /// times before [`MAX_RECORD_TIME`], and a non-empty refresh token.
     pub(crate) fn check(&self) -> Result<(), Error> {
+        self.grant.check()?;
         if self.version > MAX_RECORD_VERSION {
             return Err(Error::new(
                 ErrorKind::StaleRecord,

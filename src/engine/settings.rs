@@ -9,6 +9,25 @@ pub(crate) enum StoreMode {
     Shared { holder: String, lease: Duration },
 }
 
+/// Which requests share one request budget.
+///
+/// HighLevel counts its limits per app and per resource (a Location or a
+/// Company; docs/highlevel-facts.md, "Rate limits"), but which resource a
+/// request to the token endpoint counts against is not documented. The
+/// default is the safe reading.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum BudgetKeying {
+    /// One budget for every request of the app (the default).
+    #[default]
+    App,
+    /// One budget per resource: a refresh draws from its grant's Location
+    /// (or Company), a mint from its Company, a counted request from the
+    /// resource it names ([`Engine::count_request`](crate::Engine::count_request)),
+    /// or from the app's budget if it names none.
+    Resource,
+}
+
 /// The engine's tuning. Start from [`EngineSettings::default()`] and change
 /// what you need:
 ///
@@ -43,7 +62,11 @@ pub struct EngineSettings {
     pub(crate) dispatch_window: Duration,
     pub(crate) budget_max: u32,
     pub(crate) budget_interval: Duration,
+    pub(crate) budget_margin: Option<Duration>,
     pub(crate) refresh_ahead_spread: Duration,
+    pub(crate) counted_share: u8,
+    pub(crate) shared_budget: bool,
+    pub(crate) budget_keying: BudgetKeying,
 }
 
 impl Default for EngineSettings {
@@ -60,7 +83,11 @@ impl Default for EngineSettings {
     /// - a request budget of 100 requests per 10 s (HighLevel's documented
     ///   burst limit), following the answers' `X-RateLimit-*` headers;
     /// - minted Location grants refresh at points spread over the 5 minutes
-    ///   before their refresh time.
+    ///   before their refresh time;
+    /// - requests the app counts (code exchanges, installed-locations pages)
+    ///   take at most 50% of any interval of the budget, and wait while a
+    ///   refresh waits;
+    /// - one budget for the app, kept in this process.
     fn default() -> Self {
         EngineSettings {
             refresh_margin: Duration::from_secs(10 * 60),
@@ -81,7 +108,11 @@ impl Default for EngineSettings {
             dispatch_window: Duration::from_secs(1),
             budget_max: crate::request_budget::HIGHLEVEL_BURST_MAX,
             budget_interval: crate::request_budget::HIGHLEVEL_BURST_INTERVAL,
+            budget_margin: None,
             refresh_ahead_spread: Duration::from_secs(5 * 60),
+            counted_share: 50,
+            shared_budget: false,
+            budget_keying: BudgetKeying::App,
         }
     }
 }
@@ -138,7 +169,7 @@ impl EngineSettings {
     /// waits before its refresh token is tried again: `first`, doubling with
     /// each refusal in a row, up to `cap`.
     ///
-    /// The grant is parked meanwhile ([`Event::Unauthorized`](crate::Event::Unauthorized)),
+    /// The grant is parked meanwhile ([`EngineEvent::Unauthorized`](crate::EngineEvent::Unauthorized)),
     /// for someone to look at. It is tried again at all because a 401 refuses
     /// before anything is spent: the refresh token is still good if the fault
     /// passes, and parking it for good would leave the installation without a
@@ -154,7 +185,7 @@ impl EngineSettings {
     /// How many distinct grants in a row, with no successful refresh in
     /// between, may get a 401 that does not name the client credentials
     /// before the engine takes it that the client is rejected after all:
-    /// [`Event::ConfigurationRejected`](crate::Event::ConfigurationRejected),
+    /// [`EngineEvent::ConfigurationRejected`](crate::EngineEvent::ConfigurationRejected),
     /// and nothing more is sent until
     /// [`Engine::reconfigure`](crate::Engine::reconfigure). The same grant
     /// refused twice counts once. Default 3; 1 treats every such 401 as the
@@ -172,8 +203,10 @@ impl EngineSettings {
     }
 
     /// Single-process mode (the default): this engine is the only writer of
-    /// its grants' records. Each [`Output::Persist`](crate::Output::Persist) is
-    /// a plain write; confirmations are optional.
+    /// its grants' records. An [`Output::Persist`](crate::Output::Persist)
+    /// may be a plain overwrite; its outcome is handed back all the same
+    /// ([`Engine::handle_write`](crate::Engine::handle_write)). Shared-store
+    /// mode without leases.
     pub fn single_process(mut self) -> Self {
         self.store = StoreMode::Single;
         self
@@ -204,7 +237,8 @@ impl EngineSettings {
 
     /// The most grants that hold a lease or a refresh request at once (at
     /// least 1). Others that come due wait their turn, in order. Per
-    /// HighLevel's limits (FACTS.md: 100 requests per 10 s burst per app),
+    /// HighLevel's limits (100 requests per 10 s per app; docs/highlevel-facts.md,
+    /// "Rate limits"),
     /// a few processes with the default 16 stay well inside them.
     pub fn max_in_flight(mut self, cap: usize) -> Self {
         self.max_in_flight = cap.max(1);
@@ -231,11 +265,11 @@ impl EngineSettings {
 
     /// The engine's request budget: at most `max` requests (refreshes and
     /// Location-token mints) in any `interval` (default 100 per 10 s,
-    /// HighLevel's documented burst limit per app, per FACTS.md "Rate
-    /// limits"). Sends over budget wait their turn, in order, and go out as
+    /// HighLevel's documented burst limit per app: docs/highlevel-facts.md,
+    /// "Rate limits"). Sends over budget wait their turn, in order, and go out as
     /// the budget frees up; the budget follows the `X-RateLimit-Max`,
     /// `X-RateLimit-Interval-Milliseconds` and `X-RateLimit-Remaining`
-    /// headers of every answer handed to [`Engine::handle_response`](crate::Engine::handle_response),
+    /// headers of every answer handed to [`Engine::handle_send`](crate::Engine::handle_send),
     /// and a 429 spends it all (see [`RequestBudget`](crate::RequestBudget)).
     /// `max` is raised to 1, `interval` to 1 ms. Several processes of one app
     /// should split the figure (or rely on the headers).
@@ -255,16 +289,50 @@ impl EngineSettings {
         self
     }
 
+    /// The most requests the app counts against the budget
+    /// ([`Engine::count_request`](crate::Engine::count_request): code
+    /// exchanges, installed-locations pages, API calls) may take of any
+    /// interval, in percent of the budget (default 50; 1 to 100; at least
+    /// one request). They also wait while a refresh waits, so a flood of
+    /// callbacks can neither starve refreshes nor take more than this share.
+    pub fn counted_share(mut self, percent: u8) -> Self {
+        self.counted_share = percent.clamp(1, 100);
+        self
+    }
+
+    /// Draw the request budget from the store, shared by every process of
+    /// the app (default off: each engine keeps the budget to itself). The
+    /// engine then claims its tokens with [`Output::Claim`](crate::Output::Claim)
+    /// before it spends them, and falls back to a share of its own while
+    /// the store cannot answer (see [`BudgetClaim`](crate::BudgetClaim)).
+    pub fn shared_budget(mut self, on: bool) -> Self {
+        self.shared_budget = on;
+        self
+    }
+
+    /// Which requests share a budget (default [`BudgetKeying::App`]).
+    pub fn budget_keying(mut self, keying: BudgetKeying) -> Self {
+        self.budget_keying = keying;
+        self
+    }
+
+    /// How long after one interval a spent request token comes back: the
+    /// margin that covers a request that reaches the server later than it
+    /// was counted (a slow connection, a busy machine), so that it does not
+    /// land in a window the server still sees as full. Default: 2.5% of the
+    /// interval, at most 250 ms
+    /// ([`DEFAULT_BUDGET_MARGIN`](crate::DEFAULT_BUDGET_MARGIN)); at most one
+    /// interval. A shared budget's claims count for the interval plus twice
+    /// the margin.
+    pub fn budget_margin(mut self, margin: Duration) -> Self {
+        self.budget_margin = Some(margin);
+        self
+    }
+
     /// The request budget: requests per interval, and the interval.
     #[must_use]
     pub fn budget(&self) -> (u32, Duration) {
         (self.budget_max, self.budget_interval)
-    }
-
-    /// The refresh margin.
-    #[must_use]
-    pub fn margin(&self) -> Duration {
-        self.refresh_margin
     }
 
     /// The request timeout.
@@ -280,6 +348,14 @@ impl EngineSettings {
         match &self.store {
             StoreMode::Single => None,
             StoreMode::Shared { lease, .. } => Some((*lease).max(self.request_timeout * 2)),
+        }
+    }
+
+    /// Shared-store mode: this engine's lease holder name.
+    pub(crate) fn holder(&self) -> Option<&str> {
+        match &self.store {
+            StoreMode::Single => None,
+            StoreMode::Shared { holder, .. } => Some(holder),
         }
     }
 

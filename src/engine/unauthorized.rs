@@ -8,27 +8,20 @@
 //! halts as for [`ErrorKind::InvalidClient`].
 
 use std::collections::HashSet;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
-use crate::error::{Error, ErrorKind};
-use crate::rate_limit::saturating_add as add;
-
-use super::Engine;
-use super::grant::{Phase, Status};
-use super::output::{Event, Queued, tag};
 use super::record::GrantId;
-use super::schedule::{ceil_seconds, set_timer};
 
 /// The distinct grants refused so since the last successful refresh.
 #[derive(Debug, Default)]
-pub(super) struct Streak {
+pub(crate) struct Streak {
     grants: HashSet<GrantId>,
 }
 
 impl Streak {
     /// Counts a refusal of `grant`; returns how many distinct grants have
     /// been refused in a row now.
-    pub(super) fn refused(&mut self, grant: &GrantId) -> usize {
+    pub(crate) fn refused(&mut self, grant: &GrantId) -> usize {
         if !self.grants.contains(grant) {
             self.grants.insert(grant.clone());
         }
@@ -36,7 +29,7 @@ impl Streak {
     }
 
     /// A refresh succeeded, or the configuration changed: the run is over.
-    pub(super) fn reset(&mut self) {
+    pub(crate) fn reset(&mut self) {
         if !self.grants.is_empty() {
             // A new set, not `clear`: clearing costs the old capacity on
             // every later success.
@@ -47,81 +40,9 @@ impl Streak {
 
 /// The wait before the next try after refusal number `n` (1-based) in a row:
 /// `first · 2^(n-1)`, capped at `cap`.
-fn retry_delay(first: Duration, cap: Duration, n: u32) -> Duration {
+pub(crate) fn retry_delay(first: Duration, cap: Duration, n: u32) -> Duration {
     let exp = n.saturating_sub(1).min(31);
     first.checked_mul(1 << exp).unwrap_or(cap).min(cap)
-}
-
-impl Engine {
-    /// The refresh of the grant in slot `idx` got a 401 that does not name
-    /// the client: park the grant (its refresh token is kept), or halt if
-    /// this makes the run of distinct refused grants long enough.
-    pub(super) fn grant_unauthorized(&mut self, idx: u32, error: Error, now: SystemTime) {
-        let limit = self.settings.unauthorized_halt_after;
-        let (first, cap) = (
-            self.settings.unauthorized_retry,
-            self.settings.unauthorized_retry_cap,
-        );
-        let halted = self.halted;
-        let Some(slot) = self.slots.get_mut(idx as usize).and_then(Option::as_mut) else {
-            return;
-        };
-        let grant = slot.key.clone();
-        let run = self.unauthorized.refused(&grant);
-        if run >= usize::try_from(limit).unwrap_or(usize::MAX) {
-            let detail = if run == 1 {
-                "a refresh was refused with HTTP 401, and one such grant is the limit: the \
-                 client is taken as rejected"
-                    .to_owned()
-            } else {
-                format!(
-                    "{run} distinct grants in a row were refused with HTTP 401, with no \
-                     successful refresh in between: the client is taken as rejected"
-                )
-            };
-            let error = error.reclassified(ErrorKind::InvalidClient, detail);
-            self.halted = true;
-            self.park(idx);
-            if !halted {
-                self.queue.push_back(Queued::Event(
-                    tag(&self.slots, idx),
-                    Event::ConfigurationRejected { grant, error },
-                ));
-            }
-            return;
-        }
-        slot.attempt = slot.attempt.saturating_add(1);
-        let until = ceil_seconds(add(now, retry_delay(first, cap, slot.attempt)));
-        self.park_unauthorized_until(idx, error, until);
-    }
-
-    /// Parks the grant in slot `idx` as unauthorized (its refresh token is
-    /// kept) until `until`: persisted in that state, and reported with
-    /// [`Event::Unauthorized`].
-    pub(super) fn park_unauthorized_until(&mut self, idx: u32, error: Error, until: SystemTime) {
-        let Some(slot) = self.slots.get_mut(idx as usize).and_then(Option::as_mut) else {
-            return;
-        };
-        let grant = slot.key.clone();
-        slot.status = Status::Unauthorized {
-            until,
-            reason: Some(error.to_string().into_boxed_str()),
-        };
-        slot.phase = Phase::Backoff;
-        slot.waiters = false;
-        slot.version = slot.version.saturating_add(1);
-        set_timer(&mut self.schedule, idx, slot, Some(until));
-        let t = tag(&self.slots, idx);
-        self.queue.push_back(Queued::Persist(t));
-        self.queue.push_back(Queued::Event(
-            t,
-            Event::Unauthorized {
-                grant,
-                until,
-                error,
-            },
-        ));
-    }
 }
 
 #[cfg(test)]

@@ -32,7 +32,7 @@ impl FakeServer {
         let v3 = match version_header(req) {
             VersionHeader::Absent => return Err(Reply::missing("version")),
             VersionHeader::Invalid => return Err(Reply::invalid("version")),
-            VersionHeader::V2 => v3_path,
+            VersionHeader::V2 { .. } => v3_path,
             VersionHeader::V3 => true,
         };
         let token = bearer(req).ok_or_else(invalid_jwt)?;

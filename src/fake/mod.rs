@@ -10,6 +10,7 @@
 //! | `POST /oauth/locationToken` (v3 `/oauth/location-token`) | a Location token minted from a Company token |
 //! | `GET /oauth/installedLocations` (v3 `/oauth/installed-locations`) | the company's locations, page by page |
 //! | `GET …/oauth/chooselocation` | the consent page, approved at once: a `302` to the redirect URI |
+//! | `GET /locations/{locationId}` | one ordinary API call: the bearer is checked as the API checks it |
 //!
 //! It also sends what HighLevel sends: signed INSTALL and UNINSTALL webhooks
 //! ([`FakeServer::webhook`], [`FakeServer::approve_with_webhook`],
@@ -18,6 +19,11 @@
 //!
 //! The version is chosen per request: the `Version: v3` header or a v3 path
 //! selects v3 (camelCase bodies, AIP errors on the installed-locations list).
+//! Every date HighLevel has published for the v2 API
+//! ([`PUBLISHED_API_VERSIONS`]) selects v2, and so does any other well-formed
+//! `YYYY-MM-DD` date later than the first of them (counted in
+//! [`FakeStats::unpublished_versions`]); anything else (an earlier date, a
+//! value that is not a date, `V3`) gets `400 Invalid parameter: version`.
 //! Every path is matched by its end, so a base URL with a path prefix works.
 //!
 //! The fake has no clock and no randomness: tokens are counter-based
@@ -45,6 +51,7 @@
 //! ```
 
 mod agency;
+mod api;
 mod consent;
 mod rate;
 mod token;
@@ -65,6 +72,14 @@ use crate::secret::{AuthorizationCode, ClientSecret};
 use crate::token::{DEFAULT_LIFETIME, UserType};
 
 use wire::Reply;
+
+/// The `Version` header values HighLevel has published for its v2 API:
+/// `2021-07-28` (the OAuth endpoints, `tests/data/spec/highlevel-oauth-v2.openapi.json`,
+/// and most of the API), `2021-04-15` (calendars and conversations in the
+/// same OpenAPI repository, GoHighLevel/highlevel-api-docs) and `2023-02-21`
+/// (what the official Node SDK, `@gohighlevel/api-client` 3.x, sends by
+/// default). `v3` selects the v3 API.
+pub const PUBLISHED_API_VERSIONS: [&str; 3] = ["2021-04-15", "2021-07-28", "2023-02-21"];
 
 /// How long a refresh token lives unused: a year.
 pub const REFRESH_TOKEN_LIFETIME: Duration = Duration::from_secs(365 * 86_400);
@@ -185,6 +200,18 @@ pub struct FakeStats {
     pub webhooks_sent: u64,
     /// Uninstalls applied through [`FakeServer::uninstall`].
     pub uninstalls: u64,
+    /// Answers of `GET /locations/{locationId}` with the location.
+    pub api_calls: u64,
+    /// Requests refused `401 Invalid JWT`: a bearer missing, unknown, expired
+    /// or revoked.
+    pub invalid_bearers: u64,
+    /// Requests whose `Version` was a well-formed date, later than the first
+    /// published one, that HighLevel has not published (served as v2; see
+    /// [`PUBLISHED_API_VERSIONS`]).
+    pub unpublished_versions: u64,
+    /// Access tokens expired ahead of time by
+    /// [`FakeServer::expire_access_token`] or [`FakeServer::expire_access_tokens_of`].
+    pub access_tokens_expired: u64,
 }
 
 /// A sub-account known to the fake.
@@ -482,6 +509,9 @@ impl FakeServer {
     /// Answers one request as the real server would, at time `now`.
     pub fn handle(&mut self, request: &Request<Vec<u8>>, now: SystemTime) -> Response<Vec<u8>> {
         self.stats.requests += 1;
+        if let wire::VersionHeader::V2 { published: false } = wire::version_header(request) {
+            self.stats.unpublished_versions += 1;
+        }
         self.forget_expired_access_tokens(now);
         let (daily_remaining, remaining) = self.count_request(now);
         let mut burst = Burst {
@@ -511,6 +541,9 @@ impl FakeServer {
         if reply.exhausted {
             burst.remaining = 0;
         }
+        if reply.invalid_bearer {
+            self.stats.invalid_bearers += 1;
+        }
         reply.into_response(daily_remaining, burst)
     }
 
@@ -531,6 +564,10 @@ impl FakeServer {
             self.installed_locations_endpoint(request, now, true)
         } else if *method == Method::GET && is("/oauth/chooselocation") {
             self.consent_page(request)
+        } else if let (true, Some(location_id)) =
+            (*method == Method::GET, api::location_id(trimmed))
+        {
+            self.location_endpoint(request, now, &location_id)
         } else {
             Reply::nest(StatusCode::NOT_FOUND, &format!("Cannot {method} {path}"))
         }

@@ -21,7 +21,8 @@ pub struct FakeRateLimit {
     /// The window (`X-RateLimit-Interval-Milliseconds`).
     pub interval: Duration,
     /// Whether a `429` also carries `Retry-After` (whole seconds, rounded up).
-    /// HighLevel does not document it (per FACTS.md), so it is off by default.
+    /// HighLevel does not document it (`docs/highlevel-facts.md`, "Rate
+    /// limits"), so it is off by default.
     pub retry_after: bool,
 }
 

@@ -98,7 +98,7 @@ impl FakeServer {
 
     fn token_answer(&mut self, req: &Request<Vec<u8>>, now: SystemTime) -> Result<Reply, Reply> {
         let v3 = match version_header(req) {
-            VersionHeader::Absent | VersionHeader::V2 => false,
+            VersionHeader::Absent | VersionHeader::V2 { .. } => false,
             VersionHeader::V3 => true,
             VersionHeader::Invalid => return Err(Reply::invalid("version")),
         };

@@ -19,6 +19,8 @@ pub(super) struct Reply {
     pub(super) retry_after: Option<u64>,
     /// The rate limit is used up: report nothing remaining.
     pub(super) exhausted: bool,
+    /// A `401 Invalid JWT`: the bearer was missing, unknown or expired.
+    pub(super) invalid_bearer: bool,
 }
 
 impl Reply {
@@ -30,6 +32,7 @@ impl Reply {
             location: None,
             retry_after: None,
             exhausted: false,
+            invalid_bearer: false,
         }
     }
 
@@ -144,7 +147,9 @@ pub(super) fn location_not_active() -> Reply {
 
 /// `401 Invalid JWT`, for a missing, unknown or expired bearer.
 pub(super) fn invalid_jwt() -> Reply {
-    Reply::nest(StatusCode::UNAUTHORIZED, "Invalid JWT")
+    let mut r = Reply::nest(StatusCode::UNAUTHORIZED, "Invalid JWT");
+    r.invalid_bearer = true;
+    r
 }
 
 fn title(status: StatusCode) -> Option<&'static str> {
@@ -233,18 +238,60 @@ impl Params {
 /// The request's `Version` header.
 pub(super) enum VersionHeader {
     Absent,
-    V2,
+    /// A date: the v2 API. `published` says whether it is one of
+    /// [`PUBLISHED_API_VERSIONS`](super::PUBLISHED_API_VERSIONS); an
+    /// unpublished one is later than the first of them.
+    V2 {
+        published: bool,
+    },
     V3,
+    /// Neither `v3` nor a date from the first published one on.
     Invalid,
 }
 
 pub(super) fn version_header<B>(req: &Request<B>) -> VersionHeader {
-    match req.headers().get("version").map(|v| v.to_str()) {
-        None => VersionHeader::Absent,
-        Some(Ok("2021-07-28")) => VersionHeader::V2,
-        Some(Ok("v3")) => VersionHeader::V3,
-        Some(_) => VersionHeader::Invalid,
+    let Some(value) = req.headers().get("version") else {
+        return VersionHeader::Absent;
+    };
+    match value.to_str().map(str::trim) {
+        Ok("v3") => VersionHeader::V3,
+        Ok(v) if super::PUBLISHED_API_VERSIONS.contains(&v) => {
+            VersionHeader::V2 { published: true }
+        }
+        // Dates compare as text in this form; none before the first
+        // published version can be one a client learned from HighLevel.
+        Ok(v) if is_calendar_date(v) && v > super::PUBLISHED_API_VERSIONS[0] => {
+            VersionHeader::V2 { published: false }
+        }
+        _ => VersionHeader::Invalid,
     }
+}
+
+/// Whether `text` is a date of the calendar written `YYYY-MM-DD`, the form
+/// of every v2 `Version` HighLevel has published.
+fn is_calendar_date(text: &str) -> bool {
+    let b = text.as_bytes();
+    let digits =
+        |r: std::ops::Range<usize>| b.get(r).is_some_and(|d| d.iter().all(u8::is_ascii_digit));
+    if b.len() != 10
+        || b[4] != b'-'
+        || b[7] != b'-'
+        || !digits(0..4)
+        || !digits(5..7)
+        || !digits(8..10)
+    {
+        return false;
+    }
+    let (Ok(year), Ok(month), Ok(day)) = (
+        text[0..4].parse::<i32>(),
+        text[5..7].parse::<u8>(),
+        text[8..10].parse::<u8>(),
+    ) else {
+        return false;
+    };
+    ::time::Month::try_from(month)
+        .and_then(|m| ::time::Date::from_calendar_date(year, m, day))
+        .is_ok()
 }
 
 /// The bearer token of the `Authorization` header.

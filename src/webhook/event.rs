@@ -1,6 +1,7 @@
 //! Typed webhook events, read leniently from the JSON body.
 //!
-//! Payload shapes per FACTS.md ("App install webhooks"): INSTALL for a
+//! Payload shapes as HighLevel documents them (`docs/highlevel-facts.md`,
+//! "Install webhooks"): INSTALL for a
 //! Location, a Company or a bulk install with `locationIds`; UNINSTALL for a
 //! location or an agency; any other type kept as raw JSON.
 
@@ -16,6 +17,12 @@ use crate::token::{LenientBool, UserType};
 /// The largest webhook body read: 1 MiB. A bulk INSTALL listing 10,000
 /// location ids is about 300 KiB.
 pub const MAX_WEBHOOK_BYTES: usize = 1024 * 1024;
+
+/// The longest `webhookId` taken, in bytes: 256. HighLevel's ids are UUIDs
+/// (36 characters); a longer one is refused as
+/// [`ErrorKind::WebhookMalformed`], so a seen-id store never has to hold
+/// one (each id is remembered for the whole replay window).
+pub const MAX_WEBHOOK_ID_BYTES: usize = 256;
 
 /// One webhook delivery, parsed: the fields every event shares, and the
 /// event itself.
@@ -211,14 +218,14 @@ impl WebhookEvent {
                 ErrorKind::WebhookOtherApp,
                 format!(
                     "appId {:?} is not this app's {app_id:?}",
-                    crate::sanitize::sanitize_message(a)
+                    crate::sanitize::server_text(a)
                 ),
             )),
             None if self.is_install_event() => Err(Error::webhook(
                 ErrorKind::WebhookOtherApp,
                 format!(
                     "the {} event has no appId, so it cannot be shown to be for this app",
-                    self.event_type
+                    crate::sanitize::server_text(&self.event_type)
                 ),
             )),
             None => Ok(()),
@@ -235,7 +242,8 @@ impl WebhookEvent {
 /// [`ErrorKind::WebhookMalformed`]: the body is over [`MAX_WEBHOOK_BYTES`],
 /// not UTF-8 JSON, not an object, has no string `type`, or is an INSTALL or
 /// UNINSTALL without the ids its target needs (`locationId` for a Location,
-/// `companyId` for a Company or bulk install, one of them for an UNINSTALL).
+/// `companyId` for a Company or bulk install, one of them for an UNINSTALL),
+/// or its `webhookId` is over [`MAX_WEBHOOK_ID_BYTES`].
 pub fn parse_webhook(body: &[u8]) -> Result<WebhookEvent, Error> {
     if body.len() > MAX_WEBHOOK_BYTES {
         return Err(malformed(format!(
@@ -270,6 +278,14 @@ pub fn parse_webhook(body: &[u8]) -> Result<WebhookEvent, Error> {
     };
     let app_id = string(&map, "appId");
     let webhook_id = string(&map, "webhookId");
+    if let Some(id) = &webhook_id
+        && id.len() > MAX_WEBHOOK_ID_BYTES
+    {
+        return Err(malformed(format!(
+            "the webhookId is {} bytes long, over the {MAX_WEBHOOK_ID_BYTES}-byte limit",
+            id.len()
+        )));
+    }
     let timestamp = map
         .get("timestamp")
         .and_then(Value::as_str)

@@ -1,58 +1,4 @@
-//! Install webhooks: verify a delivery's signature over its raw bytes, parse
-//! it into a typed event, check its app id and refuse replays. Sans-IO: the
-//! caller hands in the headers, the body and `now`.
-//!
-//! HighLevel tells an app about installs and uninstalls by POSTing JSON to the
-//! app's webhook URL (per FACTS.md, "App install webhooks"). Each delivery is
-//! signed in `x-ghl-signature`: an Ed25519 signature, base64, over the **raw**
-//! body bytes, with HighLevel's published key ([`HIGHLEVEL_WEBHOOK_PUBLIC_KEY`]).
-//!
-//! [`WebhookVerifier::verify`] does everything, in this order, and fails
-//! closed at the first problem with an error of class
-//! [`ErrorClass::Webhook`](crate::ErrorClass::Webhook):
-//!
-//! 1. the signature over the raw bytes, with any key of the set
-//!    ([`WebhookKeys::verify`]); never skipped, whatever the headers say;
-//! 2. the JSON body, read leniently ([`parse_webhook`]);
-//! 3. `appId` against the client id in the [`Config`] ([`WebhookEvent::check_app_id`]);
-//! 4. the payload `timestamp` within a window around `now` (default 5 minutes,
-//!    [`DEFAULT_REPLAY_WINDOW`]) and a `webhookId` not seen before, through a
-//!    [`WebhookIdStore`] such as the bounded [`SeenWebhooks`].
-//!
-//! **Undated deliveries.** Old UNINSTALL deliveries carry no `timestamp` and
-//! no `webhookId`, so nothing can tell a replay of a captured one from a new
-//! one, and a replayed UNINSTALL would make the app drop the tokens of a
-//! location that is installed again — an installation the customer must then
-//! redo. Such deliveries are therefore refused by default
-//! ([`ErrorKind::WebhookUndated`]): an
-//! uninstall that is really meant shows up anyway, as the grant's next refresh
-//! failing with `invalid grant` and in the installed-locations list. Apps that
-//! must act on them opt in with [`WebhookVerifier::accept_undated`]; the
-//! signature and app id are still checked, and a `timestamp` present is still
-//! held to the window, but the seen-id check needs both fields and is skipped.
-//!
-//! ```
-//! use std::time::{Duration, UNIX_EPOCH};
-//! use hoopai_oauth::{Config, SeenWebhooks, WebhookPayload, WebhookVerifier};
-//! use hoopai_oauth::fake::{FakeServer, FakeWebhook};
-//!
-//! let config = Config::builder("6578278e879ad2646715ba9c-lq3w8xd2", "secret").build()?;
-//! let mut fake = FakeServer::new(config.client_id(), "secret");
-//! let now = UNIX_EPOCH + Duration::from_secs(1_767_225_600);
-//! let delivery = fake.webhook(&FakeWebhook::install_location("company-1", "loc-1"), now);
-//!
-//! // In production the default key set (HighLevel's key) is enough; the fake
-//! // signs with a key of its own.
-//! let verifier = WebhookVerifier::new(&config).add_key(fake.webhook_key());
-//! let mut seen = SeenWebhooks::default();
-//! let event = verifier.verify(delivery.headers(), delivery.body(), now, &mut seen)?;
-//! assert!(matches!(event.payload, WebhookPayload::Install(_)));
-//!
-//! // The same delivery again is a replay.
-//! let again = verifier.verify(delivery.headers(), delivery.body(), now, &mut seen);
-//! assert_eq!(again.unwrap_err().kind(), hoopai_oauth::ErrorKind::WebhookReplayed);
-//! # Ok::<(), hoopai_oauth::Error>(())
-//! ```
+//! Install webhooks; documented on [`WebhookVerifier`].
 
 mod event;
 mod replay;
@@ -65,26 +11,85 @@ use http::HeaderMap;
 
 use crate::config::Config;
 use crate::error::{Error, ErrorKind};
-use crate::sanitize::{identifier, sanitize_message};
+use crate::sanitize::{identifier, server_text};
 
 pub use event::{
-    InstallEvent, InstallTarget, MAX_WEBHOOK_BYTES, Trial, UninstallEvent, UninstallTarget,
-    WebhookEvent, WebhookPayload, WhitelabelDetails, parse_webhook,
+    InstallEvent, InstallTarget, MAX_WEBHOOK_BYTES, MAX_WEBHOOK_ID_BYTES, Trial, UninstallEvent,
+    UninstallTarget, WebhookEvent, WebhookPayload, WhitelabelDetails, parse_webhook,
 };
-pub use replay::{DEFAULT_SEEN_CAPACITY, Recorded, SeenWebhooks, WebhookIdStore};
+pub use replay::{
+    DEFAULT_SEEN_CAPACITY, DEFAULT_SEEN_MAX_BYTES, Recorded, SeenWebhooks, WebhookIdStore,
+};
 pub use signature::{
     HIGHLEVEL_WEBHOOK_PUBLIC_KEY, LEGACY_SIGNATURE_HEADER, SIGNATURE_HEADER, WebhookKey,
     WebhookKeys,
 };
 
 /// How far a payload `timestamp` may be from `now`, either way, by default:
-/// 5 minutes, as HighLevel's guide suggests (per FACTS.md).
+/// 5 minutes, as HighLevel's webhook guide suggests (`docs/highlevel-facts.md`,
+/// "Webhook signatures").
 pub const DEFAULT_REPLAY_WINDOW: Duration = Duration::from_secs(5 * 60);
 
 /// Verifies webhook deliveries for one app: trusted keys, the app id, the
 /// replay window and what to do with undated deliveries.
 ///
 /// Build it once (it holds no per-delivery state) and share it.
+///
+/// Install webhooks: verify a delivery's signature over its raw bytes, parse
+/// it into a typed event, check its app id and refuse replays. Sans-IO: the
+/// caller hands in the headers, the body and `now`.
+///
+/// HighLevel tells an app about installs and uninstalls by POSTing JSON to the
+/// app's webhook URL (see `docs/highlevel-facts.md`, "Install webhooks"). Each delivery is
+/// signed in `x-ghl-signature`: an Ed25519 signature, base64, over the **raw**
+/// body bytes, with HighLevel's published key ([`HIGHLEVEL_WEBHOOK_PUBLIC_KEY`]).
+///
+/// [`WebhookVerifier::verify`] does everything, in this order, and fails
+/// closed at the first problem with an error of class
+/// [`ErrorClass::Webhook`](crate::ErrorClass::Webhook):
+///
+/// 1. the signature over the raw bytes, with any key of the set
+///    ([`WebhookKeys::verify`]); never skipped, whatever the headers say;
+/// 2. the JSON body, read leniently ([`parse_webhook`]);
+/// 3. `appId` against the client id in the [`Config`] ([`WebhookEvent::check_app_id`]);
+/// 4. the payload `timestamp` within a window around `now` (default 5 minutes,
+///    [`DEFAULT_REPLAY_WINDOW`]) and a `webhookId` not seen before, through a
+///    [`WebhookIdStore`] such as the bounded [`SeenWebhooks`].
+///
+/// **Undated deliveries.** Old UNINSTALL deliveries carry no `timestamp` and
+/// no `webhookId`, so nothing can tell a replay of a captured one from a new
+/// one, and a replayed UNINSTALL would make the app drop the tokens of a
+/// location that is installed again — an installation the customer must then
+/// redo. Such deliveries are therefore refused by default
+/// ([`ErrorKind::WebhookUndated`]): an
+/// uninstall that is really meant shows up anyway, as the grant's next refresh
+/// failing with `invalid grant` and in the installed-locations list. Apps that
+/// must act on them opt in with [`WebhookVerifier::accept_undated`]; the
+/// signature and app id are still checked, and a `timestamp` present is still
+/// held to the window, but the seen-id check needs both fields and is skipped.
+///
+/// ```
+/// use std::time::{Duration, UNIX_EPOCH};
+/// use hoopai_oauth::{Config, SeenWebhooks, WebhookPayload, WebhookVerifier};
+/// use hoopai_oauth::fake::{FakeServer, FakeWebhook};
+///
+/// let config = Config::builder("6578278e879ad2646715ba9c-lq3w8xd2", "secret").build()?;
+/// let mut fake = FakeServer::new(config.client_id(), "secret");
+/// let now = UNIX_EPOCH + Duration::from_secs(1_767_225_600);
+/// let delivery = fake.webhook(&FakeWebhook::install_location("company-1", "loc-1"), now);
+///
+/// // In production the default key set (HighLevel's key) is enough; the fake
+/// // signs with a key of its own.
+/// let verifier = WebhookVerifier::new(&config).add_key(fake.webhook_key());
+/// let mut seen = SeenWebhooks::default();
+/// let event = verifier.verify(delivery.headers(), delivery.body(), now, &mut seen)?;
+/// assert!(matches!(event.payload, WebhookPayload::Install(_)));
+///
+/// // The same delivery again is a replay.
+/// let again = verifier.verify(delivery.headers(), delivery.body(), now, &mut seen);
+/// assert_eq!(again.unwrap_err().kind(), hoopai_oauth::ErrorKind::WebhookReplayed);
+/// # Ok::<(), hoopai_oauth::Error>(())
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 #[must_use]
 pub struct WebhookVerifier {
@@ -129,7 +134,7 @@ impl WebhookVerifier {
     }
 
     /// Whether to accept deliveries with no readable `timestamp` or no
-    /// `webhookId` (default `false`; see the [module docs](self) for the risk).
+    /// `webhookId` (default `false`; see [`WebhookVerifier`] for the risk).
     /// When accepted, a `timestamp` present is still held to the window.
     pub fn accept_undated(mut self, accept: bool) -> Self {
         self.accept_undated = accept;
@@ -254,7 +259,7 @@ impl WebhookVerifier {
                     ErrorKind::WebhookUndated,
                     format!(
                         "the {} event has no readable timestamp (RFC 3339), so a replay cannot be ruled out",
-                        sanitize_message(&event.event_type)
+                        server_text(&event.event_type)
                     ),
                 ));
             }
@@ -265,7 +270,7 @@ impl WebhookVerifier {
                 ErrorKind::WebhookUndated,
                 format!(
                     "the {} event has no webhookId, so a replay cannot be ruled out",
-                    sanitize_message(&event.event_type)
+                    server_text(&event.event_type)
                 ),
             ));
         }

@@ -48,8 +48,21 @@ pub trait WebhookIdStore {
     ) -> Recorded;
 }
 
-/// The default capacity of [`SeenWebhooks`].
+/// The default capacity of [`SeenWebhooks`], in ids.
 pub const DEFAULT_SEEN_CAPACITY: usize = 50_000;
+
+/// The default memory budget of [`SeenWebhooks`], in bytes: 16 MiB, as
+/// counted by [`SeenWebhooks::bytes`].
+pub const DEFAULT_SEEN_MAX_BYTES: usize = 16 * 1024 * 1024;
+
+/// What one remembered id is counted as, besides its bytes (held twice):
+/// the two map entries, the time, the boxes' headers, with room to spare.
+const ENTRY_OVERHEAD: usize = 128;
+
+/// The bytes one remembered id is counted as.
+fn entry_bytes(id: &str) -> usize {
+    2 * id.len() + ENTRY_OVERHEAD
+}
 
 /// A bounded, deterministic set of the `webhookId`s accepted, for one
 /// process. It reads no clock: entries expire by their payload timestamps.
@@ -61,17 +74,25 @@ pub const DEFAULT_SEEN_CAPACITY: usize = 50_000;
 ///
 /// - to `now - window` on every call, since the window check refuses older
 ///   deliveries anyway (so a `now` that goes backwards opens no gap);
-/// - past the oldest entry when the set is full and an entry must be evicted.
-///   Deliveries that old are then refused, never accepted twice: a set too
-///   small fails closed.
+/// - past the oldest entry when the set is full (by count or by bytes) and an
+///   entry must be evicted. Deliveries that old are then refused, never
+///   accepted twice: a set too small fails closed.
 ///
-/// Memory: at most `capacity` entries of about 100 bytes plus the id's
-/// length (ids are 20–40 characters); [`DEFAULT_SEEN_CAPACITY`] (50,000)
-/// holds ten minutes of deliveries at over 80 a second, in well under 10 MiB.
-/// Each call costs O(log n) plus the entries expired.
+/// Memory is bounded twice: at most `capacity` ids, and at most `max_bytes`
+/// as counted by [`bytes`](Self::bytes) (each id's bytes twice, plus 128 for
+/// its entries). [`DEFAULT_SEEN_CAPACITY`] (50,000) holds ten minutes of
+/// deliveries at over 80 a second; HighLevel's ids are 36-byte UUIDs, about
+/// 200 counted bytes each, so the default budget [`DEFAULT_SEEN_MAX_BYTES`]
+/// (16 MiB) never binds before the count does for them. Ids longer than
+/// [`MAX_WEBHOOK_ID_BYTES`](crate::MAX_WEBHOOK_ID_BYTES) never get here (the
+/// parser refuses them), and a caller recording such an id directly only
+/// makes the set evict sooner. Each call costs O(log n) plus the entries
+/// expired.
 #[derive(Debug, Clone)]
 pub struct SeenWebhooks {
     capacity: usize,
+    max_bytes: usize,
+    bytes: usize,
     by_id: HashMap<Box<str>, SystemTime>,
     by_time: BTreeSet<(SystemTime, Box<str>)>,
     floor: Option<SystemTime>,
@@ -84,15 +105,28 @@ impl Default for SeenWebhooks {
 }
 
 impl SeenWebhooks {
-    /// An empty set holding at most `capacity` ids (at least 1).
+    /// An empty set holding at most `capacity` ids (at least 1), within
+    /// [`DEFAULT_SEEN_MAX_BYTES`].
     #[must_use]
     pub fn new(capacity: usize) -> Self {
         SeenWebhooks {
             capacity: capacity.max(1),
+            max_bytes: DEFAULT_SEEN_MAX_BYTES,
+            bytes: 0,
             by_id: HashMap::new(),
             by_time: BTreeSet::new(),
             floor: None,
         }
+    }
+
+    /// The same set with a memory budget of `max_bytes`, as counted by
+    /// [`bytes`](Self::bytes). A set over its budget evicts its oldest
+    /// entries and raises its floor past them, as when full by count: a
+    /// budget too small fails closed.
+    #[must_use]
+    pub fn max_bytes(mut self, max_bytes: usize) -> Self {
+        self.max_bytes = max_bytes;
+        self
     }
 
     /// How many ids are remembered.
@@ -113,6 +147,13 @@ impl SeenWebhooks {
         self.capacity
     }
 
+    /// The memory the remembered ids are counted as: each id's bytes twice
+    /// (it is a key of two maps) plus 128 bytes for its entries.
+    #[must_use]
+    pub fn bytes(&self) -> usize {
+        self.bytes
+    }
+
     /// The time below which it remembers nothing, if any yet.
     #[must_use]
     pub fn floor(&self) -> Option<SystemTime> {
@@ -125,6 +166,19 @@ impl SeenWebhooks {
         self.by_id.contains_key(webhook_id)
     }
 
+    /// Whether it holds more than it may.
+    fn over(&self) -> bool {
+        self.by_id.len() > self.capacity || (self.bytes > self.max_bytes && self.by_id.len() > 1)
+    }
+
+    /// Forgets the oldest entry.
+    fn forget_oldest(&mut self) {
+        if let Some((_, id)) = self.by_time.pop_first() {
+            self.bytes = self.bytes.saturating_sub(entry_bytes(&id));
+            self.by_id.remove(&id);
+        }
+    }
+
     /// Raises the floor to `to` (never lowers it) and forgets what is below.
     fn raise_floor(&mut self, to: SystemTime) {
         if self.floor.is_some_and(|f| f >= to) {
@@ -135,9 +189,7 @@ impl SeenWebhooks {
             if *t >= to {
                 break;
             }
-            if let Some((_, id)) = self.by_time.pop_first() {
-                self.by_id.remove(&id);
-            }
+            self.forget_oldest();
         }
     }
 }
@@ -160,22 +212,20 @@ impl WebhookIdStore for SeenWebhooks {
             return Recorded::Duplicate;
         }
         let id: Box<str> = webhook_id.into();
+        self.bytes += entry_bytes(&id);
         self.by_id.insert(id.clone(), timestamp);
         self.by_time.insert((timestamp, id));
-        if self.by_id.len() > self.capacity {
+        while self.over() {
             // Forget the oldest entries: everything at their time goes, and
             // the floor moves just past it, so they can never come back as new.
-            if let Some((oldest, _)) = self.by_time.first() {
-                let past = oldest
-                    .checked_add(Duration::from_nanos(1))
-                    .unwrap_or(*oldest);
-                self.raise_floor(past);
-            }
-            // Only at the very end of time can the floor not move past it.
-            while self.by_id.len() > self.capacity {
-                if let Some((_, id)) = self.by_time.pop_first() {
-                    self.by_id.remove(&id);
-                }
+            let Some((oldest, _)) = self.by_time.first() else {
+                break;
+            };
+            let oldest = *oldest;
+            match oldest.checked_add(Duration::from_nanos(1)) {
+                Some(past) => self.raise_floor(past),
+                // Only at the very end of time can the floor not move past it.
+                None => self.forget_oldest(),
             }
         }
         Recorded::New

@@ -17,7 +17,9 @@ pub const SIGNATURE_HEADER: &str = "x-ghl-signature";
 pub const LEGACY_SIGNATURE_HEADER: &str = "x-wh-signature";
 
 /// HighLevel's published webhook public key, as SubjectPublicKeyInfo DER in
-/// base64 (per FACTS.md, "App install webhooks"). The raw 32-byte Ed25519 key
+/// base64, as HighLevel's webhook guide publishes it
+/// (<https://marketplace.gohighlevel.com/docs/webhook/WebhookIntegrationGuide>;
+/// `docs/highlevel-facts.md`, "Webhook signatures"). The raw 32-byte Ed25519 key
 /// is the last 32 bytes of the DER.
 pub const HIGHLEVEL_WEBHOOK_PUBLIC_KEY: &str =
     "MCowBQYDK2VwAyEAi2HR1srL4o18O8BRa7gVJY7G7bupbN3H9AwJrHCDiOg=";

@@ -7,7 +7,7 @@
 use std::time::Duration;
 
 use hoopai_oauth::fake::Fault;
-use hoopai_oauth::{EngineSettings, GrantStatus, TokenStatus};
+use hoopai_oauth::{EngineSettings, GrantStatus, Removal, TokenStatus};
 
 use super::sim::{Fate, Sim, location};
 
@@ -77,6 +77,10 @@ pub enum Action {
     FailWrites {
         writes: usize,
     },
+    /// The next claims on the shared request budget fail.
+    FailClaims {
+        claims: usize,
+    },
     /// The driver asks for a re-read of a grant.
     Reread {
         node: usize,
@@ -96,6 +100,7 @@ pub fn settings(holder: &str, shared: bool) -> EngineSettings {
         .jitter_seed(holder.len() as u64);
     if shared {
         s.shared_store(holder, Duration::from_secs(90))
+            .shared_budget(true)
     } else {
         s
     }
@@ -137,16 +142,17 @@ pub fn run(shared: bool, actions: &[Action]) -> Result<(), String> {
             Action::SlowDriver { millis } => sim.send_delay = Duration::from_millis(*millis),
             Action::StaleReads { reads } => sim.stale_reads = *reads,
             Action::FailWrites { writes } => sim.fail_writes = *writes,
+            Action::FailClaims { claims } => sim.fail_claims = *claims,
             Action::Reread { node, grant } => {
                 let node = node % nodes;
-                sim.nodes[node]
-                    .engine
-                    .reread(&grants[*grant])
-                    .map_err(|e| e.to_string())?;
+                sim.reread(node, &grants[*grant]);
                 sim.pump(node);
             }
             Action::Restart { node } => {
-                if !sim.answers_pending(node % nodes) {
+                // A crash while an answer is on its way, or while a new
+                // refresh token is only in memory (its write out or
+                // failing), loses what no client can keep: not modelled.
+                if !sim.answers_pending(node % nodes) && !sim.holds_unwritten(node % nodes) {
                     sim.restart(node % nodes);
                 }
             }
@@ -179,7 +185,7 @@ pub fn run(shared: bool, actions: &[Action]) -> Result<(), String> {
                 sim.note(&name, format!("remove {g}; restore it"));
                 sim.nodes[node]
                     .engine
-                    .remove(g)
+                    .remove(g, Removal::Released, sim.now)
                     .map_err(|e| e.to_string())?;
                 sim.forget_writes(node, g);
                 if *poll_between {

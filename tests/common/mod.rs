@@ -128,3 +128,28 @@ pub fn json_value_from(
         ]
     })
 }
+
+/// Every output of a single-process `engine` at `now`, with each write
+/// confirmed as it is polled (a plain overwrite that succeeds), as a driver
+/// that writes synchronously reports it.
+#[allow(dead_code)]
+pub fn drain_written(
+    engine: &mut hoopai_oauth::Engine,
+    now: SystemTime,
+) -> Vec<hoopai_oauth::Output> {
+    let mut outs = vec![];
+    while let Some(o) = engine.poll_output(now) {
+        if let hoopai_oauth::Output::Persist { record, .. } = &o {
+            engine
+                .handle_write(
+                    record.grant.as_str(),
+                    record.version,
+                    hoopai_oauth::WriteOutcome::Written,
+                    now,
+                )
+                .expect("write confirmed");
+        }
+        outs.push(o);
+    }
+    outs
+}

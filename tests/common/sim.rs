@@ -17,15 +17,16 @@
 //! `sim/transcript.rs` (labels and lines), `sim/checks.rs` (invariants over
 //! the whole simulation); driving the engines is here.
 
-use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 use std::fmt::Write as _;
 use std::time::{Duration, SystemTime};
 
 use hoopai_oauth::fake::{FakeServer, Install};
 use hoopai_oauth::{
-    Engine, EngineSettings, Error, Event, Failure, GrantId, GrantRecord, GrantStatus,
-    InstallChanges, Output, RequestId, SeenWebhooks, TokenRequest, TokenSet, TokenStatus,
-    WebhookVerifier, parse_token_response, token_request,
+    BudgetClaim, ClaimOutcome, Engine, EngineEvent, EngineSettings, Error, GrantId, GrantRecord,
+    GrantStatus, InstallChanges, Output, RefreshFailure, RequestId, SeenWebhooks, SendOutcome,
+    StoreFailure, TokenRequest, TokenSet, TokenStatus, WebhookVerifier, WriteOutcome,
+    parse_token_response, token_request,
 };
 
 use super::{CLIENT_ID, CLIENT_SECRET, config, t0};
@@ -133,8 +134,10 @@ pub struct Sim {
     pub stale_reads: usize,
     /// How many of the next writes fail without reaching the store.
     pub fail_writes: usize,
+    /// How many of the next claims on the shared request budget fail.
+    pub fail_claims: usize,
     /// When each grant was first refreshed or minted (its first
-    /// [`Event::Refreshed`]).
+    /// [`EngineEvent::Refreshed`]).
     pub ready_at: HashMap<GrantId, SystemTime>,
     /// Every request's send time, in order (for rate figures).
     pub send_times: Vec<SystemTime>,
@@ -180,6 +183,7 @@ impl Sim {
             outbox: Vec::new(),
             stale_reads: 0,
             fail_writes: 0,
+            fail_claims: 0,
             ready_at: HashMap::new(),
             send_times: Vec::new(),
             seen: SeenWebhooks::default(),
@@ -314,7 +318,10 @@ impl Sim {
                     .poll_timeout()
                     .is_some_and(|t| t <= self.now)
                 {
-                    self.nodes[node].engine.handle_timeout(self.now);
+                    self.nodes[node]
+                        .engine
+                        .handle_timeout(self.now)
+                        .expect("handle_timeout");
                     self.pump(node);
                     progressed = true;
                 }
@@ -358,11 +365,8 @@ impl Sim {
                     }
                 }
                 Output::Persist {
-                    grant,
-                    record,
-                    replaces,
-                    ..
-                } => self.on_persist(node, grant, record, replaces),
+                    record, replaces, ..
+                } => self.on_persist(node, record.grant.clone(), record, replaces),
                 Output::Load { grant, .. } => self.on_load(node, grant),
                 Output::Delete { grant, .. } => {
                     let name = self.nodes[node].name.clone();
@@ -371,6 +375,7 @@ impl Sim {
                     self.deleted.insert(grant);
                 }
                 Output::Event(e) => self.on_event(node, e),
+                Output::Claim(claim) => self.on_claim(node, &claim),
                 other => panic!("unexpected output {other:?}"),
             }
         }
@@ -415,32 +420,32 @@ impl Sim {
         Ok(changes)
     }
 
-    fn on_event(&mut self, node: usize, event: Event) {
+    fn on_event(&mut self, node: usize, event: EngineEvent) {
         let name = self.nodes[node].name.clone();
         let text = match &event {
-            Event::TokenReady { grant, expires_at } => {
+            EngineEvent::TokenReady { grant, expires_at } => {
                 format!("token ready {grant} expires={}", rel(*expires_at))
             }
-            Event::Refreshed { grant, expires_at } => {
+            EngineEvent::Refreshed { grant, expires_at } => {
                 self.ready_at.entry(grant.clone()).or_insert(self.now);
                 format!("refreshed {grant} expires={}", rel(*expires_at))
             }
-            Event::Adopted { grant, expires_at } => {
+            EngineEvent::Adopted { grant, expires_at } => {
                 format!("adopted {grant} expires={}", rel(*expires_at))
             }
-            Event::LeaseHeldElsewhere {
+            EngineEvent::LeaseHeldElsewhere {
                 grant,
                 holder,
                 until,
             } => format!("lease of {grant} held by {holder} until {}", rel(*until)),
-            Event::Suspended {
+            EngineEvent::Suspended {
                 grant,
                 until,
                 error,
             } => {
                 format!("suspended {grant} until {} ({})", rel(*until), error.kind())
             }
-            Event::Unauthorized {
+            EngineEvent::Unauthorized {
                 grant,
                 until,
                 error,
@@ -451,33 +456,59 @@ impl Sim {
                     error.kind()
                 )
             }
-            Event::ReauthorizationNeeded { grant, error } => {
+            EngineEvent::ReauthorizationNeeded { grant, error } => {
                 format!("re-authorization needed {grant} ({})", error.kind())
             }
-            Event::ConfigurationRejected { grant, error } => {
+            EngineEvent::ConfigurationRejected { grant, error } => {
                 format!("configuration rejected via {grant} ({})", error.kind())
             }
-            Event::RetryScheduled {
+            EngineEvent::RetryScheduled {
                 grant,
                 at,
                 attempt,
                 failure,
             } => {
                 let why = match failure {
-                    Failure::TimedOut => "timed out".to_owned(),
-                    Failure::Transport => "transport error".to_owned(),
-                    Failure::Answer(e) => e.kind().to_string(),
+                    RefreshFailure::TimedOut => "timed out".to_owned(),
+                    RefreshFailure::Transport(_) => "transport error".to_owned(),
+                    RefreshFailure::Answer(e) => e.kind().to_string(),
+                    RefreshFailure::Store(_) => "Store".to_owned(),
                     other => format!("{other:?}"),
                 };
-                if matches!(failure, Failure::TimedOut) {
+                if matches!(failure, RefreshFailure::TimedOut) {
                     // The engine gave up on its request: a lost one is no longer in flight.
                     self.flights
                         .retain(|f| !(f.node == node && f.grant == *grant && f.dropped));
                 }
                 format!("retry {grant} #{attempt} at {} ({why})", rel(*at))
             }
-            Event::Durable { grant, version } => format!("durable {grant} v{version}"),
-            Event::RemovedElsewhere { grant } => format!("removed elsewhere {grant}"),
+            EngineEvent::Durable { grant, version } => format!("durable {grant} v{version}"),
+            EngineEvent::RemovedElsewhere { grant } => format!("removed elsewhere {grant}"),
+            EngineEvent::WriteFailed {
+                grant,
+                version,
+                retry_at,
+                ..
+            } => format!(
+                "write failed {grant} v{version}, again at {}",
+                rel(*retry_at)
+            ),
+            EngineEvent::WriteRecovered { grant, version } => {
+                format!("write recovered {grant} v{version}")
+            }
+            EngineEvent::AnswerAfterRemoval {
+                grant,
+                refresh_token_kept,
+            } => format!("answer after removal {grant} refresh token kept={refresh_token_kept}"),
+            EngineEvent::RescuedTokenAdopted { grant } => format!("rescued token adopted {grant}"),
+            EngineEvent::RateLimitClamped { grant, clamped } => format!(
+                "rate limit clamped {grant} retry-after={} interval={}",
+                clamped.retry_after, clamped.interval
+            ),
+            EngineEvent::SharedBudgetFallback { share, .. } => {
+                format!("shared budget unavailable, local share {share}")
+            }
+            EngineEvent::SharedBudgetRecovered => "shared budget recovered".to_owned(),
             other => format!("{other:?}"),
         };
         self.note(&name, format!("event {text}"));

@@ -1,27 +1,30 @@
 //! hoopai-oauth's sans-IO core for JavaScript, through wasm-bindgen.
 //!
-//! The module builds token requests and parses their answers; JavaScript's
-//! `fetch` moves the bytes and `Date.now()` supplies the time. Nothing here
-//! does I/O or reads a clock.
+//! The whole core crosses: the token lifecycle engine (`Engine`), install
+//! webhook verification (`WebhookVerifier`, `SeenWebhooks`), the consent URL
+//! and callback, Location tokens and installed locations, and the token
+//! request builders and parsers (`OAuthClient`, `parseTokenResponse`).
+//! JavaScript's `fetch` moves the bytes, `Date.now()` supplies the time and
+//! `crypto.getRandomValues` the randomness (the consent state, the jitter
+//! seed). Nothing here does I/O or reads a clock. The JavaScript driver
+//! (`js/`, `TokenService`) runs the engine with a store and `fetch`.
 //!
-//! JavaScript API (see `README.md` next to this crate and `run.mjs`):
+//! Features: `full` (the default) is everything; without it
+//! (`--no-default-features`) the module builds token requests and parses
+//! their answers only, for the smallest download.
 //!
-//! - `new OAuthClient(clientId, clientSecret, baseUrl?, redirectUri?, apiVersion?)`
-//! - `client.refreshRequest(refreshToken, userType?)` and
-//!   `client.codeExchangeRequest(code, userType?)`: a `fetch` init
-//!   `{ url, method, headers, redirect: "manual" }` with a non-enumerable `body`;
-//! - `parseTokenResponse(status, headers, bodyBytes, sentAtMs)`: the token's
-//!   non-secret fields, with the tokens as non-enumerable properties, or a
-//!   thrown `OAuthError` whose `kind` is the stable `ErrorKind::as_str` name;
-//! - `redact(value)` and `maxBodyBytes()`.
-//!
-//! Secrets never sit in an enumerable property, so printing a request, a
-//! token or an error (`console.log`, `JSON.stringify`) never shows one.
+//! Secrets never sit in an enumerable property, so printing an object
+//! (`console.log`, `JSON.stringify`) never shows one; records cross as their
+//! JSON text, a secret too.
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod engine_shape;
 // The unsafe code in this module is the glue wasm-bindgen's macros generate;
 // the module's own code has none.
 #[allow(unsafe_code)]
 pub mod js;
 pub mod shape;
+#[cfg(test)]
+mod testing;
+pub mod webhook_shape;

@@ -10,11 +10,12 @@
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use hoopai_oauth::{Error, ErrorClass, ErrorKind, TokenSet};
-use http::{HeaderName, HeaderValue, Response, StatusCode};
+use http::{HeaderMap, HeaderName, HeaderValue, Response, StatusCode};
+use zeroize::Zeroizing;
 
 /// One printable value.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Value {
+pub enum Value<'a> {
     /// A string.
     Text(String),
     /// A number (JavaScript has no other).
@@ -23,27 +24,121 @@ pub enum Value {
     Bool(bool),
     /// A list of strings.
     List(Vec<String>),
+    /// `[name, value]` pairs (HTTP headers).
+    Pairs(Vec<(String, String)>),
+    /// `null`.
+    Null,
+    /// A nested object.
+    Object(Shape<'a>),
+    /// A list of objects.
+    Objects(Vec<Shape<'a>>),
+    /// JSON as sent by a server (a webhook's fields kept as they came).
+    Json(String),
+}
+
+/// A secret value: a borrowed string, one made for JavaScript (wiped when
+/// dropped), or bytes (a request body).
+#[derive(Clone, PartialEq)]
+pub enum Secret<'a> {
+    /// Borrowed from its owner.
+    Text(&'a str),
+    /// Made for JavaScript (a record's JSON); wiped on drop.
+    Owned(Zeroizing<String>),
+    /// Bytes (a request body holding the client secret or a token).
+    Bytes(&'a [u8]),
+    /// Header pairs holding a bearer token.
+    Pairs(Vec<(String, String)>),
+}
+
+impl Secret<'_> {
+    /// The secret as text (bytes read as UTF-8, lossily).
+    #[must_use]
+    pub fn text(&self) -> std::borrow::Cow<'_, str> {
+        match self {
+            Secret::Text(s) => (*s).into(),
+            Secret::Owned(s) => s.as_str().into(),
+            Secret::Bytes(b) => String::from_utf8_lossy(b),
+            Secret::Pairs(pairs) => pairs
+                .iter()
+                .map(|(n, v)| format!("{n}: {v}\n"))
+                .collect::<String>()
+                .into(),
+        }
+    }
+}
+
+/// Never prints the secret: its redaction only.
+impl std::fmt::Debug for Secret<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&hoopai_oauth::redact(&self.text()))
+    }
 }
 
 /// An object for JavaScript: printable fields, and secrets kept off its
 /// printed form.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct Shape<'a> {
     /// Field name (camelCase) and value, in order.
-    pub shown: Vec<(&'static str, Value)>,
-    /// Field name and secret value; borrowed, so no copy outlives its owner.
-    pub secrets: Vec<(&'static str, &'a str)>,
+    pub shown: Vec<(&'static str, Value<'a>)>,
+    /// Field name and secret value; defined as non-enumerable properties.
+    pub secrets: Vec<(&'static str, Secret<'a>)>,
 }
 
-impl Shape<'_> {
-    fn text(&mut self, name: &'static str, value: impl Into<String>) {
+impl<'a> Shape<'a> {
+    /// A shape with a `type` field first.
+    #[must_use]
+    pub fn typed(name: &str) -> Self {
+        let mut s = Shape::default();
+        s.text("type", name);
+        s
+    }
+
+    /// Adds a text field.
+    pub fn text(&mut self, name: &'static str, value: impl Into<String>) {
         self.shown.push((name, Value::Text(value.into())));
     }
 
-    fn opt_text(&mut self, name: &'static str, value: Option<&str>) {
+    /// Adds a text field when there is a value.
+    pub fn opt_text(&mut self, name: &'static str, value: Option<&str>) {
         if let Some(v) = value {
             self.text(name, v);
         }
+    }
+
+    /// Adds a number field.
+    pub fn number(&mut self, name: &'static str, value: f64) {
+        self.shown.push((name, Value::Number(value)));
+    }
+
+    /// Adds a boolean field.
+    pub fn flag(&mut self, name: &'static str, value: bool) {
+        self.shown.push((name, Value::Bool(value)));
+    }
+
+    /// Adds a time field, in milliseconds since the Unix epoch.
+    pub fn time(&mut self, name: &'static str, t: SystemTime) {
+        self.number(name, millis(t));
+    }
+
+    /// Adds a nested object.
+    pub fn object(&mut self, name: &'static str, shape: Shape<'a>) {
+        self.shown.push((name, Value::Object(shape)));
+    }
+
+    /// Adds a field of any value.
+    pub fn value(&mut self, name: &'static str, value: Value<'a>) {
+        self.shown.push((name, value));
+    }
+
+    /// Adds a secret (non-enumerable) field.
+    pub fn secret(&mut self, name: &'static str, secret: Secret<'a>) {
+        self.secrets.push((name, secret));
+    }
+
+    /// The value of the shown field `name`, if there is one.
+    #[must_use]
+    pub fn get(&self, name: &str) -> Option<&Value<'a>> {
+        self.shown.iter().find(|(n, _)| *n == name).map(|(_, v)| v)
     }
 }
 
@@ -82,13 +177,10 @@ impl Failure {
     /// The fields of the thrown error.
     #[must_use]
     pub fn shape(&self) -> Shape<'_> {
-        let mut s = Shape {
-            shown: Vec::new(),
-            secrets: Vec::new(),
-        };
         let e = match self {
             Failure::OAuth(e) => e,
             Failure::Input(why) => {
+                let mut s = Shape::default();
                 let kind = ErrorKind::InvalidInput;
                 s.text("kind", kind.as_str());
                 s.text("class", class_name(kind.class()));
@@ -99,6 +191,21 @@ impl Failure {
                 return s;
             }
         };
+        let mut s = error_shape(e);
+        if let Some(rt) = e.rescued_refresh_token() {
+            s.secret("rescuedRefreshToken", Secret::Text(rt.secret()));
+        }
+        s
+    }
+}
+
+/// The fields of the crate's error, without its message: kind, class,
+/// whether it is transient, advice, and what the server said. A refresh
+/// token rescued from the answer is shown redacted only.
+#[must_use]
+pub fn error_shape(e: &Error) -> Shape<'static> {
+    let mut s = Shape::default();
+    {
         s.text("kind", e.kind().as_str());
         s.text("class", class_name(e.class()));
         s.shown
@@ -117,13 +224,62 @@ impl Failure {
         s.opt_text("detail", e.detail());
         s.opt_text("excerpt", e.excerpt());
         if let Some(why) = e.unreadable_reason() {
-            s.text("unreadableReason", format!("{why:?}"));
+            s.text("unreadableReason", unreadable_name(why));
         }
         if let Some(rt) = e.rescued_refresh_token() {
             s.text("rescuedRefreshTokenRedacted", rt.to_string());
-            s.secrets.push(("rescuedRefreshToken", rt.secret()));
         }
-        s
+    }
+    s
+}
+
+/// The name of why a body was unreadable, as its Rust variant.
+fn unreadable_name(why: hoopai_oauth::Unreadable) -> &'static str {
+    use hoopai_oauth::Unreadable;
+    match why {
+        Unreadable::Empty => "Empty",
+        Unreadable::NotJson => "NotJson",
+        Unreadable::Truncated => "Truncated",
+        Unreadable::TooLarge => "TooLarge",
+        Unreadable::UnexpectedShape => "UnexpectedShape",
+        _ => "Other",
+    }
+}
+
+/// A JavaScript number as text, for messages, without the float formatting
+/// code (a tenth of the module): whole numbers as integers, up to six
+/// decimals otherwise.
+#[must_use]
+pub fn number_text(v: f64) -> String {
+    if v.is_nan() {
+        return "NaN".to_owned();
+    }
+    if v.is_infinite() {
+        return if v > 0.0 { "Infinity" } else { "-Infinity" }.to_owned();
+    }
+    let sign = if v < 0.0 { "-" } else { "" };
+    let a = v.abs();
+    if a >= 1e18 {
+        return format!("{sign}more than 10^18");
+    }
+    // Below 10^18: the whole part fits a u64.
+    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+    let whole = a.trunc() as u64;
+    let mut frac = a.fract();
+    let mut digits = String::new();
+    while frac > 1e-9 && digits.len() < 6 {
+        frac *= 10.0;
+        // A digit from 0 to 9.
+        #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+        let d = frac.trunc() as u8;
+        digits.push(char::from(b'0' + d.min(9)));
+        frac = frac.fract();
+    }
+    let digits = digits.trim_end_matches('0');
+    if digits.is_empty() {
+        format!("{sign}{whole}")
+    } else {
+        format!("{sign}{whole}.{digits}")
     }
 }
 
@@ -150,7 +306,8 @@ const MAX_DATE_MS: f64 = 8.64e15;
 pub fn instant(ms: f64) -> Result<SystemTime, Failure> {
     if !ms.is_finite() || !(0.0..=MAX_DATE_MS).contains(&ms) {
         return Err(Failure::Input(format!(
-            "a time must be milliseconds since the Unix epoch (Date.now()), not {ms}"
+            "a time must be milliseconds since the Unix epoch (Date.now()), not {}",
+            number_text(ms)
         )));
     }
     // In range and finite: the cast cannot truncate anything but the fraction.
@@ -158,7 +315,7 @@ pub fn instant(ms: f64) -> Result<SystemTime, Failure> {
     let whole = ms as u64;
     UNIX_EPOCH
         .checked_add(Duration::from_millis(whole))
-        .ok_or_else(|| Failure::Input(format!("the time {ms} is out of range")))
+        .ok_or_else(|| Failure::Input(format!("the time {} is out of range", number_text(ms))))
 }
 
 /// A `SystemTime` as milliseconds since the Unix epoch.
@@ -192,12 +349,23 @@ pub fn response(
         .flatten()
         .ok_or_else(|| {
             Failure::Input(format!(
-                "the status must be a whole number from 100 to 999, not {status}"
+                "the status must be a whole number from 100 to 999, not {}",
+                number_text(status)
             ))
         })?;
     let mut response = Response::new(body);
     *response.status_mut() = code;
-    let map = response.headers_mut();
+    *response.headers_mut() = header_map(headers)?;
+    Ok(response)
+}
+
+/// Header pairs as a `HeaderMap`, every value kept.
+///
+/// # Errors
+/// [`Failure::Input`] for a header name or value that is not valid HTTP
+/// (the value is not echoed: it may be a secret).
+pub fn header_map(headers: Vec<(String, String)>) -> Result<HeaderMap, Failure> {
+    let mut map = HeaderMap::new();
     for (name, value) in headers {
         let name = HeaderName::from_bytes(name.as_bytes())
             .map_err(|_| Failure::Input(format!("{name:?} is not a valid header name")))?;
@@ -205,7 +373,7 @@ pub fn response(
             .map_err(|_| Failure::Input(format!("the value of header {name} is not valid")))?;
         map.append(name, value);
     }
-    Ok(response)
+    Ok(map)
 }
 
 /// Parses a token answer into the token set obtained at `sent_at` (the time
@@ -223,10 +391,7 @@ pub fn token_set(response: Response<Vec<u8>>, sent_at: SystemTime) -> Result<Tok
 #[must_use]
 pub fn token_shape(set: &TokenSet) -> Shape<'_> {
     let t = set.token();
-    let mut s = Shape {
-        shown: Vec::new(),
-        secrets: Vec::new(),
-    };
+    let mut s = Shape::default();
     s.opt_text("tokenType", t.token_type.as_deref());
     #[allow(clippy::cast_precision_loss)]
     s.shown
@@ -263,10 +428,15 @@ pub fn token_shape(set: &TokenSet) -> Shape<'_> {
         ));
     }
     s.text("accessTokenRedacted", t.access_token.to_string());
-    s.secrets.push(("accessToken", t.access_token.secret()));
+    s.secret("accessToken", Secret::Text(t.access_token.secret()));
     if let Some(rt) = &t.refresh_token {
         s.text("refreshTokenRedacted", rt.to_string());
-        s.secrets.push(("refreshToken", rt.secret()));
+        s.secret("refreshToken", Secret::Text(rt.secret()));
+    }
+    // The whole token set as JSON, for `Engine.insert`: secret, like the
+    // tokens in it.
+    if let Ok(json) = serde_json::to_string(set) {
+        s.secret("tokenSetJson", Secret::Owned(Zeroizing::new(json)));
     }
     s
 }

@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
-use crate::fleet::files;
+use crate::files;
 use crate::journal::{FleetLine, Micros, ServerLine, WorkerLine, read_lines};
 use crate::store::Store;
 use crate::worker::engine::stored_state;

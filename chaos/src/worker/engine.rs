@@ -11,8 +11,8 @@
 use std::time::{Duration, SystemTime};
 
 use hoopai_oauth::{
-    Config, Engine, EngineSettings, Event, Fingerprint, GrantRecord, GrantStatus, Output,
-    RequestId, TokenStatus, parse_token_response,
+    Config, Engine, EngineEvent, EngineSettings, Fingerprint, GrantRecord, GrantStatus, Output,
+    RequestId, SendOutcome, StoreFailure, TokenStatus, WriteOutcome, parse_token_response,
 };
 
 use crate::fingerprint::fingerprint;
@@ -154,18 +154,22 @@ pub fn status_name(status: &GrantStatus) -> &'static str {
 
 /// The name of an engine event's kind, as logged (e.g. `refreshed`).
 #[must_use]
-pub fn event_kind(event: &Event) -> &'static str {
+pub fn event_kind(event: &EngineEvent) -> &'static str {
     match event {
-        Event::TokenReady { .. } => "token_ready",
-        Event::Refreshed { .. } => "refreshed",
-        Event::Adopted { .. } => "adopted",
-        Event::LeaseHeldElsewhere { .. } => "lease_held_elsewhere",
-        Event::Suspended { .. } => "suspended",
-        Event::ReauthorizationNeeded { .. } => "reauthorization_needed",
-        Event::ConfigurationRejected { .. } => "configuration_rejected",
-        Event::RetryScheduled { .. } => "retry_scheduled",
-        Event::Durable { .. } => "durable",
-        Event::RemovedElsewhere { .. } => "removed_elsewhere",
+        EngineEvent::TokenReady { .. } => "token_ready",
+        EngineEvent::Refreshed { .. } => "refreshed",
+        EngineEvent::Adopted { .. } => "adopted",
+        EngineEvent::LeaseHeldElsewhere { .. } => "lease_held_elsewhere",
+        EngineEvent::Suspended { .. } => "suspended",
+        EngineEvent::ReauthorizationNeeded { .. } => "reauthorization_needed",
+        EngineEvent::ConfigurationRejected { .. } => "configuration_rejected",
+        EngineEvent::RetryScheduled { .. } => "retry_scheduled",
+        EngineEvent::Durable { .. } => "durable",
+        EngineEvent::RemovedElsewhere { .. } => "removed_elsewhere",
+        EngineEvent::WriteFailed { .. } => "write_failed",
+        EngineEvent::WriteRecovered { .. } => "write_recovered",
+        EngineEvent::AnswerAfterRemoval { .. } => "answer_after_removal",
+        EngineEvent::RescuedTokenAdopted { .. } => "rescued_token_adopted",
         _ => "other",
     }
 }
@@ -246,12 +250,12 @@ impl Core {
                     })
                 }
                 Output::Persist {
-                    grant,
                     record,
                     replaces,
                     refresh,
                     ..
                 } => {
+                    let grant = record.grant.clone();
                     let json = match serde_json::to_string(&record) {
                         Ok(json) => json,
                         Err(e) => {
@@ -277,7 +281,7 @@ impl Core {
                     grant: grant.to_string(),
                 },
                 Output::Event(event) => Step::Event {
-                    grant: event.grant().to_string(),
+                    grant: event.grant().map(ToString::to_string).unwrap_or_default(),
                     kind: event_kind(&event),
                     detail: event.to_string(),
                 },
@@ -288,8 +292,8 @@ impl Core {
     }
 
     /// Hands back the answer to request `id` (of `grant`). A refresh token
-    /// in an answer the engine refuses is handed back with
-    /// `handle_rescued`.
+    /// in an answer for a grant no longer held is kept by the engine itself
+    /// (`EngineEvent::AnswerAfterRemoval`).
     pub fn answer(
         &mut self,
         id: u64,
@@ -311,21 +315,16 @@ impl Core {
                 answered.new = e.rescued_refresh_token().map(|t| fingerprint(t.secret()));
             }
         }
-        if let Err(e) = self
-            .engine
-            .handle_token_result(RequestId::from_u64(id), result, now)
+        if let Err(e) =
+            self.engine
+                .handle_send(RequestId::from_u64(id), SendOutcome::Parsed(result), now)
         {
             let kept = match e.rescued_refresh_token() {
                 None => String::new(),
-                Some(token) => {
-                    let fp = fingerprint(token.secret());
-                    match self.engine.handle_rescued(grant, token.clone(), now) {
-                        Ok(()) => format!("; refresh token {fp} handed back"),
-                        Err(r) => {
-                            format!("; refresh token {fp} refused again: [{:?}] {r}", r.kind())
-                        }
-                    }
-                }
+                Some(token) => format!(
+                    "; the answer for {grant} held refresh token {}",
+                    fingerprint(token.secret())
+                ),
             };
             answered.refused = Some(format!("[{:?}] {e}{kept}", e.kind()));
         }
@@ -338,7 +337,11 @@ impl Core {
     /// The engine refused the input.
     pub fn transport_error(&mut self, id: u64, now: SystemTime) -> Result<(), String> {
         self.engine
-            .handle_transport_error(RequestId::from_u64(id), now)
+            .handle_send(
+                RequestId::from_u64(id),
+                SendOutcome::TransportError(String::new()),
+                now,
+            )
             .map_err(|e| format!("[{:?}] {e}", e.kind()))
     }
 
@@ -348,7 +351,7 @@ impl Core {
     /// The engine refused the input.
     pub fn write_won(&mut self, grant: &str, version: u64, now: SystemTime) -> Result<(), String> {
         self.engine
-            .handle_persisted(grant, version, now)
+            .handle_write(grant, version, WriteOutcome::Written, now)
             .map_err(|e| format!("[{:?}] {e}", e.kind()))
     }
 
@@ -360,18 +363,21 @@ impl Core {
     pub fn write_lost(
         &mut self,
         grant: &str,
+        version: u64,
         stored: Option<&str>,
         now: SystemTime,
     ) -> Result<(), String> {
-        let result = match stored {
+        let outcome = match stored {
             Some(stored) => {
                 let stored: GrantRecord =
                     serde_json::from_str(stored).map_err(|e| e.to_string())?;
-                self.engine.handle_persist_conflict(grant, stored, now)
+                WriteOutcome::Conflict(Box::new(stored))
             }
-            None => self.engine.handle_record_deleted(grant, now),
+            None => WriteOutcome::NoRecord,
         };
-        result.map_err(|e| format!("[{:?}] {e}", e.kind()))
+        self.engine
+            .handle_write(grant, version, outcome, now)
+            .map_err(|e| format!("[{:?}] {e}", e.kind()))
     }
 
     /// Reports that the write of `version` failed (the store errored).
@@ -385,7 +391,12 @@ impl Core {
         now: SystemTime,
     ) -> Result<(), String> {
         self.engine
-            .handle_persist_failed(grant, version, now)
+            .handle_write(
+                grant,
+                version,
+                WriteOutcome::Failed(StoreFailure::new("the store is down")),
+                now,
+            )
             .map_err(|e| format!("[{:?}] {e}", e.kind()))
     }
 
@@ -404,7 +415,7 @@ impl Core {
             None => None,
         };
         self.engine
-            .handle_loaded(grant, record, now)
+            .handle_load(grant, Ok(record), now)
             .map_err(|e| format!("[{:?}] {e}", e.kind()))
     }
 
@@ -414,14 +425,14 @@ impl Core {
     /// The engine refused the input.
     pub fn send_expired(&mut self, id: u64, now: SystemTime) -> Result<(), String> {
         self.engine
-            .handle_send_expired(RequestId::from_u64(id), now)
+            .handle_send(RequestId::from_u64(id), SendOutcome::NotDispatched, now)
             .map_err(|e| format!("[{:?}] {e}", e.kind()))
     }
 
     /// How many requests are out, as the engine counts them.
     #[must_use]
     pub fn in_flight(&self) -> usize {
-        self.engine.in_flight()
+        self.engine.stats().in_flight
     }
 
     /// Asks for an access token, as an app would; returns the status's name
@@ -431,16 +442,18 @@ impl Core {
             Ok(TokenStatus::Ready(_)) => "ready",
             Ok(TokenStatus::Pending) => "pending",
             Ok(TokenStatus::Suspended { .. }) => "suspended",
+            Ok(TokenStatus::Unauthorized { .. }) => "unauthorized",
             Ok(TokenStatus::ReauthorizationNeeded) => "reauthorization_needed",
             Ok(TokenStatus::ConfigurationRejected) => "configuration_rejected",
-            Ok(_) => "other",
+            Ok(TokenStatus::StoreFailing(_)) => "store_failing",
             Err(_) => "unknown_grant",
         }
     }
 
     /// Handles the deadlines due at `now`.
     pub fn handle_timeout(&mut self, now: SystemTime) {
-        self.engine.handle_timeout(now);
+        // Never fails today (see `Engine::handle_timeout`).
+        let _ = self.engine.handle_timeout(now);
     }
 
     /// The next deadline, if any.

@@ -328,10 +328,12 @@ impl Worker {
         let now = SystemTime::now();
         let reported = match cas {
             Ok(Cas::Won) => self.core.write_won(&w.grant, w.version, now),
-            Ok(Cas::Lost(row)) => {
-                self.core
-                    .write_lost(&w.grant, row.as_ref().map(|r| r.record.as_str()), now)
-            }
+            Ok(Cas::Lost(row)) => self.core.write_lost(
+                &w.grant,
+                w.version,
+                row.as_ref().map(|r| r.record.as_str()),
+                now,
+            ),
             Err(_) => self.core.write_failed(&w.grant, w.version, now),
         };
         if let Err(e) = reported {

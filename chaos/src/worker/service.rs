@@ -26,10 +26,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
-use hoopai_oauth::{GrantId, GrantRecord, parse_token_response};
+use hoopai_oauth::{EngineEvent, GrantId, GrantRecord, WriteOutcome, parse_token_response};
 use hoopai_oauth_service::{
     GrantStore, HttpClient, Page, PostgresStore, ReqwestClient, ServiceEvent, ServiceSettings,
-    SqliteStore, StoreError, Swap, TokenError, TokenService, TransportError,
+    SqliteStore, StoreError, TokenError, TokenService, TransportError,
 };
 use tokio::task::JoinSet;
 
@@ -86,14 +86,14 @@ impl<S> LoggingStore<S> {
         });
     }
 
-    fn log_write(&self, record: &GrantRecord, replaces: Option<u64>, outcome: WriteOutcome) {
+    fn log_write(&self, record: &GrantRecord, replaces: Option<u64>, outcome: Logged) {
         let fp = record
             .refresh_token()
             .map_or_else(|| "none".to_owned(), |t| fingerprint(t.secret()));
         let (won, failed, stored) = match outcome {
-            WriteOutcome::Won => (true, false, None),
-            WriteOutcome::Lost(stored) => (false, false, stored),
-            WriteOutcome::Failed => (false, true, None),
+            Logged::Won => (true, false, None),
+            Logged::Lost(stored) => (false, false, stored),
+            Logged::Failed => (false, true, None),
         };
         self.log.write(&WorkerLine::Write {
             t: now_micros(),
@@ -111,7 +111,7 @@ impl<S> LoggingStore<S> {
     }
 }
 
-enum WriteOutcome {
+enum Logged {
     Won,
     Lost(Option<u64>),
     Failed,
@@ -152,19 +152,19 @@ impl<S: GrantStore> GrantStore for LoggingStore<S> {
         &self,
         record: &GrantRecord,
         replaces: Option<u64>,
-    ) -> Result<Swap, StoreError> {
+    ) -> Result<WriteOutcome, StoreError> {
         self.grants.note_record(record);
         let swapped = self.inner.compare_and_swap(record, replaces).await;
         let outcome = match &swapped {
-            Ok(Swap::Written) => WriteOutcome::Won,
-            Ok(Swap::Conflict(stored)) => {
+            Ok(WriteOutcome::Written) => Logged::Won,
+            Ok(WriteOutcome::Conflict(stored)) => {
                 self.grants.note_record(stored);
-                WriteOutcome::Lost(Some(stored.version))
+                Logged::Lost(Some(stored.version))
             }
-            Ok(_) => WriteOutcome::Lost(None),
+            Ok(_) => Logged::Lost(None),
             Err(e) => {
                 self.failure(format!("write {} v{}: {e}", record.grant, record.version));
-                WriteOutcome::Failed
+                Logged::Failed
             }
         };
         self.log_write(record, replaces, outcome);
@@ -175,10 +175,10 @@ impl<S: GrantStore> GrantStore for LoggingStore<S> {
         self.grants.note_record(record);
         let put = self.inner.put(record).await;
         let outcome = match &put {
-            Ok(()) => WriteOutcome::Won,
+            Ok(()) => Logged::Won,
             Err(e) => {
                 self.failure(format!("put {} v{}: {e}", record.grant, record.version));
-                WriteOutcome::Failed
+                Logged::Failed
             }
         };
         self.log_write(record, None, outcome);
@@ -187,6 +187,13 @@ impl<S: GrantStore> GrantStore for LoggingStore<S> {
 
     async fn delete(&self, grant: &GrantId) -> Result<bool, StoreError> {
         self.inner.delete(grant).await
+    }
+
+    async fn claim_budget(
+        &self,
+        claim: &hoopai_oauth::BudgetClaim,
+    ) -> Result<hoopai_oauth::ClaimOutcome, StoreError> {
+        self.inner.claim_budget(claim).await
     }
 }
 
@@ -507,6 +514,8 @@ fn ask_status<T>(answer: Result<T, TokenError>) -> &'static str {
         Err(TokenError::Suspended { .. }) => "suspended",
         Err(TokenError::ReauthorizationNeeded { .. }) => "reauthorization_needed",
         Err(TokenError::ConfigurationRejected { .. }) => "configuration_rejected",
+        Err(TokenError::Unauthorized { .. }) => "unauthorized",
+        Err(TokenError::StoreFailing { .. }) => "store_failing",
         Err(TokenError::TimedOut { .. }) => "timed_out",
         Err(TokenError::Stopped) => "stopped",
         Err(_) => "other",
@@ -531,49 +540,21 @@ async fn log_events(mut events: tokio::sync::broadcast::Receiver<ServiceEvent>, 
         };
         let t = now_micros();
         let line = match event {
+            ServiceEvent::Engine(e @ EngineEvent::WriteFailed { .. }) => WorkerLine::Failure {
+                t,
+                what: format!("{e}; the engine writes it again"),
+            },
+            ServiceEvent::Engine(e @ EngineEvent::AnswerAfterRemoval { .. }) => {
+                WorkerLine::Failure {
+                    t,
+                    what: e.to_string(),
+                }
+            }
             ServiceEvent::Engine(e) => WorkerLine::Event {
                 t,
-                grant: e.grant().to_string(),
+                grant: e.grant().map(ToString::to_string).unwrap_or_default(),
                 kind: event_kind(&e).to_owned(),
                 detail: e.to_string(),
-            },
-            ServiceEvent::StoreWriteRecovered { grant } => WorkerLine::Event {
-                t,
-                grant: grant.to_string(),
-                kind: "store_write_recovered".to_owned(),
-                detail: String::new(),
-            },
-            ServiceEvent::RemovedElsewhere { grant } => WorkerLine::Event {
-                t,
-                grant: grant.to_string(),
-                kind: "record_deleted".to_owned(),
-                detail: String::new(),
-            },
-            ServiceEvent::StoreWriteFailed {
-                grant,
-                error,
-                retry_in,
-            } => WorkerLine::Failure {
-                t,
-                what: match retry_in {
-                    Some(wait) => format!(
-                        "write of {grant} failed, retried in {} ms: {error}",
-                        wait.as_millis()
-                    ),
-                    None => format!("write of {grant} failed, retried by the engine: {error}"),
-                },
-            },
-            ServiceEvent::RescuedTokenAdopted { grant } => WorkerLine::Event {
-                t,
-                grant: grant.to_string(),
-                kind: "rescued_token_adopted".to_owned(),
-                detail: String::new(),
-            },
-            ServiceEvent::AnswerForRemovedGrant { grant, rescued } => WorkerLine::Failure {
-                t,
-                what: format!(
-                    "an answer for {grant}, no longer held (refresh token in it: {rescued})"
-                ),
             },
             other => WorkerLine::Failure {
                 t,

@@ -1,117 +1,57 @@
-//! The task that owns the engine: every call into [`Engine`] is in this
-//! module, so that engine changes touch one file.
+//! The task that owns the engine. It only drives it: it moves the bytes the
+//! engine's outputs ask for and hands back their outcomes, and every
+//! decision (what to refresh, when, what to write, what a caller gets) is
+//! the engine's.
 //!
 //! One loop waits for whichever comes first: a command from a handle, the
-//! answer to a refresh, or the next deadline (the engine's
-//! [`Engine::poll_timeout`], a waiting caller's, a failed write's retry).
-//! After each, it drains the engine's outputs in order:
+//! answer to a request, a store call returning, or the next deadline (the
+//! engine's [`Engine::poll_timeout`], a waiting caller's, a store call's).
+//! Nothing in the loop awaits I/O: after each wake-up it drains the
+//! engine's outputs at once:
 //!
-//! - [`Output::Persist`]: written before the next output is looked at
-//!   (`put` in single-process mode, compare-and-swap in shared-store mode,
-//!   with the outcome handed back). A failed write is reported to the
-//!   engine ([`Engine::handle_persist_failed`]); see [`Failing`] for who
-//!   writes it again.
-//! - [`Output::Send`]: spawned; the answer comes back to the loop. A refresh
-//!   token rescued from an answer the engine could not take goes back to it
-//!   ([`Engine::handle_rescued`]) if the grant is held again with the very
-//!   refresh token that request spent (see [`Rescued`]).
-//! - [`Output::Load`]: read and handed back ([`Engine::handle_loaded`]).
-//! - [`Output::Delete`]: the record of an uninstalled grant is deleted, and
-//!   its callers are told it is unknown.
-//! - [`Output::Event`]: broadcast, logged, and the grant's waiting callers
-//!   asked again.
+//! - [`Output::Persist`], [`Output::Load`], [`Output::Delete`]: asked of the
+//!   store, off the loop, in order per grant and with a deadline (see
+//!   `store_io`); each outcome goes back through [`Engine::handle_write`] or
+//!   [`Engine::handle_load`] when it comes.
+//! - [`Output::Send`]: spawned with the request timeout; its outcome goes
+//!   back through [`Engine::handle_send`].
+//! - [`Output::Claim`]: a claim on the shared request budget, asked of the
+//!   store off the loop with the store's deadline (see `claims`); the
+//!   answer, or the failure, goes back through [`Engine::handle_claim`].
+//! - [`Output::Event`]: logged, broadcast, and the grant's callers asked
+//!   again.
 //!
-//! Shutdown waits until [`Engine::in_flight`] is zero (every refresh out is
-//! answered and its tokens written) or the grace period ends.
+//! Shutdown is the engine's [`Engine::shut_down`]: no refresh starts, and
+//! the task waits until no request is out and every record is written, or
+//! the grace period ends.
 
-use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
 use hoopai_oauth::{
-    AccessToken, Config, Engine, ErrorKind, Event, Fingerprint, GrantId, GrantRecord,
-    InstalledLocation, Output, RefreshToken, RequestId, TokenSet, TokenStatus, WebhookEvent,
+    AccessToken, Config, Engine, EngineEvent, GrantId, Output, RequestId, SendOutcome,
 };
 use tokio::sync::{broadcast, mpsc, oneshot};
 use tokio::task::JoinSet;
 use tracing::Instrument;
 
-use crate::installs::GrantChanges;
-use crate::service::{
-    GrantInfo, ServiceError, ServiceEvent, ServiceSettings, ShutdownReport, StartReport, TokenError,
-};
+use crate::command::Command;
+use crate::errors::{ServiceError, TokenError};
+use crate::reports::{GrantInfo, Readiness, ServiceEvent, ShutdownReport, StartReport, StoreProbe};
+use crate::settings::ServiceSettings;
 use crate::store::{CorruptRecord, GrantStore, StoreError};
+use crate::telemetry::{self, Gauges};
 use crate::transport::{HttpClient, TransportError};
 
+mod callers;
+mod claims;
+mod health;
 mod installs;
-mod writes;
+mod store_io;
 
-/// What a handle asks of the task.
-pub(crate) enum Command {
-    Token {
-        grant: GrantId,
-        /// A token an API refused: answer with another one (after a refresh).
-        rejected: Option<AccessToken>,
-        deadline: Instant,
-        reply: oneshot::Sender<Result<AccessToken, TokenError>>,
-    },
-    Add {
-        grant: GrantId,
-        tokens: Box<TokenSet>,
-        reply: oneshot::Sender<Result<(), ServiceError>>,
-    },
-    Remove {
-        grant: GrantId,
-        reply: oneshot::Sender<Result<(), ServiceError>>,
-    },
-    List {
-        reply: oneshot::Sender<Vec<GrantInfo>>,
-    },
-    /// A verified install webhook for the engine.
-    Webhook {
-        event: Box<WebhookEvent>,
-        reply: oneshot::Sender<Result<GrantChanges, ServiceError>>,
-    },
-    /// The installed locations of a company, read from the server.
-    SyncLocations {
-        company_grant: GrantId,
-        company_id: String,
-        installed: Vec<InstalledLocation>,
-        reply: oneshot::Sender<Result<GrantChanges, ServiceError>>,
-    },
-    /// A request sent outside the engine, for its request budget.
-    CountRequest,
-    /// A token of the request budget for a request about to be sent
-    /// outside the engine: spent now (`None`), or when one is free.
-    TakeBudget {
-        reply: oneshot::Sender<Option<SystemTime>>,
-    },
-    Shutdown {
-        reply: oneshot::Sender<ShutdownReport>,
-    },
-}
-
-struct Waiter {
-    rejected: Option<AccessToken>,
-    deadline: Instant,
-    asked_at: Instant,
-    reply: oneshot::Sender<Result<AccessToken, TokenError>>,
-}
-
-use writes::Failing;
-
-/// A refresh token from an answer for a grant no longer held, kept in case
-/// the grant is added back with the refresh token that answer's request
-/// presented (`spent`): that one is spent at the server, and `token` is the
-/// live one. Added back with any other refresh token (a new authorization),
-/// it is dropped, as the engine drops answers a new authorization supersedes.
-struct Rescued {
-    spent: Fingerprint,
-    token: RefreshToken,
-}
-
-/// How many rescued refresh tokens are kept (see [`Rescued`]).
-const RESCUED_MEMORY: usize = 1024;
+use callers::{Callers, Deleting, Waiter};
+use claims::Claims;
+use store_io::{Op, Outcome, Report, StoreIo};
 
 type Answer = (
     RequestId,
@@ -121,23 +61,16 @@ type Answer = (
 
 struct Actor<S, H> {
     engine: Engine,
-    store: S,
     http: Arc<H>,
     settings: ServiceSettings,
-    shared: bool,
     events: broadcast::Sender<ServiceEvent>,
-    grants: BTreeSet<GrantId>,
-    waiters: HashMap<GrantId, Vec<Waiter>>,
-    last_failure: HashMap<GrantId, String>,
-    failing: HashMap<GrantId, Failing>,
+    callers: Callers,
     sends: JoinSet<Answer>,
-    /// The requests out: their grant and the refresh token they present.
-    in_flight: HashMap<RequestId, (GrantId, Fingerprint)>,
-    rescued: HashMap<GrantId, Rescued>,
-    /// Records of uninstalled grants whose delete failed, since the last
-    /// install command took them.
-    undeleted: Vec<(GrantId, StoreError)>,
+    claims: Claims<S>,
+    io: StoreIo<S>,
     stopping: Option<Stopping>,
+    gauges: Gauges,
+    prober: health::Prober<S>,
 }
 
 struct Stopping {
@@ -161,22 +94,31 @@ pub(crate) async fn start<S: GrantStore, H: HttpClient>(
     events: broadcast::Sender<ServiceEvent>,
 ) -> Result<(mpsc::Sender<Command>, StartReport), ServiceError> {
     let began = Instant::now();
+    let store = Arc::new(store);
     let mut engine = Engine::new(config, settings.engine.clone());
-    let mut grants = BTreeSet::new();
     let mut report = StartReport::default();
     let mut after: Option<GrantId> = None;
     loop {
-        let page = store.load_page(after.as_ref(), settings.page_size).await?;
+        let page = tokio::time::timeout(
+            settings.store_timeout,
+            store.load_page(after.as_ref(), settings.page_size),
+        )
+        .await
+        .map_err(|_| {
+            StoreError::backend(
+                "store",
+                format!(
+                    "reading the grants did not complete within {} ms",
+                    settings.store_timeout.as_millis()
+                ),
+            )
+        })??;
         let now = SystemTime::now();
-        engine.reserve(page.records.len());
         for record in page.records {
             let grant = record.grant.clone();
             let version = record.version;
             match engine.restore(record, now) {
-                Ok(()) => {
-                    grants.insert(grant);
-                    report.restored += 1;
-                }
+                Ok(()) => report.restored += 1,
                 Err(e) => report.corrupt.push(CorruptRecord {
                     grant,
                     version: Some(version),
@@ -202,21 +144,18 @@ pub(crate) async fn start<S: GrantStore, H: HttpClient>(
         "grants restored"
     );
     let (tx, rx) = mpsc::channel(1024);
+    telemetry::describe();
     let actor = Actor {
-        shared: settings.engine.is_shared(),
+        gauges: Gauges::new(&engine),
+        prober: health::Prober::new(Arc::clone(&store), settings.probe_timeout),
         engine,
-        store,
+        claims: Claims::new(Arc::clone(&store), settings.store_timeout),
+        io: StoreIo::new(store, settings.store_timeout),
         http,
         settings,
         events,
-        grants,
-        waiters: HashMap::new(),
-        last_failure: HashMap::new(),
-        failing: HashMap::new(),
+        callers: Callers::default(),
         sends: JoinSet::new(),
-        in_flight: HashMap::new(),
-        rescued: HashMap::new(),
-        undeleted: Vec::new(),
         stopping: None,
     };
     tokio::spawn(
@@ -230,20 +169,20 @@ pub(crate) async fn start<S: GrantStore, H: HttpClient>(
 impl<S: GrantStore, H: HttpClient> Actor<S, H> {
     async fn run(mut self, mut commands: mpsc::Receiver<Command>) {
         loop {
-            self.drain().await;
-            if let Some(stopping) = &self.stopping
-                && ((self.engine.in_flight() == 0
-                    && self.sends.is_empty()
-                    && self.failing.is_empty())
-                    || Instant::now() >= stopping.deadline)
-            {
-                break;
+            self.drain();
+            self.gauges.update(&self.engine);
+            if let Some(stopping) = &self.stopping {
+                let stats = self.engine.stats();
+                let done = stats.in_flight == 0 && stats.unwritten == 0 && self.io.is_idle();
+                if done || Instant::now() >= stopping.deadline {
+                    break;
+                }
             }
             let wake = self.next_wake();
             let stopping = self.stopping.is_some();
             tokio::select! {
                 command = commands.recv(), if !stopping => match command {
-                    Some(command) => self.command(command).await,
+                    Some(command) => self.command(command),
                     // Every handle dropped: stop as `shutdown` does.
                     None => self.begin_stop(None),
                 },
@@ -252,54 +191,49 @@ impl<S: GrantStore, H: HttpClient> Actor<S, H> {
                         self.answer(answer);
                     }
                 }
-                () = sleep_until(wake) => self.tick().await,
+                Some(joined) = self.claims.next(), if !self.claims.is_empty() => {
+                    if let Ok((key, outcome)) = joined {
+                        let _ = self.engine.handle_claim(&key, outcome, SystemTime::now());
+                    }
+                }
+                Some(done) = self.io.next_done() => {
+                    if let Some(report) = self.io.done(done) {
+                        self.store_report(report);
+                    }
+                }
+                () = sleep_until(wake) => self.tick(),
             }
         }
         self.finish();
     }
 
     fn next_wake(&self) -> Option<Instant> {
-        let engine = self.engine.poll_timeout().map(instant_at);
-        let mut wake = match &self.stopping {
-            Some(s) if self.engine_writes_at_stop() => {
-                Some(engine.map_or(s.deadline, |e| e.min(s.deadline)))
-            }
-            Some(s) => Some(s.deadline),
-            None => engine,
-        };
-        let mut consider = |t: Instant| wake = Some(wake.map_or(t, |w| w.min(t)));
-        for waiters in self.waiters.values() {
-            for w in waiters {
-                consider(w.deadline);
-            }
-        }
-        for f in self.failing.values() {
-            if let Some(t) = f.retry_at {
-                consider(t);
-            }
-        }
-        wake
+        [
+            self.engine.poll_timeout().map(instant_at),
+            self.callers.next_deadline(),
+            self.io.next_deadline(),
+            self.stopping.as_ref().map(|s| s.deadline),
+            self.gauges.next_wake(),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
-    /// While stopping, the engine's timers still run in shared-store mode
-    /// when a write failed: it schedules the write again. (Refreshes that
-    /// come due meanwhile are not started: their lease writes are refused,
-    /// see [`persist`](Self::persist).)
-    fn engine_writes_at_stop(&self) -> bool {
-        self.shared && !self.failing.is_empty()
-    }
-
-    async fn tick(&mut self) {
-        if self.stopping.is_none() || self.engine_writes_at_stop() {
-            self.engine.handle_timeout(SystemTime::now());
+    fn tick(&mut self) {
+        let now = Instant::now();
+        for report in self.io.expired(now) {
+            self.store_report(report);
         }
-        self.retry_failed_writes().await;
-        self.expire_waiters();
+        let _ = self.engine.handle_timeout(SystemTime::now());
+        self.callers.expire(&mut self.engine, now);
     }
 
     // ---- commands -------------------------------------------------------------
 
-    async fn command(&mut self, command: Command) {
+    fn command(&mut self, command: Command) {
+        let now = SystemTime::now();
+        self.gauges.touch();
         match command {
             Command::Token {
                 grant,
@@ -311,98 +245,77 @@ impl<S: GrantStore, H: HttpClient> Actor<S, H> {
                 grant,
                 tokens,
                 reply,
-            } => {
-                tracing::info!(grant = %grant, "grant added");
-                let added = tokens.refresh_token().map(RefreshToken::fingerprint);
-                if let Err(e) = self
-                    .engine
-                    .insert(grant.clone(), *tokens, SystemTime::now())
-                {
-                    let _ = reply.send(Err(e.into()));
-                    return;
+            } => match self.engine.insert(grant.clone(), *tokens, now) {
+                Ok(()) => {
+                    tracing::info!(grant = %grant, "grant added");
+                    self.callers.add(grant, reply);
                 }
-                self.grants.insert(grant.clone());
-                if let Some(rescued) = self.rescued.remove(&grant) {
-                    if added == Some(rescued.spent) {
-                        // Added back with a refresh token an answer already
-                        // spent: the rescued one is the live one.
-                        self.adopt_rescued(&grant, rescued.token);
-                    } else {
-                        tracing::info!(grant = %grant, "a new authorization supersedes the refresh token rescued for this grant");
+                Err(e) => {
+                    let _ = reply.send(Err(e.into()));
+                }
+            },
+            Command::Remove { grant, reply } => {
+                match self
+                    .engine
+                    .remove(grant.as_str(), hoopai_oauth::Removal::Uninstalled, now)
+                {
+                    Ok(removed) => {
+                        tracing::info!(grant = %grant, removed = removed.len(), "grant removed");
+                        for g in &removed {
+                            self.callers.gone(g);
+                        }
+                        self.callers.deleting(&removed, Deleting::Remove(reply));
+                    }
+                    Err(_) => {
+                        let _ = reply.send(Err(ServiceError::UnknownGrant(grant)));
                     }
                 }
-                self.drain().await;
-                let outcome = match self.failing.contains_key(&grant) {
-                    true => Err(ServiceError::WritePending(grant)),
-                    false => Ok(()),
-                };
-                let _ = reply.send(outcome);
-            }
-            Command::Remove { grant, reply } => {
-                if self.engine.remove(grant.as_str()).is_err() {
-                    let _ = reply.send(Err(ServiceError::UnknownGrant(grant)));
-                    return;
-                }
-                self.forget(&grant);
-                let outcome = self
-                    .store
-                    .delete(&grant)
-                    .await
-                    .map(|_| ())
-                    .map_err(Into::into);
-                tracing::info!(grant = %grant, "grant removed");
-                let _ = reply.send(outcome);
             }
             Command::List { reply } => {
-                let list = self
-                    .grants
+                let mut list: Vec<GrantInfo> = self
+                    .engine
+                    .grants()
                     .iter()
-                    .filter_map(|g| self.engine.record(g.as_str()))
-                    .map(|r| GrantInfo {
-                        expires_at: r.expires_at(),
-                        company_id: r.company_id().map(str::to_owned),
-                        location_id: r.location_id().map(str::to_owned),
-                        grant: r.grant.clone(),
-                        status: r.status.clone(),
-                        version: r.version,
+                    .map(|g| {
+                        let r = g.record();
+                        GrantInfo {
+                            expires_at: r.expires_at(),
+                            company_id: r.company_id().map(str::to_owned),
+                            location_id: r.location_id().map(str::to_owned),
+                            grant: r.grant.clone(),
+                            status: r.status.clone(),
+                            version: r.version,
+                        }
                     })
                     .collect();
+                list.sort_by(|a, b| a.grant.cmp(&b.grant));
                 let _ = reply.send(list);
             }
-            Command::Webhook { event, reply } => {
-                let outcome = self.webhook(&event).await;
-                let _ = reply.send(outcome);
-            }
+            Command::Webhook { event, reply } => self.webhook(&event, reply),
             Command::SyncLocations {
                 company_grant,
                 company_id,
                 installed,
                 reply,
-            } => {
-                let changes = self.sync(&company_grant, &company_id, &installed).await;
-                let _ = reply.send(Ok(changes));
-            }
-            Command::CountRequest => self.engine.count_request(SystemTime::now()),
+            } => self.sync(&company_grant, &company_id, &installed, reply),
             Command::TakeBudget { reply } => {
-                let now = SystemTime::now();
-                let budget = self.engine.request_budget();
-                let free = (budget.available(now) == 0).then(|| budget.next_available_at(now));
+                let free = self.engine.count_request(None, now).unwrap_or(None);
                 if free.is_none() {
-                    self.engine.count_request(now);
+                    self.gauges.sent();
                 }
                 let _ = reply.send(free);
             }
             Command::Shutdown { reply } => self.begin_stop(Some(reply)),
-        }
-    }
-
-    /// Drops what the service keeps about a grant no longer held.
-    pub(super) fn forget(&mut self, grant: &GrantId) {
-        self.grants.remove(grant);
-        self.failing.remove(grant);
-        self.last_failure.remove(grant);
-        for w in self.waiters.remove(grant).unwrap_or_default() {
-            let _ = w.reply.send(Err(TokenError::UnknownGrant(grant.clone())));
+            Command::Health { probe_store, reply } => {
+                if probe_store {
+                    self.prober.probe(reply);
+                } else {
+                    let _ = reply.send(Readiness {
+                        running: self.stopping.is_none(),
+                        store: StoreProbe::NotAsked,
+                    });
+                }
+            }
         }
     }
 
@@ -417,142 +330,54 @@ impl<S: GrantStore, H: HttpClient> Actor<S, H> {
             let _ = reply.send(Err(TokenError::Stopped));
             return;
         }
-        let mut waiter = Waiter {
-            rejected,
-            deadline,
-            asked_at: Instant::now(),
-            reply,
-        };
-        if let Some(rejected) = &waiter.rejected {
-            // Refresh only if the refused token is still the one held: if
-            // another caller's refresh replaced it, the new one is the answer.
-            if let Ok(TokenStatus::Ready(held)) =
-                self.engine.access_token(grant.as_str(), SystemTime::now())
-                && held.secret() == rejected.secret()
-            {
-                let _ = self.engine.refresh_now(grant.as_str(), SystemTime::now());
-            }
+        if let Some(rejected) = &rejected {
+            // The engine refreshes only if that token is still the one
+            // handed out, and never hands it out again.
+            let _ = self
+                .engine
+                .refresh_now(grant.as_str(), Some(rejected), SystemTime::now());
         }
-        match self.evaluate(&grant, &waiter) {
+        match callers::answer(&mut self.engine, &grant) {
             Some(answer) => {
-                let _ = waiter.reply.send(answer);
+                let _ = reply.send(answer);
             }
-            None => {
-                waiter.asked_at = Instant::now();
-                self.waiters.entry(grant).or_default().push(waiter);
-            }
+            None => self.callers.wait(
+                grant,
+                Waiter {
+                    deadline,
+                    asked_at: Instant::now(),
+                    reply,
+                },
+            ),
         }
-    }
-
-    /// The answer for a caller now, or `None` to keep waiting.
-    fn evaluate(
-        &mut self,
-        grant: &GrantId,
-        waiter: &Waiter,
-    ) -> Option<Result<AccessToken, TokenError>> {
-        if !self.shared && self.failing.contains_key(grant) {
-            // Its newest record is not written yet: hand nothing out until it
-            // is (see `Failing`; in shared-store mode the engine sees to it).
-            return None;
-        }
-        let status = match self.engine.access_token(grant.as_str(), SystemTime::now()) {
-            Ok(status) => status,
-            Err(_) => return Some(Err(TokenError::UnknownGrant(grant.clone()))),
-        };
-        Some(match status {
-            TokenStatus::Ready(token) => {
-                if waiter
-                    .rejected
-                    .as_ref()
-                    .is_some_and(|r| r.secret() == token.secret())
-                {
-                    return None;
-                }
-                Ok(token)
-            }
-            TokenStatus::Pending => return None,
-            TokenStatus::Suspended { until } => Err(TokenError::Suspended {
-                grant: grant.clone(),
-                until,
-            }),
-            TokenStatus::ReauthorizationNeeded => Err(TokenError::ReauthorizationNeeded {
-                grant: grant.clone(),
-            }),
-            TokenStatus::ConfigurationRejected => Err(TokenError::ConfigurationRejected {
-                grant: grant.clone(),
-            }),
-            _ => return None,
-        })
-    }
-
-    /// Asks again for every caller waiting on `grant`.
-    fn wake_waiters(&mut self, grant: &GrantId) {
-        let Some(waiters) = self.waiters.remove(grant) else {
-            return;
-        };
-        let mut still = Vec::new();
-        for w in waiters {
-            if w.reply.is_closed() {
-                continue;
-            }
-            match self.evaluate(grant, &w) {
-                Some(answer) => {
-                    let _ = w.reply.send(answer);
-                }
-                None => still.push(w),
-            }
-        }
-        if !still.is_empty() {
-            self.waiters.insert(grant.clone(), still);
-        }
-    }
-
-    fn expire_waiters(&mut self) {
-        let now = Instant::now();
-        let last_failure = &self.last_failure;
-        self.waiters.retain(|grant, waiters| {
-            waiters.retain_mut(|w| {
-                if w.reply.is_closed() {
-                    return false;
-                }
-                if w.deadline > now {
-                    return true;
-                }
-                // Take the sender out by swapping in a closed one.
-                let (dummy, _) = oneshot::channel();
-                let reply = std::mem::replace(&mut w.reply, dummy);
-                let _ = reply.send(Err(TokenError::TimedOut {
-                    grant: grant.clone(),
-                    waited: now.duration_since(w.asked_at),
-                    last_failure: last_failure.get(grant).cloned(),
-                }));
-                false
-            });
-            !waiters.is_empty()
-        });
     }
 
     // ---- outputs --------------------------------------------------------------
 
-    async fn drain(&mut self) {
+    fn drain(&mut self) {
         while let Some(output) = self.engine.poll_output(SystemTime::now()) {
+            self.gauges.touch();
             match output {
                 Output::Persist {
-                    grant,
-                    record,
-                    replaces,
-                    ..
-                } => self.persist(grant, record, replaces).await,
+                    record, replaces, ..
+                } => {
+                    let grant = record.grant.clone();
+                    let record = Box::new(record);
+                    self.io.ask(grant, Op::Write { record, replaces });
+                }
+                Output::Load { grant, .. } => self.io.ask(grant, Op::Load),
+                Output::Delete { grant, .. } => self.io.ask(grant, Op::Delete),
                 Output::Send {
                     id,
                     grant,
                     request,
                     not_after,
-                    refresh,
                     ..
-                } => self.send(id, grant, request, not_after, refresh),
-                Output::Load { grant, .. } => self.load(grant).await,
-                Output::Delete { grant, .. } => self.delete(grant).await,
+                } => {
+                    self.gauges.sent();
+                    self.send(id, grant, request, not_after);
+                }
+                Output::Claim(claim) => self.claims.ask(claim),
                 Output::Event(event) => self.event(event),
                 _ => {}
             }
@@ -565,31 +390,27 @@ impl<S: GrantStore, H: HttpClient> Actor<S, H> {
         grant: GrantId,
         request: http::Request<Vec<u8>>,
         not_after: SystemTime,
-        refresh: Fingerprint,
     ) {
         if SystemTime::now() > not_after {
             // Too late for the lease that covers it: never sent, so not spent.
-            tracing::debug!(grant = %grant, request = %id, "refresh expired before dispatch");
-            let _ = self.engine.handle_send_expired(id, SystemTime::now());
-            return;
-        }
-        if self.stopping.is_some() || (!self.shared && self.failing.contains_key(&grant)) {
-            // Not sent, so not spent: the engine retries it later. (A grant
-            // whose write is failing, single-process mode: see `Failing`.)
-            tracing::debug!(grant = %grant, request = %id, "refresh held back");
-            let _ = self.engine.handle_transport_error(id, SystemTime::now());
+            tracing::debug!(grant = %grant, request = %id, "refresh not dispatched in time");
+            telemetry::not_dispatched();
+            let _ = self
+                .engine
+                .handle_send(id, SendOutcome::NotDispatched, SystemTime::now());
             return;
         }
         let http = Arc::clone(&self.http);
         let timeout = self.settings.engine.timeout();
         let span = tracing::info_span!("refresh", grant = %grant, request = %id);
-        self.in_flight.insert(id, (grant.clone(), refresh));
         self.sends.spawn(
             async move {
+                let began = Instant::now();
                 let answer = match tokio::time::timeout(timeout, http.send(request)).await {
                     Ok(answer) => answer,
                     Err(_) => Err(TransportError::TimedOut),
                 };
+                telemetry::answered(began.elapsed(), &answer);
                 match &answer {
                     Ok(r) => tracing::debug!(status = r.status().as_u16(), "answered"),
                     Err(e) => tracing::warn!(error = %e, "no answer"),
@@ -601,91 +422,107 @@ impl<S: GrantStore, H: HttpClient> Actor<S, H> {
     }
 
     fn answer(&mut self, (id, grant, answer): Answer) {
-        let presented = self.in_flight.remove(&id).map(|(_, f)| f);
         if let Some(s) = &mut self.stopping {
             s.finished += 1;
         }
-        let now = SystemTime::now();
-        let handed = match answer {
-            Ok(response) => self.engine.handle_response(id, response, now),
-            Err(_) => self.engine.handle_transport_error(id, now),
+        self.gauges.touch();
+        let outcome = match answer {
+            Ok(response) => {
+                self.gauges.answered(&response);
+                SendOutcome::Response(response)
+            }
+            Err(e) => SendOutcome::TransportError(e.to_string()),
         };
-        if let Err(e) = handed {
-            if e.kind() == ErrorKind::UnknownRequest {
-                let rescued = e.rescued_refresh_token().cloned();
-                if let Some(token) = rescued.clone() {
-                    if self.engine.contains(grant.as_str()) {
-                        // Held (again): the engine decides whether the token
-                        // is newer than the one it holds.
-                        self.adopt_rescued(&grant, token);
-                        return;
-                    }
-                    if let Some(spent) = presented {
-                        if self.rescued.len() >= RESCUED_MEMORY
-                            && let Some(old) = self.rescued.keys().next().cloned()
-                        {
-                            self.rescued.remove(&old);
-                        }
-                        self.rescued.insert(grant.clone(), Rescued { spent, token });
-                    }
+        if let Err(e) = self.engine.handle_send(id, outcome, SystemTime::now()) {
+            let kept = e.rescued_refresh_token().is_some();
+            tracing::error!(grant = %grant, request = %id, error = %e, refresh_token_in_answer = kept, "the engine refused an answer");
+        }
+    }
+
+    fn store_report(&mut self, report: Report) {
+        let Report {
+            grant,
+            version,
+            outcome,
+            late,
+        } = report;
+        let now = SystemTime::now();
+        self.gauges.touch();
+        match outcome {
+            Outcome::Write(outcome) => {
+                if late {
+                    tracing::warn!(grant = %grant, version, outcome = ?WriteName(&outcome), "store write past its deadline");
                 }
-                let rescued = rescued.is_some();
-                tracing::warn!(grant = %grant, request = %id, rescued, "answer for a grant no longer held");
-                let _ = self
-                    .events
-                    .send(ServiceEvent::AnswerForRemovedGrant { grant, rescued });
-            } else {
-                tracing::warn!(grant = %grant, error = %e, "the engine refused an answer");
+                if let Err(e) = self
+                    .engine
+                    .handle_write(grant.as_str(), version, outcome, now)
+                {
+                    tracing::debug!(grant = %grant, error = %e, "write outcome not taken");
+                }
+            }
+            Outcome::Load(read) => {
+                if let Err(e) = &read {
+                    tracing::warn!(grant = %grant, error = %e, "store read failed");
+                }
+                if let Err(e) = self.engine.handle_load(grant.as_str(), read, now) {
+                    tracing::debug!(grant = %grant, error = %e, "stored record not taken");
+                }
+            }
+            Outcome::Delete(result) => {
+                if let Err(e) = &result {
+                    // The tokens are wiped in the engine either way; a
+                    // record left behind holds a refresh token the server
+                    // has revoked.
+                    tracing::warn!(grant = %grant, error = %e, "deleting a removed grant's record failed");
+                }
+                self.callers.deleted(&grant, result);
             }
         }
+        self.callers.wake(&mut self.engine, &grant);
     }
 
-    /// Hands a rescued refresh token to the engine, which writes it ahead of
-    /// everything else if it is not the one held.
-    fn adopt_rescued(&mut self, grant: &GrantId, token: RefreshToken) {
-        match self
-            .engine
-            .handle_rescued(grant.as_str(), token, SystemTime::now())
-        {
-            Ok(()) => {
-                tracing::warn!(grant = %grant, "refresh token rescued from an answer for an earlier hold of the grant");
-                let _ = self.events.send(ServiceEvent::RescuedTokenAdopted {
-                    grant: grant.clone(),
-                });
+    fn event(&mut self, event: EngineEvent) {
+        telemetry::event(&event);
+        let Some(grant) = event.grant().cloned() else {
+            // About the engine as a whole (the shared request budget).
+            match &event {
+                EngineEvent::SharedBudgetFallback { .. } => tracing::warn!("{event}"),
+                _ => tracing::info!("{event}"),
             }
-            Err(e) => tracing::error!(grant = %grant, error = %e, "rescued refresh token refused"),
-        }
-    }
-
-    fn event(&mut self, event: Event) {
-        let grant = event.grant().clone();
+            let _ = self.events.send(ServiceEvent::Engine(event));
+            return;
+        };
         match &event {
-            Event::RetryScheduled { failure, .. } => {
+            EngineEvent::RetryScheduled { .. }
+            | EngineEvent::WriteFailed { .. }
+            | EngineEvent::AnswerAfterRemoval { .. }
+            | EngineEvent::RateLimitClamped { .. } => {
                 tracing::warn!(grant = %grant, "{event}");
-                self.last_failure.insert(grant.clone(), failure.to_string());
             }
-            Event::ReauthorizationNeeded { .. } | Event::ConfigurationRejected { .. } => {
+            EngineEvent::ReauthorizationNeeded { .. }
+            | EngineEvent::ConfigurationRejected { .. } => {
                 tracing::error!(grant = %grant, "{event}");
-            }
-            Event::Refreshed { .. } | Event::Adopted { .. } => {
-                tracing::info!(grant = %grant, "{event}");
-                self.last_failure.remove(&grant);
             }
             _ => tracing::info!(grant = %grant, "{event}"),
         }
+        match &event {
+            EngineEvent::Durable { .. } => self.callers.added(&grant),
+            EngineEvent::WriteFailed { failure, .. } => {
+                self.callers.add_failed(&grant, failure.message());
+            }
+            EngineEvent::RemovedElsewhere { .. } => self.callers.gone(&grant),
+            _ => {}
+        }
         let _ = self.events.send(ServiceEvent::Engine(event));
-        self.wake_waiters(&grant);
+        self.callers.wake(&mut self.engine, &grant);
     }
 
     // ---- shutdown --------------------------------------------------------------
 
     fn begin_stop(&mut self, reply: Option<oneshot::Sender<ShutdownReport>>) {
-        tracing::info!(in_flight = self.engine.in_flight(), "shutting down");
-        for (_, waiters) in self.waiters.drain() {
-            for w in waiters {
-                let _ = w.reply.send(Err(TokenError::Stopped));
-            }
-        }
+        tracing::info!(in_flight = self.engine.stats().in_flight, "shutting down");
+        let _ = self.engine.shut_down(SystemTime::now());
+        self.callers.stop();
         self.stopping = Some(Stopping {
             deadline: Instant::now() + self.settings.shutdown_grace,
             reply,
@@ -694,12 +531,27 @@ impl<S: GrantStore, H: HttpClient> Actor<S, H> {
     }
 
     fn finish(mut self) {
+        self.gauges.stopped(&self.engine);
         self.sends.abort_all();
+        self.io.abort();
+        self.callers.stop();
         let Some(mut stopping) = self.stopping.take() else {
             return;
         };
-        let abandoned: Vec<GrantId> = self.in_flight.drain().map(|(_, (g, _))| g).collect();
-        let unwritten: Vec<GrantRecord> = self.failing.drain().map(|(_, f)| f.record).collect();
+        let abandoned: Vec<GrantId> = self
+            .engine
+            .grants()
+            .iter()
+            .filter(|g| g.request_out())
+            .map(|g| g.id().clone())
+            .collect();
+        let unwritten: Vec<_> = self
+            .engine
+            .grants()
+            .iter()
+            .filter(|g| !g.is_written())
+            .map(|g| g.record())
+            .collect();
         for grant in &abandoned {
             tracing::warn!(grant = %grant, "refresh abandoned at shutdown");
         }
@@ -719,6 +571,21 @@ impl<S: GrantStore, H: HttpClient> Actor<S, H> {
                 unwritten,
             });
         }
+    }
+}
+
+/// A write outcome's name, for logs (no record in it).
+struct WriteName<'a>(&'a hoopai_oauth::WriteOutcome);
+
+impl std::fmt::Debug for WriteName<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self.0 {
+            hoopai_oauth::WriteOutcome::Written => "written",
+            hoopai_oauth::WriteOutcome::Conflict(_) => "lost to a newer record",
+            hoopai_oauth::WriteOutcome::NoRecord => "no record",
+            hoopai_oauth::WriteOutcome::Failed(_) => "failed",
+            _ => "other",
+        })
     }
 }
 

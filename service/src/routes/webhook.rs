@@ -10,7 +10,8 @@
 //! | no `x-ghl-signature`, only the legacy `x-wh-signature`, bad base64, wrong length, wrong key, body changed after signing | `401` | nothing |
 //! | signed, but for another app (`appId`) | `403` | nothing |
 //! | not JSON, no `type`, over [`MAX_WEBHOOK_BYTES`] (`413`), a timestamp outside the window, no `timestamp`/`webhookId`, ids the engine cannot name grants by | `400` | nothing |
-//! | a `webhookId` already accepted (a replay, or HighLevel retrying a delivery whose answer it lost) | `200` | nothing: the first delivery was acted on |
+//! | a `webhookId` already accepted, by this process or another on the same store (a replay, or HighLevel retrying a delivery whose answer it lost) | `200` | nothing: the first delivery was acted on |
+//! | the seen-id store failed or timed out | `500` | nothing (the sender retries) |
 //! | accepted, but a record could not be deleted (the store is down) | `500` | the grants are forgotten in memory, the record may stay stored; no event |
 //! | accepted, but the service is stopping | `503` | nothing |
 //!
@@ -36,73 +37,45 @@
 //! names them). To catch up after missed deliveries, see
 //! [`TokenService::sync_installed_locations`].
 //!
-//! The error bodies carry the core's sanitized message: no signature, no key.
+//! Every answer is a fixed text (`text/plain`, `nosniff`): a refusal names
+//! its kind (`refused: stale webhook`), never the delivery's content; the
+//! log has the core's sanitized, capped detail. `webhookId`s over
+//! [`MAX_WEBHOOK_ID_BYTES`](hoopai_oauth::MAX_WEBHOOK_ID_BYTES) are refused
+//! as malformed (`400`), so the seen-id store never holds one.
+//!
+//! **Where accepted ids are remembered.** On a service started with a
+//! [`SqliteStore`](crate::SqliteStore) or a
+//! [`PostgresStore`](crate::PostgresStore), in the store's
+//! `hoopai_webhook_ids` table ([`SqliteWebhookIds`](crate::SqliteWebhookIds),
+//! [`PostgresWebhookIds`](crate::PostgresWebhookIds)): every process on the
+//! store refuses a delivery any of them accepted, so HighLevel's retry of a
+//! delivery whose answer was lost is not acted on twice when a load
+//! balancer sends it to another process. On other stores, in a
+//! [`SeenWebhooks`] of this process (bounded in count and in bytes).
+//! [`OAuthRouter::webhook_ids`](super::OAuthRouter::webhook_ids) replaces
+//! either. An id is recorded before the delivery is acted on, and
+//! forgotten again ([`WebhookIds::forget`]) when acting was answered `500`
+//! or `503`, so that the retry is acted on.
 
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 use axum::body::Bytes;
 use axum::extract::State as Shared;
 use axum::http::{HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use hoopai_oauth::{
-    ErrorKind, MAX_WEBHOOK_BYTES, Recorded, SeenWebhooks, WebhookEvent, WebhookIdStore,
-    WebhookPayload, WebhookVerifier,
+    ErrorKind, MAX_WEBHOOK_BYTES, Recorded, SeenWebhooks, WebhookEvent, WebhookPayload,
+    WebhookVerifier,
 };
 
-use crate::service::{ServiceError, ServiceEvent, TokenService, WebhookReceived};
-use crate::store::StoreError;
+use crate::errors::ServiceError;
+use crate::reports::{ServiceEvent, WebhookReceived};
+use crate::service::TokenService;
+pub use crate::store::{ForgetFuture, RecordFuture, WebhookIds};
+use crate::telemetry;
 
-/// The future a [`WebhookIds`] returns.
-pub type RecordFuture<'a> = Pin<Box<dyn Future<Output = Result<Recorded, StoreError>> + Send + 'a>>;
-
-/// Where the webhook route records the `webhookId`s it accepted, to refuse
-/// replays: the contract of [`WebhookIdStore`], async, for a store of the
-/// app's own (a table shared by every process behind the webhook URL).
-///
-/// The store must record atomically (insert if absent, and say whether it
-/// was there, in one step: `INSERT … ON CONFLICT DO NOTHING` and the row
-/// count), keep each id at least until `timestamp + window` (plus the clock
-/// skew between processes), and answer [`Recorded::BeyondMemory`] for a
-/// delivery older than what it still remembers. The route records before it
-/// acts.
-///
-/// Any `Mutex<T>` of a [`WebhookIdStore`] is one (in memory, one process);
-/// the route's default is a `Mutex<`[`SeenWebhooks`]`>` of
-/// [`DEFAULT_SEEN_CAPACITY`](hoopai_oauth::DEFAULT_SEEN_CAPACITY) ids.
-pub trait WebhookIds: Send + Sync + 'static {
-    /// Records `webhook_id`, sent at `timestamp`, when it is `now` and
-    /// deliveries older than `window` are refused anyway.
-    ///
-    /// # Errors
-    /// [`StoreError`]: the delivery is then answered `500` and not acted on
-    /// (the sender retries it).
-    fn record<'a>(
-        &'a self,
-        webhook_id: &'a str,
-        timestamp: SystemTime,
-        now: SystemTime,
-        window: Duration,
-    ) -> RecordFuture<'a>;
-}
-
-impl<T: WebhookIdStore + Send + 'static> WebhookIds for Mutex<T> {
-    fn record<'a>(
-        &'a self,
-        webhook_id: &'a str,
-        timestamp: SystemTime,
-        now: SystemTime,
-        window: Duration,
-    ) -> RecordFuture<'a> {
-        let recorded = self
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .record(webhook_id, timestamp, now, window);
-        Box::pin(std::future::ready(Ok(recorded)))
-    }
-}
+use super::respond::text;
 
 /// The webhook route's settings, kept by [`OAuthRouter`](super::OAuthRouter).
 #[derive(Clone)]
@@ -113,11 +86,13 @@ pub(crate) struct WebhookRoute {
 }
 
 impl WebhookRoute {
-    pub(crate) fn new(verifier: WebhookVerifier) -> Self {
+    /// The route at `/webhook`, remembering ids in `ids` (the store's, for
+    /// every process on it) or else in a [`SeenWebhooks`] of its own.
+    pub(crate) fn new(verifier: WebhookVerifier, ids: Option<Arc<dyn WebhookIds>>) -> Self {
         WebhookRoute {
             path: "/webhook".to_owned(),
             verifier,
-            ids: Arc::new(Mutex::new(SeenWebhooks::default())),
+            ids: ids.unwrap_or_else(|| Arc::new(Mutex::new(SeenWebhooks::default()))),
         }
     }
 }
@@ -149,14 +124,23 @@ fn status_of(kind: ErrorKind) -> StatusCode {
     }
 }
 
+/// Answers a refusal with a fixed text naming its kind (never the
+/// delivery's content); the refusal is logged with the core's sanitized,
+/// capped detail.
 fn refuse(error: &hoopai_oauth::Error) -> Response {
     let status = status_of(error.kind());
-    tracing::warn!(status = status.as_u16(), kind = ?error.kind(), %error, "webhook refused");
+    telemetry::webhook_refused(error.kind());
+    if error.kind() == ErrorKind::WebhookReplayed {
+        // Most often the sender retrying after a lost answer.
+        tracing::info!(%error, "webhook already accepted: not acted on again");
+    } else {
+        tracing::warn!(status = status.as_u16(), kind = ?error.kind(), %error, "webhook refused");
+    }
     let body = match error.kind() {
-        ErrorKind::WebhookReplayed => format!("duplicate: {error}\n"),
-        _ => format!("{error}\n"),
+        ErrorKind::WebhookReplayed => "duplicate: already accepted\n".to_owned(),
+        kind => format!("refused: {}\n", kind.as_str()),
     };
-    (status, body).into_response()
+    text(status, body)
 }
 
 pub(crate) async fn webhook(
@@ -171,6 +155,7 @@ pub(crate) async fn webhook(
         Ok(event) => event,
         Err(e) => return refuse(&e),
     };
+    let id = event.replay_key().map(|(id, _)| id.to_owned());
     let recorded = match event.replay_key() {
         Some((id, timestamp)) => {
             match state
@@ -182,11 +167,11 @@ pub(crate) async fn webhook(
                 Ok(recorded) => recorded,
                 Err(e) => {
                     tracing::error!(error = %e, "the seen-webhook store failed");
-                    return (
+                    telemetry::webhook("store_failed");
+                    return text(
                         StatusCode::INTERNAL_SERVER_ERROR,
                         "seen-webhook store failed\n",
-                    )
-                        .into_response();
+                    );
                 }
             }
         }
@@ -196,7 +181,30 @@ pub(crate) async fn webhook(
         Ok(event) => event,
         Err(e) => return refuse(&e),
     };
-    act(&state.service, event).await
+    // In a task of its own: a client that goes away (or a request timeout)
+    // must not cut an action half done once its id is recorded.
+    let service = state.service.clone();
+    let ids = Arc::clone(&state.route.ids);
+    match tokio::spawn(async move {
+        let response = act(&service, event).await;
+        // Not acted on, or not in full: the sender's retry must be taken
+        // as new, by whichever process it reaches.
+        if response.status().is_server_error()
+            && let Some(id) = id
+            && let Err(e) = ids.forget(&id).await
+        {
+            tracing::error!(error = %e, "a webhookId not acted on stays recorded");
+        }
+        response
+    })
+    .await
+    {
+        Ok(response) => response,
+        Err(e) => {
+            tracing::error!(error = %e, "acting on a webhook failed");
+            text(StatusCode::INTERNAL_SERVER_ERROR, "failed\n")
+        }
+    }
 }
 
 /// Acts on an accepted delivery: the engine adds or removes the grants
@@ -206,10 +214,19 @@ async fn act(service: &TokenService, event: WebhookEvent) -> Response {
         Ok(changes) => changes,
         Err(e @ ServiceError::OAuth(_)) => {
             tracing::warn!(error = %e, "webhook refused by the engine");
-            return (StatusCode::BAD_REQUEST, format!("{e}\n")).into_response();
+            telemetry::webhook("unnamable");
+            return text(
+                StatusCode::BAD_REQUEST,
+                "refused: the ids of this event cannot name grants\n",
+            );
         }
         Err(e) => {
-            return (StatusCode::SERVICE_UNAVAILABLE, format!("{e}\n")).into_response();
+            tracing::warn!(error = %e, "webhook not acted on");
+            telemetry::webhook("stopping");
+            return text(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the service is stopping: retry later\n",
+            );
         }
     };
     match &event.payload {
@@ -227,20 +244,25 @@ async fn act(service: &TokenService, event: WebhookEvent) -> Response {
     if let Some((grant, e)) = changes.undeleted.first() {
         // Forgotten in memory; the record may still be stored.
         tracing::error!(grant = %grant, error = %e, undeleted = changes.undeleted.len(), "uninstall: a record could not be deleted");
-        return (StatusCode::INTERNAL_SERVER_ERROR, format!("{e}\n")).into_response();
+        telemetry::webhook("delete_failed");
+        return text(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "a record could not be deleted: retry later\n",
+        );
     }
     let body = format!(
         "accepted; {} grant(s) added, {} removed\n",
         changes.added.len(),
         changes.removed.len()
     );
+    telemetry::webhook("accepted");
     service.publish(ServiceEvent::Webhook(Box::new(WebhookReceived {
         event,
         removed: changes.removed,
         added: changes.added,
         needs_code_exchange: changes.needs_code_exchange,
     })));
-    (StatusCode::OK, body).into_response()
+    text(StatusCode::OK, body)
 }
 
 /// The body limit of the route: the core's [`MAX_WEBHOOK_BYTES`].

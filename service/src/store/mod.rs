@@ -1,29 +1,54 @@
 //! Where grant records live: the [`GrantStore`] trait and its implementations.
 //!
 //! A grant's record ([`GrantRecord`], JSON) holds its refresh token, which
-//! *is* the installation: per FACTS.md refresh tokens are single-use, and
-//! losing the newest one means the customer must re-install the app. Every
-//! store here therefore writes durably before it answers, and offers
-//! compare-and-swap on [`GrantRecord::version`] so that several engines can
-//! share it (the engine's shared-store mode).
+//! *is* the installation: refresh tokens are single-use (the crate README,
+//! *Keeping tokens fresh: the engine*), and losing the newest one means the
+//! customer must re-install the app. Every store here therefore writes
+//! durably before it answers, and offers compare-and-swap on
+//! [`GrantRecord::version`] so that several engines can share it (the
+//! engine's shared-store mode).
 //!
 //! | Store | For | Where tokens sit at rest |
 //! |---|---|---|
-//! | [`SqliteStore`] (feature `sqlite`, default) | one process, embedded, one file | the database file and its `-wal` file, created with mode `0600` |
-//! | [`PostgresStore`] (feature `postgres`, default) | several processes or machines | the `hoopai_grants` table of your database |
+//! | [`SqliteStore`] (feature `sqlite`, default) | one process, embedded, one file | the database file and its `-wal` file, created with mode `0600`; sealed with a [`Keyring`] |
+//! | [`PostgresStore`] (feature `postgres`, default) | several processes or machines | the `hoopai_grants` table of your database; sealed with a [`Keyring`] |
 //! | [`MemoryStore`] | tests | process memory only; lost on exit |
 //!
 //! # Protecting tokens at rest
 //!
-//! Records are stored as plain JSON: the access token, the refresh token and
-//! the ids are readable by anyone who can read the storage. Treat the store as
-//! you treat the client secret:
+//! Give the store a [`Keyring`] and it seals every record it writes:
+//! XChaCha20-Poly1305 under the keyring's newest key, bound to the row's
+//! grant id and version (see [`SealError`] and `docs/encryption-at-rest.md`).
+//! The refresh and access tokens then never reach the database file, its
+//! WAL, the Postgres table or their backups in clear. **Recommended for
+//! every deployment.**
+//!
+//! ```no_run
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! use hoopai_oauth_service::{Keyring, PostgresStore, SqliteOptions, SqliteStore};
+//! // HOOPAI_RECORD_KEYS="k2:<base64 of 32 bytes>,k1:<…>", newest first.
+//! let keys = Keyring::from_env()?;
+//! let sqlite = SqliteStore::open_with("grants.sqlite3", SqliteOptions::default().keys(keys.clone())).await?;
+//! let postgres = PostgresStore::connect("postgres://app@127.0.0.1/app").await?.with_keys(keys);
+//! # Ok(()) }
+//! ```
+//!
+//! - Plain records (written without keys, or by earlier versions) are still
+//!   read, and sealed on their next write; `reseal` (e.g.
+//!   [`SqliteStore::reseal`]) seals them all at once while the service
+//!   serves, and re-seals records of older keys after a rotation.
+//! - A sealed record that does not open (its key is not in the keyring, or
+//!   it was changed) is reported like a corrupt row, below.
+//! - Grant ids, versions and timestamps stay in clear: they are the keys
+//!   the stores compare on.
+//!
+//! Sealing or not, treat the store as you treat the client secret:
 //!
 //! - SQLite: [`SqliteStore::open`] creates the file with mode `0600` (owner
 //!   read/write only; SQLite gives its `-wal` and `-shm` files the same mode)
 //!   and warns through `tracing` when an existing file is readable by others.
-//!   Keep it on a disk that is encrypted at rest and out of backups that
-//!   others can read.
+//!   Deleted and rewritten rows are overwritten with zeros
+//!   (`secure_delete`).
 //! - Postgres: give the service its own role that owns only the
 //!   `hoopai_grants` table (`GRANT`s for nobody else), connect with TLS
 //!   ([`PostgresStore::connect_with`] takes any `tokio-postgres` TLS
@@ -34,8 +59,12 @@
 //!
 //! Every operation returns a [`StoreError`]. A stored row that cannot be read
 //! back as a record of this grant (not JSON, another schema, another grant's
-//! id, a version that disagrees with the row's) is a
-//! [`StoreError::Corrupt`] naming the grant, never a panic:
+//! id, a version that disagrees with the row's, a key that is not UTF-8
+//! text, a record column that is not text) is a [`StoreError::Corrupt`]
+//! naming the grant (a key that is no grant id is shown as lossy text,
+//! shortened past [`MAX_GRANT_ID_BYTES`](hoopai_oauth::MAX_GRANT_ID_BYTES)), never a panic; a sealed record
+//! that does not open is a [`StoreError::Sealed`] naming the grant and the
+//! key id:
 //!
 //! - [`GrantStore::load`] returns it as the error;
 //! - [`GrantStore::load_page`] puts it in [`Page::corrupt`] and goes on with the
@@ -43,42 +72,63 @@
 //! - [`GrantStore::compare_and_swap`] returns it when the write lost and the
 //!   stored row it lost to is corrupt. The row is left as it is for a human
 //!   to look at: nothing is ever overwritten without compare-and-swap.
+//!   (A compare-and-swap naming the row's exact version replaces it: that
+//!   is how one repairs it.)
+//!
+//! # Grant ids
+//!
+//! A grant id is at most [`MAX_GRANT_ID_BYTES`](hoopai_oauth::MAX_GRANT_ID_BYTES) bytes of UTF-8 without a NUL
+//! byte (Postgres text cannot hold NUL; a btree key must stay small). A
+//! write of another id is refused with [`StoreError::InvalidWrite`], which
+//! is not worth retrying; `load` of an id holding NUL finds nothing, and a
+//! stored row whose id is longer (written by hand, or before the limit) is
+//! reported as corrupt, never restored: a grant whose record cannot be
+//! written back must not be refreshed.
 
 use std::fmt;
 use std::future::Future;
+use std::sync::Arc;
 
-use hoopai_oauth::{GrantId, GrantRecord, MAX_RECORD_VERSION, RECORD_SCHEMA};
+use hoopai_oauth::{
+    GrantId, GrantRecord, MAX_RECORD_VERSION, RECORD_SCHEMA, StoreFailure, WriteOutcome,
+};
 use serde_json::Value;
 
+mod budget;
+mod keys;
 mod memory;
 #[cfg(feature = "postgres")]
 mod postgres;
+mod reseal;
+mod rows;
+mod seal;
 #[cfg(feature = "sqlite")]
 mod sqlite;
+mod webhook_ids;
 
+pub use keys::{Keyring, KeyringError, MAX_KEY_ID_LEN, RECORD_KEYS_VAR, RecordKey};
 pub use memory::MemoryStore;
 #[cfg(feature = "postgres")]
-pub use postgres::PostgresStore;
+pub use postgres::{PostgresStore, STATEMENT_TIMEOUT_MS};
+pub use reseal::ResealReport;
+pub use seal::{SEALED_PREFIX, SealError, SealErrorKind};
 #[cfg(feature = "sqlite")]
 pub use sqlite::{SqliteOptions, SqliteStore};
+#[cfg(feature = "postgres")]
+pub use webhook_ids::PostgresWebhookIds;
+#[cfg(feature = "sqlite")]
+pub use webhook_ids::SqliteWebhookIds;
+pub use webhook_ids::{
+    ForgetFuture, PRUNE_BATCH, PRUNE_EVERY, RecordFuture, WEBHOOK_ID_CLOCK_SKEW, WebhookIds,
+};
 
 /// How many records [`GrantStore::load_page`] returns at most when the
 /// caller asks for more, and what the service asks for at start-up.
 pub const DEFAULT_PAGE_SIZE: usize = 1_000;
 
-/// The outcome of [`GrantStore::compare_and_swap`] when the store answered.
-#[derive(Debug, Clone, PartialEq)]
-#[non_exhaustive]
-pub enum Swap {
-    /// The record was written: the stored version was the one it replaces
-    /// (or nothing was stored and it replaces nothing).
-    Written,
-    /// Not written: another version is stored. Here it is.
-    Conflict(Box<GrantRecord>),
-    /// Not written: the write replaces a version, but nothing is stored for
-    /// the grant (it was deleted, e.g. by another process after an uninstall).
-    Missing,
-}
+// The longest grant id a store keeps: the engine's limit (Location and
+// Company ids are about 20 bytes; the limit keeps Postgres index keys small).
+pub(crate) use hoopai_oauth::MAX_GRANT_ID_BYTES;
 
 /// A stored row that cannot be read back as the record of its grant.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -97,7 +147,8 @@ impl fmt::Display for CorruptRecord {
         write!(
             f,
             "the stored record of grant {} is unreadable: {}",
-            self.grant, self.reason
+            GrantName(self.grant.as_str()),
+            self.reason
         )
     }
 }
@@ -109,13 +160,26 @@ pub enum StoreError {
     /// A stored row is not a readable record of its grant; see [`CorruptRecord`].
     #[error("{0}")]
     Corrupt(CorruptRecord),
+    /// A stored row is a sealed record that does not open: its key is not
+    /// in the store's [`Keyring`], or it was changed; see [`SealError`].
+    #[error("{0}")]
+    Sealed(SealError),
     /// The write was refused before reaching the database: the record's
     /// version does not go up from the one it replaces, or is above
-    /// [`MAX_RECORD_VERSION`].
-    #[error("write of grant {grant} refused: {reason}")]
+    /// [`MAX_RECORD_VERSION`], or its grant id is not one a store can keep
+    /// (see [`MAX_GRANT_ID_BYTES`](hoopai_oauth::MAX_GRANT_ID_BYTES)). Retrying cannot help.
+    #[error("write of grant {} refused: {reason}", GrantName(grant.as_str()))]
     InvalidWrite {
         /// The grant.
         grant: GrantId,
+        /// Why.
+        reason: String,
+    },
+    /// A `webhookId` no store keeps: over
+    /// [`MAX_WEBHOOK_ID_BYTES`](hoopai_oauth::MAX_WEBHOOK_ID_BYTES) (the
+    /// webhook parser refuses those first). Retrying cannot help.
+    #[error("webhookId refused: {reason}")]
+    InvalidWebhookId {
         /// Why.
         reason: String,
     },
@@ -156,13 +220,20 @@ impl StoreError {
     }
 }
 
+impl From<StoreError> for StoreFailure {
+    fn from(e: StoreError) -> Self {
+        StoreFailure::new(e)
+    }
+}
+
 /// One page of [`GrantStore::load_page`], in grant id order (byte order).
 #[derive(Debug, Default)]
 #[non_exhaustive]
 pub struct Page {
     /// The readable records.
     pub records: Vec<GrantRecord>,
-    /// The rows that could not be read (they count toward the page size).
+    /// The rows that could not be read (they count toward the page size),
+    /// sealed records that do not open among them (see [`SealError`]).
     pub corrupt: Vec<CorruptRecord>,
     /// Where the next page starts (pass it as `after`); `None` on the last page.
     pub next: Option<GrantId>,
@@ -184,10 +255,15 @@ pub trait GrantStore: Send + Sync + 'static {
         grant: &GrantId,
     ) -> impl Future<Output = Result<Option<GrantRecord>, StoreError>> + Send;
 
-    /// Up to `limit` records (at least 1, at most [`DEFAULT_PAGE_SIZE`]·10)
+    /// Up to `limit` rows (at least 1, at most [`DEFAULT_PAGE_SIZE`]·10)
     /// with a grant id greater than `after`, in grant id order. Restoring
     /// 100,000 grants page by page needs memory for one page beyond the
     /// records themselves.
+    ///
+    /// A page never ends on a row whose key cannot be handed back as
+    /// `after` (not UTF-8 text, possible in SQLite or a `SQL_ASCII` Postgres
+    /// database): it goes on to the next row that can, so a run of such rows
+    /// makes it longer than `limit`. Every row is in exactly one page.
     ///
     /// # Errors
     /// [`StoreError::Backend`]. Unreadable rows are not errors: they are in
@@ -200,9 +276,12 @@ pub trait GrantStore: Send + Sync + 'static {
 
     /// Writes `record` (keyed by `record.grant`) only if the stored version
     /// is `replaces`; `replaces: None` writes only if nothing is stored
-    /// (create-only). Answers [`Swap::Written`], [`Swap::Conflict`] with the
-    /// stored record, or [`Swap::Missing`] when `replaces` is `Some` and
-    /// nothing is stored.
+    /// (create-only). Answers, as the engine takes it
+    /// ([`Engine::handle_write`](hoopai_oauth::Engine::handle_write)),
+    /// [`WriteOutcome::Written`], [`WriteOutcome::Conflict`] with the stored
+    /// record, or [`WriteOutcome::NoRecord`] when `replaces` is `Some` and
+    /// nothing is stored; never [`WriteOutcome::Failed`] (that is the
+    /// error, which a driver hands on as `Failed`).
     ///
     /// # Errors
     /// [`StoreError::InvalidWrite`] if `record.version` is not above
@@ -212,7 +291,7 @@ pub trait GrantStore: Send + Sync + 'static {
         &self,
         record: &GrantRecord,
         replaces: Option<u64>,
-    ) -> impl Future<Output = Result<Swap, StoreError>> + Send;
+    ) -> impl Future<Output = Result<WriteOutcome, StoreError>> + Send;
 
     /// Writes `record` whatever is stored (the engine's single-process mode,
     /// where this process is the only writer).
@@ -227,6 +306,37 @@ pub trait GrantStore: Send + Sync + 'static {
     /// # Errors
     /// [`StoreError::Backend`].
     fn delete(&self, grant: &GrantId) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// Claims tokens of the request budget that every process on this
+    /// store shares ([`EngineSettings::shared_budget`](hoopai_oauth::EngineSettings::shared_budget)),
+    /// atomically, by the rules of [`BudgetClaim`](hoopai_oauth::BudgetClaim):
+    /// the SQLite store in an `IMMEDIATE` transaction on its file, the
+    /// Postgres store in one call of `hoopai_claim_budget` (serialized per
+    /// key, timed by the server's clock), [`MemoryStore`] in its memory.
+    ///
+    /// # Errors
+    /// [`StoreError::Backend`]; the default (a store of your own that keeps
+    /// no budget) always fails, and engines on it keep to a local share.
+    fn claim_budget(
+        &self,
+        claim: &hoopai_oauth::BudgetClaim,
+    ) -> impl Future<Output = Result<hoopai_oauth::ClaimOutcome, StoreError>> + Send {
+        let _ = claim;
+        std::future::ready(Err(StoreError::backend(
+            "store",
+            "this store keeps no shared request budget",
+        )))
+    }
+
+    /// Where the webhook routes of a [`TokenService`](crate::TokenService)
+    /// on this store remember the `webhookId`s they accepted, if the store
+    /// can hold them for every process that shares it: the SQLite and
+    /// Postgres stores answer their `hoopai_webhook_ids` table. `None` (the
+    /// default, and [`MemoryStore`]'s answer) leaves the routes an
+    /// in-memory set of their own.
+    fn shared_webhook_ids(&self) -> Option<Arc<dyn WebhookIds>> {
+        None
+    }
 }
 
 /// The page size actually used for a requested `limit`.
@@ -242,6 +352,9 @@ pub(crate) fn check_write(record: &GrantRecord, replaces: Option<u64>) -> Result
             reason,
         })
     };
+    if let Err(reason) = rows::storable(record.grant.as_str()) {
+        return refuse(reason);
+    }
     if record.version > MAX_RECORD_VERSION {
         return refuse(format!(
             "version {} is above the highest a store keeps ({MAX_RECORD_VERSION})",
@@ -259,17 +372,17 @@ pub(crate) fn check_write(record: &GrantRecord, replaces: Option<u64>) -> Result
     Ok(())
 }
 
-/// The record as stored: JSON text.
-pub(crate) fn encode(record: &GrantRecord) -> Result<String, StoreError> {
+/// The record as JSON text (what a store without keys writes).
+pub(crate) fn encode_json(record: &GrantRecord) -> Result<String, StoreError> {
     serde_json::to_string(record).map_err(|e| StoreError::InvalidWrite {
         grant: record.grant.clone(),
         reason: format!("not serializable: {e}"),
     })
 }
 
-/// Reads a stored row back: it must be a record of this schema, of this
-/// grant, at the row's version.
-pub(crate) fn decode(
+/// Reads a plain JSON row back: it must be a record of this schema, of
+/// this grant, at the row's version.
+pub(crate) fn decode_json(
     grant: &str,
     version: Option<u64>,
     text: &str,
@@ -317,6 +430,32 @@ pub(crate) fn decode(
     Ok(record)
 }
 
+/// A grant id (or any stored key) in a message: control characters
+/// escaped, and past [`MAX_GRANT_ID_BYTES`](hoopai_oauth::MAX_GRANT_ID_BYTES) only its first 16 characters
+/// and its length, so a token stored as a key is never printed.
+pub(crate) struct GrantName<'a>(pub(crate) &'a str);
+
+impl fmt::Display for GrantName<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let escaped = |f: &mut fmt::Formatter<'_>, s: &mut dyn Iterator<Item = char>| {
+            for c in s {
+                if c.is_control() {
+                    write!(f, "{}", c.escape_debug())?;
+                } else {
+                    write!(f, "{c}")?;
+                }
+            }
+            Ok(())
+        };
+        if self.0.len() > MAX_GRANT_ID_BYTES {
+            escaped(f, &mut self.0.chars().take(16))?;
+            write!(f, "…({} bytes)", self.0.len())
+        } else {
+            escaped(f, &mut self.0.chars())
+        }
+    }
+}
+
 /// Replaces the inside of every quoted (`"…"` or `` `…` ``) run longer than
 /// 16 characters by its length: serde messages quote the values they refuse.
 pub(crate) fn redact_quoted(message: &str) -> String {
@@ -344,7 +483,7 @@ pub(crate) fn redact_quoted(message: &str) -> String {
     out
 }
 
-impl<S: GrantStore> GrantStore for std::sync::Arc<S> {
+impl<S: GrantStore> GrantStore for Arc<S> {
     fn load(
         &self,
         grant: &GrantId,
@@ -364,7 +503,7 @@ impl<S: GrantStore> GrantStore for std::sync::Arc<S> {
         &self,
         record: &GrantRecord,
         replaces: Option<u64>,
-    ) -> impl Future<Output = Result<Swap, StoreError>> + Send {
+    ) -> impl Future<Output = Result<WriteOutcome, StoreError>> + Send {
         (**self).compare_and_swap(record, replaces)
     }
 
@@ -374,6 +513,17 @@ impl<S: GrantStore> GrantStore for std::sync::Arc<S> {
 
     fn delete(&self, grant: &GrantId) -> impl Future<Output = Result<bool, StoreError>> + Send {
         (**self).delete(grant)
+    }
+
+    fn claim_budget(
+        &self,
+        claim: &hoopai_oauth::BudgetClaim,
+    ) -> impl Future<Output = Result<hoopai_oauth::ClaimOutcome, StoreError>> + Send {
+        (**self).claim_budget(claim)
+    }
+
+    fn shared_webhook_ids(&self) -> Option<Arc<dyn WebhookIds>> {
+        (**self).shared_webhook_ids()
     }
 }
 

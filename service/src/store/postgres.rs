@@ -1,28 +1,41 @@
 //! The store for several processes or machines: PostgreSQL (tokio-postgres).
 
 use std::fmt;
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
+use std::time::Duration;
 
-use hoopai_oauth::{GrantId, GrantRecord};
+use hoopai_oauth::{BudgetClaim, ClaimOutcome, GrantId, GrantRecord, HOLDERS_WINDOWS};
 use tokio::sync::Mutex;
 use tokio_postgres::tls::{MakeTlsConnect, TlsConnect};
-use tokio_postgres::{Client, Config, NoTls, Socket, Statement};
+use tokio_postgres::{Client, Config, NoTls, Row, Socket, Statement};
 
-use super::{GrantStore, Page, StoreError, Swap, check_write, decode, encode, page_limit};
+use hoopai_oauth::WriteOutcome;
+
+use super::keys::Keyring;
+use super::reseal::{RawRows, ResealReport, Rewrite, Scan, reseal};
+use super::rows::{PageBuilder, PageEnd, RawRow, RowKey, holds_page};
+use super::seal::Codec;
+use super::webhook_ids::postgres::Connect;
+use super::webhook_ids::{PostgresWebhookIds, WebhookIds};
+use super::{GrantStore, Page, StoreError, check_write, page_limit};
 
 const STORE: &str = "postgres";
 
 /// The schema migrations, in order; `hoopai_schema_migrations` lists those applied.
-const MIGRATIONS: &[&str] = &[include_str!("../../migrations/postgres/0001_grants.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("../../migrations/postgres/0001_grants.sql"),
+    include_str!("../../migrations/postgres/0002_webhook_ids.sql"),
+    include_str!("../../migrations/postgres/0003_request_budget.sql"),
+];
+
+/// How long one statement may run before the server cancels it
+/// (`statement_timeout`, set on every connection): a table locked by
+/// another session, or a server that stalls, fails a call in bounded time,
+/// with the server's own error, rather than holding it for good.
+pub const STATEMENT_TIMEOUT_MS: u64 = 5_000;
 
 /// The advisory lock that serializes migrations across processes ("hoopai").
 const MIGRATION_LOCK: i64 = 0x686f_6f70_6169;
-
-type Connect = dyn Fn() -> Pin<Box<dyn Future<Output = Result<Client, tokio_postgres::Error>> + Send>>
-    + Send
-    + Sync;
 
 /// A connection and its prepared statements.
 struct Conn {
@@ -34,6 +47,7 @@ struct Conn {
     update: Statement,
     upsert: Statement,
     delete: Statement,
+    rewrite: Statement,
 }
 
 /// A [`GrantStore`] in a PostgreSQL table, `hoopai_grants`, for several
@@ -45,17 +59,25 @@ struct Conn {
 ///   connect under an advisory lock (several processes may start at once).
 ///   Tables are created in the connection's `search_path` schema.
 /// - One connection, pipelined by all callers; if it drops, the next call
-///   connects again.
+///   connects again. Every statement is bounded by the server
+///   ([`STATEMENT_TIMEOUT_MS`]).
 ///
-/// Tokens sit in the `record` column as JSON text. Restrict the table to the
+/// Tokens sit in the `record` column as JSON text, or sealed with
+/// [`with_keys`](Self::with_keys) (recommended). Restrict the table to the
 /// service's role, and connect with TLS off loopback
 /// ([`connect_with`](Self::connect_with)).
+///
+/// Rows are read as bytes: a row that is not a readable record (a record
+/// that is not JSON, a sealed record that does not open, text that is not
+/// UTF-8 in a `SQL_ASCII` database) is reported by
+/// [`load_page`](GrantStore::load_page), never fatal.
 ///
 /// Cheap to clone.
 #[derive(Clone)]
 pub struct PostgresStore {
     connect: Arc<Connect>,
     conn: Arc<Mutex<Option<Arc<Conn>>>>,
+    codec: Codec,
 }
 
 impl fmt::Debug for PostgresStore {
@@ -101,18 +123,111 @@ impl PostgresStore {
                         tracing::warn!(error = %e, "postgres connection closed");
                     }
                 });
+                client
+                    .batch_execute(&format!("SET statement_timeout = {STATEMENT_TIMEOUT_MS}"))
+                    .await?;
                 Ok(client)
             })
         });
         let store = PostgresStore {
             connect,
             conn: Arc::new(Mutex::new(None)),
+            codec: Codec::default(),
         };
         let mut client = (store.connect)().await.map_err(db)?;
         migrate(&mut client).await?;
         let conn = prepare(client).await?;
         *store.conn.lock().await = Some(Arc::new(conn));
         Ok(store)
+    }
+
+    /// This store, sealing every record written under the newest key of
+    /// `keys` and opening records sealed under any of them (recommended;
+    /// see [`Keyring`] and `docs/encryption-at-rest.md`). Plain records are
+    /// still read, and sealed on their next write or by
+    /// [`reseal`](Self::reseal). Handles cloned from it share the
+    /// connection and the keys; earlier clones keep their own setting.
+    #[must_use]
+    pub fn with_keys(mut self, keys: Keyring) -> Self {
+        self.codec = Codec::new(Some(keys), true);
+        self
+    }
+
+    /// With [`with_keys`](Self::with_keys): `true` (the default) seals
+    /// writes; `false` writes plain JSON while still opening sealed
+    /// records, and [`reseal`](Self::reseal) then unseals every record (to
+    /// go back to a build without sealing).
+    #[must_use]
+    pub fn seal_writes(mut self, seal: bool) -> Self {
+        self.codec = self.codec.with_seal_writes(seal);
+        self
+    }
+
+    /// Rewrites every readable record as the store writes now: sealed
+    /// under the keyring's newest key (plain records of earlier versions,
+    /// and records of older keys after a rotation), or plain with
+    /// [`seal_writes`](Self::seal_writes)`(false)`.
+    ///
+    /// Safe while services serve, from any process: page by page (256
+    /// rows, one `UPDATE` each), each row is rewritten only if it still
+    /// holds the version and the exact text read; a row written in between
+    /// is left alone and counted in [`ResealReport::changed`]. The record's
+    /// version does not change, so no engine sees a conflict. Unreadable
+    /// rows are left alone and listed. Run one reseal at a time. The old
+    /// row versions stay in the table's files until `VACUUM` reclaims them
+    /// (`VACUUM FULL` rewrites the table), and in earlier backups.
+    ///
+    /// # Errors
+    /// [`StoreError::Backend`] if the database fails; the rows rewritten
+    /// so far stay rewritten, and running it again goes on.
+    pub async fn reseal(&self) -> Result<ResealReport, StoreError> {
+        reseal(self, &self.codec).await
+    }
+
+    /// The `webhookId`s accepted by the webhook routes of every process on
+    /// this database (the `hoopai_webhook_ids` table), through a connection
+    /// of its own made as this store's are: see [`PostgresWebhookIds`]. A
+    /// [`TokenService`](crate::TokenService) on this store gives it to its
+    /// routes by itself.
+    #[must_use]
+    pub fn webhook_ids(&self) -> PostgresWebhookIds {
+        PostgresWebhookIds::new(
+            Arc::clone(&self.connect),
+            Duration::from_millis(STATEMENT_TIMEOUT_MS) + Duration::from_secs(5),
+        )
+    }
+
+    /// The rows after `after` in key order, at least a page's worth as
+    /// [`PageEnd`] counts it (or up to the end of the table).
+    async fn page_rows(
+        &self,
+        after: Option<&GrantId>,
+        limit: usize,
+    ) -> Result<Vec<Row>, StoreError> {
+        let conn = self.conn().await?;
+        let mut asked = limit;
+        loop {
+            let asked_sql = i64::try_from(asked).unwrap_or(i64::MAX);
+            let rows = match after {
+                Some(after) => {
+                    conn.client
+                        .query(&conn.page, &[&after.as_str(), &asked_sql])
+                        .await
+                }
+                None => conn.client.query(&conn.first_page, &[&asked_sql]).await,
+            }
+            .map_err(db)?;
+            let cursors = rows.iter().map(|r| {
+                r.try_get::<_, &[u8]>(0)
+                    .is_ok_and(|k| std::str::from_utf8(k).is_ok())
+            });
+            if holds_page(cursors, limit, asked) {
+                return Ok(rows);
+            }
+            // The page would end on a key that is not UTF-8 (a `SQL_ASCII`
+            // database): read further.
+            asked = asked.saturating_mul(2);
+        }
     }
 
     /// The live connection, connecting again if it dropped.
@@ -188,11 +303,21 @@ async fn prepare(client: Client) -> Result<Conn, StoreError> {
         let client = &client;
         async move { client.prepare(sql).await.map_err(db) }
     };
-    let load = p("SELECT version, record FROM hoopai_grants WHERE grant_id = $1").await?;
-    let first_page =
-        p("SELECT grant_id, version, record FROM hoopai_grants ORDER BY grant_id LIMIT $1").await?;
-    let page = p("SELECT grant_id, version, record FROM hoopai_grants
-                  WHERE grant_id > $1 ORDER BY grant_id LIMIT $2")
+    // Keys and records are read as their bytes (`convert_to(…, 'SQL_ASCII')`
+    // passes them through unchecked): text that is not UTF-8, possible in a
+    // `SQL_ASCII` database, would otherwise fail the whole query.
+    let load =
+        p("SELECT version, convert_to(record, 'SQL_ASCII') FROM hoopai_grants WHERE grant_id = $1")
+            .await?;
+    let first_page = p(
+        "SELECT convert_to(grant_id, 'SQL_ASCII'), version, convert_to(record, 'SQL_ASCII')
+         FROM hoopai_grants ORDER BY grant_id LIMIT $1",
+    )
+    .await?;
+    let page = p(
+        "SELECT convert_to(grant_id, 'SQL_ASCII'), version, convert_to(record, 'SQL_ASCII')
+         FROM hoopai_grants WHERE grant_id > $1 ORDER BY grant_id LIMIT $2",
+    )
     .await?;
     let insert = p(
         "INSERT INTO hoopai_grants (grant_id, version, record) VALUES ($1, $2, $3)
@@ -211,6 +336,12 @@ async fn prepare(client: Client) -> Result<Conn, StoreError> {
     )
     .await?;
     let delete = p("DELETE FROM hoopai_grants WHERE grant_id = $1").await?;
+    let rewrite = p(
+        "UPDATE hoopai_grants AS g SET record = w.new
+         FROM UNNEST($1::text[], $2::bigint[], $3::text[], $4::text[]) AS w(grant_id, version, old, new)
+         WHERE g.grant_id = w.grant_id AND g.version = w.version AND g.record = w.old",
+    )
+    .await?;
     Ok(Conn {
         client,
         load,
@@ -220,6 +351,7 @@ async fn prepare(client: Client) -> Result<Conn, StoreError> {
         update,
         upsert,
         delete,
+        rewrite,
     })
 }
 
@@ -230,63 +362,78 @@ fn to_i64(grant: &GrantId, version: u64) -> Result<i64, StoreError> {
     })
 }
 
-async fn current(conn: &Conn, grant: &GrantId) -> Result<Option<GrantRecord>, StoreError> {
+/// A row of a page query (`grant_id`, `version`, `record` as bytes).
+fn raw_row(row: &Row) -> Result<RawRow<'_>, StoreError> {
+    let key: &[u8] = row.try_get(0).map_err(db)?;
+    Ok(RawRow {
+        key: RowKey::from_text_bytes(key),
+        version: version_of(row, 1),
+        text: text_of(row, 2),
+    })
+}
+
+fn version_of(row: &Row, i: usize) -> Result<u64, &'static str> {
+    row.try_get::<_, i64>(i)
+        .map_err(|_| "the version column is not a BIGINT")
+        .and_then(RawRow::version_from_i64)
+}
+
+fn text_of(row: &Row, i: usize) -> Result<&str, &'static str> {
+    row.try_get::<_, &[u8]>(i)
+        .map_err(|_| "the record column is not text")
+        .and_then(RawRow::text_from_bytes)
+}
+
+async fn current(
+    conn: &Conn,
+    codec: &Codec,
+    grant: &GrantId,
+) -> Result<Option<GrantRecord>, StoreError> {
     let row = conn
         .client
         .query_opt(&conn.load, &[&grant.as_str()])
         .await
         .map_err(db)?;
-    row.map(|row| {
-        let version: i64 = row.get(0);
-        let text: &str = row.get(1);
-        decode(grant.as_str(), u64::try_from(version).ok(), text).map_err(StoreError::Corrupt)
-    })
-    .transpose()
+    let Some(row) = row else {
+        return Ok(None);
+    };
+    let raw = RawRow {
+        key: RowKey::Text(grant.as_str()),
+        version: version_of(&row, 0),
+        text: text_of(&row, 1),
+    };
+    raw.read(codec).map(Some).map_err(StoreError::from)
 }
 
 impl GrantStore for PostgresStore {
     async fn load(&self, grant: &GrantId) -> Result<Option<GrantRecord>, StoreError> {
+        if grant.as_str().contains('\0') {
+            // Postgres text cannot hold NUL: nothing is stored under it.
+            return Ok(None);
+        }
         let conn = self.conn().await?;
-        current(&conn, grant).await
+        current(&conn, &self.codec, grant).await
     }
 
     async fn load_page(&self, after: Option<&GrantId>, limit: usize) -> Result<Page, StoreError> {
         let limit = page_limit(limit);
-        let conn = self.conn().await?;
-        let limit_sql = i64::try_from(limit).unwrap_or(i64::MAX);
-        let rows = match after {
-            Some(after) => {
-                conn.client
-                    .query(&conn.page, &[&after.as_str(), &limit_sql])
-                    .await
-            }
-            None => conn.client.query(&conn.first_page, &[&limit_sql]).await,
-        }
-        .map_err(db)?;
-        let mut page = Page::default();
-        let full = rows.len() == limit;
+        let rows = self.page_rows(after, limit).await?;
+        let mut page = PageBuilder::new(&self.codec, limit);
         for row in &rows {
-            let grant: &str = row.get(0);
-            let version: i64 = row.get(1);
-            let text: &str = row.get(2);
-            match decode(grant, u64::try_from(version).ok(), text) {
-                Ok(record) => page.records.push(record),
-                Err(corrupt) => page.corrupt.push(corrupt),
+            if page.push(&raw_row(row)?) {
+                break;
             }
         }
-        if full {
-            page.next = rows.last().map(|r| GrantId::new(r.get::<_, &str>(0)));
-        }
-        Ok(page)
+        Ok(page.finish())
     }
 
     async fn compare_and_swap(
         &self,
         record: &GrantRecord,
         replaces: Option<u64>,
-    ) -> Result<Swap, StoreError> {
+    ) -> Result<WriteOutcome, StoreError> {
         check_write(record, replaces)?;
-        let text = encode(record)?;
+        let text = self.codec.encode(record)?;
         let grant = &record.grant;
         let version = to_i64(grant, record.version)?;
         let conn = self.conn().await?;
@@ -308,13 +455,13 @@ impl GrantStore for PostgresStore {
             }
             .map_err(db)?;
             if changed == 1 {
-                return Ok(Swap::Written);
+                return Ok(WriteOutcome::Written);
             }
-            match (current(&conn, grant).await?, replaces) {
+            match (current(&conn, &self.codec, grant).await?, replaces) {
                 (Some(stored), _) if Some(stored.version) != replaces => {
-                    return Ok(Swap::Conflict(Box::new(stored)));
+                    return Ok(WriteOutcome::Conflict(Box::new(stored)));
                 }
-                (None, Some(_)) => return Ok(Swap::Missing),
+                (None, Some(_)) => return Ok(WriteOutcome::NoRecord),
                 // Deleted, or put back at the version replaced, in between: again.
                 _ => {}
             }
@@ -327,7 +474,7 @@ impl GrantStore for PostgresStore {
 
     async fn put(&self, record: &GrantRecord) -> Result<(), StoreError> {
         check_write(record, None)?;
-        let text = encode(record)?;
+        let text = self.codec.encode(record)?;
         let version = to_i64(&record.grant, record.version)?;
         let conn = self.conn().await?;
         conn.client
@@ -338,6 +485,9 @@ impl GrantStore for PostgresStore {
     }
 
     async fn delete(&self, grant: &GrantId) -> Result<bool, StoreError> {
+        if grant.as_str().contains('\0') {
+            return Ok(false);
+        }
         let conn = self.conn().await?;
         let n = conn
             .client
@@ -345,5 +495,75 @@ impl GrantStore for PostgresStore {
             .await
             .map_err(db)?;
         Ok(n > 0)
+    }
+
+    async fn claim_budget(&self, claim: &BudgetClaim) -> Result<ClaimOutcome, StoreError> {
+        let whole = |n: u32| i32::try_from(n).unwrap_or(i32::MAX);
+        let window = i64::try_from(claim.window.as_millis()).unwrap_or(i64::MAX);
+        let conn = self.conn().await?;
+        let row = conn
+            .client
+            .query_one(
+                "SELECT sends, others, holders, next_free_ms \
+                 FROM hoopai_claim_budget($1, $2, $3, $4, $5, $6, $7, $8)",
+                &[
+                    &claim.key,
+                    &claim.holder,
+                    &whole(claim.sends),
+                    &whole(claim.others),
+                    &whole(claim.max),
+                    &whole(claim.others_max),
+                    &window,
+                    &whole(HOLDERS_WINDOWS),
+                ],
+            )
+            .await
+            .map_err(db)?;
+        let count = |i: usize| -> u32 { u32::try_from(row.get::<_, i32>(i)).unwrap_or(0) };
+        let next_free: i64 = row.get(3);
+        Ok(ClaimOutcome::Granted {
+            sends: count(0),
+            others: count(1),
+            holders: count(2),
+            next_free_in: Duration::from_millis(u64::try_from(next_free).unwrap_or(0)),
+        })
+    }
+
+    fn shared_webhook_ids(&self) -> Option<Arc<dyn WebhookIds>> {
+        Some(Arc::new(self.webhook_ids()))
+    }
+}
+
+impl RawRows for PostgresStore {
+    async fn scan(&self, after: Option<GrantId>, limit: usize) -> Result<Scan, StoreError> {
+        let rows = self.page_rows(after.as_ref(), limit).await?;
+        let mut scan = Scan::default();
+        let mut end = PageEnd::new(limit);
+        for row in &rows {
+            if scan.push(&raw_row(row)?, &mut end) {
+                break;
+            }
+        }
+        Ok(scan)
+    }
+
+    async fn rewrite(&self, rewrites: Vec<Rewrite>) -> Result<usize, StoreError> {
+        let mut grants = Vec::with_capacity(rewrites.len());
+        let mut versions = Vec::with_capacity(rewrites.len());
+        let mut olds = Vec::with_capacity(rewrites.len());
+        let mut news = Vec::with_capacity(rewrites.len());
+        for w in rewrites {
+            versions.push(to_i64(&GrantId::new(&w.grant), w.version)?);
+            grants.push(w.grant);
+            olds.push(w.old);
+            news.push(w.new);
+        }
+        let conn = self.conn().await?;
+        let n = conn
+            .client
+            .execute(&conn.rewrite, &[&grants, &versions, &olds, &news])
+            .await
+            .map_err(db)?;
+        Ok(usize::try_from(n).unwrap_or(usize::MAX))
     }
 }

@@ -7,6 +7,23 @@ use hoopai_oauth_service::{GrantStore, ReqwestClient, ServiceSettings, SqliteSto
 
 use super::fake_http::{CLIENT_ID, CLIENT_SECRET, FakeHttp};
 
+/// The limits the app is served with (`routes::ServeLimits` when the
+/// routes are built).
+#[cfg(feature = "axum")]
+pub type Limits = hoopai_oauth_service::routes::ServeLimits;
+#[cfg(not(feature = "axum"))]
+pub type Limits = ();
+
+/// Serves `router` as an app would: with the timeouts and the client
+/// addresses of `routes::serve` when the routes are built.
+async fn serve(listener: tokio::net::TcpListener, router: axum::Router, limits: Limits) {
+    #[cfg(feature = "axum")]
+    let _ =
+        hoopai_oauth_service::routes::serve(listener, router, limits, std::future::pending()).await;
+    #[cfg(not(feature = "axum"))]
+    let _ = (axum::serve(listener, router).await, limits);
+}
+
 pub struct App {
     pub fake: FakeHttp,
     /// `http://127.0.0.1:PORT` of the app.
@@ -26,6 +43,17 @@ impl App {
         config: impl FnOnce(ConfigBuilder) -> ConfigBuilder,
         router: impl FnOnce(&FakeHttp, &Config, TokenService) -> axum::Router,
     ) -> App {
+        Self::start_with(fake, settings, config, router, Limits::default()).await
+    }
+
+    /// [`start`](Self::start), served with `limits`.
+    pub async fn start_with(
+        fake: FakeHttp,
+        settings: ServiceSettings,
+        config: impl FnOnce(ConfigBuilder) -> ConfigBuilder,
+        router: impl FnOnce(&FakeHttp, &Config, TokenService) -> axum::Router,
+        limits: Limits,
+    ) -> App {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         let config = config(
@@ -44,9 +72,7 @@ impl App {
             .await
             .unwrap();
         let router = router(&fake, &config, service.clone());
-        let task = tokio::spawn(async move {
-            let _ = axum::serve(listener, router).await;
-        });
+        let task = tokio::spawn(serve(listener, router, limits));
         App {
             fake,
             base,

@@ -4,9 +4,11 @@
 use std::collections::BTreeSet;
 use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
 
+use hoopai_oauth::{BudgetClaim, ClaimOutcome, WriteOutcome};
 use hoopai_oauth::{GrantId, MAX_RECORD_VERSION};
-use hoopai_oauth_service::{GrantStore, StoreError, Swap};
+use hoopai_oauth_service::{GrantStore, StoreError};
 use tokio::sync::Barrier;
 
 use super::{record, refresh_of};
@@ -33,13 +35,13 @@ pub async fn create_only<S: GrantStore>(store: S) {
     let first = record("loc-1", 1, "a");
     assert_eq!(
         store.compare_and_swap(&first, None).await.unwrap(),
-        Swap::Written
+        WriteOutcome::Written
     );
     assert_eq!(store.load(&id("loc-1")).await.unwrap(), Some(first.clone()));
     // A second create loses to the first, and is handed it.
     let second = record("loc-1", 1, "b");
     match store.compare_and_swap(&second, None).await.unwrap() {
-        Swap::Conflict(current) => assert_eq!(*current, first),
+        WriteOutcome::Conflict(current) => assert_eq!(*current, first),
         other => panic!("expected a conflict, got {other:?}"),
     }
     assert_eq!(
@@ -54,19 +56,19 @@ pub async fn update_and_conflict<S: GrantStore>(store: S) {
     let v2 = record("loc-1", 2, "v2");
     assert_eq!(
         store.compare_and_swap(&v2, Some(1)).await.unwrap(),
-        Swap::Written
+        WriteOutcome::Written
     );
     // A writer still at version 1 loses and gets version 2.
     let stale = record("loc-1", 2, "stale");
     match store.compare_and_swap(&stale, Some(1)).await.unwrap() {
-        Swap::Conflict(current) => assert_eq!(*current, v2),
+        WriteOutcome::Conflict(current) => assert_eq!(*current, v2),
         other => panic!("expected a conflict, got {other:?}"),
     }
     // Versions may jump (the engine bumps by one or more).
     let v7 = record("loc-1", 7, "v7");
     assert_eq!(
         store.compare_and_swap(&v7, Some(2)).await.unwrap(),
-        Swap::Written
+        WriteOutcome::Written
     );
     assert_eq!(store.load(&id("loc-1")).await.unwrap(), Some(v7));
     // Other grants are untouched.
@@ -77,7 +79,7 @@ pub async fn missing<S: GrantStore>(store: S) {
     let v2 = record("loc-1", 2, "v2");
     assert_eq!(
         store.compare_and_swap(&v2, Some(1)).await.unwrap(),
-        Swap::Missing
+        WriteOutcome::NoRecord
     );
     assert_eq!(
         store.load(&id("loc-1")).await.unwrap(),
@@ -92,7 +94,7 @@ pub async fn missing<S: GrantStore>(store: S) {
     assert!(store.delete(&id("loc-1")).await.unwrap());
     assert_eq!(
         store.compare_and_swap(&v2, Some(1)).await.unwrap(),
-        Swap::Missing
+        WriteOutcome::NoRecord
     );
 }
 
@@ -129,7 +131,7 @@ pub async fn invalid_writes<S: GrantStore>(store: S) {
     let top = record("loc-1", MAX_RECORD_VERSION, "top");
     assert_eq!(
         store.compare_and_swap(&top, Some(3)).await.unwrap(),
-        Swap::Written
+        WriteOutcome::Written
     );
     assert_eq!(
         store.load(&id("loc-1")).await.unwrap().unwrap().version,
@@ -152,7 +154,7 @@ pub async fn put_and_delete<S: GrantStore>(store: S) {
             .compare_and_swap(&record("loc-1", 3, "three"), Some(2))
             .await
             .unwrap(),
-        Swap::Written
+        WriteOutcome::Written
     );
     assert!(store.delete(&id("loc-1")).await.unwrap());
     assert!(!store.delete(&id("loc-1")).await.unwrap());
@@ -163,7 +165,7 @@ pub async fn put_and_delete<S: GrantStore>(store: S) {
             .compare_and_swap(&record("loc-1", 1, "again"), None)
             .await
             .unwrap(),
-        Swap::Written
+        WriteOutcome::Written
     );
 }
 
@@ -279,7 +281,7 @@ pub async fn corrupt_rows<S: GrantStore, R: Raw>(store: S, raw: R) {
             .compare_and_swap(&record("loc-not-json", 2, "fixed"), Some(1))
             .await
             .unwrap(),
-        Swap::Written
+        WriteOutcome::Written
     );
     assert!(store.load(&id("loc-not-json")).await.unwrap().is_some());
     assert!(store.delete(&id("loc-schema")).await.unwrap());
@@ -316,8 +318,8 @@ pub async fn racing_writers<S: GrantStore>(store: S) {
         for task in tasks {
             let (t, mine, outcome) = task.await.unwrap();
             match outcome {
-                Swap::Written => winners.push(mine),
-                Swap::Conflict(current) => losers.push((t, *current)),
+                WriteOutcome::Written => winners.push(mine),
+                WriteOutcome::Conflict(current) => losers.push((t, *current)),
                 other => panic!("round {round}: task {t}: {other:?}"),
             }
         }
@@ -360,8 +362,8 @@ pub async fn racing_create<S: GrantStore>(store: S) {
     for task in tasks {
         let (mine, outcome) = task.await.unwrap();
         match outcome {
-            Swap::Written => winners.push(mine),
-            Swap::Conflict(current) => assert_eq!(current.version, 1),
+            WriteOutcome::Written => winners.push(mine),
+            WriteOutcome::Conflict(current) => assert_eq!(current.version, 1),
             other => panic!("a create: {other:?}"),
         }
     }
@@ -370,4 +372,124 @@ pub async fn racing_create<S: GrantStore>(store: S) {
         store.load(&id("loc-new")).await.unwrap().unwrap(),
         winners[0]
     );
+}
+
+/// Grant ids a store cannot keep are refused on write with a typed error
+/// (never retried as a database failure); the longest it keeps round-trips.
+pub async fn grant_id_limits<S: GrantStore>(store: S) {
+    use hoopai_oauth::MAX_GRANT_ID_BYTES;
+    // The longest id, in multi-byte characters (3 bytes each) plus ASCII.
+    let longest = format!("{}{}", "€".repeat(80), "x".repeat(MAX_GRANT_ID_BYTES - 240));
+    assert_eq!(longest.len(), MAX_GRANT_ID_BYTES);
+    let r = record(&longest, 1, "longest");
+    assert_eq!(
+        store.compare_and_swap(&r, None).await.unwrap(),
+        WriteOutcome::Written
+    );
+    assert_eq!(store.load(&r.grant).await.unwrap(), Some(r.clone()));
+    let page = store.load_page(None, 10).await.unwrap();
+    assert_eq!(page.records, vec![r]);
+
+    let token_like = format!("refresh-{}", "y".repeat(MAX_GRANT_ID_BYTES));
+    for (grant, why) in [(token_like.as_str(), "longer than"), ("loc-\0-nul", "NUL")] {
+        let r = record(grant, 1, "bad");
+        for outcome in [
+            store.compare_and_swap(&r, None).await.map(|_| ()),
+            store.put(&r).await,
+        ] {
+            match outcome {
+                Err(e @ StoreError::InvalidWrite { .. }) => {
+                    let shown = e.to_string();
+                    assert!(shown.contains(why), "{shown}");
+                    assert!(!shown.contains(&token_like), "the id is shortened: {shown}");
+                    assert!(!shown.contains('\0'), "{shown:?}");
+                }
+                other => panic!("{grant:?}: expected InvalidWrite, got {other:?}"),
+            }
+        }
+    }
+    // Nothing can be stored under an id with NUL: found nowhere.
+    assert_eq!(store.load(&id("loc-\0-nul")).await.unwrap(), None);
+    assert!(!store.delete(&id("loc-\0-nul")).await.unwrap());
+    assert_eq!(store.load_page(None, 10).await.unwrap().records.len(), 1);
+}
+
+fn granted(outcome: ClaimOutcome) -> (u32, u32, u32, Duration) {
+    match outcome {
+        ClaimOutcome::Granted {
+            sends,
+            others,
+            holders,
+            next_free_in,
+        } => (sends, others, holders, next_free_in),
+        other => panic!("{other:?}"),
+    }
+}
+
+/// The shared request budget: sends take what is left of `max`, counted
+/// requests keep to `others_max`, holders are counted, tokens come back
+/// after the window, and keys are apart.
+pub async fn budget_claims<S: GrantStore>(store: S) {
+    let window = Duration::from_millis(1_500);
+    let claim = |key: &str, holder: &str, sends, others| {
+        BudgetClaim::new(key, holder, (sends, others), (10, 4), window)
+    };
+    let (s, o, h, _) = granted(store.claim_budget(&claim("app", "a", 6, 0)).await.unwrap());
+    assert_eq!((s, o, h), (6, 0, 1));
+    // Counted requests: at most 4 of the window, and only what is left.
+    let (s, o, h, _) = granted(store.claim_budget(&claim("app", "b", 0, 9)).await.unwrap());
+    assert_eq!((s, o, h), (0, 4, 2));
+    let (s, o, h, next) = granted(store.claim_budget(&claim("app", "a", 5, 1)).await.unwrap());
+    assert_eq!((s, o, h), (0, 0, 2), "the budget is spent");
+    assert!(
+        next > Duration::ZERO && next <= window,
+        "tokens come back within the window: {next:?}"
+    );
+    // Another key is another budget.
+    let (s, o, _, _) = granted(
+        store
+            .claim_budget(&claim("app/loc-1", "a", 10, 0))
+            .await
+            .unwrap(),
+    );
+    assert_eq!((s, o), (10, 0));
+    tokio::time::sleep(window + Duration::from_millis(100)).await;
+    let (s, o, h, _) = granted(store.claim_budget(&claim("app", "c", 3, 3)).await.unwrap());
+    assert_eq!(
+        (s, o, h),
+        (3, 3, 3),
+        "the window ended; the holders are remembered longer"
+    );
+}
+
+/// Many tasks claim at once on one key: together they are granted exactly
+/// the budget, never more.
+pub async fn racing_budget_claims<S: GrantStore>(store: S) {
+    const TASKS: usize = 16;
+    let store = Arc::new(store);
+    let barrier = Arc::new(Barrier::new(TASKS));
+    let mut tasks = Vec::new();
+    for t in 0..TASKS {
+        let store = Arc::clone(&store);
+        let barrier = Arc::clone(&barrier);
+        tasks.push(tokio::spawn(async move {
+            let claim = BudgetClaim::new(
+                "race",
+                format!("holder-{t}"),
+                (5, 2),
+                (40, 10),
+                Duration::from_secs(60),
+            );
+            barrier.wait().await;
+            granted(store.claim_budget(&claim).await.unwrap())
+        }));
+    }
+    let (mut sends, mut others) = (0, 0);
+    for task in tasks {
+        let (s, o, _, _) = task.await.unwrap();
+        sends += s;
+        others += o;
+    }
+    assert_eq!(others, 10, "counted requests keep to their share");
+    assert_eq!(sends + others, 40, "the whole budget is granted, no more");
 }

@@ -28,6 +28,11 @@ pub struct Shared {
     /// `/api/me` calls answered 401.
     pub api_refused: Arc<AtomicU64>,
     pub token_calls: Arc<AtomicU64>,
+    /// Of `token_calls`, the code exchanges (`grant_type=authorization_code`).
+    pub code_calls: Arc<AtomicU64>,
+    /// Answers `/oauth/token` gives, in order, before the fake answers
+    /// again (a hostile or broken server).
+    pub scripted: Arc<Mutex<std::collections::VecDeque<http::Response<Vec<u8>>>>>,
 }
 
 /// A running loopback server; stops when dropped.
@@ -82,12 +87,34 @@ impl FakeHttp {
         *self.shared.delay.lock().unwrap() = delay;
     }
 
+    /// `/oauth/token` answers `answer` once, before the fake answers again.
+    pub fn script(&self, answer: http::Response<Vec<u8>>) {
+        self.shared.scripted.lock().unwrap().push_back(answer);
+    }
+
     pub fn revoke(&self, access_token: &str) {
         self.shared
             .revoked
             .lock()
             .unwrap()
             .insert(access_token.to_owned());
+    }
+
+    /// Consent for `location` (of `company-1`) and its code exchange, both
+    /// handled by the fake in this process (no HTTP, nothing counted here).
+    pub fn location_tokens(&self, location: &str) -> hoopai_oauth::TokenResponse {
+        let code = self.fake().approve(&hoopai_oauth::fake::Install::location(
+            "company-1",
+            location,
+        ));
+        let request = hoopai_oauth::token_request(
+            &self.config(),
+            &hoopai_oauth::TokenRequest::authorization_code(code)
+                .user_type(hoopai_oauth::UserType::Location),
+        )
+        .unwrap();
+        let answer = self.fake().handle(&request, SystemTime::now());
+        hoopai_oauth::parse_token_response(answer).unwrap()
     }
 
     /// A config pointed at this server.
@@ -124,10 +151,19 @@ async fn fake_route(State(shared): State<Shared>, request: Request) -> Response 
     // Counted on arrival, before the delay.
     if request.uri().path().ends_with("/oauth/token") {
         shared.token_calls.fetch_add(1, Ordering::SeqCst);
+        let code = b"grant_type=authorization_code";
+        if request.body().windows(code.len()).any(|w| w == code) {
+            shared.code_calls.fetch_add(1, Ordering::SeqCst);
+        }
     }
     let delay = *shared.delay.lock().unwrap();
     if !delay.is_zero() {
         tokio::time::sleep(delay).await;
+    }
+    if request.uri().path().ends_with("/oauth/token")
+        && let Some(answer) = shared.scripted.lock().unwrap().pop_front()
+    {
+        return answer.map(Body::from);
     }
     let response = shared
         .fake

@@ -2,10 +2,14 @@
 #![allow(dead_code)]
 
 pub mod app;
+#[cfg(feature = "axum")]
+pub mod browser;
 pub mod contract;
 pub mod env;
 pub mod fake_http;
 pub mod pg;
+pub mod prometheus;
+pub mod webhook_db;
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 

@@ -1,31 +1,29 @@
-//! The Postgres server of the tests: `HOOPAI_TEST_POSTGRES_URL`.
+//! The Postgres server of the tests: `HOOPAI_TEST_POSTGRES_URL`, or a
+//! throwaway server started for this test process when PostgreSQL is
+//! installed (`hoopai-test-postgres`).
 
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use hoopai_oauth_service::PostgresStore;
 use tokio_postgres::{Client, Config, NoTls};
 
-/// The variable naming the test server.
-pub const URL_VAR: &str = "HOOPAI_TEST_POSTGRES_URL";
+/// The variable naming a server of your own.
+pub const URL_VAR: &str = hoopai_test_postgres::URL_VAR;
 
-/// The test server's config, or `None` (with a printed notice) when the
-/// variable is unset. Under CI (`CI` set) an unset variable fails the test:
-/// CI must run these tests, not skip them.
+/// A database for `test`, or `None` (with a printed line saying what is
+/// missing) when there is no server. Under CI (`CI` set) no server fails
+/// the test: CI must run these tests, not skip them.
 pub fn config(test: &str) -> Option<Config> {
-    let Some(url) = std::env::var(URL_VAR).ok().filter(|u| !u.is_empty()) else {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "{URL_VAR} is not set under CI; `.ci/run` starts a server and sets it"
-        );
-        eprintln!(
-            "SKIPPED {test}: {URL_VAR} is not set (start a throwaway server with `. .ci/postgres.sh`)"
-        );
-        return None;
-    };
     Some(
-        url.parse()
+        url(test)?
+            .parse()
             .expect("HOOPAI_TEST_POSTGRES_URL is not a valid Postgres URL"),
     )
+}
+
+/// As [`config`], the URL (for another process).
+pub fn url(test: &str) -> Option<String> {
+    hoopai_test_postgres::database(test)
 }
 
 /// A client to the server, its connection driven on the runtime.

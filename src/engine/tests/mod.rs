@@ -54,8 +54,25 @@ fn json_answer(n: u32) -> http::Response<Vec<u8>> {
     )
 }
 
+/// Every output at `now`. A single-process engine's writes are confirmed
+/// as they are polled (a plain overwrite that succeeds); a shared-store
+/// engine's are left for the test to report.
 fn drain(e: &mut Engine, now: SystemTime) -> Vec<Output> {
-    std::iter::from_fn(|| e.poll_output(now)).collect()
+    let confirm = !e.settings.is_shared();
+    let mut out = vec![];
+    while let Some(o) = e.poll_output(now) {
+        if let (true, Output::Persist { record, .. }) = (confirm, &o) {
+            e.handle_write(
+                record.grant.as_str(),
+                record.version,
+                WriteOutcome::Written,
+                now,
+            )
+            .unwrap();
+        }
+        out.push(o);
+    }
+    out
 }
 
 fn engine(settings: EngineSettings) -> Engine {
@@ -69,8 +86,8 @@ fn with_grant(settings: EngineSettings) -> Engine {
     e.insert("g", TokenSet::new(answer(0, true), t(0)), t(0))
         .unwrap();
     let mut out = drain(&mut e, t(0));
-    if e.settings().is_shared() {
-        e.handle_persisted("g", 1, t(0)).unwrap();
+    if e.settings.is_shared() {
+        e.handle_write("g", 1, WriteOutcome::Written, t(0)).unwrap();
         out.extend(drain(&mut e, t(0)));
     }
     assert!(
@@ -78,7 +95,7 @@ fn with_grant(settings: EngineSettings) -> Engine {
             out.as_slice(),
             [
                 Output::Persist { replaces: None, .. },
-                Output::Event(Event::Durable { version: 1, .. })
+                Output::Event(EngineEvent::Durable { version: 1, .. })
             ]
         ),
         "{out:?}"
@@ -108,17 +125,25 @@ fn kinds(out: &[Output]) -> Vec<&'static str> {
         .map(|o| match o {
             Output::Send { .. } => "send",
             Output::Persist { .. } => "persist",
-            Output::Event(Event::TokenReady { .. }) => "ready",
-            Output::Event(Event::Refreshed { .. }) => "refreshed",
-            Output::Event(Event::Adopted { .. }) => "adopted",
-            Output::Event(Event::LeaseHeldElsewhere { .. }) => "lease-held",
-            Output::Event(Event::Suspended { .. }) => "suspended",
-            Output::Event(Event::Unauthorized { .. }) => "unauthorized",
-            Output::Event(Event::ReauthorizationNeeded { .. }) => "reauth",
-            Output::Event(Event::ConfigurationRejected { .. }) => "config-rejected",
-            Output::Event(Event::RetryScheduled { .. }) => "retry",
-            Output::Event(Event::Durable { .. }) => "durable",
-            Output::Event(Event::RemovedElsewhere { .. }) => "removed-elsewhere",
+            Output::Event(EngineEvent::TokenReady { .. }) => "ready",
+            Output::Event(EngineEvent::Refreshed { .. }) => "refreshed",
+            Output::Event(EngineEvent::Adopted { .. }) => "adopted",
+            Output::Event(EngineEvent::LeaseHeldElsewhere { .. }) => "lease-held",
+            Output::Event(EngineEvent::Suspended { .. }) => "suspended",
+            Output::Event(EngineEvent::Unauthorized { .. }) => "unauthorized",
+            Output::Event(EngineEvent::ReauthorizationNeeded { .. }) => "reauth",
+            Output::Event(EngineEvent::ConfigurationRejected { .. }) => "config-rejected",
+            Output::Event(EngineEvent::RetryScheduled { .. }) => "retry",
+            Output::Event(EngineEvent::Durable { .. }) => "durable",
+            Output::Event(EngineEvent::RemovedElsewhere { .. }) => "removed-elsewhere",
+            Output::Event(EngineEvent::WriteFailed { .. }) => "write-failed",
+            Output::Event(EngineEvent::WriteRecovered { .. }) => "write-recovered",
+            Output::Event(EngineEvent::AnswerAfterRemoval { .. }) => "answer-after-removal",
+            Output::Event(EngineEvent::RescuedTokenAdopted { .. }) => "rescued-adopted",
+            Output::Event(EngineEvent::RateLimitClamped { .. }) => "clamped",
+            Output::Event(EngineEvent::SharedBudgetFallback { .. }) => "budget-fallback",
+            Output::Event(EngineEvent::SharedBudgetRecovered) => "budget-recovered",
+            Output::Claim(_) => "claim",
             Output::Load { .. } => "load",
             Output::Delete { .. } => "delete",
         })
@@ -137,9 +162,9 @@ fn refreshes_ahead_of_expiry_and_persists_before_reporting() {
     let mut e = with_grant(EngineSettings::default());
     let due = t(86_399 - 600);
     assert_eq!(e.poll_timeout(), Some(due));
-    e.handle_timeout(due - Duration::from_secs(1));
+    e.handle_timeout(due - Duration::from_secs(1)).unwrap();
     assert!(drain(&mut e, due - Duration::from_secs(1)).is_empty());
-    e.handle_timeout(due);
+    e.handle_timeout(due).unwrap();
     let out = drain(&mut e, due);
     let id = one_send(&out);
     assert!(
@@ -149,8 +174,12 @@ fn refreshes_ahead_of_expiry_and_persists_before_reporting() {
     );
     assert!(sends(&out)[0].1.contains("user_type=Location"));
     // Answered 5 s later: the expiry counts from the send.
-    e.handle_response(id, json_answer(1), due + Duration::from_secs(5))
-        .unwrap();
+    e.handle_send(
+        id,
+        SendOutcome::Response(json_answer(1)),
+        due + Duration::from_secs(5),
+    )
+    .unwrap();
     let out = drain(&mut e, due + Duration::from_secs(5));
     assert_eq!(kinds(&out), ["persist", "refreshed"]);
     let Output::Persist {
@@ -175,9 +204,9 @@ fn refreshes_ahead_of_expiry_and_persists_before_reporting() {
 #[test]
 fn an_answer_without_refresh_token_keeps_the_old_one() {
     let mut e = with_grant(EngineSettings::default());
-    e.handle_timeout(t(86_000));
+    e.handle_timeout(t(86_000)).unwrap();
     let id = one_send(&drain(&mut e, t(86_000)));
-    e.handle_token_result(id, Ok(answer(1, false)), t(86_001))
+    e.handle_send(id, SendOutcome::Parsed(Ok(answer(1, false))), t(86_001))
         .unwrap();
     let out = drain(&mut e, t(86_001));
     assert_eq!(
@@ -194,12 +223,18 @@ fn an_answer_without_refresh_token_keeps_the_old_one() {
 fn misuse_is_a_typed_error() {
     let mut e = with_grant(EngineSettings::default());
     let bogus = RequestId::new(77, 0);
-    let err = e.handle_response(bogus, json_answer(1), t(1)).unwrap_err();
+    let err = e
+        .handle_send(bogus, SendOutcome::Response(json_answer(1)), t(1))
+        .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::UnknownRequest);
     assert_eq!(
-        e.handle_transport_error(RequestId::new(1, 999), t(1))
-            .unwrap_err()
-            .kind(),
+        e.handle_send(
+            RequestId::new(1, 999),
+            SendOutcome::TransportError(String::new()),
+            t(1)
+        )
+        .unwrap_err()
+        .kind(),
         ErrorKind::UnknownRequest
     );
     assert_eq!(
@@ -207,30 +242,35 @@ fn misuse_is_a_typed_error() {
         ErrorKind::UnknownGrant
     );
     assert_eq!(
-        e.handle_persisted("g", 9, t(1)).unwrap_err().kind(),
+        e.handle_write("g", 9, WriteOutcome::Written, t(1))
+            .unwrap_err()
+            .kind(),
         ErrorKind::UnknownRequest
     );
     assert_eq!(
-        e.handle_persisted("nope", 1, t(1)).unwrap_err().kind(),
+        e.handle_write("nope", 1, WriteOutcome::Written, t(1))
+            .unwrap_err()
+            .kind(),
         ErrorKind::UnknownGrant
     );
-    let mut record = e.record("g").unwrap();
+    let mut record = e.grants().get("g").map(|g| g.record()).unwrap();
     record.schema = 99;
     assert_eq!(
         e.restore(record, t(1)).unwrap_err().kind(),
         ErrorKind::StaleRecord
     );
-    let record = e.record("g").unwrap();
+    let record = e.grants().get("g").map(|g| g.record()).unwrap();
     assert_eq!(
         e.restore(record, t(1)).unwrap_err().kind(),
         ErrorKind::StaleRecord
     );
     // An answered id is no longer in flight.
-    e.handle_timeout(t(86_000));
+    e.handle_timeout(t(86_000)).unwrap();
     let id = one_send(&drain(&mut e, t(86_000)));
-    e.handle_response(id, json_answer(1), t(86_001)).unwrap();
+    e.handle_send(id, SendOutcome::Response(json_answer(1)), t(86_001))
+        .unwrap();
     assert_eq!(
-        e.handle_response(id, json_answer(1), t(86_002))
+        e.handle_send(id, SendOutcome::Response(json_answer(1)), t(86_002))
             .unwrap_err()
             .kind(),
         ErrorKind::UnknownRequest
@@ -246,10 +286,11 @@ fn many_callers_one_refresh() {
         assert_eq!(e.access_token("g", late).unwrap(), TokenStatus::Pending);
         out.extend(drain(&mut e, late));
     }
-    e.handle_timeout(late);
+    e.handle_timeout(late).unwrap();
     out.extend(drain(&mut e, late));
     let id = one_send(&out);
-    e.handle_response(id, json_answer(1), late).unwrap();
+    e.handle_send(id, SendOutcome::Response(json_answer(1)), late)
+        .unwrap();
     assert_eq!(
         kinds(&drain(&mut e, late)),
         ["persist", "refreshed", "ready"]
@@ -264,14 +305,18 @@ fn many_callers_one_refresh() {
 fn late_success_after_timeout_is_adopted() {
     let mut e = with_grant(EngineSettings::default().request_timeout(Duration::from_secs(30)));
     let due = t(86_399 - 600);
-    e.handle_timeout(due);
+    e.handle_timeout(due).unwrap();
     let id = one_send(&drain(&mut e, due));
-    e.handle_timeout(due + Duration::from_secs(31));
+    e.handle_timeout(due + Duration::from_secs(31)).unwrap();
     let out = drain(&mut e, due + Duration::from_secs(31));
     assert_eq!(kinds(&out), ["retry"]);
     // The answer shows up after the engine gave up on it.
-    e.handle_response(id, json_answer(1), due + Duration::from_secs(32))
-        .unwrap();
+    e.handle_send(
+        id,
+        SendOutcome::Response(json_answer(1)),
+        due + Duration::from_secs(32),
+    )
+    .unwrap();
     let out = drain(&mut e, due + Duration::from_secs(32));
     assert_eq!(kinds(&out), ["persist", "refreshed"]);
     assert_eq!(
@@ -289,37 +334,44 @@ fn late_success_after_timeout_is_adopted() {
 fn late_success_after_the_retry_went_out_wins_over_its_invalid_grant() {
     let mut e = with_grant(EngineSettings::default().request_timeout(Duration::from_secs(30)));
     let due = t(86_399 - 600);
-    e.handle_timeout(due);
+    e.handle_timeout(due).unwrap();
     let first = one_send(&drain(&mut e, due));
-    e.handle_timeout(due + Duration::from_secs(31));
+    e.handle_timeout(due + Duration::from_secs(31)).unwrap();
     drain(&mut e, due + Duration::from_secs(31));
     let retry_at = e.poll_timeout().unwrap();
-    e.handle_timeout(retry_at);
+    e.handle_timeout(retry_at).unwrap();
     let second = one_send(&drain(&mut e, retry_at));
     // The first reached the server and spent the token: the retry is refused...
-    e.handle_response(
+    e.handle_send(
         second,
-        http_answer(
+        SendOutcome::Response(http_answer(
             400,
             &[],
             r#"{"statusCode":400,"message":"Invalid grant: refresh token is invalid"}"#,
-        ),
+        )),
         retry_at,
     )
     .unwrap();
     assert_eq!(kinds(&drain(&mut e, retry_at)), ["persist", "reauth"]);
     // ...and the first one's answer, late, restores the grant.
-    e.handle_response(first, json_answer(1), retry_at + Duration::from_secs(1))
-        .unwrap();
+    e.handle_send(
+        first,
+        SendOutcome::Response(json_answer(1)),
+        retry_at + Duration::from_secs(1),
+    )
+    .unwrap();
     let out = drain(&mut e, retry_at + Duration::from_secs(1));
     assert_eq!(kinds(&out), ["persist", "refreshed"]);
-    assert!(matches!(e.record("g").unwrap().status, GrantStatus::Active));
+    assert!(matches!(
+        e.grants().get("g").map(|g| g.record()).unwrap().status,
+        GrantStatus::Active
+    ));
 }
 
 #[test]
 fn record_serializes_to_the_documented_shape() {
     let e = with_grant(EngineSettings::default());
-    let record = e.record("g").unwrap();
+    let record = e.grants().get("g").map(|g| g.record()).unwrap();
     let json = serde_json::to_value(&record).unwrap();
     assert_eq!(json["schema"], 1);
     assert_eq!(json["grant"], "g");
@@ -339,7 +391,7 @@ fn record_serializes_to_the_documented_shape() {
 #[test]
 fn send_output_debug_hides_the_body() {
     let mut e = with_grant(EngineSettings::default());
-    e.handle_timeout(t(86_000));
+    e.handle_timeout(t(86_000)).unwrap();
     let out = drain(&mut e, t(86_000));
     let debug = format!("{out:?}");
     assert!(!debug.contains("placeholder"), "{debug}");

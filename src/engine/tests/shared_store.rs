@@ -14,7 +14,7 @@ fn shared(holder: &str) -> EngineSettings {
 #[test]
 fn shared_mode_sends_only_after_the_lease_is_confirmed() {
     let mut e = with_grant(shared("a"));
-    e.handle_timeout(t(86_000));
+    e.handle_timeout(t(86_000)).unwrap();
     let out = drain(&mut e, t(86_000));
     assert_eq!(kinds(&out), ["persist"]);
     let Output::Persist {
@@ -32,11 +32,14 @@ fn shared_mode_sends_only_after_the_lease_is_confirmed() {
             until: t(86_120)
         })
     );
-    e.handle_persisted("g", 2, t(86_000)).unwrap();
+    e.handle_write("g", 2, WriteOutcome::Written, t(86_000))
+        .unwrap();
     let id = one_send(&drain(&mut e, t(86_000)));
-    e.handle_response(id, json_answer(1), t(86_001)).unwrap();
+    e.handle_send(id, SendOutcome::Response(json_answer(1)), t(86_001))
+        .unwrap();
     let out = drain(&mut e, t(86_001));
-    assert_eq!(kinds(&out), ["persist", "refreshed"]);
+    // Reported refreshed once the write of the new tokens is confirmed.
+    assert_eq!(kinds(&out), ["persist"]);
     let Output::Persist {
         record, replaces, ..
     } = &out[0]
@@ -47,17 +50,21 @@ fn shared_mode_sends_only_after_the_lease_is_confirmed() {
         (*replaces, record.version, &record.lease),
         (Some(2), 3, &None)
     );
+    e.handle_write("g", 3, WriteOutcome::Written, t(86_001))
+        .unwrap();
+    assert_eq!(kinds(&drain(&mut e, t(86_001))), ["refreshed"]);
 }
 
 #[test]
 fn shared_mode_conflict_adopts_newer_tokens_instead_of_refreshing() {
     let mut e = with_grant(shared("a"));
-    e.handle_timeout(t(86_000));
+    e.handle_timeout(t(86_000)).unwrap();
     drain(&mut e, t(86_000));
     // Another engine refreshed first and wrote version 3.
     let mut theirs = GrantRecord::new("g", TokenSet::new(answer(7, true), t(85_990)));
     theirs.version = 3;
-    e.handle_persist_conflict("g", theirs, t(86_000)).unwrap();
+    e.handle_write("g", 2, WriteOutcome::Conflict(Box::new(theirs)), t(86_000))
+        .unwrap();
     let out = drain(&mut e, t(86_000));
     assert_eq!(kinds(&out), ["adopted"]);
     assert_eq!(
@@ -70,19 +77,20 @@ fn shared_mode_conflict_adopts_newer_tokens_instead_of_refreshing() {
 #[test]
 fn shared_mode_conflict_with_a_live_lease_waits_for_it() {
     let mut e = with_grant(shared("a"));
-    e.handle_timeout(t(86_000));
+    e.handle_timeout(t(86_000)).unwrap();
     drain(&mut e, t(86_000));
-    let mut theirs = e.record("g").unwrap();
+    let mut theirs = e.grants().get("g").map(|g| g.record()).unwrap();
     theirs.version = 2;
     theirs.lease = Some(Lease {
         holder: "b".into(),
         until: t(86_090),
     });
-    e.handle_persist_conflict("g", theirs, t(86_000)).unwrap();
+    e.handle_write("g", 2, WriteOutcome::Conflict(Box::new(theirs)), t(86_000))
+        .unwrap();
     assert_eq!(kinds(&drain(&mut e, t(86_000))), ["lease-held"]);
     assert_eq!(e.poll_timeout(), Some(t(86_090)));
     // At the lease's end it tries again (a new compare-and-swap on version 2).
-    e.handle_timeout(t(86_090));
+    e.handle_timeout(t(86_090)).unwrap();
     let out = drain(&mut e, t(86_090));
     assert!(matches!(
         out.as_slice(),
@@ -96,16 +104,17 @@ fn shared_mode_conflict_with_a_live_lease_waits_for_it() {
 #[test]
 fn shared_mode_late_tokens_overwrite_a_lease_on_the_spent_token() {
     let mut e = with_grant(shared("a"));
-    e.handle_timeout(t(86_000));
+    e.handle_timeout(t(86_000)).unwrap();
     drain(&mut e, t(86_000));
-    e.handle_persisted("g", 2, t(86_000)).unwrap();
+    e.handle_write("g", 2, WriteOutcome::Written, t(86_000))
+        .unwrap();
     let id = one_send(&drain(&mut e, t(86_000)));
-    e.handle_timeout(t(86_031));
+    e.handle_timeout(t(86_031)).unwrap();
     drain(&mut e, t(86_031));
-    e.handle_token_result(id, Ok(answer(1, true)), t(86_032))
+    e.handle_send(id, SendOutcome::Parsed(Ok(answer(1, true))), t(86_032))
         .unwrap();
     let out = drain(&mut e, t(86_032));
-    assert_eq!(kinds(&out), ["persist", "refreshed"]);
+    assert_eq!(kinds(&out), ["persist"]);
     // Meanwhile another engine leased the old token (version 3).
     let mut theirs = GrantRecord::new("g", TokenSet::new(answer(0, true), t(0)));
     theirs.version = 3;
@@ -113,7 +122,8 @@ fn shared_mode_late_tokens_overwrite_a_lease_on_the_spent_token() {
         holder: "b".into(),
         until: t(86_200),
     });
-    e.handle_persist_conflict("g", theirs, t(86_033)).unwrap();
+    e.handle_write("g", 3, WriteOutcome::Conflict(Box::new(theirs)), t(86_033))
+        .unwrap();
     let out = drain(&mut e, t(86_033));
     assert!(matches!(
         out.as_slice(),
@@ -131,7 +141,7 @@ fn shared_mode_late_tokens_overwrite_a_lease_on_the_spent_token() {
 #[test]
 fn restore_of_a_leased_record_waits_for_the_lease() {
     let mut a = with_grant(shared("a"));
-    a.handle_timeout(t(86_000));
+    a.handle_timeout(t(86_000)).unwrap();
     let out = drain(&mut a, t(86_000));
     let Some(Output::Persist { record, .. }) = out.into_iter().next() else {
         unreachable!()
@@ -145,9 +155,10 @@ fn restore_of_a_leased_record_waits_for_the_lease() {
         b.access_token("g", t(86_010)).unwrap(),
         TokenStatus::Ready(_)
     ));
-    b.handle_timeout(t(86_120));
+    b.handle_timeout(t(86_120)).unwrap();
     assert_eq!(kinds(&drain(&mut b, t(86_120))), ["persist"]);
-    b.handle_persisted("g", 3, t(86_120)).unwrap();
+    b.handle_write("g", 3, WriteOutcome::Written, t(86_120))
+        .unwrap();
     let out = drain(&mut b, t(86_120));
     assert!(
         sends(&out)[0]

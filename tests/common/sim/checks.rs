@@ -21,7 +21,7 @@ impl Sim {
             .collect();
         for node in &self.nodes {
             for grant in self.store.records.keys() {
-                if let Some(r) = node.engine.record(grant)
+                if let Some(r) = node.engine.grants().get(grant).map(|g| g.record())
                     && let Some(t) = r.refresh_token()
                 {
                     reachable.insert(t.secret().to_owned());
@@ -58,6 +58,26 @@ impl Sim {
                 ));
             }
         }
+    }
+
+    /// Whether engine `node` holds a live refresh token that the store does
+    /// not have: a crash now would lose it with the process (its write is
+    /// out, late, or failing), which no client can prevent.
+    pub fn holds_unwritten(&self, node: usize) -> bool {
+        let engine = &self.nodes[node].engine;
+        engine.grants().iter().any(|g| {
+            let record = g.record();
+            let Some(held) = record.refresh_token() else {
+                return false;
+            };
+            let stored = self
+                .store
+                .records
+                .get(g.id().as_str())
+                .and_then(|r| r.refresh_token().map(|t| t.secret().to_owned()));
+            self.fake.is_live_refresh_token(held.secret())
+                && stored.as_deref() != Some(held.secret())
+        })
     }
 
     /// Checks that every refresh token the fake holds live is the one stored

@@ -42,10 +42,11 @@ impl Sim {
             .map(|f| f.grant.clone());
         self.flights
             .retain(|f| !(f.node == reply.node && f.id == reply.id));
-        let result =
-            self.nodes[reply.node]
-                .engine
-                .handle_response(reply.id, reply.response, self.now);
+        let result = self.nodes[reply.node].engine.handle_send(
+            reply.id,
+            SendOutcome::Response(reply.response),
+            self.now,
+        );
         if let (true, Some(grant)) = (self.ask_on_answer, grant.clone()) {
             // Before the outputs of the answer are polled.
             self.ask(reply.node, grant.as_str());
@@ -85,9 +86,10 @@ impl Sim {
                 &name,
                 format!("send {} {} expired in the queue", o.id, o.grant),
             );
-            let result = self.nodes[o.node]
-                .engine
-                .handle_send_expired(o.id, self.now);
+            let result =
+                self.nodes[o.node]
+                    .engine
+                    .handle_send(o.id, SendOutcome::NotDispatched, self.now);
             if let Err(e) = result
                 && e.kind() != hoopai_oauth::ErrorKind::UnknownRequest
             {

@@ -14,6 +14,22 @@ pub struct Store {
     pub conflicts: u64,
     /// Every refresh token ever written.
     pub ever_stored: HashSet<String>,
+    /// The shared request budget: per key, the tokens granted (when, to
+    /// whom, whether for counted requests, how many).
+    pub budget: BTreeMap<String, Vec<Granted>>,
+    /// Per key, who claimed last when.
+    pub holders: BTreeMap<String, BTreeMap<String, SystemTime>>,
+    /// Claims answered.
+    pub claims: u64,
+}
+
+/// Tokens of the shared request budget granted by one claim.
+#[derive(Debug, Clone)]
+pub struct Granted {
+    pub at: SystemTime,
+    pub holder: String,
+    pub others: bool,
+    pub count: u32,
 }
 
 impl Store {
@@ -52,6 +68,48 @@ impl Store {
         h.push_back(record.clone());
     }
 
+    /// Answers a claim on the shared request budget at `now`, as
+    /// [`BudgetClaim`] specifies.
+    pub fn claim(&mut self, claim: &BudgetClaim, now: SystemTime) -> ClaimOutcome {
+        self.claims += 1;
+        let entries = self.budget.entry(claim.key.clone()).or_default();
+        entries.retain(|g| g.at + claim.window > now);
+        let used: u32 = entries.iter().map(|g| g.count).sum();
+        let used_others: u32 = entries.iter().filter(|g| g.others).map(|g| g.count).sum();
+        let sends = claim.sends.min(claim.max.saturating_sub(used));
+        let others = claim
+            .others
+            .min(claim.others_max.saturating_sub(used_others))
+            .min(claim.max.saturating_sub(used + sends));
+        for (count, others) in [(sends, false), (others, true)] {
+            if count > 0 {
+                entries.push(Granted {
+                    at: now,
+                    holder: claim.holder.clone(),
+                    others,
+                    count,
+                });
+            }
+        }
+        let seen = self.holders.entry(claim.key.clone()).or_default();
+        seen.insert(claim.holder.clone(), now);
+        let memory = claim.window * hoopai_oauth::HOLDERS_WINDOWS;
+        seen.retain(|_, at| *at + memory > now);
+        let holders: BTreeSet<&str> = seen.keys().map(String::as_str).collect();
+        let next_free_in = entries
+            .iter()
+            .map(|g| g.at + claim.window)
+            .min()
+            .and_then(|t| t.duration_since(now).ok())
+            .unwrap_or_default();
+        ClaimOutcome::Granted {
+            sends,
+            others,
+            holders: u32::try_from(holders.len().max(1)).unwrap_or(u32::MAX),
+            next_free_in,
+        }
+    }
+
     /// Overwrites (single-process mode).
     pub fn put(&mut self, record: GrantRecord) {
         self.remember(&record);
@@ -67,6 +125,48 @@ impl Store {
 pub const WRITE_DELAY: Duration = Duration::from_secs(20);
 
 impl Sim {
+    /// Answers engine `node`'s claim on the shared request budget (or
+    /// fails it, if so scripted) and hands the answer back.
+    pub(super) fn on_claim(&mut self, node: usize, claim: &BudgetClaim) {
+        let name = self.nodes[node].name.clone();
+        let outcome = if self.fail_claims > 0 {
+            self.fail_claims -= 1;
+            ClaimOutcome::Failed(StoreFailure::new("the store is down"))
+        } else {
+            self.store.claim(claim, self.now)
+        };
+        let answer = match &outcome {
+            ClaimOutcome::Granted {
+                sends,
+                others,
+                holders,
+                next_free_in,
+            } => format!(
+                "granted sends={sends} others={others} holders={holders} next free in {} ms",
+                next_free_in.as_millis()
+            ),
+            ClaimOutcome::Failed(_) => "failed".to_owned(),
+            other => format!("{other:?}"),
+        };
+        self.note(
+            &name,
+            format!(
+                "claim {} sends={} others={} -> {answer}",
+                claim.key, claim.sends, claim.others
+            ),
+        );
+        self.nodes[node]
+            .engine
+            .handle_claim(&claim.key, outcome, self.now)
+            .expect("handle_claim");
+    }
+
+    /// Reads the record of `grant` for engine `node` at any time, as a
+    /// change notification would (stale, if so scripted), and hands it back.
+    pub fn reread(&mut self, node: usize, grant: &str) {
+        self.on_load(node, GrantId::new(grant));
+    }
+
     /// Reads the record for engine `node` (stale, if so scripted) and hands
     /// it back.
     pub(super) fn on_load(&mut self, node: usize, grant: GrantId) {
@@ -87,7 +187,7 @@ impl Sim {
         self.note(&name, format!("load {grant} -> {text}"));
         let result = self.nodes[node]
             .engine
-            .handle_loaded(grant.as_str(), current, self.now);
+            .handle_load(grant.as_str(), Ok(current), self.now);
         if let Err(e) = result {
             self.violations.push(format!(
                 "{} {name}: handle_loaded of {grant} refused: {e}",
@@ -106,12 +206,14 @@ impl Sim {
         let name = self.nodes[node].name.clone();
         let text = self.record_text(&record);
         let replaces_text = replaces.map_or("none".to_owned(), |v| format!("v{v}"));
-        if !self.nodes[node].settings.is_shared() {
+        if !self.nodes[node].settings.is_shared() && self.fail_writes == 0 {
             self.note(
                 &name,
                 format!("persist {grant} {text} (replaces {replaces_text})"),
             );
+            let version = record.version;
             self.store.put(record);
+            self.report(node, &grant, version, WriteOutcome::Written);
             return;
         }
         if self.fail_writes > 0 {
@@ -120,17 +222,8 @@ impl Sim {
                 &name,
                 format!("persist {grant} {text} (cas on {replaces_text}: store down)"),
             );
-            let result = self.nodes[node].engine.handle_persist_failed(
-                grant.as_str(),
-                record.version,
-                self.now,
-            );
-            if let Err(e) = result {
-                self.violations.push(format!(
-                    "{} {name}: handle_persist_failed of {grant} refused: {e}",
-                    rel(self.now)
-                ));
-            }
+            let failure = StoreFailure::new("the simulated store is down");
+            self.report(node, &grant, record.version, WriteOutcome::Failed(failure));
             return;
         }
         if self.hold_confirmations > 0 {
@@ -180,16 +273,7 @@ impl Sim {
                     &name,
                     format!("persist {grant} {text} (cas on {replaces_text}: won)"),
                 );
-                let result =
-                    self.nodes[node]
-                        .engine
-                        .handle_persisted(grant.as_str(), version, self.now);
-                if let Err(e) = result {
-                    self.violations.push(format!(
-                        "{} {name}: handle_persisted of {grant} refused: {e}",
-                        rel(self.now)
-                    ));
-                }
+                self.report(node, &grant, version, WriteOutcome::Written);
             }
             Err(None) => {
                 // Nothing stored to hand back: the write failed, and the
@@ -210,18 +294,25 @@ impl Sim {
                     &name,
                     format!("persist {grant} {text} (cas on {replaces_text}: lost to {cur})"),
                 );
-                let result = self.nodes[node].engine.handle_persist_conflict(
-                    grant.as_str(),
-                    *current,
-                    self.now,
-                );
-                if let Err(e) = result {
-                    self.violations.push(format!(
-                        "{} {name}: handle_persist_conflict of {grant} refused: {e}",
-                        rel(self.now)
-                    ));
-                }
+                self.report(node, &grant, version, WriteOutcome::Conflict(current));
             }
+        }
+    }
+
+    /// Hands the outcome of a write to engine `node`; a refusal is a violation.
+    fn report(&mut self, node: usize, grant: &GrantId, version: u64, outcome: WriteOutcome) {
+        let what = format!("{outcome:?}");
+        let what = what.split('(').next().unwrap_or_default().to_owned();
+        let result =
+            self.nodes[node]
+                .engine
+                .handle_write(grant.as_str(), version, outcome, self.now);
+        if let Err(e) = result {
+            let name = self.nodes[node].name.clone();
+            self.violations.push(format!(
+                "{} {name}: write outcome {what} of {grant} refused: {e}",
+                rel(self.now)
+            ));
         }
     }
 
@@ -255,7 +346,12 @@ impl Sim {
         let name = self.nodes[node].name.clone();
         let records: Vec<GrantRecord> = self.store.records.values().cloned().collect();
         for record in records {
-            if self.nodes[node].engine.contains(record.grant.as_str()) {
+            if self.nodes[node]
+                .engine
+                .grants()
+                .get(record.grant.as_str())
+                .is_some()
+            {
                 continue;
             }
             let text = self.record_text(&record);

@@ -5,64 +5,16 @@ use std::fmt::Write;
 use std::time::{Duration, UNIX_EPOCH};
 
 use hoopai_oauth::fake::{FakeServer, Install};
-use hoopai_oauth::{Config, TokenRequest, UserType, redact, token_request};
+use hoopai_oauth::{Config, TokenRequest, UserType, token_request};
 use http::Response;
 
-use super::{Failure, Shape, Value, instant, response, token_set, token_shape};
+use super::{Failure, Value, instant, response, token_set, token_shape};
+use crate::testing::{assert_no_secret_shown, render, render_failure, snapshot};
 
 const CLIENT_ID: &str = "6578278e879ad2646715ba9c-wasm";
 const CLIENT_SECRET: &str = "wasm-client-secret-placeholder";
 /// 2026-01-01T00:00:00Z, in milliseconds.
 const SENT_AT_MS: f64 = 1_767_225_600_000.0;
-
-fn snapshot(name: &str, text: &str) {
-    let mut settings = insta::Settings::clone_current();
-    settings.set_snapshot_path(concat!(env!("CARGO_MANIFEST_DIR"), "/../snapshots"));
-    settings.set_prepend_module_to_snapshot(false);
-    settings.set_omit_expression(true);
-    settings.bind(|| insta::assert_snapshot!(name, text));
-}
-
-/// Shown fields as they are; secrets by name and redaction only.
-fn render(shape: &Shape<'_>) -> String {
-    let mut out = String::new();
-    for (name, value) in &shape.shown {
-        let v = match value {
-            Value::Text(s) => format!("{s:?}"),
-            Value::Number(n) => n.to_string(),
-            Value::Bool(b) => b.to_string(),
-            Value::List(items) => format!("{items:?}"),
-        };
-        writeln!(out, "  {name}: {v}").unwrap();
-    }
-    for (name, secret) in &shape.secrets {
-        writeln!(out, "  {name} (not enumerable): {}", redact(secret)).unwrap();
-    }
-    out
-}
-
-fn render_failure(failure: &Failure) -> String {
-    format!(
-        "message: {}\n{}",
-        failure.message(),
-        render(&failure.shape())
-    )
-}
-
-/// No shown field and no message contains a secret in full.
-fn assert_no_secret_shown(shape: &Shape<'_>, message: &str) {
-    for (name, secret) in &shape.secrets {
-        assert!(!message.contains(secret), "{name} in the message");
-        for (field, value) in &shape.shown {
-            let leaked = match value {
-                Value::Text(s) => s.contains(secret),
-                Value::List(items) => items.iter().any(|i| i.contains(secret)),
-                Value::Number(_) | Value::Bool(_) => false,
-            };
-            assert!(!leaked, "{name} shown in {field}");
-        }
-    }
-}
 
 /// What `fetch` hands to JavaScript: status, header pairs, body bytes.
 fn as_fetched(answer: Response<Vec<u8>>) -> (f64, Vec<(String, String)>, Vec<u8>) {
@@ -197,4 +149,22 @@ fn times_round_trip_through_milliseconds() {
     }
     // The fraction of a millisecond is dropped.
     assert_eq!(instant(1.9).unwrap(), UNIX_EPOCH + Duration::from_millis(1));
+}
+
+#[test]
+fn numbers_in_messages_read_as_javascript_prints_them() {
+    use super::number_text;
+    for (v, text) in [
+        (0.0, "0"),
+        (200.5, "200.5"),
+        (-200.0, "-200"),
+        (1.9, "1.9"),
+        (8.7e15, "8700000000000000"),
+        (f64::NAN, "NaN"),
+        (f64::INFINITY, "Infinity"),
+        (f64::NEG_INFINITY, "-Infinity"),
+        (1e300, "more than 10^18"),
+    ] {
+        assert_eq!(number_text(v), text, "{v}");
+    }
 }
