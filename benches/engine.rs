@@ -87,7 +87,10 @@ fn grant_name(i: usize) -> String {
 /// An engine holding `GRANTS` grants, all due for refresh one day after `t0`.
 fn loaded() -> (Engine, usize) {
     // Every grant comes due at once and is answered in one go: no cap.
-    let settings = EngineSettings::default().max_in_flight(GRANTS);
+    // Nor any pacing: one budget token per grant.
+    let settings = EngineSettings::default()
+        .max_in_flight(GRANTS)
+        .request_budget(GRANTS as u32, Duration::from_secs(10));
     let mut engine = Engine::new(config(), settings);
     let mut token_bytes = 0;
     for i in 0..GRANTS {
