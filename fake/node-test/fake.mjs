@@ -1,9 +1,11 @@
-// Starting the hoopai-fake binary for a test file, and talking to its admin API.
+// Starting the hoopai-fake binary for a test file, and talking to its admin API
+// (the JS package's tests import it too).
 //
 // HOOPAI_FAKE_BIN: the binary (default: target/debug/hoopai-fake of this
 // repository, as `cargo build -p hoopai-fake` leaves it).
 
 import { spawn } from "node:child_process";
+import { createHash } from "node:crypto";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
@@ -49,6 +51,10 @@ export async function startFake(args = []) {
       if (response.status !== 200) throw new Error(`${method} /_fake/${route}: ${response.status} ${value.error}`);
       return value;
     },
+    /** The fake's counters (`GET /_fake/stats`, its `fake` part). */
+    async stats() {
+      return (await this.admin("GET", "stats")).fake;
+    },
     /** Stops the fake; resolves to its last line (the stats). */
     async stop() {
       child.stdin.end();
@@ -60,10 +66,18 @@ export async function startFake(args = []) {
 }
 
 /** The fingerprint the fake's log shows for a token (`fp:` and 12 hex digits). */
-export async function fingerprint(token) {
-  const { createHash } = await import("node:crypto");
+export function fingerprint(token) {
   const h = createHash("sha256");
   h.update(Buffer.from("hoopai-oauth refresh token fingerprint v1\0"));
   h.update(token);
   return `fp:${h.digest("hex").slice(0, 12)}`;
+}
+
+/** `GET /locations/{id}` with `token`: the status (200 for a live token, 401 for a dead one). */
+export async function apiCall(baseUrl, locationId, token) {
+  const response = await fetch(`${baseUrl}/locations/${locationId}`, {
+    headers: { authorization: `Bearer ${token}`, version: "2021-07-28" },
+  });
+  await response.arrayBuffer();
+  return response.status;
 }
