@@ -123,6 +123,85 @@ fn counted_requests_keep_to_their_share_and_wait_for_refreshes() {
     assert!(sim.violations().is_empty(), "{:?}", sim.violations());
 }
 
+/// The answers to counted requests teach the budget too: their
+/// `X-RateLimit-*` figures are followed, and a `429` to a code exchange
+/// spends the whole budget, so the refreshes due wait for the window
+/// instead of drawing `429`s of their own.
+#[test]
+fn the_answers_to_counted_requests_steer_the_budget() {
+    let mut sim = Sim::new();
+    let a = sim.add_engine(
+        "a",
+        EngineSettings::default().request_budget(100, Duration::from_secs(10)),
+    );
+    let start = sim.now;
+    let engine = &mut sim.nodes[a].engine;
+    assert_eq!(engine.count_request(None, start).unwrap(), None);
+    // The server says its window holds 30 and all 30 are used (29 by
+    // another process of the app).
+    let mut headers = http::HeaderMap::new();
+    headers.insert("x-ratelimit-max", "30".parse().unwrap());
+    headers.insert(
+        "x-ratelimit-interval-milliseconds",
+        "10000".parse().unwrap(),
+    );
+    headers.insert("x-ratelimit-remaining", "0".parse().unwrap());
+    let clamped = engine
+        .handle_counted_answer(None, http::StatusCode::BAD_REQUEST, &headers, start)
+        .unwrap();
+    assert_eq!(clamped, None);
+    // None left until the first comes back.
+    let wait = engine.count_request(None, start).unwrap();
+    assert!(
+        wait.is_some_and(|t| t >= start + Duration::from_secs(10)),
+        "{wait:?}"
+    );
+
+    // A 429 with a Retry-After over the cap (1 h): capped, reported, and
+    // the whole budget spent until then.
+    let mut sim = Sim::new();
+    let a = sim.add_engine("a", EngineSettings::default());
+    let grants: Vec<String> = (1..=3).map(|i| format!("loc-{i}")).collect();
+    for g in &grants {
+        sim.install(a, &location(g));
+    }
+    sim.run_for(Duration::from_secs(1));
+    let now = sim.now;
+    let engine = &mut sim.nodes[a].engine;
+    assert_eq!(engine.count_request(None, now).unwrap(), None);
+    let mut headers = http::HeaderMap::new();
+    headers.insert("retry-after", "10000000000".parse().unwrap());
+    let clamped = engine
+        .handle_counted_answer(None, http::StatusCode::TOO_MANY_REQUESTS, &headers, now)
+        .unwrap()
+        .expect("the Retry-After was capped");
+    assert!(clamped.retry_after && !clamped.interval);
+    let wait = engine.count_request(None, now).unwrap();
+    assert!(
+        wait.is_some_and(|t| t >= now + hoopai_oauth::MAX_RETRY_AFTER),
+        "{wait:?}"
+    );
+    // A refresh asked now waits for the budget: nothing is sent.
+    let TokenStatus::Ready(token) = sim.ask_quietly(a, "loc-1") else {
+        panic!("loc-1 has a token");
+    };
+    let sends = sim.fake.stats().refreshes;
+    sim.nodes[a]
+        .engine
+        .refresh_now("loc-1", Some(&token), sim.now)
+        .unwrap();
+    sim.pump(a);
+    assert_eq!(sim.nodes[a].engine.stats().waiting_for_budget, 1);
+    sim.run_for(Duration::from_secs(60));
+    assert_eq!(
+        sim.fake.stats().refreshes,
+        sends,
+        "a refresh went out during the wait"
+    );
+    assert_eq!(sim.nodes[a].engine.stats().waiting_for_budget, 1);
+    assert!(sim.violations().is_empty(), "{:?}", sim.violations());
+}
+
 /// A callback flood: the app counts (and sends) a code exchange whenever
 /// the engine lets it, 20 times a second for 10 minutes, while 150 grants
 /// come due over that time. Every grant refreshes before its token expires,

@@ -59,7 +59,7 @@ pub const ABANDONED_MEMORY: usize = 4;
 /// | Group | Methods |
 /// |---|---|
 /// | Inputs: the outcome of an output, the timer | [`handle_send`](Engine::handle_send) ([`SendOutcome`]), [`handle_write`](Engine::handle_write) ([`WriteOutcome`]), [`handle_load`](Engine::handle_load), [`handle_timeout`](Engine::handle_timeout) |
-/// | Commands | [`insert`](Engine::insert), [`restore`](Engine::restore), [`remove`](Engine::remove) ([`Removal`]), [`access_token`](Engine::access_token), [`refresh_now`](Engine::refresh_now), [`handle_webhook`](Engine::handle_webhook), [`add_location`](Engine::add_location), [`reconfigure`](Engine::reconfigure), [`count_request`](Engine::count_request), [`handle_claim`](Engine::handle_claim) ([`ClaimOutcome`]), [`shut_down`](Engine::shut_down) |
+/// | Commands | [`insert`](Engine::insert), [`restore`](Engine::restore), [`remove`](Engine::remove) ([`Removal`]), [`access_token`](Engine::access_token), [`refresh_now`](Engine::refresh_now), [`handle_webhook`](Engine::handle_webhook), [`add_location`](Engine::add_location), [`reconfigure`](Engine::reconfigure), [`count_request`](Engine::count_request), [`handle_counted_answer`](Engine::handle_counted_answer), [`handle_claim`](Engine::handle_claim) ([`ClaimOutcome`]), [`shut_down`](Engine::shut_down) |
 /// | Polls | [`poll_output`](Engine::poll_output), [`poll_timeout`](Engine::poll_timeout) |
 /// | Getters | [`grants`](Engine::grants) ([`Grants`], [`GrantView`]), [`stats`](Engine::stats) ([`EngineStats`]) |
 ///
@@ -663,6 +663,26 @@ impl Engine {
         now: SystemTime,
     ) -> Result<Option<SystemTime>, Error> {
         Ok(self.pacer.take(resource, now))
+    }
+
+    /// Hands back the status and headers of the answer to a request counted
+    /// with [`count_request`](Self::count_request) for `resource`. The budget
+    /// follows its `X-RateLimit-*` headers, and a `429` spends all of it (until
+    /// `Retry-After`), as for the engine's own requests; poll the outputs and
+    /// the timeout after it. Returns the figures read as their caps, if any
+    /// (for a request of no grant, the counterpart of
+    /// [`EngineEvent::RateLimitClamped`]).
+    ///
+    /// # Errors
+    /// None today; the `Result` keeps every input alike.
+    pub fn handle_counted_answer(
+        &mut self,
+        resource: Option<&str>,
+        status: http::StatusCode,
+        headers: &http::HeaderMap,
+        now: SystemTime,
+    ) -> Result<Option<crate::rate_limit::Clamped>, Error> {
+        Ok(self.pacer.observe(resource, status, headers, now))
     }
 
     /// Begins a clean shutdown: from now on no refresh or mint starts (not
