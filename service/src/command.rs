@@ -47,6 +47,12 @@ pub(crate) enum Command {
     TakeBudget {
         reply: oneshot::Sender<Option<SystemTime>>,
     },
+    /// The status and headers of the answer to a request counted with
+    /// `TakeBudget`.
+    CountedAnswer {
+        status: http::StatusCode,
+        headers: Box<http::HeaderMap>,
+    },
     Shutdown {
         reply: oneshot::Sender<ShutdownReport>,
     },

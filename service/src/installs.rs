@@ -5,8 +5,6 @@
 //! Company id, a Location grant by its Location id (as
 //! [`TokenService::exchange_code`] names them too).
 
-use std::time::{Duration, SystemTime};
-
 use hoopai_oauth::{
     GrantId, InstalledLocation, InstalledLocationsQuery, WebhookEvent, installed_locations_request,
     parse_installed_locations,
@@ -99,15 +97,7 @@ impl TokenService {
             }
             let request = installed_locations_request(self.config(), &token, &q)?;
             // Each page waits its turn in the engine's request budget.
-            while let Some(free) = self
-                .call(|reply| Command::TakeBudget { reply })
-                .await
-                .ok_or(ServiceError::Stopped)?
-            {
-                let wait = free.duration_since(SystemTime::now()).unwrap_or_default();
-                tokio::time::sleep(wait.max(Duration::from_millis(1))).await;
-            }
-            let response = self.http().send_boxed(request).await?;
+            let response = self.send_counted(request).await?;
             let page = parse_installed_locations(response)?;
             query = q.next_page(&page);
             installed.extend(page.locations);

@@ -276,9 +276,8 @@ impl TokenService {
             request = request.user_type(user_type);
         }
         let request = token_request(&self.inner.config, &request)?;
-        self.take_budget().await?;
         let sent_at = SystemTime::now();
-        let response = self.inner.http.send_boxed(request).await?;
+        let response = self.send_counted(request).await?;
         let token = parse_token_response(response)?;
         let grant = token
             .location_id
@@ -293,12 +292,17 @@ impl TokenService {
         Ok(GrantId::new(grant))
     }
 
-    /// Waits for a token of the engine's request budget for a request
-    /// about to be sent outside the engine (a code exchange, an
-    /// installed-locations page), and spends it
-    /// ([`Engine::count_request`](hoopai_oauth::Engine::count_request)), so
-    /// that the engine's own sends leave room for it.
-    pub(crate) async fn take_budget(&self) -> Result<(), ServiceError> {
+    /// Sends a request outside the engine (a code exchange, an
+    /// installed-locations page) within the engine's request budget: waits
+    /// for a token and spends it
+    /// ([`Engine::count_request`](hoopai_oauth::Engine::count_request)),
+    /// sends, and hands the answer's status and headers back
+    /// ([`Engine::handle_counted_answer`](hoopai_oauth::Engine::handle_counted_answer)),
+    /// so that its rate-limit headers, or its `429`, steer the budget.
+    pub(crate) async fn send_counted(
+        &self,
+        request: http::Request<Vec<u8>>,
+    ) -> Result<http::Response<Vec<u8>>, ServiceError> {
         while let Some(free) = self
             .call(|reply| Command::TakeBudget { reply })
             .await
@@ -307,12 +311,16 @@ impl TokenService {
             let wait = free.duration_since(SystemTime::now()).unwrap_or_default();
             tokio::time::sleep(wait.max(Duration::from_millis(1))).await;
         }
-        Ok(())
-    }
-
-    /// The service's HTTP client.
-    pub(crate) fn http(&self) -> &Arc<dyn DynHttpClient> {
-        &self.inner.http
+        let response = self.inner.http.send_boxed(request).await?;
+        let status = response.status();
+        let headers = Box::new(response.headers().clone());
+        // Not waited for: the answer is the caller's either way.
+        let _ = self
+            .inner
+            .commands
+            .send(Command::CountedAnswer { status, headers })
+            .await;
+        Ok(response)
     }
 
     /// Removes a grant as uninstalled ([`Removal::Uninstalled`](hoopai_oauth::Removal::Uninstalled)):

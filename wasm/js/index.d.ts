@@ -350,6 +350,12 @@ export class Engine {
   addLocation(grant: string, companyGrant: string, companyId: string, locationId: string, nowMs: number): boolean;
   reconfigure(client: OAuthClient, nowMs: number): void;
   countRequest(resource: string | null | undefined, nowMs: number): number | null | undefined;
+  handleCountedAnswer(
+    resource: string | null | undefined,
+    status: number,
+    headers: HeadersLike,
+    nowMs: number,
+  ): { retryAfter: boolean; interval: boolean } | null;
   handleClaim(key: string, outcome: ClaimOutcome, nowMs: number): void;
   shutDown(nowMs: number): void;
   pollOutput(nowMs: number): Output | undefined;

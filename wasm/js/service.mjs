@@ -315,10 +315,9 @@ export class TokenService {
   async exchangeCode(code, { userType, grant } = {}) {
     await this.#ready;
     this.#running();
-    await this.#budget();
     const request = this.#client.codeExchangeRequest(code, userType);
     const sentAtMs = Date.now();
-    const answer = await this.#http(request);
+    const answer = await this.#counted(request);
     const token = parseTokenResponse(answer.status, answer.headers, answer.body, sentAtMs);
     const id = grant ?? (token.userType === "Company" ? token.companyId : (token.locationId ?? token.companyId));
     if (typeof id !== "string" || id === "") {
@@ -367,13 +366,25 @@ export class TokenService {
     return removed;
   }
 
-  /** Counts a request of the app's own against the engine's request budget, waiting for room. */
-  async #budget() {
+  /**
+   * Sends a request of the app's own within the engine's request budget:
+   * waits for room (`countRequest`), sends, and hands the answer's status and
+   * headers back (`handleCountedAnswer`), so that its rate-limit headers, or
+   * its 429, steer the budget.
+   */
+  async #counted(request) {
     for (;;) {
       const at = this.#engine.countRequest(null, Date.now());
-      if (at === null || at === undefined) return;
+      if (at === null || at === undefined) break;
       await new Promise((r) => setTimeout(r, Math.max(1, at - Date.now())));
     }
+    const answer = await this.#http(request);
+    try {
+      this.#engine.handleCountedAnswer(null, answer.status, answer.headers, Date.now());
+    } finally {
+      this.#pump();
+    }
+    return answer;
   }
 
   #running() {

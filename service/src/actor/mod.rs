@@ -53,10 +53,11 @@ use callers::{Callers, Deleting, Waiter};
 use claims::Claims;
 use store_io::{Op, Outcome, Report, StoreIo};
 
+/// A send's outcome: `None` if it was not dispatched by its `not_after`.
 type Answer = (
     RequestId,
     GrantId,
-    Result<http::Response<Vec<u8>>, TransportError>,
+    Option<Result<http::Response<Vec<u8>>, TransportError>>,
 );
 
 struct Actor<S, H> {
@@ -305,6 +306,17 @@ impl<S: GrantStore, H: HttpClient> Actor<S, H> {
                 }
                 let _ = reply.send(free);
             }
+            Command::CountedAnswer { status, headers } => {
+                if let Ok(Some(clamped)) = self
+                    .engine
+                    .handle_counted_answer(None, status, &headers, now)
+                {
+                    tracing::warn!(
+                        ?clamped,
+                        "an answer's rate-limit figures were over their caps"
+                    );
+                }
+            }
             Command::Shutdown { reply } => self.begin_stop(Some(reply)),
             Command::Health { probe_store, reply } => {
                 if probe_store {
@@ -391,20 +403,17 @@ impl<S: GrantStore, H: HttpClient> Actor<S, H> {
         request: http::Request<Vec<u8>>,
         not_after: SystemTime,
     ) {
-        if SystemTime::now() > not_after {
-            // Too late for the lease that covers it: never sent, so not spent.
-            tracing::debug!(grant = %grant, request = %id, "refresh not dispatched in time");
-            telemetry::not_dispatched();
-            let _ = self
-                .engine
-                .handle_send(id, SendOutcome::NotDispatched, SystemTime::now());
-            return;
-        }
         let http = Arc::clone(&self.http);
         let timeout = self.settings.engine.timeout();
         let span = tracing::info_span!("refresh", grant = %grant, request = %id);
         self.sends.spawn(
             async move {
+                // Checked here, as the request goes out: a task that started
+                // late must not send what its lease (and the request budget's
+                // margin) no longer covers.
+                if SystemTime::now() > not_after {
+                    return (id, grant, None);
+                }
                 let began = Instant::now();
                 let answer = match tokio::time::timeout(timeout, http.send(request)).await {
                     Ok(answer) => answer,
@@ -415,13 +424,22 @@ impl<S: GrantStore, H: HttpClient> Actor<S, H> {
                     Ok(r) => tracing::debug!(status = r.status().as_u16(), "answered"),
                     Err(e) => tracing::warn!(error = %e, "no answer"),
                 }
-                (id, grant, answer)
+                (id, grant, Some(answer))
             }
             .instrument(span),
         );
     }
 
     fn answer(&mut self, (id, grant, answer): Answer) {
+        let Some(answer) = answer else {
+            // Too late for the lease that covers it: never sent, so not spent.
+            tracing::debug!(grant = %grant, request = %id, "refresh not dispatched in time");
+            telemetry::not_dispatched();
+            let _ = self
+                .engine
+                .handle_send(id, SendOutcome::NotDispatched, SystemTime::now());
+            return;
+        };
         if let Some(s) = &mut self.stopping {
             s.finished += 1;
         }

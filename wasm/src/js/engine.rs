@@ -635,6 +635,37 @@ impl JsEngine {
         Ok(at.map(crate::shape::millis))
     }
 
+    /// Hands back the answer to a request counted with `countRequest` for
+    /// `resource`: its `status` and `headers` (as for `handleSend`). The
+    /// budget follows its rate-limit headers, and a `429` spends all of it;
+    /// drain `pollOutput` after. Returns `{ retryAfter, interval }` (which
+    /// figures were read as their caps) or `null`.
+    ///
+    /// # Errors
+    /// `invalid input` for the time, the status or a header.
+    #[wasm_bindgen(js_name = handleCountedAnswer)]
+    pub fn handle_counted_answer(
+        &mut self,
+        resource: Option<String>,
+        status: f64,
+        headers: &JsValue,
+        now_ms: f64,
+    ) -> Result<JsValue, JsValue> {
+        let now = time(now_ms)?;
+        let answer = fetched(status, headers, Vec::new())?;
+        let clamped = self
+            .engine
+            .handle_counted_answer(resource.as_deref(), answer.status(), answer.headers(), now)
+            .map_err(oauth_error)?;
+        let Some(clamped) = clamped else {
+            return Ok(JsValue::NULL);
+        };
+        let mut shape = crate::shape::Shape::default();
+        shape.flag("retryAfter", clamped.retry_after);
+        shape.flag("interval", clamped.interval);
+        Ok(object(&shape)?.into())
+    }
+
     /// Begins a clean shutdown: nothing new starts; wait for
     /// `stats().inFlight` and `stats().unwritten` to reach zero.
     ///
