@@ -27,6 +27,13 @@ use tokio_postgres::NoTls;
 /// Fresh grants besides the one whose store call gets stuck.
 const FRESH: usize = 20;
 
+/// The p99 of fresh grants' asks while the lock is held, in microseconds.
+/// Typically 150–250 µs; a loop that waited for the store would take the
+/// lock's whole duration (0.5 s and more). The bound leaves room for a
+/// shared machine busy with other builds, where single asks took up to
+/// 1.7 ms at the 99th percentile.
+const P99_BOUND: u128 = 10_000;
+
 fn settings(shared: bool) -> ServiceSettings {
     let mut engine = EngineSettings::default()
         .expiry_skew(Duration::from_secs(1))
@@ -41,7 +48,8 @@ fn settings(shared: bool) -> ServiceSettings {
         .store_timeout(Duration::from_secs(8))
 }
 
-/// While the lock is held: fresh grants answer at once (p99 under 1 ms),
+/// While the lock is held: fresh grants answer at once (p99 under
+/// `P99_BOUND`),
 /// `list()` answers, and the caller of `stuck` (whose refresh needs a write)
 /// is told the store is failing. Returns the p99 in microseconds.
 async fn while_locked(
@@ -189,7 +197,7 @@ async fn sqlite_begin_exclusive_stops_only_the_grant_that_writes() {
     let p99 = while_locked(&service, &fresh, "stuck", Duration::from_millis(1500)).await;
     release_tx.send(()).unwrap();
     holder.join().unwrap();
-    assert!(p99 < 1_000, "p99 {p99} µs");
+    assert!(p99 < P99_BOUND, "p99 {p99} µs");
 
     let store = env.store().await;
     nothing_lost(&env.server, &service, &store, &fresh, "stuck").await;
@@ -223,7 +231,7 @@ async fn postgres_lock_table_stops_only_the_grant_that_writes() {
     // short caller waits longer than that.
     let p99 = while_locked(&service, &fresh, "stuck", Duration::from_secs(7)).await;
     tx.rollback().await.unwrap();
-    assert!(p99 < 1_000, "p99 {p99} µs");
+    assert!(p99 < P99_BOUND, "p99 {p99} µs");
 
     let reader = PostgresStore::connect_with(scoped, NoTls).await.unwrap();
     nothing_lost(&server, &service, &reader, &fresh, "stuck").await;
