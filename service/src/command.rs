@@ -47,6 +47,12 @@ pub(crate) enum Command {
     TakeBudget {
         reply: oneshot::Sender<Option<SystemTime>>,
     },
+    /// Shared-store mode: read and restore the record of a grant not held
+    /// (added by another process); `true` if it is held then.
+    Discover {
+        grant: GrantId,
+        reply: oneshot::Sender<bool>,
+    },
     /// The status and headers of the answer to a request counted with
     /// `TakeBudget`.
     CountedAnswer {

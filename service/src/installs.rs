@@ -6,8 +6,8 @@
 //! [`TokenService::exchange_code`] names them too).
 
 use hoopai_oauth::{
-    GrantId, InstalledLocation, InstalledLocationsQuery, WebhookEvent, installed_locations_request,
-    parse_installed_locations,
+    GrantId, InstallTarget, InstalledLocation, InstalledLocationsQuery, UninstallTarget,
+    WebhookEvent, WebhookPayload, installed_locations_request, parse_installed_locations,
 };
 
 use crate::command::Command;
@@ -38,6 +38,11 @@ impl TokenService {
     ///   on their own stay: each has its own UNINSTALL).
     /// - Any other type: nothing.
     ///
+    /// In shared-store mode the Company grant and the one-location grant the
+    /// event names are read from the store first when this process does not
+    /// hold them: another process may have added them (docs/webhooks.md,
+    /// "grants another one added").
+    ///
     /// The webhook route ([`crate::routes::webhook`], feature `axum`) calls
     /// this for every delivery it accepts.
     ///
@@ -46,6 +51,12 @@ impl TokenService {
     /// grants; [`ServiceError::Stopped`]. A record that could not be deleted
     /// is no error: see [`GrantChanges::undeleted`].
     pub async fn handle_webhook(&self, event: &WebhookEvent) -> Result<GrantChanges, ServiceError> {
+        // Shared-store mode: the grants the event names may have been added
+        // by another process (the consent callback often reaches another
+        // instance than the webhook): read them from the store first.
+        for grant in named_grants(event) {
+            self.discover(&grant).await;
+        }
         let event = Box::new(event.clone());
         self.call(|reply| Command::Webhook { event, reply })
             .await
@@ -113,4 +124,32 @@ impl TokenService {
         .await
         .unwrap_or(Err(ServiceError::Stopped))
     }
+}
+
+/// The grants an install or uninstall webhook acts through, other than the
+/// Location grants a bulk install lists: the Company grant that mints (or
+/// is uninstalled), and the Location grant of a one-location event.
+fn named_grants(event: &WebhookEvent) -> Vec<GrantId> {
+    let mut named = Vec::new();
+    match &event.payload {
+        WebhookPayload::Install(install) => {
+            named.extend(install.company_id.as_deref().map(GrantId::new));
+            match &install.target {
+                InstallTarget::Location { location_id } => named.push(GrantId::new(location_id)),
+                InstallTarget::Company { company_id } | InstallTarget::Bulk { company_id, .. } => {
+                    named.push(GrantId::new(company_id));
+                }
+                _ => {}
+            }
+        }
+        WebhookPayload::Uninstall(uninstall) => match &uninstall.target {
+            UninstallTarget::Location { location_id } => named.push(GrantId::new(location_id)),
+            UninstallTarget::Company { company_id } => named.push(GrantId::new(company_id)),
+            _ => {}
+        },
+        _ => {}
+    }
+    named.sort();
+    named.dedup();
+    named
 }

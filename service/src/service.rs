@@ -155,6 +155,8 @@ impl TokenService {
 
     /// The access token of `grant`: at once when fresh; when a refresh is in
     /// flight, once it is written, waiting up to [`ServiceSettings::wait`].
+    /// In shared-store mode a grant this process does not hold is read from
+    /// the store first: another process may have added it.
     ///
     /// # Errors
     /// [`TokenError`]: unknown grant, suspended, re-authorization needed,
@@ -199,6 +201,23 @@ impl TokenService {
     ) -> Result<AccessToken, TokenError> {
         let grant = GrantId::new(grant);
         let deadline = Instant::now() + wait;
+        let answer = self.ask_token(&grant, rejected.clone(), deadline).await;
+        // Shared-store mode: another process may have added the grant since
+        // this one started. Read it from the store, then ask again.
+        if matches!(answer, Err(TokenError::UnknownGrant(_))) && self.discover(&grant).await {
+            return self.ask_token(&grant, rejected, deadline).await;
+        }
+        answer
+    }
+
+    async fn ask_token(
+        &self,
+        grant: &GrantId,
+        rejected: Option<AccessToken>,
+        deadline: Instant,
+    ) -> Result<AccessToken, TokenError> {
+        let grant = grant.clone();
+        let wait = deadline.saturating_duration_since(Instant::now());
         let asked = self.call(|reply| Command::Token {
             grant,
             rejected,
@@ -211,6 +230,17 @@ impl TokenService {
             Ok(Some(answer)) => answer,
             Ok(None) | Err(_) => Err(TokenError::Stopped),
         }
+    }
+
+    /// In shared-store mode, reads the record of `grant` if this process
+    /// does not hold it (another process added it after this one started)
+    /// and restores it. Whether the grant is held then; `false` in
+    /// single-process mode for a grant not held.
+    pub(crate) async fn discover(&self, grant: &GrantId) -> bool {
+        let grant = grant.clone();
+        self.call(|reply| Command::Discover { grant, reply })
+            .await
+            .unwrap_or(false)
     }
 
     /// Sends an API request built by `build` with the grant's access token.

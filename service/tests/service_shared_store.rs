@@ -122,3 +122,104 @@ async fn postgres_two_services_one_refresh() {
     })
     .await;
 }
+
+/// Grants another process added after this one started: a caller of the
+/// second service gets the grant's token (read from the store), and a bulk
+/// INSTALL webhook delivered to the second service mints the locations
+/// from the Company grant the first one exchanged (the consent callback and
+/// the webhook reach different instances behind a load balancer).
+async fn grants_added_elsewhere_are_found<S, F, Fut>(open: F)
+where
+    S: GrantStore,
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = S>,
+{
+    let server = FakeHttp::start().await;
+    let a = start(&server, "worker-a", open().await).await;
+    let b = start(&server, "worker-b", open().await).await;
+    assert_eq!(b.start_report().restored, 0);
+
+    // A Location grant added by `a` only.
+    let tokens = server.location_tokens("loc-solo");
+    a.add("loc-solo", TokenSet::new(tokens, SystemTime::now()))
+        .await
+        .unwrap();
+    let token = b.access_token("loc-solo").await.unwrap();
+    assert_eq!(
+        token.secret(),
+        a.access_token("loc-solo").await.unwrap().secret()
+    );
+    // A grant in no store is still unknown, at once.
+    let unknown = b.access_token("loc-nowhere").await.unwrap_err();
+    assert!(
+        matches!(unknown, hoopai_oauth_service::TokenError::UnknownGrant(_)),
+        "{unknown}"
+    );
+
+    // An agency install: `a` exchanges the code, `b` gets the webhook.
+    let locations = ["loc-b1", "loc-b2", "loc-b3"];
+    let (code, delivery) = server.fake().approve_with_webhook(
+        &hoopai_oauth::fake::Install::company("company-9", &locations),
+        SystemTime::now(),
+    );
+    let company = a
+        .exchange_code(code, Some(hoopai_oauth::UserType::Company))
+        .await
+        .unwrap();
+    assert_eq!(company.as_str(), "company-9");
+    let verifier =
+        hoopai_oauth::WebhookVerifier::new(&server.config()).add_key(server.fake().webhook_key());
+    let event = verifier
+        .verify_unrecorded(delivery.headers(), delivery.body(), SystemTime::now())
+        .unwrap();
+    let changes = b.handle_webhook(&event).await.unwrap();
+    assert!(
+        changes.needs_code_exchange.is_empty(),
+        "{:?}",
+        changes.needs_code_exchange
+    );
+    let mut added: Vec<&str> = changes.added.iter().map(GrantId::as_str).collect();
+    added.sort_unstable();
+    assert_eq!(added, locations);
+    for location in locations {
+        b.access_token(location).await.unwrap();
+        let stored = open()
+            .await
+            .load(&GrantId::new(location))
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(stored.version >= 1, "{location} written");
+    }
+    assert_eq!(server.fake().stats().location_tokens, 3);
+    a.shutdown().await;
+    b.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_grants_added_elsewhere_are_found() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("grants.sqlite3");
+    grants_added_elsewhere_are_found(|| {
+        let path = path.clone();
+        async move { SqliteStore::open(path).await.unwrap() }
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_grants_added_elsewhere_are_found() {
+    let Some(config) = pg::config("postgres_grants_added_elsewhere_are_found") else {
+        return;
+    };
+    let scoped = pg::fresh_schema(&config).await;
+    grants_added_elsewhere_are_found(|| {
+        let scoped = scoped.clone();
+        async move {
+            hoopai_oauth_service::PostgresStore::connect_with(scoped, tokio_postgres::NoTls)
+                .await
+                .unwrap()
+        }
+    })
+    .await;
+}

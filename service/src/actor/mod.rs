@@ -29,7 +29,8 @@ use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
 use hoopai_oauth::{
-    AccessToken, Config, Engine, EngineEvent, GrantId, Output, RequestId, SendOutcome,
+    AccessToken, Config, Engine, EngineEvent, GrantId, GrantRecord, Output, RequestId, SendOutcome,
+    StoreFailure,
 };
 use tokio::sync::{broadcast, mpsc, oneshot};
 use tokio::task::JoinSet;
@@ -45,12 +46,14 @@ use crate::transport::{HttpClient, TransportError};
 
 mod callers;
 mod claims;
+mod discover;
 mod health;
 mod installs;
 mod store_io;
 
 use callers::{Callers, Deleting, Waiter};
 use claims::Claims;
+use discover::Discoveries;
 use store_io::{Op, Outcome, Report, StoreIo};
 
 /// A send's outcome: `None` if it was not dispatched by its `not_after`.
@@ -66,6 +69,7 @@ struct Actor<S, H> {
     settings: ServiceSettings,
     events: broadcast::Sender<ServiceEvent>,
     callers: Callers,
+    discoveries: Discoveries,
     sends: JoinSet<Answer>,
     claims: Claims<S>,
     io: StoreIo<S>,
@@ -156,6 +160,7 @@ pub(crate) async fn start<S: GrantStore, H: HttpClient>(
         settings,
         events,
         callers: Callers::default(),
+        discoveries: Discoveries::default(),
         sends: JoinSet::new(),
         stopping: None,
     };
@@ -306,6 +311,7 @@ impl<S: GrantStore, H: HttpClient> Actor<S, H> {
                 }
                 let _ = reply.send(free);
             }
+            Command::Discover { grant, reply } => self.discover(grant, reply),
             Command::CountedAnswer { status, headers } => {
                 if let Ok(Some(clamped)) = self
                     .engine
@@ -327,6 +333,46 @@ impl<S: GrantStore, H: HttpClient> Actor<S, H> {
                         store: StoreProbe::NotAsked,
                     });
                 }
+            }
+        }
+    }
+
+    fn holds(&self, grant: &GrantId) -> bool {
+        self.engine.grants().get(grant.as_str()).is_some()
+    }
+
+    /// Shared-store mode: reads the record of a grant this process does not
+    /// hold (another process may have added it) and restores it; replies
+    /// whether the grant is held then.
+    fn discover(&mut self, grant: GrantId, reply: oneshot::Sender<bool>) {
+        if self.holds(&grant) {
+            let _ = reply.send(true);
+            return;
+        }
+        if self.stopping.is_some() || !self.settings.engine.is_shared() {
+            let _ = reply.send(false);
+            return;
+        }
+        if self.discoveries.wait(grant.clone(), reply) {
+            self.io.ask(grant, Op::Load);
+        }
+    }
+
+    /// The record read for a discovery: restored, unless there is none or it
+    /// cannot be served (no refresh token, another schema).
+    fn adopt_discovered(
+        &mut self,
+        grant: &GrantId,
+        read: Result<Option<GrantRecord>, StoreFailure>,
+        now: SystemTime,
+    ) {
+        let Ok(Some(record)) = read else {
+            return;
+        };
+        match self.engine.restore(record, now) {
+            Ok(()) => tracing::info!(grant = %grant, "grant found in the store, added elsewhere"),
+            Err(e) => {
+                tracing::warn!(grant = %grant, error = %e, "a stored grant could not be restored")
             }
         }
     }
@@ -482,9 +528,13 @@ impl<S: GrantStore, H: HttpClient> Actor<S, H> {
                 if let Err(e) = &read {
                     tracing::warn!(grant = %grant, error = %e, "store read failed");
                 }
-                if let Err(e) = self.engine.handle_load(grant.as_str(), read, now) {
+                if self.discoveries.is_reading(&grant) && !self.holds(&grant) {
+                    self.adopt_discovered(&grant, read, now);
+                } else if let Err(e) = self.engine.handle_load(grant.as_str(), read, now) {
                     tracing::debug!(grant = %grant, error = %e, "stored record not taken");
                 }
+                let held = self.holds(&grant);
+                self.discoveries.done(&grant, held);
             }
             Outcome::Delete(result) => {
                 if let Err(e) = &result {
