@@ -95,34 +95,6 @@ where
     b.shutdown().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sqlite_two_services_one_refresh() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("grants.sqlite3");
-    one_refresh_between_two(|| {
-        let path = path.clone();
-        async move { SqliteStore::open(path).await.unwrap() }
-    })
-    .await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn postgres_two_services_one_refresh() {
-    let Some(config) = pg::config("postgres_two_services_one_refresh") else {
-        return;
-    };
-    let scoped = pg::fresh_schema(&config).await;
-    one_refresh_between_two(|| {
-        let scoped = scoped.clone();
-        async move {
-            hoopai_oauth_service::PostgresStore::connect_with(scoped, tokio_postgres::NoTls)
-                .await
-                .unwrap()
-        }
-    })
-    .await;
-}
-
 /// Grants another process added after this one started: a caller of the
 /// second service gets the grant's token (read from the store), and a bulk
 /// INSTALL webhook delivered to the second service mints the locations
@@ -196,30 +168,47 @@ where
     b.shutdown().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sqlite_grants_added_elsewhere_are_found() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("grants.sqlite3");
-    grants_added_elsewhere_are_found(|| {
-        let path = path.clone();
-        async move { SqliteStore::open(path).await.unwrap() }
-    })
-    .await;
+/// A test of `scenario` on one SQLite file and one on a fresh Postgres
+/// schema, each store opened again (a new connection) for every process.
+macro_rules! on_both_stores {
+    ($sqlite:ident, $postgres:ident, $scenario:ident) => {
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn $sqlite() {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("grants.sqlite3");
+            $scenario(|| {
+                let path = path.clone();
+                async move { SqliteStore::open(path).await.unwrap() }
+            })
+            .await;
+        }
+
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn $postgres() {
+            let Some(config) = pg::config(stringify!($postgres)) else {
+                return;
+            };
+            let scoped = pg::fresh_schema(&config).await;
+            $scenario(|| {
+                let scoped = scoped.clone();
+                async move {
+                    hoopai_oauth_service::PostgresStore::connect_with(scoped, tokio_postgres::NoTls)
+                        .await
+                        .unwrap()
+                }
+            })
+            .await;
+        }
+    };
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn postgres_grants_added_elsewhere_are_found() {
-    let Some(config) = pg::config("postgres_grants_added_elsewhere_are_found") else {
-        return;
-    };
-    let scoped = pg::fresh_schema(&config).await;
-    grants_added_elsewhere_are_found(|| {
-        let scoped = scoped.clone();
-        async move {
-            hoopai_oauth_service::PostgresStore::connect_with(scoped, tokio_postgres::NoTls)
-                .await
-                .unwrap()
-        }
-    })
-    .await;
-}
+on_both_stores!(
+    sqlite_two_services_one_refresh,
+    postgres_two_services_one_refresh,
+    one_refresh_between_two
+);
+on_both_stores!(
+    sqlite_grants_added_elsewhere_are_found,
+    postgres_grants_added_elsewhere_are_found,
+    grants_added_elsewhere_are_found
+);
