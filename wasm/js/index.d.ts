@@ -522,7 +522,11 @@ export class TokenError extends Error {
 export type ServiceEvent =
   | EngineEvent
   | { type: "answer-refused" | "store-outcome-refused"; grant: string; kind?: string; message: string }
-  | { type: "unknown-output"; grant?: string; message: string };
+  | { type: "unknown-output"; grant?: string; message: string }
+  /** Shared-store mode: a grant another process added, read from the store and restored. */
+  | { type: "grant-discovered"; grant: string }
+  | { type: "grant-not-restored"; grant: string; kind?: string; message: string }
+  | { type: "store-read-failed"; grant: string; message: string };
 
 export interface TokenServiceOptions {
   /** The app's configuration. */

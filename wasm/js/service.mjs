@@ -123,6 +123,10 @@ export class TokenService {
   /** Callers waiting for any progress (shutdown). */
   #progress = new Set();
   #sendsOut = 0;
+  /** Shared-store mode: grants another process added are read from the store. */
+  #shared = false;
+  /** grant -> the read of its record, while one is out */
+  #discoveries = new Map();
 
   /**
    * @param options `{ config, store, fetch?, engine?, waitMs?, storeTimeoutMs?,
@@ -140,6 +144,7 @@ export class TokenService {
     const settings = { ...engine };
     if (settings.jitterSeed === undefined) settings.jitterSeed = randomSeed();
     this.#engine = new Engine(this.#client, settings);
+    this.#shared = settings.sharedStore !== undefined;
     this.#requestTimeoutMs = settings.requestTimeoutMs ?? DEFAULTS.requestTimeoutMs;
     this.#waitMs = waitMs ?? DEFAULTS.waitMs;
     this.#timers = timers !== false;
@@ -202,10 +207,16 @@ export class TokenService {
   async accessToken(grant, { waitMs } = {}) {
     await this.#ready;
     const deadline = Date.now() + (waitMs ?? this.#waitMs);
+    let discovered = false;
     for (;;) {
       if (this.#stopping) throw new TokenError("stopped", grant, `${grant}: the token service is shutting down`);
       const expired = Date.now() >= deadline;
       const answer = this.#decide(grant, expired);
+      if (answer?.error?.kind === "unknown-grant" && !discovered) {
+        // Shared-store mode: another process may have added it since.
+        discovered = true;
+        if (await this.#discover(grant)) continue;
+      }
       if (answer) {
         if (answer.error) throw answer.error;
         return answer.token;
@@ -387,6 +398,48 @@ export class TokenService {
     return answer;
   }
 
+  /**
+   * Shared-store mode: reads the record of a grant this process does not
+   * hold (another process added it after this one started) and restores it.
+   * Resolves whether the grant is held then.
+   */
+  async #discover(grant) {
+    if (this.#engine.grant(grant)) return true;
+    if (!this.#shared || this.#stopping) return false;
+    let read = this.#discoveries.get(grant);
+    if (!read) {
+      read = this.#readAndRestore(grant).finally(() => this.#discoveries.delete(grant));
+      this.#discoveries.set(grant, read);
+    }
+    await read;
+    return this.#engine.grant(grant) !== undefined;
+  }
+
+  async #readAndRestore(grant) {
+    let timer;
+    const timeout = new Promise((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`reading ${grant} did not complete within ${this.#storeTimeoutMs} ms`)), this.#storeTimeoutMs);
+    });
+    let json;
+    try {
+      json = await Promise.race([Promise.resolve().then(() => this.#store.load(grant)), timeout]);
+    } catch (error) {
+      this.#emit({ type: "store-read-failed", grant, message: String(error?.message ?? error) });
+      return;
+    } finally {
+      clearTimeout(timer);
+    }
+    if (json === null || json === undefined || this.#engine.grant(grant)) return;
+    try {
+      this.#engine.restore(json, Date.now());
+      this.#emit({ type: "grant-discovered", grant });
+    } catch (error) {
+      this.#emit({ type: "grant-not-restored", grant, kind: error.kind, message: error.message });
+    } finally {
+      this.#pump();
+    }
+  }
+
   #running() {
     if (this.#stopping) throw new TokenError("stopped", undefined, "the token service is shutting down");
   }
@@ -404,6 +457,10 @@ export class TokenService {
     await this.#ready;
     this.#running();
     const event = this.#verifier.verify(headers, body, Date.now(), this.#seen);
+    // Shared-store mode: the grants the event acts through may have been
+    // added by another process (the consent callback often reaches another
+    // instance than the webhook).
+    for (const grant of namedGrants(event.payload)) await this.#discover(grant);
     let changes;
     try {
       changes = this.#engine.handleWebhook(event, Date.now());
@@ -684,4 +741,20 @@ export class TokenService {
       });
     return { abandoned: grants.filter((g) => g.requestOut).map((g) => g.id), unwritten };
   }
+}
+
+/**
+ * The grants an install or uninstall acts through, other than the Location
+ * grants a bulk install lists: the Company grant that mints (or is
+ * uninstalled), and the Location grant of a one-location event.
+ */
+function namedGrants(payload) {
+  const named = new Set();
+  if (payload?.kind === "install" && payload.companyId) named.add(payload.companyId);
+  if (payload?.kind === "install" || payload?.kind === "uninstall") {
+    const target = payload.target ?? {};
+    if (target.type === "location") named.add(target.locationId);
+    if (target.type === "company" || target.type === "bulk") named.add(target.companyId);
+  }
+  return [...named].filter((g) => typeof g === "string" && g !== "");
 }

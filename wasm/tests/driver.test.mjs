@@ -350,6 +350,48 @@ test("two services on one file store (shared-store mode): one refresh for both, 
   }
 });
 
+test("shared-store mode: a grant or a Company another process added is read from the store", async () => {
+  const dir = mkdtempSync(path.join(tmpdir(), "hoopai-found-"));
+  try {
+    const key = fake.handoff.webhookPublicKey.spkiBase64;
+    const shared = (holder) => ({
+      engine: { sharedStore: { holder, leaseMs: 10_000 }, requestTimeoutMs: 5_000 },
+      webhooks: { keys: [key] },
+    });
+    const a = service(new FileStore(dir), shared("process-a"));
+    const b = service(new FileStore(dir), shared("process-b"));
+    assert.deepEqual(await b.ready, { restored: 0, corrupt: [] });
+
+    // A Location grant `a` adds after `b` started.
+    const h = await fake.admin("POST", "installs", { type: "location", companyId: "company-8", locationId: "loc-8" });
+    secrets.add(h.code);
+    await a.exchangeCode(h.code);
+    const token = await a.accessToken("loc-8");
+    secrets.add(token);
+    assert.equal(await b.accessToken("loc-8"), token);
+    assert.ok(b.events.some((e) => e.type === "grant-discovered" && e.grant === "loc-8"));
+    assert.equal((await b.accessToken("loc-nowhere").catch((e) => e)).kind, "unknown-grant");
+
+    // An agency install: `a` exchanges the code, `b` gets the INSTALL webhook
+    // (its delivery to a closed port fails; the signed bytes come back).
+    const bulk = await fake.admin("POST", "installs", {
+      type: "bulk", companyId: "company-9", locations: 3, webhook: true, url: "http://127.0.0.1:9/webhooks",
+    });
+    secrets.add(bulk.code);
+    assert.equal((await a.exchangeCode(bulk.code, { userType: "Company" })).grant, "company-9");
+    const headers = { "content-type": "application/json", "x-ghl-signature": bulk.webhook.signature };
+    const { changes } = await b.handleWebhook({ headers, body: new TextEncoder().encode(bulk.webhook.body) });
+    assert.deepEqual(changes.needsCodeExchange, []);
+    assert.equal(changes.added.length, 3);
+    for (const grant of changes.added) secrets.add(await b.accessToken(grant));
+    for (const json of await new FileStore(dir).loadAll()) keepSecretsOf(json);
+    await a.shutdown();
+    await b.shutdown();
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
 test("after shutdown nothing starts, and callers are told so", async () => {
   const svc = service(new WatchedStore());
   await svc.ready;
