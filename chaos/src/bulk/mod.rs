@@ -294,7 +294,7 @@ impl Processes {
             .arg(dir.join(format!("{}{instance}.log", crate::files::WORKER_PREFIX)))
             .args(["--client-id", CLIENT_ID, "--client-secret", CLIENT_SECRET])
             .args(["--seed", &seed.to_string()])
-            .args(["--request-timeout-ms", "10000", "--lease-ms", "30000"])
+            .args(["--request-timeout-ms", "3000", "--lease-ms", "6000"])
             .args(["--budget-max", &s.rate_max.to_string()])
             .args([
                 "--budget-interval-ms",
@@ -411,12 +411,14 @@ impl Processes {
     }
 }
 
-/// Location records in the store now (each written once its mint
-/// answered: a row is a ready location).
+/// Location records in the store now that hold a refresh token: ready
+/// locations. (In shared-store mode a mint is preceded by a record that
+/// holds only the lease of the instance minting.)
 async fn ready_count(client: &tokio_postgres::Client) -> Result<usize, String> {
     let row = client
         .query_one(
-            "SELECT count(*) FROM hoopai_grants WHERE grant_id <> $1",
+            "SELECT count(*) FROM hoopai_grants WHERE grant_id <> $1 \
+             AND (record::jsonb #>> '{tokens,token,refresh_token}') IS NOT NULL",
             &[&COMPANY],
         )
         .await
