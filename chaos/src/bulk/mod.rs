@@ -94,8 +94,8 @@ fn env_u64(name: &str) -> Option<u64> {
 
 impl BulkScenario {
     /// The defaults: 1,000 locations in INSTALL webhooks of 50, one every
-    /// 20 ms, to three apps; the fake's limit (and the apps' budget) 250
-    /// requests per 5 s, the budget's margin 150 ms; 20% repeated, 15% with
+    /// 20 ms, to three apps; the fake's limit (and the apps' budget) 200
+    /// requests per 8 s, the budget's margin 150 ms; 20% repeated, 15% with
     /// the answer lost; with kills, one every 2.5 to 5 s in the first four
     /// fifths of the floor, at most 4. The environment changes some:
     /// `FLEET_LOCATIONS`, `FLEET_SEED`.
@@ -112,8 +112,8 @@ impl BulkScenario {
             locations: env_u64("FLEET_LOCATIONS").map_or(1000, |v| v.max(1) as usize),
             per_webhook: 50,
             apps: 3,
-            rate_max: 250,
-            rate_interval: Duration::from_secs(5),
+            rate_max: 200,
+            rate_interval: Duration::from_secs(8),
             budget_margin: Duration::from_millis(150),
             gap: Duration::from_millis(20),
             p_repeat: 0.2,
