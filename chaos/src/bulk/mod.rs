@@ -237,6 +237,10 @@ fn start_fake(
         if let Ok(text) = std::fs::read_to_string(&handoff)
             && let Ok(doc) = serde_json::from_str::<serde_json::Value>(&text)
         {
+            // It holds the client secret and the install's code: kept no
+            // longer than read (the fake removes it only when it stops by
+            // itself, and the run may end with a kill).
+            let _ = std::fs::remove_file(&handoff);
             return Ok(((child, stdin), doc));
         }
         if let Ok(Some(status)) = child.try_wait() {

@@ -13,6 +13,8 @@
 //! - every delivery (`webhookId`) acted on exactly once across the fleet,
 //!   or never when it went to an instance killed before it could say so;
 //!   repeats answered `duplicate`;
+//! - no token the store holds at the end, nor the client secret, in any
+//!   file of the run but the store's copy;
 //! - the metrics against the logs: per surviving instance at the end,
 //!   webhooks accepted and records written equal to its log, replays
 //!   between the duplicates it answered and those plus the deliveries whose
@@ -442,6 +444,27 @@ pub fn check(s: &BulkScenario, facts: &RunFacts) -> Result<Report, String> {
     }
 
     check_metrics(&mut r, &incarnations, &attempts, &scrapes, facts);
+
+    // No token the store holds at the end (nor the client secret) in any
+    // file of the run but the store's copy.
+    let tokens: Vec<&str> = facts
+        .records
+        .iter()
+        .flat_map(|rec| {
+            [
+                Some(rec.access_token().secret()),
+                rec.refresh_token().map(|t| t.secret()),
+            ]
+        })
+        .flatten()
+        .collect();
+    let (_, _, leaks) = crate::check::secrets::scan_for(&facts.dir, tokens)?;
+    for leak in leaks {
+        r.failures.push(format!(
+            "a secret ({}) is in {}, {} times",
+            leak.fp, leak.file, leak.count
+        ));
+    }
     for (instance, inc) in &incarnations {
         for what in inc.failures.iter().take(3) {
             r.failures.push(format!("{instance}: {what}"));
