@@ -32,7 +32,8 @@ fn clip(text: &str) -> String {
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Entry {
-    /// 1, 2, 3, … in arrival order; never reused.
+    /// 1, 2, 3, … in the order requests were answered (and logged);
+    /// never reused.
     pub seq: u64,
     /// When it arrived, in milliseconds since the Unix epoch.
     pub at_ms: u64,
