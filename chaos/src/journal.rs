@@ -237,6 +237,33 @@ pub enum WorkerLine {
         /// Outputs still queued in the engine when it gave up waiting.
         queued: usize,
     },
+    /// The webhook route accepted a delivery and the service acted on it
+    /// (`ServiceEvent::Webhook`).
+    Webhook {
+        /// When the service published it.
+        t: Micros,
+        /// Its `webhookId`.
+        id: String,
+        /// Grants it added (Location grants to mint).
+        added: usize,
+        /// Grants it removed.
+        removed: usize,
+        /// Company grants it needs a code exchange for.
+        needs_code_exchange: usize,
+    },
+    /// An installed-locations sync ended (`TokenService::sync_installed_locations`).
+    Synced {
+        /// When.
+        t: Micros,
+        /// The Company grant.
+        company: String,
+        /// Location grants it added (each a mint).
+        added: usize,
+        /// Location grants it removed.
+        removed: usize,
+        /// Why it failed, if it did.
+        error: Option<String>,
+    },
 }
 
 /// What the server did with a refresh.

@@ -92,6 +92,12 @@ impl RunStore {
         })
     }
 
+    /// The Postgres schema of the run, if the store is a Postgres one.
+    #[must_use]
+    pub fn schema(&self) -> Option<&str> {
+        self.schema.as_deref()
+    }
+
     /// The worker's command-line arguments naming the store.
     #[must_use]
     pub fn worker_args(&self, dir: &Path) -> Vec<OsString> {

@@ -32,7 +32,8 @@ fn clip(text: &str) -> String {
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Entry {
-    /// 1, 2, 3, … in arrival order; never reused.
+    /// 1, 2, 3, … in the order requests were answered (and logged);
+    /// never reused.
     pub seq: u64,
     /// When it arrived, in milliseconds since the Unix epoch.
     pub at_ms: u64,
@@ -57,6 +58,11 @@ pub struct Entry {
     pub refresh_token: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub code: Option<String>,
+    /// Location-token requests: the `companyId` and `locationId` asked for.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub company_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub location_id: Option<String>,
     /// The body's size in bytes.
     pub body_bytes: usize,
     /// The answer's status; absent when the connection was dropped.
@@ -99,6 +105,8 @@ impl Entry {
             client_id: None,
             refresh_token: None,
             code: None,
+            company_id: None,
+            location_id: None,
             body_bytes: body.len(),
             status: None,
             message: None,
@@ -124,6 +132,16 @@ impl Entry {
             entry.client_id = get("client_id", "clientId").map(clip);
             entry.refresh_token = get("refresh_token", "refreshToken").map(fp);
             entry.code = get("code", "code").map(fp);
+        } else if parts
+            .uri
+            .path()
+            .trim_end_matches('/')
+            .ends_with("/oauth/locationToken")
+        {
+            let fields = form_or_json(&parts.headers, body);
+            let get = |name: &str| fields.iter().find(|(k, _)| k == name).map(|(_, v)| clip(v));
+            entry.company_id = get("companyId");
+            entry.location_id = get("locationId");
         }
         entry
     }

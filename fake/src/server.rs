@@ -98,7 +98,9 @@ async fn handle(state: Arc<State>, request: Request<Incoming>) -> Result<Answer,
     }
     let at = state.clock.now();
     let fault = lock(&state.faults).next();
-    let seq = lock(&state.journal).next_seq();
+    // The entry's number is given when it is logged, once answered (see
+    // `record`).
+    let seq = 0;
     let (parts, body) = request.into_parts();
     if fault == Some(Scripted::DropConnection) {
         Counters::add(&state.counters.connections_dropped);
@@ -133,11 +135,20 @@ async fn handle(state: Arc<State>, request: Request<Incoming>) -> Result<Answer,
     Ok(Response::from_parts(parts, Full::new(Bytes::from(body))))
 }
 
-fn record(state: &State, entry: Entry) {
-    if !state.quiet {
-        eprintln!("{}", entry.line());
+/// Logs `entry`, numbered as it is logged: the log's order is the order
+/// requests were answered, so that a reader polling with `since=next` never
+/// misses a request that arrived before another but was answered after it.
+fn record(state: &State, mut entry: Entry) {
+    let line = {
+        let mut journal = lock(&state.journal);
+        entry.seq = journal.next_seq();
+        let line = (!state.quiet).then(|| entry.line());
+        journal.push(entry);
+        line
+    };
+    if let Some(line) = line {
+        eprintln!("{line}");
     }
-    lock(&state.journal).push(entry);
 }
 
 /// The whole body, or the `413` / `408` / `400` answer.

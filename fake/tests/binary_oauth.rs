@@ -378,3 +378,37 @@ fn what_it_reads_is_bounded_and_it_keeps_serving() {
     let (status, _) = fake.admin("GET", "handoff", None);
     assert_eq!(status, 200);
 }
+
+/// A request that arrived first but was answered after another is not
+/// missed by a reader polling the log with `since=next`.
+#[test]
+fn a_log_reader_polling_with_next_misses_no_request_answered_late() {
+    let fake = Fake::start(&["--quiet"]);
+    let addr = fake.base.trim_start_matches("http://").to_owned();
+    // Slow: its headers now, its body later.
+    let mut slow = TcpStream::connect(&addr).unwrap();
+    slow.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let body = b"grant_type=refresh_token&refresh_token=rt-unknown";
+    write!(
+        slow,
+        "POST /oauth/token HTTP/1.1\r\nhost: {addr}\r\ncontent-type: application/x-www-form-urlencoded\r\ncontent-length: {}\r\n\r\n",
+        body.len()
+    )
+    .unwrap();
+    slow.flush().unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+    // Fast: answered while the slow one waits for its body.
+    assert_eq!(get_location(&fake, "loc-1", "no-such-token").status(), 401);
+    let (_, first) = fake.admin("GET", "log", None);
+    let next = first["next"].as_u64().unwrap();
+    assert_eq!(first["entries"].as_array().unwrap().len(), 1);
+    slow.write_all(body).unwrap();
+    let mut answer = [0u8; 64];
+    let n = slow.read(&mut answer).unwrap();
+    assert!(String::from_utf8_lossy(&answer[..n]).starts_with("HTTP/1.1 "));
+    let (_, second) = fake.admin("GET", &format!("log?since={next}"), None);
+    let entries = second["entries"].as_array().unwrap();
+    assert_eq!(entries.len(), 1, "{second}");
+    assert_eq!(entries[0]["path"], "/oauth/token");
+    assert!(entries[0]["seq"].as_u64().unwrap() > next);
+}

@@ -200,3 +200,72 @@ async fn an_agency_uninstall_removes_its_company_grant() {
     assert!(app.stored("loc-1").await.is_some());
     app.service.shutdown().await;
 }
+
+/// Seen ids in memory, each recorded only after a pause: long enough for
+/// the sender to go away between the id recorded and the delivery acted on.
+struct SlowIds(Mutex<SeenWebhooks>);
+
+impl hoopai_oauth_service::routes::WebhookIds for SlowIds {
+    fn record<'a>(
+        &'a self,
+        webhook_id: &'a str,
+        timestamp: SystemTime,
+        now: SystemTime,
+        window: Duration,
+    ) -> hoopai_oauth_service::routes::RecordFuture<'a> {
+        Box::pin(async move {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            self.0.record(webhook_id, timestamp, now, window).await
+        })
+    }
+}
+
+/// A sender that closes the connection without reading the answer (a
+/// load balancer's timeout, HighLevel giving up) does not cut the
+/// delivery: it is acted on, and its retry is answered as a duplicate.
+#[tokio::test]
+async fn a_delivery_whose_sender_goes_away_is_still_acted_on() {
+    use tokio::io::AsyncWriteExt;
+    let settings = ServiceSettings::new(EngineSettings::default());
+    let app = App::start(
+        FakeHttp::start().await,
+        settings,
+        |config| config,
+        |fake, config, service| {
+            let verifier = WebhookVerifier::new(config).add_key(fake.fake().webhook_key());
+            let routes = OAuthRouter::new(service, [])
+                .webhook_verifier(verifier)
+                .webhook_ids(SlowIds(Mutex::new(SeenWebhooks::new(16))));
+            axum::Router::new().nest("/oauth", routes.into_router())
+        },
+    )
+    .await;
+    app.install("loc-1").await;
+    let mut events = app.service.events();
+    let uninstall = app
+        .fake
+        .fake()
+        .webhook(&FakeWebhook::uninstall_location("loc-1"), SystemTime::now());
+    let addr = app.base.trim_start_matches("http://").to_owned();
+    let mut stream = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let mut head = format!(
+        "POST /oauth/webhook HTTP/1.1\r\nhost: {addr}\r\ncontent-length: {}\r\n",
+        uninstall.body().len()
+    );
+    for (name, value) in uninstall.headers() {
+        head.push_str(&format!("{name}: {}\r\n", value.to_str().unwrap()));
+    }
+    head.push_str("\r\n");
+    stream.write_all(head.as_bytes()).await.unwrap();
+    stream.write_all(uninstall.body()).await.unwrap();
+    // Gone before the id is even recorded.
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    drop(stream);
+    let received = next_webhook(&mut events).await;
+    assert_eq!(received.removed, vec![GrantId::new("loc-1")]);
+    assert!(app.stored("loc-1").await.is_none());
+    let (status, body) = app.deliver("/webhook", &uninstall).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body.starts_with("duplicate"), "{body}");
+    app.service.shutdown().await;
+}

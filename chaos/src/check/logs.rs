@@ -245,6 +245,10 @@ fn read_worker_line(
             in_flight,
             queued,
         } => inst.stopped = Some((t, in_flight, queued)),
-        WorkerLine::Start { .. } | WorkerLine::Unsent { .. } | WorkerLine::Load { .. } => {}
+        WorkerLine::Start { .. }
+        | WorkerLine::Unsent { .. }
+        | WorkerLine::Load { .. }
+        | WorkerLine::Webhook { .. }
+        | WorkerLine::Synced { .. } => {}
     }
 }

@@ -36,7 +36,19 @@ fn exempt(name: &str) -> bool {
 pub fn scan(dir: &Path) -> Result<(usize, usize, Vec<Leak>), String> {
     let issued = std::fs::read_to_string(dir.join(files::ISSUED))
         .map_err(|e| format!("{}: {e}", files::ISSUED))?;
-    let mut secrets: Vec<&str> = issued.lines().filter(|l| !l.is_empty()).collect();
+    scan_for(dir, issued.lines())
+}
+
+/// Scans the run's folder for `secrets` and the client secret; returns
+/// the number of secrets searched for, the files scanned and every leak.
+///
+/// # Errors
+/// The folder cannot be read.
+pub fn scan_for<'a>(
+    dir: &Path,
+    secrets: impl IntoIterator<Item = &'a str>,
+) -> Result<(usize, usize, Vec<Leak>), String> {
+    let mut secrets: Vec<&str> = secrets.into_iter().filter(|l| !l.is_empty()).collect();
     secrets.push(CLIENT_SECRET);
     secrets.sort_unstable();
     secrets.dedup();
@@ -68,7 +80,27 @@ pub fn scan(dir: &Path) -> Result<(usize, usize, Vec<Leak>), String> {
 
 #[cfg(test)]
 mod tests {
-    use super::exempt;
+    use super::{exempt, scan_for};
+
+    #[test]
+    fn a_secret_is_found_in_a_log_and_not_in_the_store() {
+        let dir = std::env::temp_dir().join(format!("chaos-scan-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let secret = "rt-0123456789abcdef-secret";
+        std::fs::write(dir.join("w1.0.err"), format!("refreshed with {secret}\n")).unwrap();
+        std::fs::write(dir.join("store.sqlite"), secret).unwrap();
+        std::fs::write(dir.join("report.txt"), "fp:abc only").unwrap();
+        let (searched, scanned, leaks) = scan_for(&dir, [secret]).unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(
+            (searched, scanned),
+            (2, 2),
+            "the token and the client secret; two files"
+        );
+        assert_eq!(leaks.len(), 1, "{leaks:?}");
+        assert_eq!(leaks[0].file, "w1.0.err");
+        assert_ne!(leaks[0].fp, secret, "named by fingerprint");
+    }
 
     #[test]
     fn only_the_stores_and_the_private_list_are_exempt() {

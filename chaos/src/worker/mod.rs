@@ -12,6 +12,7 @@
 //! starting refreshes, finishes the requests in flight and the writes
 //! queued (for at most `--drain-ms`), logs `stop` and exits.
 
+pub mod app;
 pub mod blocking;
 pub mod concurrent;
 pub mod engine;
@@ -39,6 +40,10 @@ pub enum Driver {
     /// The runtime package's `TokenService` (tokio, reqwest) over its
     /// Postgres or SQLite store, asked for tokens as an app would.
     Service,
+    /// A marketplace app of a fleet ([`app`]): the token service on the
+    /// shared Postgres store with the shared request budget, its webhook
+    /// route and its Prometheus metrics each on a loopback port.
+    App,
 }
 
 impl Driver {
@@ -49,6 +54,7 @@ impl Driver {
             Driver::Blocking => "blocking",
             Driver::Concurrent => "concurrent",
             Driver::Service => "service",
+            Driver::App => "app",
         }
     }
 }
@@ -101,6 +107,30 @@ pub struct WorkerSettings {
     /// How long a stopping worker waits for its requests and writes.
     #[arg(long, default_value_t = 5000)]
     pub drain_ms: u64,
+    /// `--driver app`: requests allowed per budget interval (the server's
+    /// rate limit), shared by every process on the store.
+    #[arg(long, default_value_t = 100)]
+    pub budget_max: u32,
+    /// `--driver app`: the budget's interval, in milliseconds.
+    #[arg(long, default_value_t = 10_000)]
+    pub budget_interval_ms: u64,
+    /// `--driver app`: how long after one interval a spent budget token
+    /// comes back, in milliseconds (the margin for a request's way to the
+    /// server; the engine's default when absent).
+    #[arg(long)]
+    pub budget_margin_ms: Option<u64>,
+    /// `--driver app`: the key webhooks are signed with (SubjectPublicKeyInfo
+    /// DER in base64, as HighLevel publishes its own).
+    #[arg(long)]
+    pub webhook_key: Option<String>,
+    /// `--driver app`: where to write the addresses of the webhook route and
+    /// of the metrics, once both listen (JSON, renamed into place).
+    #[arg(long)]
+    pub ports_file: Option<PathBuf>,
+    /// `--driver app`: once started, reconcile the Location grants of this
+    /// Company grant with the server's installed-locations list.
+    #[arg(long)]
+    pub sync_company: Option<String>,
 }
 
 /// What both drivers share.
@@ -129,8 +159,10 @@ pub struct Worker {
 /// The log, the store or the engine cannot be set up.
 pub fn run(settings: WorkerSettings) -> Result<(), String> {
     let log = Journal::create(&settings.log).map_err(|e| format!("log: {e}"))?;
-    if settings.driver == Driver::Service {
-        return service::run(settings, log);
+    match settings.driver {
+        Driver::Service => return service::run(settings, log),
+        Driver::App => return app::run(settings, log),
+        Driver::Blocking | Driver::Concurrent => {}
     }
     let Some(path) = &settings.store else {
         return Err("the engine drivers run over a SQLite store (--store)".into());
@@ -193,7 +225,7 @@ pub fn run(settings: WorkerSettings) -> Result<(), String> {
         Driver::Blocking => blocking::run(&mut worker),
         Driver::Concurrent => concurrent::run(&mut worker),
         // Returned above.
-        Driver::Service => {}
+        Driver::Service | Driver::App => {}
     }
     Ok(())
 }

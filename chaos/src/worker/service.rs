@@ -195,6 +195,12 @@ impl<S: GrantStore> GrantStore for LoggingStore<S> {
     ) -> Result<hoopai_oauth::ClaimOutcome, StoreError> {
         self.inner.claim_budget(claim).await
     }
+
+    /// The inner store's `webhookId`s, so that every process on the store
+    /// refuses a delivery any of them accepted, as without the wrapper.
+    fn shared_webhook_ids(&self) -> Option<Arc<dyn hoopai_oauth_service::WebhookIds>> {
+        self.inner.shared_webhook_ids()
+    }
 }
 
 /// An [`HttpClient`] that logs every refresh request and its outcome, and
@@ -522,9 +528,13 @@ fn ask_status<T>(answer: Result<T, TokenError>) -> &'static str {
     }
 }
 
-/// Writes the service's events as `event` lines; its store failures and
-/// unreadable records as `failure` lines.
-async fn log_events(mut events: tokio::sync::broadcast::Receiver<ServiceEvent>, log: Arc<Journal>) {
+/// Writes the service's events as `event` lines, the webhooks its route
+/// acted on as `webhook` lines; its store failures and unreadable records
+/// as `failure` lines.
+pub(crate) async fn log_events(
+    mut events: tokio::sync::broadcast::Receiver<ServiceEvent>,
+    log: Arc<Journal>,
+) {
     use tokio::sync::broadcast::error::RecvError;
     loop {
         let event = match events.recv().await {
@@ -555,6 +565,17 @@ async fn log_events(mut events: tokio::sync::broadcast::Receiver<ServiceEvent>, 
                 grant: e.grant().map(ToString::to_string).unwrap_or_default(),
                 kind: event_kind(&e).to_owned(),
                 detail: e.to_string(),
+            },
+            ServiceEvent::Webhook(received) => WorkerLine::Webhook {
+                t,
+                id: received
+                    .event
+                    .replay_key()
+                    .map(|(id, _)| id.to_owned())
+                    .unwrap_or_default(),
+                added: received.added.len(),
+                removed: received.removed.len(),
+                needs_code_exchange: received.needs_code_exchange.len(),
             },
             other => WorkerLine::Failure {
                 t,

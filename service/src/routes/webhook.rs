@@ -55,7 +55,10 @@
 //! [`OAuthRouter::webhook_ids`](super::OAuthRouter::webhook_ids) replaces
 //! either. An id is recorded before the delivery is acted on, and
 //! forgotten again ([`WebhookIds::forget`]) when acting was answered `500`
-//! or `503`, so that the retry is acted on.
+//! or `503`, so that the retry is acted on. Recording and acting run in a
+//! task of their own: a sender that closes the connection before the
+//! answer (or a request timeout) cannot leave an id recorded and its
+//! delivery not acted on.
 
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
@@ -149,12 +152,33 @@ pub(crate) async fn webhook(
     body: Bytes,
 ) -> Response {
     let now = SystemTime::now();
-    let verifier = &state.route.verifier;
     // The raw bytes as received: never parsed and serialized again first.
-    let event = match verifier.verify_unrecorded(&headers, &body, now) {
+    let event = match state.route.verifier.verify_unrecorded(&headers, &body, now) {
         Ok(event) => event,
         Err(e) => return refuse(&e),
     };
+    // From the recording of its id on, in a task of its own: a client that
+    // goes away (or a request timeout) drops this future, and must not cut
+    // the delivery between the id recorded and the action done, or the
+    // sender's retry would be refused as a replay of a delivery never acted
+    // on.
+    match tokio::spawn(record_and_act(state, event, now)).await {
+        Ok(response) => response,
+        Err(e) => {
+            tracing::error!(error = %e, "acting on a webhook failed");
+            text(StatusCode::INTERNAL_SERVER_ERROR, "failed\n")
+        }
+    }
+}
+
+/// Records a verified delivery's `webhookId` (refusing a replay), acts on
+/// it, and forgets the id again if acting was answered `500` or `503`.
+async fn record_and_act(
+    state: Arc<WebhookState>,
+    event: WebhookEvent,
+    now: SystemTime,
+) -> Response {
+    let verifier = &state.route.verifier;
     let id = event.replay_key().map(|(id, _)| id.to_owned());
     let recorded = match event.replay_key() {
         Some((id, timestamp)) => {
@@ -181,30 +205,16 @@ pub(crate) async fn webhook(
         Ok(event) => event,
         Err(e) => return refuse(&e),
     };
-    // In a task of its own: a client that goes away (or a request timeout)
-    // must not cut an action half done once its id is recorded.
-    let service = state.service.clone();
-    let ids = Arc::clone(&state.route.ids);
-    match tokio::spawn(async move {
-        let response = act(&service, event).await;
-        // Not acted on, or not in full: the sender's retry must be taken
-        // as new, by whichever process it reaches.
-        if response.status().is_server_error()
-            && let Some(id) = id
-            && let Err(e) = ids.forget(&id).await
-        {
-            tracing::error!(error = %e, "a webhookId not acted on stays recorded");
-        }
-        response
-    })
-    .await
+    let response = act(&state.service, event).await;
+    // Not acted on, or not in full: the sender's retry must be taken as
+    // new, by whichever process it reaches.
+    if response.status().is_server_error()
+        && let Some(id) = id
+        && let Err(e) = state.route.ids.forget(&id).await
     {
-        Ok(response) => response,
-        Err(e) => {
-            tracing::error!(error = %e, "acting on a webhook failed");
-            text(StatusCode::INTERNAL_SERVER_ERROR, "failed\n")
-        }
+        tracing::error!(error = %e, "a webhookId not acted on stays recorded");
     }
+    response
 }
 
 /// Acts on an accepted delivery: the engine adds or removes the grants
