@@ -374,3 +374,92 @@ fn the_installed_locations_sync_is_a_pure_diff() {
     let same = diff_installed_locations(["loc-0003", "loc-0001"], &page.locations);
     assert!(same.add.is_empty() && same.remove.is_empty());
 }
+
+/// Shared-store mode: every Location grant a webhook adds is named by a
+/// record at once (no tokens, no lease), before its mint's turn. A process
+/// that dies with mints queued for the budget leaves records; a restart
+/// (or any process of the fleet) mints them.
+#[test]
+fn queued_mints_survive_a_crash_in_shared_store_mode() {
+    let mut sim = Sim::new();
+    sim.fake
+        .set_rate_limit(Some(FakeRateLimit::new(3, Duration::from_secs(10))));
+    // Two grants at a time hold a lease or a request: the other mints wait
+    // for a place, with no lease record of their own.
+    let settings = EngineSettings::default()
+        .shared_store("a", Duration::from_secs(30))
+        .request_budget(3, Duration::from_secs(10))
+        .max_in_flight(2);
+    let a = sim.add_engine("a", settings);
+    let locs = locations(6);
+    bulk_install(&mut sim, a, &locs);
+    let stored = |sim: &Sim| {
+        locs.iter()
+            .filter(|l| sim.store.records.contains_key(l.as_str()))
+            .count()
+    };
+    assert_eq!(stored(&sim), locs.len(), "a record names every location");
+    let minted_before = sim.fake.stats().location_tokens;
+    assert!(
+        minted_before < 6,
+        "most mints wait for the budget: {minted_before}"
+    );
+    sim.note("test", "crash with mints queued for the budget");
+    sim.restart(a);
+    // Long enough for the leases the crash left behind to end.
+    sim.run_for(Duration::from_secs(600));
+    for l in &locs {
+        assert!(sim.ready_at.contains_key(l.as_str()), "{l} never minted");
+        assert!(matches!(sim.ask(a, l), TokenStatus::Ready(_)), "{l}");
+    }
+    // Each location once, except a mint out at the crash (its answer died
+    // with the process; its lease record let the restart mint it again).
+    let minted = sim.fake.stats().location_tokens;
+    assert!(minted <= 6 + minted_before, "{minted} mints");
+    // (A 429 or two may come: the restarted engine's own budget does not
+    // know what the crashed one spent in the same window; a fleet's shared
+    // budget, kept in the store, does.)
+    assert!(sim.violations().is_empty(), "{:?}", sim.violations());
+    sim.check_nothing_lost().unwrap();
+}
+
+/// Shared-store mode: a location another process minted already, listed
+/// again in a later delivery to this process, is adopted from the store
+/// (the first write of its grant here conflicts), not minted again.
+#[test]
+fn a_location_minted_elsewhere_is_adopted_not_minted_again() {
+    let mut sim = Sim::new();
+    sim.fake.set_rate_limit(Some(FakeRateLimit::highlevel()));
+    let shared =
+        |holder: &str| EngineSettings::default().shared_store(holder, Duration::from_secs(30));
+    let a = sim.add_engine("a", shared("a"));
+    let b = sim.add_engine("b", shared("b"));
+    let locs = locations(4);
+    let refs: Vec<&str> = locs.iter().map(String::as_str).collect();
+    sim.install(a, &Install::company(COMPANY, &refs));
+    sim.settle();
+    // `b` holds the Company grant, none of its locations.
+    sim.load(b);
+    let delivery = sim
+        .fake
+        .webhook(&FakeWebhook::install_bulk(COMPANY, &locs), sim.now);
+    sim.webhook(a, &delivery).expect("bulk INSTALL accepted");
+    sim.run_for(Duration::from_secs(30));
+    assert_eq!(sim.fake.stats().location_tokens, 4);
+    // Another delivery listing the same locations reaches `b`.
+    let again = sim
+        .fake
+        .webhook(&FakeWebhook::install_bulk(COMPANY, &locs), sim.now);
+    sim.webhook(b, &again).expect("bulk INSTALL accepted");
+    sim.run_for(Duration::from_secs(30));
+    assert_eq!(sim.fake.stats().location_tokens, 4, "minted again");
+    for l in &locs {
+        let (TokenStatus::Ready(ta), TokenStatus::Ready(tb)) = (sim.ask(a, l), sim.ask(b, l))
+        else {
+            panic!("{l} not ready on both");
+        };
+        assert_eq!(ta.secret(), tb.secret(), "{l}");
+    }
+    assert!(sim.violations().is_empty(), "{:?}", sim.violations());
+    sim.check_nothing_lost().unwrap();
+}

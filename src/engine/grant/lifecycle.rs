@@ -311,10 +311,24 @@ impl Engine {
         let held = Held::from_set_minted(TokenSet::new(token, now), None, &mut self.interner)
             .ok_or_else(|| Error::input("the Location grant could not be set up"))?;
         self.locations.link(grant.clone(), company_grant);
-        // Version 0: never stored; the mint's answer is the first write.
+        // Single process: version 0, never stored; the mint's answer is the
+        // first write. Shared-store mode: a record names the grant at once
+        // (no tokens, no lease), so that a mint this process has queued is
+        // found by the others if it dies first, and a grant another process
+        // minted already is adopted (the insert conflicts) instead of minted
+        // again.
+        let shared = self.settings.is_shared();
         let idx = self
             .grants
-            .add(Slot::new(grant, held, 0, Unconfirmed::None));
+            .add(Slot::new(grant, held, u64::from(shared), Unconfirmed::None));
+        if shared {
+            if let Some(slot) = self.grants.get_mut(idx) {
+                slot.write.emitted = None;
+                slot.write.confirmed = 0;
+                slot.write.high = 0;
+            }
+            self.queue.push_back(Queued::Persist(self.grants.tag(idx)));
+        }
         self.start_refresh(idx, now);
         Ok(true)
     }
