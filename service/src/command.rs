@@ -51,7 +51,7 @@ pub(crate) enum Command {
     /// (added by another process); `true` if it is held then.
     Discover {
         grant: GrantId,
-        reply: oneshot::Sender<bool>,
+        reply: oneshot::Sender<crate::actor::Discovered>,
     },
     /// The status and headers of the answer to a request counted with
     /// `TakeBudget`.

@@ -14,6 +14,7 @@ use crate::command::Command;
 use crate::errors::ServiceError;
 use crate::reports::GrantChanges;
 use crate::service::TokenService;
+use crate::store::StoreError;
 
 /// At most this many installed-locations pages are read in one sync (at
 /// the default 20 a page, 100,000 locations).
@@ -55,7 +56,13 @@ impl TokenService {
         // by another process (the consent callback often reaches another
         // instance than the webhook): read them from the store first.
         for grant in named_grants(event) {
-            self.discover(&grant).await;
+            if let Err(message) = self.discover(&grant).await {
+                // Not applied: the sender's retry must find the store back.
+                return Err(ServiceError::Store(StoreError::Backend {
+                    store: "store",
+                    message: format!("reading grant {grant}: {message}"),
+                }));
+            }
         }
         let event = Box::new(event.clone());
         self.call(|reply| Command::Webhook { event, reply })

@@ -202,12 +202,16 @@ impl TokenService {
         let grant = GrantId::new(grant);
         let deadline = Instant::now() + wait;
         let answer = self.ask_token(&grant, rejected.clone(), deadline).await;
+        if !matches!(answer, Err(TokenError::UnknownGrant(_))) {
+            return answer;
+        }
         // Shared-store mode: another process may have added the grant since
         // this one started. Read it from the store, then ask again.
-        if matches!(answer, Err(TokenError::UnknownGrant(_))) && self.discover(&grant).await {
-            return self.ask_token(&grant, rejected, deadline).await;
+        match self.discover(&grant).await {
+            Ok(true) => self.ask_token(&grant, rejected, deadline).await,
+            Ok(false) => answer,
+            Err(message) => Err(TokenError::StoreFailing { grant, message }),
         }
-        answer
     }
 
     async fn ask_token(
@@ -234,13 +238,13 @@ impl TokenService {
 
     /// In shared-store mode, reads the record of `grant` if this process
     /// does not hold it (another process added it after this one started)
-    /// and restores it. Whether the grant is held then; `false` in
-    /// single-process mode for a grant not held.
-    pub(crate) async fn discover(&self, grant: &GrantId) -> bool {
+    /// and restores it. Whether the grant is held then (`false` in
+    /// single-process mode for a grant not held), or the store's failure.
+    pub(crate) async fn discover(&self, grant: &GrantId) -> crate::actor::Discovered {
         let grant = grant.clone();
         self.call(|reply| Command::Discover { grant, reply })
             .await
-            .unwrap_or(false)
+            .unwrap_or(Ok(false))
     }
 
     /// Sends an API request built by `build` with the grant's access token.

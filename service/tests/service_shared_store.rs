@@ -8,10 +8,13 @@ use std::time::{Duration, SystemTime};
 
 use common::fake_http::FakeHttp;
 use common::pg;
+use hoopai_oauth::WriteOutcome;
 use hoopai_oauth::{
     AccessToken, EngineSettings, GrantId, GrantRecord, RefreshToken, TokenResponse, TokenSet,
 };
-use hoopai_oauth_service::{GrantStore, ReqwestClient, ServiceSettings, SqliteStore, TokenService};
+use hoopai_oauth_service::{
+    GrantStore, Page, ReqwestClient, ServiceSettings, SqliteStore, StoreError, TokenService,
+};
 
 fn settings(holder: &str) -> ServiceSettings {
     ServiceSettings::new(
@@ -212,3 +215,66 @@ on_both_stores!(
     postgres_grants_added_elsewhere_are_found,
     grants_added_elsewhere_are_found
 );
+
+/// A store whose reads take 400 ms after they read (the record as it was
+/// when the read began comes back late).
+struct SlowReads(SqliteStore);
+
+impl GrantStore for SlowReads {
+    async fn load(&self, grant: &GrantId) -> Result<Option<GrantRecord>, StoreError> {
+        let read = self.0.load(grant).await;
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        read
+    }
+    async fn load_page(&self, after: Option<&GrantId>, limit: usize) -> Result<Page, StoreError> {
+        self.0.load_page(after, limit).await
+    }
+    async fn compare_and_swap(
+        &self,
+        record: &GrantRecord,
+        replaces: Option<u64>,
+    ) -> Result<WriteOutcome, StoreError> {
+        self.0.compare_and_swap(record, replaces).await
+    }
+    async fn put(&self, record: &GrantRecord) -> Result<(), StoreError> {
+        self.0.put(record).await
+    }
+    async fn delete(&self, grant: &GrantId) -> Result<bool, StoreError> {
+        self.0.delete(grant).await
+    }
+}
+
+/// A caller asks for a grant not held (its store read starts, and finds no
+/// record); meanwhile the same process adds the grant. The read's "no
+/// record", which comes back after, must not remove what was added.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_for_an_unknown_grant_does_not_undo_its_add() {
+    let server = FakeHttp::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("grants.sqlite3");
+    let store = SlowReads(SqliteStore::open(&path).await.unwrap());
+    let service = start(&server, "worker-a", store).await;
+    let asked = {
+        let service = service.clone();
+        tokio::spawn(async move { service.access_token("loc-race").await })
+    };
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let tokens = server.location_tokens("loc-race");
+    service
+        .add("loc-race", TokenSet::new(tokens, SystemTime::now()))
+        .await
+        .unwrap();
+    // The early caller found no record, or the grant once added: either
+    // is a fair answer; what matters is what stays.
+    let _ = asked.await.unwrap();
+    let token = service.access_token("loc-race").await.unwrap();
+    let stored = SqliteStore::open(&path)
+        .await
+        .unwrap()
+        .load(&GrantId::new("loc-race"))
+        .await
+        .unwrap()
+        .expect("the added grant is stored");
+    assert_eq!(stored.tokens.access_token().secret(), token.secret());
+    service.shutdown().await;
+}

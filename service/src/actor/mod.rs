@@ -47,13 +47,14 @@ use crate::transport::{HttpClient, TransportError};
 mod callers;
 mod claims;
 mod discover;
+pub(crate) use discover::Discovered;
 mod health;
 mod installs;
 mod store_io;
 
 use callers::{Callers, Deleting, Waiter};
 use claims::Claims;
-use discover::Discoveries;
+use discover::{Discoveries, Joined};
 use store_io::{Op, Outcome, Report, StoreIo};
 
 /// A send's outcome: `None` if it was not dispatched by its `not_after`.
@@ -343,37 +344,55 @@ impl<S: GrantStore, H: HttpClient> Actor<S, H> {
 
     /// Shared-store mode: reads the record of a grant this process does not
     /// hold (another process may have added it) and restores it; replies
-    /// whether the grant is held then.
-    fn discover(&mut self, grant: GrantId, reply: oneshot::Sender<bool>) {
+    /// whether the grant is held then, or the store's failure.
+    fn discover(&mut self, grant: GrantId, reply: oneshot::Sender<Discovered>) {
         if self.holds(&grant) {
-            let _ = reply.send(true);
+            let _ = reply.send(Ok(true));
             return;
         }
         if self.stopping.is_some() || !self.settings.engine.is_shared() {
-            let _ = reply.send(false);
+            let _ = reply.send(Ok(false));
             return;
         }
-        if self.discoveries.wait(grant.clone(), reply) {
-            self.io.ask(grant, Op::Load);
+        if let Joined::Start = self.discoveries.join(grant.clone(), reply) {
+            let call = self.io.ask(grant.clone(), Op::Discover);
+            self.discoveries.started(&grant, call);
         }
     }
 
-    /// The record read for a discovery: restored, unless there is none or it
-    /// cannot be served (no refresh token, another schema).
-    fn adopt_discovered(
+    /// The read of a discovery returned: the record is restored unless the
+    /// grant is held by now (added here meanwhile: what this process holds
+    /// is newer than any read made before), there is none, or it cannot be
+    /// served (no refresh token, another schema).
+    fn discovered(
         &mut self,
         grant: &GrantId,
+        call: u64,
         read: Result<Option<GrantRecord>, StoreFailure>,
         now: SystemTime,
     ) {
-        let Ok(Some(record)) = read else {
-            return;
-        };
-        match self.engine.restore(record, now) {
-            Ok(()) => tracing::info!(grant = %grant, "grant found in the store, added elsewhere"),
-            Err(e) => {
-                tracing::warn!(grant = %grant, error = %e, "a stored grant could not be restored")
+        let callers = self.discoveries.answered(grant, call);
+        let answer = match read {
+            _ if self.holds(grant) => Ok(true),
+            Ok(None) => Ok(false),
+            Ok(Some(record)) => {
+                match self.engine.restore(record, now) {
+                    Ok(()) => {
+                        tracing::info!(grant = %grant, "grant found in the store, added elsewhere")
+                    }
+                    Err(e) => {
+                        tracing::debug!(grant = %grant, error = %e, "a stored grant could not be restored")
+                    }
+                }
+                Ok(self.holds(grant))
             }
+            Err(e) => {
+                tracing::warn!(grant = %grant, error = %e, "store read failed");
+                Err(e.to_string())
+            }
+        };
+        for reply in callers {
+            let _ = reply.send(answer.clone());
         }
     }
 
@@ -421,10 +440,14 @@ impl<S: GrantStore, H: HttpClient> Actor<S, H> {
                 } => {
                     let grant = record.grant.clone();
                     let record = Box::new(record);
-                    self.io.ask(grant, Op::Write { record, replaces });
+                    let _ = self.io.ask(grant, Op::Write { record, replaces });
                 }
-                Output::Load { grant, .. } => self.io.ask(grant, Op::Load),
-                Output::Delete { grant, .. } => self.io.ask(grant, Op::Delete),
+                Output::Load { grant, .. } => {
+                    let _ = self.io.ask(grant, Op::Load);
+                }
+                Output::Delete { grant, .. } => {
+                    let _ = self.io.ask(grant, Op::Delete);
+                }
                 Output::Send {
                     id,
                     grant,
@@ -505,6 +528,7 @@ impl<S: GrantStore, H: HttpClient> Actor<S, H> {
 
     fn store_report(&mut self, report: Report) {
         let Report {
+            call,
             grant,
             version,
             outcome,
@@ -528,14 +552,11 @@ impl<S: GrantStore, H: HttpClient> Actor<S, H> {
                 if let Err(e) = &read {
                     tracing::warn!(grant = %grant, error = %e, "store read failed");
                 }
-                if self.discoveries.is_reading(&grant) && !self.holds(&grant) {
-                    self.adopt_discovered(&grant, read, now);
-                } else if let Err(e) = self.engine.handle_load(grant.as_str(), read, now) {
+                if let Err(e) = self.engine.handle_load(grant.as_str(), read, now) {
                     tracing::debug!(grant = %grant, error = %e, "stored record not taken");
                 }
-                let held = self.holds(&grant);
-                self.discoveries.done(&grant, held);
             }
+            Outcome::Discover(read) => self.discovered(&grant, call, read, now),
             Outcome::Delete(result) => {
                 if let Err(e) = &result {
                     // The tokens are wiped in the engine either way; a

@@ -33,6 +33,9 @@ pub(super) enum Op {
         replaces: Option<u64>,
     },
     Load,
+    /// A read for a discovery (a grant another process may have added):
+    /// answered to the discovery only, never to the engine.
+    Discover,
     Delete,
 }
 
@@ -41,6 +44,7 @@ impl Op {
         match self {
             Op::Write { .. } => "write",
             Op::Load => "read",
+            Op::Discover => "discovery read",
             Op::Delete => "delete",
         }
     }
@@ -52,11 +56,14 @@ impl Op {
 pub(super) enum Outcome {
     Write(WriteOutcome),
     Load(Result<Option<GrantRecord>, StoreFailure>),
+    Discover(Result<Option<GrantRecord>, StoreFailure>),
     Delete(Result<bool, StoreError>),
 }
 
 /// A store call to report to the engine (or to the callers of a delete).
 pub(super) struct Report {
+    /// The call, as [`StoreIo::ask`] numbered it.
+    pub(super) call: u64,
     pub(super) grant: GrantId,
     /// The record version of a write.
     pub(super) version: u64,
@@ -112,8 +119,8 @@ impl<S: GrantStore> StoreIo<S> {
     }
 
     /// Asks for `op` on `grant`: started now if the grant's lane is free,
-    /// else after the calls asked before it.
-    pub(super) fn ask(&mut self, grant: GrantId, op: Op) {
+    /// else after the calls asked before it. Returns the call's number.
+    pub(super) fn ask(&mut self, grant: GrantId, op: Op) -> u64 {
         self.next += 1;
         let id = self.next;
         let deadline = Instant::now() + self.timeout;
@@ -139,6 +146,7 @@ impl<S: GrantStore> StoreIo<S> {
         } else {
             lane.waiting.push_back((id, op));
         }
+        id
     }
 
     fn spawn(&mut self, id: u64, grant: GrantId, op: Op) {
@@ -160,6 +168,9 @@ impl<S: GrantStore> StoreIo<S> {
                     )
                 }
                 Op::Load => Outcome::Load(store.load(&grant).await.map_err(StoreFailure::new)),
+                Op::Discover => {
+                    Outcome::Discover(store.load(&grant).await.map_err(StoreFailure::new))
+                }
                 Op::Delete => Outcome::Delete(store.delete(&grant).await),
             };
             (id, outcome)
@@ -193,7 +204,9 @@ impl<S: GrantStore> StoreIo<S> {
         if pending.reported {
             // Reported failed at its deadline: only news is worth a report.
             let news = match &outcome {
-                Outcome::Write(WriteOutcome::Failed(_)) | Outcome::Load(Err(_)) => false,
+                Outcome::Write(WriteOutcome::Failed(_))
+                | Outcome::Load(Err(_))
+                | Outcome::Discover(_) => false,
                 Outcome::Write(_) | Outcome::Load(Ok(_)) => true,
                 Outcome::Delete(_) => true,
             };
@@ -202,6 +215,7 @@ impl<S: GrantStore> StoreIo<S> {
             }
         }
         Some(Report {
+            call: id,
             grant: pending.grant,
             version: pending.version,
             outcome,
@@ -262,12 +276,14 @@ impl<S: GrantStore> StoreIo<S> {
             let outcome = match kind {
                 "write" => Outcome::Write(WriteOutcome::Failed(failure)),
                 "read" => Outcome::Load(Err(failure)),
+                "discovery read" => Outcome::Discover(Err(failure)),
                 _ => Outcome::Delete(Err(StoreError::Backend {
                     store: "store",
                     message: failure.to_string(),
                 })),
             };
             reports.push(Report {
+                call: id,
                 grant,
                 version,
                 outcome,
