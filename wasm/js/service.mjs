@@ -215,7 +215,9 @@ export class TokenService {
       if (answer?.error?.kind === "unknown-grant" && !discovered) {
         // Shared-store mode: another process may have added it since.
         discovered = true;
-        if (await this.#discover(grant)) continue;
+        const found = await this.#discover(grant);
+        if (typeof found === "string") throw new TokenError("store-failing", grant, `${grant}: ${found}`, { failure: found });
+        if (found) continue;
       }
       if (answer) {
         if (answer.error) throw answer.error;
@@ -392,6 +394,10 @@ export class TokenService {
     const answer = await this.#http(request);
     try {
       this.#engine.handleCountedAnswer(null, answer.status, answer.headers, Date.now());
+    } catch (error) {
+      // The answer is the caller's whatever the budget makes of it (it may
+      // hold a new refresh token).
+      this.#emit({ type: "answer-refused", grant: "", kind: error.kind, message: error.message });
     } finally {
       this.#pump();
     }
@@ -401,7 +407,7 @@ export class TokenService {
   /**
    * Shared-store mode: reads the record of a grant this process does not
    * hold (another process added it after this one started) and restores it.
-   * Resolves whether the grant is held then.
+   * Resolves whether the grant is held then, or the store's failure (a string).
    */
   async #discover(grant) {
     if (this.#engine.grant(grant)) return true;
@@ -411,8 +417,9 @@ export class TokenService {
       read = this.#readAndRestore(grant).finally(() => this.#discoveries.delete(grant));
       this.#discoveries.set(grant, read);
     }
-    await read;
-    return this.#engine.grant(grant) !== undefined;
+    const failure = await read;
+    if (this.#engine.grant(grant) !== undefined) return true;
+    return failure ?? false;
   }
 
   async #readAndRestore(grant) {
@@ -424,8 +431,9 @@ export class TokenService {
     try {
       json = await Promise.race([Promise.resolve().then(() => this.#store.load(grant)), timeout]);
     } catch (error) {
-      this.#emit({ type: "store-read-failed", grant, message: String(error?.message ?? error) });
-      return;
+      const message = String(error?.message ?? error);
+      this.#emit({ type: "store-read-failed", grant, message });
+      return message;
     } finally {
       clearTimeout(timer);
     }
@@ -456,11 +464,19 @@ export class TokenService {
   async handleWebhook({ headers, body }) {
     await this.#ready;
     this.#running();
-    const event = this.#verifier.verify(headers, body, Date.now(), this.#seen);
     // Shared-store mode: the grants the event acts through may have been
     // added by another process (the consent callback often reaches another
-    // instance than the webhook).
-    for (const grant of namedGrants(event.payload)) await this.#discover(grant);
+    // instance than the webhook). Read before the id is recorded: a delivery
+    // not applied must not be refused as a replay when it comes again.
+    if (this.#shared) {
+      const unrecorded = this.#verifier.verifyUnrecorded(headers, body, Date.now());
+      for (const grant of namedGrants(unrecorded.payload)) {
+        const found = await this.#discover(grant);
+        if (typeof found === "string") throw new TokenError("store-failing", grant, `${grant}: ${found}`, { failure: found });
+      }
+      this.#running();
+    }
+    const event = this.#verifier.verify(headers, body, Date.now(), this.#seen);
     let changes;
     try {
       changes = this.#engine.handleWebhook(event, Date.now());
