@@ -35,6 +35,8 @@ use scrape::Scrape;
 
 /// The Company of the bulk install.
 pub const COMPANY: &str = "company-1";
+/// The lease the apps ask for.
+pub const APP_LEASE: Duration = Duration::from_secs(6);
 /// The orchestrator's log of delivery attempts.
 pub const DELIVERIES_LOG: &str = "deliveries.log";
 /// The scrapes of every instance's metrics.
@@ -298,7 +300,12 @@ impl Processes {
             .arg(dir.join(format!("{}{instance}.log", crate::files::WORKER_PREFIX)))
             .args(["--client-id", CLIENT_ID, "--client-secret", CLIENT_SECRET])
             .args(["--seed", &seed.to_string()])
-            .args(["--request-timeout-ms", "3000", "--lease-ms", "6000"])
+            .args([
+                "--request-timeout-ms",
+                "3000",
+                "--lease-ms",
+                &APP_LEASE.as_millis().to_string(),
+            ])
             .args(["--budget-max", &s.rate_max.to_string()])
             .args([
                 "--budget-interval-ms",

@@ -154,9 +154,12 @@ impl Engine {
         let Some(slot) = self.grants.get(idx) else {
             return Err(unknown_grant(grant));
         };
-        let Some(stored) = current.refresh_token() else {
+        // A minted Location grant's record holds no refresh token until its
+        // mint is answered (a pending or lease-only record).
+        let minted = self.locations.parent_of(grant).is_some();
+        if current.refresh_token().is_none() && !minted {
             return Err(Error::input("the record has no refresh token"));
-        };
+        }
         if current.version > 0
             && current.version == slot.write.confirmed
             && slot.write.emitted != Some(current.version)
@@ -165,7 +168,7 @@ impl Engine {
             // which the outcome of the newer one out supersedes.
             return Ok(());
         }
-        let same_token = *stored == slot.held.refresh;
+        let same_token = same_refresh(&current, &slot.held);
         // Our own write, reported as a conflict (e.g. a retried write).
         let ours = current.version > 0
             && slot.write.emitted == Some(current.version)
@@ -311,7 +314,7 @@ impl Engine {
         if record.version < slot.write.confirmed {
             return Ok(());
         }
-        let same_token = record.refresh_token() == Some(&slot.held.refresh);
+        let same_token = same_refresh(&record, &slot.held);
         let write_out = slot.write.is_out();
         if slot.phase == Phase::Checking {
             if !same_token
@@ -517,7 +520,7 @@ impl Engine {
         let Some(slot) = self.grants.get_mut(idx) else {
             return;
         };
-        let same_token = record.refresh_token() == Some(&slot.held.refresh);
+        let same_token = same_refresh(&record, &slot.held);
         let version = record.version;
         slot.write.version = version;
         // Handed back by the store: stored, even at version 0.
@@ -544,11 +547,17 @@ impl Engine {
             status,
             lease,
             tokens,
+            minted_from,
             ..
         } = record;
         let mut adopted = false;
         if !same_token {
-            let Some(held) = Held::from_set(tokens, None, &mut self.interner) else {
+            let held = if minted_from.is_some() {
+                Held::from_set_minted(tokens, None, &mut self.interner)
+            } else {
+                Held::from_set(tokens, None, &mut self.interner)
+            };
+            let Some(held) = held else {
                 return;
             };
             replace_held(slot, held);
@@ -690,4 +699,13 @@ pub(in crate::engine) fn never_emitted(
         ));
     }
     Ok(())
+}
+
+/// Whether `record` holds the refresh token `held` holds (both none: a
+/// minted grant not minted yet).
+fn same_refresh(record: &GrantRecord, held: &Held) -> bool {
+    match record.refresh_token() {
+        Some(token) => *token == held.refresh,
+        None => !held.has_refresh(),
+    }
 }
