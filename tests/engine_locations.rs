@@ -463,3 +463,42 @@ fn a_location_minted_elsewhere_is_adopted_not_minted_again() {
     assert!(sim.violations().is_empty(), "{:?}", sim.violations());
     sim.check_nothing_lost().unwrap();
 }
+
+/// Shared-store mode: the same bulk INSTALL reaches two processes at once
+/// (another `webhookId`, or no shared memory of ids). Both write the
+/// records of the new grants; the second finds the first's record, holding
+/// no token yet, and adopts it. Each location is minted once.
+#[test]
+fn two_processes_adding_the_same_locations_mint_each_once() {
+    let mut sim = Sim::new();
+    sim.fake.set_rate_limit(Some(FakeRateLimit::highlevel()));
+    let shared = |holder: &str| {
+        EngineSettings::default()
+            .shared_store(holder, Duration::from_secs(30))
+            .max_in_flight(2)
+    };
+    let a = sim.add_engine("a", shared("a"));
+    let b = sim.add_engine("b", shared("b"));
+    let locs = locations(5);
+    let refs: Vec<&str> = locs.iter().map(String::as_str).collect();
+    sim.install(a, &Install::company(COMPANY, &refs));
+    sim.settle();
+    sim.load(b);
+    for node in [a, b] {
+        let delivery = sim
+            .fake
+            .webhook(&FakeWebhook::install_bulk(COMPANY, &locs), sim.now);
+        sim.webhook(node, &delivery).expect("bulk INSTALL accepted");
+    }
+    sim.run_for(Duration::from_secs(120));
+    assert_eq!(sim.fake.stats().location_tokens, 5, "each location once");
+    for l in &locs {
+        let (TokenStatus::Ready(ta), TokenStatus::Ready(tb)) = (sim.ask(a, l), sim.ask(b, l))
+        else {
+            panic!("{l} not ready on both");
+        };
+        assert_eq!(ta.secret(), tb.secret(), "{l}");
+    }
+    assert!(sim.violations().is_empty(), "{:?}", sim.violations());
+    sim.check_nothing_lost().unwrap();
+}
