@@ -10,6 +10,10 @@ use crate::errors::{ServiceError, TokenError};
 use crate::reports::{GrantChanges, GrantInfo, Readiness, ShutdownReport};
 
 /// What a handle asks of the task.
+/// What a discovery found: whether the grant is held now, or the store's
+/// failure (the read failed or timed out, or too many reads are out).
+pub(crate) type Discovered = Result<bool, String>;
+
 pub(crate) enum Command {
     Token {
         grant: GrantId,
@@ -51,7 +55,7 @@ pub(crate) enum Command {
     /// (added by another process); `true` if it is held then.
     Discover {
         grant: GrantId,
-        reply: oneshot::Sender<crate::actor::Discovered>,
+        reply: oneshot::Sender<Discovered>,
     },
     /// The status and headers of the answer to a request counted with
     /// `TakeBudget`.

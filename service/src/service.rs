@@ -240,7 +240,7 @@ impl TokenService {
     /// does not hold it (another process added it after this one started)
     /// and restores it. Whether the grant is held then (`false` in
     /// single-process mode for a grant not held), or the store's failure.
-    pub(crate) async fn discover(&self, grant: &GrantId) -> crate::actor::Discovered {
+    pub(crate) async fn discover(&self, grant: &GrantId) -> crate::command::Discovered {
         let grant = grant.clone();
         self.call(|reply| Command::Discover { grant, reply })
             .await

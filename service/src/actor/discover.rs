@@ -14,14 +14,12 @@ use std::collections::HashMap;
 use hoopai_oauth::GrantId;
 use tokio::sync::oneshot;
 
+use crate::command::Discovered;
+
 /// At most this many grants are read for discoveries at once; past it a
 /// caller is told the store is busy (ids an app passes on from its users
 /// cannot fill the store's connections with reads).
 pub(super) const MAX_DISCOVERIES: usize = 256;
-
-/// What a discovery found: whether the grant is held now, or the store's
-/// failure (the read failed or timed out, or too many reads are out).
-pub(crate) type Discovered = Result<bool, String>;
 
 /// The reads out for grants not held, and who waits for each.
 #[derive(Default)]

@@ -47,11 +47,11 @@ use crate::transport::{HttpClient, TransportError};
 mod callers;
 mod claims;
 mod discover;
-pub(crate) use discover::Discovered;
 mod health;
 mod installs;
 mod store_io;
 
+use crate::command::Discovered;
 use callers::{Callers, Deleting, Waiter};
 use claims::Claims;
 use discover::{Discoveries, Joined};
